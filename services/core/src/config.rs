@@ -1,0 +1,240 @@
+//! Configuration shared by the services, read from environment variables
+//! (or the matching flags). Each service flattens the groups it needs into
+//! its own clap parser, so `--help` lists every variable with its default and
+//! a missing or malformed value exits non-zero naming the variable.
+
+use std::fmt;
+use std::str::FromStr;
+
+use clap::builder::TypedValueParser;
+
+/// Where NATS is and which part of it belongs to this deployment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NatsConfig {
+    /// NATS server URL(s), comma-separated.
+    #[arg(long = "nats-url", env = "NATS_URL", value_name = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// NATS credentials file (for deployments with per-service users).
+    #[arg(long = "nats-creds", env = "NATS_CREDS", value_name = "NATS_CREDS")]
+    pub nats_creds: Option<std::path::PathBuf>,
+
+    /// Prefix of every subject and stream name, so several deployments (or
+    /// test runs) can share one NATS server.
+    #[arg(long = "nats-prefix", env = "COURIER_NATS_PREFIX", value_name = "COURIER_NATS_PREFIX", default_value = "courier")]
+    pub prefix: Prefix,
+
+    /// Replicas of each stream (3 in a NATS cluster).
+    #[arg(long = "stream-replicas", env = "COURIER_STREAM_REPLICAS", value_name = "COURIER_STREAM_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub stream_replicas: u8,
+}
+
+/// Where the Postgres read model is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseConfig {
+    /// Postgres connection URL.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL", value_name = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/courier",
+        hide_env_values = true
+    )]
+    pub database_url: tokio_postgres::Config,
+
+    /// Connections in the pool.
+    #[arg(long = "database-pool-size", env = "DATABASE_POOL_SIZE", value_name = "DATABASE_POOL_SIZE", default_value_t = 8)]
+    pub pool_size: usize,
+}
+
+/// How to reach the Telegram Bot API.
+#[derive(Clone, clap::Args)]
+pub struct TelegramConfig {
+    /// The bot token from @BotFather (never logged).
+    #[arg(
+        long = "telegram-bot-token",
+        env = "TELEGRAM_BOT_TOKEN", value_name = "TELEGRAM_BOT_TOKEN",
+        hide_env_values = true,
+        value_parser = BotTokenParser
+    )]
+    pub bot_token: BotToken,
+
+    /// Bot API base URL; point it at telegram-sandbox for tests and demos.
+    #[arg(long = "telegram-api-url", env = "TELEGRAM_API_URL", value_name = "TELEGRAM_API_URL", default_value = "https://api.telegram.org")]
+    pub api_url: url::Url,
+}
+
+impl fmt::Debug for TelegramConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelegramConfig")
+            .field("bot_token", &self.bot_token)
+            .field("api_url", &self.api_url.as_str())
+            .finish()
+    }
+}
+
+/// A subject/stream prefix: lowercase letters, digits, `-` and `_`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefix(String);
+
+impl Prefix {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Prefix {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = !s.is_empty()
+            && s.len() <= 32
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if valid {
+            Ok(Prefix(s.to_owned()))
+        } else {
+            Err("expected 1 to 32 lowercase letters, digits, '-' or '_'".into())
+        }
+    }
+}
+
+/// The bot token. Its `Debug` and `Display` never show the secret part, so it
+/// can sit in any struct that gets logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BotToken(String);
+
+impl BotToken {
+    /// The whole token, for the one place that talks to Telegram.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The bot's numeric id (the part before the colon), safe to log.
+    pub fn bot_id(&self) -> &str {
+        self.0.split(':').next().unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for BotToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BotToken({}:***)", self.bot_id())
+    }
+}
+
+impl fmt::Display for BotToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:***", self.bot_id())
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("expected <bot id>:<secret> as issued by @BotFather")]
+pub struct MalformedToken;
+
+impl FromStr for BotToken {
+    type Err = MalformedToken;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (id, secret) = s.split_once(':').ok_or(MalformedToken)?;
+        let id_ok = !id.is_empty() && id.chars().all(|c| c.is_ascii_digit());
+        let secret_ok = secret.len() >= 10
+            && secret
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if id_ok && secret_ok {
+            Ok(BotToken(s.to_owned()))
+        } else {
+            Err(MalformedToken)
+        }
+    }
+}
+
+/// Parses the token without echoing it: clap's own parsers quote the bad
+/// value in their error, which would print a mistyped secret.
+#[derive(Clone)]
+struct BotTokenParser;
+
+impl TypedValueParser for BotTokenParser {
+    type Value = BotToken;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<BotToken, clap::Error> {
+        value
+            .to_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| {
+                clap::Error::raw(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("TELEGRAM_BOT_TOKEN is malformed: {MalformedToken}\n"),
+                )
+                .with_cmd(cmd)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        telegram: TelegramConfig,
+        #[command(flatten)]
+        nats: NatsConfig,
+    }
+
+    const TOKEN: &str = "123456:AAE-secret_part_0123456789";
+
+    #[test]
+    fn tokens_never_show_their_secret() {
+        let token: BotToken = TOKEN.parse().unwrap();
+        assert_eq!(format!("{token:?}"), "BotToken(123456:***)");
+        assert_eq!(token.to_string(), "123456:***");
+        assert_eq!(token.expose(), TOKEN);
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused_without_echoing_them() {
+        let error = Cli::try_parse_from(["svc", "--telegram-bot-token", "oops-secret-value"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("TELEGRAM_BOT_TOKEN is malformed"), "{error}");
+        assert!(!error.contains("oops-secret-value"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_token_names_the_variable() {
+        let error = Cli::try_parse_from(["svc"]).unwrap_err().to_string();
+        assert!(error.contains("TELEGRAM_BOT_TOKEN"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_prefix_names_the_variable() {
+        let error = Cli::try_parse_from(["svc", "--telegram-bot-token", TOKEN, "--nats-prefix", "A.B"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("COURIER_NATS_PREFIX"), "{error}");
+    }
+
+    #[test]
+    fn prefixes_are_subject_and_stream_safe() {
+        assert!("courier".parse::<Prefix>().is_ok());
+        assert!("t-0a1_b".parse::<Prefix>().is_ok());
+        for bad in ["", "a.b", "a*", "a>", "A", "a b"] {
+            assert!(bad.parse::<Prefix>().is_err(), "{bad:?}");
+        }
+    }
+}

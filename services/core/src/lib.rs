@@ -1,0 +1,19 @@
+//! Shared by every courier service: the event and work-item types generated
+//! from `proto/`, the JetStream topology, configuration, database setup,
+//! telemetry and the campaign state machine.
+//!
+//! Services stay thin adapters over this crate; anything two services must
+//! agree on (subject names, stream settings, event encoding, statuses) lives
+//! here exactly once.
+
+pub mod campaign;
+pub mod config;
+pub mod db;
+pub mod event;
+pub mod proto;
+pub mod retry;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;
+pub mod topology;
+pub mod trace_context;

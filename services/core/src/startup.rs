@@ -1,0 +1,64 @@
+//! Connecting a service to its infrastructure at start-up: NATS (and the
+//! topology) and Postgres (and the schema). Both wait with backoff while the
+//! dependency is down, logging what they wait for, so services can start in
+//! any order.
+
+use async_nats::jetstream;
+use deadpool_postgres::Pool;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DatabaseConfig, NatsConfig};
+use crate::topology::Topology;
+use crate::{db, retry};
+
+/// A service's handle on NATS.
+#[derive(Clone)]
+pub struct Nats {
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    pub topology: Topology,
+}
+
+/// Connects to NATS and makes sure the streams and consumers exist.
+/// `None` when shutdown was requested while waiting.
+pub async fn nats(config: &NatsConfig, service: &str, shutdown: &CancellationToken) -> anyhow::Result<Option<Nats>> {
+    let Some(client) = retry::until_ready("NATS at NATS_URL", shutdown, || async {
+        let options = match &config.nats_creds {
+            Some(path) => async_nats::ConnectOptions::with_credentials_file(path).await?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        options
+            .name(service)
+            .connect(config.nats_url.as_str())
+            .await
+            .map_err(anyhow::Error::from)
+    })
+    .await
+    else {
+        return Ok(None);
+    };
+    let js = jetstream::new(client.clone());
+    let topology = Topology::new(config.prefix.clone(), config.stream_replicas);
+    let ensured = retry::until_ready("JetStream", shutdown, || async {
+        match topology.ensure(&js).await {
+            // A conflicting configuration will not fix itself: fail now.
+            Err(conflict @ (crate::topology::TopologyError::StreamConflict { .. }
+            | crate::topology::TopologyError::ConsumerConflict { .. })) => Ok(Err(conflict)),
+            Err(other) => Err(other),
+            Ok(()) => Ok(Ok(())),
+        }
+    })
+    .await;
+    match ensured {
+        None => Ok(None),
+        Some(Err(conflict)) => Err(conflict.into()),
+        Some(Ok(())) => Ok(Some(Nats { client, js, topology })),
+    }
+}
+
+/// A pool on the read model with migrations applied.
+pub async fn postgres(config: &DatabaseConfig, shutdown: &CancellationToken) -> anyhow::Result<Option<Pool>> {
+    let pool = db::pool(config)?;
+    let migrated = retry::until_ready("Postgres at DATABASE_URL", shutdown, || db::migrate(&pool)).await;
+    Ok(migrated.map(|()| pool))
+}

@@ -1,0 +1,309 @@
+//! The JetStream topology: every subject, stream and consumer courier uses,
+//! named and configured in this one place.
+//!
+//! Subjects (all under a configurable prefix `p`):
+//! - `p.events.campaign.<campaign id>`: every event of one campaign on one
+//!   subject, so `Nats-Expected-Last-Subject-Sequence` gives optimistic
+//!   concurrency over the whole campaign;
+//! - `p.events.user.<user id>`: every event of one user;
+//! - `p.work.send.<campaign id>`: SendMessage items (work queue);
+//! - `p.outcomes.<campaign id>.<user id>`: one delivery outcome per
+//!   recipient; a direct get on it tells a sender the recipient is done.
+//!
+//! [`Topology::ensure`] creates them idempotently at start-up. A second
+//! service doing the same is a no-op; an existing stream or consumer with a
+//! different configuration is an error naming what differs.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+
+use crate::config::Prefix;
+
+/// The durable pull consumer all senders share.
+pub const SENDERS_CONSUMER: &str = "senders";
+/// The durable consumer the loaders share to see started campaigns.
+pub const LOADER_CONSUMER: &str = "loader";
+
+/// How long a sender may hold a work item before JetStream hands it to
+/// another sender. Must exceed the slowest Telegram call (see
+/// [`crate::topology::SEND_TIMEOUT`]) or items in flight get sent twice.
+pub const SENDER_ACK_WAIT: Duration = Duration::from_secs(30);
+/// Upper bound of one Bot API request, comfortably below [`SENDER_ACK_WAIT`].
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+/// Deliveries of one work item before its recipient is recorded as failed.
+pub const SENDER_MAX_DELIVER: i64 = 10;
+/// Items in flight across all sender replicas. Far below the ~1000
+/// requests in flight at which the Bot API server itself answers 429.
+pub const SENDER_MAX_ACK_PENDING: i64 = 512;
+
+/// Publish dedup window of the events and outcomes streams.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone)]
+pub struct Topology {
+    prefix: Prefix,
+    replicas: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("stream {stream} exists with {field} = {existing}, but courier needs {wanted}; migrate or delete it")]
+    StreamConflict {
+        stream: String,
+        field: &'static str,
+        existing: String,
+        wanted: String,
+    },
+    #[error("consumer {consumer} on stream {stream} exists with a different configuration: {source}")]
+    ConsumerConflict {
+        stream: String,
+        consumer: String,
+        source: async_nats::Error,
+    },
+    #[error("JetStream request for {what} failed: {source}")]
+    JetStream {
+        what: String,
+        source: async_nats::Error,
+    },
+}
+
+impl Topology {
+    pub fn new(prefix: Prefix, replicas: u8) -> Self {
+        Topology {
+            prefix,
+            replicas: replicas.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &Prefix {
+        &self.prefix
+    }
+
+    fn stream_name(&self, kind: &str) -> String {
+        format!("{}_{kind}", self.prefix.as_str().replace('-', "_")).to_uppercase()
+    }
+
+    pub fn events_stream(&self) -> String {
+        self.stream_name("events")
+    }
+
+    pub fn work_stream(&self) -> String {
+        self.stream_name("work")
+    }
+
+    pub fn outcomes_stream(&self) -> String {
+        self.stream_name("outcomes")
+    }
+
+    pub fn campaign_subject(&self, campaign_id: &str) -> String {
+        format!("{}.events.campaign.{campaign_id}", self.prefix)
+    }
+
+    pub fn campaign_events(&self) -> String {
+        format!("{}.events.campaign.*", self.prefix)
+    }
+
+    pub fn user_subject(&self, user_id: i64) -> String {
+        format!("{}.events.user.{user_id}", self.prefix)
+    }
+
+    pub fn work_subject(&self, campaign_id: &str) -> String {
+        format!("{}.work.send.{campaign_id}", self.prefix)
+    }
+
+    pub fn outcome_subject(&self, campaign_id: &str, user_id: i64) -> String {
+        format!("{}.outcomes.{campaign_id}.{user_id}", self.prefix)
+    }
+
+    fn streams(&self) -> [stream::Config; 3] {
+        let base = stream::Config {
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        };
+        [
+            stream::Config {
+                name: self.events_stream(),
+                subjects: vec![format!("{}.events.>", self.prefix)],
+                retention: stream::RetentionPolicy::Limits,
+                allow_direct: true,
+                description: Some("courier events: the source of truth".into()),
+                ..base.clone()
+            },
+            stream::Config {
+                name: self.work_stream(),
+                subjects: vec![format!("{}.work.>", self.prefix)],
+                retention: stream::RetentionPolicy::WorkQueue,
+                description: Some("courier SendMessage work items".into()),
+                ..base.clone()
+            },
+            stream::Config {
+                name: self.outcomes_stream(),
+                subjects: vec![format!("{}.outcomes.>", self.prefix)],
+                retention: stream::RetentionPolicy::Limits,
+                allow_direct: true,
+                description: Some("courier delivery outcomes, one per recipient".into()),
+                ..base
+            },
+        ]
+    }
+
+    fn senders_consumer(&self) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(SENDERS_CONSUMER.into()),
+            description: Some("all sender replicas".into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: SENDER_ACK_WAIT,
+            max_deliver: SENDER_MAX_DELIVER,
+            max_ack_pending: SENDER_MAX_ACK_PENDING,
+            ..Default::default()
+        }
+    }
+
+    fn loader_consumer(&self) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(LOADER_CONSUMER.into()),
+            description: Some("loaders: fan started campaigns out".into()),
+            filter_subject: self.campaign_events(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(60),
+            // The loader NAKs while the projector catches up; that must never
+            // exhaust a limit and drop a campaign.
+            max_deliver: -1,
+            ..Default::default()
+        }
+    }
+
+    /// Creates every stream and consumer, or checks the existing ones match.
+    pub async fn ensure(&self, js: &jetstream::Context) -> Result<(), TopologyError> {
+        for wanted in self.streams() {
+            let mut stream = js
+                .get_or_create_stream(wanted.clone())
+                .await
+                .map_err(|e| TopologyError::JetStream {
+                    what: format!("stream {}", wanted.name),
+                    source: e.into(),
+                })?;
+            let existing = stream
+                .info()
+                .await
+                .map_err(|e| TopologyError::JetStream {
+                    what: format!("stream {} info", wanted.name),
+                    source: e.into(),
+                })?
+                .config
+                .clone();
+            check_stream(&existing, &wanted)?;
+        }
+        ensure_consumer(js, &self.work_stream(), self.senders_consumer()).await?;
+        ensure_consumer(js, &self.events_stream(), self.loader_consumer()).await?;
+        Ok(())
+    }
+}
+
+async fn ensure_consumer(
+    js: &jetstream::Context,
+    stream: &str,
+    config: consumer::pull::Config,
+) -> Result<(), TopologyError> {
+    let name = config.durable_name.clone().unwrap_or_default();
+    js.create_consumer_strict_on_stream(config, stream)
+        .await
+        .map_err(|e| TopologyError::ConsumerConflict {
+            stream: stream.to_owned(),
+            consumer: name,
+            source: e.into(),
+        })?;
+    Ok(())
+}
+
+/// Compares what courier sets; fields it leaves to the server are not checked.
+fn check_stream(existing: &stream::Config, wanted: &stream::Config) -> Result<(), TopologyError> {
+    let fields = [
+        ("subjects", format!("{:?}", existing.subjects), format!("{:?}", wanted.subjects)),
+        ("retention", format!("{:?}", existing.retention), format!("{:?}", wanted.retention)),
+        ("storage", format!("{:?}", existing.storage), format!("{:?}", wanted.storage)),
+        ("allow_direct", existing.allow_direct.to_string(), wanted.allow_direct.to_string()),
+        ("num_replicas", existing.num_replicas.to_string(), wanted.num_replicas.to_string()),
+    ];
+    match fields.into_iter().find(|(_, has, needs)| has != needs) {
+        Some((field, has, needs)) => Err(TopologyError::StreamConflict {
+            stream: wanted.name.clone(),
+            field,
+            existing: has,
+            wanted: needs,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology() -> Topology {
+        Topology::new("t-1".parse().unwrap(), 1)
+    }
+
+    #[test]
+    fn names_carry_the_prefix() {
+        let t = topology();
+        assert_eq!(t.events_stream(), "T_1_EVENTS");
+        assert_eq!(t.work_stream(), "T_1_WORK");
+        assert_eq!(t.outcomes_stream(), "T_1_OUTCOMES");
+        assert_eq!(t.campaign_subject("c1"), "t-1.events.campaign.c1");
+        assert_eq!(t.user_subject(42), "t-1.events.user.42");
+        assert_eq!(t.work_subject("c1"), "t-1.work.send.c1");
+        assert_eq!(t.outcome_subject("c1", 42), "t-1.outcomes.c1.42");
+    }
+
+    #[test]
+    fn every_subject_falls_in_exactly_one_stream() {
+        let t = topology();
+        let streams = t.streams();
+        let owner = |subject: &str| {
+            streams
+                .iter()
+                .filter(|s| s.subjects.iter().any(|f| subject_matches(f, subject)))
+                .count()
+        };
+        for subject in [
+            t.campaign_subject("c"),
+            t.user_subject(1),
+            t.work_subject("c"),
+            t.outcome_subject("c", 1),
+        ] {
+            assert_eq!(owner(&subject), 1, "{subject}");
+        }
+    }
+
+    #[test]
+    fn a_differing_stream_is_a_conflict_naming_the_field() {
+        let wanted = topology().streams()[1].clone();
+        let existing = stream::Config {
+            retention: stream::RetentionPolicy::Limits,
+            ..wanted.clone()
+        };
+        let error = check_stream(&existing, &wanted).unwrap_err().to_string();
+        assert!(error.contains("T_1_WORK"), "{error}");
+        assert!(error.contains("retention"), "{error}");
+        assert!(check_stream(&wanted, &wanted).is_ok());
+    }
+
+    /// NATS subject matching with `*` and `>` wildcards.
+    fn subject_matches(filter: &str, subject: &str) -> bool {
+        let mut f = filter.split('.');
+        let mut s = subject.split('.');
+        loop {
+            match (f.next(), s.next()) {
+                (Some(">"), Some(_)) => return true,
+                (Some("*"), Some(_)) => {}
+                (Some(a), Some(b)) if a == b => {}
+                (None, None) => return true,
+                _ => return false,
+            }
+        }
+    }
+}
