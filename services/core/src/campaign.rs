@@ -166,6 +166,9 @@ mod tests {
     #[test]
     fn refusals_read_as_sentences() {
         let error = Completed.apply(Resume).unwrap_err();
-        assert_eq!(error.to_string(), "cannot resume a campaign that is completed");
+        assert_eq!(
+            error.to_string(),
+            "cannot resume a campaign that is completed"
+        );
     }
 }

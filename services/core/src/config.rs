@@ -12,7 +12,12 @@ use clap::builder::TypedValueParser;
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsConfig {
     /// NATS server URL(s), comma-separated.
-    #[arg(long = "nats-url", env = "NATS_URL", value_name = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long = "nats-url",
+        env = "NATS_URL",
+        value_name = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub nats_url: String,
 
     /// NATS credentials file (for deployments with per-service users).
@@ -21,7 +26,12 @@ pub struct NatsConfig {
 
     /// Prefix of every subject and stream name, so several deployments (or
     /// test runs) can share one NATS server.
-    #[arg(long = "nats-prefix", env = "COURIER_NATS_PREFIX", value_name = "COURIER_NATS_PREFIX", default_value = "courier")]
+    #[arg(
+        long = "nats-prefix",
+        env = "COURIER_NATS_PREFIX",
+        value_name = "COURIER_NATS_PREFIX",
+        default_value = "courier"
+    )]
     pub prefix: Prefix,
 
     /// Replicas of each stream (3 in a NATS cluster).
@@ -36,14 +46,20 @@ pub struct DatabaseConfig {
     /// Postgres connection URL.
     #[arg(
         long = "database-url",
-        env = "DATABASE_URL", value_name = "DATABASE_URL",
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/courier",
         hide_env_values = true
     )]
     pub database_url: tokio_postgres::Config,
 
     /// Connections in the pool.
-    #[arg(long = "database-pool-size", env = "DATABASE_POOL_SIZE", value_name = "DATABASE_POOL_SIZE", default_value_t = 8)]
+    #[arg(
+        long = "database-pool-size",
+        env = "DATABASE_POOL_SIZE",
+        value_name = "DATABASE_POOL_SIZE",
+        default_value_t = 8
+    )]
     pub pool_size: usize,
 }
 
@@ -60,7 +76,12 @@ pub struct TelegramConfig {
     pub bot_token: BotToken,
 
     /// Bot API base URL; point it at telegram-sandbox for tests and demos.
-    #[arg(long = "telegram-api-url", env = "TELEGRAM_API_URL", value_name = "TELEGRAM_API_URL", default_value = "https://api.telegram.org")]
+    #[arg(
+        long = "telegram-api-url",
+        env = "TELEGRAM_API_URL",
+        value_name = "TELEGRAM_API_URL",
+        default_value = "https://api.telegram.org"
+    )]
     pub api_url: url::Url,
 }
 
@@ -170,16 +191,13 @@ impl TypedValueParser for BotTokenParser {
         _arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
     ) -> Result<BotToken, clap::Error> {
-        value
-            .to_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| {
-                clap::Error::raw(
-                    clap::error::ErrorKind::ValueValidation,
-                    format!("TELEGRAM_BOT_TOKEN is malformed: {MalformedToken}\n"),
-                )
-                .with_cmd(cmd)
-            })
+        value.to_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("TELEGRAM_BOT_TOKEN is malformed: {MalformedToken}\n"),
+            )
+            .with_cmd(cmd)
+        })
     }
 }
 
@@ -223,9 +241,10 @@ mod tests {
 
     #[test]
     fn a_bad_prefix_names_the_variable() {
-        let error = Cli::try_parse_from(["svc", "--telegram-bot-token", TOKEN, "--nats-prefix", "A.B"])
-            .unwrap_err()
-            .to_string();
+        let error =
+            Cli::try_parse_from(["svc", "--telegram-bot-token", TOKEN, "--nats-prefix", "A.B"])
+                .unwrap_err()
+                .to_string();
         assert!(error.contains("COURIER_NATS_PREFIX"), "{error}");
     }
 

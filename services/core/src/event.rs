@@ -96,12 +96,23 @@ impl EventPublisher {
 
     /// Publishes only if the last event on the aggregate's subject is still
     /// the one at `expected_last_seq` (0: the aggregate has no events yet).
-    pub async fn publish_expecting(&self, event: &Event, expected_last_seq: u64) -> Result<u64, PublishError> {
+    pub async fn publish_expecting(
+        &self,
+        event: &Event,
+        expected_last_seq: u64,
+    ) -> Result<u64, PublishError> {
         self.send(event, Some(expected_last_seq)).await
     }
 
-    async fn send(&self, event: &Event, expected_last_seq: Option<u64>) -> Result<u64, PublishError> {
-        let payload = event.payload.as_ref().expect("an event to publish has a payload");
+    async fn send(
+        &self,
+        event: &Event,
+        expected_last_seq: Option<u64>,
+    ) -> Result<u64, PublishError> {
+        let payload = event
+            .payload
+            .as_ref()
+            .expect("an event to publish has a payload");
         let mut headers = HeaderMap::new();
         headers.insert(EVENT_TYPE_HEADER, payload.type_name());
         trace_context::inject(&mut headers);
@@ -172,7 +183,10 @@ mod tests {
             decode(&from_the_future.encode_to_vec()),
             Err(DecodeError::UnknownPayload(id)) if id == "e1"
         ));
-        assert!(matches!(decode(b"\xff\xff\xff"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode(b"\xff\xff\xff"),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]

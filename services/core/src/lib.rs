@@ -7,6 +7,7 @@
 //! here exactly once.
 
 pub mod campaign;
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod event;

@@ -4,3 +4,84 @@
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/courier.v1.rs"));
 }
+
+use v1::{Audience, ContentKind, Language};
+
+impl Language {
+    /// The name stored in Postgres, or `None` for an unset language.
+    pub fn code(self) -> Option<&'static str> {
+        match self {
+            Language::Ru => Some("ru"),
+            Language::En => Some("en"),
+            Language::Unspecified => None,
+        }
+    }
+
+    /// Telegram's `language_code` is the app's language: a first guess only.
+    pub fn guess_from_telegram(language_code: Option<&str>) -> Language {
+        match language_code {
+            Some(code) if code.starts_with("ru") => Language::Ru,
+            _ => Language::En,
+        }
+    }
+}
+
+impl Audience {
+    /// The name stored in Postgres, or `None` for an unset audience.
+    pub fn code(self) -> Option<&'static str> {
+        match self {
+            Audience::All => Some("all"),
+            Audience::Ru => Some("ru"),
+            Audience::En => Some("en"),
+            Audience::Unspecified => None,
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Audience> {
+        match code {
+            "all" => Some(Audience::All),
+            "ru" => Some(Audience::Ru),
+            "en" => Some(Audience::En),
+            _ => None,
+        }
+    }
+}
+
+impl ContentKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            ContentKind::Unspecified => "unspecified",
+            ContentKind::Text => "text",
+            ContentKind::Photo => "photo",
+            ContentKind::Video => "video",
+            ContentKind::Animation => "animation",
+            ContentKind::Document => "document",
+            ContentKind::Audio => "audio",
+            ContentKind::Voice => "voice",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn telegram_language_codes_are_a_first_guess() {
+        assert_eq!(Language::guess_from_telegram(Some("ru")), Language::Ru);
+        assert_eq!(Language::guess_from_telegram(Some("ru-RU")), Language::Ru);
+        assert_eq!(Language::guess_from_telegram(Some("uk")), Language::En);
+        assert_eq!(Language::guess_from_telegram(None), Language::En);
+    }
+
+    #[test]
+    fn audiences_round_trip_through_their_codes() {
+        for audience in [Audience::All, Audience::Ru, Audience::En] {
+            assert_eq!(
+                Audience::from_code(audience.code().unwrap()),
+                Some(audience)
+            );
+        }
+        assert_eq!(Audience::from_code("de"), None);
+    }
+}

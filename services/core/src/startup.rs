@@ -21,7 +21,11 @@ pub struct Nats {
 
 /// Connects to NATS and makes sure the streams and consumers exist.
 /// `None` when shutdown was requested while waiting.
-pub async fn nats(config: &NatsConfig, service: &str, shutdown: &CancellationToken) -> anyhow::Result<Option<Nats>> {
+pub async fn nats(
+    config: &NatsConfig,
+    service: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Nats>> {
     let Some(client) = retry::until_ready("NATS at NATS_URL", shutdown, || async {
         let options = match &config.nats_creds {
             Some(path) => async_nats::ConnectOptions::with_credentials_file(path).await?,
@@ -42,8 +46,10 @@ pub async fn nats(config: &NatsConfig, service: &str, shutdown: &CancellationTok
     let ensured = retry::until_ready("JetStream", shutdown, || async {
         match topology.ensure(&js).await {
             // A conflicting configuration will not fix itself: fail now.
-            Err(conflict @ (crate::topology::TopologyError::StreamConflict { .. }
-            | crate::topology::TopologyError::ConsumerConflict { .. })) => Ok(Err(conflict)),
+            Err(
+                conflict @ (crate::topology::TopologyError::StreamConflict { .. }
+                | crate::topology::TopologyError::ConsumerConflict { .. }),
+            ) => Ok(Err(conflict)),
             Err(other) => Err(other),
             Ok(()) => Ok(Ok(())),
         }
@@ -52,13 +58,21 @@ pub async fn nats(config: &NatsConfig, service: &str, shutdown: &CancellationTok
     match ensured {
         None => Ok(None),
         Some(Err(conflict)) => Err(conflict.into()),
-        Some(Ok(())) => Ok(Some(Nats { client, js, topology })),
+        Some(Ok(())) => Ok(Some(Nats {
+            client,
+            js,
+            topology,
+        })),
     }
 }
 
 /// A pool on the read model with migrations applied.
-pub async fn postgres(config: &DatabaseConfig, shutdown: &CancellationToken) -> anyhow::Result<Option<Pool>> {
+pub async fn postgres(
+    config: &DatabaseConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Pool>> {
     let pool = db::pool(config)?;
-    let migrated = retry::until_ready("Postgres at DATABASE_URL", shutdown, || db::migrate(&pool)).await;
+    let migrated =
+        retry::until_ready("Postgres at DATABASE_URL", shutdown, || db::migrate(&pool)).await;
     Ok(migrated.map(|()| pool))
 }

@@ -15,19 +15,37 @@ use tracing_subscriber::{EnvFilter, Layer};
 #[derive(Debug, Clone, clap::Args)]
 pub struct TelemetryConfig {
     /// Log filter, e.g. `info` or `courier_sender=debug,info`.
-    #[arg(long = "log", env = "RUST_LOG", value_name = "RUST_LOG", default_value = "info")]
+    #[arg(
+        long = "log",
+        env = "RUST_LOG",
+        value_name = "RUST_LOG",
+        default_value = "info"
+    )]
     pub log_filter: String,
 
     /// Log format on stderr.
-    #[arg(long = "log-format", env = "LOG_FORMAT", value_name = "LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long = "log-format",
+        env = "LOG_FORMAT",
+        value_name = "LOG_FORMAT",
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 
     /// OTLP/gRPC endpoint for traces, e.g. http://tempo:4317. Unset: no export.
-    #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    #[arg(
+        long = "otlp-endpoint",
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        value_name = "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )]
     pub otlp_endpoint: Option<String>,
 
     /// Service name on exported spans (default: the binary's name).
-    #[arg(long = "otel-service-name", env = "OTEL_SERVICE_NAME", value_name = "OTEL_SERVICE_NAME")]
+    #[arg(
+        long = "otel-service-name",
+        env = "OTEL_SERVICE_NAME",
+        value_name = "OTEL_SERVICE_NAME"
+    )]
     pub service_name: Option<String>,
 }
 
@@ -61,11 +79,16 @@ pub enum TelemetryError {
 }
 
 /// Installs the global subscriber and propagator. Call once, in `main`.
-pub fn init(config: &TelemetryConfig, default_service_name: &'static str) -> Result<TelemetryGuard, TelemetryError> {
+pub fn init(
+    config: &TelemetryConfig,
+    default_service_name: &'static str,
+) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_new(&config.log_filter)?;
     let logs = match config.log_format {
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_writer(std::io::stderr)

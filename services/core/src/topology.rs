@@ -48,14 +48,18 @@ pub struct Topology {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
-    #[error("stream {stream} exists with {field} = {existing}, but courier needs {wanted}; migrate or delete it")]
+    #[error(
+        "stream {stream} exists with {field} = {existing}, but courier needs {wanted}; migrate or delete it"
+    )]
     StreamConflict {
         stream: String,
         field: &'static str,
         existing: String,
         wanted: String,
     },
-    #[error("consumer {consumer} on stream {stream} exists with a different configuration: {source}")]
+    #[error(
+        "consumer {consumer} on stream {stream} exists with a different configuration: {source}"
+    )]
     ConsumerConflict {
         stream: String,
         consumer: String,
@@ -179,13 +183,12 @@ impl Topology {
     /// Creates every stream and consumer, or checks the existing ones match.
     pub async fn ensure(&self, js: &jetstream::Context) -> Result<(), TopologyError> {
         for wanted in self.streams() {
-            let mut stream = js
-                .get_or_create_stream(wanted.clone())
-                .await
-                .map_err(|e| TopologyError::JetStream {
+            let mut stream = js.get_or_create_stream(wanted.clone()).await.map_err(|e| {
+                TopologyError::JetStream {
                     what: format!("stream {}", wanted.name),
                     source: e.into(),
-                })?;
+                }
+            })?;
             let existing = stream
                 .info()
                 .await
@@ -222,11 +225,31 @@ async fn ensure_consumer(
 /// Compares what courier sets; fields it leaves to the server are not checked.
 fn check_stream(existing: &stream::Config, wanted: &stream::Config) -> Result<(), TopologyError> {
     let fields = [
-        ("subjects", format!("{:?}", existing.subjects), format!("{:?}", wanted.subjects)),
-        ("retention", format!("{:?}", existing.retention), format!("{:?}", wanted.retention)),
-        ("storage", format!("{:?}", existing.storage), format!("{:?}", wanted.storage)),
-        ("allow_direct", existing.allow_direct.to_string(), wanted.allow_direct.to_string()),
-        ("num_replicas", existing.num_replicas.to_string(), wanted.num_replicas.to_string()),
+        (
+            "subjects",
+            format!("{:?}", existing.subjects),
+            format!("{:?}", wanted.subjects),
+        ),
+        (
+            "retention",
+            format!("{:?}", existing.retention),
+            format!("{:?}", wanted.retention),
+        ),
+        (
+            "storage",
+            format!("{:?}", existing.storage),
+            format!("{:?}", wanted.storage),
+        ),
+        (
+            "allow_direct",
+            existing.allow_direct.to_string(),
+            wanted.allow_direct.to_string(),
+        ),
+        (
+            "num_replicas",
+            existing.num_replicas.to_string(),
+            wanted.num_replicas.to_string(),
+        ),
     ];
     match fields.into_iter().find(|(_, has, needs)| has != needs) {
         Some((field, has, needs)) => Err(TopologyError::StreamConflict {

@@ -1,1 +1,59 @@
-//! placeholder
+//! The projector: applies the events and delivery-outcome streams to the
+//! Postgres read model (campaigns, users, deliveries, counters),
+//! idempotently, and publishes `CampaignCompleted` when a campaign's last
+//! recipient has an outcome.
+
+pub mod completion;
+pub mod projection;
+pub mod runner;
+
+use courier_core::config::{DatabaseConfig, NatsConfig};
+use courier_core::{retry, startup};
+use tokio_util::sync::CancellationToken;
+
+/// What the projector needs to run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProjectorConfig {
+    #[command(flatten)]
+    pub nats: NatsConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+}
+
+/// Runs until `shutdown` fires. Losing NATS or Postgres restarts the loop
+/// from the checkpoints after a backoff; nothing is skipped or applied twice.
+pub async fn run(config: ProjectorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let Some(nats) = startup::nats(&config.nats, "courier-projector", &shutdown).await? else {
+        return Ok(());
+    };
+    let Some(pool) = startup::postgres(&config.database, &shutdown).await? else {
+        return Ok(());
+    };
+    let mut failures = 0;
+    while !shutdown.is_cancelled() {
+        let result = async {
+            runner::Runner::new(nats.clone(), &pool)
+                .await?
+                .run(shutdown.clone())
+                .await
+        }
+        .await;
+        match result {
+            Ok(()) => failures = 0,
+            Err(error) => {
+                let delay = retry::backoff(failures, std::time::Duration::from_secs(10));
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "projector stopped; restarting"
+                );
+                failures += 1;
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}

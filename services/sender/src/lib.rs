@@ -1,1 +1,134 @@
-//! placeholder
+//! The sender: any number of replicas pull SendMessage items from one
+//! JetStream consumer and deliver them through the Bot API at the rate
+//! budget, recording one outcome per recipient.
+
+pub mod campaigns;
+pub mod classify;
+pub mod payload;
+pub mod rate;
+pub mod telegram;
+pub mod worker;
+
+use courier_core::config::{DatabaseConfig, NatsConfig, TelegramConfig};
+use courier_core::event::EventPublisher;
+use courier_core::topology::{SEND_TIMEOUT, SENDERS_CONSUMER};
+use courier_core::{startup, trace_context};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::worker::Worker;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SenderConfig {
+    #[command(flatten)]
+    pub nats: NatsConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub telegram: TelegramConfig,
+    /// Messages per second for the bot token (Telegram's bulk limit is ~30).
+    #[arg(
+        long = "rate-limit",
+        env = "SENDER_RATE_LIMIT",
+        value_name = "SENDER_RATE_LIMIT",
+        default_value_t = 30.0
+    )]
+    pub rate_limit: f64,
+    /// Messages per second for paid-broadcast campaigns (up to 1000).
+    #[arg(
+        long = "paid-rate-limit",
+        env = "SENDER_PAID_RATE_LIMIT",
+        value_name = "SENDER_PAID_RATE_LIMIT",
+        default_value_t = 1000.0
+    )]
+    pub paid_rate_limit: f64,
+    /// Requests in flight at once; about rate × latency is enough.
+    #[arg(long = "max-in-flight", env = "SENDER_MAX_IN_FLIGHT", value_name = "SENDER_MAX_IN_FLIGHT", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub max_in_flight: u16,
+}
+
+pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.rate_limit > 0.0,
+        "SENDER_RATE_LIMIT must be positive"
+    );
+    anyhow::ensure!(
+        config.paid_rate_limit > 0.0,
+        "SENDER_PAID_RATE_LIMIT must be positive"
+    );
+    let Some(nats) = startup::nats(&config.nats, "courier-sender", &shutdown).await? else {
+        return Ok(());
+    };
+    let Some(pool) = startup::postgres(&config.database, &shutdown).await? else {
+        return Ok(());
+    };
+    let max_in_flight = usize::from(config.max_in_flight);
+    let worker = Worker {
+        outcomes: nats.js.get_stream(nats.topology.outcomes_stream()).await?,
+        events: EventPublisher::new(nats.js.clone(), nats.topology.clone()),
+        api: telegram::BotApi::new(&config.telegram, SEND_TIMEOUT, max_in_flight)?,
+        campaigns: campaigns::Campaigns::new(pool),
+        free_lane: rate::Budget::new(config.rate_limit),
+        paid_lane: rate::Budget::new(config.paid_rate_limit),
+        js: nats.js.clone(),
+        topology: nats.topology.clone(),
+    };
+    let consumer = nats
+        .js
+        .get_stream(nats.topology.work_stream())
+        .await?
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(SENDERS_CONSUMER)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    // Pull about as many as can be worked on: buffered items age towards
+    // their ack deadline.
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(max_in_flight)
+        .messages()
+        .await?;
+    tracing::info!(
+        bot = config.telegram.bot_token.bot_id(),
+        rate = config.rate_limit,
+        max_in_flight,
+        "sender ready"
+    );
+    let stop = shutdown.child_token();
+    messages
+        .take_until(stop.clone().cancelled_owned())
+        .for_each_concurrent(max_in_flight, |message| {
+            let worker = &worker;
+            let stop = &stop;
+            async move {
+                let message = match message {
+                    Ok(message) => message,
+                    Err(error) => {
+                        tracing::warn!(%error, "pulling work items");
+                        return;
+                    }
+                };
+                let span = tracing::info_span!("send", subject = %message.subject, outcome = tracing::field::Empty);
+                trace_context::adopt(&span, message.headers.as_ref());
+                match worker.handle(&message).instrument(span.clone()).await {
+                    Ok(Ok(handled)) => {
+                        span.record("outcome", tracing::field::debug(handled));
+                    }
+                    Ok(Err(stop_sending)) => {
+                        tracing::error!("{stop_sending}");
+                        stop.cancel();
+                    }
+                    Err(error) => {
+                        // The item stays unacked and comes back after ack_wait.
+                        tracing::warn!(error = format!("{error:#}"), "work item not finished");
+                    }
+                }
+            }
+        })
+        .await;
+    if stop.is_cancelled() && !shutdown.is_cancelled() {
+        anyhow::bail!(worker::StopSending::Unauthorized);
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Importing an existing bot's users from CSV (`user_id,language[,chat_id]`)
+//! as UserRegistered events. The whole file is checked before anything is
+//! published, so a bad row costs nothing but an error naming its line.
+
+use std::future::IntoFuture;
+use std::io::Read;
+
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::{Event, Language, UserRegistered, event::Payload};
+use futures::future::try_join_all;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ImportError {
+    #[error("the CSV needs a header with user_id and language columns (chat_id optional)")]
+    MissingColumns,
+    #[error("line {line}: {problem}")]
+    BadRow { line: u64, problem: String },
+    #[error("reading the CSV: {0}")]
+    Csv(String),
+}
+
+/// Parses the CSV into UserRegistered events, all or nothing.
+pub fn parse(input: impl Read) -> Result<Vec<UserRegistered>, ImportError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let headers = reader
+        .headers()
+        .map_err(|e| ImportError::Csv(e.to_string()))?
+        .clone();
+    let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let (Some(user_col), Some(language_col)) = (column("user_id"), column("language")) else {
+        return Err(ImportError::MissingColumns);
+    };
+    let chat_col = column("chat_id");
+    let mut users = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| ImportError::Csv(e.to_string()))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let bad = |problem: String| ImportError::BadRow { line, problem };
+        let field = |i: usize| record.get(i).unwrap_or_default();
+        let user_id: i64 = field(user_col)
+            .parse()
+            .map_err(|_| bad(format!("user_id {:?} is not an integer", field(user_col))))?;
+        let language = match field(language_col).to_ascii_lowercase().as_str() {
+            "ru" => Language::Ru,
+            "en" => Language::En,
+            other => return Err(bad(format!("language {other:?} is not ru or en"))),
+        };
+        let chat_id = match chat_col.map(field).filter(|s| !s.is_empty()) {
+            Some(chat) => chat
+                .parse()
+                .map_err(|_| bad(format!("chat_id {chat:?} is not an integer")))?,
+            // In a private chat the chat id is the user id.
+            None => user_id,
+        };
+        users.push(UserRegistered {
+            user_id,
+            chat_id,
+            language: language.into(),
+        });
+    }
+    Ok(users)
+}
+
+/// Publishes the users, a window of acks at a time; returns how many.
+pub async fn publish(
+    publisher: &EventPublisher,
+    users: Vec<UserRegistered>,
+) -> anyhow::Result<usize> {
+    let count = users.len();
+    for chunk in users.chunks(512) {
+        let sends = chunk.iter().map(|user| {
+            let event = Event::new(Payload::UserRegistered(*user));
+            async move { publisher.publish(&event).await }
+        });
+        try_join_all(sends.map(IntoFuture::into_future)).await?;
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_become_registrations() {
+        let csv = "user_id,language,chat_id\n1,ru,\n2, EN ,20\n";
+        let users = parse(csv.as_bytes()).unwrap();
+        assert_eq!(
+            users,
+            vec![
+                UserRegistered {
+                    user_id: 1,
+                    chat_id: 1,
+                    language: Language::Ru.into()
+                },
+                UserRegistered {
+                    user_id: 2,
+                    chat_id: 20,
+                    language: Language::En.into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_row_names_its_line() {
+        let csv = "user_id,language\n1,ru\nx,en\n";
+        assert_eq!(
+            parse(csv.as_bytes()),
+            Err(ImportError::BadRow {
+                line: 3,
+                problem: "user_id \"x\" is not an integer".into()
+            })
+        );
+        let csv = "user_id,language\n1,de\n";
+        assert!(matches!(
+            parse(csv.as_bytes()),
+            Err(ImportError::BadRow { line: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn missing_columns_are_explained() {
+        assert_eq!(
+            parse("id,lang\n1,ru\n".as_bytes()),
+            Err(ImportError::MissingColumns)
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! Fan-out of one started campaign: one SendMessage work item per
+//! recipient, in recipient order, resumable.
+//!
+//! The recipients were fixed by the projector when it applied
+//! `CampaignStarted` (the `deliveries` rows). The loader walks them in
+//! batches by user id and records the last enqueued id after each batch's
+//! publishes are acknowledged. A loader restarted mid-way starts after that
+//! cursor; the batch in flight at the crash is published again with the
+//! same `Nats-Msg-Id`s, which JetStream drops inside its dedup window.
+
+use std::future::IntoFuture;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, message::PublishMessage};
+use courier_core::proto::v1::SendMessage;
+use courier_core::topology::Topology;
+use courier_core::trace_context;
+use futures::future::try_join_all;
+use prost::Message as _;
+use uuid::Uuid;
+
+/// Where a fan-out ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FanOut {
+    /// Every recipient is enqueued (or the campaign needs none).
+    Done { enqueued: u64 },
+    /// The projector has not applied the campaign's start yet.
+    NotProjectedYet,
+    /// Shutdown was requested between batches; the cursor is saved.
+    Interrupted,
+}
+
+pub struct Loader {
+    pub js: jetstream::Context,
+    pub topology: Topology,
+    pub pool: deadpool_postgres::Pool,
+    pub batch_size: i64,
+}
+
+impl Loader {
+    /// Enqueues the campaign's remaining recipients. `on_batch` runs after
+    /// each batch (the caller extends its ack deadline there) and returns
+    /// false to stop early.
+    pub async fn fan_out<F, Fut>(&self, campaign: Uuid, mut on_batch: F) -> anyhow::Result<FanOut>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let client = self.pool.get().await?;
+        let Some(row) = client
+            .query_opt(
+                "SELECT status, audience_size FROM campaigns WHERE campaign_id = $1",
+                &[&campaign],
+            )
+            .await?
+        else {
+            return Ok(FanOut::NotProjectedYet);
+        };
+        let Some(audience_size) = row.get::<_, Option<i32>>(1) else {
+            return Ok(FanOut::NotProjectedYet);
+        };
+        client
+            .execute(
+                "INSERT INTO loader_cursors (campaign_id, last_user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&campaign, &i64::MIN],
+            )
+            .await?;
+        let cursor = client
+            .query_one(
+                "SELECT last_user_id, finished FROM loader_cursors WHERE campaign_id = $1",
+                &[&campaign],
+            )
+            .await?;
+        let (mut last_user_id, finished): (i64, bool) = (cursor.get(0), cursor.get(1));
+        if finished {
+            return Ok(FanOut::Done { enqueued: 0 });
+        }
+        tracing::info!(%campaign, audience_size, resume_after = last_user_id, "fanning out");
+        let subject = self.topology.work_subject(&campaign.to_string());
+        let mut headers = HeaderMap::new();
+        trace_context::inject(&mut headers);
+        let mut enqueued = 0u64;
+        loop {
+            let recipients = client
+                .query(
+                    "SELECT user_id, chat_id FROM deliveries
+                     WHERE campaign_id = $1 AND user_id > $2 AND status = 'pending'
+                     ORDER BY user_id LIMIT $3",
+                    &[&campaign, &last_user_id, &self.batch_size],
+                )
+                .await?;
+            let Some(last) = recipients.last() else { break };
+            let batch_last_user_id: i64 = last.get(0);
+            let mut acks = Vec::with_capacity(recipients.len());
+            for row in &recipients {
+                let item = SendMessage {
+                    campaign_id: campaign.to_string(),
+                    user_id: row.get(0),
+                    chat_id: row.get(1),
+                };
+                let message = PublishMessage::build()
+                    .headers(headers.clone())
+                    .message_id(format!("{campaign}.{}", item.user_id))
+                    .payload(item.encode_to_vec().into());
+                acks.push(self.js.send_publish(subject.clone(), message).await?);
+            }
+            try_join_all(acks.into_iter().map(IntoFuture::into_future)).await?;
+            client
+                .execute(
+                    "UPDATE loader_cursors SET last_user_id = $2 WHERE campaign_id = $1",
+                    &[&campaign, &batch_last_user_id],
+                )
+                .await?;
+            enqueued += recipients.len() as u64;
+            last_user_id = batch_last_user_id;
+            if !on_batch().await {
+                return Ok(FanOut::Interrupted);
+            }
+        }
+        client
+            .execute(
+                "UPDATE loader_cursors SET finished = TRUE WHERE campaign_id = $1",
+                &[&campaign],
+            )
+            .await?;
+        tracing::info!(%campaign, enqueued, "fan-out finished");
+        Ok(FanOut::Done { enqueued })
+    }
+}

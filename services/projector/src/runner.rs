@@ -1,0 +1,163 @@
+//! The projector's main loop: two ordered consumers (events, outcomes)
+//! starting after their checkpoints, applied one message at a time on one
+//! dedicated connection that holds the projector lock.
+//!
+//! Only one projector applies at a time (a Postgres advisory lock); others
+//! wait as hot standbys. Outcomes never overtake the start of their
+//! campaign: an outcome for a recipient the read model does not know yet is
+//! held until more events are applied (this happens when a replay reads the
+//! outcomes stream faster than the events stream).
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use async_nats::jetstream::{self, Message};
+use courier_core::event::EventPublisher;
+use courier_core::startup::Nats;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::completion;
+use crate::projection::{self, Applied, StreamMessage};
+
+/// Arbitrary, fixed: the advisory lock held by the active projector.
+const PROJECTOR_LOCK: i64 = 0x7072_6f6a_6563_746f; // "projecto"
+
+/// Which stream a message came from.
+#[derive(Clone, Copy)]
+enum Source {
+    Events,
+    Outcomes { park_if_unknown: bool },
+}
+
+pub struct Runner {
+    nats: Nats,
+    publisher: EventPublisher,
+    client: deadpool_postgres::Object,
+}
+
+impl Runner {
+    /// Takes the projector lock on a connection of its own.
+    pub async fn new(nats: Nats, pool: &deadpool_postgres::Pool) -> anyhow::Result<Runner> {
+        let client = pool.get().await?;
+        tracing::info!("waiting for the projector lock (another projector may be active)");
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&PROJECTOR_LOCK])
+            .await?;
+        // The checkpoint commits with each change, so a commit lost in a
+        // crash is simply re-applied: durability per commit buys nothing.
+        client
+            .batch_execute("SET synchronous_commit TO off")
+            .await?;
+        tracing::info!("projector lock taken");
+        let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
+        Ok(Runner {
+            nats,
+            publisher,
+            client,
+        })
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let events_stream = self.nats.topology.events_stream();
+        let outcomes_stream = self.nats.topology.outcomes_stream();
+        let last =
+            projection::checkpoints(&self.client, &[&events_stream, &outcomes_stream]).await?;
+        let (mut events, events_pending) =
+            ordered_from(&self.nats.js, &events_stream, last[0]).await?;
+        let (mut outcomes, _) = ordered_from(&self.nats.js, &outcomes_stream, last[1]).await?;
+        let mut events_caught_up = events_pending == 0;
+        let mut held_outcome: Option<Message> = None;
+        tracing::info!(
+            events_from = last[0] + 1,
+            outcomes_from = last[1] + 1,
+            "projecting"
+        );
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                next = events.next() => {
+                    let message = next.ok_or_else(|| anyhow::anyhow!("events consumer ended"))??;
+                    events_caught_up = message.info().map(|i| i.pending == 0).unwrap_or(false);
+                    self.apply(Source::Events, &events_stream, &message).await?;
+                    if let Some(outcome) = held_outcome.take() {
+                        held_outcome = self.apply_outcome(&outcomes_stream, outcome, events_caught_up).await?;
+                    }
+                }
+                next = outcomes.next(), if held_outcome.is_none() => {
+                    let message = next.ok_or_else(|| anyhow::anyhow!("outcomes consumer ended"))??;
+                    held_outcome = self.apply_outcome(&outcomes_stream, message, events_caught_up).await?;
+                }
+            }
+        }
+    }
+
+    /// Applies an outcome; hands it back if it must wait for more events.
+    async fn apply_outcome(
+        &mut self,
+        stream: &str,
+        message: Message,
+        events_caught_up: bool,
+    ) -> anyhow::Result<Option<Message>> {
+        match self
+            .apply(
+                Source::Outcomes {
+                    park_if_unknown: events_caught_up,
+                },
+                stream,
+                &message,
+            )
+            .await?
+        {
+            Applied::UnknownRecipient => Ok(Some(message)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn apply(
+        &mut self,
+        source: Source,
+        stream: &str,
+        message: &Message,
+    ) -> anyhow::Result<Applied> {
+        let info = message.info().map_err(anyhow::Error::msg)?;
+        let stream_message = StreamMessage {
+            stream,
+            seq: info.stream_sequence,
+            subject: &message.subject,
+            payload: &message.payload,
+        };
+        let applied = match source {
+            Source::Events => projection::apply_event(&mut self.client, &stream_message).await?,
+            Source::Outcomes { park_if_unknown } => {
+                projection::apply_outcome(&mut self.client, &stream_message, park_if_unknown)
+                    .await?
+            }
+        };
+        if let Applied::Changed(Some(campaign)) = applied {
+            completion::complete_if_done(&self.client, &self.publisher, campaign).await?;
+        }
+        Ok(applied)
+    }
+}
+
+/// An ordered consumer on `stream` starting after `last_applied`, and how
+/// many messages it has yet to deliver.
+async fn ordered_from(
+    js: &jetstream::Context,
+    stream: &str,
+    last_applied: u64,
+) -> anyhow::Result<(jetstream::consumer::pull::Ordered, u64)> {
+    let mut consumer = js
+        .get_stream(stream)
+        .await?
+        .create_consumer(OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: last_applied + 1,
+            },
+            ..Default::default()
+        })
+        .await?;
+    let pending = consumer.info().await?.num_pending;
+    let messages = consumer.messages().await?;
+    Ok((messages, pending))
+}

@@ -1,0 +1,236 @@
+//! The Bot API call that delivers a campaign's content to one chat, built
+//! from the stored `courier.v1.Content`: the original entities (never
+//! re-rendered through parse_mode), the file_id, the inline keyboard and the
+//! campaign's options.
+
+use courier_core::proto::v1::{CampaignOptions, Content, ContentKind, MessageEntity, button};
+use serde_json::{Map, Value, json};
+
+use crate::telegram::Call;
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("content of kind {0:?} cannot be sent")]
+pub struct UnsendableContent(ContentKind);
+
+/// The parts of a call that are the same for every recipient; built once
+/// per campaign, then stamped with each chat id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    method: &'static str,
+    body: Map<String, Value>,
+}
+
+impl Template {
+    pub fn new(
+        content: &Content,
+        options: &CampaignOptions,
+    ) -> Result<Template, UnsendableContent> {
+        let kind = content.kind();
+        let (method, media_field) = match kind {
+            ContentKind::Text => ("sendMessage", None),
+            ContentKind::Photo => ("sendPhoto", Some("photo")),
+            ContentKind::Video => ("sendVideo", Some("video")),
+            ContentKind::Animation => ("sendAnimation", Some("animation")),
+            ContentKind::Document => ("sendDocument", Some("document")),
+            ContentKind::Audio => ("sendAudio", Some("audio")),
+            ContentKind::Voice => ("sendVoice", Some("voice")),
+            ContentKind::Unspecified => return Err(UnsendableContent(kind)),
+        };
+        let mut body = Map::new();
+        let entities: Vec<Value> = content.entities.iter().map(entity).collect();
+        match media_field {
+            None => {
+                body.insert("text".into(), content.text.clone().into());
+                if !entities.is_empty() {
+                    body.insert("entities".into(), entities.into());
+                }
+            }
+            Some(field) => {
+                body.insert(field.into(), content.file_id.clone().into());
+                if !content.text.is_empty() {
+                    body.insert("caption".into(), content.text.clone().into());
+                }
+                if !entities.is_empty() {
+                    body.insert("caption_entities".into(), entities.into());
+                }
+            }
+        }
+        if let Some(keyboard) = &content.keyboard
+            && !keyboard.rows.is_empty()
+        {
+            let rows: Vec<Value> = keyboard
+                .rows
+                .iter()
+                .map(|row| {
+                    row.buttons
+                        .iter()
+                        .map(button_json)
+                        .collect::<Vec<_>>()
+                        .into()
+                })
+                .collect();
+            body.insert("reply_markup".into(), json!({ "inline_keyboard": rows }));
+        }
+        for (flag, set) in [
+            ("disable_notification", options.disable_notification),
+            ("protect_content", options.protect_content),
+            ("allow_paid_broadcast", options.paid_broadcast),
+        ] {
+            if set {
+                body.insert(flag.into(), true.into());
+            }
+        }
+        Ok(Template { method, body })
+    }
+
+    pub fn call(&self, chat_id: i64) -> Call {
+        let mut body = self.body.clone();
+        body.insert("chat_id".into(), chat_id.into());
+        Call {
+            method: self.method,
+            body: Value::Object(body),
+        }
+    }
+}
+
+fn entity(e: &MessageEntity) -> Value {
+    let mut out = Map::new();
+    out.insert("type".into(), e.r#type.clone().into());
+    out.insert("offset".into(), e.offset.into());
+    out.insert("length".into(), e.length.into());
+    let optional = [
+        ("url", (!e.url.is_empty()).then(|| e.url.clone().into())),
+        (
+            "user",
+            (e.user_id != 0).then(|| json!({ "id": e.user_id, "is_bot": false, "first_name": "" })),
+        ),
+        (
+            "language",
+            (!e.language.is_empty()).then(|| e.language.clone().into()),
+        ),
+        (
+            "custom_emoji_id",
+            (!e.custom_emoji_id.is_empty()).then(|| e.custom_emoji_id.clone().into()),
+        ),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            out.insert(key.into(), value);
+        }
+    }
+    Value::Object(out)
+}
+
+fn button_json(b: &courier_core::proto::v1::Button) -> Value {
+    match &b.action {
+        Some(button::Action::Url(url)) => json!({ "text": b.text, "url": url }),
+        Some(button::Action::CallbackData(data)) => {
+            json!({ "text": b.text, "callback_data": data })
+        }
+        None => json!({ "text": b.text }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use courier_core::proto::v1::{Button, ButtonRow, InlineKeyboard};
+
+    fn bold(offset: i64, length: i64) -> MessageEntity {
+        MessageEntity {
+            r#type: "bold".into(),
+            offset,
+            length,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn text_keeps_its_entities_and_buttons() {
+        let content = Content {
+            kind: ContentKind::Text.into(),
+            text: "Hello world".into(),
+            entities: vec![bold(0, 5)],
+            keyboard: Some(InlineKeyboard {
+                rows: vec![ButtonRow {
+                    buttons: vec![Button {
+                        text: "Open".into(),
+                        action: Some(button::Action::Url("https://example.com".into())),
+                    }],
+                }],
+            }),
+            ..Default::default()
+        };
+        let call = Template::new(&content, &CampaignOptions::default())
+            .unwrap()
+            .call(42);
+        assert_eq!(call.method, "sendMessage");
+        assert_eq!(
+            call.body,
+            json!({
+                "chat_id": 42,
+                "text": "Hello world",
+                "entities": [{ "type": "bold", "offset": 0, "length": 5 }],
+                "reply_markup": { "inline_keyboard": [[{ "text": "Open", "url": "https://example.com" }]] },
+            })
+        );
+    }
+
+    #[test]
+    fn media_goes_by_file_id_with_caption_entities_and_options() {
+        let content = Content {
+            kind: ContentKind::Photo.into(),
+            text: "Look".into(),
+            entities: vec![bold(0, 4)],
+            file_id: "AgACAgIAAxk".into(),
+            ..Default::default()
+        };
+        let options = CampaignOptions {
+            disable_notification: true,
+            protect_content: true,
+            paid_broadcast: true,
+        };
+        let call = Template::new(&content, &options).unwrap().call(7);
+        assert_eq!(call.method, "sendPhoto");
+        assert_eq!(
+            call.body,
+            json!({
+                "chat_id": 7,
+                "photo": "AgACAgIAAxk",
+                "caption": "Look",
+                "caption_entities": [{ "type": "bold", "offset": 0, "length": 4 }],
+                "disable_notification": true,
+                "protect_content": true,
+                "allow_paid_broadcast": true,
+            })
+        );
+    }
+
+    #[test]
+    fn every_media_kind_has_its_method() {
+        for (kind, method, field) in [
+            (ContentKind::Video, "sendVideo", "video"),
+            (ContentKind::Animation, "sendAnimation", "animation"),
+            (ContentKind::Document, "sendDocument", "document"),
+            (ContentKind::Audio, "sendAudio", "audio"),
+            (ContentKind::Voice, "sendVoice", "voice"),
+        ] {
+            let content = Content {
+                kind: kind.into(),
+                file_id: "F".into(),
+                ..Default::default()
+            };
+            let call = Template::new(&content, &CampaignOptions::default())
+                .unwrap()
+                .call(1);
+            assert_eq!(call.method, method);
+            assert_eq!(call.body[field], "F");
+            assert!(call.body.get("caption").is_none());
+        }
+    }
+
+    #[test]
+    fn content_without_a_kind_is_refused() {
+        assert!(Template::new(&Content::default(), &CampaignOptions::default()).is_err());
+    }
+}
