@@ -14,7 +14,7 @@ mod embedded {
 }
 
 /// Arbitrary, fixed: the advisory lock key taken while migrating.
-const MIGRATION_LOCK: i64 = 0x636f_7572_6965_72; // "courier"
+const MIGRATION_LOCK: i64 = 0x0063_6f75_7269_6572; // "courier"
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -1,0 +1,36 @@
+//! What the bot says, in the user's language. English is the fallback for
+//! an unset language, as it is for Telegram clients in other languages.
+
+use courier_core::proto::v1::Language;
+
+/// The answer to `/start`.
+pub fn greeting(language: Language) -> &'static str {
+    match language {
+        Language::Ru => "Привет! Теперь вы будете получать наши новости. Сменить язык: /language",
+        Language::En | Language::Unspecified => {
+            "Hi! You will now receive our news. To change the language, send /language"
+        }
+    }
+}
+
+/// Shown with the language buttons. In both languages: the user may not
+/// read the one Telegram's app language suggests.
+pub const CHOOSE_LANGUAGE: &str = "Выберите язык · Choose your language";
+
+/// Replaces the language buttons once a choice is saved.
+pub fn language_set(language: Language) -> &'static str {
+    match language {
+        Language::Ru => "Готово: новости будут приходить на русском.",
+        Language::En | Language::Unspecified => "Done: you will receive news in English.",
+    }
+}
+
+/// When the bot could not record what the user did.
+pub fn failure(language: Language) -> &'static str {
+    match language {
+        Language::Ru => "Что-то пошло не так. Попробуйте ещё раз чуть позже.",
+        Language::En | Language::Unspecified => {
+            "Something went wrong. Please try again in a moment."
+        }
+    }
+}
