@@ -1,0 +1,124 @@
+//! The projector against real Postgres and NATS: replays change nothing,
+//! poison messages are parked and the stream moves on.
+
+use std::time::Duration;
+
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::{Event, Language, UserRegistered, event::Payload};
+use courier_projector::projection::{self, Applied, StreamMessage};
+use courier_testing::{TestEnv, wait_until};
+use prost::Message as _;
+use tokio_util::sync::CancellationToken;
+
+fn registered(user_id: i64) -> Event {
+    Event::new(Payload::UserRegistered(UserRegistered {
+        user_id,
+        chat_id: user_id,
+        language: Language::Ru.into(),
+    }))
+}
+
+#[tokio::test]
+async fn applying_a_message_twice_changes_nothing() {
+    let env = TestEnv::new().await;
+    let pool = env.pool().await;
+    let mut client = pool.get().await.unwrap();
+    projection::checkpoints(&client, &["EVENTS"]).await.unwrap();
+    let payload = registered(7).encode_to_vec();
+    let message = StreamMessage {
+        stream: "EVENTS",
+        seq: 1,
+        subject: "courier.events.user.7",
+        payload: &payload,
+    };
+    assert_eq!(
+        projection::apply_event(&mut client, &message)
+            .await
+            .unwrap(),
+        Applied::Changed(None)
+    );
+    let before: String = client
+        .query_one("SELECT u::text FROM users u", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        projection::apply_event(&mut client, &message)
+            .await
+            .unwrap(),
+        Applied::AlreadyApplied
+    );
+    let after: String = client
+        .query_one("SELECT u::text FROM users u", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(before, after);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_event_is_parked_and_the_projector_moves_on() {
+    let env = TestEnv::new().await;
+    let js = env.jetstream().await;
+    let topology = env.topology();
+    js.publish(
+        topology.user_subject(1),
+        "not protobuf at all \u{ff}".into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let from_the_future = Event {
+        event_id: "future".into(),
+        occurred_at_ms: 1,
+        payload: None,
+    };
+    js.publish(
+        topology.user_subject(2),
+        from_the_future.encode_to_vec().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    EventPublisher::new(js, topology)
+        .publish(&registered(3))
+        .await
+        .unwrap();
+
+    let shutdown = CancellationToken::new();
+    let projector = tokio::spawn(courier_projector::run(
+        courier_projector::ProjectorConfig {
+            nats: env.nats.clone(),
+            database: env.database.clone(),
+        },
+        shutdown.clone(),
+    ));
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    wait_until(
+        "the valid event after the poison ones",
+        Duration::from_secs(30),
+        || async {
+            let row = client
+                .query_opt("SELECT 1 FROM users WHERE user_id = 3", &[])
+                .await
+                .ok()?;
+            row.map(|_| ())
+        },
+    )
+    .await;
+    let parked: Vec<(i64, String)> = client
+        .query("SELECT seq, error FROM parked_messages ORDER BY seq", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(parked.len(), 2, "{parked:?}");
+    assert!(parked[0].1.contains("not a courier.v1.Event"), "{parked:?}");
+    assert!(parked[1].1.contains("does not know"), "{parked:?}");
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
+}
