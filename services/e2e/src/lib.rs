@@ -2,9 +2,13 @@
 //! test's own NATS prefix and database, talking to the Telegram sandbox.
 //! The tests themselves are in `tests/`.
 
+use courier_core::commands::{self, NewCampaign};
 use courier_core::config::{BotToken, TelegramConfig};
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Event, Language, UserBlocked, UserRegistered, event::Payload};
+use courier_core::proto::v1::{
+    Audience, CampaignOptions, Content, ContentKind, Event, Language, UserBlocked, UserRegistered,
+    event::Payload,
+};
 use courier_testing::TestEnv;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -111,4 +115,101 @@ pub async fn register_users(publisher: &EventPublisher, users: &[(i64, Language,
                 .expect("publishing UserBlocked");
         }
     }
+}
+
+/// A campaign's row in the read model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignRow {
+    pub status: String,
+    pub audience_size: Option<i32>,
+    pub delivered: i32,
+    pub not_alive: i32,
+    pub failed: i32,
+}
+
+pub async fn campaign_row(
+    client: &tokio_postgres::Client,
+    campaign: uuid::Uuid,
+) -> Option<CampaignRow> {
+    let row = client
+        .query_opt(
+            "SELECT status, audience_size, delivered, not_alive, failed FROM campaigns WHERE campaign_id = $1",
+            &[&campaign],
+        )
+        .await
+        .ok()??;
+    Some(CampaignRow {
+        status: row.get(0),
+        audience_size: row.get(1),
+        delivered: row.get(2),
+        not_alive: row.get(3),
+        failed: row.get(4),
+    })
+}
+
+/// Waits until the campaign reaches `status` and returns its row.
+pub async fn wait_for_status(
+    client: &tokio_postgres::Client,
+    campaign: uuid::Uuid,
+    status: &str,
+    deadline: std::time::Duration,
+) -> CampaignRow {
+    courier_testing::wait_until(&format!("campaign {status}"), deadline, || async {
+        campaign_row(client, campaign)
+            .await
+            .filter(|row| row.status == status)
+    })
+    .await
+}
+
+/// Publishes a text campaign to `audience`, as the bot's Start button does.
+pub async fn start_text_campaign(
+    publisher: &EventPublisher,
+    audience: Audience,
+    text: &str,
+) -> uuid::Uuid {
+    start_campaign(
+        publisher,
+        audience,
+        Content {
+            kind: ContentKind::Text.into(),
+            text: text.into(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+pub async fn start_campaign(
+    publisher: &EventPublisher,
+    audience: Audience,
+    content: Content,
+) -> uuid::Uuid {
+    commands::create_and_start(
+        publisher,
+        NewCampaign {
+            created_by: 1,
+            audience,
+            content,
+            options: CampaignOptions::default(),
+        },
+    )
+    .await
+    .expect("starting the campaign")
+}
+
+/// Waits until the projector has applied `count` users.
+pub async fn wait_for_users(
+    client: &tokio_postgres::Client,
+    count: i64,
+    deadline: std::time::Duration,
+) {
+    courier_testing::wait_until("users projected", deadline, || async {
+        let row = client
+            .query_one("SELECT count(*) FROM users", &[])
+            .await
+            .ok()?;
+        (row.get::<_, i64>(0) == count).then_some(())
+    })
+    .await
 }

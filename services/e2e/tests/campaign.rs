@@ -5,10 +5,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use courier_core::commands::{self, NewCampaign};
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Audience, CampaignOptions, Content, ContentKind, Language};
-use courier_e2e::{SenderSettings, Stack, register_users};
+use courier_core::proto::v1::{Audience, Language};
+use courier_e2e::{
+    CampaignRow, SenderSettings, Stack, register_users, start_text_campaign, wait_for_status,
+    wait_for_users,
+};
 use courier_testing::{TestEnv, wait_until};
 use telegram_sandbox::{ChatState, Sandbox, SandboxConfig};
 use tokio_postgres::Client;
@@ -32,20 +34,6 @@ fn population() -> Vec<(i64, Language, bool)> {
 }
 
 const SECRETLY_BLOCKED: [i64; 5] = [3, 33, 333, 555, 777];
-
-async fn campaign_row(
-    client: &Client,
-    campaign: uuid::Uuid,
-) -> (String, Option<i32>, i32, i32, i32) {
-    let row = client
-        .query_one(
-            "SELECT status, audience_size, delivered, not_alive, failed FROM campaigns WHERE campaign_id = $1",
-            &[&campaign],
-        )
-        .await
-        .expect("the campaign row");
-    (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
-}
 
 /// Every row of the read-model tables, as text, in a stable order; `None`
 /// while the schema is not there yet.
@@ -100,38 +88,10 @@ async fn a_campaign_reaches_every_live_ru_user_exactly_once_and_replays_identica
     let client = pool.get().await.expect("a connection");
 
     // The loader must see every registration: wait for the projector first.
-    wait_until("users projected", DEADLINE, || async {
-        let count: i64 = client
-            .query_one("SELECT count(*) FROM users", &[])
-            .await
-            .ok()?
-            .get(0);
-        (count == 1000).then_some(())
-    })
-    .await;
+    wait_for_users(&client, 1000, DEADLINE).await;
     let text = "Привет! Новости недели.";
-    let campaign = commands::create_and_start(
-        &publisher,
-        NewCampaign {
-            created_by: 1,
-            audience: Audience::Ru,
-            content: Content {
-                kind: ContentKind::Text.into(),
-                text: text.into(),
-                ..Default::default()
-            },
-            options: CampaignOptions::default(),
-        },
-    )
-    .await
-    .expect("starting the campaign");
-
-    let (status, audience, delivered, not_alive, failed) =
-        wait_until("campaign completed", DEADLINE, || async {
-            let row = campaign_row(&client, campaign).await;
-            (row.0 == "completed").then_some(row)
-        })
-        .await;
+    let campaign = start_text_campaign(&publisher, Audience::Ru, text).await;
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
 
     let live_ru: Vec<i64> = users
         .iter()
@@ -143,11 +103,16 @@ async fn a_campaign_reaches_every_live_ru_user_exactly_once_and_replays_identica
         .copied()
         .filter(|id| !SECRETLY_BLOCKED.contains(id))
         .collect();
-    assert_eq!(status, "completed");
-    assert_eq!(audience, Some(live_ru.len() as i32));
-    assert_eq!(delivered, reachable.len() as i32);
-    assert_eq!(not_alive, SECRETLY_BLOCKED.len() as i32);
-    assert_eq!(failed, 0);
+    assert_eq!(
+        row,
+        CampaignRow {
+            status: "completed".into(),
+            audience_size: Some(live_ru.len() as i32),
+            delivered: reachable.len() as i32,
+            not_alive: SECRETLY_BLOCKED.len() as i32,
+            failed: 0,
+        }
+    );
 
     let mut received: HashMap<i64, usize> = HashMap::new();
     for delivery in sandbox.deliveries() {

@@ -1,0 +1,145 @@
+//! Senders against the Telegram sandbox: each failure class ends where
+//! `classify` says, and retries happen through redelivery.
+
+use std::time::Duration;
+
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::{Audience, Content, ContentKind, Language};
+use courier_e2e::{
+    CampaignRow, SenderSettings, Stack, register_users, start_campaign, start_text_campaign,
+    wait_for_status, wait_for_users,
+};
+use courier_testing::TestEnv;
+use telegram_sandbox::{Failure, Sandbox, SandboxConfig};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+struct Setup {
+    env: TestEnv,
+    sandbox: Sandbox,
+    publisher: EventPublisher,
+    pool: deadpool_postgres::Pool,
+}
+
+/// `users` en users registered and projected; the sandbox has no limits.
+async fn setup(users: i64) -> Setup {
+    let env = TestEnv::new().await;
+    let sandbox = Sandbox::start(SandboxConfig {
+        rate_limit: 0,
+        chat_rate_limit: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("starting the sandbox");
+    let publisher = EventPublisher::new(env.jetstream().await, env.topology());
+    let population: Vec<_> = (1..=users).map(|id| (id, Language::En, true)).collect();
+    register_users(&publisher, &population).await;
+    let pool = env.pool().await;
+    Setup {
+        env,
+        sandbox,
+        publisher,
+        pool,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_errors_are_retried_through_redelivery() {
+    let s = setup(3).await;
+    s.sandbox.fail_next(2, Failure::InternalServerError);
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 100.0,
+            replicas: 1,
+        },
+    );
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 3, DEADLINE).await;
+    let campaign = start_text_campaign(&s.publisher, Audience::All, "retry me").await;
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, 3, "{row:?}");
+    assert_eq!(
+        s.sandbox.deliveries().len(),
+        3,
+        "each recipient exactly once"
+    );
+    assert_eq!(s.sandbox.stats().errors_by_code.get(&500), Some(&2));
+    let retried: i64 = client
+        .query_one(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = $1 AND attempts > 1",
+            &[&campaign],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(retried >= 1, "the failed sends came back as new attempts");
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_defers_the_item_for_retry_after() {
+    let s = setup(2).await;
+    s.sandbox.inject_429(1);
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 100.0,
+            replicas: 1,
+        },
+    );
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 2, DEADLINE).await;
+    let campaign = start_text_campaign(&s.publisher, Audience::All, "slow down").await;
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, 2, "{row:?}");
+    assert_eq!(s.sandbox.deliveries().len(), 2);
+    assert!(s.sandbox.stats().too_many_requests >= 1);
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_content_is_recorded_as_failed_with_the_reason() {
+    let s = setup(2).await;
+    s.sandbox.break_file("BROKEN_FILE_ID");
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 100.0,
+            replicas: 1,
+        },
+    );
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 2, DEADLINE).await;
+    let content = Content {
+        kind: ContentKind::Photo.into(),
+        file_id: "BROKEN_FILE_ID".into(),
+        text: "caption".into(),
+        ..Default::default()
+    };
+    let campaign = start_campaign(&s.publisher, Audience::All, content).await;
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!(
+        row,
+        CampaignRow {
+            status: "completed".into(),
+            audience_size: Some(2),
+            delivered: 0,
+            not_alive: 0,
+            failed: 2,
+        }
+    );
+    let reason: String = client
+        .query_one(
+            "SELECT reason FROM deliveries WHERE campaign_id = $1 LIMIT 1",
+            &[&campaign],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(reason, "wrong file identifier/HTTP URL specified");
+    stack.stop().await.unwrap();
+}
