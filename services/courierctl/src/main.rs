@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use courier_core::commands::{self, NewCampaign};
+use courier_core::commands::{CampaignCommands, NewCampaign};
 use courier_core::config::NatsConfig;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Audience, CampaignOptions};
@@ -71,7 +71,8 @@ async fn main() -> anyhow::Result<()> {
     let Some(nats) = courier_core::startup::nats(&cli.nats, "courierctl", &shutdown).await? else {
         return Ok(());
     };
-    let publisher = EventPublisher::new(nats.js, nats.topology);
+    let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
+    let commands = CampaignCommands::new(nats.js, nats.topology).await?;
     match cli.command {
         Command::Campaign(CampaignCommand::Start {
             audience,
@@ -82,9 +83,8 @@ async fn main() -> anyhow::Result<()> {
             created_by,
         }) => {
             let content = courierctl::text_content(&text).map_err(anyhow::Error::msg)?;
-            let id = commands::create_and_start(
-                &publisher,
-                NewCampaign {
+            let id = commands
+                .create_and_start(NewCampaign {
                     created_by,
                     audience: Audience::from_code(&audience).expect("clap checked the audience"),
                     content,
@@ -93,9 +93,8 @@ async fn main() -> anyhow::Result<()> {
                         protect_content: protect,
                         paid_broadcast: paid,
                     },
-                },
-            )
-            .await?;
+                })
+                .await?;
             println!("{id}");
         }
         Command::Users(UsersCommand::Import { file }) => {

@@ -2,7 +2,7 @@
 //! test's own NATS prefix and database, talking to the Telegram sandbox.
 //! The tests themselves are in `tests/`.
 
-use courier_core::commands::{self, NewCampaign};
+use courier_core::commands::{CampaignCommands, NewCampaign};
 use courier_core::config::{BotToken, TelegramConfig};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{
@@ -164,12 +164,12 @@ pub async fn wait_for_status(
 
 /// Publishes a text campaign to `audience`, as the bot's Start button does.
 pub async fn start_text_campaign(
-    publisher: &EventPublisher,
+    commands: &CampaignCommands,
     audience: Audience,
     text: &str,
 ) -> uuid::Uuid {
     start_campaign(
-        publisher,
+        commands,
         audience,
         Content {
             kind: ContentKind::Text.into(),
@@ -180,22 +180,16 @@ pub async fn start_text_campaign(
     .await
 }
 
-pub async fn start_campaign(
-    publisher: &EventPublisher,
-    audience: Audience,
-    content: Content,
-) -> uuid::Uuid {
-    commands::create_and_start(
-        publisher,
-        NewCampaign {
+pub async fn start_campaign(commands: &CampaignCommands, audience: Audience, content: Content) -> uuid::Uuid {
+    commands
+        .create_and_start(NewCampaign {
             created_by: 1,
             audience,
             content,
             options: CampaignOptions::default(),
-        },
-    )
-    .await
-    .expect("starting the campaign")
+        })
+        .await
+        .expect("starting the campaign")
 }
 
 /// Waits until the projector has applied `count` users.

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Audience, Language};
 use courier_e2e::{
@@ -73,7 +74,8 @@ async fn a_campaign_reaches_every_live_ru_user_exactly_once_and_replays_identica
         sandbox.set_chat_state(chat, ChatState::Blocked);
     }
     let js = env.jetstream().await;
-    let publisher = EventPublisher::new(js, env.topology());
+    let publisher = EventPublisher::new(js.clone(), env.topology());
+    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
     let users = population();
     register_users(&publisher, &users).await;
     let stack = Stack::start(
@@ -90,7 +92,7 @@ async fn a_campaign_reaches_every_live_ru_user_exactly_once_and_replays_identica
     // The loader must see every registration: wait for the projector first.
     wait_for_users(&client, 1000, DEADLINE).await;
     let text = "Привет! Новости недели.";
-    let campaign = start_text_campaign(&publisher, Audience::Ru, text).await;
+    let campaign = start_text_campaign(&commands, Audience::Ru, text).await;
     let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
 
     let live_ru: Vec<i64> = users

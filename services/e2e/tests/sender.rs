@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Audience, Content, ContentKind, Language};
 use courier_e2e::{
@@ -17,7 +18,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 struct Setup {
     env: TestEnv,
     sandbox: Sandbox,
-    publisher: EventPublisher,
+    commands: CampaignCommands,
     pool: deadpool_postgres::Pool,
 }
 
@@ -31,14 +32,16 @@ async fn setup(users: i64) -> Setup {
     })
     .await
     .expect("starting the sandbox");
-    let publisher = EventPublisher::new(env.jetstream().await, env.topology());
+    let js = env.jetstream().await;
+    let publisher = EventPublisher::new(js.clone(), env.topology());
+    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
     let population: Vec<_> = (1..=users).map(|id| (id, Language::En, true)).collect();
     register_users(&publisher, &population).await;
     let pool = env.pool().await;
     Setup {
         env,
         sandbox,
-        publisher,
+        commands,
         pool,
     }
 }
@@ -57,7 +60,7 @@ async fn server_errors_are_retried_through_redelivery() {
     );
     let client = s.pool.get().await.unwrap();
     wait_for_users(&client, 3, DEADLINE).await;
-    let campaign = start_text_campaign(&s.publisher, Audience::All, "retry me").await;
+    let campaign = start_text_campaign(&s.commands, Audience::All, "retry me").await;
     let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
     assert_eq!(row.delivered, 3, "{row:?}");
     assert_eq!(
@@ -92,7 +95,7 @@ async fn a_429_defers_the_item_for_retry_after() {
     );
     let client = s.pool.get().await.unwrap();
     wait_for_users(&client, 2, DEADLINE).await;
-    let campaign = start_text_campaign(&s.publisher, Audience::All, "slow down").await;
+    let campaign = start_text_campaign(&s.commands, Audience::All, "slow down").await;
     let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
     assert_eq!(row.delivered, 2, "{row:?}");
     assert_eq!(s.sandbox.deliveries().len(), 2);
@@ -120,7 +123,7 @@ async fn broken_content_is_recorded_as_failed_with_the_reason() {
         text: "caption".into(),
         ..Default::default()
     };
-    let campaign = start_campaign(&s.publisher, Audience::All, content).await;
+    let campaign = start_campaign(&s.commands, Audience::All, content).await;
     let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
     assert_eq!(
         row,

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use courier_core::commands::{self, NewCampaign};
+use courier_core::commands::{CampaignCommands, NewCampaign};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{
     Audience, CampaignOptions, Content, ContentKind, Event, Language, SendMessage, UserRegistered,
@@ -30,9 +30,9 @@ async fn an_interrupted_fan_out_resumes_without_duplicates() {
         }));
         publisher.publish(&event).await.unwrap();
     }
-    let campaign = commands::create_and_start(
-        &publisher,
-        NewCampaign {
+    let commands = CampaignCommands::new(js.clone(), env.topology()).await.unwrap();
+    let campaign = commands
+        .create_and_start(NewCampaign {
             created_by: 1,
             audience: Audience::All,
             content: Content {
@@ -41,10 +41,9 @@ async fn an_interrupted_fan_out_resumes_without_duplicates() {
                 ..Default::default()
             },
             options: CampaignOptions::default(),
-        },
-    )
-    .await
-    .unwrap();
+        })
+        .await
+        .unwrap();
 
     // The projector fixes the audience; the loader itself is driven by hand.
     let shutdown = CancellationToken::new();

@@ -1,0 +1,310 @@
+//! The Bot API methods: each reads its parameters, checks them as Telegram does and answers the
+//! `result` Telegram would.
+//!
+//! Method names match in any case, as on the real server. Any method not listed answers 404.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::bot::Bot;
+use crate::chats::{self, unix_now};
+use crate::content::{self, Content, MediaKind};
+use crate::envelope::ApiError;
+use crate::params::Params;
+use crate::state::{SendFlags, Shared};
+
+const MAX_UPDATES_LIMIT: i64 = 100;
+const NOT_MODIFIED: &str = "message is not modified: specified new message content and reply markup are exactly \
+                            the same as a current content and reply markup of the message";
+
+/// Answers `method` for `bot`.
+pub async fn call(
+    shared: &Shared,
+    bot: &Bot,
+    method: &str,
+    params: &Params,
+) -> Result<Value, ApiError> {
+    let method = method.to_ascii_lowercase();
+    if let Some(kind) = MediaKind::ALL
+        .into_iter()
+        .find(|k| k.method().eq_ignore_ascii_case(&method))
+    {
+        return send(shared, bot, params, kind.method(), |p| {
+            Content::media(kind, p)
+        });
+    }
+    match method.as_str() {
+        "getme" => Ok(bot.me()),
+        "sendmessage" => send(shared, bot, params, "sendMessage", Content::text),
+        "copymessage" => copy_message(shared, bot, params),
+        "editmessagetext" => edit_message_text(shared, params),
+        "editmessagereplymarkup" => edit_message_reply_markup(shared, params),
+        "deletemessage" => delete_message(shared, params),
+        "answercallbackquery" => answer_callback_query(params),
+        "getupdates" => get_updates(shared, params).await,
+        "setwebhook" => set_webhook(shared, params),
+        "deletewebhook" => store_webhook(shared, params, None),
+        "getwebhookinfo" => Ok(webhook_info(shared)),
+        "setmycommands" => set_my_commands(shared, params),
+        "getmycommands" => Ok(my_commands(shared, params)),
+        "deletemycommands" => delete_my_commands(shared, params),
+        "getchat" => get_chat(shared, params),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// Every `send*` and `copyMessage`: the chat id first (Telegram's first complaint), then the
+/// content, then the trip through the world. Answers the sent `Message`.
+fn send(
+    shared: &Shared,
+    bot: &Bot,
+    params: &Params,
+    method: &str,
+    read_content: impl FnOnce(&Params) -> Result<Content, ApiError>,
+) -> Result<Value, ApiError> {
+    let chat_id = chat_id(params, "chat_id")?;
+    let content = read_content(params)?;
+    shared
+        .world()
+        .send(bot, method, chat_id, content, SendFlags::from(params))
+}
+
+fn copy_message(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
+    let message = send(shared, bot, params, "copyMessage", |params| {
+        let from_chat_id = chat_id(params, "from_chat_id")?;
+        let world = shared.world();
+        world.chats.state(from_chat_id).resolve()?;
+        let source = message_id(params).and_then(|id| world.chats.message(from_chat_id, id));
+        let source = source.ok_or_else(|| ApiError::bad_request("message to copy not found"))?;
+        Content::copied(&source.content, params)
+    })?;
+    Ok(json!({ "message_id": message["message_id"] }))
+}
+
+/// `editMessage*`: finds the message, lets `change` rewrite its content, and refuses an edit
+/// that changes nothing, as Telegram does. Answers the edited `Message`.
+fn edit(
+    shared: &Shared,
+    params: &Params,
+    change: impl FnOnce(&mut Content) -> Result<(), ApiError>,
+) -> Result<Value, ApiError> {
+    let chat_id = chat_id(params, "chat_id")?;
+    let mut world = shared.world();
+    world.chats.state(chat_id).resolve()?;
+    let message_id = message_id(params);
+    let sent = message_id.and_then(|id| world.chats.message_mut(chat_id, id));
+    let (Some(message_id), Some(sent)) = (message_id, sent) else {
+        return Err(ApiError::bad_request("message to edit not found"));
+    };
+    let mut content = sent.content.clone();
+    change(&mut content)?;
+    if content == sent.content {
+        return Err(ApiError::bad_request(NOT_MODIFIED));
+    }
+    sent.content = content;
+    sent.edit_date = Some(unix_now());
+    Ok(chats::render(chat_id, message_id, sent))
+}
+
+fn edit_message_text(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let new = Content::text(params)?;
+    edit(shared, params, |content| match content.media {
+        Some(_) => Err(ApiError::bad_request(
+            "there is no text in the message to edit",
+        )),
+        None => {
+            // Like Telegram, an edit without reply_markup drops the keyboard.
+            *content = new;
+            Ok(())
+        }
+    })
+}
+
+fn edit_message_reply_markup(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let markup = content::reply_markup(params)?;
+    edit(shared, params, |content| {
+        content.reply_markup = markup;
+        Ok(())
+    })
+}
+
+fn delete_message(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let chat_id = chat_id(params, "chat_id")?;
+    let mut world = shared.world();
+    world.chats.state(chat_id).resolve()?;
+    let deleted = message_id(params).and_then(|id| world.chats.delete(chat_id, id));
+    match deleted {
+        Some(_) => Ok(json!(true)),
+        None => Err(ApiError::bad_request("message to delete not found")),
+    }
+}
+
+/// The sandbox does not track callback queries, so any id is taken as fresh.
+fn answer_callback_query(params: &Params) -> Result<Value, ApiError> {
+    match params.text("callback_query_id") {
+        Some(_) => Ok(json!(true)),
+        None => Err(ApiError::bad_request(
+            "query is too old and response timeout expired or query ID is invalid",
+        )),
+    }
+}
+
+/// Long polling: answers at once if updates are waiting, else waits up to `timeout` seconds for
+/// one to be pushed.
+async fn get_updates(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let offset = params.integer("offset").unwrap_or(0);
+    let limit = params
+        .integer("limit")
+        .unwrap_or(MAX_UPDATES_LIMIT)
+        .clamp(1, MAX_UPDATES_LIMIT) as usize;
+    let timeout = Duration::from_secs(params.integer("timeout").unwrap_or(0).max(0).unsigned_abs());
+    let deadline = Instant::now() + timeout;
+    loop {
+        // Listen before looking, so an update pushed in between still wakes this call.
+        let arrived = shared.update_arrived();
+        tokio::pin!(arrived);
+        arrived.as_mut().enable();
+        {
+            let mut world = shared.world();
+            if world.settings.webhook_url.is_some() {
+                return Err(ApiError::conflict(
+                    "can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+                ));
+            }
+            let updates = world.updates.take(offset, limit);
+            if !updates.is_empty() || Instant::now() >= deadline {
+                return Ok(json!(updates));
+            }
+        }
+        tokio::select! {
+            () = arrived => {}
+            () = tokio::time::sleep_until(deadline) => {}
+            () = shared.shutdown.cancelled() => return Ok(json!([])),
+        }
+    }
+}
+
+/// Telegram only sends updates to HTTPS webhooks. The sandbox keeps the URL (so getUpdates
+/// conflicts with it) but posts nothing to it.
+fn set_webhook(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let url = params.text("url");
+    if url.is_some_and(|u| !u.to_ascii_lowercase().starts_with("https://")) {
+        return Err(ApiError::bad_request(
+            "bad webhook: An HTTPS URL must be provided for webhook",
+        ));
+    }
+    store_webhook(shared, params, url.map(str::to_owned))
+}
+
+/// `setWebhook` and `deleteWebhook`; both may drop the updates still queued.
+fn store_webhook(shared: &Shared, params: &Params, url: Option<String>) -> Result<Value, ApiError> {
+    let mut world = shared.world();
+    world.settings.webhook_url = url;
+    if params.flag("drop_pending_updates") {
+        world.updates.clear();
+    }
+    Ok(json!(true))
+}
+
+fn webhook_info(shared: &Shared) -> Value {
+    let world = shared.world();
+    json!({
+        "url": world.settings.webhook_url.clone().unwrap_or_default(),
+        "has_custom_certificate": false,
+        "pending_update_count": world.updates.pending_count(),
+    })
+}
+
+fn set_my_commands(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let commands = commands(params)?;
+    let mut world = shared.world();
+    world
+        .settings
+        .set_commands(&scope(params), language(params), commands);
+    Ok(json!(true))
+}
+
+fn my_commands(shared: &Shared, params: &Params) -> Value {
+    shared
+        .world()
+        .settings
+        .commands(&scope(params), language(params))
+}
+
+fn delete_my_commands(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let mut world = shared.world();
+    world
+        .settings
+        .delete_commands(&scope(params), language(params));
+    Ok(json!(true))
+}
+
+/// `setMyCommands`' list: each command 1-32 lowercase letters, digits or underscores.
+fn commands(params: &Params) -> Result<Value, ApiError> {
+    let unreadable = || ApiError::bad_request("can't parse commands JSON object");
+    let commands: Vec<Value> = params
+        .json("commands")
+        .ok_or_else(unreadable)?
+        .map_err(|_| unreadable())?;
+    for command in &commands {
+        let name = command
+            .get("command")
+            .and_then(Value::as_str)
+            .ok_or_else(unreadable)?;
+        command
+            .get("description")
+            .and_then(Value::as_str)
+            .ok_or_else(unreadable)?;
+        let valid = (1..=32).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(ApiError::bad_request("BOT_COMMAND_INVALID"));
+        }
+    }
+    Ok(json!(commands))
+}
+
+fn scope(params: &Params) -> Value {
+    params
+        .json("scope")
+        .and_then(Result::ok)
+        .unwrap_or_else(|| json!({"type": "default"}))
+}
+
+fn language(params: &Params) -> &str {
+    params.text("language_code").unwrap_or_default()
+}
+
+/// A private chat's `ChatFullInfo`, with the fields teloxide requires.
+fn get_chat(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let chat_id = chat_id(params, "chat_id")?;
+    shared.world().chats.state(chat_id).resolve()?;
+    let mut chat = chats::chat(chat_id);
+    chat["accent_color_id"] = json!(0);
+    chat["max_reaction_count"] = json!(11);
+    chat["accepted_gift_types"] = json!({
+        "unlimited_gifts": true, "limited_gifts": true, "unique_gifts": true, "premium_subscription": true,
+    });
+    Ok(chat)
+}
+
+/// A chat id parameter. Telegram resolves `@username` strings; the sandbox knows no usernames,
+/// so any non-numeric id is an unknown chat.
+fn chat_id(params: &Params, name: &str) -> Result<i64, ApiError> {
+    let raw = params
+        .text(name)
+        .ok_or_else(|| ApiError::bad_request(format!("{name} is empty")))?;
+    raw.trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request("chat not found"))
+}
+
+fn message_id(params: &Params) -> Option<i32> {
+    params
+        .integer("message_id")
+        .and_then(|id| i32::try_from(id).ok())
+}

@@ -1,0 +1,211 @@
+//! The users the bot talks to: whether each one can be reached, and what it was sent.
+//!
+//! Every chat is a private chat with a user who started the bot, unless a test says otherwise
+//! (blocked, deleted account, never started, unknown). Sent messages are kept per chat with
+//! per-chat ids, as Telegram numbers them, so they can be edited, deleted, copied and read back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::content::Content;
+use crate::envelope::ApiError;
+
+/// How a user relates to the bot, which decides what a send to them gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatState {
+    /// Started the bot and can be messaged.
+    #[default]
+    Active,
+    Blocked,
+    /// The account was deleted.
+    Deactivated,
+    /// Never pressed Start, so the bot may not write first.
+    NeverStarted,
+    /// Telegram does not know the chat.
+    NotFound,
+}
+
+impl ChatState {
+    /// Finding the chat, which Telegram does before anything else: only an unknown chat fails.
+    pub fn resolve(self) -> Result<(), ApiError> {
+        match self {
+            Self::NotFound => Err(ApiError::bad_request("chat not found")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Handing a message to the user, which only fails once it has reached Telegram's servers.
+    pub fn receive(self) -> Result<(), ApiError> {
+        match self {
+            Self::Blocked => Err(ApiError::forbidden("bot was blocked by the user")),
+            Self::Deactivated => Err(ApiError::forbidden("user is deactivated")),
+            Self::NeverStarted => Err(ApiError::forbidden(
+                "bot can't initiate conversation with a user",
+            )),
+            Self::Active | Self::NotFound => self.resolve(),
+        }
+    }
+}
+
+/// A message the bot sent, as it stands now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sent {
+    pub content: Content,
+    /// The bot as a `User`.
+    pub from: Value,
+    /// Unix seconds.
+    pub date: i64,
+    pub edit_date: Option<i64>,
+    pub protected: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Chats(HashMap<i64, Chat>);
+
+#[derive(Debug, Default)]
+struct Chat {
+    state: ChatState,
+    last_message_id: i32,
+    messages: BTreeMap<i32, Sent>,
+}
+
+impl Chats {
+    pub fn state(&self, chat_id: i64) -> ChatState {
+        self.0
+            .get(&chat_id)
+            .map(|chat| chat.state)
+            .unwrap_or_default()
+    }
+
+    pub fn set_state(&mut self, chat_id: i64, state: ChatState) {
+        self.0.entry(chat_id).or_default().state = state;
+    }
+
+    /// Keeps a sent message and answers its id, the next in this chat.
+    pub fn store(&mut self, chat_id: i64, sent: Sent) -> i32 {
+        let chat = self.0.entry(chat_id).or_default();
+        chat.last_message_id += 1;
+        chat.messages.insert(chat.last_message_id, sent);
+        chat.last_message_id
+    }
+
+    pub fn message(&self, chat_id: i64, message_id: i32) -> Option<&Sent> {
+        self.0.get(&chat_id)?.messages.get(&message_id)
+    }
+
+    pub fn message_mut(&mut self, chat_id: i64, message_id: i32) -> Option<&mut Sent> {
+        self.0.get_mut(&chat_id)?.messages.get_mut(&message_id)
+    }
+
+    pub fn delete(&mut self, chat_id: i64, message_id: i32) -> Option<Sent> {
+        self.0.get_mut(&chat_id)?.messages.remove(&message_id)
+    }
+
+    /// The chat's messages, oldest first, as the Bot API renders them.
+    pub fn rendered(&self, chat_id: i64) -> Vec<Value> {
+        let Some(chat) = self.0.get(&chat_id) else {
+            return Vec::new();
+        };
+        chat.messages
+            .iter()
+            .map(|(&id, sent)| render(chat_id, id, sent))
+            .collect()
+    }
+}
+
+/// Now, in the unix seconds message dates use.
+pub fn unix_now() -> i64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// A private chat with user `chat_id`, as a `Chat` object.
+pub fn chat(chat_id: i64) -> Value {
+    json!({"id": chat_id, "type": "private", "first_name": format!("User {chat_id}")})
+}
+
+/// A `Message` object.
+pub fn render(chat_id: i64, message_id: i32, sent: &Sent) -> Value {
+    let mut message = Map::new();
+    message.insert("message_id".into(), json!(message_id));
+    message.insert("from".into(), sent.from.clone());
+    message.insert("chat".into(), chat(chat_id));
+    message.insert("date".into(), json!(sent.date));
+    if let Some(edit_date) = sent.edit_date {
+        message.insert("edit_date".into(), json!(edit_date));
+    }
+    if sent.protected {
+        message.insert("has_protected_content".into(), json!(true));
+    }
+    sent.content.render_into(&mut message);
+    Value::Object(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(text: &str) -> Sent {
+        let content = Content {
+            text: Some(text.into()),
+            entities: Vec::new(),
+            media: None,
+            reply_markup: None,
+        };
+        Sent {
+            content,
+            from: json!({"id": 1}),
+            date: 0,
+            edit_date: None,
+            protected: false,
+        }
+    }
+
+    #[test]
+    fn message_ids_count_per_chat() {
+        let mut chats = Chats::default();
+        assert_eq!(chats.store(10, sent("a")), 1);
+        assert_eq!(chats.store(10, sent("b")), 2);
+        assert_eq!(chats.store(20, sent("c")), 1);
+        assert!(chats.delete(10, 1).is_some());
+        assert_eq!(chats.store(10, sent("d")), 3);
+        let texts: Vec<_> = chats
+            .rendered(10)
+            .iter()
+            .map(|m| m["text"].clone())
+            .collect();
+        assert_eq!(texts, [json!("b"), json!("d")]);
+    }
+
+    #[test]
+    fn states_answer_with_telegrams_errors() {
+        let description = |state: ChatState| state.receive().err().map(|e| (e.code, e.description));
+        assert_eq!(description(ChatState::Active), None);
+        assert_eq!(
+            description(ChatState::Blocked),
+            Some((403, "Forbidden: bot was blocked by the user".into()))
+        );
+        assert_eq!(
+            description(ChatState::Deactivated),
+            Some((403, "Forbidden: user is deactivated".into()))
+        );
+        assert_eq!(
+            description(ChatState::NeverStarted),
+            Some((
+                403,
+                "Forbidden: bot can't initiate conversation with a user".into()
+            ))
+        );
+        assert_eq!(
+            description(ChatState::NotFound),
+            Some((400, "Bad Request: chat not found".into()))
+        );
+        assert!(ChatState::Blocked.resolve().is_ok());
+    }
+}

@@ -1,0 +1,445 @@
+//! What a message carries (text or media, entities, keyboard), checked and rendered as Telegram
+//! does.
+//!
+//! A broadcast's content is the same for every recipient, so Telegram refusing it (too long,
+//! broken entities, a bad button) means the whole campaign is broken: these checks must refuse
+//! exactly what Telegram refuses, with its words. Lengths count UTF-16 code units, like
+//! Telegram's entity offsets. With `parse_mode` the text is kept as sent (markup is not parsed),
+//! which is why the project sends `entities` instead.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use serde_json::{Map, Value, json};
+
+use crate::envelope::ApiError;
+use crate::params::Params;
+
+const MAX_TEXT_LEN: usize = 4096;
+const MAX_CAPTION_LEN: usize = 1024;
+const MAX_CALLBACK_DATA_BYTES: usize = 64;
+const PARSE_MODES: [&str; 3] = ["HTML", "Markdown", "MarkdownV2"];
+/// Inline button fields other than `url` and `callback_data` that make a button do something.
+const OTHER_BUTTON_ACTIONS: [&str; 8] = [
+    "web_app",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
+];
+
+/// The media a `send*` method sends, each named after its parameter and message field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Photo,
+    Video,
+    Animation,
+    Document,
+    Audio,
+    Voice,
+}
+
+impl MediaKind {
+    pub const ALL: [Self; 6] = [
+        Self::Photo,
+        Self::Video,
+        Self::Animation,
+        Self::Document,
+        Self::Audio,
+        Self::Voice,
+    ];
+
+    /// The parameter that carries the file_id, and the message field that shows the media.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Photo => "photo",
+            Self::Video => "video",
+            Self::Animation => "animation",
+            Self::Document => "document",
+            Self::Audio => "audio",
+            Self::Voice => "voice",
+        }
+    }
+
+    pub fn method(self) -> &'static str {
+        match self {
+            Self::Photo => "sendPhoto",
+            Self::Video => "sendVideo",
+            Self::Animation => "sendAnimation",
+            Self::Document => "sendDocument",
+            Self::Audio => "sendAudio",
+            Self::Voice => "sendVoice",
+        }
+    }
+
+    /// The media object a message shows, with the fields the Bot API documents as required.
+    fn render(self, file_id: &str) -> Value {
+        let details = match self {
+            Self::Photo => {
+                // Telegram lists sizes smallest first; the largest is the one that was sent.
+                let thumbnail = format!("{file_id}-thumb");
+                return json!([
+                    file(&thumbnail, 1_500, json!({"width": 90, "height": 51})),
+                    file(file_id, 120_000, json!({"width": 1280, "height": 720})),
+                ]);
+            }
+            Self::Video => {
+                json!({"width": 1280, "height": 720, "duration": 10, "mime_type": "video/mp4"})
+            }
+            Self::Animation => json!({
+                "width": 480, "height": 270, "duration": 3,
+                "file_name": "animation.mp4", "mime_type": "video/mp4",
+            }),
+            Self::Document => json!({"file_name": "document.pdf", "mime_type": "application/pdf"}),
+            Self::Audio => json!({"duration": 180, "title": "Audio", "mime_type": "audio/mpeg"}),
+            Self::Voice => json!({"duration": 5, "mime_type": "audio/ogg"}),
+        };
+        file(file_id, 250_000, details)
+    }
+}
+
+/// A file object: `details` plus the id fields every file has.
+fn file(file_id: &str, size: u32, mut details: Value) -> Value {
+    let mut hasher = DefaultHasher::new();
+    file_id.hash(&mut hasher);
+    details["file_id"] = json!(file_id);
+    details["file_unique_id"] = json!(format!("AgAD{:016x}", hasher.finish()));
+    details["file_size"] = json!(size);
+    details
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    pub kind: MediaKind,
+    pub file_id: String,
+}
+
+/// A message's content, as it was accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Content {
+    /// The text, or the media's caption.
+    pub text: Option<String>,
+    /// `entities`, or `caption_entities` for media, as the client sent them.
+    pub entities: Vec<Value>,
+    pub media: Option<Media>,
+    pub reply_markup: Option<Value>,
+}
+
+impl Content {
+    /// `sendMessage` and `editMessageText`.
+    pub fn text(params: &Params) -> Result<Self, ApiError> {
+        let text = params.text("text").filter(|t| !t.trim().is_empty());
+        let text = text.ok_or_else(|| ApiError::bad_request("message text is empty"))?;
+        if utf16_len(text) > MAX_TEXT_LEN {
+            return Err(ApiError::bad_request("message is too long"));
+        }
+        Ok(Self {
+            entities: entities(params, "entities", text)?,
+            text: Some(text.to_owned()),
+            media: None,
+            reply_markup: reply_markup(params)?,
+        })
+    }
+
+    /// `send<Kind>` with a file_id in the parameter named after the kind.
+    pub fn media(kind: MediaKind, params: &Params) -> Result<Self, ApiError> {
+        let file_id = params.text(kind.field()).ok_or_else(|| {
+            ApiError::bad_request(format!("there is no {} in the request", kind.field()))
+        })?;
+        let (text, entities) = caption(params)?;
+        let media = Some(Media {
+            kind,
+            file_id: file_id.to_owned(),
+        });
+        Ok(Self {
+            text,
+            entities,
+            media,
+            reply_markup: reply_markup(params)?,
+        })
+    }
+
+    /// `copyMessage`: the source's content, with the caption replaced if one is given and only
+    /// the keyboard passed along.
+    pub fn copied(source: &Self, params: &Params) -> Result<Self, ApiError> {
+        let mut copy = Self {
+            reply_markup: reply_markup(params)?,
+            ..source.clone()
+        };
+        if copy.media.is_some() && params.text("caption").is_some() {
+            (copy.text, copy.entities) = caption(params)?;
+        }
+        Ok(copy)
+    }
+
+    /// Adds the content's fields to a `Message` object.
+    pub fn render_into(&self, message: &mut Map<String, Value>) {
+        let (text_field, entities_field) = match &self.media {
+            None => ("text", "entities"),
+            Some(Media { kind, file_id }) => {
+                message.insert(kind.field().into(), kind.render(file_id));
+                if *kind == MediaKind::Animation {
+                    // Telegram also shows an animation as a document, for older clients.
+                    message.insert("document".into(), MediaKind::Document.render(file_id));
+                }
+                ("caption", "caption_entities")
+            }
+        };
+        if let Some(text) = &self.text {
+            message.insert(text_field.into(), json!(text));
+        }
+        if !self.entities.is_empty() {
+            message.insert(entities_field.into(), json!(self.entities));
+        }
+        // A message shows only an inline keyboard; reply keyboards live in the client.
+        if let Some(markup) = self
+            .reply_markup
+            .as_ref()
+            .filter(|m| m.get("inline_keyboard").is_some())
+        {
+            message.insert("reply_markup".into(), markup.clone());
+        }
+    }
+}
+
+fn caption(params: &Params) -> Result<(Option<String>, Vec<Value>), ApiError> {
+    let caption = params.text("caption").unwrap_or_default();
+    if utf16_len(caption) > MAX_CAPTION_LEN {
+        return Err(ApiError::bad_request("message caption is too long"));
+    }
+    let entities = entities(params, "caption_entities", caption)?;
+    Ok(((!caption.is_empty()).then(|| caption.to_owned()), entities))
+}
+
+/// Reads `entities`-like parameter `name`, each entity checked against `text`. Telegram ignores
+/// explicit entities when a parse_mode is given, and so does this.
+fn entities(params: &Params, name: &str, text: &str) -> Result<Vec<Value>, ApiError> {
+    if let Some(mode) = params.text("parse_mode") {
+        return match PARSE_MODES.iter().any(|m| m.eq_ignore_ascii_case(mode)) {
+            true => Ok(Vec::new()),
+            false => Err(ApiError::bad_request("unsupported parse_mode")),
+        };
+    }
+    let Some(parsed) = params.json::<Vec<Value>>(name) else {
+        return Ok(Vec::new());
+    };
+    let unreadable = || ApiError::bad_request("can't parse entities JSON object");
+    let entities = parsed.map_err(|_| unreadable())?;
+    let text_len = utf16_len(text) as u64;
+    for entity in &entities {
+        let number = |field: &str| entity.get(field).and_then(Value::as_u64);
+        let (Some(offset), Some(length), Some(_)) = (
+            number("offset"),
+            number("length"),
+            entity.get("type").and_then(Value::as_str),
+        ) else {
+            return Err(unreadable());
+        };
+        if offset + length > text_len {
+            return Err(ApiError::bad_request(format!(
+                "can't parse entities: Entity with offset {offset} and length {length} ends after \
+                 the end of the text ({text_len} UTF-16 code units)"
+            )));
+        }
+    }
+    Ok(entities)
+}
+
+/// Reads and checks `reply_markup`; inline keyboards get Telegram's button checks.
+pub fn reply_markup(params: &Params) -> Result<Option<Value>, ApiError> {
+    let Some(parsed) = params.json::<Value>("reply_markup") else {
+        return Ok(None);
+    };
+    let markup = parsed
+        .ok()
+        .filter(Value::is_object)
+        .ok_or_else(|| ApiError::bad_request("can't parse reply keyboard markup JSON object"))?;
+    if let Some(rows) = markup.get("inline_keyboard") {
+        let not_rows = || {
+            ApiError::bad_request(
+                "field \"inline_keyboard\" of the InlineKeyboardMarkup should be an Array of Arrays",
+            )
+        };
+        for row in rows.as_array().ok_or_else(not_rows)? {
+            for button in row.as_array().ok_or_else(not_rows)? {
+                check_button(button)?;
+            }
+        }
+    }
+    Ok(Some(markup))
+}
+
+fn check_button(button: &Value) -> Result<(), ApiError> {
+    let unreadable =
+        |why: &str| ApiError::bad_request(format!("can't parse inline keyboard button: {why}"));
+    let button = button
+        .as_object()
+        .ok_or_else(|| unreadable("InlineKeyboardButton should be an object"))?;
+    if !button.get("text").is_some_and(Value::is_string) {
+        return Err(unreadable("Field \"text\" must be of type String"));
+    }
+    if let Some(url) = button.get("url") {
+        if !url.as_str().is_some_and(is_button_url) {
+            return Err(ApiError::bad_request("BUTTON_URL_INVALID"));
+        }
+    } else if let Some(data) = button.get("callback_data") {
+        let fits = data
+            .as_str()
+            .is_some_and(|d| (1..=MAX_CALLBACK_DATA_BYTES).contains(&d.len()));
+        if !fits {
+            return Err(ApiError::bad_request("BUTTON_DATA_INVALID"));
+        }
+    } else if !OTHER_BUTTON_ACTIONS
+        .iter()
+        .any(|&action| button.contains_key(action))
+    {
+        return Err(unreadable(
+            "Text buttons are unallowed in the inline keyboard",
+        ));
+    }
+    Ok(())
+}
+
+/// An http(s) or tg link with something after the scheme and no whitespace.
+fn is_button_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    let rest = ["http://", "https://", "tg://"]
+        .iter()
+        .find_map(|scheme| lower.strip_prefix(scheme));
+    rest.is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace))
+}
+
+fn utf16_len(text: &str) -> usize {
+    text.encode_utf16().count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_error(pairs: &[(&str, &str)]) -> String {
+        let params = Params::from_iter(pairs.iter().copied());
+        Content::text(&params).expect_err("refused").description
+    }
+
+    #[test]
+    fn text_limits_count_utf16_units() {
+        // "😀" is one char but two UTF-16 units.
+        let fits = "😀".repeat(2048);
+        assert!(Content::text(&Params::from_iter([("text", fits.as_str())])).is_ok());
+        let over = format!("{fits}a");
+        assert_eq!(
+            text_error(&[("text", &over)]),
+            "Bad Request: message is too long"
+        );
+        assert_eq!(
+            text_error(&[("text", " \n ")]),
+            "Bad Request: message text is empty"
+        );
+        assert_eq!(text_error(&[]), "Bad Request: message text is empty");
+    }
+
+    #[test]
+    fn entities_must_stay_inside_the_text() {
+        let ok = [
+            ("text", "😀 hi"),
+            ("entities", r#"[{"type":"bold","offset":3,"length":2}]"#),
+        ];
+        assert_eq!(
+            Content::text(&Params::from_iter(ok))
+                .expect("fits")
+                .entities
+                .len(),
+            1
+        );
+        let past = [
+            ("text", "😀 hi"),
+            ("entities", r#"[{"type":"bold","offset":3,"length":3}]"#),
+        ];
+        assert!(text_error(&past).starts_with("Bad Request: can't parse entities: "));
+        let junk = [("text", "hi"), ("entities", r#"[{"type":"bold"}]"#)];
+        assert_eq!(
+            text_error(&junk),
+            "Bad Request: can't parse entities JSON object"
+        );
+        let parse_mode = [
+            ("text", "<b>hi</b>"),
+            ("parse_mode", "html"),
+            ("entities", "junk"),
+        ];
+        assert!(Content::text(&Params::from_iter(parse_mode)).is_ok());
+        assert_eq!(
+            text_error(&[("text", "hi"), ("parse_mode", "bbcode")]),
+            "Bad Request: unsupported parse_mode"
+        );
+    }
+
+    #[test]
+    fn buttons_are_checked_like_telegram() {
+        let keyboard = |button: &str| format!(r#"{{"inline_keyboard":[[{button}]]}}"#);
+        let cases = [
+            (r#"{"text":"a","url":"https://example.com"}"#, None),
+            (r#"{"text":"a","url":"tg://user?id=1"}"#, None),
+            (r#"{"text":"a","callback_data":"x"}"#, None),
+            (r#"{"text":"a","pay":true}"#, None),
+            (
+                r#"{"text":"a","url":"ftp://example.com"}"#,
+                Some("Bad Request: BUTTON_URL_INVALID"),
+            ),
+            (
+                r#"{"text":"a","url":"https://"}"#,
+                Some("Bad Request: BUTTON_URL_INVALID"),
+            ),
+            (
+                r#"{"text":"a","callback_data":""}"#,
+                Some("Bad Request: BUTTON_DATA_INVALID"),
+            ),
+            (
+                r#"{"text":"a"}"#,
+                Some(
+                    "Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard",
+                ),
+            ),
+        ];
+        for (button, expected) in cases {
+            let markup = keyboard(button);
+            let params = Params::from_iter([("reply_markup", markup.as_str())]);
+            let got = reply_markup(&params).err().map(|e| e.description);
+            assert_eq!(got.as_deref(), expected, "{button}");
+        }
+        let long_data = format!(r#"{{"text":"a","callback_data":"{}"}}"#, "x".repeat(65));
+        let params = Params::from_iter([("reply_markup", keyboard(&long_data).as_str())]);
+        assert_eq!(
+            reply_markup(&params).expect_err("too long").description,
+            "Bad Request: BUTTON_DATA_INVALID"
+        );
+        let params = Params::from_iter([("reply_markup", "{not json")]);
+        let error = reply_markup(&params).expect_err("unreadable");
+        assert_eq!(
+            error.description,
+            "Bad Request: can't parse reply keyboard markup JSON object"
+        );
+    }
+
+    #[test]
+    fn media_needs_its_file_and_a_short_caption() {
+        let error = Content::media(MediaKind::Video, &Params::from_iter([("photo", "x")]))
+            .expect_err("no video");
+        assert_eq!(
+            error.description,
+            "Bad Request: there is no video in the request"
+        );
+        let long = "a".repeat(1025);
+        let error = Content::media(
+            MediaKind::Photo,
+            &Params::from_iter([("photo", "x"), ("caption", long.as_str())]),
+        )
+        .expect_err("too long");
+        assert_eq!(
+            error.description,
+            "Bad Request: message caption is too long"
+        );
+    }
+}

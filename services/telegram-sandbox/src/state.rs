@@ -1,0 +1,213 @@
+//! Everything the sandbox knows, behind one lock, and the path every send takes through it.
+//!
+//! One mutex (never held across an await) keeps the order of events simple: a send is checked,
+//! rate-limited, stored and recorded in one step, so tests see a consistent world. The control
+//! operations here are shared by the Rust handle (`Sandbox`) and the HTTP control API.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::bot::{Bot, BotSettings};
+use crate::chats::{self, ChatState, Chats, Sent};
+use crate::config::SandboxConfig;
+use crate::content::Content;
+use crate::envelope::ApiError;
+use crate::faults::{Failure, Faults};
+use crate::limits::{Attempt, InFlight, Limits, RateLimiter};
+use crate::params::Params;
+use crate::record::{Delivery, Record, Stats};
+use crate::updates::Updates;
+
+/// State shared by the server's handlers and the `Sandbox` handle.
+#[derive(Debug)]
+pub struct Shared {
+    world: Mutex<World>,
+    /// Wakes long-polling `getUpdates` calls.
+    update_arrived: Notify,
+    /// Cancelled when the sandbox stops; ends the server and any long poll.
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Debug)]
+pub struct World {
+    pub config: SandboxConfig,
+    /// When the sandbox started; deliveries are timed from it for readers over HTTP.
+    started: Instant,
+    pub limiter: RateLimiter,
+    pub in_flight: InFlight,
+    pub chats: Chats,
+    pub record: Record,
+    pub updates: Updates,
+    pub faults: Faults,
+    pub settings: BotSettings,
+}
+
+/// The per-send options every `send*` method takes.
+#[derive(Debug, Clone, Copy)]
+pub struct SendFlags {
+    pub disable_notification: bool,
+    pub protect_content: bool,
+    pub allow_paid_broadcast: bool,
+}
+
+impl From<&Params> for SendFlags {
+    fn from(params: &Params) -> Self {
+        Self {
+            disable_notification: params.flag("disable_notification"),
+            protect_content: params.flag("protect_content"),
+            allow_paid_broadcast: params.flag("allow_paid_broadcast"),
+        }
+    }
+}
+
+impl World {
+    fn new(config: SandboxConfig, started: Instant) -> Self {
+        Self {
+            config,
+            started,
+            limiter: RateLimiter::default(),
+            in_flight: InFlight::default(),
+            chats: Chats::default(),
+            record: Record::default(),
+            updates: Updates::default(),
+            faults: Faults::default(),
+            settings: BotSettings::default(),
+        }
+    }
+
+    /// Takes one send through what Telegram does after reading the request, in its order: find
+    /// the chat, check the file, (maybe) fail in the backend, apply flood control, hand the
+    /// message to the user. Answers the rendered `Message`.
+    pub fn send(
+        &mut self,
+        bot: &Bot,
+        method: &str,
+        chat_id: i64,
+        content: Content,
+        flags: SendFlags,
+    ) -> Result<Value, ApiError> {
+        let state = self.chats.state(chat_id);
+        state.resolve()?;
+        if let Some(media) = &content.media {
+            self.faults.check_file(&media.file_id)?;
+        }
+        if let Some(error) = self.faults.server_error(self.config.error_rate) {
+            return Err(error);
+        }
+        let now = Instant::now();
+        if let Some(retry_after) = self.faults.take_injected_429() {
+            self.limiter.penalize(&bot.token, retry_after, now);
+        }
+        let attempt = Attempt {
+            token: &bot.token,
+            chat_id,
+            paid: flags.allow_paid_broadcast,
+        };
+        self.limiter
+            .admit(attempt, Limits::from(&self.config), now)
+            .map_err(ApiError::too_many_requests)?;
+        state.receive()?;
+
+        let sent = Sent {
+            from: bot.user(),
+            date: chats::unix_now(),
+            edit_date: None,
+            protected: flags.protect_content,
+            content,
+        };
+        let message_id = self.chats.store(chat_id, sent.clone());
+        self.record.deliver(Delivery {
+            method: method.to_owned(),
+            chat_id,
+            message_id,
+            text: sent.content.text.clone(),
+            entities: sent.content.entities.clone(),
+            file_id: sent.content.media.as_ref().map(|m| m.file_id.clone()),
+            reply_markup: sent.content.reply_markup.clone(),
+            disable_notification: flags.disable_notification,
+            protect_content: flags.protect_content,
+            allow_paid_broadcast: flags.allow_paid_broadcast,
+            accepted_at: now,
+            accepted_ms: u64::try_from(now.duration_since(self.started).as_millis())
+                .unwrap_or(u64::MAX),
+        });
+        Ok(chats::render(chat_id, message_id, &sent))
+    }
+}
+
+impl Shared {
+    pub fn new(config: SandboxConfig) -> Self {
+        Self {
+            world: Mutex::new(World::new(config, Instant::now())),
+            update_arrived: Notify::new(),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Locks the world. A panic while it was held leaves it usable: every step keeps it whole.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Resolves once an update is pushed after this was called (and `enable`d).
+    pub fn update_arrived(&self) -> tokio::sync::futures::Notified<'_> {
+        self.update_arrived.notified()
+    }
+
+    pub fn config(&self) -> SandboxConfig {
+        self.world().config.clone()
+    }
+
+    /// Changes the configuration; the address stays what it was bound to.
+    pub fn configure(&self, change: impl FnOnce(&mut SandboxConfig)) {
+        let mut world = self.world();
+        let addr = world.config.addr;
+        change(&mut world.config);
+        world.config.addr = addr;
+    }
+
+    pub fn set_chat_state(&self, chat_id: i64, state: ChatState) {
+        self.world().chats.set_state(chat_id, state);
+    }
+
+    pub fn inject_429(&self, retry_after: u64) {
+        self.world().faults.inject_429(retry_after);
+    }
+
+    pub fn fail_next(&self, count: usize, failure: Failure) {
+        self.world().faults.fail_next(count, failure);
+    }
+
+    pub fn break_file(&self, file_id: String) {
+        self.world().faults.break_file(file_id);
+    }
+
+    pub fn push_update(&self, update: Map<String, Value>) -> i64 {
+        let update_id = self.world().updates.push(update);
+        self.update_arrived.notify_waiters();
+        update_id
+    }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.world().record.deliveries().to_vec()
+    }
+
+    pub fn messages_to(&self, chat_id: i64) -> Vec<Value> {
+        self.world().chats.rendered(chat_id)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.world().record.stats()
+    }
+
+    /// Forgets chats, messages, deliveries, counts, faults, updates and bot settings; keeps the
+    /// configuration.
+    pub fn reset(&self) {
+        let mut world = self.world();
+        *world = World::new(world.config.clone(), world.started);
+    }
+}

@@ -1,0 +1,141 @@
+//! Flood control as a client meets it: 429s with retry_after, the penalty, the paid limit.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::{Answer, Client, eventually, start};
+
+async fn send(client: &Client, chat_id: i64, paid: bool) -> Answer {
+    client
+        .call(
+            "sendMessage",
+            json!({"chat_id": chat_id, "text": "hi", "allow_paid_broadcast": paid}),
+        )
+        .await
+}
+
+fn assert_429(answer: &Answer) -> u64 {
+    let (code, description) = answer.error();
+    let retry_after = answer.body["parameters"]["retry_after"]
+        .as_u64()
+        .expect("retry_after");
+    assert_eq!(
+        (code, description),
+        (
+            429,
+            format!("Too Many Requests: retry after {retry_after}").as_str()
+        )
+    );
+    assert_eq!(answer.retry_after, Some(retry_after), "Retry-After header");
+    assert!(retry_after >= 1);
+    retry_after
+}
+
+#[tokio::test]
+async fn a_token_gets_its_limit_per_second_and_429_past_it() {
+    let sandbox = start(|c| c.rate_limit = 5).await;
+    let client = Client::new(&sandbox);
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    for chat_id in 0..20 {
+        answers.push(send(&client, chat_id, false).await);
+    }
+    // The 6th send starts a 1 s penalty, so the rest fall inside it as long as they came fast.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "20 sends took {:?}",
+        started.elapsed()
+    );
+    let accepted = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(accepted, 5);
+    assert!(answers[..5].iter().all(|a| a.status == 200));
+    for answer in &answers[5..] {
+        assert_429(answer);
+    }
+    let stats = sandbox.stats();
+    assert_eq!((stats.accepted_sends, stats.too_many_requests), (5, 15));
+    assert_eq!(stats.max_sends_in_any_window(Duration::from_secs(1)), 5);
+}
+
+#[tokio::test]
+async fn a_429_puts_the_whole_token_in_a_penalty_that_sending_does_not_shorten() {
+    let sandbox = start(|_| {}).await;
+    let client = Client::new(&sandbox);
+    sandbox.inject_429(2);
+    let penalized_at = Instant::now();
+    assert_eq!(assert_429(&send(&client, 1, false).await), 2);
+    // Every send in the penalty fails, whatever the chat, and paid ones too.
+    for chat_id in 2..6 {
+        assert!((1..=2).contains(&assert_429(&send(&client, chat_id, chat_id % 2 == 0).await)));
+    }
+    assert!(sandbox.deliveries().is_empty());
+
+    // Keep knocking until the penalty ends: it ends on time, not earlier.
+    eventually(Duration::from_secs(5), || async {
+        (send(&client, 9, false).await.status == 200).then_some(())
+    })
+    .await;
+    assert!(
+        penalized_at.elapsed() >= Duration::from_secs(2),
+        "accepted after {:?}",
+        penalized_at.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn one_chat_takes_one_message_a_second() {
+    let sandbox = start(|c| c.chat_rate_limit = 1).await;
+    let client = Client::new(&sandbox);
+    send(&client, 1, false).await.result();
+    assert_eq!(assert_429(&send(&client, 1, false).await), 1);
+    // Telegram pauses the whole token on any 429.
+    assert_eq!(assert_429(&send(&client, 2, false).await), 1);
+    assert_eq!(sandbox.stats().accepted_sends, 1);
+}
+
+#[tokio::test]
+async fn paid_broadcasts_have_their_own_higher_limit() {
+    let sandbox = start(|c| {
+        c.rate_limit = 2;
+        c.paid_rate_limit = 4;
+    })
+    .await;
+    let client = Client::new(&sandbox);
+    let started = Instant::now();
+    for chat_id in 0..2 {
+        send(&client, chat_id, false).await.result();
+    }
+    for chat_id in 10..14 {
+        send(&client, chat_id, true).await.result();
+    }
+    assert_429(&send(&client, 20, true).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the sends must fall in one second"
+    );
+
+    let paid: Vec<_> = sandbox
+        .deliveries()
+        .iter()
+        .map(|d| d.allow_paid_broadcast)
+        .collect();
+    assert_eq!(paid, [false, false, true, true, true, true]);
+    assert_eq!(
+        sandbox
+            .stats()
+            .max_sends_in_any_window(Duration::from_secs(1)),
+        6
+    );
+}
+
+#[tokio::test]
+async fn limits_can_be_turned_off() {
+    let sandbox = start(|c| c.rate_limit = 1).await;
+    sandbox.configure(|c| c.rate_limit = 0);
+    let client = Client::new(&sandbox);
+    for chat_id in 0..50 {
+        send(&client, chat_id, false).await.result();
+    }
+    assert_eq!(sandbox.stats().accepted_sends, 50);
+}
