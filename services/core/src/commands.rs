@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::campaign::{CampaignStatus, Transition, TransitionError};
 use crate::event::{self, EventPublisher, PublishError};
 use crate::proto::v1::{
-    Audience, CampaignCancelled, CampaignCreated, CampaignOptions, CampaignPaused, CampaignResumed, CampaignStarted,
-    Content, Event, event::Payload,
+    Audience, CampaignCancelled, CampaignCreated, CampaignOptions, CampaignPaused, CampaignResumed,
+    CampaignStarted, Content, Event, event::Payload,
 };
 use crate::topology::Topology;
 
@@ -30,7 +30,9 @@ pub struct NewCampaign {
 pub enum Change {
     /// `reason` is empty for an admin's pause; courier sets it when it
     /// pauses a campaign itself.
-    Pause { reason: String },
+    Pause {
+        reason: String,
+    },
     Resume,
     Cancel,
 }
@@ -73,7 +75,10 @@ pub struct CampaignCommands {
 }
 
 impl CampaignCommands {
-    pub async fn new(js: jetstream::Context, topology: Topology) -> Result<CampaignCommands, CommandError> {
+    pub async fn new(
+        js: jetstream::Context,
+        topology: Topology,
+    ) -> Result<CampaignCommands, CommandError> {
         let events = js
             .get_stream(topology.events_stream())
             .await
@@ -131,7 +136,12 @@ impl CampaignCommands {
     }
 
     /// Applies `change` to the campaign; returns its new status.
-    pub async fn change(&self, campaign: Uuid, change: Change, by: i64) -> Result<CampaignStatus, CommandError> {
+    pub async fn change(
+        &self,
+        campaign: Uuid,
+        change: Change,
+        by: i64,
+    ) -> Result<CampaignStatus, CommandError> {
         let (status, last_seq) = self.status(campaign).await?;
         let (transition, payload) = match change {
             Change::Pause { reason } => (
@@ -158,9 +168,15 @@ impl CampaignCommands {
             ),
         };
         let next = status.apply(transition)?;
-        match self.publisher.publish_expecting(&Event::new(payload), last_seq).await {
+        match self
+            .publisher
+            .publish_expecting(&Event::new(payload), last_seq)
+            .await
+        {
             Ok(_) => Ok(next),
-            Err(PublishError::Conflict) => Err(CommandError::Conflict(self.status(campaign).await?.0)),
+            Err(PublishError::Conflict) => {
+                Err(CommandError::Conflict(self.status(campaign).await?.0))
+            }
             Err(error) => Err(CommandError::Publish(error)),
         }
     }
@@ -189,9 +205,14 @@ mod tests {
             Some(CampaignStatus::Sending)
         );
         assert_eq!(
-            status_after(&Payload::CampaignCompleted(CampaignCompleted { campaign_id: id })),
+            status_after(&Payload::CampaignCompleted(CampaignCompleted {
+                campaign_id: id
+            })),
             Some(CampaignStatus::Completed)
         );
-        assert_eq!(status_after(&Payload::UserBlocked(UserBlocked::default())), None);
+        assert_eq!(
+            status_after(&Payload::UserBlocked(UserBlocked::default())),
+            None
+        );
     }
 }

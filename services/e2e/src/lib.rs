@@ -180,7 +180,11 @@ pub async fn start_text_campaign(
     .await
 }
 
-pub async fn start_campaign(commands: &CampaignCommands, audience: Audience, content: Content) -> uuid::Uuid {
+pub async fn start_campaign(
+    commands: &CampaignCommands,
+    audience: Audience,
+    content: Content,
+) -> uuid::Uuid {
     commands
         .create_and_start(NewCampaign {
             created_by: 1,

@@ -30,7 +30,9 @@ async fn an_interrupted_fan_out_resumes_without_duplicates() {
         }));
         publisher.publish(&event).await.unwrap();
     }
-    let commands = CampaignCommands::new(js.clone(), env.topology()).await.unwrap();
+    let commands = CampaignCommands::new(js.clone(), env.topology())
+        .await
+        .unwrap();
     let campaign = commands
         .create_and_start(NewCampaign {
             created_by: 1,
