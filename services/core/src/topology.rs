@@ -7,8 +7,12 @@
 //!   concurrency over the whole campaign;
 //! - `p.events.user.<user id>`: every event of one user;
 //! - `p.work.send.<campaign id>`: SendMessage items (work queue);
+//! - `p.work.held.<campaign id>`: items of a paused campaign, set aside
+//!   without spending delivery attempts until the campaign resumes;
 //! - `p.outcomes.<campaign id>.<user id>`: one delivery outcome per
 //!   recipient; a direct get on it tells a sender the recipient is done.
+//!
+//! A key-value bucket `P_RATE` holds each bot token's shared rate schedule.
 //!
 //! [`Topology::ensure`] creates them idempotently at start-up. A second
 //! service doing the same is a no-op; an existing stream or consumer with a
@@ -16,7 +20,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, consumer, kv, stream};
 
 use crate::config::Prefix;
 
@@ -36,6 +40,10 @@ pub const SENDER_MAX_DELIVER: i64 = 10;
 /// Items in flight across all sender replicas. Far below the ~1000
 /// requests in flight at which the Bot API server itself answers 429.
 pub const SENDER_MAX_ACK_PENDING: i64 = 512;
+
+/// Header on a work item moved aside and back (a paused campaign): the
+/// send attempts it had before, so a pause spends none of them.
+pub const ATTEMPTS_HEADER: &str = "Courier-Attempts";
 
 /// Publish dedup window of the events and outcomes streams.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
@@ -116,6 +124,15 @@ impl Topology {
         format!("{}.work.send.{campaign_id}", self.prefix)
     }
 
+    pub fn held_subject(&self, campaign_id: &str) -> String {
+        format!("{}.work.held.{campaign_id}", self.prefix)
+    }
+
+    /// The bucket of shared rate schedules, one key per bot token and lane.
+    pub fn rate_bucket(&self) -> String {
+        self.stream_name("rate")
+    }
+
     pub fn outcome_subject(&self, campaign_id: &str, user_id: i64) -> String {
         format!("{}.outcomes.{campaign_id}.{user_id}", self.prefix)
     }
@@ -158,6 +175,8 @@ impl Topology {
         consumer::pull::Config {
             durable_name: Some(SENDERS_CONSUMER.into()),
             description: Some("all sender replicas".into()),
+            // Held items of paused campaigns are not for senders.
+            filter_subject: format!("{}.work.send.>", self.prefix),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: SENDER_ACK_WAIT,
             max_deliver: SENDER_MAX_DELIVER,
@@ -200,6 +219,20 @@ impl Topology {
                 .clone();
             check_stream(&existing, &wanted)?;
         }
+        js.create_or_update_key_value(kv::Config {
+            bucket: self.rate_bucket(),
+            description: "courier rate schedules, one per bot token and lane".into(),
+            history: 1,
+            // A schedule is worth nothing after a restart: keep it in memory.
+            storage: stream::StorageType::Memory,
+            num_replicas: self.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| TopologyError::JetStream {
+            what: format!("key-value bucket {}", self.rate_bucket()),
+            source: e.into(),
+        })?;
         ensure_consumer(js, &self.work_stream(), self.senders_consumer()).await?;
         ensure_consumer(js, &self.events_stream(), self.loader_consumer()).await?;
         Ok(())
@@ -279,6 +312,8 @@ mod tests {
         assert_eq!(t.campaign_subject("c1"), "t-1.events.campaign.c1");
         assert_eq!(t.user_subject(42), "t-1.events.user.42");
         assert_eq!(t.work_subject("c1"), "t-1.work.send.c1");
+        assert_eq!(t.held_subject("c1"), "t-1.work.held.c1");
+        assert_eq!(t.rate_bucket(), "T_1_RATE");
         assert_eq!(t.outcome_subject("c1", 42), "t-1.outcomes.c1.42");
     }
 
@@ -296,6 +331,7 @@ mod tests {
             t.campaign_subject("c"),
             t.user_subject(1),
             t.work_subject("c"),
+            t.held_subject("c"),
             t.outcome_subject("c", 1),
         ] {
             assert_eq!(owner(&subject), 1, "{subject}");

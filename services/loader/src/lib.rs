@@ -1,7 +1,10 @@
 //! The loader: watches campaign events and turns each started campaign into
-//! one SendMessage work item per recipient (see [`fanout`]).
+//! one SendMessage work item per recipient (see [`fanout`]); when a paused
+//! campaign resumes or is cancelled it releases or drops the items senders
+//! set aside (see [`held`]).
 
 pub mod fanout;
+pub mod held;
 
 use std::time::Duration;
 
@@ -16,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::fanout::{FanOut, Loader};
+use crate::held::Held;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoaderConfig {
@@ -37,6 +41,18 @@ pub struct LoaderConfig {
 /// Delay before a started campaign is looked at again while the projector
 /// has not applied it yet.
 const NOT_PROJECTED_RETRY: Duration = Duration::from_millis(250);
+
+/// When to look for held items again after a resume: longer than a
+/// sender's status check can be stale.
+const SECOND_SWEEP: Duration = Duration::from_secs(3);
+
+fn retry_later(error: anyhow::Error) -> AckKind {
+    tracing::error!(
+        error = format!("{error:#}"),
+        "loader step failed; will retry"
+    );
+    AckKind::Nak(Some(Duration::from_secs(1)))
+}
 
 pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let Some(nats) = startup::nats(&config.nats, "courier-loader", &shutdown).await? else {
@@ -65,6 +81,10 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
         pool,
         batch_size: config.batch_size,
     };
+    let held = Held {
+        js: nats.js.clone(),
+        topology: nats.topology.clone(),
+    };
     tracing::info!("loader ready");
     loop {
         let message = tokio::select! {
@@ -74,43 +94,73 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
                 None => return Ok(()),
             },
         };
-        let is_start = message
+        let event_type = message
             .headers
             .as_ref()
             .and_then(|h| h.get(EVENT_TYPE_HEADER))
-            .is_some_and(|t| t.as_str() == "CampaignStarted");
-        let campaign = if is_start {
-            match courier_core::event::decode(&message.payload) {
-                Ok((_, _, Payload::CampaignStarted(started))) => {
-                    uuid::Uuid::parse_str(&started.campaign_id).ok()
-                }
-                _ => None,
-            }
-        } else {
-            None
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default();
+        if !matches!(
+            event_type.as_str(),
+            "CampaignStarted" | "CampaignResumed" | "CampaignCancelled"
+        ) {
+            message.ack().await.map_err(anyhow::Error::msg)?;
+            continue;
+        }
+        let campaign = match courier_core::event::decode(&message.payload) {
+            Ok((_, _, Payload::CampaignStarted(e))) => uuid::Uuid::parse_str(&e.campaign_id).ok(),
+            Ok((_, _, Payload::CampaignResumed(e))) => uuid::Uuid::parse_str(&e.campaign_id).ok(),
+            Ok((_, _, Payload::CampaignCancelled(e))) => uuid::Uuid::parse_str(&e.campaign_id).ok(),
+            // Unreadable: the projector parks it for an operator.
+            _ => None,
         };
         let Some(campaign) = campaign else {
-            // Not ours (or unreadable: the projector parks those).
             message.ack().await.map_err(anyhow::Error::msg)?;
             continue;
         };
-        let span = tracing::info_span!("fan_out", campaign = %campaign);
+        let span = tracing::info_span!("loader", campaign = %campaign, event = event_type);
         trace_context::adopt(&span, message.headers.as_ref());
-        let progress = || async {
-            // Fan-out outlives the ack wait: tell JetStream we are on it.
-            let _ = message.ack_with(AckKind::Progress).await;
-            !shutdown.is_cancelled()
-        };
-        let result = loader.fan_out(campaign, progress).instrument(span).await;
-        let ack = match result {
-            Ok(FanOut::Done { .. }) => AckKind::Ack,
-            Ok(FanOut::NotProjectedYet) => AckKind::Nak(Some(NOT_PROJECTED_RETRY)),
-            Ok(FanOut::Interrupted) => AckKind::Nak(None),
-            Err(error) => {
-                tracing::error!(%campaign, error = format!("{error:#}"), "fan-out failed; will retry");
-                AckKind::Nak(Some(Duration::from_secs(1)))
+        let ack = async {
+            match event_type.as_str() {
+                "CampaignStarted" => {
+                    let progress = || async {
+                        // Fan-out outlives the ack wait: tell JetStream we are on it.
+                        let _ = message.ack_with(AckKind::Progress).await;
+                        !shutdown.is_cancelled()
+                    };
+                    match loader.fan_out(campaign, progress).await {
+                        Ok(FanOut::Done { .. }) => AckKind::Ack,
+                        Ok(FanOut::NotProjectedYet) => AckKind::Nak(Some(NOT_PROJECTED_RETRY)),
+                        Ok(FanOut::Interrupted) => AckKind::Nak(None),
+                        Err(error) => retry_later(error),
+                    }
+                }
+                "CampaignResumed" => match held.release(campaign).await {
+                    Ok(moved) => {
+                        tracing::info!(moved, "released held items");
+                        // A sender may set an item aside a moment after the
+                        // resume (its status read just before it): sweep
+                        // once more after that window.
+                        let first = message.info().map(|i| i.delivered <= 1).unwrap_or(false);
+                        if first {
+                            AckKind::Nak(Some(SECOND_SWEEP))
+                        } else {
+                            AckKind::Ack
+                        }
+                    }
+                    Err(error) => retry_later(error),
+                },
+                _ => match held.drop_all(campaign).await {
+                    Ok(dropped) => {
+                        tracing::info!(dropped, "dropped held items of a cancelled campaign");
+                        AckKind::Ack
+                    }
+                    Err(error) => retry_later(error),
+                },
             }
-        };
+        }
+        .instrument(span)
+        .await;
         message.ack_with(ack).await.map_err(anyhow::Error::msg)?;
     }
 }

@@ -2,13 +2,16 @@
 //! JetStream consumer and deliver them through the Bot API at the rate
 //! budget, recording one outcome per recipient.
 
+pub mod budget;
 pub mod campaigns;
 pub mod classify;
+pub mod content_guard;
 pub mod payload;
 pub mod rate;
 pub mod telegram;
 pub mod worker;
 
+use courier_core::commands::CampaignCommands;
 use courier_core::config::{DatabaseConfig, NatsConfig, TelegramConfig};
 use courier_core::event::EventPublisher;
 use courier_core::topology::{SEND_TIMEOUT, SENDERS_CONSUMER};
@@ -65,13 +68,17 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         return Ok(());
     };
     let max_in_flight = usize::from(config.max_in_flight);
+    let rates = nats.js.get_key_value(nats.topology.rate_bucket()).await?;
+    let bot_id = config.telegram.bot_token.bot_id();
+    let commands = CampaignCommands::new(nats.js.clone(), nats.topology.clone()).await?;
     let worker = Worker {
         outcomes: nats.js.get_stream(nats.topology.outcomes_stream()).await?,
         events: EventPublisher::new(nats.js.clone(), nats.topology.clone()),
         api: telegram::BotApi::new(&config.telegram, SEND_TIMEOUT, max_in_flight)?,
-        campaigns: campaigns::Campaigns::new(pool),
-        free_lane: rate::Budget::new(config.rate_limit),
-        paid_lane: rate::Budget::new(config.paid_rate_limit),
+        campaigns: campaigns::Campaigns::new(pool, commands),
+        free_lane: budget::Budget::new(rates.clone(), bot_id, "free", config.rate_limit),
+        paid_lane: budget::Budget::new(rates, bot_id, "paid", config.paid_rate_limit),
+        content_guard: Default::default(),
         js: nats.js.clone(),
         topology: nats.topology.clone(),
     };

@@ -1,120 +1,116 @@
-//! Pacing sends to a rate budget with the generic cell rate algorithm: each
-//! send reserves the next slot of a schedule spaced `1 / rate` apart, so in
-//! any one-second window there are never more than `rate` sends, with no
-//! bursts at window edges. A 429 moves the whole schedule past its
-//! `retry_after`.
+//! The rate schedule, as plain arithmetic: the generic cell rate algorithm
+//! over one number, the time of the next free send slot (`next`, Unix
+//! microseconds). Reserving `n` slots takes them from `max(next, now)` on,
+//! spaced `1 / rate` apart, so no one-second window ever holds more than
+//! `rate` sends and an idle schedule banks no burst. A 429 moves `next`
+//! past its `retry_after`.
 //!
-//! The schedule itself is plain data ([`Schedule`]); [`Budget`] keeps one
-//! per process and waits for the reserved slot.
+//! [`crate::budget`] keeps `next` in NATS KV so every replica of a token
+//! draws from the same schedule.
 
 use std::time::Duration;
 
-use tokio::sync::Mutex;
-use tokio::time::Instant;
-
-/// Pace at this fraction of the configured limit: request latency jitter
-/// can bunch two sends together on Telegram's side, and the limit is a
-/// ceiling never to touch.
+/// Pace at this fraction of the configured limit: a send a little late on
+/// the wire must not push a one-second window over Telegram's ceiling.
 pub const HEADROOM: f64 = 0.98;
 
-/// The theoretical arrival time of the next send.
-#[derive(Debug, Clone)]
-pub struct Schedule {
-    interval: Duration,
-    next_slot: Option<Instant>,
+/// Spacing between sends for `rate` messages per second, in microseconds.
+pub fn interval_us(rate: f64) -> u64 {
+    (1_000_000.0 / (rate * HEADROOM)).ceil() as u64
 }
 
-impl Schedule {
-    /// A schedule for `rate` sends per second (`rate` > 0).
-    pub fn new(rate: f64) -> Schedule {
-        Schedule {
-            interval: Duration::from_secs_f64(1.0 / (rate * HEADROOM)),
-            next_slot: None,
-        }
+/// Slots reserved from a schedule: `count` slots `interval_us` apart from
+/// `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    pub first: u64,
+    pub count: u32,
+    pub interval_us: u64,
+}
+
+impl Reservation {
+    pub fn slot(&self, i: u32) -> u64 {
+        self.first + u64::from(i) * self.interval_us
     }
 
-    /// Reserves the next free slot at or after `now` and returns it.
-    pub fn reserve(&mut self, now: Instant) -> Instant {
-        let slot = self.next_slot.map_or(now, |next| next.max(now));
-        self.next_slot = Some(slot + self.interval);
-        slot
-    }
-
-    /// No slot before `until` (Telegram said retry_after).
-    pub fn pause_until(&mut self, until: Instant) {
-        self.next_slot = Some(self.next_slot.map_or(until, |next| next.max(until)));
+    pub fn end(&self) -> u64 {
+        self.slot(self.count)
     }
 }
 
-/// One process's rate budget for one lane (free or paid).
-pub struct Budget {
-    schedule: Mutex<Schedule>,
+/// Reserves `count` slots on a schedule whose next free slot is `next`.
+pub fn reserve(next: u64, now: u64, count: u32, interval_us: u64) -> Reservation {
+    Reservation {
+        first: next.max(now),
+        count,
+        interval_us,
+    }
 }
 
-impl Budget {
-    pub fn new(rate: f64) -> Budget {
-        Budget {
-            schedule: Mutex::new(Schedule::new(rate)),
-        }
-    }
+/// The schedule's next free slot after Telegram asked to wait `retry_after`.
+pub fn pause(next: u64, now: u64, retry_after: Duration) -> u64 {
+    next.max(now + retry_after.as_micros() as u64)
+}
 
-    /// Waits for this send's slot. Pacing, not retrying: the wait is the
-    /// budget's, and the item is held only until its turn.
-    pub async fn acquire(&self) {
-        let slot = self.schedule.lock().await.reserve(Instant::now());
-        tokio::time::sleep_until(slot).await;
-    }
-
-    pub async fn pause_for(&self, retry_after: Duration) {
-        self.schedule
-            .lock()
-            .await
-            .pause_until(Instant::now() + retry_after);
-    }
+/// Slots reserved at once by one replica: about 50 ms worth, so a busy
+/// replica touches the shared schedule ~20 times a second whatever the
+/// rate, and slots never sit unused for long.
+pub fn chunk(rate: f64) -> u32 {
+    ((rate * 0.05).floor() as u32).max(1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sends_in_window(slots: &[Instant], start: Instant, window: Duration) -> usize {
+    const SECOND: u64 = 1_000_000;
+
+    fn most_in_any_second(slots: &[u64]) -> usize {
         slots
             .iter()
-            .filter(|s| **s >= start && **s < start + window)
-            .count()
+            .map(|start| {
+                slots
+                    .iter()
+                    .filter(|s| **s >= *start && **s < start + SECOND)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     #[test]
-    fn no_one_second_window_exceeds_the_rate() {
-        let start = Instant::now();
-        let mut schedule = Schedule::new(30.0);
-        // Everyone asks at once: the schedule spreads them out.
-        let slots: Vec<Instant> = (0..300).map(|_| schedule.reserve(start)).collect();
-        for offset_ms in (0..9000).step_by(7) {
-            let window_start = start + Duration::from_millis(offset_ms);
-            assert!(sends_in_window(&slots, window_start, Duration::from_secs(1)) <= 30);
+    fn replicas_drawing_in_turn_never_exceed_the_rate_and_nearly_reach_it() {
+        let interval = interval_us(30.0);
+        let mut next = 0;
+        let mut slots = Vec::new();
+        // Three replicas take chunks in turn, all asking "now" = 0.
+        for _ in 0..100 {
+            let reservation = reserve(next, 0, chunk(30.0), interval);
+            next = reservation.end();
+            slots.extend((0..reservation.count).map(|i| reservation.slot(i)));
         }
-        // ... and still reaches the rate, less the headroom.
-        let per_second = 300.0 / (*slots.last().unwrap() - start).as_secs_f64();
-        assert!(per_second >= 30.0 * HEADROOM * 0.99, "{per_second}");
+        assert!(most_in_any_second(&slots) <= 30);
+        let achieved = slots.len() as f64 / (*slots.last().unwrap() as f64 / SECOND as f64);
+        assert!(achieved >= 30.0 * 0.97, "{achieved}");
     }
 
     #[test]
-    fn an_idle_schedule_does_not_bank_slots() {
-        let start = Instant::now();
-        let mut schedule = Schedule::new(10.0);
-        schedule.reserve(start);
-        let later = start + Duration::from_secs(60);
-        assert_eq!(schedule.reserve(later), later);
-        assert!(schedule.reserve(later) > later);
+    fn an_idle_schedule_banks_no_burst() {
+        let interval = interval_us(10.0);
+        let reservation = reserve(5, 60 * SECOND, 1, interval);
+        assert_eq!(reservation.first, 60 * SECOND);
     }
 
     #[test]
-    fn a_pause_moves_every_later_slot() {
-        let start = Instant::now();
-        let mut schedule = Schedule::new(100.0);
-        schedule.reserve(start);
-        schedule.pause_until(start + Duration::from_secs(7));
-        assert!(schedule.reserve(start) >= start + Duration::from_secs(7));
+    fn a_pause_moves_the_schedule_past_retry_after() {
+        let next = pause(10, 1_000, Duration::from_secs(7));
+        assert_eq!(next, 1_000 + 7 * SECOND);
+        assert_eq!(pause(100 * SECOND, 0, Duration::from_secs(1)), 100 * SECOND);
+    }
+
+    #[test]
+    fn chunks_are_about_fifty_milliseconds_of_sends() {
+        assert_eq!(chunk(30.0), 1);
+        assert_eq!(chunk(1000.0), 50);
     }
 }

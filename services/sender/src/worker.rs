@@ -1,37 +1,44 @@
-//! Handling one SendMessage work item, start to finish: skip it if the
-//! recipient already has an outcome, wait for a rate slot, call Telegram,
-//! record the outcome, ack. Retries happen only through JetStream
-//! redelivery: a NAK with a delay, never a sleep-and-retry here.
+//! Handling one SendMessage work item, start to finish: drop it if the
+//! campaign is cancelled, set it aside if paused, skip it if the recipient
+//! already has an outcome, wait for a rate slot, call Telegram, record the
+//! outcome, ack. Retries happen only through JetStream redelivery (a NAK
+//! with a delay), never by sleeping and trying again here.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
+use async_nats::HeaderMap;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, AckKind, stream::DirectGetErrorKind};
 use courier_core::campaign::CampaignStatus;
+use courier_core::commands::{Change, CommandError};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{
     Delivered, DeliveryOutcome, Event, Failed, NotAlive, SendMessage, UserBlocked,
     delivery_outcome, event::Payload,
 };
-use courier_core::topology::{SENDER_MAX_DELIVER, Topology};
+use courier_core::topology::{ATTEMPTS_HEADER, SENDER_ACK_WAIT, SENDER_MAX_DELIVER, Topology};
 use prost::Message as _;
 use uuid::Uuid;
 
+use crate::budget::Budget;
 use crate::campaigns::Campaigns;
 use crate::classify::{Verdict, classify};
-use crate::rate::Budget;
+use crate::content_guard::ContentGuard;
 use crate::telegram::BotApi;
 
-/// How a work item ended, for the caller's logs and metrics.
+/// How a work item ended, for logs, traces and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handled {
     Delivered,
     NotAlive,
     Failed,
-    /// Already had an outcome (a redelivered or duplicate item).
+    /// Already had an outcome (a redelivered or duplicated item).
     Duplicate,
-    /// Campaign cancelled: dropped unsent.
+    /// Campaign cancelled (or item unreadable): dropped unsent.
     Dropped,
+    /// Campaign paused: set aside until it resumes.
+    Held,
     /// Sent back for later (NAK with delay).
     Deferred,
 }
@@ -44,6 +51,8 @@ pub enum StopSending {
     Unauthorized,
 }
 
+type Result<T> = anyhow::Result<std::result::Result<T, StopSending>>;
+
 pub struct Worker {
     pub js: jetstream::Context,
     pub topology: Topology,
@@ -53,6 +62,7 @@ pub struct Worker {
     pub campaigns: Campaigns,
     pub free_lane: Budget,
     pub paid_lane: Budget,
+    pub content_guard: Mutex<ContentGuard>,
 }
 
 /// Delay before a transient failure's next attempt: 1 s doubling, ≤ 60 s.
@@ -60,22 +70,29 @@ pub fn retry_delay(attempt: u64) -> Duration {
     Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(Duration::from_secs(60))
 }
 
+/// Send attempts so far, this one included: those made before the item was
+/// set aside (its header) plus JetStream's deliveries of this copy.
+fn attempts(message: &jetstream::Message, delivered: i64) -> u64 {
+    let before: u64 = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(ATTEMPTS_HEADER))
+        .and_then(|v| v.as_str().parse().ok())
+        .unwrap_or(0);
+    before + delivered.max(1) as u64
+}
+
 impl Worker {
-    pub async fn handle(
-        &self,
-        message: &jetstream::Message,
-    ) -> anyhow::Result<Result<Handled, StopSending>> {
-        let attempt = message.info().map_err(anyhow::Error::msg)?.delivered as u64;
+    pub async fn handle(&self, message: &jetstream::Message) -> Result<Handled> {
+        let info = message.info().map_err(anyhow::Error::msg)?;
+        let (delivered, seq) = (info.delivered, info.stream_sequence);
+        let attempt = attempts(message, delivered);
         let item = match SendMessage::decode(message.payload.as_ref()) {
             Ok(item) => item,
             Err(error) => {
                 // Nothing to deliver and nobody to record it for.
                 tracing::error!(subject = %message.subject, %error, "dropped an undecodable work item");
-                message
-                    .ack_with(AckKind::Term)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
-                return Ok(Ok(Handled::Dropped));
+                return self.ack(message, AckKind::Term, Handled::Dropped).await;
             }
         };
         let Ok(campaign_id) = Uuid::parse_str(&item.campaign_id) else {
@@ -83,40 +100,40 @@ impl Worker {
                 campaign = item.campaign_id,
                 "dropped a work item with a malformed campaign id"
             );
-            message
-                .ack_with(AckKind::Term)
-                .await
-                .map_err(anyhow::Error::msg)?;
-            return Ok(Ok(Handled::Dropped));
+            return self.ack(message, AckKind::Term, Handled::Dropped).await;
         };
-        let Some(campaign) = self.campaigns.get(campaign_id).await? else {
-            return self.defer(message, Duration::from_secs(1)).await;
-        };
-        match campaign.status {
-            CampaignStatus::Cancelled => {
-                message.double_ack().await.map_err(anyhow::Error::msg)?;
-                return Ok(Ok(Handled::Dropped));
+        match self.campaigns.status(campaign_id).await {
+            Ok(CampaignStatus::Cancelled) => {
+                return self.ack(message, AckKind::Ack, Handled::Dropped).await;
             }
-            CampaignStatus::Paused | CampaignStatus::Pending => {
+            Ok(CampaignStatus::Paused) => {
+                return self
+                    .hold(message, &item, campaign_id, attempt - 1, seq)
+                    .await;
+            }
+            Ok(CampaignStatus::Pending) => {
                 return self.defer(message, Duration::from_secs(1)).await;
             }
-            CampaignStatus::Sending | CampaignStatus::Completed => {}
+            Ok(CampaignStatus::Sending | CampaignStatus::Completed) => {}
+            Err(CommandError::NotFound(_)) => {
+                tracing::error!(campaign = %campaign_id, "dropped a work item of a campaign that does not exist");
+                return self.ack(message, AckKind::Term, Handled::Dropped).await;
+            }
+            Err(error) => return Err(error.into()),
         }
-        let outcome_subject = self
-            .topology
-            .outcome_subject(&item.campaign_id, item.user_id);
-        if self.has_outcome(&outcome_subject).await? {
-            message.double_ack().await.map_err(anyhow::Error::msg)?;
-            return Ok(Ok(Handled::Duplicate));
+        if self.has_outcome(&item).await? {
+            return self.ack(message, AckKind::Ack, Handled::Duplicate).await;
         }
+        let Some(campaign) = self.campaigns.content(campaign_id).await? else {
+            // The projector has not stored the content yet.
+            return self.defer(message, Duration::from_secs(1)).await;
+        };
         let template = match &campaign.template {
             Ok(template) => template,
             Err(reason) => {
-                let result = delivery_outcome::Result::Failed(Failed {
-                    reason: format!("unsendable content: {reason}"),
-                });
+                let reason = format!("unsendable content: {reason}");
                 return self
-                    .finish(message, &item, attempt, result, Handled::Failed)
+                    .finish(message, &item, attempt, failed(reason), Handled::Failed)
                     .await;
             }
         };
@@ -125,7 +142,7 @@ impl Worker {
         } else {
             &self.free_lane
         };
-        lane.acquire().await;
+        self.wait_for_slot(message, lane).await?;
         let sent = self.api.send(&template.call(item.chat_id)).await;
         let (result, handled) = match sent {
             Ok(message_id) => (
@@ -144,14 +161,19 @@ impl Worker {
                         Handled::NotAlive,
                     )
                 }
-                Verdict::BrokenContent(reason) | Verdict::Uncertain(reason) => (
-                    delivery_outcome::Result::Failed(Failed { reason }),
+                Verdict::BrokenContent(reason) => {
+                    self.guard_content(campaign_id, &reason).await;
+                    (failed(reason), Handled::Failed)
+                }
+                Verdict::Uncertain(reason) => {
+                    (failed(format!("uncertain: {reason}")), Handled::Failed)
+                }
+                Verdict::Transient(reason) if attempt >= SENDER_MAX_DELIVER as u64 => (
+                    failed(format!("gave up after {attempt} attempts: {reason}")),
                     Handled::Failed,
                 ),
-                Verdict::Transient(reason) if attempt >= SENDER_MAX_DELIVER as u64 => (
-                    delivery_outcome::Result::Failed(Failed {
-                        reason: format!("gave up after {attempt} attempts: {reason}"),
-                    }),
+                Verdict::RetryAfter(_) if attempt >= SENDER_MAX_DELIVER as u64 => (
+                    failed(format!("gave up after {attempt} attempts: rate limited")),
                     Handled::Failed,
                 ),
                 Verdict::Transient(reason) => {
@@ -163,7 +185,7 @@ impl Worker {
                         retry_after_s = retry_after.as_secs(),
                         "429 from Telegram: pausing the token"
                     );
-                    lane.pause_for(retry_after).await;
+                    lane.pause_for(retry_after).await?;
                     return self.defer(message, retry_after).await;
                 }
                 Verdict::Unauthorized => {
@@ -178,11 +200,20 @@ impl Worker {
         self.finish(message, &item, attempt, result, handled).await
     }
 
-    async fn defer(
+    async fn ack(
         &self,
         message: &jetstream::Message,
-        delay: Duration,
-    ) -> anyhow::Result<Result<Handled, StopSending>> {
+        kind: AckKind,
+        handled: Handled,
+    ) -> Result<Handled> {
+        message
+            .double_ack_with(kind)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        Ok(Ok(handled))
+    }
+
+    async fn defer(&self, message: &jetstream::Message, delay: Duration) -> Result<Handled> {
         message
             .ack_with(AckKind::Nak(Some(delay)))
             .await
@@ -190,7 +221,84 @@ impl Worker {
         Ok(Ok(Handled::Deferred))
     }
 
-    async fn has_outcome(&self, subject: &str) -> anyhow::Result<bool> {
+    /// Sets an item of a paused campaign aside on the held subject, keeping
+    /// its attempt count; the loader moves it back on resume. Confirmed
+    /// against the campaign's latest event first, so a stale cache never
+    /// holds an item of a campaign that already resumed.
+    async fn hold(
+        &self,
+        message: &jetstream::Message,
+        item: &SendMessage,
+        campaign: Uuid,
+        attempts_so_far: u64,
+        seq: u64,
+    ) -> Result<Handled> {
+        if self.campaigns.fresh_status(campaign).await? != CampaignStatus::Paused {
+            return self.defer(message, Duration::ZERO).await;
+        }
+        let mut headers = message.headers.clone().unwrap_or_else(HeaderMap::new);
+        headers.insert(ATTEMPTS_HEADER, attempts_so_far.to_string().as_str());
+        let held = PublishMessage::build()
+            .headers(headers)
+            .message_id(format!("{}.{}.held.{seq}", item.campaign_id, item.user_id))
+            .payload(message.payload.clone());
+        self.js
+            .send_publish(self.topology.held_subject(&item.campaign_id), held)
+            .await?
+            .await?;
+        self.ack(message, AckKind::Ack, Handled::Held).await
+    }
+
+    /// Waits for a rate slot, telling JetStream the item is still being
+    /// worked on if the wait is long (a 429 pause), so it is not handed to
+    /// another sender meanwhile.
+    async fn wait_for_slot(
+        &self,
+        message: &jetstream::Message,
+        lane: &Budget,
+    ) -> anyhow::Result<()> {
+        let acquire = lane.acquire();
+        tokio::pin!(acquire);
+        let mut progress = tokio::time::interval(SENDER_ACK_WAIT / 3);
+        progress.tick().await;
+        loop {
+            tokio::select! {
+                acquired = &mut acquire => return Ok(acquired?),
+                _ = progress.tick() => {
+                    message.ack_with(AckKind::Progress).await.map_err(anyhow::Error::msg)?;
+                }
+            }
+        }
+    }
+
+    async fn guard_content(&self, campaign: Uuid, reason: &str) {
+        let pause = self
+            .content_guard
+            .lock()
+            .expect("guard lock")
+            .refused(campaign, reason);
+        if !pause {
+            return;
+        }
+        let change = Change::Pause {
+            reason: format!("Telegram refuses the content: {reason}"),
+        };
+        match self.campaigns.commands().change(campaign, change, 0).await {
+            Ok(_) => {
+                tracing::warn!(%campaign, reason, "paused a campaign whose content Telegram refuses")
+            }
+            // Already paused (by another replica, or an admin): nothing to do.
+            Err(CommandError::Refused(_) | CommandError::Conflict(_)) => {}
+            Err(error) => {
+                tracing::error!(%campaign, %error, "could not pause a campaign with broken content")
+            }
+        }
+    }
+
+    async fn has_outcome(&self, item: &SendMessage) -> anyhow::Result<bool> {
+        let subject = self
+            .topology
+            .outcome_subject(&item.campaign_id, item.user_id);
         match self.outcomes.direct_get_last_for_subject(subject).await {
             Ok(_) => Ok(true),
             Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(false),
@@ -198,9 +306,8 @@ impl Worker {
         }
     }
 
-    /// Records the outcome, then acks the item: an outcome is never lost,
-    /// and a crash between the two leaves an item whose redelivery finds the
-    /// outcome and is skipped.
+    /// Records the outcome, then acks the item. A crash between the two
+    /// leaves an item whose redelivery finds the outcome and is skipped.
     async fn finish(
         &self,
         message: &jetstream::Message,
@@ -208,7 +315,7 @@ impl Worker {
         attempt: u64,
         result: delivery_outcome::Result,
         handled: Handled,
-    ) -> anyhow::Result<Result<Handled, StopSending>> {
+    ) -> Result<Handled> {
         let outcome = DeliveryOutcome {
             campaign_id: item.campaign_id.clone(),
             user_id: item.user_id,
@@ -228,9 +335,12 @@ impl Worker {
             )
             .await?
             .await?;
-        message.double_ack().await.map_err(anyhow::Error::msg)?;
-        Ok(Ok(handled))
+        self.ack(message, AckKind::Ack, handled).await
     }
+}
+
+fn failed(reason: String) -> delivery_outcome::Result {
+    delivery_outcome::Result::Failed(Failed { reason })
 }
 
 #[cfg(test)]

@@ -199,6 +199,7 @@ impl Drop for TestEnv {
                     ] {
                         let _ = js.delete_stream(stream).await;
                     }
+                    let _ = js.delete_key_value(topology.rate_bucket()).await;
                 }
                 if let Ok((admin, connection)) =
                     tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await

@@ -1,0 +1,134 @@
+//! One rate budget per bot token, shared by every sender replica: the
+//! schedule of [`crate::rate`] lives in a NATS KV key (`<bot id>.<lane>`)
+//! and replicas reserve slots from it with compare-and-set. A replica takes
+//! a small chunk at a time, then waits for each slot; a 429 moves the shared
+//! schedule, which pauses the token on every replica at once.
+//!
+//! Slots are wall-clock times, so replicas need synchronised clocks (NTP);
+//! a skew of d shifts that replica's sends by d.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
+use bytes::Bytes;
+use tokio::sync::Mutex;
+
+use crate::rate::{self, Reservation};
+
+#[derive(Debug, thiserror::Error)]
+#[error("rate budget in NATS KV: {0}")]
+pub struct BudgetError(String);
+
+pub struct Budget {
+    kv: kv::Store,
+    key: String,
+    interval_us: u64,
+    chunk: u32,
+    /// Slots this replica reserved and has not used yet.
+    slots: Mutex<VecDeque<u64>>,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
+}
+
+impl Budget {
+    /// The budget of `lane` ("free" or "paid") of bot `bot_id` at `rate`/s.
+    pub fn new(kv: kv::Store, bot_id: &str, lane: &str, rate: f64) -> Budget {
+        Budget {
+            kv,
+            key: format!("{bot_id}.{lane}"),
+            interval_us: rate::interval_us(rate),
+            chunk: rate::chunk(rate),
+            slots: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Waits for this send's slot. Pacing, not retrying: the item is held
+    /// only until its turn.
+    pub async fn acquire(&self) -> Result<(), BudgetError> {
+        let slot = {
+            let mut slots = self.slots.lock().await;
+            // A slot left unused well past its time is dropped: sending on
+            // it late would bunch with the other replicas' sends.
+            let late = now_us().saturating_sub(self.interval_us / 4);
+            while slots.front().is_some_and(|slot| *slot < late) {
+                slots.pop_front();
+            }
+            if slots.is_empty() {
+                let reservation = self.reserve().await?;
+                slots.extend((0..reservation.count).map(|i| reservation.slot(i)));
+            }
+            slots
+                .pop_front()
+                .expect("a reservation has at least one slot")
+        };
+        let wait = slot.saturating_sub(now_us());
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_micros(wait)).await;
+        }
+        Ok(())
+    }
+
+    /// Telegram said 429: no replica sends on this lane for `retry_after`.
+    pub async fn pause_for(&self, retry_after: Duration) -> Result<(), BudgetError> {
+        self.slots.lock().await.clear();
+        self.update(|next| rate::pause(next, now_us(), retry_after))
+            .await?;
+        Ok(())
+    }
+
+    async fn reserve(&self) -> Result<Reservation, BudgetError> {
+        let (chunk, interval) = (self.chunk, self.interval_us);
+        let mut reservation = None;
+        self.update(|next| {
+            let r = rate::reserve(next, now_us(), chunk, interval);
+            reservation = Some(r);
+            r.end()
+        })
+        .await?;
+        Ok(reservation.expect("update ran the closure"))
+    }
+
+    /// Compare-and-set loop on the schedule's `next` slot.
+    async fn update(&self, mut change: impl FnMut(u64) -> u64) -> Result<u64, BudgetError> {
+        loop {
+            let entry = self
+                .kv
+                .entry(&self.key)
+                .await
+                .map_err(|e| BudgetError(e.to_string()))?;
+            let (next, revision) = match &entry {
+                Some(entry) => (
+                    std::str::from_utf8(&entry.value)
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                    Some(entry.revision),
+                ),
+                None => (0, None),
+            };
+            let new_next = change(next);
+            let value = Bytes::from(new_next.to_string());
+            let written = match revision {
+                Some(revision) => match self.kv.update(&self.key, value, revision).await {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => false,
+                    Err(e) => return Err(BudgetError(e.to_string())),
+                },
+                None => match self.kv.create(&self.key, value).await {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(BudgetError(e.to_string())),
+                },
+            };
+            if written {
+                return Ok(new_next);
+            }
+        }
+    }
+}
