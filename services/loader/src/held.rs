@@ -45,12 +45,12 @@ impl Held {
             while let Some(message) = batch.next().await {
                 let message = message.map_err(anyhow::Error::msg)?;
                 let held_seq = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
-                let mut back = PublishMessage::build()
+                // Headers first: `headers()` replaces the whole map, and the
+                // held copy's Nats-Msg-Id would make JetStream drop this one.
+                let back = PublishMessage::build()
+                    .headers(message.headers.clone().unwrap_or_default())
                     .message_id(format!("{campaign}.released.{held_seq}"))
                     .payload(message.payload.clone());
-                if let Some(headers) = message.headers.clone() {
-                    back = back.headers(headers);
-                }
                 self.js
                     .send_publish(work_subject.clone(), back)
                     .await?

@@ -1,13 +1,16 @@
 //! One rate budget per bot token, shared by every sender replica: the
 //! schedule of [`crate::rate`] lives in a NATS KV key (`<bot id>.<lane>`)
 //! and replicas reserve slots from it with compare-and-set. A replica takes
-//! a small chunk at a time, then waits for each slot; a 429 moves the shared
-//! schedule, which pauses the token on every replica at once.
+//! a small chunk at a time and its workers wait for the slots one after
+//! another, so a replica never holds more than a chunk of the future; a
+//! 429 moves the shared schedule, which pauses the token on every replica
+//! (each may still have one chunk of slots out when it happens).
 //!
 //! Slots are wall-clock times, so replicas need synchronised clocks (NTP);
 //! a skew of d shifts that replica's sends by d.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
@@ -25,8 +28,12 @@ pub struct Budget {
     key: String,
     interval_us: u64,
     chunk: u32,
-    /// Slots this replica reserved and has not used yet.
+    /// Slots this replica reserved and has not used yet. Workers take the
+    /// lock in turn (tokio's mutex is fair) and hold it until their slot.
     slots: Mutex<VecDeque<u64>>,
+    /// Bumped by every 429, so a worker waiting for a slot learns that its
+    /// slot was cancelled.
+    pauses: AtomicU64,
 }
 
 fn now_us() -> u64 {
@@ -45,14 +52,16 @@ impl Budget {
             interval_us: rate::interval_us(rate),
             chunk: rate::chunk(rate),
             slots: Mutex::new(VecDeque::new()),
+            pauses: AtomicU64::new(0),
         }
     }
 
     /// Waits for this send's slot. Pacing, not retrying: the item is held
     /// only until its turn.
     pub async fn acquire(&self) -> Result<(), BudgetError> {
-        let slot = {
-            let mut slots = self.slots.lock().await;
+        let mut slots = self.slots.lock().await;
+        loop {
+            let pauses = self.pauses.load(Ordering::Acquire);
             // A slot left unused well past its time is dropped: sending on
             // it late would bunch with the other replicas' sends.
             let late = now_us().saturating_sub(self.interval_us / 4);
@@ -63,20 +72,29 @@ impl Budget {
                 let reservation = self.reserve().await?;
                 slots.extend((0..reservation.count).map(|i| reservation.slot(i)));
             }
-            slots
+            let slot = slots
                 .pop_front()
-                .expect("a reservation has at least one slot")
-        };
-        let wait = slot.saturating_sub(now_us());
-        if wait > 0 {
-            tokio::time::sleep(Duration::from_micros(wait)).await;
+                .expect("a reservation has at least one slot");
+            let wait = slot.saturating_sub(now_us());
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_micros(wait)).await;
+            }
+            if self.pauses.load(Ordering::Acquire) != pauses {
+                // Telegram said 429 while we waited: this slot is void.
+                slots.clear();
+                continue;
+            }
+            // Woken late (a busy machine): sending now would bunch with
+            // the next slot, so take a fresh one instead.
+            if now_us() <= slot + self.interval_us / 4 {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// Telegram said 429: no replica sends on this lane for `retry_after`.
     pub async fn pause_for(&self, retry_after: Duration) -> Result<(), BudgetError> {
-        self.slots.lock().await.clear();
+        self.pauses.fetch_add(1, Ordering::AcqRel);
         self.update(|next| rate::pause(next, now_us(), retry_after))
             .await?;
         Ok(())

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// Pace at this fraction of the configured limit: a send a little late on
 /// the wire must not push a one-second window over Telegram's ceiling.
-pub const HEADROOM: f64 = 0.98;
+pub const HEADROOM: f64 = 0.97;
 
 /// Spacing between sends for `rate` messages per second, in microseconds.
 pub fn interval_us(rate: f64) -> u64 {

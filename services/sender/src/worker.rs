@@ -102,24 +102,11 @@ impl Worker {
             );
             return self.ack(message, AckKind::Term, Handled::Dropped).await;
         };
-        match self.campaigns.status(campaign_id).await {
-            Ok(CampaignStatus::Cancelled) => {
-                return self.ack(message, AckKind::Ack, Handled::Dropped).await;
-            }
-            Ok(CampaignStatus::Paused) => {
-                return self
-                    .hold(message, &item, campaign_id, attempt - 1, seq)
-                    .await;
-            }
-            Ok(CampaignStatus::Pending) => {
-                return self.defer(message, Duration::from_secs(1)).await;
-            }
-            Ok(CampaignStatus::Sending | CampaignStatus::Completed) => {}
-            Err(CommandError::NotFound(_)) => {
-                tracing::error!(campaign = %campaign_id, "dropped a work item of a campaign that does not exist");
-                return self.ack(message, AckKind::Term, Handled::Dropped).await;
-            }
-            Err(error) => return Err(error.into()),
+        if let Some(handled) = self
+            .unless_sending(message, &item, campaign_id, attempt, seq)
+            .await?
+        {
+            return Ok(Ok(handled));
         }
         if self.has_outcome(&item).await? {
             return self.ack(message, AckKind::Ack, Handled::Duplicate).await;
@@ -143,6 +130,13 @@ impl Worker {
             &self.free_lane
         };
         self.wait_for_slot(message, lane).await?;
+        // The wait may have been long: a pause or cancel since then wins.
+        if let Some(handled) = self
+            .unless_sending(message, &item, campaign_id, attempt, seq)
+            .await?
+        {
+            return Ok(Ok(handled));
+        }
         let sent = self.api.send(&template.call(item.chat_id)).await;
         let (result, handled) = match sent {
             Ok(message_id) => (
@@ -198,6 +192,34 @@ impl Worker {
             },
         };
         self.finish(message, &item, attempt, result, handled).await
+    }
+
+    /// Finishes the item without sending when its campaign is not sending:
+    /// dropped if cancelled, set aside if paused, deferred if not started.
+    async fn unless_sending(
+        &self,
+        message: &jetstream::Message,
+        item: &SendMessage,
+        campaign: Uuid,
+        attempt: u64,
+        seq: u64,
+    ) -> anyhow::Result<Option<Handled>> {
+        let done = match self.campaigns.status(campaign).await {
+            Ok(CampaignStatus::Sending | CampaignStatus::Completed) => return Ok(None),
+            Ok(CampaignStatus::Cancelled) => {
+                self.ack(message, AckKind::Ack, Handled::Dropped).await?
+            }
+            Ok(CampaignStatus::Paused) => {
+                self.hold(message, item, campaign, attempt - 1, seq).await?
+            }
+            Ok(CampaignStatus::Pending) => self.defer(message, Duration::from_secs(1)).await?,
+            Err(CommandError::NotFound(_)) => {
+                tracing::error!(%campaign, "dropped a work item of a campaign that does not exist");
+                self.ack(message, AckKind::Term, Handled::Dropped).await?
+            }
+            Err(error) => return Err(error.into()),
+        };
+        Ok(Some(done.expect("only sends stop sending")))
     }
 
     async fn ack(

@@ -92,6 +92,12 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn new() -> TestEnv {
+        // Logs of the services under test, shown for failing tests
+        // (`RUST_LOG=courier_sender=debug just test`).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let servers = servers().await;
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let prefix: Prefix = format!("t{id}").parse().expect("valid prefix");

@@ -1,0 +1,284 @@
+//! The sender's delivery rules with several replicas against the Telegram
+//! sandbox: one shared rate budget, 429s pause the token everywhere,
+//! pause/resume/cancel, a wrong token stops sending.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use courier_core::commands::{CampaignCommands, Change};
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::{Audience, Language};
+use courier_e2e::{
+    SenderSettings, Stack, campaign_row, register_users, sender_config, start_text_campaign,
+    wait_for_status, wait_for_users,
+};
+use courier_testing::{TestEnv, wait_until};
+use telegram_sandbox::{Sandbox, SandboxConfig};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+struct Setup {
+    env: TestEnv,
+    sandbox: Sandbox,
+    commands: CampaignCommands,
+    pool: deadpool_postgres::Pool,
+}
+
+/// `users` en users registered and projected (by a projector the caller
+/// starts), and a sandbox limiting the token like Telegram does.
+async fn setup(users: i64, telegram_rate_limit: u32) -> Setup {
+    let env = TestEnv::new().await;
+    let sandbox = Sandbox::start(SandboxConfig {
+        rate_limit: telegram_rate_limit,
+        chat_rate_limit: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("starting the sandbox");
+    let js = env.jetstream().await;
+    let publisher = EventPublisher::new(js.clone(), env.topology());
+    let population: Vec<_> = (1..=users).map(|id| (id, Language::En, true)).collect();
+    register_users(&publisher, &population).await;
+    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
+    let pool = env.pool().await;
+    Setup {
+        env,
+        sandbox,
+        commands,
+        pool,
+    }
+}
+
+fn assert_each_chat_once(sandbox: &Sandbox) -> usize {
+    let mut received: HashMap<i64, usize> = HashMap::new();
+    for delivery in sandbox.deliveries() {
+        *received.entry(delivery.chat_id).or_default() += 1;
+    }
+    assert!(
+        received.values().all(|&n| n == 1),
+        "somebody got a message twice"
+    );
+    received.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_share_one_budget_and_never_exceed_it() {
+    let s = setup(150, 30).await;
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 30.0,
+            replicas: 3,
+        },
+    );
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 150, DEADLINE).await;
+    let campaign = start_text_campaign(&s.commands, Audience::All, "paced").await;
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, 150, "{row:?}");
+    let stats = s.sandbox.stats();
+    assert_eq!(stats.too_many_requests, 0, "Telegram never had to say 429");
+    let busiest = stats.max_sends_in_any_window(Duration::from_secs(1));
+    assert!(busiest <= 30, "{busiest} sends in one second");
+    let (first, last) = (stats.accepted_at[0], *stats.accepted_at.last().unwrap());
+    let achieved = (stats.accepted_at.len() - 1) as f64 / (last - first).as_secs_f64();
+    assert!(
+        achieved >= 30.0 * 0.95,
+        "steady rate {achieved:.1}/s is under 95% of 30/s"
+    );
+    assert_eq!(assert_each_chat_once(&s.sandbox), 150);
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_429_pauses_the_token_on_every_replica() {
+    let s = setup(40, 0).await;
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 20.0,
+            replicas: 2,
+        },
+    );
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 40, DEADLINE).await;
+    let campaign = start_text_campaign(&s.commands, Audience::All, "penalty").await;
+    wait_until("some sends", DEADLINE, || async {
+        (s.sandbox.deliveries().len() >= 5).then_some(())
+    })
+    .await;
+    s.sandbox.inject_429(2);
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, 40, "{row:?}");
+    let stats = s.sandbox.stats();
+    // A replica still sending during the 2 s penalty is answered 429 again;
+    // each may have had one slot out when the 429 came, no more.
+    assert!(
+        stats.too_many_requests <= 3,
+        "{} 429s: not every replica waited",
+        stats.too_many_requests
+    );
+    let gap = stats
+        .accepted_at
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap();
+    assert!(
+        gap >= Duration::from_millis(1900),
+        "no send during the penalty (longest gap {gap:?})"
+    );
+    assert_eq!(assert_each_chat_once(&s.sandbox), 40);
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pause_stops_sends_within_a_second_and_resume_finishes_without_spending_attempts() {
+    let s = setup(60, 0).await;
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 20.0,
+            replicas: 2,
+        },
+    );
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 60, DEADLINE).await;
+    let campaign = start_text_campaign(&s.commands, Audience::All, "pausable").await;
+    wait_until("some sends", DEADLINE, || async {
+        (s.sandbox.deliveries().len() >= 10).then_some(())
+    })
+    .await;
+    s.commands
+        .change(
+            campaign,
+            Change::Pause {
+                reason: String::new(),
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    let paused_at = tokio::time::Instant::now();
+    wait_for_status(&client, campaign, "paused", DEADLINE).await;
+    // Another campaign keeps flowing meanwhile.
+    let other = start_text_campaign(&s.commands, Audience::All, "unaffected").await;
+    wait_for_status(&client, other, "completed", DEADLINE).await;
+    let sent_while_paused = s
+        .sandbox
+        .deliveries()
+        .iter()
+        .filter(|d| {
+            d.text.as_deref() == Some("pausable")
+                && d.accepted_at > paused_at.into_std() + Duration::from_secs(1)
+        })
+        .count();
+    assert_eq!(
+        sent_while_paused, 0,
+        "sends stopped within a second of the pause"
+    );
+    s.commands
+        .change(campaign, Change::Resume, 1)
+        .await
+        .unwrap();
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, 60, "{row:?}");
+    let most_attempts: i32 = client
+        .query_one(
+            "SELECT max(attempts) FROM deliveries WHERE campaign_id = $1",
+            &[&campaign],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(most_attempts, 1, "the pause spent no delivery attempts");
+    let pausable = s
+        .sandbox
+        .deliveries()
+        .iter()
+        .filter(|d| d.text.as_deref() == Some("pausable"))
+        .count();
+    assert_eq!(pausable, 60, "everyone exactly once");
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_drops_the_remaining_recipients_as_cancelled() {
+    let s = setup(60, 0).await;
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 20.0,
+            replicas: 2,
+        },
+    );
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 60, DEADLINE).await;
+    let campaign = start_text_campaign(&s.commands, Audience::All, "cancel me").await;
+    wait_until("some sends", DEADLINE, || async {
+        (s.sandbox.deliveries().len() >= 10).then_some(())
+    })
+    .await;
+    s.commands
+        .change(campaign, Change::Cancel, 1)
+        .await
+        .unwrap();
+    wait_for_status(&client, campaign, "cancelled", DEADLINE).await;
+    // In-flight sends finish and are counted as delivered; the rest stay cancelled.
+    let work = s.env.topology().work_stream();
+    let js = s.env.jetstream().await;
+    wait_until("work queue drained", DEADLINE, || async {
+        let mut stream = js.get_stream(&work).await.ok()?;
+        (stream.info().await.ok()?.state.messages == 0).then_some(())
+    })
+    .await;
+    let row = campaign_row(&client, campaign).await.unwrap();
+    let cancelled: i32 = client
+        .query_one(
+            "SELECT cancelled FROM campaigns WHERE campaign_id = $1",
+            &[&campaign],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let delivered = assert_each_chat_once(&s.sandbox) as i32;
+    assert_eq!(row.delivered, delivered, "{row:?}");
+    assert!(delivered < 60, "the cancel stopped the campaign early");
+    assert_eq!(
+        row.delivered + cancelled,
+        60,
+        "every recipient is delivered or cancelled"
+    );
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_token_stops_the_sender_with_an_error_naming_it() {
+    let s = setup(1, 0).await;
+    s.sandbox
+        .configure(|c| c.tokens = vec!["42:someone-elses-token-000000".into()]);
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 20.0,
+            replicas: 0,
+        },
+    );
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 1, DEADLINE).await;
+    start_text_campaign(&s.commands, Audience::All, "nobody hears this").await;
+    let config = sender_config(&s.env, &s.sandbox.url(), 20.0);
+    let error = courier_sender::run(config, tokio_util::sync::CancellationToken::new())
+        .await
+        .expect_err("the sender stops");
+    let message = error.to_string();
+    assert!(message.contains("TELEGRAM_BOT_TOKEN"), "{message}");
+    assert!(!message.contains(courier_e2e::BOT_TOKEN), "{message}");
+    assert!(s.sandbox.deliveries().is_empty());
+    stack.stop().await.unwrap();
+}
