@@ -8,9 +8,9 @@ use std::time::Duration;
 use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Audience, Language};
-use courier_e2e::{
-    CampaignRow, SenderSettings, Stack, register_users, start_text_campaign, wait_for_status,
-    wait_for_users,
+use courier_e2e::{SenderSettings, Stack};
+use courier_testing::campaigns::{
+    CampaignRow, register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
 use courier_testing::{TestEnv, wait_until};
 use telegram_sandbox::{ChatState, Sandbox, SandboxConfig};

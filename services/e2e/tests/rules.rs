@@ -8,9 +8,9 @@ use std::time::Duration;
 use courier_core::commands::{CampaignCommands, Change};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Audience, Language};
-use courier_e2e::{
-    SenderSettings, Stack, campaign_row, register_users, sender_config, start_text_campaign,
-    wait_for_status, wait_for_users,
+use courier_e2e::{SenderSettings, Stack, sender_config};
+use courier_testing::campaigns::{
+    campaign_row, register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
 use courier_testing::{TestEnv, wait_until};
 use telegram_sandbox::{Sandbox, SandboxConfig};

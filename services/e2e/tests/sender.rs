@@ -6,11 +6,12 @@ use std::time::Duration;
 use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Audience, Content, ContentKind, Language};
-use courier_e2e::{
-    CampaignRow, SenderSettings, Stack, register_users, start_campaign, start_text_campaign,
-    wait_for_status, wait_for_users,
-};
+use courier_e2e::{SenderSettings, Stack};
 use courier_testing::TestEnv;
+use courier_testing::campaigns::{
+    CampaignRow, register_users, start_campaign, start_text_campaign, wait_for_status,
+    wait_for_users,
+};
 use telegram_sandbox::{Failure, Sandbox, SandboxConfig};
 
 const DEADLINE: Duration = Duration::from_secs(60);

@@ -250,3 +250,6 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A read model and campaign helpers the tests of several crates share.
+pub mod campaigns;

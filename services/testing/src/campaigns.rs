@@ -1,0 +1,131 @@
+//! What tests do with campaigns and users: register users through
+//! events, start campaigns the way the bot does, and read the results from
+//! the read model.
+
+use courier_core::commands::{CampaignCommands, NewCampaign};
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::{
+    Audience, CampaignOptions, Content, ContentKind, Event, Language, UserBlocked, UserRegistered,
+    event::Payload,
+};
+
+/// Registers users through events, as the bot or `courierctl users import`
+/// would, and blocks those marked not alive.
+pub async fn register_users(publisher: &EventPublisher, users: &[(i64, Language, bool)]) {
+    for &(user_id, language, alive) in users {
+        let registered = Event::new(Payload::UserRegistered(UserRegistered {
+            user_id,
+            chat_id: user_id,
+            language: language.into(),
+        }));
+        publisher
+            .publish(&registered)
+            .await
+            .expect("publishing UserRegistered");
+        if !alive {
+            let blocked = Event::new(Payload::UserBlocked(UserBlocked {
+                user_id,
+                reason: "blocked the bot".into(),
+            }));
+            publisher
+                .publish(&blocked)
+                .await
+                .expect("publishing UserBlocked");
+        }
+    }
+}
+
+/// A campaign's row in the read model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignRow {
+    pub status: String,
+    pub audience_size: Option<i32>,
+    pub delivered: i32,
+    pub not_alive: i32,
+    pub failed: i32,
+}
+
+pub async fn campaign_row(
+    client: &tokio_postgres::Client,
+    campaign: uuid::Uuid,
+) -> Option<CampaignRow> {
+    let row = client
+        .query_opt(
+            "SELECT status, audience_size, delivered, not_alive, failed FROM campaigns WHERE campaign_id = $1",
+            &[&campaign],
+        )
+        .await
+        .ok()??;
+    Some(CampaignRow {
+        status: row.get(0),
+        audience_size: row.get(1),
+        delivered: row.get(2),
+        not_alive: row.get(3),
+        failed: row.get(4),
+    })
+}
+
+/// Waits until the campaign reaches `status` and returns its row.
+pub async fn wait_for_status(
+    client: &tokio_postgres::Client,
+    campaign: uuid::Uuid,
+    status: &str,
+    deadline: std::time::Duration,
+) -> CampaignRow {
+    crate::wait_until(&format!("campaign {status}"), deadline, || async {
+        campaign_row(client, campaign)
+            .await
+            .filter(|row| row.status == status)
+    })
+    .await
+}
+
+/// Publishes a text campaign to `audience`, as the bot's Start button does.
+pub async fn start_text_campaign(
+    commands: &CampaignCommands,
+    audience: Audience,
+    text: &str,
+) -> uuid::Uuid {
+    start_campaign(
+        commands,
+        audience,
+        Content {
+            kind: ContentKind::Text.into(),
+            text: text.into(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+pub async fn start_campaign(
+    commands: &CampaignCommands,
+    audience: Audience,
+    content: Content,
+) -> uuid::Uuid {
+    commands
+        .create_and_start(NewCampaign {
+            created_by: 1,
+            audience,
+            content,
+            options: CampaignOptions::default(),
+        })
+        .await
+        .expect("starting the campaign")
+}
+
+/// Waits until the projector has applied `count` users.
+pub async fn wait_for_users(
+    client: &tokio_postgres::Client,
+    count: i64,
+    deadline: std::time::Duration,
+) {
+    crate::wait_until("users projected", deadline, || async {
+        let row = client
+            .query_one("SELECT count(*) FROM users", &[])
+            .await
+            .ok()?;
+        (row.get::<_, i64>(0) == count).then_some(())
+    })
+    .await
+}
