@@ -20,10 +20,10 @@ psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS courier_demo" -c "CRE
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 SANDBOX_ADDR=127.0.0.1:8081 target/debug/telegram-sandbox & pids+=($!)
-target/debug/courier-projector & pids+=($!)
-target/debug/courier-loader & pids+=($!)
-target/debug/courier-sender & pids+=($!)
-target/debug/courier-sender & pids+=($!)
+METRICS_ADDR=127.0.0.1:9101 target/debug/courier-projector & pids+=($!)
+METRICS_ADDR=127.0.0.1:9102 target/debug/courier-loader & pids+=($!)
+METRICS_ADDR=127.0.0.1:9103 target/debug/courier-sender & pids+=($!)
+METRICS_ADDR=127.0.0.1:9104 target/debug/courier-sender & pids+=($!)
 
 users="$(mktemp --suffix=.csv)"
 { echo "user_id,language"; for i in $(seq 1 1000); do [ $((i % 2)) = 1 ] && echo "$i,ru" || echo "$i,en"; done; } > "$users"
@@ -39,3 +39,4 @@ while :; do
   sleep 2
 done
 curl -s 127.0.0.1:8081/_sandbox/stats; echo
+echo "sender metrics:"; curl -s 127.0.0.1:9103/metrics | grep '^courier_' || true

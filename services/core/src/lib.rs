@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod event;
+pub mod health;
 pub mod proto;
 pub mod retry;
 pub mod shutdown;

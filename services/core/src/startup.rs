@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{DatabaseConfig, NatsConfig};
 use crate::topology::Topology;
-use crate::{db, retry};
+use crate::{db, health, retry};
 
 /// A service's handle on NATS.
 #[derive(Clone)]
@@ -59,7 +59,7 @@ pub async fn nats(
         None => Ok(None),
         Some(Err(conflict)) => Err(conflict.into()),
         Some(Ok(())) => Ok(Some(Nats {
-            client,
+            client: health::watched_nats(client),
             js,
             topology,
         })),
@@ -74,5 +74,5 @@ pub async fn postgres(
     let pool = db::pool(config)?;
     let migrated =
         retry::until_ready("Postgres at DATABASE_URL", shutdown, || db::migrate(&pool)).await;
-    Ok(migrated.map(|()| pool))
+    Ok(migrated.map(|()| health::watched_postgres(pool)))
 }

@@ -85,6 +85,7 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
         js: nats.js.clone(),
         topology: nats.topology.clone(),
     };
+    courier_core::health::started();
     tracing::info!("loader ready");
     loop {
         let message = tokio::select! {

@@ -1,4 +1,5 @@
 use clap::Parser;
+use courier_core::health::{self, HealthConfig};
 use courier_core::telemetry::{self, TelemetryConfig};
 use courier_loader::LoaderConfig;
 
@@ -11,11 +12,15 @@ struct Cli {
     loader: LoaderConfig,
     #[command(flatten)]
     telemetry: TelemetryConfig,
+    #[command(flatten)]
+    health: HealthConfig,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _telemetry = telemetry::init(&cli.telemetry, "courier-loader")?;
-    courier_loader::run(cli.loader, courier_core::shutdown::on_signal()).await
+    let shutdown = courier_core::shutdown::on_signal();
+    health::start(&cli.health, shutdown.clone()).await?;
+    courier_loader::run(cli.loader, shutdown).await
 }

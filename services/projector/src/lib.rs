@@ -4,6 +4,7 @@
 //! recipient has an outcome.
 
 pub mod completion;
+pub mod gauges;
 pub mod projection;
 pub mod runner;
 
@@ -29,6 +30,8 @@ pub async fn run(config: ProjectorConfig, shutdown: CancellationToken) -> anyhow
     let Some(pool) = startup::postgres(&config.database, &shutdown).await? else {
         return Ok(());
     };
+    tokio::spawn(gauges::publish(pool.clone(), shutdown.clone()));
+    courier_core::health::started();
     let mut failures = 0;
     while !shutdown.is_cancelled() {
         let result = async {

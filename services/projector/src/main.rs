@@ -1,4 +1,5 @@
 use clap::Parser;
+use courier_core::health::{self, HealthConfig};
 use courier_core::telemetry::{self, TelemetryConfig};
 use courier_projector::ProjectorConfig;
 
@@ -11,11 +12,15 @@ struct Cli {
     projector: ProjectorConfig,
     #[command(flatten)]
     telemetry: TelemetryConfig,
+    #[command(flatten)]
+    health: HealthConfig,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _telemetry = telemetry::init(&cli.telemetry, "courier-projector")?;
-    courier_projector::run(cli.projector, courier_core::shutdown::on_signal()).await
+    let shutdown = courier_core::shutdown::on_signal();
+    health::start(&cli.health, shutdown.clone()).await?;
+    courier_projector::run(cli.projector, shutdown).await
 }

@@ -77,7 +77,9 @@ impl Runner {
                 _ = shutdown.cancelled() => return Ok(()),
                 next = events.next() => {
                     let message = next.ok_or_else(|| anyhow::anyhow!("events consumer ended"))??;
-                    events_caught_up = message.info().map(|i| i.pending == 0).unwrap_or(false);
+                    let pending = message.info().map(|i| i.pending).unwrap_or(0);
+                    metrics::gauge!("courier_projector_lag", "stream" => "events").set(pending as f64);
+                    events_caught_up = pending == 0;
                     self.apply(Source::Events, &events_stream, &message).await?;
                     if let Some(outcome) = held_outcome.take() {
                         held_outcome = self.apply_outcome(&outcomes_stream, outcome, events_caught_up).await?;
@@ -85,6 +87,8 @@ impl Runner {
                 }
                 next = outcomes.next(), if held_outcome.is_none() => {
                     let message = next.ok_or_else(|| anyhow::anyhow!("outcomes consumer ended"))??;
+                    let pending = message.info().map(|i| i.pending).unwrap_or(0);
+                    metrics::gauge!("courier_projector_lag", "stream" => "outcomes").set(pending as f64);
                     held_outcome = self.apply_outcome(&outcomes_stream, message, events_caught_up).await?;
                 }
             }
@@ -126,6 +130,10 @@ impl Runner {
             subject: &message.subject,
             payload: &message.payload,
         };
+        let label = match source {
+            Source::Events => "events",
+            Source::Outcomes { .. } => "outcomes",
+        };
         let applied = match source {
             Source::Events => projection::apply_event(&mut self.client, &stream_message).await?,
             Source::Outcomes { park_if_unknown } => {
@@ -133,6 +141,9 @@ impl Runner {
                     .await?
             }
         };
+        if applied != Applied::AlreadyApplied && applied != Applied::UnknownRecipient {
+            metrics::counter!("courier_projector_applied_total", "stream" => label).increment(1);
+        }
         if let Applied::Changed(Some(campaign)) = applied {
             completion::complete_if_done(&self.client, &self.publisher, campaign).await?;
         }

@@ -96,6 +96,10 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         .max_messages_per_batch(max_in_flight)
         .messages()
         .await?;
+    metrics::gauge!("courier_send_rate_limit", "lane" => "free").set(config.rate_limit);
+    metrics::gauge!("courier_send_rate_limit", "lane" => "paid").set(config.paid_rate_limit);
+    tokio::spawn(watch_consumer(consumer.clone(), shutdown.clone()));
+    courier_core::health::started();
     tracing::info!(
         bot = config.telegram.bot_token.bot_id(),
         rate = config.rate_limit,
@@ -118,9 +122,13 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
                 };
                 let span = tracing::info_span!("send", subject = %message.subject, outcome = tracing::field::Empty);
                 trace_context::adopt(&span, message.headers.as_ref());
-                match worker.handle(&message).instrument(span.clone()).await {
+                metrics::gauge!("courier_sends_in_flight").increment(1.0);
+                let handled = worker.handle(&message).instrument(span.clone()).await;
+                metrics::gauge!("courier_sends_in_flight").decrement(1.0);
+                match handled {
                     Ok(Ok(handled)) => {
-                        span.record("outcome", tracing::field::debug(handled));
+                        span.record("outcome", handled.as_str());
+                        metrics::counter!("courier_sends_total", "outcome" => handled.as_str()).increment(1);
                     }
                     Ok(Err(stop_sending)) => {
                         tracing::error!("{stop_sending}");
@@ -138,4 +146,26 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         anyhow::bail!(worker::StopSending::Unauthorized);
     }
     Ok(())
+}
+
+/// Publishes the shared consumer's backlog as metrics (what KEDA and the
+/// dashboard scale and alert on).
+async fn watch_consumer(
+    mut consumer: async_nats::jetstream::consumer::Consumer<
+        async_nats::jetstream::consumer::pull::Config,
+    >,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Ok(info) = consumer.info().await {
+            metrics::gauge!("courier_consumer_pending").set(info.num_pending as f64);
+            metrics::gauge!("courier_consumer_ack_pending").set(info.num_ack_pending as f64);
+            metrics::gauge!("courier_consumer_redelivered").set(info.num_redelivered as f64);
+        }
+    }
 }

@@ -43,6 +43,21 @@ pub enum Handled {
     Deferred,
 }
 
+impl Handled {
+    /// The `outcome` label of `courier_sends_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handled::Delivered => "delivered",
+            Handled::NotAlive => "not_alive",
+            Handled::Failed => "failed",
+            Handled::Duplicate => "duplicate",
+            Handled::Dropped => "dropped",
+            Handled::Held => "held",
+            Handled::Deferred => "deferred",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StopSending {
     #[error(
@@ -175,6 +190,7 @@ impl Worker {
                     return self.defer(message, retry_delay(attempt)).await;
                 }
                 Verdict::RetryAfter(retry_after) => {
+                    metrics::counter!("courier_telegram_429_total").increment(1);
                     tracing::warn!(
                         retry_after_s = retry_after.as_secs(),
                         "429 from Telegram: pausing the token"

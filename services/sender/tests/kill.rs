@@ -36,6 +36,7 @@ impl SenderProcess {
             .env("SENDER_RATE_LIMIT", "200")
             .env("SENDER_MAX_IN_FLIGHT", MAX_IN_FLIGHT.to_string())
             .env("RUST_LOG", "warn")
+            .env("METRICS_ADDR", "127.0.0.1:0")
             .stdout(Stdio::null())
             .spawn()
             .expect("starting courier-sender");

@@ -1,0 +1,139 @@
+//! The operations endpoints every service serves on `METRICS_ADDR`:
+//! `/metrics` (Prometheus text), `/healthz` (the process runs) and
+//! `/readyz` (connected to NATS and Postgres, topology in place).
+//!
+//! Readiness is a property of the process, so the dependencies register
+//! themselves here as [`crate::startup`] brings them up; a service's `main`
+//! only calls [`serve`]. Metrics are recorded with the `metrics` crate's
+//! macros anywhere in the code.
+
+use std::net::SocketAddr;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct HealthConfig {
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(
+        long = "metrics-addr",
+        env = "METRICS_ADDR",
+        value_name = "METRICS_ADDR",
+        default_value = "0.0.0.0:9090"
+    )]
+    pub metrics_addr: SocketAddr,
+}
+
+/// What the process depends on, registered as each comes up.
+#[derive(Default)]
+struct Dependencies {
+    nats: Vec<async_nats::Client>,
+    postgres: Vec<deadpool_postgres::Pool>,
+    started: bool,
+}
+
+static DEPENDENCIES: Mutex<Dependencies> = Mutex::new(Dependencies {
+    nats: Vec::new(),
+    postgres: Vec::new(),
+    started: false,
+});
+
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process) so metrics recorded
+/// from now on are kept.
+pub fn install_metrics() -> &'static PrometheusHandle {
+    PROMETHEUS.get_or_init(|| {
+        PrometheusBuilder::new()
+            .install_recorder()
+            .expect("the only metrics recorder of the process")
+    })
+}
+
+/// Makes readiness depend on this NATS connection; hands it back.
+pub fn watched_nats(client: async_nats::Client) -> async_nats::Client {
+    DEPENDENCIES
+        .lock()
+        .expect("health lock")
+        .nats
+        .push(client.clone());
+    client
+}
+
+/// Makes readiness depend on this Postgres pool; hands it back.
+pub fn watched_postgres(pool: deadpool_postgres::Pool) -> deadpool_postgres::Pool {
+    DEPENDENCIES
+        .lock()
+        .expect("health lock")
+        .postgres
+        .push(pool.clone());
+    pool
+}
+
+/// The service finished starting (topology in place, migrations applied).
+pub fn started() {
+    DEPENDENCIES.lock().expect("health lock").started = true;
+}
+
+/// Why the process is not ready, if it is not.
+async fn not_ready() -> Option<String> {
+    let (nats, postgres, started) = {
+        let dependencies = DEPENDENCIES.lock().expect("health lock");
+        (
+            dependencies.nats.clone(),
+            dependencies.postgres.clone(),
+            dependencies.started,
+        )
+    };
+    if !started {
+        return Some("starting".into());
+    }
+    if nats
+        .iter()
+        .any(|client| client.connection_state() != async_nats::connection::State::Connected)
+    {
+        return Some("NATS disconnected".into());
+    }
+    for pool in postgres {
+        match tokio::time::timeout(Duration::from_secs(1), pool.get()).await {
+            Ok(Ok(_)) => {}
+            _ => return Some("Postgres unreachable".into()),
+        }
+    }
+    None
+}
+
+/// Binds `METRICS_ADDR` and serves the endpoints in the background until
+/// `shutdown`. A port that cannot be bound is an error at start-up.
+pub async fn start(config: &HealthConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let prometheus = install_metrics();
+    let app = Router::new()
+        .route("/metrics", get(move || async move { prometheus.render() }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|| async {
+                match not_ready().await {
+                    None => (StatusCode::OK, "ready".to_owned()),
+                    Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(config.metrics_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("METRICS_ADDR {}: {e}", config.metrics_addr))?;
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the metrics endpoint stopped");
+        }
+    });
+    Ok(())
+}

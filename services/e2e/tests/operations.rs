@@ -1,0 +1,100 @@
+//! What an SRE's tooling sees: /healthz, /readyz and /metrics of a running
+//! service, with the sends of a campaign counted.
+
+use std::time::Duration;
+
+use courier_core::commands::CampaignCommands;
+use courier_core::event::EventPublisher;
+use courier_core::health::{self, HealthConfig};
+use courier_core::proto::v1::{Audience, Language};
+use courier_e2e::{SenderSettings, Stack};
+use courier_testing::campaigns::{
+    register_users, start_text_campaign, wait_for_status, wait_for_users,
+};
+use courier_testing::{TestEnv, wait_until};
+use telegram_sandbox::{Sandbox, SandboxConfig};
+
+async fn get(url: &str) -> Option<(u16, String)> {
+    let response = reqwest::get(url).await.ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_metrics_endpoints_report_the_service() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    health::start(
+        &HealthConfig {
+            metrics_addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        },
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        get(&format!("{base}/healthz")).await,
+        Some((200, "ok".into()))
+    );
+    assert_eq!(
+        get(&format!("{base}/readyz")).await,
+        Some((503, "starting".into()))
+    );
+
+    let env = TestEnv::new().await;
+    let sandbox = Sandbox::start(SandboxConfig {
+        rate_limit: 0,
+        chat_rate_limit: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let js = env.jetstream().await;
+    let population: Vec<_> = (1..=5).map(|id| (id, Language::En, true)).collect();
+    register_users(
+        &EventPublisher::new(js.clone(), env.topology()),
+        &population,
+    )
+    .await;
+    let stack = Stack::start(
+        &env,
+        &sandbox.url(),
+        SenderSettings {
+            rate_limit: 100.0,
+            replicas: 1,
+        },
+    );
+    wait_until("ready", Duration::from_secs(30), || async {
+        get(&format!("{base}/readyz"))
+            .await
+            .filter(|(status, _)| *status == 200)
+    })
+    .await;
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    wait_for_users(&client, 5, Duration::from_secs(30)).await;
+    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
+    let campaign = start_text_campaign(&commands, Audience::All, "measured").await;
+    wait_for_status(&client, campaign, "completed", Duration::from_secs(30)).await;
+    let (status, metrics) = get(&format!("{base}/metrics")).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("courier_sends_total{outcome=\"delivered\"} 5"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("courier_projector_applied_total{stream=\"outcomes\"} 5"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("courier_send_rate_limit{lane=\"free\"} 100"),
+        "{metrics}"
+    );
+    stack.stop().await.unwrap();
+    shutdown.cancel();
+}
