@@ -1,23 +1,161 @@
-//! What the bot is configured with: the shared NATS, Telegram and telemetry
-//! groups from courier-core, read from flags or environment variables so
-//! `courier-bot --help` documents every variable and its default.
+//! What the bot is configured with: the shared NATS, Postgres, Telegram and
+//! telemetry groups from courier-core plus the bot's own settings (owners,
+//! the rates used for estimates, webhook mode), read from flags or
+//! environment variables so `courier-bot --help` documents every variable
+//! and its default.
+
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
-use courier_core::config::{NatsConfig, TelegramConfig};
+use courier_core::config::{DatabaseConfig, NatsConfig, TelegramConfig};
 use courier_core::telemetry::TelemetryConfig;
 
-/// courier-bot: the Telegram bot users talk to. Registers them on /start,
-/// lets them choose their language and notices when they block the bot.
-// `Debug` is safe to log: `TelegramConfig` never shows the token's secret.
+/// courier-bot: the Telegram bot users and admins talk to. Registers users
+/// on /start, lets them choose their language and notices when they block
+/// the bot; lets admins broadcast and follow their campaigns.
+// `Debug` is safe to log: `TelegramConfig` never shows the token's secret
+// and the webhook secret is hidden by `WebhookConfig`'s own `Debug`.
 #[derive(Debug, Clone, Parser)]
 #[command(version)]
 pub struct BotConfig {
     #[command(flatten)]
     pub nats: NatsConfig,
     #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
     pub telegram: TelegramConfig,
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
+    #[command(flatten)]
+    pub broadcast: BroadcastConfig,
+    #[command(flatten)]
+    pub webhook: WebhookConfig,
+}
+
+/// Who may broadcast and what the admins are shown.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BroadcastConfig {
+    /// Telegram user ids of the owners, comma-separated. Owners broadcast
+    /// and grant or revoke admins with /admins.
+    #[arg(
+        long = "owner-ids",
+        env = "OWNER_IDS",
+        value_name = "OWNER_IDS",
+        value_delimiter = ','
+    )]
+    pub owner_ids: Vec<i64>,
+
+    /// Messages per second the senders deliver (their SENDER_RATE_LIMIT),
+    /// for the estimated duration shown before Start.
+    #[arg(
+        long = "broadcast-rate",
+        env = "BROADCAST_RATE",
+        value_name = "BROADCAST_RATE",
+        default_value_t = 30.0
+    )]
+    pub rate: f64,
+
+    /// Messages per second on the paid lane (the senders'
+    /// SENDER_PAID_RATE_LIMIT), for estimates of paid campaigns.
+    #[arg(
+        long = "broadcast-paid-rate",
+        env = "BROADCAST_PAID_RATE",
+        value_name = "BROADCAST_PAID_RATE",
+        default_value_t = 1000.0
+    )]
+    pub paid_rate: f64,
+
+    /// Offer the paid lane (`allow_paid_broadcast`, charged in Stars) in
+    /// the /broadcast dialog.
+    #[arg(
+        long = "paid-broadcast-enabled",
+        env = "PAID_BROADCAST_ENABLED",
+        value_name = "PAID_BROADCAST_ENABLED",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub paid_enabled: bool,
+
+    /// Seconds between edits of a progress card (edits are rate-limited by
+    /// Telegram too).
+    #[arg(
+        long = "progress-edit-interval-secs",
+        env = "PROGRESS_EDIT_INTERVAL_SECS",
+        value_name = "PROGRESS_EDIT_INTERVAL_SECS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub progress_interval_secs: u64,
+}
+
+impl BroadcastConfig {
+    pub fn progress_interval(&self) -> Duration {
+        Duration::from_secs(self.progress_interval_secs)
+    }
+}
+
+/// Webhook mode: set BOT_WEBHOOK_URL to receive updates over HTTPS instead
+/// of long polling.
+#[derive(Clone, clap::Args)]
+pub struct WebhookConfig {
+    /// Public HTTPS URL Telegram posts updates to; unset: long polling.
+    #[arg(
+        long = "bot-webhook-url",
+        env = "BOT_WEBHOOK_URL",
+        value_name = "BOT_WEBHOOK_URL",
+        requires = "secret"
+    )]
+    pub url: Option<url::Url>,
+
+    /// Local address the webhook server listens on.
+    #[arg(
+        long = "bot-webhook-listen",
+        env = "BOT_WEBHOOK_LISTEN",
+        value_name = "BOT_WEBHOOK_LISTEN",
+        default_value = "0.0.0.0:8443"
+    )]
+    pub listen: SocketAddr,
+
+    /// Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token; webhook
+    /// requests without it are refused. Required with BOT_WEBHOOK_URL;
+    /// 1-256 of A-Z, a-z, 0-9, _ and -.
+    #[arg(
+        long = "bot-webhook-secret",
+        env = "BOT_WEBHOOK_SECRET",
+        value_name = "BOT_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub secret: Option<String>,
+}
+
+impl WebhookConfig {
+    /// The URL and secret when webhook mode is configured, or why the secret
+    /// is unusable (without echoing it).
+    pub fn enabled(&self) -> Result<Option<(url::Url, String)>, &'static str> {
+        let (Some(url), Some(secret)) = (&self.url, &self.secret) else {
+            return Ok(None);
+        };
+        let valid = (1..=256).contains(&secret.len())
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if valid {
+            Ok(Some((url.clone(), secret.clone())))
+        } else {
+            Err("BOT_WEBHOOK_SECRET must be 1 to 256 of A-Z, a-z, 0-9, '_' and '-'")
+        }
+    }
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url.as_ref().map(url::Url::as_str))
+            .field("listen", &self.listen)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 #[cfg(test)]
@@ -35,12 +173,22 @@ mod tests {
             "NATS_CREDS",
             "COURIER_NATS_PREFIX",
             "COURIER_STREAM_REPLICAS",
+            "DATABASE_URL",
+            "DATABASE_POOL_SIZE",
             "TELEGRAM_BOT_TOKEN",
             "TELEGRAM_API_URL",
             "RUST_LOG",
             "LOG_FORMAT",
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             "OTEL_SERVICE_NAME",
+            "OWNER_IDS",
+            "BROADCAST_RATE",
+            "BROADCAST_PAID_RATE",
+            "PAID_BROADCAST_ENABLED",
+            "PROGRESS_EDIT_INTERVAL_SECS",
+            "BOT_WEBHOOK_URL",
+            "BOT_WEBHOOK_LISTEN",
+            "BOT_WEBHOOK_SECRET",
         ] {
             assert!(
                 help.contains(&format!("[env: {var}")),
@@ -50,11 +198,74 @@ mod tests {
     }
 
     #[test]
-    fn the_parsed_config_never_shows_the_token() {
-        let config =
-            BotConfig::try_parse_from(["courier-bot", "--telegram-bot-token", TOKEN]).unwrap();
+    fn the_parsed_config_never_shows_a_secret() {
+        let config = BotConfig::try_parse_from([
+            "courier-bot",
+            "--telegram-bot-token",
+            TOKEN,
+            "--bot-webhook-url",
+            "https://bot.example.com/hook",
+            "--bot-webhook-secret",
+            "hook_secret_value",
+        ])
+        .unwrap();
         assert_eq!(config.telegram.bot_token.expose(), TOKEN);
+        assert_eq!(config.webhook.secret.as_deref(), Some("hook_secret_value"));
         let logged = format!("{config:?}");
         assert!(!logged.contains("secret_part"), "{logged}");
+        assert!(!logged.contains("hook_secret_value"), "{logged}");
+    }
+
+    #[test]
+    fn owners_and_defaults_parse() {
+        let config = BotConfig::try_parse_from([
+            "courier-bot",
+            "--telegram-bot-token",
+            TOKEN,
+            "--owner-ids",
+            "1,22,333",
+        ])
+        .unwrap();
+        assert_eq!(config.broadcast.owner_ids, [1, 22, 333]);
+        assert_eq!(config.broadcast.rate, 30.0);
+        assert!(!config.broadcast.paid_enabled);
+        assert_eq!(config.broadcast.progress_interval(), Duration::from_secs(5));
+        assert!(config.webhook.url.is_none());
+    }
+
+    fn webhook(secret: Option<&str>) -> Result<BotConfig, clap::Error> {
+        let mut args = vec![
+            "courier-bot",
+            "--telegram-bot-token",
+            TOKEN,
+            "--bot-webhook-url",
+            "https://bot.example.com/hook",
+        ];
+        args.extend(
+            secret
+                .map(|secret| ["--bot-webhook-secret", secret])
+                .into_iter()
+                .flatten(),
+        );
+        BotConfig::try_parse_from(args)
+    }
+
+    #[test]
+    fn webhook_mode_needs_a_valid_secret() {
+        let error = webhook(None).unwrap_err().to_string();
+        assert!(error.contains("BOT_WEBHOOK_SECRET"), "{error}");
+        let refused = webhook(Some("not allowed!")).unwrap().webhook.enabled();
+        let error = refused.unwrap_err();
+        assert!(error.contains("BOT_WEBHOOK_SECRET") && !error.contains("allowed!"));
+        let (url, secret) = webhook(Some("s3cret_-x"))
+            .unwrap()
+            .webhook
+            .enabled()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (url.as_str(), secret.as_str()),
+            ("https://bot.example.com/hook", "s3cret_-x")
+        );
     }
 }

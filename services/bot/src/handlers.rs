@@ -1,10 +1,13 @@
-//! The update handlers: which updates the bot reacts to and what it does
-//! with them. Deciding what an update means is left to [`crate::users`] and
-//! [`crate::language`]; this module publishes the events and replies.
+//! The update handlers: which updates the bot reacts to and who may do
+//! what. Users' updates are handled here (deciding what they mean is left
+//! to [`crate::users`] and [`crate::language`]); admins' commands and
+//! buttons go to [`crate::broadcast`], [`crate::control`] and
+//! [`crate::admins`], behind a role check that shows everyone else nothing.
 
 use courier_core::event::{EventPublisher, PublishError};
 use courier_core::proto::v1::event::Payload;
 use courier_core::proto::v1::{Event, Language};
+use teloxide::dispatching::dialogue;
 use teloxide::dispatching::{HandlerExt, UpdateFilterExt, UpdateHandler};
 use teloxide::dptree::{self, case};
 use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
@@ -13,12 +16,30 @@ use teloxide::types::{CallbackQuery, ChatMemberUpdated, Message, Update, User};
 use teloxide::utils::command::BotCommands;
 use teloxide::{Bot, RequestError};
 
-use crate::{language, replies, users};
+use crate::actions::Action;
+use crate::cards::CardError;
+use crate::dialogue::{DialogueError, Dialogues, State};
+use crate::roles::Roles;
+use crate::storage::StoreError;
+use crate::{admins, broadcast, control, language, replies, users};
 
-/// Failing Bot API calls are the only handler errors: a failed publish is
-/// answered to the user instead.
-type HandlerResult = Result<(), RequestError>;
+/// What a handler can fail with; logged by the dispatcher. A failed
+/// publish is not among them: it is answered to the user instead.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("telegram: {0}")]
+    Telegram(#[from] RequestError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Dialogue(#[from] DialogueError),
+    #[error(transparent)]
+    Card(#[from] CardError),
+}
 
+pub type HandlerResult<T = ()> = Result<T, HandlerError>;
+
+/// Everyone's commands.
 #[derive(Debug, Clone, Copy, BotCommands)]
 #[command(rename_rule = "lowercase")]
 enum Command {
@@ -28,26 +49,92 @@ enum Command {
     Language,
 }
 
+/// Commands only owners and admins have; for anyone else they do not exist.
+#[derive(Debug, Clone, BotCommands)]
+#[command(rename_rule = "lowercase")]
+enum StaffCommand {
+    /// Send a message to the users.
+    Broadcast,
+    /// Leave the /broadcast dialog.
+    Cancel,
+    /// Recent campaigns, to follow and control them.
+    Campaigns,
+    /// Owners: list, grant and revoke admins.
+    Admins(String),
+}
+
 /// The dispatch tree. It also tells the dispatcher which update kinds to ask
 /// Telegram for, `my_chat_member` included.
-pub fn schema() -> UpdateHandler<RequestError> {
-    let commands = Update::filter_message()
-        // Users talk to the bot in private; commands in groups are not for it.
+pub fn schema() -> UpdateHandler<HandlerError> {
+    let private_messages = Update::filter_message()
+        // People talk to the bot in private; messages in groups are not for it.
         .filter(|message: Message| message.chat.is_private())
-        .filter_map(|message: Message| message.from)
+        .filter_map(|message: Message| message.from);
+    let commands = private_messages
+        .clone()
         .filter_command::<Command>()
         .branch(case![Command::Start].endpoint(start))
         .branch(case![Command::Language].endpoint(choose_language));
+    let staff_messages = private_messages
+        .filter_async(|from: User, roles: Roles| async move { roles.of(from.id).await.is_staff() })
+        .enter_dialogue::<Update, Dialogues, State>()
+        .branch(
+            dptree::entry()
+                .filter_command::<StaffCommand>()
+                .branch(case![StaffCommand::Broadcast].endpoint(broadcast::begin))
+                .branch(case![StaffCommand::Cancel].endpoint(broadcast::cancel))
+                .branch(case![StaffCommand::Campaigns].endpoint(control::list))
+                .branch(case![StaffCommand::Admins(args)].endpoint(admins::manage)),
+        )
+        .branch(case![State::AwaitingContent { audience }].endpoint(broadcast::content))
+        .branch(case![State::AwaitingButtons { draft }].endpoint(broadcast::buttons));
     let language_buttons = Update::filter_callback_query()
         .filter_map(|query: CallbackQuery| language::from_callback_data(query.data.as_deref()?))
         .endpoint(language_chosen);
+    let staff_buttons = Update::filter_callback_query()
+        .filter_map(|query: CallbackQuery| Action::parse(query.data.as_deref()?))
+        .branch(
+            // Someone else pressing an admin's button (in a forwarded
+            // message, say): it does nothing and says nothing.
+            dptree::filter_async(|query: CallbackQuery, roles: Roles| async move {
+                !roles.of(query.from.id).await.is_staff()
+            })
+            .endpoint(ignore_press),
+        )
+        .branch(case![Action::Control(campaign, change)].endpoint(control::pressed))
+        .branch(case![Action::Show(campaign)].endpoint(control::show))
+        .branch(
+            dialogue::enter::<Update, Dialogues, State, _>()
+                .branch(case![Action::Abort].endpoint(broadcast::abort))
+                .branch(
+                    case![State::ChoosingAudience]
+                        .branch(case![Action::Audience(audience)].endpoint(broadcast::audience)),
+                )
+                .branch(
+                    case![State::AwaitingButtons { draft }]
+                        .branch(case![Action::SkipButtons].endpoint(broadcast::skip_buttons)),
+                )
+                .branch(
+                    case![State::Confirming { draft, summary }]
+                        .branch(case![Action::Toggle(toggle)].endpoint(broadcast::toggle))
+                        .branch(case![Action::Start].endpoint(broadcast::confirm)),
+                )
+                .branch(dptree::endpoint(broadcast::outdated_press)),
+        );
     let membership = Update::filter_my_chat_member()
         .filter_map(|update: ChatMemberUpdated| users::membership_change(&update))
         .endpoint(membership_changed);
     dptree::entry()
         .branch(commands)
+        .branch(staff_messages)
         .branch(language_buttons)
+        .branch(staff_buttons)
         .branch(membership)
+}
+
+async fn ignore_press(bot: Bot, query: CallbackQuery) -> HandlerResult {
+    bot.answer_callback_query(query.id).await?;
+    Ok(())
 }
 
 #[tracing::instrument(skip_all, fields(user_id = from.id.0))]

@@ -1,78 +1,131 @@
-//! The Telegram bot users talk to: `/start` registers them, `/language`
-//! lets them choose the language of the news, and blocking or unblocking
-//! the bot is noticed. Each of these is published as a user event; the bot
-//! keeps no state of its own, so any number of restarts lose nothing.
+//! The Telegram bot users and admins talk to.
+//!
+//! Users: `/start` registers them, `/language` lets them choose the language
+//! of the news, and blocking or unblocking the bot is noticed; each is
+//! published as a user event.
+//!
+//! Admins (owners from `OWNER_IDS`, and those they grant with `/admins`):
+//! `/broadcast` walks them through audience, content, buttons and a preview
+//! to Start, which publishes the campaign's events; progress cards then
+//! follow the campaign from the read model and offer Pause / Resume /
+//! Cancel; `/campaigns` lists the recent ones.
+//!
+//! Every action becomes an event; what the bot shows comes from the
+//! Postgres read model. Its own state (admins, dialogs, cards) is in
+//! Postgres too, so restarts and replicas lose nothing.
 
+mod actions;
+mod admins;
+mod broadcast;
+mod buttons;
+mod cards;
 mod config;
+mod content;
+mod control;
+mod dialogue;
 mod handlers;
 mod language;
+mod preview;
+mod progress;
 mod replies;
+mod roles;
+mod storage;
+mod transport;
 mod users;
 
-pub use config::BotConfig;
+pub use config::{BotConfig, BroadcastConfig, WebhookConfig};
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
 use courier_core::{retry, startup};
 use teloxide::dispatching::Dispatcher;
 use teloxide::dptree;
-use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::prelude::Requester;
 use teloxide::types::Me;
-use teloxide::update_listeners::{Polling, UpdateListener};
 use teloxide::{Bot, RequestError};
 use tokio_util::sync::CancellationToken;
 
-/// How long one `getUpdates` call waits for news: below the HTTP client's
-/// own timeout, and the longest a stop can wait for the call in flight.
-const POLL_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::cards::Cards;
+use crate::dialogue::Dialogues;
+use crate::handlers::HandlerError;
+use crate::preview::Preview;
+use crate::roles::Roles;
+use crate::storage::Store;
 
-/// Long-polls Telegram and handles updates until `shutdown` fires, then
-/// finishes the updates in hand and returns.
+/// Receives updates (long polling, or a webhook when configured) and
+/// handles them until `shutdown` fires, then finishes the updates in hand
+/// and returns.
 pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let webhook = config.webhook.enabled().map_err(anyhow::Error::msg)?;
     let Some(nats) = startup::nats(&config.nats, "courier-bot", &shutdown).await? else {
         return Ok(());
     };
-    let events = EventPublisher::new(nats.js, nats.topology);
-    let bot = Bot::new(config.telegram.bot_token.expose()).set_api_url(config.telegram.api_url);
+    let Some(pool) = startup::postgres(&config.database, &shutdown).await? else {
+        return Ok(());
+    };
+    let events = EventPublisher::new(nats.js.clone(), nats.topology.clone());
+    let commands = CampaignCommands::new(nats.js, nats.topology)
+        .await
+        .context("opening the events stream")?;
+    let bot =
+        Bot::new(config.telegram.bot_token.expose()).set_api_url(config.telegram.api_url.clone());
     let Some(me) = bot_api(&bot, &shutdown).await? else {
         return Ok(());
     };
     tracing::info!(username = me.username(), "bot ready");
+    if config.broadcast.owner_ids.is_empty() {
+        tracing::warn!("OWNER_IDS is empty: nobody can broadcast");
+    }
 
-    let mut polling = Polling::builder(bot.clone())
-        .timeout(POLL_TIMEOUT)
-        .delete_webhook()
-        .await
-        .build();
-    let mut dispatcher = Dispatcher::builder(bot, handlers::schema())
-        .dependencies(dptree::deps![events])
+    let store = Store::new(pool.clone());
+    let cards = Cards::new(store.clone(), bot.clone());
+    // Its own token: it must also stop when dispatching fails.
+    let stop_progress = shutdown.child_token();
+    let progress = tokio::spawn(
+        cards
+            .clone()
+            .run(config.broadcast.progress_interval(), stop_progress.clone()),
+    );
+    let dependencies = dptree::deps![
+        events,
+        commands,
+        Roles::new(&config.broadcast.owner_ids, store.clone()),
+        store,
+        cards,
+        Dialogues::new(pool),
+        Preview::new(&config.telegram).context("building the preview's HTTP client")?,
+        Arc::new(config.broadcast)
+    ];
+    let dispatcher = Dispatcher::builder(bot.clone(), handlers::schema())
+        .dependencies(dependencies)
         // Not `Debug` of the update, as by default: that would log what users write.
         .default_handler(|update| async move {
             tracing::debug!(update_id = update.id.0, "nothing to do for this update");
         })
+        .error_handler(Arc::new(|error: HandlerError| async move {
+            tracing::error!(%error, "handling an update failed");
+        }))
         .build();
-    let stop_dispatching = dispatcher.shutdown_token();
-    let stop_polling = polling.stop_token();
-    let stopper = tokio::spawn(async move {
-        shutdown.cancelled().await;
-        // The dispatcher's token is the way to stop, but it refuses while
-        // the dispatcher is still starting and can miss a request made
-        // between two updates. The listener's stop flag does neither, and
-        // ending the update stream stops dispatching just as gracefully.
-        let _ = stop_dispatching.shutdown();
-        stop_polling.stop();
-    });
-    let dispatched = dispatcher
-        .try_dispatch_with_listener(
-            polling,
-            LoggingErrorHandler::with_custom_text("getting updates failed"),
-        )
-        .await;
-    stopper.abort();
-    dispatched.context("starting to dispatch updates")?;
+    let dispatched = match webhook {
+        None => transport::poll(bot, dispatcher, shutdown).await,
+        Some((url, secret)) => {
+            transport::webhook(
+                bot,
+                dispatcher,
+                url,
+                config.webhook.listen,
+                secret,
+                shutdown,
+            )
+            .await
+        }
+    };
+    stop_progress.cancel();
+    let _ = progress.await;
+    dispatched?;
     tracing::info!("bot stopped");
     Ok(())
 }

@@ -1,0 +1,384 @@
+//! The /broadcast dialog, one handler per step: choose the audience, send
+//! the content, add buttons (or skip), check the preview and press Start.
+//! Each step stores where the dialog stands ([`crate::dialogue`]) before
+//! answering, so the next update may reach any replica, or a restarted bot.
+
+use std::sync::Arc;
+
+use courier_core::commands::{CampaignCommands, NewCampaign};
+use courier_core::proto::v1::{Audience, InlineKeyboard};
+use teloxide::Bot;
+use teloxide::payloads::{AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardMarkup, Message, MessageId};
+
+use crate::actions::{Action, Toggle};
+use crate::cards::Cards;
+use crate::config::BroadcastConfig;
+use crate::dialogue::{Dialogue, Dialogues, Draft, State};
+use crate::handlers::HandlerResult;
+use crate::preview::{self, Preview};
+use crate::storage::{LiveUsers, Store};
+use crate::{buttons, content};
+
+const CANCEL_HINT: &str = "(/cancel to stop)";
+
+/// /broadcast: step 1, at any point of a dialog (it starts over).
+pub async fn begin(bot: Bot, message: Message, dialogue: Dialogue, store: Store) -> HandlerResult {
+    let live = store.live_users().await?;
+    bot.send_message(
+        message.chat.id,
+        format!(
+            "New broadcast, step 1 of 4: who should receive it? \
+             The numbers are the users who can be reached now. {CANCEL_HINT}"
+        ),
+    )
+    .reply_markup(audience_keyboard(live))
+    .await?;
+    dialogue.update(State::ChoosingAudience).await?;
+    Ok(())
+}
+
+fn audience_keyboard(live: LiveUsers) -> InlineKeyboardMarkup {
+    let choice = |audience: Audience, count: i64| {
+        let name = audience.code().unwrap_or_default();
+        Action::Audience(audience).button(format!("{name} · {count}"))
+    };
+    InlineKeyboardMarkup::new([
+        vec![
+            choice(Audience::Ru, live.ru),
+            choice(Audience::En, live.en),
+            choice(Audience::All, live.all()),
+        ],
+        vec![Action::Abort.button("✖️ Cancel")],
+    ])
+}
+
+/// Step 1 answered: ask for the content.
+pub async fn audience(
+    bot: Bot,
+    query: CallbackQuery,
+    dialogue: Dialogue,
+    audience: Audience,
+) -> HandlerResult {
+    dialogue.update(State::AwaitingContent { audience }).await?;
+    bot.answer_callback_query(query.id.clone()).await?;
+    let text = format!(
+        "Audience: {}.\n\nStep 2 of 4: send me the message to broadcast: {}. \
+         Forward a channel post to keep its link buttons. {CANCEL_HINT}",
+        preview::audience_name(audience),
+        content::SUPPORTED
+    );
+    settle(&bot, &query, text).await
+}
+
+/// Step 2: the content, checked as Telegram would check it.
+pub async fn content(
+    bot: Bot,
+    message: Message,
+    dialogue: Dialogue,
+    audience: Audience,
+) -> HandlerResult {
+    let chat = message.chat.id;
+    let captured = match content::capture(&message) {
+        Ok(captured) => captured,
+        Err(refusal) => {
+            let reply = format!("{refusal}\n\nSend another message {CANCEL_HINT}.");
+            bot.send_message(chat, reply).await?;
+            return Ok(());
+        }
+    };
+    let kept = captured.keyboard.as_ref().map_or(0, |k| k.rows.len());
+    let draft = Draft::new(audience, captured);
+    dialogue.update(State::AwaitingButtons { draft }).await?;
+    let kept = match kept {
+        0 => String::new(),
+        n => format!(
+            " The {n} row(s) of link buttons of the forwarded post are kept; yours go below."
+        ),
+    };
+    bot.send_message(
+        chat,
+        format!(
+            "Got it.{kept}\n\nStep 3 of 4: add link buttons? Send them {}, or press Skip. {CANCEL_HINT}",
+            buttons::FORMAT_HINT
+        ),
+    )
+    .reply_markup(InlineKeyboardMarkup::new([[
+        Action::SkipButtons.button("Skip"),
+        Action::Abort.button("✖️ Cancel"),
+    ]]))
+    .await?;
+    Ok(())
+}
+
+/// Step 3: button lines.
+pub async fn buttons(
+    bot: Bot,
+    message: Message,
+    dialogue: Dialogue,
+    mut draft: Draft,
+    preview: Preview,
+    store: Store,
+    config: Arc<BroadcastConfig>,
+) -> HandlerResult {
+    let chat = message.chat.id;
+    let Some(text) = message.text() else {
+        let reply = format!(
+            "Send the buttons as text, {}, or press Skip.",
+            buttons::FORMAT_HINT
+        );
+        bot.send_message(chat, reply).await?;
+        return Ok(());
+    };
+    match buttons::parse(text) {
+        Ok(rows) => {
+            let keyboard = draft
+                .content
+                .keyboard
+                .get_or_insert_with(InlineKeyboard::default);
+            keyboard.rows.extend(rows);
+            show_preview(&bot, chat, &dialogue, draft, &preview, &store, &config).await
+        }
+        Err(errors) => {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            let reply = format!(
+                "I couldn't read these lines:\n{}\n\nSend all the buttons again, {}, or press Skip.",
+                lines.join("\n"),
+                buttons::FORMAT_HINT
+            );
+            bot.send_message(chat, reply).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Step 3 skipped.
+pub async fn skip_buttons(
+    bot: Bot,
+    query: CallbackQuery,
+    dialogue: Dialogue,
+    draft: Draft,
+    preview: Preview,
+    store: Store,
+    config: Arc<BroadcastConfig>,
+) -> HandlerResult {
+    bot.answer_callback_query(query.id.clone()).await?;
+    settle(&bot, &query, "No extra buttons.".into()).await?;
+    let chat = dialogue.chat_id();
+    show_preview(&bot, chat, &dialogue, draft, &preview, &store, &config).await
+}
+
+/// Step 4: the exact message, then the summary with Start. Content that
+/// Telegram refuses sends the admin back to step 2.
+async fn show_preview(
+    bot: &Bot,
+    chat: ChatId,
+    dialogue: &Dialogue,
+    draft: Draft,
+    preview: &Preview,
+    store: &Store,
+    config: &BroadcastConfig,
+) -> HandlerResult {
+    if let Err(refusal) = preview.send(chat, &draft.content).await {
+        let audience = draft.audience;
+        dialogue.update(State::AwaitingContent { audience }).await?;
+        let reply = format!(
+            "The preview failed: {refusal}\n\nRecipients would get the same error. \
+             Send the message again (step 2) {CANCEL_HINT}."
+        );
+        bot.send_message(chat, reply).await?;
+        return Ok(());
+    }
+    let recipients = recipients(store.live_users().await?, draft.audience);
+    let summary = bot
+        .send_message(chat, preview::summary(&draft, recipients, config))
+        .reply_markup(preview::keyboard(&draft, config.paid_enabled))
+        .await?;
+    dialogue
+        .update(State::Confirming {
+            draft,
+            summary: summary.id.0,
+        })
+        .await?;
+    Ok(())
+}
+
+fn recipients(live: LiveUsers, audience: Audience) -> i64 {
+    match audience {
+        Audience::Ru => live.ru,
+        Audience::En => live.en,
+        Audience::All | Audience::Unspecified => live.all(),
+    }
+}
+
+/// Step 4: an option flipped on the summary.
+pub async fn toggle(
+    bot: Bot,
+    query: CallbackQuery,
+    dialogue: Dialogue,
+    (mut draft, summary): (Draft, i32),
+    toggle: Toggle,
+    store: Store,
+    config: Arc<BroadcastConfig>,
+) -> HandlerResult {
+    let pressed_on = query.regular_message().map(|m| m.id.0);
+    if pressed_on != Some(summary) || (toggle == Toggle::Paid && !config.paid_enabled) {
+        return outdated_press(bot, query).await;
+    }
+    draft.toggle(toggle);
+    let recipients = recipients(store.live_users().await?, draft.audience);
+    let text = preview::summary(&draft, recipients, &config);
+    let keyboard = preview::keyboard(&draft, config.paid_enabled);
+    dialogue
+        .update(State::Confirming { draft, summary })
+        .await?;
+    bot.answer_callback_query(query.id).await?;
+    bot.edit_message_text(dialogue.chat_id(), MessageId(summary), text)
+        .reply_markup(keyboard)
+        .await?;
+    Ok(())
+}
+
+/// Start: publishes CampaignCreated and CampaignStarted, then shows the
+/// progress card.
+#[tracing::instrument(skip_all, fields(admin = query.from.id.0))]
+pub async fn confirm(
+    bot: Bot,
+    query: CallbackQuery,
+    (_, summary): (Draft, i32),
+    dialogue: Dialogue,
+    dialogues: Arc<Dialogues>,
+    commands: CampaignCommands,
+    cards: Cards,
+) -> HandlerResult {
+    let chat = query.regular_message().map(|m| m.chat.id);
+    let pressed_on = query.regular_message().map(|m| m.id.0);
+    let (Some(chat), Some(summary)) = (chat, pressed_on.filter(|&id| id == summary)) else {
+        return outdated_press(bot, query).await;
+    };
+    // Taken atomically: a second press finds nothing and starts nothing.
+    let Some(draft) = dialogues.take_confirmed(chat, summary).await? else {
+        return outdated_press(bot, query).await;
+    };
+    let campaign = NewCampaign {
+        created_by: query.from.id.0 as i64,
+        audience: draft.audience,
+        content: draft.content.clone(),
+        options: draft.options(),
+    };
+    match commands.create_and_start(campaign).await {
+        Ok(id) => {
+            tracing::info!(campaign = %id, "campaign started");
+            bot.answer_callback_query(query.id.clone())
+                .text("Started")
+                .await?;
+            let text = format!("🚀 Started campaign {id}. Its progress card follows.");
+            settle(&bot, &query, text).await?;
+            cards.show(chat, id).await?;
+        }
+        Err(error) => {
+            tracing::error!(%error, "starting a campaign failed");
+            // Back to the summary, so Start can be pressed again.
+            dialogue
+                .update(State::Confirming { draft, summary })
+                .await?;
+            bot.answer_callback_query(query.id)
+                .text(format!(
+                    "Could not start the campaign: {error}. Press Start to try again."
+                ))
+                .show_alert(true)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// /cancel: leaves the dialog at any step.
+pub async fn cancel(bot: Bot, message: Message, dialogue: Dialogue, state: State) -> HandlerResult {
+    let reply = match end(&dialogue, &state).await? {
+        true => "Cancelled; nothing was sent. Start again with /broadcast.",
+        false => "There is nothing to cancel. Start a broadcast with /broadcast.",
+    };
+    bot.send_message(message.chat.id, reply).await?;
+    Ok(())
+}
+
+/// The Cancel button of any step.
+pub async fn abort(
+    bot: Bot,
+    query: CallbackQuery,
+    dialogue: Dialogue,
+    state: State,
+) -> HandlerResult {
+    let text = match end(&dialogue, &state).await? {
+        true => "Cancelled; nothing was sent. Start again with /broadcast.",
+        false => "This broadcast was already started or cancelled.",
+    };
+    bot.answer_callback_query(query.id.clone()).await?;
+    settle(&bot, &query, text.into()).await
+}
+
+/// Ends the dialog; `false` if none was under way.
+async fn end(dialogue: &Dialogue, state: &State) -> HandlerResult<bool> {
+    let under_way = *state != State::Idle;
+    if under_way {
+        dialogue.exit().await?;
+    }
+    Ok(under_way)
+}
+
+/// A button of a step that is over (an older message, a second press).
+pub async fn outdated_press(bot: Bot, query: CallbackQuery) -> HandlerResult {
+    bot.answer_callback_query(query.id)
+        .text("This button belongs to a step that is over.")
+        .await?;
+    Ok(())
+}
+
+/// Replaces the text of the message whose button was pressed, dropping its
+/// buttons, so finished steps cannot be pressed again.
+async fn settle(bot: &Bot, query: &CallbackQuery, text: String) -> HandlerResult {
+    if let Some(message) = query.regular_message() {
+        bot.edit_message_text(message.chat.id, message.id, text)
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use teloxide::types::InlineKeyboardButtonKind;
+
+    #[test]
+    fn audience_buttons_show_live_counts() {
+        let keyboard = audience_keyboard(LiveUsers { ru: 120, en: 80 });
+        let buttons: Vec<(String, String)> = keyboard
+            .inline_keyboard
+            .into_iter()
+            .flatten()
+            .map(|b| match b.kind {
+                InlineKeyboardButtonKind::CallbackData(data) => (b.text, data),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            buttons,
+            [
+                ("ru · 120".to_owned(), "bc:aud:ru".to_owned()),
+                ("en · 80".into(), "bc:aud:en".into()),
+                ("all · 200".into(), "bc:aud:all".into()),
+                ("✖️ Cancel".into(), "bc:abort".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn recipients_follow_the_audience() {
+        let live = LiveUsers { ru: 3, en: 4 };
+        assert_eq!(recipients(live, Audience::Ru), 3);
+        assert_eq!(recipients(live, Audience::En), 4);
+        assert_eq!(recipients(live, Audience::All), 7);
+    }
+}

@@ -1,0 +1,234 @@
+//! Progress cards: messages in admins' chats that follow a campaign. A card
+//! is registered in `bot_cards` when it is sent; a background task then
+//! edits every live card whose text changed, at most once per interval
+//! (Telegram rate-limits edits too), and sends the final report once.
+//!
+//! With several bot replicas each runs the task; `FOR UPDATE SKIP LOCKED`
+//! hands each card to one of them per round, so no card is edited twice or
+//! reported twice.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use courier_core::campaign::CampaignStatus;
+use deadpool_postgres::Pool;
+use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatId, MessageId};
+use teloxide::{ApiError, Bot, RequestError};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::progress::{self, Snapshot};
+use crate::storage::{self, SNAPSHOT_COLUMNS, Store, StoreError};
+
+/// A rate measured over less than this is noise.
+const MIN_SAMPLE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("postgres pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("telegram: {0}")]
+    Telegram(#[from] RequestError),
+}
+
+#[derive(Clone)]
+pub struct Cards {
+    store: Store,
+    bot: Bot,
+}
+
+impl Cards {
+    pub fn new(store: Store, bot: Bot) -> Cards {
+        Cards { store, bot }
+    }
+
+    fn pool(&self) -> &Pool {
+        self.store.pool()
+    }
+
+    /// Sends a card for `campaign` to `chat`; it is kept up to date from
+    /// then on.
+    pub async fn show(&self, chat: ChatId, campaign: Uuid) -> Result<(), CardError> {
+        let snapshot = self.store.campaign(campaign).await?;
+        let (text, keyboard, done, finished) = match &snapshot {
+            Some(snapshot) => (
+                progress::card(snapshot, None),
+                progress::card_keyboard(campaign, snapshot.status),
+                snapshot.done(),
+                // A campaign that ended before its card was asked for has
+                // nothing left to follow or report.
+                snapshot.status.is_final(),
+            ),
+            // Just started: the projector has not applied it yet.
+            None => (
+                format!("⏳ Campaign {campaign}\nStarting…"),
+                progress::card_keyboard(campaign, CampaignStatus::Sending),
+                0,
+                false,
+            ),
+        };
+        let message = self
+            .bot
+            .send_message(chat, &text)
+            .reply_markup(keyboard)
+            .await?;
+        self.pool()
+            .get()
+            .await?
+            .execute(
+                "INSERT INTO bot_cards (chat_id, message_id, campaign_id, shown, sampled_done, finished)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&chat.0, &message.id.0, &campaign, &text, &done, &finished],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Edits the live cards (of `only` this campaign, or all) whose text
+    /// changed and sends the reports that are due.
+    pub async fn refresh(&self, only: Option<Uuid>) -> Result<(), CardError> {
+        let mut client = self.pool().get().await?;
+        let tx = client.transaction().await?;
+        // Locked until commit: a card is handled by one replica at a time,
+        // and a replica busy with it is skipped, not waited for.
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT k.chat_id, k.message_id, k.shown, k.sampled_done, k.sampled_at,
+                            k.reported, now(), {SNAPSHOT_COLUMNS}
+                     FROM bot_cards k JOIN campaigns c ON c.campaign_id = k.campaign_id
+                     WHERE NOT k.finished AND ($1::uuid IS NULL OR k.campaign_id = $1)
+                     FOR UPDATE OF k SKIP LOCKED"
+                ),
+                &[&only],
+            )
+            .await?;
+        for row in rows {
+            let card = Card {
+                chat: ChatId(row.get(0)),
+                message: MessageId(row.get(1)),
+                shown: row.get(2),
+                sampled_done: row.get(3),
+                sampled_at: row.get(4),
+                reported: row.get(5),
+                now: row.get(6),
+            };
+            let snapshot = storage::snapshot(&row, 7)?;
+            let update = self.refresh_card(&card, &snapshot).await;
+            tx.execute(
+                "UPDATE bot_cards SET shown = $3, sampled_done = $4, sampled_at = $5,
+                        reported = $6, finished = $7
+                 WHERE chat_id = $1 AND message_id = $2",
+                &[
+                    &card.chat.0,
+                    &card.message.0,
+                    &update.shown,
+                    &update.sampled_done,
+                    &update.sampled_at,
+                    &update.reported,
+                    &update.finished,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One card: edited if its text changed, reported if a report is due.
+    /// Telegram failures are logged and retried next round.
+    async fn refresh_card(&self, card: &Card, snapshot: &Snapshot) -> CardUpdate {
+        let elapsed = (card.now - card.sampled_at).to_std().unwrap_or_default();
+        let resample = elapsed >= MIN_SAMPLE;
+        let rate = resample
+            .then(|| f64::from(snapshot.done() - card.sampled_done) / elapsed.as_secs_f64());
+        let mut update = CardUpdate {
+            shown: card.shown.clone(),
+            sampled_done: if resample {
+                snapshot.done()
+            } else {
+                card.sampled_done
+            },
+            sampled_at: if resample { card.now } else { card.sampled_at },
+            reported: card.reported.clone(),
+            finished: false,
+        };
+        let text = progress::card(snapshot, rate);
+        if text != card.shown {
+            let edited = self
+                .bot
+                .edit_message_text(card.chat, card.message, &text)
+                .reply_markup(progress::card_keyboard(snapshot.id, snapshot.status))
+                .await;
+            match edited {
+                Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => update.shown = text,
+                // The admin deleted the card: nothing left to edit.
+                Err(RequestError::Api(ApiError::MessageToEditNotFound)) => {
+                    update.finished = true;
+                    return update;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, campaign = %snapshot.id, "editing a progress card failed");
+                }
+            }
+        }
+        let report = progress::report(snapshot);
+        match &report {
+            Some(report) if card.reported.as_deref() != Some(report.key.as_str()) => {
+                match self.bot.send_message(card.chat, &report.text).await {
+                    Ok(_) => update.reported = Some(report.key.clone()),
+                    Err(error) => {
+                        tracing::warn!(%error, campaign = %snapshot.id, "sending a report failed");
+                    }
+                }
+            }
+            Some(_) => {}
+            // Resumed: a later pause by courier is worth reporting again.
+            None => update.reported = None,
+        }
+        update.finished = snapshot.status.is_final() && update.reported.is_some();
+        update
+    }
+
+    /// Refreshes every `interval` until `shutdown`.
+    pub async fn run(self, interval: Duration, shutdown: CancellationToken) {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            if let Err(error) = self.refresh(None).await {
+                tracing::error!(%error, "refreshing progress cards failed");
+            }
+        }
+    }
+}
+
+/// A card's row, as locked for a refresh.
+struct Card {
+    chat: ChatId,
+    message: MessageId,
+    shown: String,
+    sampled_done: i32,
+    sampled_at: DateTime<Utc>,
+    reported: Option<String>,
+    /// The database's clock, the one `sampled_at` was taken by.
+    now: DateTime<Utc>,
+}
+
+/// What a refresh writes back.
+struct CardUpdate {
+    shown: String,
+    sampled_done: i32,
+    sampled_at: DateTime<Utc>,
+    reported: Option<String>,
+    finished: bool,
+}

@@ -1,0 +1,209 @@
+//! Controlling campaigns from Telegram: `/campaigns` lists the recent ones
+//! and shows a card on request, and the card's Pause / Resume / Cancel
+//! buttons issue commands for any admin. Commands carry optimistic
+//! concurrency (see `courier_core::commands`): of two admins pressing
+//! conflicting buttons at once one wins, and the other is told what the
+//! campaign became.
+
+use std::time::Duration;
+
+use courier_core::campaign::CampaignStatus;
+use courier_core::commands::{CampaignCommands, Change, CommandError};
+use teloxide::Bot;
+use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{CallbackQuery, InlineKeyboardMarkup, Message};
+use uuid::Uuid;
+
+use crate::actions::{Action, Control};
+use crate::cards::Cards;
+use crate::handlers::HandlerResult;
+use crate::progress::{self, Snapshot};
+use crate::storage::Store;
+
+/// Campaigns `/campaigns` lists.
+const RECENT: i64 = 10;
+/// How long a press waits for the projector to apply its event, so the
+/// card it refreshes shows the new status; the periodic refresh catches
+/// up otherwise.
+const PROJECTION_WAIT: Duration = Duration::from_secs(3);
+
+/// `/campaigns`: the recent campaigns, a button each to show its card.
+pub async fn list(bot: Bot, message: Message, store: Store) -> HandlerResult {
+    let campaigns = store.recent_campaigns(RECENT).await?;
+    if campaigns.is_empty() {
+        bot.send_message(
+            message.chat.id,
+            "No campaigns yet. Start one with /broadcast.",
+        )
+        .await?;
+        return Ok(());
+    }
+    bot.send_message(message.chat.id, list_text(&campaigns))
+        .reply_markup(list_keyboard(&campaigns))
+        .await?;
+    Ok(())
+}
+
+fn list_text(campaigns: &[Snapshot]) -> String {
+    let lines: Vec<String> = campaigns
+        .iter()
+        .enumerate()
+        .map(|(i, campaign)| format!("{}. {}", i + 1, progress::list_line(campaign)))
+        .collect();
+    format!(
+        "Recent campaigns, newest first. Choose one to see its card:\n\n{}",
+        lines.join("\n")
+    )
+}
+
+/// Numbered buttons, five to a row.
+fn list_keyboard(campaigns: &[Snapshot]) -> InlineKeyboardMarkup {
+    let buttons: Vec<_> = campaigns
+        .iter()
+        .enumerate()
+        .map(|(i, campaign)| Action::Show(campaign.id).button((i + 1).to_string()))
+        .collect();
+    InlineKeyboardMarkup::new(buttons.chunks(5).map(<[_]>::to_vec))
+}
+
+/// A number pressed in `/campaigns`: the campaign's card.
+pub async fn show(bot: Bot, query: CallbackQuery, campaign: Uuid, cards: Cards) -> HandlerResult {
+    bot.answer_callback_query(query.id.clone()).await?;
+    if let Some(message) = query.regular_message() {
+        cards.show(message.chat.id, campaign).await?;
+    }
+    Ok(())
+}
+
+/// Pause, Resume or Cancel on a card.
+#[tracing::instrument(skip_all, fields(admin = query.from.id.0, %campaign, ?control))]
+pub async fn pressed(
+    bot: Bot,
+    query: CallbackQuery,
+    (campaign, control): (Uuid, Control),
+    commands: CampaignCommands,
+    store: Store,
+    cards: Cards,
+) -> HandlerResult {
+    let by = query.from.id.0 as i64;
+    let change = match control {
+        Control::Pause => Change::Pause {
+            reason: String::new(),
+        },
+        Control::Resume => Change::Resume,
+        Control::Cancel => Change::Cancel,
+    };
+    let outcome = commands.change(campaign, change, by).await;
+    if let Err(error @ (CommandError::Publish(_) | CommandError::Read(_))) = &outcome {
+        tracing::error!(%error, "changing a campaign failed");
+    }
+    let (answer, alert) = answer(&outcome);
+    bot.answer_callback_query(query.id)
+        .text(answer)
+        .show_alert(alert)
+        .await?;
+    if let Ok(status) = outcome {
+        wait_for_projection(&store, campaign, status).await;
+    }
+    // Every card of the campaign shows where it stands now, the loser's too.
+    cards.refresh(Some(campaign)).await?;
+    Ok(())
+}
+
+/// What the admin is told, and whether as an alert they must dismiss.
+fn answer(outcome: &Result<CampaignStatus, CommandError>) -> (String, bool) {
+    match outcome {
+        Ok(status) => (format!("Done: the campaign is {status}."), false),
+        Err(CommandError::Conflict(now)) => (
+            format!(
+                "Another admin changed this campaign at the same moment; it is {now} now. \
+                 Your press changed nothing."
+            ),
+            true,
+        ),
+        Err(CommandError::Refused(refusal)) => (
+            format!("Nothing changed: {refusal} (another admin or courier got there first)."),
+            true,
+        ),
+        Err(CommandError::NotFound(_)) => ("There is no such campaign.".into(), true),
+        Err(CommandError::Unreadable(_)) => (
+            "This campaign was changed by a newer version of courier; use that one.".into(),
+            true,
+        ),
+        Err(CommandError::Publish(_) | CommandError::Read(_)) => (
+            "Courier could not record that right now; try again in a moment.".into(),
+            true,
+        ),
+    }
+}
+
+/// Waits, briefly, until the read model shows `status`.
+async fn wait_for_projection(store: &Store, campaign: Uuid, status: CampaignStatus) {
+    let deadline = tokio::time::Instant::now() + PROJECTION_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        match store.campaign(campaign).await {
+            Ok(Some(snapshot)) if snapshot.status == status => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(error) => {
+                tracing::warn!(%error, "reading the campaign back failed");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use courier_core::campaign::{Transition, TransitionError};
+
+    fn snapshot(id: u128) -> Snapshot {
+        Snapshot {
+            id: Uuid::from_u128(id),
+            status: CampaignStatus::Sending,
+            reason: None,
+            audience: "all".into(),
+            content_kind: "text".into(),
+            recipients: Some(10),
+            delivered: 4,
+            not_alive: 0,
+            failed: 0,
+            cancelled: 0,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn the_list_numbers_campaigns_and_their_buttons() {
+        let campaigns: Vec<_> = (1..=7).map(snapshot).collect();
+        assert!(list_text(&campaigns).contains("\n7. 📤"));
+        let keyboard = list_keyboard(&campaigns);
+        let sizes: Vec<_> = keyboard.inline_keyboard.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [5, 2]);
+        assert_eq!(keyboard.inline_keyboard[1][1].text, "7");
+    }
+
+    #[test]
+    fn the_loser_of_a_race_is_told_what_happened() {
+        let (text, alert) = answer(&Err(CommandError::Conflict(CampaignStatus::Cancelled)));
+        assert!(alert && text.contains("it is cancelled now"), "{text}");
+        let refused = CommandError::Refused(TransitionError {
+            from: CampaignStatus::Paused,
+            transition: Transition::Pause,
+        });
+        let (text, alert) = answer(&Err(refused));
+        assert!(
+            alert && text.contains("cannot pause a campaign that is paused"),
+            "{text}"
+        );
+        let (text, alert) = answer(&Ok(CampaignStatus::Paused));
+        assert_eq!(
+            (text.as_str(), alert),
+            ("Done: the campaign is paused.", false)
+        );
+    }
+}

@@ -1,0 +1,285 @@
+//! Where an admin's /broadcast dialog stands, and where that is kept: one
+//! row per chat in Postgres (`bot_dialogues`), as JSON, behind teloxide's
+//! [`Storage`] trait. Not in process memory, so a restarted bot, or
+//! another replica, takes the next step where the last one left off.
+
+use std::sync::Arc;
+
+use courier_core::proto::v1::{Audience, CampaignOptions, Content};
+use deadpool_postgres::Pool;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use teloxide::dispatching::dialogue::{self, Storage};
+use teloxide::types::ChatId;
+
+use crate::actions::Toggle;
+
+/// The dialog's steps, in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum State {
+    #[default]
+    Idle,
+    /// Step 1: the audience buttons are shown.
+    ChoosingAudience,
+    /// Step 2: waiting for the message to broadcast.
+    AwaitingContent {
+        #[serde(with = "audience_code")]
+        audience: Audience,
+    },
+    /// Step 3: waiting for button lines, or Skip.
+    AwaitingButtons { draft: Draft },
+    /// Step 4: the preview and the summary are shown; `summary` is the id
+    /// of the message with Start, so presses on older ones are told apart.
+    Confirming { draft: Draft, summary: i32 },
+}
+
+/// The campaign as the admin has put it together so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Draft {
+    #[serde(with = "audience_code")]
+    pub audience: Audience,
+    #[serde(with = "protobuf")]
+    pub content: Content,
+    pub silent: bool,
+    pub protected: bool,
+    pub paid: bool,
+}
+
+impl Draft {
+    pub fn new(audience: Audience, content: Content) -> Draft {
+        Draft {
+            audience,
+            content,
+            silent: false,
+            protected: false,
+            paid: false,
+        }
+    }
+
+    pub fn options(&self) -> CampaignOptions {
+        CampaignOptions {
+            disable_notification: self.silent,
+            protect_content: self.protected,
+            paid_broadcast: self.paid,
+        }
+    }
+
+    pub fn toggle(&mut self, toggle: Toggle) {
+        let flag = match toggle {
+            Toggle::Silent => &mut self.silent,
+            Toggle::Protected => &mut self.protected,
+            Toggle::Paid => &mut self.paid,
+        };
+        *flag = !*flag;
+    }
+}
+
+/// The dialogue handle handlers receive.
+pub type Dialogue = dialogue::Dialogue<State, Dialogues>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DialogueError {
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("postgres pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("a stored dialogue is unreadable: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Removing a dialogue that is not there (the trait's contract).
+    #[error("the dialogue has already ended")]
+    Ended,
+}
+
+/// Dialogues in `bot_dialogues`.
+pub struct Dialogues {
+    pool: Pool,
+}
+
+impl Dialogues {
+    pub fn new(pool: Pool) -> Arc<Dialogues> {
+        Arc::new(Dialogues { pool })
+    }
+
+    /// Ends the dialog in `chat` if it is confirming the summary `summary`,
+    /// and hands over its draft. Atomic: of two presses of Start (double
+    /// taps, two replicas), exactly one gets the draft.
+    pub async fn take_confirmed(
+        &self,
+        chat: ChatId,
+        summary: i32,
+    ) -> Result<Option<Draft>, DialogueError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "DELETE FROM bot_dialogues
+                 WHERE chat_id = $1 AND state->>'step' = 'confirming'
+                   AND (state->>'summary')::integer = $2
+                 RETURNING state",
+                &[&chat.0, &summary],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        match serde_json::from_value(row.get(0))? {
+            State::Confirming { draft, .. } => Ok(Some(draft)),
+            // The query only matches confirming dialogues.
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Storage<State> for Dialogues {
+    type Error = DialogueError;
+
+    fn remove_dialogue(
+        self: Arc<Self>,
+        chat: ChatId,
+    ) -> BoxFuture<'static, Result<(), Self::Error>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let removed = client
+                .execute("DELETE FROM bot_dialogues WHERE chat_id = $1", &[&chat.0])
+                .await?;
+            match removed {
+                0 => Err(DialogueError::Ended),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn update_dialogue(
+        self: Arc<Self>,
+        chat: ChatId,
+        state: State,
+    ) -> BoxFuture<'static, Result<(), Self::Error>> {
+        Box::pin(async move {
+            let state = serde_json::to_value(&state)?;
+            let client = self.pool.get().await?;
+            client
+                .execute(
+                    "INSERT INTO bot_dialogues (chat_id, state) VALUES ($1, $2)
+                     ON CONFLICT (chat_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
+                    &[&chat.0, &state],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn get_dialogue(
+        self: Arc<Self>,
+        chat: ChatId,
+    ) -> BoxFuture<'static, Result<Option<State>, Self::Error>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let row = client
+                .query_opt(
+                    "SELECT state FROM bot_dialogues WHERE chat_id = $1",
+                    &[&chat.0],
+                )
+                .await?;
+            match row {
+                Some(row) => Ok(Some(serde_json::from_value(row.get(0))?)),
+                None => Ok(None),
+            }
+        })
+    }
+}
+
+/// An audience as its stored code (`ru`, `en`, `all`).
+mod audience_code {
+    use courier_core::proto::v1::Audience;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(audience: &Audience, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(audience.code().unwrap_or_default())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Audience, D::Error> {
+        let code = String::deserialize(d)?;
+        Audience::from_code(&code).ok_or_else(|| D::Error::custom(format!("no audience {code:?}")))
+    }
+}
+
+/// Content as its protobuf bytes: the campaign's own encoding, so nothing
+/// of it is lost between the steps.
+mod protobuf {
+    use courier_core::proto::v1::Content;
+    use prost::Message as _;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(content: &Content, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&content.encode_to_vec())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Content, D::Error> {
+        let bytes = Vec::<u8>::deserialize(d)?;
+        Content::decode(bytes.as_slice()).map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use courier_core::proto::v1::{ContentKind, MessageEntity};
+
+    #[test]
+    fn every_state_survives_its_json() {
+        let content = Content {
+            kind: ContentKind::Photo.into(),
+            text: "Hi 😀".into(),
+            entities: vec![MessageEntity {
+                r#type: "bold".into(),
+                offset: 0,
+                length: 2,
+                ..Default::default()
+            }],
+            file_id: "AgAC".into(),
+            keyboard: None,
+        };
+        let mut draft = Draft::new(Audience::Ru, content);
+        draft.toggle(Toggle::Protected);
+        for state in [
+            State::Idle,
+            State::ChoosingAudience,
+            State::AwaitingContent {
+                audience: Audience::All,
+            },
+            State::AwaitingButtons {
+                draft: draft.clone(),
+            },
+            State::Confirming { draft, summary: 12 },
+        ] {
+            let json = serde_json::to_value(&state).unwrap();
+            assert_eq!(serde_json::from_value::<State>(json).unwrap(), state);
+        }
+    }
+
+    #[test]
+    fn the_stored_form_is_readable() {
+        let json = serde_json::to_value(State::AwaitingContent {
+            audience: Audience::En,
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "step": "awaiting_content", "audience": "en" })
+        );
+    }
+
+    #[test]
+    fn toggles_flip_their_option() {
+        let mut draft = Draft::new(Audience::All, Content::default());
+        draft.toggle(Toggle::Silent);
+        draft.toggle(Toggle::Paid);
+        draft.toggle(Toggle::Paid);
+        assert_eq!(
+            draft.options(),
+            CampaignOptions {
+                disable_notification: true,
+                protect_content: false,
+                paid_broadcast: false,
+            }
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! Step 4 of /broadcast: the preview and the summary. The preview is sent
+//! with the senders' own payload code (`courier_sender::payload`) and Bot
+//! API client, so the admin sees byte for byte what recipients will get,
+//! and content Telegram refuses is caught before a campaign exists. The
+//! summary says what Start will do, with toggles for the options.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use courier_core::config::TelegramConfig;
+use courier_core::proto::v1::{Audience, CampaignOptions, Content, ContentKind, button};
+use courier_sender::classify::ApiFailure;
+use courier_sender::payload::Template;
+use courier_sender::telegram::BotApi;
+use teloxide::types::{ChatId, InlineKeyboardMarkup};
+
+use crate::actions::{Action, Toggle};
+use crate::config::BroadcastConfig;
+use crate::content::kind_name;
+use crate::dialogue::Draft;
+use crate::progress;
+
+/// A preview is one message: an answer takes well under this.
+const PREVIEW_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error("this content cannot be sent: {0}")]
+    Unsendable(#[from] courier_sender::payload::UnsendableContent),
+    /// Telegram's own words, e.g. `Bad Request: BUTTON_URL_INVALID`.
+    #[error("Telegram refused it: {0}")]
+    Refused(String),
+    #[error("Telegram did not answer ({0}); try again")]
+    NoAnswer(String),
+}
+
+#[derive(Clone)]
+pub struct Preview {
+    api: BotApi,
+}
+
+impl Preview {
+    pub fn new(telegram: &TelegramConfig) -> anyhow::Result<Preview> {
+        Ok(Preview {
+            api: BotApi::new(telegram, PREVIEW_TIMEOUT, 1)?,
+        })
+    }
+
+    /// Sends `content` to `chat` as a campaign would send it to a recipient.
+    pub async fn send(&self, chat: ChatId, content: &Content) -> Result<(), PreviewError> {
+        // The options are left out: silent and protected do not change how
+        // the message looks, and one message never needs the paid lane.
+        let call = Template::new(content, &CampaignOptions::default())?.call(chat.0);
+        match self.api.send(&call).await {
+            Ok(_) => Ok(()),
+            Err(ApiFailure::Api { description, .. }) => Err(PreviewError::Refused(description)),
+            Err(ApiFailure::NotSent(why) | ApiFailure::NoAnswer(why)) => {
+                Err(PreviewError::NoAnswer(why))
+            }
+            Err(ApiFailure::BadAnswer { status }) => {
+                Err(PreviewError::NoAnswer(format!("HTTP {status}")))
+            }
+        }
+    }
+}
+
+/// What Start will do.
+pub fn summary(draft: &Draft, recipients: i64, config: &BroadcastConfig) -> String {
+    let on_off = |on: bool| if on { "on" } else { "off" };
+    let content = &draft.content;
+    let mut text = format!(
+        "Ready to broadcast (the message above is exactly what recipients get).\n\n\
+         Audience: {} · {recipients} recipients now\n\
+         Content: {}{}\n",
+        audience_name(draft.audience),
+        kind_name(content.kind()),
+        if content.text.is_empty() || content.kind() == ContentKind::Text {
+            ""
+        } else {
+            " with caption"
+        },
+    );
+    let labels: Vec<String> = content
+        .keyboard
+        .iter()
+        .flat_map(|k| &k.rows)
+        .flat_map(|row| &row.buttons)
+        .map(|b| match &b.action {
+            Some(button::Action::Url(url)) => format!("{} → {url}", b.text),
+            _ => b.text.clone(),
+        })
+        .collect();
+    match labels.is_empty() {
+        true => text.push_str("Buttons: none\n"),
+        false => {
+            let _ = writeln!(text, "Buttons: {}", labels.join("; "));
+        }
+    }
+    let _ = write!(
+        text,
+        "Silent: {} · Protected: {}",
+        on_off(draft.silent),
+        on_off(draft.protected)
+    );
+    if config.paid_enabled {
+        let _ = write!(text, " · Paid lane: {}", on_off(draft.paid));
+    }
+    let rate = if draft.paid {
+        config.paid_rate
+    } else {
+        config.rate
+    };
+    let _ = write!(
+        text,
+        "\nEstimated duration: about {} at {rate}/s\n\n\
+         Recipients are fixed when you press Start.",
+        progress::duration(progress::estimate(recipients, rate))
+    );
+    text
+}
+
+/// The toggles, then Start and Cancel.
+pub fn keyboard(draft: &Draft, paid_enabled: bool) -> InlineKeyboardMarkup {
+    let toggle = |on: bool, label: &str, toggle: Toggle| {
+        let mark = if on { "✅" } else { "⬜" };
+        Action::Toggle(toggle).button(format!("{mark} {label}"))
+    };
+    let mut rows = vec![vec![
+        toggle(draft.silent, "Silent", Toggle::Silent),
+        toggle(draft.protected, "Protected", Toggle::Protected),
+    ]];
+    if paid_enabled {
+        rows.push(vec![toggle(draft.paid, "Paid lane", Toggle::Paid)]);
+    }
+    rows.push(vec![
+        Action::Start.button("🚀 Start"),
+        Action::Abort.button("✖️ Cancel"),
+    ]);
+    InlineKeyboardMarkup::new(rows)
+}
+
+pub fn audience_name(audience: Audience) -> &'static str {
+    match audience {
+        Audience::Ru => "ru (Russian)",
+        Audience::En => "en (English)",
+        Audience::All | Audience::Unspecified => "all",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use courier_core::proto::v1::{Button, ButtonRow, InlineKeyboard};
+    use teloxide::types::InlineKeyboardButtonKind;
+
+    fn config(paid_enabled: bool) -> BroadcastConfig {
+        BroadcastConfig {
+            owner_ids: vec![],
+            rate: 30.0,
+            paid_rate: 1000.0,
+            paid_enabled,
+            progress_interval_secs: 5,
+        }
+    }
+
+    fn draft() -> Draft {
+        Draft::new(
+            Audience::Ru,
+            Content {
+                kind: ContentKind::Photo.into(),
+                text: "Look".into(),
+                file_id: "F".into(),
+                keyboard: Some(InlineKeyboard {
+                    rows: vec![ButtonRow {
+                        buttons: vec![Button {
+                            text: "Open".into(),
+                            action: Some(button::Action::Url("https://example.com".into())),
+                        }],
+                    }],
+                }),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn the_summary_says_everything_start_will_do() {
+        let text = summary(&draft(), 1800, &config(false));
+        assert!(
+            text.contains("Audience: ru (Russian) · 1800 recipients now"),
+            "{text}"
+        );
+        assert!(text.contains("Content: photo with caption"), "{text}");
+        assert!(
+            text.contains("Buttons: Open → https://example.com"),
+            "{text}"
+        );
+        assert!(text.contains("Silent: off · Protected: off\n"), "{text}");
+        assert!(text.contains("about 1m 00s at 30/s"), "{text}");
+        assert!(!text.contains("Paid"), "{text}");
+    }
+
+    #[test]
+    fn the_paid_lane_shows_only_when_enabled_and_changes_the_estimate() {
+        let mut paid = draft();
+        paid.toggle(Toggle::Paid);
+        let text = summary(&paid, 10_000, &config(true));
+        assert!(text.contains("Paid lane: on"), "{text}");
+        assert!(text.contains("about 10s at 1000/s"), "{text}");
+    }
+
+    #[test]
+    fn the_keyboard_marks_toggles_and_offers_start() {
+        let mut silent = draft();
+        silent.toggle(Toggle::Silent);
+        let buttons: Vec<(String, String)> = keyboard(&silent, true)
+            .inline_keyboard
+            .into_iter()
+            .flatten()
+            .map(|b| match b.kind {
+                InlineKeyboardButtonKind::CallbackData(data) => (b.text, data),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            buttons,
+            [
+                ("✅ Silent".to_owned(), "bc:opt:silent".to_owned()),
+                ("⬜ Protected".into(), "bc:opt:protected".into()),
+                ("⬜ Paid lane".into(), "bc:opt:paid".into()),
+                ("🚀 Start".into(), "bc:start".into()),
+                ("✖️ Cancel".into(), "bc:abort".into()),
+            ]
+        );
+        assert_eq!(keyboard(&silent, false).inline_keyboard.len(), 2);
+    }
+}

@@ -1,0 +1,391 @@
+//! What admins read about a running campaign: the progress card (bar,
+//! counts, rate, ETA and the buttons that fit its status), the line in
+//! `/campaigns`, and the final report. Pure: built from a [`Snapshot`] of
+//! the read model; [`crate::cards`] does the sending and editing.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use courier_core::campaign::CampaignStatus;
+use teloxide::types::InlineKeyboardMarkup;
+use uuid::Uuid;
+
+use crate::actions::{Action, Control};
+
+/// Cells in the progress bar.
+const BAR_WIDTH: usize = 20;
+
+/// A campaign's row in the read model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub id: Uuid,
+    pub status: CampaignStatus,
+    /// Why courier paused the campaign itself, if it did.
+    pub reason: Option<String>,
+    pub audience: String,
+    pub content_kind: String,
+    /// Fixed when the campaign starts; `None` until the start is applied.
+    pub recipients: Option<i32>,
+    pub delivered: i32,
+    pub not_alive: i32,
+    pub failed: i32,
+    pub cancelled: i32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Snapshot {
+    /// Recipients with an outcome.
+    pub fn done(&self) -> i32 {
+        self.delivered + self.not_alive + self.failed + self.cancelled
+    }
+
+    pub fn remaining(&self) -> i32 {
+        (self.recipients.unwrap_or(0) - self.done()).max(0)
+    }
+}
+
+/// A report sent once when a campaign ends or courier pauses it; `key`
+/// tells reports apart so each is sent once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub key: String,
+    pub text: String,
+}
+
+/// `▓▓▓▓░░░░ 50%` (a campaign without recipients is complete).
+pub fn bar(done: i32, total: i32) -> String {
+    let fraction = if total <= 0 {
+        1.0
+    } else {
+        (f64::from(done) / f64::from(total)).clamp(0.0, 1.0)
+    };
+    let filled = (fraction * BAR_WIDTH as f64).floor() as usize;
+    format!(
+        "{}{} {}%",
+        "▓".repeat(filled),
+        "░".repeat(BAR_WIDTH - filled),
+        (fraction * 100.0).floor()
+    )
+}
+
+/// `42s`, `3m 05s`, `2h 04m`: as precise as a person needs.
+pub fn duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {:02}s", secs / 60, secs % 60),
+        _ => format!("{}h {:02}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// How long `count` messages take at `rate` per second.
+pub fn estimate(count: i64, rate: f64) -> Duration {
+    if rate <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs_f64(count.max(0) as f64 / rate)
+}
+
+/// The card's text. `rate`: recipients per second lately, when known.
+pub fn card(snapshot: &Snapshot, rate: Option<f64>) -> String {
+    let mut text = format!(
+        "{} Campaign {}\n{} · audience {} · {}\n",
+        status_icon(snapshot.status),
+        snapshot.id,
+        snapshot.status,
+        snapshot.audience,
+        snapshot.content_kind,
+    );
+    let Some(recipients) = snapshot.recipients else {
+        text.push_str("Starting: fixing the audience…");
+        return text;
+    };
+    let done = snapshot.done();
+    let _ = writeln!(text, "{}", bar(done, recipients));
+    let _ = writeln!(
+        text,
+        "Delivered {} · not alive {} · failed {}",
+        snapshot.delivered, snapshot.not_alive, snapshot.failed
+    );
+    if snapshot.cancelled > 0 {
+        let _ = writeln!(text, "Cancelled before sending: {}", snapshot.cancelled);
+    }
+    let _ = write!(text, "Remaining {} of {recipients}", snapshot.remaining());
+    match snapshot.status {
+        CampaignStatus::Sending => {
+            let rate = rate.unwrap_or(0.0);
+            let eta = match rate > 0.0 {
+                true => duration(estimate(snapshot.remaining().into(), rate)),
+                false => "unknown yet".into(),
+            };
+            let _ = write!(text, "\nRate {rate:.1}/s · ETA {eta}");
+        }
+        CampaignStatus::Paused => {
+            let _ = write!(
+                text,
+                "\n{}",
+                match &snapshot.reason {
+                    Some(reason) => format!("Paused by courier: {reason}"),
+                    None => "Paused by an admin".into(),
+                }
+            );
+        }
+        CampaignStatus::Completed => {
+            if let Some(took) = took(snapshot) {
+                let _ = write!(text, "\nTook {}", duration(took));
+            }
+        }
+        CampaignStatus::Pending | CampaignStatus::Cancelled => {}
+    }
+    text
+}
+
+/// The buttons that make sense now: pause or resume, and cancel, until the
+/// campaign ends.
+pub fn card_keyboard(id: Uuid, status: CampaignStatus) -> InlineKeyboardMarkup {
+    let first = match status {
+        CampaignStatus::Pending | CampaignStatus::Sending => Some((Control::Pause, "⏸ Pause")),
+        CampaignStatus::Paused => Some((Control::Resume, "▶️ Resume")),
+        CampaignStatus::Completed | CampaignStatus::Cancelled => None,
+    };
+    let row: Vec<_> = first
+        .into_iter()
+        .chain((!status.is_final()).then_some((Control::Cancel, "✖️ Cancel")))
+        .map(|(control, label)| Action::Control(id, control).button(label))
+        .collect();
+    match row.is_empty() {
+        true => InlineKeyboardMarkup::default(),
+        false => InlineKeyboardMarkup::new([row]),
+    }
+}
+
+/// One line of `/campaigns`.
+pub fn list_line(snapshot: &Snapshot) -> String {
+    let recipients = snapshot
+        .recipients
+        .map_or_else(|| "?".into(), |r| r.to_string());
+    format!(
+        "{} {} · {} · {} · {}/{recipients} done, {} delivered",
+        status_icon(snapshot.status),
+        snapshot.created_at.format("%Y-%m-%d %H:%M"),
+        snapshot.status,
+        snapshot.audience,
+        snapshot.done(),
+        snapshot.delivered,
+    )
+}
+
+/// The report this status calls for: at the end, or when courier paused
+/// the campaign itself (an admin who paused it knows already).
+pub fn report(snapshot: &Snapshot) -> Option<Report> {
+    let id = snapshot.id;
+    let counts = format!(
+        "Recipients {} · delivered {} · not alive {} · failed {}",
+        snapshot.recipients.unwrap_or(0),
+        snapshot.delivered,
+        snapshot.not_alive,
+        snapshot.failed
+    );
+    let (key, text) = match (snapshot.status, &snapshot.reason) {
+        (CampaignStatus::Completed, _) => {
+            let took = took(snapshot).map(|t| format!(" in {}", duration(t)));
+            (
+                "completed".to_owned(),
+                format!(
+                    "✅ Campaign {id} completed{}.\n{counts}",
+                    took.unwrap_or_default()
+                ),
+            )
+        }
+        (CampaignStatus::Cancelled, _) => (
+            "cancelled".to_owned(),
+            format!(
+                "⛔ Campaign {id} was cancelled.\n{counts} · not sent {}",
+                snapshot.cancelled
+            ),
+        ),
+        (CampaignStatus::Paused, Some(reason)) => (
+            format!("paused: {reason}"),
+            format!(
+                "⚠️ Courier paused campaign {id}: {reason}\n{counts}\n\
+                 Fix the cause, then Resume or Cancel it from its card."
+            ),
+        ),
+        _ => return None,
+    };
+    Some(Report { key, text })
+}
+
+fn took(snapshot: &Snapshot) -> Option<Duration> {
+    let (started, finished) = (snapshot.started_at?, snapshot.finished_at?);
+    (finished - started).to_std().ok()
+}
+
+fn status_icon(status: CampaignStatus) -> &'static str {
+    match status {
+        CampaignStatus::Pending => "⏳",
+        CampaignStatus::Sending => "📤",
+        CampaignStatus::Paused => "⏸",
+        CampaignStatus::Completed => "✅",
+        CampaignStatus::Cancelled => "⛔",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use teloxide::types::InlineKeyboardButtonKind;
+
+    fn snapshot(status: CampaignStatus) -> Snapshot {
+        let started = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap();
+        Snapshot {
+            id: Uuid::nil(),
+            status,
+            reason: None,
+            audience: "ru".into(),
+            content_kind: "photo".into(),
+            recipients: Some(1000),
+            delivered: 300,
+            not_alive: 40,
+            failed: 10,
+            cancelled: 0,
+            created_at: started,
+            started_at: Some(started),
+            finished_at: None,
+        }
+    }
+
+    fn labels(keyboard: &InlineKeyboardMarkup) -> Vec<(String, String)> {
+        keyboard
+            .inline_keyboard
+            .iter()
+            .flatten()
+            .map(|b| match &b.kind {
+                InlineKeyboardButtonKind::CallbackData(data) => (b.text.clone(), data.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_bar_fills_in_twentieths() {
+        assert_eq!(bar(0, 10), format!("{} 0%", "░".repeat(20)));
+        assert_eq!(
+            bar(5, 10),
+            format!("{}{} 50%", "▓".repeat(10), "░".repeat(10))
+        );
+        assert_eq!(bar(999, 1000), format!("{}░ 99%", "▓".repeat(19)));
+        assert_eq!(bar(12, 10), format!("{} 100%", "▓".repeat(20)));
+        assert_eq!(bar(0, 0), format!("{} 100%", "▓".repeat(20)));
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(Duration::from_secs(0)), "0s");
+        assert_eq!(duration(Duration::from_secs(59)), "59s");
+        assert_eq!(duration(Duration::from_secs(65)), "1m 05s");
+        assert_eq!(duration(Duration::from_secs(7440)), "2h 04m");
+    }
+
+    #[test]
+    fn estimates_divide_by_the_rate() {
+        assert_eq!(estimate(900, 30.0), Duration::from_secs(30));
+        assert_eq!(estimate(10, 0.0), Duration::ZERO);
+        assert_eq!(estimate(-5, 30.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_sending_card_shows_counts_rate_and_eta() {
+        let text = card(&snapshot(CampaignStatus::Sending), Some(50.0));
+        assert!(text.contains("sending · audience ru · photo"), "{text}");
+        assert!(text.contains("▓▓▓▓▓▓▓░░░░░░░░░░░░░ 35%"), "{text}");
+        assert!(
+            text.contains("Delivered 300 · not alive 40 · failed 10"),
+            "{text}"
+        );
+        assert!(text.contains("Remaining 650 of 1000"), "{text}");
+        assert!(text.contains("Rate 50.0/s · ETA 13s"), "{text}");
+        let unknown = card(&snapshot(CampaignStatus::Sending), None);
+        assert!(unknown.contains("ETA unknown yet"), "{unknown}");
+    }
+
+    #[test]
+    fn a_card_before_the_start_is_applied_says_so() {
+        let starting = Snapshot {
+            recipients: None,
+            ..snapshot(CampaignStatus::Pending)
+        };
+        assert!(card(&starting, None).ends_with("Starting: fixing the audience…"));
+    }
+
+    #[test]
+    fn buttons_follow_the_status() {
+        let id = Uuid::nil();
+        let pause = format!("cc:pause:{id}");
+        let resume = format!("cc:resume:{id}");
+        let cancel = format!("cc:cancel:{id}");
+        let sending = labels(&card_keyboard(id, CampaignStatus::Sending));
+        assert_eq!(
+            sending,
+            [
+                ("⏸ Pause".into(), pause),
+                ("✖️ Cancel".into(), cancel.clone())
+            ]
+        );
+        let paused = labels(&card_keyboard(id, CampaignStatus::Paused));
+        assert_eq!(
+            paused,
+            [("▶️ Resume".into(), resume), ("✖️ Cancel".into(), cancel)]
+        );
+        assert!(labels(&card_keyboard(id, CampaignStatus::Completed)).is_empty());
+        assert!(labels(&card_keyboard(id, CampaignStatus::Cancelled)).is_empty());
+    }
+
+    #[test]
+    fn reports_come_at_the_end_or_when_courier_pauses() {
+        assert_eq!(report(&snapshot(CampaignStatus::Sending)), None);
+        assert_eq!(report(&snapshot(CampaignStatus::Paused)), None);
+        let completed = Snapshot {
+            delivered: 950,
+            finished_at: Some(Utc.with_ymd_and_hms(2025, 3, 1, 12, 2, 5).unwrap()),
+            ..snapshot(CampaignStatus::Completed)
+        };
+        let report_ = report(&completed).unwrap();
+        assert_eq!(report_.key, "completed");
+        assert_eq!(
+            report_.text,
+            format!(
+                "✅ Campaign {} completed in 2m 05s.\nRecipients 1000 · delivered 950 · not alive 40 · failed 10",
+                Uuid::nil()
+            )
+        );
+        let paused = Snapshot {
+            reason: Some("Bad Request: wrong file identifier".into()),
+            ..snapshot(CampaignStatus::Paused)
+        };
+        let report_ = report(&paused).unwrap();
+        assert_eq!(report_.key, "paused: Bad Request: wrong file identifier");
+        assert!(
+            report_.text.contains("Resume or Cancel"),
+            "{}",
+            report_.text
+        );
+        let cancelled = Snapshot {
+            cancelled: 650,
+            ..snapshot(CampaignStatus::Cancelled)
+        };
+        assert!(report(&cancelled).unwrap().text.contains("not sent 650"));
+    }
+
+    #[test]
+    fn list_lines_are_compact() {
+        assert_eq!(
+            list_line(&snapshot(CampaignStatus::Paused)),
+            "⏸ 2025-03-01 12:00 · paused · ru · 350/1000 done, 300 delivered"
+        );
+    }
+}

@@ -1,0 +1,337 @@
+//! /broadcast from the first command to the final report, for every kind
+//! of content; the refusals of bad input; a restart in the middle.
+
+use courier_core::proto::v1::Language;
+use serde_json::{Value, json};
+
+use crate::{DEADLINE, Harness, OWNER, text};
+
+/// Walks `admin` through steps 1 to 3 (audience by the label's start,
+/// `content`, button lines or Skip) and answers the summary message.
+pub async fn to_summary(
+    harness: &Harness,
+    admin: i64,
+    audience: &str,
+    content: Value,
+    buttons: Option<&str>,
+) -> Value {
+    let after = harness.last_id(admin);
+    harness.say(admin, "/broadcast");
+    let prompt = harness.wait_for(admin, after, "step 1 of 4").await;
+    harness.press(admin, &prompt, audience);
+    harness.wait_for(admin, after, "Step 2 of 4").await;
+    let after = harness.last_id(admin);
+    harness.send(admin, content);
+    let step3 = harness.wait_for(admin, after, "Step 3 of 4").await;
+    match buttons {
+        Some(lines) => harness.say(admin, lines),
+        None => harness.press(admin, &step3, "Skip"),
+    }
+    harness.wait_for(admin, after, "Ready to broadcast").await
+}
+
+/// Presses Start on `summary`; answers the new campaign's id.
+pub async fn start(harness: &Harness, admin: i64, summary: &Value) -> String {
+    let after = summary["message_id"].as_i64().expect("an id") - 1;
+    harness.press(admin, summary, "🚀 Start");
+    let started = harness.wait_for(admin, after, "Started campaign").await;
+    let id = text(&started)
+        .split_whitespace()
+        .nth(3)
+        .expect("the campaign id")
+        .trim_end_matches('.')
+        .to_owned();
+    // The progress card follows.
+    harness
+        .wait_for(admin, after, &format!("Campaign {id}\n"))
+        .await;
+    id
+}
+
+fn file(id: &str) -> Value {
+    json!({ "file_id": id, "file_unique_id": format!("u-{id}"), "mime_type": "application/octet-stream",
+            "width": 640, "height": 480, "duration": 3 })
+}
+
+/// Each kind: what the admin sends, the method recipients get it by, and
+/// the field with the file.
+fn kinds() -> Vec<(Value, &'static str, Option<&'static str>)> {
+    let caption = |media: &str, value: Value| {
+        json!({ media: value, "caption": format!("A {media} for you"),
+                "caption_entities": [{ "type": "italic", "offset": 2, "length": media.len() }] })
+    };
+    let mut animation = caption("animation", file("animation-id"));
+    animation["document"] = file("animation-id");
+    vec![
+        (
+            json!({ "text": "Hello 😀 world", "entities": [{ "type": "bold", "offset": 9, "length": 5 }] }),
+            "sendMessage",
+            None,
+        ),
+        (
+            caption(
+                "photo",
+                json!([
+                    { "file_id": "photo-small", "file_unique_id": "s", "width": 90, "height": 60 },
+                    { "file_id": "photo-id", "file_unique_id": "l", "width": 1280, "height": 853 },
+                ]),
+            ),
+            "sendPhoto",
+            Some("photo"),
+        ),
+        (
+            caption("video", file("video-id")),
+            "sendVideo",
+            Some("video"),
+        ),
+        (animation, "sendAnimation", Some("animation")),
+        (
+            caption("document", file("document-id")),
+            "sendDocument",
+            Some("document"),
+        ),
+        (
+            caption("audio", file("audio-id")),
+            "sendAudio",
+            Some("audio"),
+        ),
+        (
+            caption("voice", file("voice-id")),
+            "sendVoice",
+            Some("voice"),
+        ),
+    ]
+}
+
+const RU_USERS: [i64; 3] = [101, 102, 103];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_kind_of_content_goes_from_broadcast_to_the_final_report() {
+    let harness = Harness::start(1000.0).await;
+    let mut users: Vec<_> = RU_USERS
+        .iter()
+        .map(|&id| (id, Language::Ru, true))
+        .collect();
+    users.push((201, Language::En, true));
+    harness.users(&users).await;
+
+    for (content, method, file_field) in kinds() {
+        let buttons = "Read more - https://example.com/more\nChat - tg://resolve?domain=courier";
+        let summary = to_summary(&harness, OWNER, "ru", content.clone(), Some(buttons)).await;
+        let summary_text = text(&summary);
+        assert!(
+            summary_text.contains("ru (Russian) · 3 recipients now"),
+            "{summary_text}"
+        );
+        assert!(
+            summary_text.contains("Read more → https://example.com/more"),
+            "{summary_text}"
+        );
+
+        // The preview, just above the summary, is what recipients will get.
+        let summary_id = summary["message_id"].as_i64().unwrap();
+        let preview = harness
+            .messages(OWNER)
+            .into_iter()
+            .find(|m| m["message_id"].as_i64() == Some(summary_id - 1))
+            .expect("the preview");
+        let sent_text = content["text"]
+            .as_str()
+            .or(content["caption"].as_str())
+            .unwrap();
+        assert_eq!(text(&preview), sent_text, "{method}");
+
+        let id = start(&harness, OWNER, &summary).await;
+        let after = summary_id;
+        let report = harness
+            .wait_for(OWNER, after, &format!("Campaign {id} completed"))
+            .await;
+        assert!(
+            text(&report).contains("Recipients 3 · delivered 3 · not alive 0 · failed 0"),
+            "{}",
+            text(&report)
+        );
+        // The card shows the end too, without buttons.
+        let card = harness
+            .wait_for(OWNER, after, &format!("Campaign {id}\ncompleted"))
+            .await;
+        assert!(crate::labels(&card).is_empty(), "{card}");
+
+        for chat in RU_USERS {
+            let delivery = harness
+                .sandbox
+                .deliveries()
+                .into_iter()
+                .find(|d| d.chat_id == chat && d.method == method)
+                .unwrap_or_else(|| panic!("{method} to {chat}"));
+            assert_eq!(delivery.text.as_deref(), Some(sent_text));
+            let entities = content.get("entities").or(content.get("caption_entities"));
+            assert_eq!(Some(&Value::from(delivery.entities.clone())), entities);
+            if let Some(field) = file_field {
+                let expected = format!("{field}-id");
+                assert_eq!(delivery.file_id.as_deref(), Some(expected.as_str()));
+            }
+            let keyboard = delivery.reply_markup.expect("the buttons");
+            assert_eq!(
+                keyboard["inline_keyboard"],
+                json!([
+                    [{ "text": "Read more", "url": "https://example.com/more" }],
+                    [{ "text": "Chat", "url": "tg://resolve?domain=courier" }],
+                ])
+            );
+        }
+        assert!(
+            !harness
+                .sandbox
+                .deliveries()
+                .iter()
+                .any(|d| d.chat_id == 201),
+            "the en user got a ru campaign"
+        );
+    }
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_is_refused_with_the_reason_and_the_dialog_goes_on() {
+    let harness = Harness::start(1000.0).await;
+    let after = harness.last_id(OWNER);
+    harness.say(OWNER, "/broadcast");
+    let prompt = harness.wait_for(OWNER, after, "step 1 of 4").await;
+    harness.press(OWNER, &prompt, "all");
+    harness.wait_for(OWNER, after, "Step 2 of 4").await;
+
+    let sticker = json!({ "sticker": {
+        "file_id": "s", "file_unique_id": "s", "type": "regular", "width": 512, "height": 512,
+        "is_animated": false, "is_video": false,
+    }});
+    harness.send(OWNER, sticker);
+    let refusal = harness
+        .wait_for(OWNER, after, "I can't broadcast a sticker")
+        .await;
+    assert!(
+        text(&refusal).contains("a voice message"),
+        "{}",
+        text(&refusal)
+    );
+
+    let poll = json!({ "location": { "latitude": 55.75, "longitude": 37.62 } });
+    harness.send(OWNER, poll);
+    harness
+        .wait_for(OWNER, after, "I can't broadcast a location")
+        .await;
+
+    let long_caption = "x".repeat(1100);
+    harness.send(
+        OWNER,
+        json!({ "video": file("v"), "caption": long_caption }),
+    );
+    let refusal = harness
+        .wait_for(OWNER, after, "The caption is 1100 characters long")
+        .await;
+    assert!(
+        text(&refusal).contains("at most 1024"),
+        "{}",
+        text(&refusal)
+    );
+    assert_eq!(
+        harness.dialog_step(OWNER).await.as_deref(),
+        Some("awaiting_content")
+    );
+
+    harness.say(OWNER, "Fine, just text");
+    harness.wait_for(OWNER, after, "Step 3 of 4").await;
+    harness.say(
+        OWNER,
+        "Good - https://example.com\nno separator here\nBad - ftp://example.com",
+    );
+    let refusal = harness
+        .wait_for(OWNER, after, "I couldn't read these lines")
+        .await;
+    let refusal = text(&refusal);
+    assert!(
+        refusal.contains("line 2: expected `Text - https://...`"),
+        "{refusal}"
+    );
+    assert!(
+        refusal.contains("line 3: the URL must start with https://"),
+        "{refusal}"
+    );
+    assert!(!refusal.contains("line 1"), "{refusal}");
+    assert_eq!(
+        harness.dialog_step(OWNER).await.as_deref(),
+        Some("awaiting_buttons")
+    );
+
+    harness.say(OWNER, "/cancel");
+    harness
+        .wait_for(OWNER, after, "Cancelled; nothing was sent")
+        .await;
+    assert_eq!(harness.dialog_step(OWNER).await.as_deref(), None);
+    harness.say(OWNER, "/cancel");
+    harness
+        .wait_for(OWNER, after, "There is nothing to cancel")
+        .await;
+    assert_eq!(harness.campaign_events().await, 0);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn telegram_refusing_the_preview_sends_the_admin_back_to_step_2() {
+    let harness = Harness::start(1000.0).await;
+    harness.sandbox.break_file("broken-id");
+    let after = harness.last_id(OWNER);
+    harness.say(OWNER, "/broadcast");
+    let prompt = harness.wait_for(OWNER, after, "step 1 of 4").await;
+    harness.press(OWNER, &prompt, "en");
+    harness.wait_for(OWNER, after, "Step 2 of 4").await;
+    harness.send(OWNER, json!({ "document": file("broken-id") }));
+    let step3 = harness.wait_for(OWNER, after, "Step 3 of 4").await;
+    harness.press(OWNER, &step3, "Skip");
+    let refusal = harness.wait_for(OWNER, after, "The preview failed").await;
+    assert!(
+        text(&refusal).contains("wrong file identifier"),
+        "{}",
+        text(&refusal)
+    );
+    assert_eq!(
+        harness.dialog_step(OWNER).await.as_deref(),
+        Some("awaiting_content")
+    );
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dialog_survives_a_restart_of_the_bot() {
+    let mut harness = Harness::start(1000.0).await;
+    harness.users(&[(301, Language::En, true)]).await;
+    let after = harness.last_id(OWNER);
+    harness.say(OWNER, "/broadcast");
+    let prompt = harness.wait_for(OWNER, after, "step 1 of 4").await;
+    harness.press(OWNER, &prompt, "en");
+    harness.wait_for(OWNER, after, "Step 2 of 4").await;
+    harness.say(OWNER, "Before and after a restart");
+    harness.wait_for(OWNER, after, "Step 3 of 4").await;
+
+    harness.stop_bot().await;
+    harness.start_bot(harness.config());
+
+    harness.say(OWNER, "Site - https://example.com");
+    let summary = harness.wait_for(OWNER, after, "Ready to broadcast").await;
+    let id = start(&harness, OWNER, &summary).await;
+    harness
+        .wait_for(OWNER, after, &format!("Campaign {id} completed"))
+        .await;
+    let delivery = courier_testing::wait_until("the delivery", DEADLINE, || async {
+        harness
+            .sandbox
+            .deliveries()
+            .into_iter()
+            .find(|d| d.chat_id == 301)
+    })
+    .await;
+    assert_eq!(delivery.text.as_deref(), Some("Before and after a restart"));
+    // Created and started, once each: no update was handled twice.
+    assert_eq!(harness.campaign_events().await, 3);
+    harness.stop().await;
+}

@@ -1,0 +1,87 @@
+//! Pause, resume and cancel from progress cards, by two admins at once.
+
+use courier_core::proto::v1::Language;
+use serde_json::json;
+
+use crate::broadcast::{start, to_summary};
+use crate::{Harness, OWNER, labels, text};
+
+const ADMIN: i64 = 9_002;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn admins_pause_resume_and_cancel_from_their_cards_and_a_race_has_one_winner() {
+    // 40 users at 4 messages a second: about ten seconds of sending.
+    let harness = Harness::start(4.0).await;
+    let users: Vec<_> = (1..=40).map(|id| (id, Language::En, true)).collect();
+    harness.users(&users).await;
+    let after = harness.last_id(OWNER);
+    harness.say(OWNER, &format!("/admins add {ADMIN}"));
+    harness.wait_for(OWNER, after, "is an admin now").await;
+
+    let summary = to_summary(&harness, OWNER, "en", json!({ "text": "Slowly" }), None).await;
+    let after = summary["message_id"].as_i64().unwrap();
+    let id = start(&harness, OWNER, &summary).await;
+    let card = harness.wait_for(OWNER, after, "Delivered").await;
+
+    harness.press(OWNER, &card, "⏸ Pause");
+    let card = harness.wait_for(OWNER, after, "Paused by an admin").await;
+    assert_eq!(labels(&card), ["▶️ Resume", "✖️ Cancel"]);
+    harness.press(OWNER, &card, "▶️ Resume");
+    let card = harness.wait_for(OWNER, after, "ETA").await;
+    assert_eq!(labels(&card), ["⏸ Pause", "✖️ Cancel"]);
+
+    // The other admin opens the campaign from /campaigns.
+    harness.say(ADMIN, "/campaigns");
+    let list = harness.wait_for(ADMIN, 0, "Recent campaigns").await;
+    assert!(text(&list).contains("1. 📤"), "{}", text(&list));
+    harness.press(ADMIN, &list, "1");
+    let other_card = harness
+        .wait_for(ADMIN, 0, &format!("Campaign {id}\n"))
+        .await;
+
+    // Both press Cancel at once: one CampaignCancelled, the loser is told.
+    harness.press(OWNER, &card, "✖️ Cancel");
+    harness.press(ADMIN, &other_card, "✖️ Cancel");
+    let report = format!("Campaign {id} was cancelled");
+    harness.wait_for(OWNER, after, &report).await;
+    harness.wait_for(ADMIN, 0, &report).await;
+    let card = harness
+        .wait_for(OWNER, after, &format!("Campaign {id}\ncancelled"))
+        .await;
+    assert!(labels(&card).is_empty(), "{card}");
+    // Created, started, paused, resumed, cancelled: nothing twice.
+    assert_eq!(harness.campaign_events().await, 5);
+    let delivered = harness
+        .sandbox
+        .deliveries()
+        .iter()
+        .filter(|d| d.text.as_deref() == Some("Slowly") && d.chat_id != OWNER)
+        .count();
+    assert!(delivered < 40, "the campaign was not cancelled midway");
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn courier_pausing_a_campaign_itself_is_reported_with_the_reason() {
+    let harness = Harness::start(1000.0).await;
+    let users: Vec<_> = (1..=10).map(|id| (id, Language::En, true)).collect();
+    harness.users(&users).await;
+    let document = json!({ "document": { "file_id": "doc-id", "file_unique_id": "d",
+                                         "mime_type": "application/pdf" } });
+    let summary = to_summary(&harness, OWNER, "en", document, None).await;
+    // The file goes bad between the preview and the sends.
+    harness.sandbox.break_file("doc-id");
+    let after = summary["message_id"].as_i64().unwrap();
+    let id = start(&harness, OWNER, &summary).await;
+    let report = harness
+        .wait_for(OWNER, after, &format!("Courier paused campaign {id}"))
+        .await;
+    assert!(
+        text(&report).contains("wrong file identifier"),
+        "{}",
+        text(&report)
+    );
+    let card = harness.wait_for(OWNER, after, "Paused by courier").await;
+    assert_eq!(labels(&card), ["▶️ Resume", "✖️ Cancel"]);
+    harness.stop().await;
+}

@@ -1,0 +1,68 @@
+//! The user registry through the bot: /start, /language and blocking or
+//! unblocking the bot, each ending up in the read model via its event.
+
+use serde_json::json;
+
+use crate::{DEADLINE, Harness, user};
+
+const ANN: i64 = 4_000_000_001;
+
+async fn user_row(harness: &Harness, id: i64) -> Option<(String, bool)> {
+    let row = harness
+        .db()
+        .await
+        .query_opt(
+            "SELECT language, is_alive FROM users WHERE user_id = $1",
+            &[&id],
+        )
+        .await
+        .ok()??;
+    Some((row.get(0), row.get(1)))
+}
+
+async fn wait_for_user(harness: &Harness, id: i64, expected: (&str, bool)) {
+    courier_testing::wait_until(&format!("user {id} is {expected:?}"), DEADLINE, || async {
+        user_row(harness, id)
+            .await
+            .filter(|(language, alive)| (language.as_str(), *alive) == expected)
+    })
+    .await;
+}
+
+/// The bot's membership in Ann's chat changes from `old` to `new`.
+fn membership(harness: &Harness, old: &str, new: &str) {
+    let bot = json!({ "id": 123_456_789, "is_bot": true, "first_name": "Sandbox Bot" });
+    let member = |status: &str| match status {
+        "kicked" => json!({ "user": bot, "status": "kicked", "until_date": 0 }),
+        status => json!({ "user": bot, "status": status }),
+    };
+    harness.sandbox.push_update(json!({ "my_chat_member": {
+        "chat": { "id": ANN, "type": "private", "first_name": "Ann" },
+        "from": user(ANN),
+        "date": 1_700_000_000,
+        "old_chat_member": member(old),
+        "new_chat_member": member(new),
+    }}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn users_register_choose_a_language_and_block_and_unblock_the_bot() {
+    let harness = Harness::start(1000.0).await;
+    harness.say(ANN, "/start");
+    harness.wait_for(ANN, 0, "Hi!").await;
+    wait_for_user(&harness, ANN, ("en", true)).await;
+
+    harness.say(ANN, "/language");
+    let buttons = harness.wait_for(ANN, 0, "Choose your language").await;
+    harness.press(ANN, &buttons, "Русский");
+    harness.wait_for(ANN, 0, "на русском").await;
+    wait_for_user(&harness, ANN, ("ru", true)).await;
+
+    membership(&harness, "member", "kicked");
+    wait_for_user(&harness, ANN, ("ru", false)).await;
+    membership(&harness, "kicked", "member");
+    wait_for_user(&harness, ANN, ("ru", true)).await;
+    // The bot said nothing about either: a user who blocked it cannot hear.
+    assert_eq!(harness.messages(ANN).len(), 2);
+    harness.stop().await;
+}
