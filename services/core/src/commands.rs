@@ -92,8 +92,13 @@ impl CampaignCommands {
 
     /// Publishes `CampaignCreated` then `CampaignStarted` for a new campaign
     /// and returns its id.
+    /// The root of the campaign's trace: every later span of the campaign
+    /// (projection, fan-out, each send) descends from this one through the
+    /// `traceparent` its events carry.
+    #[tracing::instrument(name = "campaign.start", skip_all, fields(campaign_id, audience = ?campaign.audience))]
     pub async fn create_and_start(&self, campaign: NewCampaign) -> Result<Uuid, CommandError> {
         let id = Uuid::now_v7();
+        tracing::Span::current().record("campaign_id", tracing::field::display(id));
         let created = Event::new(Payload::CampaignCreated(CampaignCreated {
             campaign_id: id.to_string(),
             created_by: campaign.created_by,
@@ -136,6 +141,7 @@ impl CampaignCommands {
     }
 
     /// Applies `change` to the campaign; returns its new status.
+    #[tracing::instrument(name = "campaign.change", skip(self), fields(campaign_id = %campaign))]
     pub async fn change(
         &self,
         campaign: Uuid,

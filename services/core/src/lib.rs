@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod event;
 pub mod health;
+mod otlp_http;
 pub mod proto;
 pub mod retry;
 pub mod shutdown;

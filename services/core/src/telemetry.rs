@@ -1,13 +1,21 @@
 //! Logs and traces. `tracing` is the API everywhere; this module decides
 //! where it goes: human or JSON logs on stderr filtered by `RUST_LOG`, and,
-//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans exported over OTLP/gRPC
-//! (to Tempo, through a collector or directly). No endpoint, no export.
+//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans exported over OTLP
+//! (gRPC or HTTP) to Tempo, directly or through a collector. No endpoint,
+//! no export.
+//!
+//! Sampling: one campaign is one trace, so ratio-sampling traces would keep
+//! all of a campaign or nothing. Instead each `send` span (one per
+//! recipient) is kept with probability `COURIER_SEND_TRACE_RATIO`, and every
+//! other span follows its parent. A failed send also records a
+//! `send.failed` span under the campaign, which is always kept.
 
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt as _, TraceId, TracerProvider as _};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult, SdkTracerProvider, ShouldSample};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -40,6 +48,25 @@ pub struct TelemetryConfig {
     )]
     pub otlp_endpoint: Option<String>,
 
+    /// OTLP transport: `grpc` (port 4317) or `http/protobuf` (port 4318).
+    #[arg(
+        long = "otlp-protocol",
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        value_name = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        default_value = "grpc"
+    )]
+    pub otlp_protocol: OtlpProtocol,
+
+    /// Fraction of per-recipient `send` spans exported (0 to 1); failed
+    /// sends are always exported.
+    #[arg(
+        long = "send-trace-ratio",
+        env = "COURIER_SEND_TRACE_RATIO",
+        value_name = "COURIER_SEND_TRACE_RATIO",
+        default_value_t = 0.01
+    )]
+    pub send_trace_ratio: f64,
+
     /// Service name on exported spans (default: the binary's name).
     #[arg(
         long = "otel-service-name",
@@ -47,6 +74,55 @@ pub struct TelemetryConfig {
         value_name = "OTEL_SERVICE_NAME"
     )]
     pub service_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OtlpProtocol {
+    Grpc,
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// The name of the per-recipient span whose export is sampled.
+pub const SEND_SPAN: &str = "send";
+
+/// Keeps `send` spans at a ratio and every other span as its parent says
+/// (roots always).
+#[derive(Debug, Clone)]
+struct CourierSampler {
+    send_ratio: f64,
+}
+
+impl ShouldSample for CourierSampler {
+    fn should_sample(
+        &self,
+        parent: Option<&opentelemetry::Context>,
+        _trace_id: TraceId,
+        name: &str,
+        _kind: &SpanKind,
+        _attributes: &[KeyValue],
+        _links: &[Link],
+    ) -> SamplingResult {
+        let parent_span = parent
+            .filter(|cx| cx.has_active_span())
+            .map(|cx| cx.span().span_context().clone());
+        let sampled = if name == SEND_SPAN {
+            rand::random::<f64>() < self.send_ratio
+        } else {
+            parent_span.as_ref().is_none_or(|span| span.is_sampled())
+        };
+        SamplingResult {
+            decision: if sampled {
+                SamplingDecision::RecordAndSample
+            } else {
+                SamplingDecision::Drop
+            },
+            attributes: Vec::new(),
+            trace_state: parent_span
+                .map(|span| span.trace_state().clone())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -96,10 +172,17 @@ pub fn init(
     };
     let provider = match &config.otlp_endpoint {
         Some(endpoint) => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint)
-                .build()?;
+            let exporter = match config.otlp_protocol {
+                OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint)
+                    .build()?,
+                OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_http_client(crate::otlp_http::RuntimeHttpClient::new())
+                    .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+                    .build()?,
+            };
             let service_name = config
                 .service_name
                 .clone()
@@ -107,19 +190,90 @@ pub fn init(
             Some(
                 SdkTracerProvider::builder()
                     .with_batch_exporter(exporter)
+                    .with_sampler(CourierSampler {
+                        send_ratio: config.send_trace_ratio,
+                    })
                     .with_resource(Resource::builder().with_service_name(service_name).build())
                     .build(),
             )
         }
         None => None,
     };
+    // RUST_LOG filters the logs only: traces keep every info span, whatever
+    // an operator quietens on stderr.
     let traces = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer(default_service_name))
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(default_service_name))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
     });
     tracing_subscriber::registry()
-        .with(filter)
-        .with(logs)
+        .with(logs.with_filter(filter))
         .with(traces)
         .init();
     Ok(TelemetryGuard { provider })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceState};
+
+    fn decide(
+        sampler: &CourierSampler,
+        parent: Option<&opentelemetry::Context>,
+        name: &str,
+    ) -> SamplingDecision {
+        sampler
+            .should_sample(
+                parent,
+                TraceId::from(1u128),
+                name,
+                &SpanKind::Internal,
+                &[],
+                &[],
+            )
+            .decision
+    }
+
+    fn parent(sampled: bool) -> opentelemetry::Context {
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        let span = SpanContext::new(
+            TraceId::from(1u128),
+            SpanId::from(2u64),
+            flags,
+            true,
+            TraceState::default(),
+        );
+        opentelemetry::Context::new().with_remote_span_context(span)
+    }
+
+    #[test]
+    fn sends_follow_the_ratio_and_everything_else_its_parent() {
+        let none = CourierSampler { send_ratio: 0.0 };
+        let all = CourierSampler { send_ratio: 1.0 };
+        assert_eq!(
+            decide(&none, Some(&parent(true)), SEND_SPAN),
+            SamplingDecision::Drop
+        );
+        assert_eq!(
+            decide(&all, Some(&parent(true)), SEND_SPAN),
+            SamplingDecision::RecordAndSample
+        );
+        assert_eq!(
+            decide(&none, Some(&parent(true)), "send.failed"),
+            SamplingDecision::RecordAndSample
+        );
+        assert_eq!(
+            decide(&none, Some(&parent(false)), "telegram.request"),
+            SamplingDecision::Drop
+        );
+        assert_eq!(
+            decide(&none, None, "campaign.start"),
+            SamplingDecision::RecordAndSample
+        );
+    }
 }

@@ -119,7 +119,7 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
             message.ack().await.map_err(anyhow::Error::msg)?;
             continue;
         };
-        let span = tracing::info_span!("loader", campaign = %campaign, event = event_type);
+        let span = tracing::info_span!("loader", campaign_id = %campaign, event = event_type, recipients = tracing::field::Empty);
         trace_context::adopt(&span, message.headers.as_ref());
         let ack = async {
             match event_type.as_str() {
@@ -130,7 +130,10 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
                         !shutdown.is_cancelled()
                     };
                     match loader.fan_out(campaign, progress).await {
-                        Ok(FanOut::Done { .. }) => AckKind::Ack,
+                        Ok(FanOut::Done { enqueued }) => {
+                            tracing::Span::current().record("recipients", enqueued);
+                            AckKind::Ack
+                        }
                         Ok(FanOut::NotProjectedYet) => AckKind::Nak(Some(NOT_PROJECTED_RETRY)),
                         Ok(FanOut::Interrupted) => AckKind::Nak(None),
                         Err(error) => retry_later(error),

@@ -12,8 +12,10 @@ use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use async_nats::jetstream::{self, Message};
 use courier_core::event::EventPublisher;
 use courier_core::startup::Nats;
+use courier_core::trace_context;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::completion;
 use crate::projection::{self, Applied, StreamMessage};
@@ -117,7 +119,25 @@ impl Runner {
         }
     }
 
+    /// Applies one message in a `project` span that continues the trace the
+    /// message carries.
     async fn apply(
+        &mut self,
+        source: Source,
+        stream: &str,
+        message: &Message,
+    ) -> anyhow::Result<Applied> {
+        let span = tracing::info_span!("project", stream, subject = %message.subject, applied = tracing::field::Empty);
+        trace_context::adopt(&span, message.headers.as_ref());
+        let applied = self
+            .apply_in_span(source, stream, message)
+            .instrument(span.clone())
+            .await?;
+        span.record("applied", tracing::field::debug(&applied));
+        Ok(applied)
+    }
+
+    async fn apply_in_span(
         &mut self,
         source: Source,
         stream: &str,

@@ -43,6 +43,20 @@ pub enum Verdict {
     Uncertain(String),
 }
 
+impl Verdict {
+    /// A short name for metrics and traces.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Verdict::NotAlive(_) => "not_alive",
+            Verdict::BrokenContent(_) => "broken_content",
+            Verdict::Unauthorized => "unauthorized",
+            Verdict::RetryAfter(_) => "retry_after",
+            Verdict::Transient(_) => "transient",
+            Verdict::Uncertain(_) => "uncertain",
+        }
+    }
+}
+
 /// The part of a description after `Bad Request: `, `Forbidden: `, ...
 fn detail(description: &str) -> &str {
     description

@@ -120,7 +120,12 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
                         return;
                     }
                 };
-                let span = tracing::info_span!("send", subject = %message.subject, outcome = tracing::field::Empty);
+                let span = tracing::info_span!(
+                    courier_core::telemetry::SEND_SPAN,
+                    subject = %message.subject,
+                    campaign_id = tracing::field::Empty,
+                    outcome = tracing::field::Empty,
+                );
                 trace_context::adopt(&span, message.headers.as_ref());
                 metrics::gauge!("courier_sends_in_flight").increment(1.0);
                 let handled = worker.handle(&message).instrument(span.clone()).await;
@@ -128,7 +133,8 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
                 match handled {
                     Ok(Ok(handled)) => {
                         span.record("outcome", handled.as_str());
-                        metrics::counter!("courier_sends_total", "outcome" => handled.as_str()).increment(1);
+                        metrics::counter!("courier_sends_total", "outcome" => handled.as_str())
+                            .increment(1);
                     }
                     Ok(Err(stop_sending)) => {
                         tracing::error!("{stop_sending}");

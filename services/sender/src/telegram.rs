@@ -66,6 +66,7 @@ impl BotApi {
     }
 
     /// Sends one message; returns Telegram's message id.
+    #[tracing::instrument(name = "telegram.request", skip_all, fields(method = call.method, http.status_code))]
     pub async fn send(&self, call: &Call) -> Result<i64, ApiFailure> {
         let response = self
             .http
@@ -75,6 +76,7 @@ impl BotApi {
             .await
             .map_err(transport_failure)?;
         let status = response.status().as_u16();
+        tracing::Span::current().record("http.status_code", status);
         let bytes = response.bytes().await.map_err(transport_failure)?;
         let envelope: Envelope =
             serde_json::from_slice(&bytes).map_err(|_| ApiFailure::BadAnswer { status })?;

@@ -18,6 +18,7 @@ use courier_core::proto::v1::{
     delivery_outcome, event::Payload,
 };
 use courier_core::topology::{ATTEMPTS_HEADER, SENDER_ACK_WAIT, SENDER_MAX_DELIVER, Topology};
+use courier_core::trace_context;
 use prost::Message as _;
 use uuid::Uuid;
 
@@ -110,6 +111,7 @@ impl Worker {
                 return self.ack(message, AckKind::Term, Handled::Dropped).await;
             }
         };
+        tracing::Span::current().record("campaign_id", &item.campaign_id);
         let Ok(campaign_id) = Uuid::parse_str(&item.campaign_id) else {
             tracing::error!(
                 campaign = item.campaign_id,
@@ -158,54 +160,56 @@ impl Worker {
                 delivery_outcome::Result::Delivered(Delivered { message_id }),
                 Handled::Delivered,
             ),
-            Err(failure) => match classify(&failure) {
-                Verdict::NotAlive(reason) => {
-                    let blocked = Event::new(Payload::UserBlocked(UserBlocked {
-                        user_id: item.user_id,
-                        reason: reason.clone(),
-                    }));
-                    self.events.publish(&blocked).await?;
-                    (
-                        delivery_outcome::Result::NotAlive(NotAlive { reason }),
-                        Handled::NotAlive,
-                    )
+            Err(failure) => {
+                match trace_failure(classify(&failure), message, campaign_id, attempt) {
+                    Verdict::NotAlive(reason) => {
+                        let blocked = Event::new(Payload::UserBlocked(UserBlocked {
+                            user_id: item.user_id,
+                            reason: reason.clone(),
+                        }));
+                        self.events.publish(&blocked).await?;
+                        (
+                            delivery_outcome::Result::NotAlive(NotAlive { reason }),
+                            Handled::NotAlive,
+                        )
+                    }
+                    Verdict::BrokenContent(reason) => {
+                        self.guard_content(campaign_id, &reason).await;
+                        (failed(reason), Handled::Failed)
+                    }
+                    Verdict::Uncertain(reason) => {
+                        (failed(format!("uncertain: {reason}")), Handled::Failed)
+                    }
+                    Verdict::Transient(reason) if attempt >= SENDER_MAX_DELIVER as u64 => (
+                        failed(format!("gave up after {attempt} attempts: {reason}")),
+                        Handled::Failed,
+                    ),
+                    Verdict::RetryAfter(_) if attempt >= SENDER_MAX_DELIVER as u64 => (
+                        failed(format!("gave up after {attempt} attempts: rate limited")),
+                        Handled::Failed,
+                    ),
+                    Verdict::Transient(reason) => {
+                        tracing::warn!(campaign = %campaign_id, attempt, reason, "transient failure; will retry");
+                        return self.defer(message, retry_delay(attempt)).await;
+                    }
+                    Verdict::RetryAfter(retry_after) => {
+                        metrics::counter!("courier_telegram_429_total").increment(1);
+                        tracing::warn!(
+                            retry_after_s = retry_after.as_secs(),
+                            "429 from Telegram: pausing the token"
+                        );
+                        lane.pause_for(retry_after).await?;
+                        return self.defer(message, retry_after).await;
+                    }
+                    Verdict::Unauthorized => {
+                        message
+                            .ack_with(AckKind::Nak(Some(Duration::from_secs(30))))
+                            .await
+                            .map_err(anyhow::Error::msg)?;
+                        return Ok(Err(StopSending::Unauthorized));
+                    }
                 }
-                Verdict::BrokenContent(reason) => {
-                    self.guard_content(campaign_id, &reason).await;
-                    (failed(reason), Handled::Failed)
-                }
-                Verdict::Uncertain(reason) => {
-                    (failed(format!("uncertain: {reason}")), Handled::Failed)
-                }
-                Verdict::Transient(reason) if attempt >= SENDER_MAX_DELIVER as u64 => (
-                    failed(format!("gave up after {attempt} attempts: {reason}")),
-                    Handled::Failed,
-                ),
-                Verdict::RetryAfter(_) if attempt >= SENDER_MAX_DELIVER as u64 => (
-                    failed(format!("gave up after {attempt} attempts: rate limited")),
-                    Handled::Failed,
-                ),
-                Verdict::Transient(reason) => {
-                    tracing::warn!(campaign = %campaign_id, attempt, reason, "transient failure; will retry");
-                    return self.defer(message, retry_delay(attempt)).await;
-                }
-                Verdict::RetryAfter(retry_after) => {
-                    metrics::counter!("courier_telegram_429_total").increment(1);
-                    tracing::warn!(
-                        retry_after_s = retry_after.as_secs(),
-                        "429 from Telegram: pausing the token"
-                    );
-                    lane.pause_for(retry_after).await?;
-                    return self.defer(message, retry_after).await;
-                }
-                Verdict::Unauthorized => {
-                    message
-                        .ack_with(AckKind::Nak(Some(Duration::from_secs(30))))
-                        .await
-                        .map_err(anyhow::Error::msg)?;
-                    return Ok(Err(StopSending::Unauthorized));
-                }
-            },
+            }
         };
         self.finish(message, &item, attempt, result, handled).await
     }
@@ -362,7 +366,10 @@ impl Worker {
             attempts: attempt as u32,
             result: Some(result),
         };
+        let mut headers = HeaderMap::new();
+        trace_context::inject(&mut headers);
         let publish = PublishMessage::build()
+            .headers(headers)
             .message_id(format!("{}.{}", item.campaign_id, item.user_id))
             .payload(outcome.encode_to_vec().into());
         self.js
@@ -375,6 +382,40 @@ impl Worker {
             .await?;
         self.ack(message, AckKind::Ack, handled).await
     }
+}
+
+/// Records a failed send as a `send.failed` span under the campaign's
+/// trace. Unlike `send` spans, which are sampled, these are always exported,
+/// so every error and 429 can be found in Tempo.
+fn trace_failure(
+    verdict: Verdict,
+    message: &jetstream::Message,
+    campaign: Uuid,
+    attempt: u64,
+) -> Verdict {
+    let retry_after = match &verdict {
+        Verdict::RetryAfter(after) => after.as_secs(),
+        _ => 0,
+    };
+    let reason = match &verdict {
+        Verdict::NotAlive(r)
+        | Verdict::BrokenContent(r)
+        | Verdict::Transient(r)
+        | Verdict::Uncertain(r) => r.as_str(),
+        Verdict::Unauthorized | Verdict::RetryAfter(_) => "",
+    };
+    let span = tracing::warn_span!(
+        parent: None,
+        "send.failed",
+        campaign_id = %campaign,
+        class = verdict.class(),
+        reason,
+        retry_after_s = retry_after,
+        attempt,
+    );
+    trace_context::adopt(&span, message.headers.as_ref());
+    span.in_scope(|| {});
+    verdict
 }
 
 fn failed(reason: String) -> delivery_outcome::Result {

@@ -1,0 +1,240 @@
+//! One trace follows a campaign: the admin's start → CampaignStarted →
+//! projector and loader → each send → the Telegram request, linked through
+//! `traceparent` in NATS headers. An in-process OTLP/HTTP receiver collects
+//! the spans the real services export.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use bytes::Bytes;
+use courier_core::commands::CampaignCommands;
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::{Audience, Language};
+use courier_core::telemetry::{self, LogFormat, OtlpProtocol, TelemetryConfig};
+use courier_e2e::{SenderSettings, Stack};
+use courier_testing::campaigns::{
+    register_users, start_text_campaign, wait_for_status, wait_for_users,
+};
+use courier_testing::{TestEnv, wait_until};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message as _;
+use telegram_sandbox::{ChatState, Sandbox, SandboxConfig};
+
+type Received = Arc<Mutex<Vec<Span>>>;
+
+async fn receive(State(spans): State<Received>, body: Bytes) -> Vec<u8> {
+    let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+    let mut spans = spans.lock().unwrap();
+    for resource in request.resource_spans {
+        for scope in resource.scope_spans {
+            spans.extend(scope.spans);
+        }
+    }
+    ExportTraceServiceResponse::default().encode_to_vec()
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            Value::IntValue(i) => Some(i.to_string()),
+            other => Some(format!("{other:?}")),
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request() {
+    let spans: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route("/v1/traces", post(receive))
+        .with_state(spans.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let telemetry = telemetry::init(
+        &TelemetryConfig {
+            log_filter: "warn".into(),
+            log_format: LogFormat::Text,
+            otlp_endpoint: Some(endpoint),
+            otlp_protocol: OtlpProtocol::HttpProtobuf,
+            send_trace_ratio: 1.0,
+            service_name: Some("courier-test".into()),
+        },
+        "courier-test",
+    )
+    .unwrap();
+
+    let env = TestEnv::new().await;
+    let sandbox = Sandbox::start(SandboxConfig {
+        rate_limit: 0,
+        chat_rate_limit: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    sandbox.set_chat_state(4, ChatState::Blocked);
+    let js = env.jetstream().await;
+    let population: Vec<_> = (1..=4).map(|id| (id, Language::En, true)).collect();
+    register_users(
+        &EventPublisher::new(js.clone(), env.topology()),
+        &population,
+    )
+    .await;
+    let stack = Stack::start(
+        &env,
+        &sandbox.url(),
+        SenderSettings {
+            rate_limit: 100.0,
+            replicas: 1,
+        },
+    );
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    wait_for_users(&client, 4, Duration::from_secs(30)).await;
+    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
+    let campaign = start_text_campaign(&commands, Audience::All, "traced")
+        .await
+        .to_string();
+    wait_for_status(
+        &client,
+        campaign.parse().unwrap(),
+        "completed",
+        Duration::from_secs(30),
+    )
+    .await;
+    stack.stop().await.unwrap();
+    // Flushes the batch exporter (a blocking call).
+    tokio::task::spawn_blocking(move || drop(telemetry))
+        .await
+        .unwrap();
+
+    let spans = wait_until("the campaign's spans", Duration::from_secs(10), || async {
+        let spans = spans.lock().unwrap().clone();
+        spans
+            .iter()
+            .any(|s| s.name == "telegram.request")
+            .then_some(spans)
+    })
+    .await;
+    let root = spans
+        .iter()
+        .find(|s| {
+            s.name == "campaign.start" && attribute(s, "campaign_id").as_deref() == Some(&campaign)
+        })
+        .expect("the campaign's root span");
+    let trace: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.trace_id == root.trace_id)
+        .collect();
+    let by_id: HashMap<&[u8], &Span> = trace.iter().map(|s| (s.span_id.as_slice(), *s)).collect();
+    let parent_name = |span: &Span| {
+        by_id
+            .get(span.parent_span_id.as_slice())
+            .map(|p| p.name.clone())
+    };
+    let named = |name: &str| {
+        trace
+            .iter()
+            .copied()
+            .filter(move |s| s.name == name)
+            .collect::<Vec<_>>()
+    };
+
+    // The loader may see CampaignStarted more than once (it waits for the
+    // projector by NAKing); the fan-out is the one that enqueued recipients.
+    let loader_spans = named("loader");
+    assert!(
+        loader_spans
+            .iter()
+            .all(|s| s.parent_span_id == root.span_id),
+        "the loader continues the admin's start"
+    );
+    let loader: Vec<&Span> = loader_spans
+        .into_iter()
+        .filter(|s| attribute(s, "recipients").is_some())
+        .collect();
+    assert_eq!(loader.len(), 1, "one fan-out");
+    assert_eq!(
+        attribute(loader[0], "campaign_id").as_deref(),
+        Some(campaign.as_str())
+    );
+    assert_eq!(attribute(loader[0], "recipients").as_deref(), Some("4"));
+
+    let projected_events = named("project")
+        .into_iter()
+        .filter(|s| s.parent_span_id == root.span_id)
+        .count();
+    assert!(
+        projected_events >= 2,
+        "the projector continues the trace of CampaignCreated and CampaignStarted"
+    );
+
+    let sends = named("send");
+    assert_eq!(sends.len(), 4, "one send span per recipient");
+    for send in &sends {
+        assert_eq!(
+            send.parent_span_id, loader[0].span_id,
+            "sends descend from the fan-out"
+        );
+        assert_eq!(
+            attribute(send, "campaign_id").as_deref(),
+            Some(campaign.as_str())
+        );
+    }
+    let outcomes: Vec<String> = sends
+        .iter()
+        .filter_map(|s| attribute(s, "outcome"))
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "delivered").count(),
+        3,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "not_alive").count(),
+        1,
+        "{outcomes:?}"
+    );
+
+    let requests = named("telegram.request");
+    assert_eq!(requests.len(), 4);
+    assert!(
+        requests
+            .iter()
+            .all(|r| parent_name(r).as_deref() == Some("send"))
+    );
+
+    let failed = named("send.failed");
+    assert_eq!(failed.len(), 1, "the blocked recipient's failure is kept");
+    assert_eq!(attribute(failed[0], "class").as_deref(), Some("not_alive"));
+    assert_eq!(failed[0].parent_span_id, loader[0].span_id);
+
+    let projections_under_sends: Vec<String> = named("project")
+        .into_iter()
+        .filter(|s| parent_name(s).as_deref() == Some("send"))
+        .filter_map(|s| attribute(s, "subject"))
+        .collect();
+    let outcomes = projections_under_sends
+        .iter()
+        .filter(|s| s.contains(".outcomes."))
+        .count();
+    assert_eq!(
+        outcomes, 4,
+        "each outcome's projection continues its send: {projections_under_sends:?}"
+    );
+    let blocked = projections_under_sends
+        .iter()
+        .filter(|s| s.contains(".events.user.4"))
+        .count();
+    assert_eq!(blocked, 1, "so does the UserBlocked the send published");
+}
