@@ -5,19 +5,27 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use courier_core::commands::{CampaignCommands, NewCampaign};
-use courier_core::config::NatsConfig;
+use courier_core::commands::{CampaignCommands, Change, NewCampaign};
+use courier_core::config::{DatabaseConfig, NatsConfig};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Audience, CampaignOptions};
+use courier_core::startup;
 use courier_core::telemetry::{self, TelemetryConfig};
+use courierctl::operations;
+use uuid::Uuid;
 
 #[derive(Parser)]
-#[command(version, about = "courierctl: operate courier (campaigns, users)")]
+#[command(
+    version,
+    about = "courierctl: operate courier (campaigns, users, the read model)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
     #[command(flatten)]
     nats: NatsConfig,
+    #[command(flatten)]
+    database: DatabaseConfig,
     #[command(flatten)]
     telemetry: TelemetryConfig,
 }
@@ -30,6 +38,12 @@ enum Command {
     /// Users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Messages the projector could not apply.
+    #[command(subcommand)]
+    Parked(ParkedCommand),
+    /// Empty the read model and replay every stream into it (stop the
+    /// projectors first).
+    Rebuild,
 }
 
 #[derive(Subcommand)]
@@ -55,6 +69,24 @@ enum CampaignCommand {
         #[arg(long, default_value_t = 0)]
         created_by: i64,
     },
+    /// The most recent campaigns.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// One campaign, with its most common failure reasons.
+    Show { campaign: Uuid },
+    /// Stop sending a campaign until it is resumed.
+    Pause {
+        campaign: Uuid,
+        /// Shown to admins.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Continue a paused campaign.
+    Resume { campaign: Uuid },
+    /// Stop a campaign for good; recipients without an outcome are cancelled.
+    Cancel { campaign: Uuid },
 }
 
 #[derive(Subcommand)]
@@ -63,16 +95,28 @@ enum UsersCommand {
     Import { file: PathBuf },
 }
 
+#[derive(Subcommand)]
+enum ParkedCommand {
+    /// List parked messages.
+    List,
+    /// Publish a parked message again on its subject and unpark it.
+    Retry { stream: String, seq: i64 },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _telemetry = telemetry::init(&cli.telemetry, "courierctl")?;
     let shutdown = courier_core::shutdown::on_signal();
-    let Some(nats) = courier_core::startup::nats(&cli.nats, "courierctl", &shutdown).await? else {
+    let Some(nats) = startup::nats(&cli.nats, "courierctl", &shutdown).await? else {
         return Ok(());
     };
-    let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
-    let commands = CampaignCommands::new(nats.js, nats.topology).await?;
+    let commands = CampaignCommands::new(nats.js.clone(), nats.topology.clone()).await?;
+    let pool = || async {
+        startup::postgres(&cli.database, &shutdown)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("interrupted while waiting for Postgres"))
+    };
     match cli.command {
         Command::Campaign(CampaignCommand::Start {
             audience,
@@ -97,13 +141,54 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             println!("{id}");
         }
+        Command::Campaign(CampaignCommand::List { limit }) => {
+            print!(
+                "{}",
+                operations::list_campaigns(&pool().await?, limit).await?
+            );
+        }
+        Command::Campaign(CampaignCommand::Show { campaign }) => {
+            print!(
+                "{}",
+                operations::show_campaign(&pool().await?, campaign).await?
+            );
+        }
+        Command::Campaign(CampaignCommand::Pause { campaign, reason }) => {
+            let status = commands
+                .change(campaign, Change::Pause { reason }, 0)
+                .await?;
+            println!("{campaign} is {status}");
+        }
+        Command::Campaign(CampaignCommand::Resume { campaign }) => {
+            let status = commands.change(campaign, Change::Resume, 0).await?;
+            println!("{campaign} is {status}");
+        }
+        Command::Campaign(CampaignCommand::Cancel { campaign }) => {
+            let status = commands.change(campaign, Change::Cancel, 0).await?;
+            println!("{campaign} is {status}");
+        }
         Command::Users(UsersCommand::Import { file }) => {
             let input = std::fs::File::open(&file)
                 .with_context(|| format!("opening {}", file.display()))?;
             let users = courierctl::users::parse(input)
                 .with_context(|| format!("in {}", file.display()))?;
+            let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
             let count = courierctl::users::publish(&publisher, users).await?;
             println!("registered {count} users");
+        }
+        Command::Parked(ParkedCommand::List) => {
+            print!("{}", operations::list_parked(&pool().await?).await?);
+        }
+        Command::Parked(ParkedCommand::Retry { stream, seq }) => {
+            let new_seq = operations::retry_parked(&pool().await?, &nats.js, &stream, seq).await?;
+            println!("published again as {stream} #{new_seq}");
+        }
+        Command::Rebuild => {
+            let rebuilt = courier_projector::rebuild::rebuild(nats, &pool().await?).await?;
+            println!(
+                "read model rebuilt from {} events and {} outcomes",
+                rebuilt.events, rebuilt.outcomes
+            );
         }
     }
     Ok(())

@@ -6,6 +6,7 @@
 pub mod completion;
 pub mod gauges;
 pub mod projection;
+pub mod rebuild;
 pub mod runner;
 
 use courier_core::config::{DatabaseConfig, NatsConfig};

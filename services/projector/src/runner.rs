@@ -21,7 +21,7 @@ use crate::completion;
 use crate::projection::{self, Applied, StreamMessage};
 
 /// Arbitrary, fixed: the advisory lock held by the active projector.
-const PROJECTOR_LOCK: i64 = 0x7072_6f6a_6563_746f; // "projecto"
+pub(crate) const PROJECTOR_LOCK: i64 = 0x7072_6f6a_6563_746f; // "projecto"
 
 /// Which stream a message came from.
 #[derive(Clone, Copy)]
@@ -33,13 +33,15 @@ enum Source {
 pub struct Runner {
     nats: Nats,
     publisher: EventPublisher,
-    client: deadpool_postgres::Object,
+    /// Taken out of the pool: when the runner ends, the connection closes
+    /// and the lock with it, instead of idling in the pool still locked.
+    client: deadpool_postgres::ClientWrapper,
 }
 
 impl Runner {
     /// Takes the projector lock on a connection of its own.
     pub async fn new(nats: Nats, pool: &deadpool_postgres::Pool) -> anyhow::Result<Runner> {
-        let client = pool.get().await?;
+        let client = deadpool_postgres::Object::take(pool.get().await?);
         tracing::info!("waiting for the projector lock (another projector may be active)");
         client
             .execute("SELECT pg_advisory_lock($1)", &[&PROJECTOR_LOCK])

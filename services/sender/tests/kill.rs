@@ -28,15 +28,11 @@ impl SenderProcess {
     fn spawn(env: &TestEnv, sandbox_url: &str) -> SenderProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_courier-sender"))
             .env_clear()
-            .env("NATS_URL", &env.nats.nats_url)
-            .env("COURIER_NATS_PREFIX", env.nats.prefix.as_str())
-            .env("DATABASE_URL", database_url(env))
+            .envs(env.service_env())
             .env("TELEGRAM_BOT_TOKEN", TOKEN)
             .env("TELEGRAM_API_URL", sandbox_url)
             .env("SENDER_RATE_LIMIT", "200")
             .env("SENDER_MAX_IN_FLIGHT", MAX_IN_FLIGHT.to_string())
-            .env("RUST_LOG", "warn")
-            .env("METRICS_ADDR", "127.0.0.1:0")
             .stdout(Stdio::null())
             .spawn()
             .expect("starting courier-sender");
@@ -49,21 +45,6 @@ impl Drop for SenderProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn database_url(env: &TestEnv) -> String {
-    let config = &env.database.database_url;
-    let host = match &config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(host) => host.clone(),
-        #[cfg(unix)]
-        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-    };
-    format!(
-        "postgres://{}@{host}:{}/{}",
-        config.get_user().unwrap_or("postgres"),
-        config.get_ports().first().copied().unwrap_or(5432),
-        config.get_dbname().expect("a test database"),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -132,6 +132,34 @@ impl TestEnv {
         }
     }
 
+    /// The environment a service process needs to join this test: its NATS
+    /// prefix, its database, and a metrics port of its own.
+    pub fn service_env(&self) -> Vec<(&'static str, String)> {
+        let config = &self.database.database_url;
+        let host = match &config.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        };
+        let password = config
+            .get_password()
+            .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+            .unwrap_or_default();
+        let database_url = format!(
+            "postgres://{}{password}@{host}:{}/{}",
+            config.get_user().unwrap_or("postgres"),
+            config.get_ports().first().copied().unwrap_or(5432),
+            config.get_dbname().expect("a test database"),
+        );
+        vec![
+            ("NATS_URL", self.nats.nats_url.clone()),
+            ("COURIER_NATS_PREFIX", self.nats.prefix.to_string()),
+            ("DATABASE_URL", database_url),
+            ("METRICS_ADDR", "127.0.0.1:0".into()),
+            ("RUST_LOG", "warn".into()),
+        ]
+    }
+
     pub fn topology(&self) -> Topology {
         Topology::new(self.nats.prefix.clone(), self.nats.stream_replicas)
     }

@@ -1,0 +1,120 @@
+//! The operator's read and repair commands: campaigns as the read model
+//! shows them, and messages the projector parked. Repairs go through the
+//! streams (a parked message is published again), never around them.
+
+use std::fmt::Write as _;
+
+use async_nats::jetstream;
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+/// One line per campaign, newest first.
+pub async fn list_campaigns(pool: &Pool, limit: i64) -> anyhow::Result<String> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT campaign_id, status, audience, COALESCE(audience_size, 0), delivered, not_alive, failed,
+                    cancelled, created_at
+             FROM campaigns ORDER BY created_at DESC LIMIT $1",
+            &[&limit],
+        )
+        .await?;
+    let mut out = String::from(
+        "campaign                              status     audience  size  delivered  not_alive  failed  cancelled  created\n",
+    );
+    for row in rows {
+        let created: chrono::DateTime<chrono::Utc> = row.get(8);
+        writeln!(
+            out,
+            "{:<37} {:<10} {:<9} {:>5} {:>10} {:>10} {:>7} {:>10}  {}",
+            row.get::<_, Uuid>(0),
+            row.get::<_, &str>(1),
+            row.get::<_, &str>(2),
+            row.get::<_, i32>(3),
+            row.get::<_, i32>(4),
+            row.get::<_, i32>(5),
+            row.get::<_, i32>(6),
+            row.get::<_, i32>(7),
+            created.format("%Y-%m-%d %H:%M:%S"),
+        )?;
+    }
+    Ok(out)
+}
+
+/// Everything the read model knows about one campaign.
+pub async fn show_campaign(pool: &Pool, campaign: Uuid) -> anyhow::Result<String> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt("SELECT row_to_json(c)::text FROM (SELECT campaign_id, created_by, audience, content_kind, status, status_reason, audience_size, delivered, not_alive, failed, cancelled, disable_notification, protect_content, paid_broadcast, created_at, started_at, finished_at FROM campaigns WHERE campaign_id = $1) c", &[&campaign])
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("there is no campaign {campaign} in the read model"))?;
+    let failures = client
+        .query(
+            "SELECT reason, count(*) FROM deliveries WHERE campaign_id = $1 AND status IN ('failed', 'not_alive')
+             GROUP BY reason ORDER BY count(*) DESC LIMIT 10",
+            &[&campaign],
+        )
+        .await?;
+    let mut out = row.get::<_, String>(0);
+    out.push('\n');
+    for failure in failures {
+        writeln!(
+            out,
+            "{:>8}  {}",
+            failure.get::<_, i64>(1),
+            failure.get::<_, Option<String>>(0).unwrap_or_default()
+        )?;
+    }
+    Ok(out)
+}
+
+/// Parked messages, oldest first.
+pub async fn list_parked(pool: &Pool) -> anyhow::Result<String> {
+    let client = pool.get().await?;
+    let mut out = String::from("stream                 seq  subject  error\n");
+    for row in client
+        .query(
+            "SELECT stream, seq, subject, error FROM parked_messages ORDER BY parked_at, seq",
+            &[],
+        )
+        .await?
+    {
+        writeln!(
+            out,
+            "{:<20} {:>5}  {}  {}",
+            row.get::<_, &str>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, &str>(2),
+            row.get::<_, &str>(3)
+        )?;
+    }
+    Ok(out)
+}
+
+/// Publishes a parked message again on its subject (after the projector
+/// was upgraded to read it, say) and removes it from the parking lot. The
+/// projector applies the new copy, or parks it again.
+pub async fn retry_parked(
+    pool: &Pool,
+    js: &jetstream::Context,
+    stream: &str,
+    seq: i64,
+) -> anyhow::Result<u64> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "DELETE FROM parked_messages WHERE stream = $1 AND seq = $2 RETURNING subject, payload",
+            &[&stream, &seq],
+        )
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no parked message {stream} #{seq}"))?;
+    let subject: String = row.get(0);
+    let payload: Vec<u8> = row.get(1);
+    let ack = js
+        .publish(subject, bytes::Bytes::from(payload))
+        .await?
+        .await?;
+    tx.commit().await?;
+    Ok(ack.sequence)
+}

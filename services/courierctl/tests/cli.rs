@@ -1,0 +1,135 @@
+//! courierctl as an operator runs it: the binary against real NATS and
+//! Postgres.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use courier_core::commands::CampaignCommands;
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::{Audience, Language};
+use courier_testing::TestEnv;
+use courier_testing::campaigns::{
+    register_users, start_text_campaign, wait_for_status, wait_for_users,
+};
+use tokio_util::sync::CancellationToken;
+
+async fn courierctl(env: &TestEnv, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_courierctl"));
+    command.env_clear().envs(env.service_env()).args(args);
+    tokio::task::spawn_blocking(move || command.output().expect("running courierctl"))
+        .await
+        .unwrap()
+}
+
+/// Every read-model row, as text, in a stable order.
+async fn dump(pool: &deadpool_postgres::Pool) -> Vec<String> {
+    let client = pool.get().await.unwrap();
+    let mut rows = Vec::new();
+    for (table, order) in [
+        ("users", "user_id"),
+        ("campaigns", "campaign_id"),
+        ("deliveries", "campaign_id, user_id"),
+    ] {
+        for row in client
+            .query(
+                &format!("SELECT t::text FROM {table} t ORDER BY {order}"),
+                &[],
+            )
+            .await
+            .unwrap()
+        {
+            rows.push(row.get(0));
+        }
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rebuild_replays_an_identical_read_model_and_refuses_while_a_projector_runs() {
+    let env = TestEnv::new().await;
+    let js = env.jetstream().await;
+    let population: Vec<_> = (1..=20).map(|id| (id, Language::Ru, id % 3 != 0)).collect();
+    register_users(
+        &EventPublisher::new(js.clone(), env.topology()),
+        &population,
+    )
+    .await;
+    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let projector = tokio::spawn(courier_projector::run(
+        courier_projector::ProjectorConfig {
+            nats: env.nats.clone(),
+            database: env.database.clone(),
+        },
+        shutdown.clone(),
+    ));
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    wait_for_users(&client, 20, Duration::from_secs(30)).await;
+    // Nobody speaks en: the campaign completes with no recipient.
+    let campaign = start_text_campaign(&commands, Audience::En, "nobody").await;
+    wait_for_status(&client, campaign, "completed", Duration::from_secs(30)).await;
+    let running = start_text_campaign(&commands, Audience::Ru, "paused").await;
+    wait_for_status(&client, running, "sending", Duration::from_secs(30)).await;
+
+    let refused = courierctl(&env, &["rebuild"]).await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("stop every courier-projector"));
+
+    let paused = courierctl(
+        &env,
+        &[
+            "campaign",
+            "pause",
+            &running.to_string(),
+            "--reason",
+            "checking",
+        ],
+    )
+    .await;
+    assert!(
+        paused.status.success(),
+        "{}",
+        String::from_utf8_lossy(&paused.stderr)
+    );
+    wait_for_status(&client, running, "paused", Duration::from_secs(30)).await;
+    let before = dump(&pool).await;
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
+
+    let rebuilt = courierctl(&env, &["rebuild"]).await;
+    assert!(
+        rebuilt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
+    assert_eq!(dump(&pool).await, before);
+
+    let listed = String::from_utf8(courierctl(&env, &["campaign", "list"]).await.stdout).unwrap();
+    assert!(
+        listed.contains(&format!("{campaign} completed")),
+        "{listed}"
+    );
+    assert!(listed.contains(&format!("{running} paused")), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_outside_the_state_machine_are_refused() {
+    let env = TestEnv::new().await;
+    let js = env.jetstream().await;
+    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
+    let campaign = start_text_campaign(&commands, Audience::All, "done soon").await;
+    let cancelled = courierctl(&env, &["campaign", "cancel", &campaign.to_string()]).await;
+    assert!(
+        cancelled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cancelled.stderr)
+    );
+    let resumed = courierctl(&env, &["campaign", "resume", &campaign.to_string()]).await;
+    assert!(!resumed.status.success());
+    let error = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        error.contains("cannot resume a campaign that is cancelled"),
+        "{error}"
+    );
+}
