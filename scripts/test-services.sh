@@ -25,8 +25,8 @@ nats_server() {
   echo "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/nats-server"
 }
 
+server="$(nats_server)"
 if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-  server="$(nats_server)"
   mkdir -p "$store"
   # Detached, with no handle on our stdout: `eval "$(...)"` waits for it.
   setsid "$server" -a 127.0.0.1 -p "$port" -js -sd "$store" -l "$store/server.log" \
@@ -40,4 +40,5 @@ if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 fi
 
 echo "export COURIER_TEST_NATS_URL=nats://127.0.0.1:$port"
+echo "export COURIER_TEST_NATS_SERVER=$server"
 echo "export COURIER_TEST_DATABASE_URL=$database_url"

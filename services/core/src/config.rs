@@ -16,7 +16,8 @@ pub struct NatsConfig {
         long = "nats-url",
         env = "NATS_URL",
         value_name = "NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
+        default_value = "nats://127.0.0.1:4222",
+        hide_env_values = true
     )]
     pub nats_url: String,
 
@@ -38,6 +39,23 @@ pub struct NatsConfig {
     #[arg(long = "stream-replicas", env = "COURIER_STREAM_REPLICAS", value_name = "COURIER_STREAM_REPLICAS", default_value_t = 1,
           value_parser = clap::value_parser!(u8).range(1..=5))]
     pub stream_replicas: u8,
+}
+
+impl NatsConfig {
+    /// The user and password of the first server URL
+    /// (`nats://user:password@host:4222`), if it has them.
+    pub fn url_credentials(&self) -> Option<(String, String)> {
+        let first = self.nats_url.split(',').next()?.trim();
+        let url = url::Url::parse(first).ok()?;
+        let user = url.username();
+        if user.is_empty() {
+            return None;
+        }
+        Some((
+            user.to_owned(),
+            url.password().unwrap_or_default().to_owned(),
+        ))
+    }
 }
 
 /// Where the Postgres read model is.
@@ -246,6 +264,21 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(error.contains("COURIER_NATS_PREFIX"), "{error}");
+    }
+
+    #[test]
+    fn credentials_come_from_the_first_url() {
+        let nats = |url: &str| NatsConfig {
+            nats_url: url.into(),
+            nats_creds: None,
+            prefix: "courier".parse().unwrap(),
+            stream_replicas: 1,
+        };
+        assert_eq!(
+            nats("nats://sender:s3cret@n1:4222,nats://sender:s3cret@n2:4222").url_credentials(),
+            Some(("sender".into(), "s3cret".into()))
+        );
+        assert_eq!(nats("nats://127.0.0.1:4222").url_credentials(), None);
     }
 
     #[test]

@@ -27,9 +27,13 @@ pub async fn nats(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Nats>> {
     let Some(client) = retry::until_ready("NATS at NATS_URL", shutdown, || async {
-        let options = match &config.nats_creds {
-            Some(path) => async_nats::ConnectOptions::with_credentials_file(path).await?,
-            None => async_nats::ConnectOptions::new(),
+        let options = match (&config.nats_creds, config.url_credentials()) {
+            (Some(path), _) => async_nats::ConnectOptions::with_credentials_file(path).await?,
+            // async-nats ignores a user and password in the URL itself.
+            (None, Some((user, password))) => {
+                async_nats::ConnectOptions::with_user_and_password(user, password)
+            }
+            (None, None) => async_nats::ConnectOptions::new(),
         };
         options
             .name(service)

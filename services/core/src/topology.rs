@@ -223,8 +223,10 @@ impl Topology {
             bucket: self.rate_bucket(),
             description: "courier rate schedules, one per bot token and lane".into(),
             history: 1,
-            // A schedule is worth nothing after a restart: keep it in memory.
-            storage: stream::StorageType::Memory,
+            // On file, like the streams: a memory bucket vanishes when NATS
+            // restarts and every sender would lose its budget. A stale
+            // schedule is harmless (slots are never in the past).
+            storage: stream::StorageType::File,
             num_replicas: self.replicas,
             ..Default::default()
         })

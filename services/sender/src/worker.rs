@@ -18,7 +18,7 @@ use courier_core::proto::v1::{
     delivery_outcome, event::Payload,
 };
 use courier_core::topology::{ATTEMPTS_HEADER, SENDER_ACK_WAIT, SENDER_MAX_DELIVER, Topology};
-use courier_core::trace_context;
+use courier_core::{retry, trace_context};
 use prost::Message as _;
 use uuid::Uuid;
 
@@ -350,6 +350,10 @@ impl Worker {
 
     /// Records the outcome, then acks the item. A crash between the two
     /// leaves an item whose redelivery finds the outcome and is skipped.
+    /// The message went out already, so a NATS blip must not lose its
+    /// record: the publish is repeated (same message id, so at most one
+    /// lands) for as long as the item's ack deadline leaves room, rather than
+    /// letting the item be redelivered and sent twice.
     async fn finish(
         &self,
         message: &jetstream::Message,
@@ -372,14 +376,29 @@ impl Worker {
             .headers(headers)
             .message_id(format!("{}.{}", item.campaign_id, item.user_id))
             .payload(outcome.encode_to_vec().into());
-        self.js
-            .send_publish(
-                self.topology
-                    .outcome_subject(&item.campaign_id, item.user_id),
-                publish,
-            )
-            .await?
-            .await?;
+        let subject = self
+            .topology
+            .outcome_subject(&item.campaign_id, item.user_id);
+        let deadline = tokio::time::Instant::now() + SENDER_ACK_WAIT * 2 / 3;
+        let mut attempt = 0;
+        loop {
+            let stored = async {
+                self.js
+                    .send_publish(subject.clone(), publish.clone())
+                    .await?
+                    .await
+                    .map_err(anyhow::Error::from)
+            };
+            match stored.await {
+                Ok(_) => break,
+                Err(error) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(%error, "recording an outcome failed; trying again");
+                    tokio::time::sleep(retry::backoff(attempt, Duration::from_secs(2))).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
         self.ack(message, AckKind::Ack, handled).await
     }
 }

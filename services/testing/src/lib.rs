@@ -92,6 +92,16 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn new() -> TestEnv {
+        TestEnv::on_nats(None).await
+    }
+
+    /// A test environment on a NATS server of the test's own (one it may
+    /// stop and restart; see [`nats_server::NatsServer`]).
+    pub async fn with_nats(nats_url: &str) -> TestEnv {
+        TestEnv::on_nats(Some(nats_url.to_owned())).await
+    }
+
+    async fn on_nats(nats_url: Option<String>) -> TestEnv {
         // Logs of the services under test, shown for failing tests
         // (`RUST_LOG=courier_sender=debug just test`).
         let _ = tracing_subscriber::fmt()
@@ -118,7 +128,7 @@ impl TestEnv {
         database_url.dbname(&database_name);
         TestEnv {
             nats: NatsConfig {
-                nats_url: servers.nats_url.clone(),
+                nats_url: nats_url.unwrap_or_else(|| servers.nats_url.clone()),
                 nats_creds: None,
                 prefix,
                 stream_replicas: 1,
@@ -281,3 +291,42 @@ where
 
 /// A read model and campaign helpers the tests of several crates share.
 pub mod campaigns;
+pub mod nats_server;
+
+/// Makes the test's database refuse connections and drops the open ones,
+/// as if Postgres went down, until [`TestEnv::restore_postgres`]. Other
+/// tests' databases on the same server are untouched.
+impl TestEnv {
+    pub async fn cut_postgres(&self) {
+        self.admin(&[
+            &format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+                self.database_name
+            ),
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                self.database_name
+            ),
+        ])
+        .await;
+    }
+
+    pub async fn restore_postgres(&self) {
+        self.admin(&[&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            self.database_name
+        )])
+        .await;
+    }
+
+    async fn admin(&self, statements: &[&str]) {
+        let (admin, connection) =
+            tokio_postgres::connect(&self.admin_database_url, tokio_postgres::NoTls)
+                .await
+                .expect("connecting to the admin database");
+        tokio::spawn(connection);
+        for statement in statements {
+            admin.batch_execute(statement).await.expect(statement);
+        }
+    }
+}
