@@ -1,0 +1,126 @@
+//! The bot token never appears in what a sender prints: run the real
+//! binary with debug logs through connection failures and a refused token,
+//! and search everything it wrote for the secret.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use courier_core::commands::CampaignCommands;
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::{Audience, Language};
+use courier_testing::TestEnv;
+use courier_testing::campaigns::{
+    register_users, start_text_campaign, wait_for_status, wait_for_users,
+};
+use telegram_sandbox::{Sandbox, SandboxConfig};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs a sender with debug logs until it exits or prints a line
+/// containing `until`; returns everything it printed.
+async fn sender_output(env: &TestEnv, api_url: &str, until: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_courier-sender"))
+        .env_clear()
+        .envs(env.service_env())
+        .env("RUST_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .env("TELEGRAM_BOT_TOKEN", format!("123456789:{SECRET}"))
+        .env("TELEGRAM_API_URL", api_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting courier-sender");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut output = String::new();
+    let read = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            output.push_str(&line);
+            output.push('\n');
+            if line.contains(until) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, read)
+        .await
+        .expect("the sender printed what was awaited");
+    let _ = child.kill().await;
+    output
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_token_never_appears_in_a_senders_output() {
+    let env = TestEnv::new().await;
+    let js = env.jetstream().await;
+    register_users(
+        &EventPublisher::new(js.clone(), env.topology()),
+        &[(1, Language::En, true)],
+    )
+    .await;
+    let shutdown = CancellationToken::new();
+    let projector = tokio::spawn(courier_projector::run(
+        courier_projector::ProjectorConfig {
+            nats: env.nats.clone(),
+            database: env.database.clone(),
+        },
+        shutdown.clone(),
+    ));
+    let loader = tokio::spawn(courier_loader::run(
+        courier_loader::LoaderConfig {
+            nats: env.nats.clone(),
+            database: env.database.clone(),
+            batch_size: 100,
+        },
+        shutdown.clone(),
+    ));
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    wait_for_users(&client, 1, DEADLINE).await;
+    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
+    let campaign = start_text_campaign(&commands, Audience::All, "secret-free").await;
+    wait_for_status(&client, campaign, "sending", DEADLINE).await;
+
+    // Nothing listens on this port: connection errors, with the URL.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let unreachable = sender_output(&env, &format!("http://{closed}"), "transient failure").await;
+    // A Bot API that refuses the token: the sender stops with an error.
+    // (A second campaign: the first one's item waits out its ack deadline.)
+    start_text_campaign(&commands, Audience::All, "secret-free again").await;
+    let sandbox = Sandbox::start(SandboxConfig {
+        tokens: vec!["42:another-bots-secret-0000".into()],
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let refused = sender_output(&env, &sandbox.url(), "TELEGRAM_BOT_TOKEN").await;
+
+    for (case, output) in [
+        ("unreachable API", &unreachable),
+        ("refused token", &refused),
+    ] {
+        assert!(
+            !output.contains(SECRET),
+            "{case}: the secret leaked:\n{output}"
+        );
+        assert!(
+            output.contains("123456789"),
+            "{case}: the bot id is fine to show:\n{output}"
+        );
+    }
+    assert!(unreachable.contains("transient failure"), "{unreachable}");
+    assert!(
+        refused.contains("Telegram refused TELEGRAM_BOT_TOKEN"),
+        "{refused}"
+    );
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
+    loader.await.unwrap().unwrap();
+}
