@@ -191,7 +191,9 @@ impl Topology {
             description: Some("loaders: fan started campaigns out".into()),
             filter_subject: self.campaign_events(),
             ack_policy: consumer::AckPolicy::Explicit,
-            ack_wait: Duration::from_secs(60),
+            // A fan-out reports progress after every batch, so this only
+            // bounds how long a crashed loader's campaign waits for another.
+            ack_wait: Duration::from_secs(15),
             // The loader NAKs while the projector catches up; that must never
             // exhaust a limit and drop a campaign.
             max_deliver: -1,

@@ -14,6 +14,7 @@ use courier_testing::campaigns::{
     register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
 use courier_testing::nats_server::NatsServer;
+use courier_testing::process::ServiceProcess;
 use courier_testing::{TestEnv, wait_until};
 use telegram_sandbox::{Sandbox, SandboxConfig};
 
@@ -118,4 +119,101 @@ async fn chaos_postgres_outage_mid_campaign() {
     assert_eq!(row.delivered, USERS as i32, "{row:?}");
     assert_eq!(duplicates(&sandbox), 0);
     stack.stop().await.unwrap();
+}
+
+/// A campaign large enough that the fan-out takes a while, with the loader
+/// (or projector) as a real process; kill it mid-way and start it again.
+async fn killed_and_restarted(service: &str, kill_when: &str) {
+    const AUDIENCE: i64 = 3_000;
+    let env = TestEnv::new().await;
+    let sandbox = Sandbox::start(SandboxConfig {
+        rate_limit: 0,
+        chat_rate_limit: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let js = env.jetstream().await;
+    let population: Vec<_> = (1..=AUDIENCE).map(|id| (id, Language::En, true)).collect();
+    register_users(
+        &EventPublisher::new(js.clone(), env.topology()),
+        &population,
+    )
+    .await;
+    // Everything in-process but the service under test.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut tasks = Vec::new();
+    if service != "courier-projector" {
+        tasks.push(tokio::spawn(courier_projector::run(
+            courier_projector::ProjectorConfig {
+                nats: env.nats.clone(),
+                database: env.database.clone(),
+            },
+            shutdown.clone(),
+        )));
+    }
+    if service != "courier-loader" {
+        tasks.push(tokio::spawn(courier_loader::run(
+            courier_loader::LoaderConfig {
+                nats: env.nats.clone(),
+                database: env.database.clone(),
+                batch_size: 100,
+            },
+            shutdown.clone(),
+        )));
+    }
+    for _ in 0..2 {
+        tasks.push(tokio::spawn(courier_sender::run(
+            courier_e2e::sender_config(&env, &sandbox.url(), 5000.0),
+            shutdown.clone(),
+        )));
+    }
+    let mut process = ServiceProcess::start(service, &env, &[("LOADER_BATCH_SIZE", "20")]);
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    wait_for_users(&client, AUDIENCE, DEADLINE).await;
+    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
+    let campaign = start_text_campaign(&commands, Audience::All, "crash-proof").await;
+    wait_until(kill_when, DEADLINE, || async {
+        let row = client
+            .query_opt(
+                "SELECT c.delivered, l.last_user_id, l.finished FROM campaigns c
+                 LEFT JOIN loader_cursors l USING (campaign_id) WHERE campaign_id = $1",
+                &[&campaign],
+            )
+            .await
+            .ok()??;
+        let (delivered, cursor, finished): (i32, Option<i64>, Option<bool>) =
+            (row.get(0), row.get(1), row.get(2));
+        let ready = match service {
+            "courier-loader" => cursor.is_some_and(|c| c > 0) && finished == Some(false),
+            _ => delivered > 500,
+        };
+        ready.then_some(())
+    })
+    .await;
+    process.kill();
+    process.restart();
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, AUDIENCE as i32, "{row:?}");
+    let mut received: HashMap<i64, usize> = HashMap::new();
+    for delivery in sandbox.deliveries() {
+        *received.entry(delivery.chat_id).or_default() += 1;
+    }
+    assert_eq!(received.len(), AUDIENCE as usize, "every recipient got it");
+    assert!(received.values().all(|&n| n == 1), "nobody got it twice");
+    shutdown.cancel();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chaos_sigkill_the_loader_mid_fan_out() {
+    killed_and_restarted("courier-loader", "the fan-out under way").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chaos_sigkill_the_projector_mid_campaign() {
+    killed_and_restarted("courier-projector", "500 outcomes projected").await;
 }

@@ -4,7 +4,6 @@
 //! recorded).
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use courier_core::commands::CampaignCommands;
@@ -13,6 +12,7 @@ use courier_core::proto::v1::{Audience, Language};
 use courier_testing::campaigns::{
     register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
+use courier_testing::process::ServiceProcess;
 use courier_testing::{TestEnv, wait_until};
 use telegram_sandbox::{Sandbox, SandboxConfig};
 use tokio_util::sync::CancellationToken;
@@ -20,32 +20,6 @@ use tokio_util::sync::CancellationToken;
 const TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 const USERS: i64 = 600;
 const MAX_IN_FLIGHT: usize = 16;
-
-/// A sender process; killed on drop so a failing test leaves none behind.
-struct SenderProcess(Child);
-
-impl SenderProcess {
-    fn spawn(env: &TestEnv, sandbox_url: &str) -> SenderProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_courier-sender"))
-            .env_clear()
-            .envs(env.service_env())
-            .env("TELEGRAM_BOT_TOKEN", TOKEN)
-            .env("TELEGRAM_API_URL", sandbox_url)
-            .env("SENDER_RATE_LIMIT", "200")
-            .env("SENDER_MAX_IN_FLIGHT", MAX_IN_FLIGHT.to_string())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starting courier-sender");
-        SenderProcess(child)
-    }
-}
-
-impl Drop for SenderProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_one_of_three_senders_loses_no_recipient() {
@@ -86,8 +60,16 @@ async fn killing_one_of_three_senders_loses_no_recipient() {
     let pool = env.pool().await;
     let client = pool.get().await.unwrap();
     wait_for_users(&client, USERS, Duration::from_secs(30)).await;
-    let mut senders: Vec<SenderProcess> = (0..3)
-        .map(|_| SenderProcess::spawn(&env, &sandbox.url()))
+    let sandbox_url = sandbox.url();
+    let max_in_flight = MAX_IN_FLIGHT.to_string();
+    let sender_env = [
+        ("TELEGRAM_BOT_TOKEN", TOKEN),
+        ("TELEGRAM_API_URL", sandbox_url.as_str()),
+        ("SENDER_RATE_LIMIT", "200"),
+        ("SENDER_MAX_IN_FLIGHT", max_in_flight.as_str()),
+    ];
+    let mut senders: Vec<ServiceProcess> = (0..3)
+        .map(|_| ServiceProcess::start("courier-sender", &env, &sender_env))
         .collect();
     let campaign = start_text_campaign(&commands, Audience::Ru, "survive a crash").await;
 
@@ -95,9 +77,7 @@ async fn killing_one_of_three_senders_loses_no_recipient() {
         (sandbox.deliveries().len() >= USERS as usize / 4).then_some(())
     })
     .await;
-    let mut victim = senders.remove(0);
-    victim.0.kill().expect("SIGKILL");
-    victim.0.wait().unwrap();
+    senders[0].kill();
 
     // Its unacked items come back after ack_wait (30 s) to the others.
     let row = wait_for_status(&client, campaign, "completed", Duration::from_secs(120)).await;

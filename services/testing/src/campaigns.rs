@@ -12,26 +12,31 @@ use courier_core::proto::v1::{
 /// Registers users through events, as the bot or `courierctl users import`
 /// would, and blocks those marked not alive.
 pub async fn register_users(publisher: &EventPublisher, users: &[(i64, Language, bool)]) {
-    for &(user_id, language, alive) in users {
-        let registered = Event::new(Payload::UserRegistered(UserRegistered {
-            user_id,
-            chat_id: user_id,
-            language: language.into(),
-        }));
-        publisher
-            .publish(&registered)
-            .await
-            .expect("publishing UserRegistered");
-        if !alive {
-            let blocked = Event::new(Payload::UserBlocked(UserBlocked {
+    // Users are independent aggregates: publish a window of them at once.
+    // Each user's own events stay in order (registered, then blocked).
+    for chunk in users.chunks(256) {
+        let publishes = chunk.iter().map(|&(user_id, language, alive)| async move {
+            let registered = Event::new(Payload::UserRegistered(UserRegistered {
                 user_id,
-                reason: "blocked the bot".into(),
+                chat_id: user_id,
+                language: language.into(),
             }));
             publisher
-                .publish(&blocked)
+                .publish(&registered)
                 .await
-                .expect("publishing UserBlocked");
-        }
+                .expect("publishing UserRegistered");
+            if !alive {
+                let blocked = Event::new(Payload::UserBlocked(UserBlocked {
+                    user_id,
+                    reason: "blocked the bot".into(),
+                }));
+                publisher
+                    .publish(&blocked)
+                    .await
+                    .expect("publishing UserBlocked");
+            }
+        });
+        futures::future::join_all(publishes).await;
     }
 }
 

@@ -292,6 +292,7 @@ where
 /// A read model and campaign helpers the tests of several crates share.
 pub mod campaigns;
 pub mod nats_server;
+pub mod process;
 
 /// Makes the test's database refuse connections and drops the open ones,
 /// as if Postgres went down, until [`TestEnv::restore_postgres`]. Other
