@@ -42,6 +42,16 @@ pub struct NatsConfig {
 }
 
 impl NatsConfig {
+    /// The servers of `NATS_URL`, one per comma-separated entry (async-nats
+    /// reads a single string as one URL).
+    pub fn servers(&self) -> Vec<&str> {
+        self.nats_url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
     /// The user and password of the first server URL
     /// (`nats://user:password@host:4222`), if it has them.
     pub fn url_credentials(&self) -> Option<(String, String)> {

@@ -37,7 +37,7 @@ pub async fn nats(
         };
         options
             .name(service)
-            .connect(config.nats_url.as_str())
+            .connect(config.servers())
             .await
             .map_err(anyhow::Error::from)
     })

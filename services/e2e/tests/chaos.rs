@@ -217,3 +217,47 @@ async fn chaos_sigkill_the_loader_mid_fan_out() {
 async fn chaos_sigkill_the_projector_mid_campaign() {
     killed_and_restarted("courier-projector", "500 outcomes projected").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chaos_a_cluster_node_stops_mid_campaign() {
+    let mut nodes = NatsServer::cluster(3);
+    let urls = nodes
+        .iter()
+        .map(NatsServer::url)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut env = TestEnv::with_nats(&urls).await;
+    env.nats.stream_replicas = 3;
+    // JetStream elects its leaders first: wait until the topology is in place.
+    wait_until("the cluster's JetStream", DEADLINE, || async {
+        let client = async_nats::connect(env.nats.servers()).await.ok()?;
+        env.topology()
+            .ensure(&async_nats::jetstream::new(client))
+            .await
+            .ok()
+    })
+    .await;
+    let sandbox = sandbox().await;
+    let stack = Stack::start(
+        &env,
+        &sandbox.url(),
+        SenderSettings {
+            rate_limit: 50.0,
+            replicas: 2,
+        },
+    );
+    let pool = env.pool().await;
+    let campaign = campaign(&env, &pool).await;
+    wait_until("a quarter delivered", DEADLINE, || async {
+        (sandbox.deliveries().len() >= USERS as usize / 4).then_some(())
+    })
+    .await;
+    nodes[0].kill();
+    let row = wait_for_status(&pool.get().await.unwrap(), campaign, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, USERS as i32, "{row:?}");
+    let duplicates = duplicates(&sandbox);
+    // Items in flight on the lost node's connections may come back once.
+    assert!(duplicates <= 64, "{duplicates} duplicates");
+    println!("duplicates after losing a node: {duplicates}");
+    stack.stop().await.unwrap();
+}

@@ -175,7 +175,7 @@ impl TestEnv {
     }
 
     pub async fn nats_client(&self) -> async_nats::Client {
-        async_nats::connect(self.nats.nats_url.as_str())
+        async_nats::connect(self.nats.servers())
             .await
             .expect("connecting to the test NATS server")
     }
@@ -234,7 +234,9 @@ impl Drop for TestEnv {
                 .build()
                 .expect("a runtime for clean-up");
             runtime.block_on(async move {
-                if let Ok(client) = async_nats::connect(nats_url.as_str()).await {
+                if let Ok(client) =
+                    async_nats::connect(nats_url.split(',').collect::<Vec<_>>()).await
+                {
                     let js = async_nats::jetstream::new(client);
                     for stream in [
                         topology.events_stream(),

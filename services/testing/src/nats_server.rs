@@ -1,8 +1,8 @@
-//! A nats-server process of a test's own, on a free loopback port with its
-//! own store directory, for tests that stop and restart NATS (as nats.rs's
-//! own tests do). The binary is `COURIER_TEST_NATS_SERVER` (set by
-//! `scripts/test-services.sh`) or `nats-server` on the PATH; it must be
-//! 2.10 or newer.
+//! nats-server processes of a test's own, on free loopback ports with their
+//! own store directories, for tests that stop and restart NATS (as nats.rs's
+//! own tests do): one server, or a cluster. The binary is
+//! `COURIER_TEST_NATS_SERVER` (set by `scripts/test-services.sh`) or
+//! `nats-server` on the PATH; it must be 2.10 or newer.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -14,24 +14,65 @@ pub const NATS_SERVER_VAR: &str = "COURIER_TEST_NATS_SERVER";
 pub struct NatsServer {
     port: u16,
     store: PathBuf,
+    /// Cluster flags, for a node of a cluster.
+    cluster: Vec<String>,
     process: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn new_store() -> PathBuf {
+    std::env::temp_dir().join(format!("courier-nats-{}", uuid::Uuid::new_v4().simple()))
 }
 
 impl NatsServer {
     pub fn start() -> NatsServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let store =
-            std::env::temp_dir().join(format!("courier-nats-{}", uuid::Uuid::new_v4().simple()));
         let mut server = NatsServer {
-            port,
-            store,
+            port: free_port(),
+            store: new_store(),
+            cluster: Vec::new(),
             process: None,
         };
         server.run();
         server
+    }
+
+    /// `size` nodes clustered on loopback, JetStream on each.
+    pub fn cluster(size: usize) -> Vec<NatsServer> {
+        let routes: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let all_routes = routes
+            .iter()
+            .map(|port| format!("nats://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes: Vec<NatsServer> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| NatsServer {
+                port: free_port(),
+                store: new_store(),
+                cluster: vec![
+                    "--server_name".into(),
+                    format!("n{i}"),
+                    "--cluster_name".into(),
+                    "courier".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{route}"),
+                    "--routes".into(),
+                    all_routes.clone(),
+                ],
+                process: None,
+            })
+            .collect();
+        for node in &mut nodes {
+            node.run();
+        }
+        nodes
     }
 
     pub fn url(&self) -> String {
@@ -64,6 +105,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(&self.store)
+            .args(&self.cluster)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
