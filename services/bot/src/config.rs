@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use courier_core::config::{DatabaseConfig, NatsConfig, TelegramConfig};
+use courier_core::health::HealthConfig;
 use courier_core::telemetry::TelemetryConfig;
 
 /// courier-bot: the Telegram bot users and admins talk to. Registers users
@@ -27,6 +28,8 @@ pub struct BotConfig {
     pub telegram: TelegramConfig,
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
+    #[command(flatten)]
+    pub health: HealthConfig,
     #[command(flatten)]
     pub broadcast: BroadcastConfig,
     #[command(flatten)]

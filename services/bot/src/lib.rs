@@ -75,6 +75,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
     let Some(me) = bot_api(&bot, &shutdown).await? else {
         return Ok(());
     };
+    courier_core::health::started();
     tracing::info!(username = me.username(), "bot ready");
     if config.broadcast.owner_ids.is_empty() {
         tracing::warn!("OWNER_IDS is empty: nobody can broadcast");

@@ -1,10 +1,10 @@
 use clap::Parser;
 use courier_bot::BotConfig;
-use courier_core::telemetry;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = BotConfig::parse();
-    let _telemetry = telemetry::init(&config.telemetry, "courier-bot")?;
-    courier_bot::run(config, courier_core::shutdown::on_signal()).await
+    let (_telemetry, shutdown) =
+        courier_core::service::start("courier-bot", &config.telemetry, &config.health).await?;
+    courier_bot::run(config, shutdown).await
 }

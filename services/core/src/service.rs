@@ -1,0 +1,54 @@
+//! What every service binary does in `main`: parse its configuration with
+//! the shared telemetry and operations settings, install telemetry, serve
+//! /metrics, /healthz and /readyz, and run until SIGINT or SIGTERM.
+
+use std::future::Future;
+
+use clap::{CommandFactory, FromArgMatches};
+use tokio_util::sync::CancellationToken;
+
+use crate::health::{self, HealthConfig};
+use crate::telemetry::{self, TelemetryConfig};
+
+/// A service's own configuration plus what every service shares.
+#[derive(clap::Parser)]
+#[command(version)]
+pub struct ServiceCli<C: clap::Args> {
+    #[command(flatten)]
+    pub service: C,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+    #[command(flatten)]
+    pub health: HealthConfig,
+}
+
+/// Runs service `name` (described by `about` in `--help`): `run` gets its
+/// configuration and the shutdown token.
+pub async fn main<C, F, Fut>(name: &'static str, about: &'static str, run: F) -> anyhow::Result<()>
+where
+    C: clap::Args,
+    F: FnOnce(C, CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let matches = ServiceCli::<C>::command()
+        .name(name)
+        .about(about)
+        .get_matches();
+    let cli = ServiceCli::<C>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let (_telemetry, shutdown) = start(name, &cli.telemetry, &cli.health).await?;
+    run(cli.service, shutdown).await
+}
+
+/// Telemetry, the operations endpoints and the shutdown token, for a
+/// service whose `main` parses its own configuration (the bot). Keep the
+/// guard alive until the service stops: dropping it flushes traces.
+pub async fn start(
+    name: &'static str,
+    telemetry: &TelemetryConfig,
+    health: &HealthConfig,
+) -> anyhow::Result<(telemetry::TelemetryGuard, CancellationToken)> {
+    let guard = telemetry::init(telemetry, name)?;
+    let shutdown = crate::shutdown::on_signal();
+    health::start(health, shutdown.clone()).await?;
+    Ok((guard, shutdown))
+}
