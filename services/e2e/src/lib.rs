@@ -2,8 +2,13 @@
 //! test's own NATS prefix and database, talking to the Telegram sandbox.
 //! The tests themselves are in `tests/`.
 
+use courier_core::commands::CampaignCommands;
 use courier_core::config::{BotToken, TelegramConfig};
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::Language;
 use courier_testing::TestEnv;
+use courier_testing::campaigns::register_users;
+use telegram_sandbox::{Sandbox, SandboxConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -24,24 +29,38 @@ pub struct SenderSettings {
 
 impl Stack {
     pub fn start(env: &TestEnv, telegram_api_url: &str, senders: SenderSettings) -> Stack {
+        Stack::start_without(env, telegram_api_url, senders, None)
+    }
+
+    /// Every service but `absent` ("courier-projector" or "courier-loader"),
+    /// which the test runs as a process of its own to crash it.
+    pub fn start_without(
+        env: &TestEnv,
+        telegram_api_url: &str,
+        senders: SenderSettings,
+        absent: Option<&str>,
+    ) -> Stack {
         let shutdown = CancellationToken::new();
-        let mut tasks = vec![
-            tokio::spawn(courier_projector::run(
+        let mut tasks = Vec::new();
+        if absent != Some("courier-projector") {
+            tasks.push(tokio::spawn(courier_projector::run(
                 courier_projector::ProjectorConfig {
                     nats: env.nats.clone(),
                     database: env.database.clone(),
                 },
                 shutdown.clone(),
-            )),
-            tokio::spawn(courier_loader::run(
+            )));
+        }
+        if absent != Some("courier-loader") {
+            tasks.push(tokio::spawn(courier_loader::run(
                 courier_loader::LoaderConfig {
                     nats: env.nats.clone(),
                     database: env.database.clone(),
                     batch_size: 100,
                 },
                 shutdown.clone(),
-            )),
-        ];
+            )));
+        }
         for _ in 0..senders.replicas {
             tasks.push(tokio::spawn(courier_sender::run(
                 sender_config(env, telegram_api_url, senders.rate_limit),
@@ -83,4 +102,55 @@ pub fn sender_config(
         paid_rate_limit: 1000.0,
         max_in_flight: 64,
     }
+}
+
+/// A test's world: its NATS and Postgres, a Telegram sandbox, and `users`
+/// en users registered through events.
+pub struct Setup {
+    pub env: TestEnv,
+    pub sandbox: Sandbox,
+    pub commands: CampaignCommands,
+    pub pool: deadpool_postgres::Pool,
+}
+
+impl Setup {
+    pub async fn new(users: i64, sandbox: SandboxConfig) -> Setup {
+        let env = TestEnv::new().await;
+        let sandbox = Sandbox::start(sandbox).await.expect("starting the sandbox");
+        let js = env.jetstream().await;
+        let population: Vec<_> = (1..=users).map(|id| (id, Language::En, true)).collect();
+        register_users(
+            &EventPublisher::new(js.clone(), env.topology()),
+            &population,
+        )
+        .await;
+        let commands = CampaignCommands::new(js, env.topology())
+            .await
+            .expect("campaign commands");
+        let pool = env.pool().await;
+        Setup {
+            env,
+            sandbox,
+            commands,
+            pool,
+        }
+    }
+}
+
+/// A sandbox without Telegram's rate limits, for tests about other things.
+pub fn unlimited_sandbox() -> SandboxConfig {
+    SandboxConfig {
+        rate_limit: 0,
+        chat_rate_limit: 0,
+        ..SandboxConfig::default()
+    }
+}
+
+/// How many messages each chat received, as the sandbox recorded them.
+pub fn receipts(sandbox: &Sandbox) -> std::collections::HashMap<i64, usize> {
+    let mut received = std::collections::HashMap::new();
+    for delivery in sandbox.deliveries() {
+        *received.entry(delivery.chat_id).or_default() += 1;
+    }
+    received
 }

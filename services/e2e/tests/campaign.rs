@@ -8,12 +8,12 @@ use std::time::Duration;
 use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Audience, Language};
-use courier_e2e::{SenderSettings, Stack};
+use courier_e2e::{SenderSettings, Stack, unlimited_sandbox};
 use courier_testing::campaigns::{
     CampaignRow, register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
 use courier_testing::{TestEnv, wait_until};
-use telegram_sandbox::{ChatState, Sandbox, SandboxConfig};
+use telegram_sandbox::{ChatState, Sandbox};
 use tokio_postgres::Client;
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -63,13 +63,9 @@ async fn dump(client: &Client) -> Option<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_campaign_reaches_every_live_ru_user_exactly_once_and_replays_identically() {
     let env = TestEnv::new().await;
-    let sandbox = Sandbox::start(SandboxConfig {
-        rate_limit: 0,
-        chat_rate_limit: 0,
-        ..SandboxConfig::default()
-    })
-    .await
-    .expect("starting the sandbox");
+    let sandbox = Sandbox::start(unlimited_sandbox())
+        .await
+        .expect("starting the sandbox");
     for chat in SECRETLY_BLOCKED {
         sandbox.set_chat_state(chat, ChatState::Blocked);
     }

@@ -7,12 +7,12 @@ use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
 use courier_core::health::{self, HealthConfig};
 use courier_core::proto::v1::{Audience, Language};
-use courier_e2e::{SenderSettings, Stack};
+use courier_e2e::{SenderSettings, Stack, unlimited_sandbox};
 use courier_testing::campaigns::{
     register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
 use courier_testing::{TestEnv, wait_until};
-use telegram_sandbox::{Sandbox, SandboxConfig};
+use telegram_sandbox::Sandbox;
 
 async fn get(url: &str) -> Option<(u16, String)> {
     let response = reqwest::get(url).await.ok()?;
@@ -47,13 +47,7 @@ async fn health_and_metrics_endpoints_report_the_service() {
     );
 
     let env = TestEnv::new().await;
-    let sandbox = Sandbox::start(SandboxConfig {
-        rate_limit: 0,
-        chat_rate_limit: 0,
-        ..SandboxConfig::default()
-    })
-    .await
-    .unwrap();
+    let sandbox = Sandbox::start(unlimited_sandbox()).await.unwrap();
     let js = env.jetstream().await;
     let population: Vec<_> = (1..=5).map(|id| (id, Language::En, true)).collect();
     register_users(

@@ -2,58 +2,21 @@
 //! sandbox: one shared rate budget, 429s pause the token everywhere,
 //! pause/resume/cancel, a wrong token stops sending.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use courier_core::commands::{CampaignCommands, Change};
-use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Audience, Language};
-use courier_e2e::{SenderSettings, Stack, sender_config};
+use courier_core::commands::Change;
+use courier_core::proto::v1::Audience;
+use courier_e2e::{SenderSettings, Setup, Stack, receipts, sender_config, unlimited_sandbox};
 use courier_testing::campaigns::{
-    campaign_row, register_users, start_text_campaign, wait_for_status, wait_for_users,
+    campaign_row, start_text_campaign, wait_for_status, wait_for_users,
 };
-use courier_testing::{TestEnv, wait_until};
+use courier_testing::wait_until;
 use telegram_sandbox::{Sandbox, SandboxConfig};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-struct Setup {
-    env: TestEnv,
-    sandbox: Sandbox,
-    commands: CampaignCommands,
-    pool: deadpool_postgres::Pool,
-}
-
-/// `users` en users registered and projected (by a projector the caller
-/// starts), and a sandbox limiting the token like Telegram does.
-async fn setup(users: i64, telegram_rate_limit: u32) -> Setup {
-    let env = TestEnv::new().await;
-    let sandbox = Sandbox::start(SandboxConfig {
-        rate_limit: telegram_rate_limit,
-        chat_rate_limit: 0,
-        ..SandboxConfig::default()
-    })
-    .await
-    .expect("starting the sandbox");
-    let js = env.jetstream().await;
-    let publisher = EventPublisher::new(js.clone(), env.topology());
-    let population: Vec<_> = (1..=users).map(|id| (id, Language::En, true)).collect();
-    register_users(&publisher, &population).await;
-    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
-    let pool = env.pool().await;
-    Setup {
-        env,
-        sandbox,
-        commands,
-        pool,
-    }
-}
-
 fn assert_each_chat_once(sandbox: &Sandbox) -> usize {
-    let mut received: HashMap<i64, usize> = HashMap::new();
-    for delivery in sandbox.deliveries() {
-        *received.entry(delivery.chat_id).or_default() += 1;
-    }
+    let received = receipts(sandbox);
     assert!(
         received.values().all(|&n| n == 1),
         "somebody got a message twice"
@@ -63,7 +26,14 @@ fn assert_each_chat_once(sandbox: &Sandbox) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_share_one_budget_and_never_exceed_it() {
-    let s = setup(150, 30).await;
+    let s = Setup::new(
+        150,
+        SandboxConfig {
+            rate_limit: 30,
+            ..unlimited_sandbox()
+        },
+    )
+    .await;
     let stack = Stack::start(
         &s.env,
         &s.sandbox.url(),
@@ -93,7 +63,7 @@ async fn three_replicas_share_one_budget_and_never_exceed_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_429_pauses_the_token_on_every_replica() {
-    let s = setup(40, 0).await;
+    let s = Setup::new(40, unlimited_sandbox()).await;
     let stack = Stack::start(
         &s.env,
         &s.sandbox.url(),
@@ -136,7 +106,7 @@ async fn a_429_pauses_the_token_on_every_replica() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pause_stops_sends_within_a_second_and_resume_finishes_without_spending_attempts() {
-    let s = setup(60, 0).await;
+    let s = Setup::new(60, unlimited_sandbox()).await;
     let stack = Stack::start(
         &s.env,
         &s.sandbox.url(),
@@ -207,7 +177,7 @@ async fn pause_stops_sends_within_a_second_and_resume_finishes_without_spending_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancel_drops_the_remaining_recipients_as_cancelled() {
-    let s = setup(60, 0).await;
+    let s = Setup::new(60, unlimited_sandbox()).await;
     let stack = Stack::start(
         &s.env,
         &s.sandbox.url(),
@@ -258,7 +228,7 @@ async fn cancel_drops_the_remaining_recipients_as_cancelled() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_token_stops_the_sender_with_an_error_naming_it() {
-    let s = setup(1, 0).await;
+    let s = Setup::new(1, unlimited_sandbox()).await;
     s.sandbox
         .configure(|c| c.tokens = vec!["42:someone-elses-token-000000".into()]);
     let stack = Stack::start(

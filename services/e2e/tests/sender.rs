@@ -3,53 +3,18 @@
 
 use std::time::Duration;
 
-use courier_core::commands::CampaignCommands;
-use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Audience, Content, ContentKind, Language};
-use courier_e2e::{SenderSettings, Stack};
-use courier_testing::TestEnv;
+use courier_core::proto::v1::{Audience, Content, ContentKind};
+use courier_e2e::{SenderSettings, Setup, Stack, unlimited_sandbox};
 use courier_testing::campaigns::{
-    CampaignRow, register_users, start_campaign, start_text_campaign, wait_for_status,
-    wait_for_users,
+    CampaignRow, start_campaign, start_text_campaign, wait_for_status, wait_for_users,
 };
-use telegram_sandbox::{Failure, Sandbox, SandboxConfig};
+use telegram_sandbox::Failure;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-struct Setup {
-    env: TestEnv,
-    sandbox: Sandbox,
-    commands: CampaignCommands,
-    pool: deadpool_postgres::Pool,
-}
-
-/// `users` en users registered and projected; the sandbox has no limits.
-async fn setup(users: i64) -> Setup {
-    let env = TestEnv::new().await;
-    let sandbox = Sandbox::start(SandboxConfig {
-        rate_limit: 0,
-        chat_rate_limit: 0,
-        ..SandboxConfig::default()
-    })
-    .await
-    .expect("starting the sandbox");
-    let js = env.jetstream().await;
-    let publisher = EventPublisher::new(js.clone(), env.topology());
-    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
-    let population: Vec<_> = (1..=users).map(|id| (id, Language::En, true)).collect();
-    register_users(&publisher, &population).await;
-    let pool = env.pool().await;
-    Setup {
-        env,
-        sandbox,
-        commands,
-        pool,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn server_errors_are_retried_through_redelivery() {
-    let s = setup(3).await;
+    let s = Setup::new(3, unlimited_sandbox()).await;
     s.sandbox.fail_next(2, Failure::InternalServerError);
     let stack = Stack::start(
         &s.env,
@@ -84,7 +49,7 @@ async fn server_errors_are_retried_through_redelivery() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_defers_the_item_for_retry_after() {
-    let s = setup(2).await;
+    let s = Setup::new(2, unlimited_sandbox()).await;
     s.sandbox.inject_429(1);
     let stack = Stack::start(
         &s.env,
@@ -106,7 +71,7 @@ async fn a_429_defers_the_item_for_retry_after() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn broken_content_is_recorded_as_failed_with_the_reason() {
-    let s = setup(2).await;
+    let s = Setup::new(2, unlimited_sandbox()).await;
     s.sandbox.break_file("BROKEN_FILE_ID");
     let stack = Stack::start(
         &s.env,

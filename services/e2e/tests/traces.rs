@@ -15,7 +15,7 @@ use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Audience, Language};
 use courier_core::telemetry::{self, LogFormat, OtlpProtocol, TelemetryConfig};
-use courier_e2e::{SenderSettings, Stack};
+use courier_e2e::{SenderSettings, Stack, unlimited_sandbox};
 use courier_testing::campaigns::{
     register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
@@ -26,7 +26,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
-use telegram_sandbox::{ChatState, Sandbox, SandboxConfig};
+use telegram_sandbox::{ChatState, Sandbox};
 
 type Received = Arc<Mutex<Vec<Span>>>;
 
@@ -75,13 +75,7 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
     .unwrap();
 
     let env = TestEnv::new().await;
-    let sandbox = Sandbox::start(SandboxConfig {
-        rate_limit: 0,
-        chat_rate_limit: 0,
-        ..SandboxConfig::default()
-    })
-    .await
-    .unwrap();
+    let sandbox = Sandbox::start(unlimited_sandbox()).await.unwrap();
     sandbox.set_chat_state(4, ChatState::Blocked);
     let js = env.jetstream().await;
     let population: Vec<_> = (1..=4).map(|id| (id, Language::En, true)).collect();

@@ -5,17 +5,14 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use courier_core::commands::CampaignCommands;
-use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Audience, Language};
+use courier_core::proto::v1::Audience;
+use courier_e2e::{SenderSettings, Setup, Stack, unlimited_sandbox};
 use courier_testing::TestEnv;
-use courier_testing::campaigns::{
-    register_users, start_text_campaign, wait_for_status, wait_for_users,
-};
+use courier_testing::campaigns::{start_text_campaign, wait_for_status, wait_for_users};
+use courier_testing::process;
 use telegram_sandbox::{Sandbox, SandboxConfig};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
-use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -23,7 +20,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// Runs a sender with debug logs until it exits or prints a line
 /// containing `until`; returns everything it printed.
 async fn sender_output(env: &TestEnv, api_url: &str, until: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_courier-sender"))
+    let mut child = Command::new(process::binary("courier-sender"))
         .env_clear()
         .envs(env.service_env())
         .env("RUST_LOG", "debug")
@@ -55,36 +52,24 @@ async fn sender_output(env: &TestEnv, api_url: &str, until: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_token_never_appears_in_a_senders_output() {
-    let env = TestEnv::new().await;
-    let js = env.jetstream().await;
-    register_users(
-        &EventPublisher::new(js.clone(), env.topology()),
-        &[(1, Language::En, true)],
-    )
-    .await;
-    let shutdown = CancellationToken::new();
-    let projector = tokio::spawn(courier_projector::run(
-        courier_projector::ProjectorConfig {
-            nats: env.nats.clone(),
-            database: env.database.clone(),
+    let Setup {
+        env,
+        commands,
+        pool,
+        ..
+    } = Setup::new(1, unlimited_sandbox()).await;
+    let stack = Stack::start(
+        &env,
+        "http://127.0.0.1:9",
+        SenderSettings {
+            rate_limit: 10.0,
+            replicas: 0,
         },
-        shutdown.clone(),
-    ));
-    let loader = tokio::spawn(courier_loader::run(
-        courier_loader::LoaderConfig {
-            nats: env.nats.clone(),
-            database: env.database.clone(),
-            batch_size: 100,
-        },
-        shutdown.clone(),
-    ));
-    let pool = env.pool().await;
+    );
     let client = pool.get().await.unwrap();
     wait_for_users(&client, 1, DEADLINE).await;
-    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
     let campaign = start_text_campaign(&commands, Audience::All, "secret-free").await;
     wait_for_status(&client, campaign, "sending", DEADLINE).await;
-
     // Nothing listens on this port: connection errors, with the URL.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -120,7 +105,5 @@ async fn the_token_never_appears_in_a_senders_output() {
         refused.contains("Telegram refused TELEGRAM_BOT_TOKEN"),
         "{refused}"
     );
-    shutdown.cancel();
-    projector.await.unwrap().unwrap();
-    loader.await.unwrap().unwrap();
+    stack.stop().await.unwrap();
 }
