@@ -278,7 +278,7 @@ impl Worker {
         if self.campaigns.fresh_status(campaign).await? != CampaignStatus::Paused {
             return self.defer(message, Duration::ZERO).await;
         }
-        let mut headers = message.headers.clone().unwrap_or_else(HeaderMap::new);
+        let mut headers = message.headers.clone().unwrap_or_default();
         headers.insert(ATTEMPTS_HEADER, attempts_so_far.to_string().as_str());
         let held = PublishMessage::build()
             .headers(headers)
