@@ -23,6 +23,9 @@ use crate::rate::{self, Reservation};
 #[error("rate budget in NATS KV: {0}")]
 pub struct BudgetError(String);
 
+/// The resolution of tokio's timer.
+const TIMER_TICK_US: u64 = 1_000;
+
 pub struct Budget {
     kv: kv::Store,
     key: String,
@@ -64,7 +67,7 @@ impl Budget {
             let pauses = self.pauses.load(Ordering::Acquire);
             // A slot left unused well past its time is dropped: sending on
             // it late would bunch with the other replicas' sends.
-            let late = now_us().saturating_sub(self.interval_us / 4);
+            let late = now_us().saturating_sub(self.tolerance_us());
             while slots.front().is_some_and(|slot| *slot < late) {
                 slots.pop_front();
             }
@@ -75,8 +78,10 @@ impl Budget {
             let slot = slots
                 .pop_front()
                 .expect("a reservation has at least one slot");
+            // tokio's timer ticks once a millisecond: a shorter wait would
+            // sleep a whole tick, so a slot that close is taken now.
             let wait = slot.saturating_sub(now_us());
-            if wait > 0 {
+            if wait >= TIMER_TICK_US {
                 tokio::time::sleep(Duration::from_micros(wait)).await;
             }
             if self.pauses.load(Ordering::Acquire) != pauses {
@@ -86,10 +91,18 @@ impl Budget {
             }
             // Woken late (a busy machine): sending now would bunch with
             // the next slot, so take a fresh one instead.
-            if now_us() <= slot + self.interval_us / 4 {
+            if now_us() <= slot + self.tolerance_us() {
                 return Ok(());
             }
         }
+    }
+
+    /// How far from its slot a send may go out. A quarter interval keeps a
+    /// one-second window within the pacing headroom at low rates; at high
+    /// rates the timer's own granularity (two ticks) sets the floor, which
+    /// the headroom (3% of, say, 1000/s = 30 sends) absorbs easily.
+    fn tolerance_us(&self) -> u64 {
+        (self.interval_us / 4).max(2 * TIMER_TICK_US)
     }
 
     /// Telegram said 429: no replica sends on this lane for `retry_after`.
