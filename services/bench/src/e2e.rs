@@ -122,6 +122,23 @@ pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Secti
         ),
     );
     section.tables.push(table);
+    let sending = median(&secs(|r| r.sending));
+    if sending > ideal * 1.1 {
+        section.notes.push(format!(
+            "Sending took {:.2} × the ideal: the senders averaged {}/s of the {BUDGET}/s \
+             budget (measurement 3 measures that alone).",
+            sending / ideal,
+            thousands(options.recipients as f64 / sending),
+        ));
+    }
+    let completing = median(&secs(|r| r.completing));
+    if completing > ideal * 0.05 {
+        section.notes.push(format!(
+            "{completing:.1} s passed between the last send and `completed`: the projector \
+             applies outcomes more slowly than the senders produce them (measurement 5), and \
+             a campaign completes only when its last outcome is applied."
+        ));
+    }
     let ceiling = BUDGET / (1e6 / courier_sender::rate::interval_us(BUDGET) as f64);
     section.notes.push(format!(
         "Senders pace at {:.1}% of `SENDER_PAID_RATE_LIMIT` (see measurement 3), so sending \

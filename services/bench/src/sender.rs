@@ -8,7 +8,8 @@
 //!
 //! The work items are enqueued before the sender starts. Figures are taken
 //! between two samples: the first once 2% of the items have an outcome (so
-//! start-up and warm-up are excluded), the second when every item has one.
+//! start-up and warm-up are excluded), the second when every item has one
+//! or a time cap has passed (so a slow configuration cannot take minutes).
 //! The sandbox runs inside this harness, so the harness's CPU is the
 //! sandbox's; it is reported, with the machine's, to show whether the
 //! sender or its surroundings were the limit.
