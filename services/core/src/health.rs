@@ -47,7 +47,7 @@ static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder (once per process) so metrics recorded
 /// from now on are kept.
-pub fn install_metrics() -> &'static PrometheusHandle {
+fn install_metrics() -> &'static PrometheusHandle {
     PROMETHEUS.get_or_init(|| {
         PrometheusBuilder::new()
             .install_recorder()
