@@ -35,11 +35,20 @@ pub const LOADER_CONSUMER: &str = "loader";
 pub const SENDER_ACK_WAIT: Duration = Duration::from_secs(30);
 /// Upper bound of one Bot API request, comfortably below [`SENDER_ACK_WAIT`].
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(20);
-/// Deliveries of one work item before its recipient is recorded as failed.
-pub const SENDER_MAX_DELIVER: i64 = 10;
+/// Send attempts (deliveries of one work item) after which a transient
+/// failure is final and the recipient is recorded as failed. JetStream's
+/// own `max_deliver` stays unlimited: an item that reached it would sit in
+/// the work queue with nobody left to record its recipient, and the
+/// campaign would never complete.
+pub const SENDER_MAX_ATTEMPTS: u64 = 10;
 /// Items in flight across all sender replicas. Far below the ~1000
 /// requests in flight at which the Bot API server itself answers 429.
 pub const SENDER_MAX_ACK_PENDING: i64 = 512;
+
+/// How long a pull request waits on the server. A request lost with a NATS
+/// node (or connection) is only replaced once it expires, so a consumer
+/// stalls for up to this long (plus the client's 5 s grace) after a failover.
+pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
 /// Header on a work item moved aside and back (a paused campaign): the
 /// send attempts it had before, so a pause spends none of them.
@@ -179,7 +188,7 @@ impl Topology {
             filter_subject: format!("{}.work.send.>", self.prefix),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: SENDER_ACK_WAIT,
-            max_deliver: SENDER_MAX_DELIVER,
+            max_deliver: -1,
             max_ack_pending: SENDER_MAX_ACK_PENDING,
             ..Default::default()
         }

@@ -3,11 +3,17 @@
 
 use std::time::Duration;
 
-use courier_core::proto::v1::{Audience, Content, ContentKind};
+use async_nats::HeaderMap;
+use courier_core::proto::v1::{
+    Audience, Content, ContentKind, DeliveryOutcome, Failed, SendMessage, delivery_outcome,
+};
+use courier_core::topology::{ATTEMPTS_HEADER, SENDER_MAX_ATTEMPTS};
 use courier_e2e::{SenderSettings, Setup, Stack, unlimited_sandbox};
 use courier_testing::campaigns::{
     CampaignRow, start_campaign, start_text_campaign, wait_for_status, wait_for_users,
 };
+use courier_testing::wait_until;
+use prost::Message as _;
 use telegram_sandbox::Failure;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -110,5 +116,66 @@ async fn broken_content_is_recorded_as_failed_with_the_reason() {
         .unwrap()
         .get(0);
     assert_eq!(reason, "wrong file identifier/HTTP URL specified");
+    stack.stop().await.unwrap();
+}
+
+/// A recipient whose last allowed attempt fails too is recorded as failed
+/// with the reason, so the campaign can still complete. (The item carries
+/// the attempts it made before being set aside, as a held item does, so
+/// the test need not wait through nine growing retry delays.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_attempt_failing_records_the_recipient_as_failed() {
+    let s = Setup::new(1, unlimited_sandbox()).await;
+    s.sandbox.fail_next(1, Failure::BadGateway);
+    // The test enqueues the item itself, in the loader's place.
+    let stack = Stack::start_without(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 100.0,
+            replicas: 1,
+        },
+        Some("courier-loader"),
+    );
+    let campaign = start_text_campaign(&s.commands, Audience::All, "last try").await;
+    // Senders read the content from the read model: an item that came
+    // before it would be deferred, one more attempt.
+    wait_for_status(&s.pool.get().await.unwrap(), campaign, "sending", DEADLINE).await;
+    let topology = s.env.topology();
+    let mut headers = HeaderMap::new();
+    let earlier = SENDER_MAX_ATTEMPTS - 1;
+    headers.insert(ATTEMPTS_HEADER, earlier.to_string().as_str());
+    let item = SendMessage {
+        campaign_id: campaign.to_string(),
+        user_id: 1,
+        chat_id: 1,
+    };
+    let js = s.env.jetstream().await;
+    js.publish_with_headers(
+        topology.work_subject(&item.campaign_id),
+        headers,
+        item.encode_to_vec().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let outcomes = js.get_stream(topology.outcomes_stream()).await.unwrap();
+    let subject = topology.outcome_subject(&item.campaign_id, 1);
+    let recorded = wait_until("the recipient's outcome", DEADLINE, || async {
+        outcomes.direct_get_last_for_subject(&subject).await.ok()
+    })
+    .await;
+    let outcome = DeliveryOutcome::decode(recorded.payload).unwrap();
+    assert_eq!(outcome.attempts as u64, SENDER_MAX_ATTEMPTS);
+    match outcome.result {
+        Some(delivery_outcome::Result::Failed(Failed { reason })) => assert!(
+            reason.starts_with(&format!("gave up after {SENDER_MAX_ATTEMPTS} attempts")),
+            "{reason}"
+        ),
+        other => panic!("expected failed, got {other:?}"),
+    }
+    assert_eq!(s.sandbox.stats().errors_by_code.get(&502), Some(&1));
+    assert!(s.sandbox.deliveries().is_empty());
     stack.stop().await.unwrap();
 }

@@ -12,7 +12,7 @@ use async_nats::jetstream::AckKind;
 use courier_core::config::{DatabaseConfig, NatsConfig};
 use courier_core::event::EVENT_TYPE_HEADER;
 use courier_core::proto::v1::event::Payload;
-use courier_core::topology::LOADER_CONSUMER;
+use courier_core::topology::{LOADER_CONSUMER, PULL_EXPIRES};
 use courier_core::{startup, trace_context};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +73,7 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(1)
+        .expires(PULL_EXPIRES)
         .messages()
         .await?;
     let loader = Loader {

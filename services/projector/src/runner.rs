@@ -12,6 +12,7 @@ use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use async_nats::jetstream::{self, Message};
 use courier_core::event::EventPublisher;
 use courier_core::startup::Nats;
+use courier_core::topology::PULL_EXPIRES;
 use courier_core::trace_context;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -187,6 +188,10 @@ async fn ordered_from(
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: last_applied + 1,
             },
+            // The client's idle heartbeat follows the pull expiry (half of
+            // it): a consumer lost with a NATS node is noticed and replaced
+            // after two missed heartbeats, seconds instead of half a minute.
+            max_expires: PULL_EXPIRES,
             ..Default::default()
         })
         .await?;

@@ -14,7 +14,7 @@ pub mod worker;
 use courier_core::commands::CampaignCommands;
 use courier_core::config::{DatabaseConfig, NatsConfig, TelegramConfig};
 use courier_core::event::EventPublisher;
-use courier_core::topology::{SEND_TIMEOUT, SENDERS_CONSUMER};
+use courier_core::topology::{PULL_EXPIRES, SEND_TIMEOUT, SENDERS_CONSUMER};
 use courier_core::{startup, trace_context};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -94,6 +94,7 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
     let messages = consumer
         .stream()
         .max_messages_per_batch(max_in_flight)
+        .expires(PULL_EXPIRES)
         .messages()
         .await?;
     metrics::gauge!("courier_send_rate_limit", "lane" => "free").set(config.rate_limit);
@@ -141,7 +142,7 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
                         stop.cancel();
                     }
                     Err(error) => {
-                        // The item stays unacked and comes back after ack_wait.
+                        // The worker sent it back to be tried again.
                         tracing::warn!(error = format!("{error:#}"), "work item not finished");
                     }
                 }

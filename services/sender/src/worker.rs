@@ -17,7 +17,7 @@ use courier_core::proto::v1::{
     Delivered, DeliveryOutcome, Event, Failed, NotAlive, SendMessage, UserBlocked,
     delivery_outcome, event::Payload,
 };
-use courier_core::topology::{ATTEMPTS_HEADER, SENDER_ACK_WAIT, SENDER_MAX_DELIVER, Topology};
+use courier_core::topology::{ATTEMPTS_HEADER, SENDER_ACK_WAIT, SENDER_MAX_ATTEMPTS, Topology};
 use courier_core::{retry, trace_context};
 use prost::Message as _;
 use uuid::Uuid;
@@ -99,7 +99,25 @@ fn attempts(message: &jetstream::Message, delivered: i64) -> u64 {
 }
 
 impl Worker {
+    /// Works the item. If that fails midway (NATS or Postgres unreachable),
+    /// the item is sent back with the retry delay rather than left to come
+    /// back after the whole ack wait.
     pub async fn handle(&self, message: &jetstream::Message) -> Result<Handled> {
+        let worked = self.work(message).await;
+        if worked.is_err() {
+            let attempt = message
+                .info()
+                .map(|info| attempts(message, info.delivered))
+                .unwrap_or(1);
+            // Best effort: with NATS unreachable, the ack wait brings it back.
+            let _ = message
+                .ack_with(AckKind::Nak(Some(retry_delay(attempt))))
+                .await;
+        }
+        worked
+    }
+
+    async fn work(&self, message: &jetstream::Message) -> Result<Handled> {
         let info = message.info().map_err(anyhow::Error::msg)?;
         let (delivered, seq) = (info.delivered, info.stream_sequence);
         let attempt = attempts(message, delivered);
@@ -180,12 +198,8 @@ impl Worker {
                     Verdict::Uncertain(reason) => {
                         (failed(format!("uncertain: {reason}")), Handled::Failed)
                     }
-                    Verdict::Transient(reason) if attempt >= SENDER_MAX_DELIVER as u64 => (
+                    Verdict::Transient(reason) if attempt >= SENDER_MAX_ATTEMPTS => (
                         failed(format!("gave up after {attempt} attempts: {reason}")),
-                        Handled::Failed,
-                    ),
-                    Verdict::RetryAfter(_) if attempt >= SENDER_MAX_DELIVER as u64 => (
-                        failed(format!("gave up after {attempt} attempts: rate limited")),
                         Handled::Failed,
                     ),
                     Verdict::Transient(reason) => {
