@@ -99,8 +99,8 @@ pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Secti
     if median(&cores) < 0.5 {
         section.notes.push(
             "The projector kept less than half a core busy: it waits on Postgres round trips \
-             (one transaction of several statements per outcome, plus a completion check), \
-             not on its own CPU."
+             (one statement per outcome, a transaction and a completion check per batch of \
+             outcomes), not on its own CPU."
                 .to_owned(),
         );
     }

@@ -1,10 +1,13 @@
 //! Applying one event or one delivery outcome to the Postgres read model.
 //!
-//! Each message is applied in one transaction that also advances its
+//! Each event is applied in one transaction that also advances its
 //! stream's checkpoint (`UPDATE ... WHERE last_seq < seq`); zero rows updated
 //! means the message was applied before, so replaying a stream, or
-//! delivering a message twice, changes nothing. Times come from the events,
+//! delivering a message twice, changes nothing. Outcomes are applied the
+//! same way, many to a transaction ([`OutcomeBatch`]). Times come from the events,
 //! so a replay into an empty database rebuilds identical rows.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use courier_core::campaign::{CampaignStatus, Transition};
@@ -331,120 +334,197 @@ async fn apply_user_event(
     Ok(())
 }
 
-/// Applies one message from the outcomes stream. An outcome for a recipient
-/// the read model does not know is parked when `park_if_unknown` (every
-/// event is applied, so no campaign start will ever explain it), else left
-/// unapplied for a later try.
-pub async fn apply_outcome(
-    client: &mut Client,
-    message: &StreamMessage<'_>,
-    park_if_unknown: bool,
-) -> Result<Applied, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    if !advance_checkpoint(&tx, message).await? {
-        return Ok(Applied::AlreadyApplied);
-    }
-    let outcome = match DeliveryOutcome::decode(message.payload) {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            park(
-                &tx,
-                message,
-                &format!("not a courier.v1.DeliveryOutcome: {error}"),
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(Applied::Parked);
-        }
-    };
-    let (status, message_id, reason) = match &outcome.result {
-        Some(delivery_outcome::Result::Delivered(d)) => ("delivered", Some(d.message_id), None),
-        Some(delivery_outcome::Result::NotAlive(n)) => ("not_alive", None, Some(n.reason.clone())),
-        Some(delivery_outcome::Result::Failed(f)) => ("failed", None, Some(f.reason.clone())),
-        None => {
-            park(
-                &tx,
-                message,
-                "outcome has a result this version does not know",
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(Applied::Parked);
-        }
-    };
-    let campaign = match campaign_uuid(&outcome.campaign_id) {
-        Ok(id) => id,
-        Err(error) => {
-            park(&tx, message, &error).await?;
-            tx.commit().await?;
-            return Ok(Applied::Parked);
-        }
-    };
-    // An outcome may arrive after a cancel marked the recipient cancelled
-    // (the send was in flight): what happened wins over what was planned.
-    let previous = tx
-        .query_opt(
-            "WITH previous AS (
-                 SELECT status FROM deliveries
-                 WHERE campaign_id = $1 AND user_id = $2 AND status IN ('pending', 'cancelled')
-                 FOR UPDATE
-             )
-             UPDATE deliveries d
-             SET status = $3, message_id = $4, reason = $5, attempts = $6, finished_at = $7
-             FROM previous
-             WHERE d.campaign_id = $1 AND d.user_id = $2
-             RETURNING previous.status",
-            &[
-                &campaign,
-                &outcome.user_id,
-                &status,
-                &message_id,
-                &reason,
-                &(outcome.attempts as i32),
-                &timestamp(outcome.occurred_at_ms),
-            ],
-        )
-        .await?;
-    let Some(previous) = previous else {
-        let known = tx
-            .query_opt(
-                "SELECT 1 FROM deliveries WHERE campaign_id = $1 AND user_id = $2",
-                &[&campaign, &outcome.user_id],
+/// Outcomes applied together in one transaction, with the checkpoint and
+/// the campaigns' counters written once at commit. Outcomes arrive by the
+/// thousand per second; one transaction each would make Postgres the
+/// bottleneck. A crash before commit loses the whole batch, which the
+/// checkpoint then replays.
+pub struct OutcomeBatch<'a> {
+    tx: Transaction<'a>,
+    stream: String,
+    /// The last sequence applied: the checkpoint's, then this batch's.
+    last_seq: i64,
+    checkpoint_seq: i64,
+    finish_delivery: tokio_postgres::Statement,
+    counters: HashMap<Uuid, Counters>,
+}
+
+/// How a campaign's counters move in a batch.
+#[derive(Default)]
+struct Counters {
+    delivered: i32,
+    not_alive: i32,
+    failed: i32,
+    /// Recipients cancelled before, whose send turned out to be in flight.
+    uncancelled: i32,
+}
+
+impl<'a> OutcomeBatch<'a> {
+    pub async fn begin(
+        client: &'a mut Client,
+        stream: &str,
+    ) -> Result<OutcomeBatch<'a>, tokio_postgres::Error> {
+        let tx = client.transaction().await?;
+        let last_seq: i64 = tx
+            .query_one(
+                "SELECT last_seq FROM projector_checkpoints WHERE stream = $1 FOR UPDATE",
+                &[&stream],
             )
             .await?
-            .is_some();
-        if known {
-            // A second outcome for a finished recipient: the first one stands.
-            tx.commit().await?;
-            return Ok(Applied::Changed(None));
-        }
-        if park_if_unknown {
-            park(
-                &tx,
-                message,
-                "outcome for a recipient of no started campaign",
+            .get(0);
+        // An outcome may arrive after a cancel marked the recipient
+        // cancelled (the send was in flight): what happened wins over what
+        // was planned. Any other finished recipient keeps its first outcome.
+        let finish_delivery = tx
+            .prepare(
+                "WITH previous AS (
+                     SELECT status FROM deliveries
+                     WHERE campaign_id = $1 AND user_id = $2 AND status IN ('pending', 'cancelled')
+                     FOR UPDATE
+                 )
+                 UPDATE deliveries d
+                 SET status = $3, message_id = $4, reason = $5, attempts = $6, finished_at = $7
+                 FROM previous
+                 WHERE d.campaign_id = $1 AND d.user_id = $2
+                 RETURNING previous.status",
             )
             .await?;
-            tx.commit().await?;
-            return Ok(Applied::Parked);
+        Ok(OutcomeBatch {
+            tx,
+            stream: stream.to_owned(),
+            last_seq,
+            checkpoint_seq: last_seq,
+            finish_delivery,
+            counters: HashMap::new(),
+        })
+    }
+
+    /// Applies one outcome. An outcome for a recipient the read model does
+    /// not know is parked when `park_if_unknown` (every event is applied,
+    /// so no campaign start will ever explain it), else left unapplied
+    /// ([`Applied::UnknownRecipient`]): the batch must stop there, so the
+    /// checkpoint does not pass it.
+    pub async fn apply(
+        &mut self,
+        message: &StreamMessage<'_>,
+        park_if_unknown: bool,
+    ) -> Result<Applied, tokio_postgres::Error> {
+        let seq = message.seq as i64;
+        if seq <= self.last_seq {
+            return Ok(Applied::AlreadyApplied);
         }
-        return Ok(Applied::UnknownRecipient);
-    };
-    let was_cancelled = i32::from(previous.get::<_, &str>(0) == "cancelled");
-    let count = |s: &str| i32::from(status == s);
-    tx.execute(
-        "UPDATE campaigns SET delivered = delivered + $2, not_alive = not_alive + $3,
-             failed = failed + $4, cancelled = cancelled - $5
-         WHERE campaign_id = $1",
-        &[
-            &campaign,
-            &count("delivered"),
-            &count("not_alive"),
-            &count("failed"),
-            &was_cancelled,
-        ],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Applied::Changed(Some(campaign)))
+        let applied = self.apply_new(message, park_if_unknown).await?;
+        if applied != Applied::UnknownRecipient {
+            self.last_seq = seq;
+        }
+        Ok(applied)
+    }
+
+    async fn apply_new(
+        &mut self,
+        message: &StreamMessage<'_>,
+        park_if_unknown: bool,
+    ) -> Result<Applied, tokio_postgres::Error> {
+        let outcome = match DeliveryOutcome::decode(message.payload) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                let error = format!("not a courier.v1.DeliveryOutcome: {error}");
+                park(&self.tx, message, &error).await?;
+                return Ok(Applied::Parked);
+            }
+        };
+        let (status, message_id, reason) = match &outcome.result {
+            Some(delivery_outcome::Result::Delivered(d)) => ("delivered", Some(d.message_id), None),
+            Some(delivery_outcome::Result::NotAlive(n)) => {
+                ("not_alive", None, Some(n.reason.clone()))
+            }
+            Some(delivery_outcome::Result::Failed(f)) => ("failed", None, Some(f.reason.clone())),
+            None => {
+                let error = "outcome has a result this version does not know";
+                park(&self.tx, message, error).await?;
+                return Ok(Applied::Parked);
+            }
+        };
+        let campaign = match campaign_uuid(&outcome.campaign_id) {
+            Ok(id) => id,
+            Err(error) => {
+                park(&self.tx, message, &error).await?;
+                return Ok(Applied::Parked);
+            }
+        };
+        let previous = self
+            .tx
+            .query_opt(
+                &self.finish_delivery,
+                &[
+                    &campaign,
+                    &outcome.user_id,
+                    &status,
+                    &message_id,
+                    &reason,
+                    &(outcome.attempts as i32),
+                    &timestamp(outcome.occurred_at_ms),
+                ],
+            )
+            .await?;
+        let Some(previous) = previous else {
+            let known = self
+                .tx
+                .query_opt(
+                    "SELECT 1 FROM deliveries WHERE campaign_id = $1 AND user_id = $2",
+                    &[&campaign, &outcome.user_id],
+                )
+                .await?
+                .is_some();
+            if known {
+                // A second outcome for a finished recipient: the first one stands.
+                return Ok(Applied::Changed(None));
+            }
+            if park_if_unknown {
+                let error = "outcome for a recipient of no started campaign";
+                park(&self.tx, message, error).await?;
+                return Ok(Applied::Parked);
+            }
+            return Ok(Applied::UnknownRecipient);
+        };
+        let counters = self.counters.entry(campaign).or_default();
+        match status {
+            "delivered" => counters.delivered += 1,
+            "not_alive" => counters.not_alive += 1,
+            _ => counters.failed += 1,
+        }
+        counters.uncancelled += i32::from(previous.get::<_, &str>(0) == "cancelled");
+        Ok(Applied::Changed(Some(campaign)))
+    }
+
+    /// Writes the counters and the checkpoint and commits; returns the
+    /// campaigns whose progress moved.
+    pub async fn commit(self) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+        for (campaign, c) in &self.counters {
+            self.tx
+                .execute(
+                    "UPDATE campaigns SET delivered = delivered + $2, not_alive = not_alive + $3,
+                         failed = failed + $4, cancelled = cancelled - $5
+                     WHERE campaign_id = $1",
+                    &[
+                        campaign,
+                        &c.delivered,
+                        &c.not_alive,
+                        &c.failed,
+                        &c.uncancelled,
+                    ],
+                )
+                .await?;
+        }
+        if self.last_seq > self.checkpoint_seq {
+            self.tx
+                .execute(
+                    "UPDATE projector_checkpoints SET last_seq = $2 WHERE stream = $1",
+                    &[&self.stream, &self.last_seq],
+                )
+                .await?;
+        }
+        self.tx.commit().await?;
+        Ok(self.counters.into_keys().collect())
+    }
 }

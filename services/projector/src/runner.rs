@@ -1,6 +1,7 @@
 //! The projector's main loop: two ordered consumers (events, outcomes)
-//! starting after their checkpoints, applied one message at a time on one
-//! dedicated connection that holds the projector lock.
+//! starting after their checkpoints, applied on one dedicated connection
+//! that holds the projector lock: events one at a time, outcomes in batches
+//! of whatever has arrived.
 //!
 //! Only one projector applies at a time (a Postgres advisory lock); others
 //! wait as hot standbys. Outcomes never overtake the start of their
@@ -14,22 +15,18 @@ use courier_core::event::EventPublisher;
 use courier_core::startup::Nats;
 use courier_core::topology::PULL_EXPIRES;
 use courier_core::trace_context;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::completion;
-use crate::projection::{self, Applied, StreamMessage};
+use crate::projection::{self, Applied, OutcomeBatch, StreamMessage};
 
 /// Arbitrary, fixed: the advisory lock held by the active projector.
 pub(crate) const PROJECTOR_LOCK: i64 = 0x7072_6f6a_6563_746f; // "projecto"
 
-/// Which stream a message came from.
-#[derive(Clone, Copy)]
-enum Source {
-    Events,
-    Outcomes { park_if_unknown: bool },
-}
+/// Most outcomes applied in one transaction.
+const OUTCOME_BATCH: usize = 500;
 
 pub struct Runner {
     nats: Nats,
@@ -70,7 +67,8 @@ impl Runner {
             ordered_from(&self.nats.js, &events_stream, last[0]).await?;
         let (mut outcomes, _) = ordered_from(&self.nats.js, &outcomes_stream, last[1]).await?;
         let mut events_caught_up = events_pending == 0;
-        let mut held_outcome: Option<Message> = None;
+        // Outcomes whose campaign start is not applied yet, in stream order.
+        let mut waiting: Vec<Message> = Vec::new();
         tracing::info!(
             events_from = last[0] + 1,
             outcomes_from = last[1] + 1,
@@ -85,93 +83,99 @@ impl Runner {
                     let pending = message.info().map(|i| i.pending).unwrap_or(0);
                     metrics::gauge!("courier_projector_lag", "stream" => "events").set(pending as f64);
                     events_caught_up = pending == 0;
-                    self.apply(Source::Events, &events_stream, &message).await?;
-                    if let Some(outcome) = held_outcome.take() {
-                        held_outcome = self.apply_outcome(&outcomes_stream, outcome, events_caught_up).await?;
+                    self.apply_event(&events_stream, &message).await?;
+                    if !waiting.is_empty() {
+                        waiting = self.apply_outcomes(&outcomes_stream, waiting, events_caught_up).await?;
                     }
                 }
-                next = outcomes.next(), if held_outcome.is_none() => {
-                    let message = next.ok_or_else(|| anyhow::anyhow!("outcomes consumer ended"))??;
-                    let pending = message.info().map(|i| i.pending).unwrap_or(0);
+                next = outcomes.next(), if waiting.is_empty() => {
+                    let mut batch = vec![next.ok_or_else(|| anyhow::anyhow!("outcomes consumer ended"))??];
+                    // Whatever else has arrived goes into the same transaction.
+                    while batch.len() < OUTCOME_BATCH {
+                        match outcomes.next().now_or_never() {
+                            Some(Some(message)) => batch.push(message?),
+                            Some(None) => anyhow::bail!("outcomes consumer ended"),
+                            None => break,
+                        }
+                    }
+                    let pending = batch.last().and_then(|m| m.info().ok()).map_or(0, |i| i.pending);
                     metrics::gauge!("courier_projector_lag", "stream" => "outcomes").set(pending as f64);
-                    held_outcome = self.apply_outcome(&outcomes_stream, message, events_caught_up).await?;
+                    waiting = self.apply_outcomes(&outcomes_stream, batch, events_caught_up).await?;
                 }
             }
         }
     }
 
-    /// Applies an outcome; hands it back if it must wait for more events.
-    async fn apply_outcome(
-        &mut self,
-        stream: &str,
-        message: Message,
-        events_caught_up: bool,
-    ) -> anyhow::Result<Option<Message>> {
-        match self
-            .apply(
-                Source::Outcomes {
-                    park_if_unknown: events_caught_up,
-                },
-                stream,
-                &message,
-            )
-            .await?
-        {
-            Applied::UnknownRecipient => Ok(Some(message)),
-            _ => Ok(None),
-        }
-    }
-
-    /// Applies one message in a `project` span that continues the trace the
-    /// message carries.
-    async fn apply(
-        &mut self,
-        source: Source,
-        stream: &str,
-        message: &Message,
-    ) -> anyhow::Result<Applied> {
-        let span = tracing::info_span!("project", stream, subject = %message.subject, applied = tracing::field::Empty);
-        trace_context::adopt(&span, message.headers.as_ref());
-        let applied = self
-            .apply_in_span(source, stream, message)
+    /// Applies one event in a `project` span that continues the trace the
+    /// event carries.
+    async fn apply_event(&mut self, stream: &str, message: &Message) -> anyhow::Result<()> {
+        let span = project_span(stream, message);
+        let applied = projection::apply_event(&mut self.client, &stream_message(stream, message)?)
             .instrument(span.clone())
             .await?;
         span.record("applied", tracing::field::debug(&applied));
-        Ok(applied)
-    }
-
-    async fn apply_in_span(
-        &mut self,
-        source: Source,
-        stream: &str,
-        message: &Message,
-    ) -> anyhow::Result<Applied> {
-        let info = message.info().map_err(anyhow::Error::msg)?;
-        let stream_message = StreamMessage {
-            stream,
-            seq: info.stream_sequence,
-            subject: &message.subject,
-            payload: &message.payload,
-        };
-        let label = match source {
-            Source::Events => "events",
-            Source::Outcomes { .. } => "outcomes",
-        };
-        let applied = match source {
-            Source::Events => projection::apply_event(&mut self.client, &stream_message).await?,
-            Source::Outcomes { park_if_unknown } => {
-                projection::apply_outcome(&mut self.client, &stream_message, park_if_unknown)
-                    .await?
-            }
-        };
-        if applied != Applied::AlreadyApplied && applied != Applied::UnknownRecipient {
-            metrics::counter!("courier_projector_applied_total", "stream" => label).increment(1);
+        if applied != Applied::AlreadyApplied {
+            metrics::counter!("courier_projector_applied_total", "stream" => "events").increment(1);
         }
         if let Applied::Changed(Some(campaign)) = applied {
             completion::complete_if_done(&self.client, &self.publisher, campaign).await?;
         }
-        Ok(applied)
+        Ok(())
     }
+
+    /// Applies outcomes in one transaction, each in a `project` span that
+    /// continues its send's trace. Returns those that must wait for more
+    /// events: the first whose recipient the read model does not know yet
+    /// (possible only while the events stream is behind) and all after it.
+    async fn apply_outcomes(
+        &mut self,
+        stream: &str,
+        mut messages: Vec<Message>,
+        events_caught_up: bool,
+    ) -> anyhow::Result<Vec<Message>> {
+        let mut batch = OutcomeBatch::begin(&mut self.client, stream).await?;
+        let mut applied = 0;
+        let mut done = messages.len();
+        for (i, message) in messages.iter().enumerate() {
+            let span = project_span(stream, message);
+            let result = batch
+                .apply(&stream_message(stream, message)?, events_caught_up)
+                .instrument(span.clone())
+                .await?;
+            span.record("applied", tracing::field::debug(&result));
+            match result {
+                Applied::UnknownRecipient => {
+                    done = i;
+                    break;
+                }
+                Applied::AlreadyApplied => {}
+                _ => applied += 1,
+            }
+        }
+        let campaigns = batch.commit().await?;
+        metrics::counter!("courier_projector_applied_total", "stream" => "outcomes")
+            .increment(applied);
+        for campaign in campaigns {
+            completion::complete_if_done(&self.client, &self.publisher, campaign).await?;
+        }
+        Ok(messages.split_off(done))
+    }
+}
+
+fn project_span(stream: &str, message: &Message) -> tracing::Span {
+    let span = tracing::info_span!("project", stream, subject = %message.subject, applied = tracing::field::Empty);
+    trace_context::adopt(&span, message.headers.as_ref());
+    span
+}
+
+fn stream_message<'a>(stream: &'a str, message: &'a Message) -> anyhow::Result<StreamMessage<'a>> {
+    let info = message.info().map_err(anyhow::Error::msg)?;
+    Ok(StreamMessage {
+        stream,
+        seq: info.stream_sequence,
+        subject: &message.subject,
+        payload: &message.payload,
+    })
 }
 
 /// An ordered consumer on `stream` starting after `last_applied`, and how

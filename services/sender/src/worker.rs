@@ -256,16 +256,16 @@ impl Worker {
         Ok(Some(done.expect("only sends stop sending")))
     }
 
+    /// Acks without waiting for the server's confirmation: whatever the
+    /// ack concludes (an outcome, a held copy) is stored first, so an ack
+    /// that gets lost only brings back an item the next sender skips.
     async fn ack(
         &self,
         message: &jetstream::Message,
         kind: AckKind,
         handled: Handled,
     ) -> Result<Handled> {
-        message
-            .double_ack_with(kind)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        message.ack_with(kind).await.map_err(anyhow::Error::msg)?;
         Ok(Ok(handled))
     }
 
