@@ -65,9 +65,9 @@ impl Budget {
         let mut slots = self.slots.lock().await;
         loop {
             let pauses = self.pauses.load(Ordering::Acquire);
-            // A slot left unused well past its time is dropped: sending on
-            // it late would bunch with the other replicas' sends.
-            let late = now_us().saturating_sub(self.tolerance_us());
+            // A slot left unused past the tolerance is dropped: sent that
+            // late, it could push a one-second window over the limit.
+            let late = now_us().saturating_sub(rate::lateness_tolerance_us());
             while slots.front().is_some_and(|slot| *slot < late) {
                 slots.pop_front();
             }
@@ -89,20 +89,11 @@ impl Budget {
                 slots.clear();
                 continue;
             }
-            // Woken late (a busy machine): sending now would bunch with
-            // the next slot, so take a fresh one instead.
-            if now_us() <= slot + self.tolerance_us() {
+            // Woken too late (a busy machine): take a fresh slot instead.
+            if now_us() <= slot + rate::lateness_tolerance_us() {
                 return Ok(());
             }
         }
-    }
-
-    /// How far from its slot a send may go out. A quarter interval keeps a
-    /// one-second window within the pacing headroom at low rates; at high
-    /// rates the timer's own granularity (two ticks) sets the floor, which
-    /// the headroom (3% of, say, 1000/s = 30 sends) absorbs easily.
-    fn tolerance_us(&self) -> u64 {
-        (self.interval_us / 4).max(2 * TIMER_TICK_US)
     }
 
     /// Telegram said 429: no replica sends on this lane for `retry_after`.

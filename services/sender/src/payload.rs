@@ -17,7 +17,26 @@ pub struct UnsendableContent(ContentKind);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     method: &'static str,
-    body: Map<String, Value>,
+    /// The JSON body without its opening brace: each call only writes
+    /// `{"chat_id":N,` in front instead of building and encoding it again.
+    rest_of_body: String,
+}
+
+/// Every kind of content a campaign can send: its Bot API method and the
+/// parameter that carries its file_id (none for text).
+const KINDS: [(ContentKind, &str, Option<&str>); 7] = [
+    (ContentKind::Text, "sendMessage", None),
+    (ContentKind::Photo, "sendPhoto", Some("photo")),
+    (ContentKind::Video, "sendVideo", Some("video")),
+    (ContentKind::Animation, "sendAnimation", Some("animation")),
+    (ContentKind::Document, "sendDocument", Some("document")),
+    (ContentKind::Audio, "sendAudio", Some("audio")),
+    (ContentKind::Voice, "sendVoice", Some("voice")),
+];
+
+/// The Bot API methods a campaign may call.
+pub fn methods() -> impl Iterator<Item = &'static str> {
+    KINDS.iter().map(|(_, method, _)| *method)
 }
 
 impl Template {
@@ -26,15 +45,8 @@ impl Template {
         options: &CampaignOptions,
     ) -> Result<Template, UnsendableContent> {
         let kind = content.kind();
-        let (method, media_field) = match kind {
-            ContentKind::Text => ("sendMessage", None),
-            ContentKind::Photo => ("sendPhoto", Some("photo")),
-            ContentKind::Video => ("sendVideo", Some("video")),
-            ContentKind::Animation => ("sendAnimation", Some("animation")),
-            ContentKind::Document => ("sendDocument", Some("document")),
-            ContentKind::Audio => ("sendAudio", Some("audio")),
-            ContentKind::Voice => ("sendVoice", Some("voice")),
-            ContentKind::Unspecified => return Err(UnsendableContent(kind)),
+        let Some(&(_, method, media_field)) = KINDS.iter().find(|(k, _, _)| *k == kind) else {
+            return Err(UnsendableContent(kind));
         };
         let mut body = Map::new();
         let entities: Vec<Value> = content.entities.iter().map(entity).collect();
@@ -80,15 +92,18 @@ impl Template {
                 body.insert(flag.into(), true.into());
             }
         }
-        Ok(Template { method, body })
+        // Never empty: text or a file_id is always there.
+        let body = Value::Object(body).to_string();
+        Ok(Template {
+            method,
+            rest_of_body: body[1..].to_owned(),
+        })
     }
 
     pub fn call(&self, chat_id: i64) -> Call {
-        let mut body = self.body.clone();
-        body.insert("chat_id".into(), chat_id.into());
         Call {
             method: self.method,
-            body: Value::Object(body),
+            body: format!("{{\"chat_id\":{chat_id},{}", self.rest_of_body).into(),
         }
     }
 }
@@ -136,6 +151,10 @@ mod tests {
     use super::*;
     use courier_core::proto::v1::{Button, ButtonRow, InlineKeyboard};
 
+    fn body(call: &Call) -> Value {
+        serde_json::from_slice(&call.body).expect("the body is JSON")
+    }
+
     fn bold(offset: i64, length: i64) -> MessageEntity {
         MessageEntity {
             r#type: "bold".into(),
@@ -166,7 +185,7 @@ mod tests {
             .call(42);
         assert_eq!(call.method, "sendMessage");
         assert_eq!(
-            call.body,
+            body(&call),
             json!({
                 "chat_id": 42,
                 "text": "Hello world",
@@ -193,7 +212,7 @@ mod tests {
         let call = Template::new(&content, &options).unwrap().call(7);
         assert_eq!(call.method, "sendPhoto");
         assert_eq!(
-            call.body,
+            body(&call),
             json!({
                 "chat_id": 7,
                 "photo": "AgACAgIAAxk",
@@ -224,8 +243,8 @@ mod tests {
                 .unwrap()
                 .call(1);
             assert_eq!(call.method, method);
-            assert_eq!(call.body[field], "F");
-            assert!(call.body.get("caption").is_none());
+            assert_eq!(body(&call)[field], "F");
+            assert!(body(&call).get("caption").is_none());
         }
     }
 

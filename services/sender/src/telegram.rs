@@ -6,25 +6,30 @@
 //! drops the `error_code` that classification needs. The request bodies
 //! are the Bot API's JSON, built from the stored content in [`payload`].
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use courier_core::config::TelegramConfig;
 use serde::Deserialize;
 
 use crate::classify::ApiFailure;
+use crate::payload;
 
 /// One Bot API method call, ready to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
     pub method: &'static str,
-    pub body: serde_json::Value,
+    /// The parameters, as JSON.
+    pub body: bytes::Bytes,
 }
 
 #[derive(Clone)]
 pub struct BotApi {
     http: reqwest::Client,
-    /// `{api}/bot{token}/`: holds the secret, so it is never logged.
-    base: String,
+    /// `{api}/bot{token}/{method}` for each method a campaign may call,
+    /// parsed once rather than on every send. They hold the secret, so they
+    /// are never logged.
+    urls: HashMap<&'static str, reqwest::Url>,
 }
 
 #[derive(Deserialize)]
@@ -51,7 +56,7 @@ impl BotApi {
         config: &TelegramConfig,
         timeout: Duration,
         max_idle: usize,
-    ) -> Result<BotApi, reqwest::Error> {
+    ) -> anyhow::Result<BotApi> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
@@ -59,19 +64,29 @@ impl BotApi {
             .tcp_nodelay(true)
             .build()?;
         let api = config.api_url.as_str().trim_end_matches('/');
-        Ok(BotApi {
-            http,
-            base: format!("{api}/bot{}/", config.bot_token.expose()),
-        })
+        let token = config.bot_token.expose();
+        let urls = payload::methods()
+            .map(|method| {
+                let url = reqwest::Url::parse(&format!("{api}/bot{token}/{method}"))
+                    // The error would quote the URL, and the URL the token.
+                    .map_err(|_| anyhow::anyhow!("TELEGRAM_API_URL does not make a method URL"))?;
+                Ok((method, url))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(BotApi { http, urls })
     }
 
     /// Sends one message; returns Telegram's message id.
     #[tracing::instrument(name = "telegram.request", skip_all, fields(method = call.method, http.status_code))]
     pub async fn send(&self, call: &Call) -> Result<i64, ApiFailure> {
+        let url = self.urls.get(call.method).cloned().ok_or_else(|| {
+            ApiFailure::NotSent(format!("{} is not a method campaigns call", call.method))
+        })?;
         let response = self
             .http
-            .post(format!("{}{}", self.base, call.method))
-            .json(&call.body)
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(call.body.clone())
             .send()
             .await
             .map_err(transport_failure)?;
