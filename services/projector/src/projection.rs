@@ -1,13 +1,12 @@
 //! Applying one event or one delivery outcome to the Postgres read model.
 //!
-//! Each event is applied in one transaction that also advances its
-//! stream's checkpoint (`UPDATE ... WHERE last_seq < seq`); zero rows updated
-//! means the message was applied before, so replaying a stream, or
-//! delivering a message twice, changes nothing. Outcomes are applied the
-//! same way, many to a transaction ([`OutcomeBatch`]). Times come from the events,
-//! so a replay into an empty database rebuilds identical rows.
+//! Messages are applied in batches ([`Batch`]), each one transaction that
+//! also advances its stream's checkpoint; a message at or below the
+//! checkpoint was applied before, so replaying a stream, or delivering a
+//! message twice, changes nothing. Times come from the events, so a replay
+//! into an empty database rebuilds identical rows.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use courier_core::campaign::{CampaignStatus, Transition};
@@ -68,19 +67,6 @@ pub async fn checkpoints(
     Ok(sequences)
 }
 
-async fn advance_checkpoint(
-    tx: &Transaction<'_>,
-    message: &StreamMessage<'_>,
-) -> Result<bool, tokio_postgres::Error> {
-    let updated = tx
-        .execute(
-            "UPDATE projector_checkpoints SET last_seq = $2 WHERE stream = $1 AND last_seq < $2",
-            &[&message.stream, &(message.seq as i64)],
-        )
-        .await?;
-    Ok(updated == 1)
-}
-
 async fn park(
     tx: &Transaction<'_>,
     message: &StreamMessage<'_>,
@@ -108,38 +94,6 @@ fn timestamp(millis: i64) -> DateTime<Utc> {
 
 fn campaign_uuid(id: &str) -> Result<Uuid, String> {
     Uuid::parse_str(id).map_err(|_| format!("campaign id {id:?} is not a UUID"))
-}
-
-/// Applies one message from the events stream.
-pub async fn apply_event(
-    client: &mut Client,
-    message: &StreamMessage<'_>,
-) -> Result<Applied, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    if !advance_checkpoint(&tx, message).await? {
-        return Ok(Applied::AlreadyApplied);
-    }
-    let decoded = match courier_core::event::decode(message.payload) {
-        Ok((_, occurred_at_ms, payload)) => Decoded::Ok((timestamp(occurred_at_ms), payload)),
-        Err(error) => Decoded::Poison(error.to_string()),
-    };
-    let applied = match decoded {
-        Decoded::Poison(error) => {
-            park(&tx, message, &error).await?;
-            Applied::Parked
-        }
-        Decoded::Ok((at, payload)) => {
-            match apply_payload(&tx, message.seq as i64, at, payload).await? {
-                Decoded::Ok(campaign) => Applied::Changed(campaign),
-                Decoded::Poison(error) => {
-                    park(&tx, message, &error).await?;
-                    Applied::Parked
-                }
-            }
-        }
-    };
-    tx.commit().await?;
-    Ok(applied)
 }
 
 async fn apply_payload(
@@ -334,20 +288,38 @@ async fn apply_user_event(
     Ok(())
 }
 
-/// Outcomes applied together in one transaction, with the checkpoint and
-/// the campaigns' counters written once at commit. Outcomes arrive by the
-/// thousand per second; one transaction each would make Postgres the
-/// bottleneck. A crash before commit loses the whole batch, which the
-/// checkpoint then replays.
-pub struct OutcomeBatch<'a> {
+/// Messages of one stream applied together in one transaction, with the
+/// checkpoint and the campaigns' counters written once at commit. Outcomes
+/// arrive by the thousand per second (and user events by the thousand on an
+/// import); a transaction each would make Postgres the bottleneck. A crash
+/// before commit loses the whole batch, which the checkpoint then replays.
+pub struct Batch<'a> {
     tx: Transaction<'a>,
     stream: String,
     /// The last sequence applied: the checkpoint's, then this batch's.
     last_seq: i64,
     checkpoint_seq: i64,
-    finish_delivery: tokio_postgres::Statement,
+    /// Prepared at the first outcome: it runs once per outcome.
+    finish_delivery: Option<tokio_postgres::Statement>,
     counters: HashMap<Uuid, Counters>,
+    /// Campaigns whose status or progress moved.
+    changed: BTreeSet<Uuid>,
 }
+
+/// Records a recipient's outcome. An outcome may arrive after a cancel
+/// marked the recipient cancelled (the send was in flight): what happened
+/// wins over what was planned. Any other finished recipient keeps its first
+/// outcome. Returns the status it had.
+const FINISH_DELIVERY: &str = "WITH previous AS (
+         SELECT status FROM deliveries
+         WHERE campaign_id = $1 AND user_id = $2 AND status IN ('pending', 'cancelled')
+         FOR UPDATE
+     )
+     UPDATE deliveries d
+     SET status = $3, message_id = $4, reason = $5, attempts = $6, finished_at = $7
+     FROM previous
+     WHERE d.campaign_id = $1 AND d.user_id = $2
+     RETURNING previous.status";
 
 /// How a campaign's counters move in a batch.
 #[derive(Default)]
@@ -359,11 +331,11 @@ struct Counters {
     uncancelled: i32,
 }
 
-impl<'a> OutcomeBatch<'a> {
+impl<'a> Batch<'a> {
     pub async fn begin(
         client: &'a mut Client,
         stream: &str,
-    ) -> Result<OutcomeBatch<'a>, tokio_postgres::Error> {
+    ) -> Result<Batch<'a>, tokio_postgres::Error> {
         let tx = client.transaction().await?;
         let last_seq: i64 = tx
             .query_one(
@@ -372,39 +344,51 @@ impl<'a> OutcomeBatch<'a> {
             )
             .await?
             .get(0);
-        // An outcome may arrive after a cancel marked the recipient
-        // cancelled (the send was in flight): what happened wins over what
-        // was planned. Any other finished recipient keeps its first outcome.
-        let finish_delivery = tx
-            .prepare(
-                "WITH previous AS (
-                     SELECT status FROM deliveries
-                     WHERE campaign_id = $1 AND user_id = $2 AND status IN ('pending', 'cancelled')
-                     FOR UPDATE
-                 )
-                 UPDATE deliveries d
-                 SET status = $3, message_id = $4, reason = $5, attempts = $6, finished_at = $7
-                 FROM previous
-                 WHERE d.campaign_id = $1 AND d.user_id = $2
-                 RETURNING previous.status",
-            )
-            .await?;
-        Ok(OutcomeBatch {
+        Ok(Batch {
             tx,
             stream: stream.to_owned(),
             last_seq,
             checkpoint_seq: last_seq,
-            finish_delivery,
+            finish_delivery: None,
             counters: HashMap::new(),
+            changed: BTreeSet::new(),
         })
     }
 
-    /// Applies one outcome. An outcome for a recipient the read model does
-    /// not know is parked when `park_if_unknown` (every event is applied,
-    /// so no campaign start will ever explain it), else left unapplied
-    /// ([`Applied::UnknownRecipient`]): the batch must stop there, so the
-    /// checkpoint does not pass it.
-    pub async fn apply(
+    /// Applies one message from the events stream.
+    pub async fn apply_event(
+        &mut self,
+        message: &StreamMessage<'_>,
+    ) -> Result<Applied, tokio_postgres::Error> {
+        let seq = message.seq as i64;
+        if seq <= self.last_seq {
+            return Ok(Applied::AlreadyApplied);
+        }
+        self.last_seq = seq;
+        let decoded = match courier_core::event::decode(message.payload) {
+            Ok((_, occurred_at_ms, payload)) => {
+                apply_payload(&self.tx, seq, timestamp(occurred_at_ms), payload).await?
+            }
+            Err(error) => Decoded::Poison(error.to_string()),
+        };
+        match decoded {
+            Decoded::Ok(campaign) => {
+                self.changed.extend(campaign);
+                Ok(Applied::Changed(campaign))
+            }
+            Decoded::Poison(error) => {
+                park(&self.tx, message, &error).await?;
+                Ok(Applied::Parked)
+            }
+        }
+    }
+
+    /// Applies one message from the outcomes stream. An outcome for a
+    /// recipient the read model does not know is parked when
+    /// `park_if_unknown` (every event is applied, so no campaign start will
+    /// ever explain it), else left unapplied ([`Applied::UnknownRecipient`]):
+    /// the batch must stop there, so the checkpoint does not pass it.
+    pub async fn apply_outcome(
         &mut self,
         message: &StreamMessage<'_>,
         park_if_unknown: bool,
@@ -452,10 +436,18 @@ impl<'a> OutcomeBatch<'a> {
                 return Ok(Applied::Parked);
             }
         };
+        let finish_delivery = match &self.finish_delivery {
+            Some(statement) => statement.clone(),
+            None => {
+                let statement = self.tx.prepare(FINISH_DELIVERY).await?;
+                self.finish_delivery = Some(statement.clone());
+                statement
+            }
+        };
         let previous = self
             .tx
             .query_opt(
-                &self.finish_delivery,
+                &finish_delivery,
                 &[
                     &campaign,
                     &outcome.user_id,
@@ -494,11 +486,12 @@ impl<'a> OutcomeBatch<'a> {
             _ => counters.failed += 1,
         }
         counters.uncancelled += i32::from(previous.get::<_, &str>(0) == "cancelled");
+        self.changed.insert(campaign);
         Ok(Applied::Changed(Some(campaign)))
     }
 
     /// Writes the counters and the checkpoint and commits; returns the
-    /// campaigns whose progress moved.
+    /// campaigns whose status or progress moved.
     pub async fn commit(self) -> Result<Vec<Uuid>, tokio_postgres::Error> {
         for (campaign, c) in &self.counters {
             self.tx
@@ -525,6 +518,6 @@ impl<'a> OutcomeBatch<'a> {
                 .await?;
         }
         self.tx.commit().await?;
-        Ok(self.counters.into_keys().collect())
+        Ok(self.changed.into_iter().collect())
     }
 }

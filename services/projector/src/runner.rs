@@ -1,7 +1,6 @@
 //! The projector's main loop: two ordered consumers (events, outcomes)
 //! starting after their checkpoints, applied on one dedicated connection
-//! that holds the projector lock: events one at a time, outcomes in batches
-//! of whatever has arrived.
+//! that holds the projector lock, in batches of whatever has arrived.
 //!
 //! Only one projector applies at a time (a Postgres advisory lock); others
 //! wait as hot standbys. Outcomes never overtake the start of their
@@ -9,7 +8,8 @@
 //! held until more events are applied (this happens when a replay reads the
 //! outcomes stream faster than the events stream).
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig, OrderedError};
 use async_nats::jetstream::{self, Message};
 use courier_core::event::EventPublisher;
 use courier_core::startup::Nats;
@@ -20,13 +20,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::completion;
-use crate::projection::{self, Applied, OutcomeBatch, StreamMessage};
+use crate::projection::{self, Applied, Batch, StreamMessage};
 
 /// Arbitrary, fixed: the advisory lock held by the active projector.
 pub(crate) const PROJECTOR_LOCK: i64 = 0x7072_6f6a_6563_746f; // "projecto"
 
-/// Most outcomes applied in one transaction.
-const OUTCOME_BATCH: usize = 500;
+/// Most messages applied in one transaction.
+const BATCH: usize = 500;
 
 pub struct Runner {
     nats: Nats,
@@ -79,25 +79,17 @@ impl Runner {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
                 next = events.next() => {
-                    let message = next.ok_or_else(|| anyhow::anyhow!("events consumer ended"))??;
-                    let pending = message.info().map(|i| i.pending).unwrap_or(0);
+                    let batch = drain(next, &mut events, "events")?;
+                    let pending = batch.last().and_then(|m| m.info().ok()).map_or(0, |i| i.pending);
                     metrics::gauge!("courier_projector_lag", "stream" => "events").set(pending as f64);
                     events_caught_up = pending == 0;
-                    self.apply_event(&events_stream, &message).await?;
+                    self.apply_events(&events_stream, &batch).await?;
                     if !waiting.is_empty() {
                         waiting = self.apply_outcomes(&outcomes_stream, waiting, events_caught_up).await?;
                     }
                 }
                 next = outcomes.next(), if waiting.is_empty() => {
-                    let mut batch = vec![next.ok_or_else(|| anyhow::anyhow!("outcomes consumer ended"))??];
-                    // Whatever else has arrived goes into the same transaction.
-                    while batch.len() < OUTCOME_BATCH {
-                        match outcomes.next().now_or_never() {
-                            Some(Some(message)) => batch.push(message?),
-                            Some(None) => anyhow::bail!("outcomes consumer ended"),
-                            None => break,
-                        }
-                    }
+                    let batch = drain(next, &mut outcomes, "outcomes")?;
                     let pending = batch.last().and_then(|m| m.info().ok()).map_or(0, |i| i.pending);
                     metrics::gauge!("courier_projector_lag", "stream" => "outcomes").set(pending as f64);
                     waiting = self.apply_outcomes(&outcomes_stream, batch, events_caught_up).await?;
@@ -106,21 +98,24 @@ impl Runner {
         }
     }
 
-    /// Applies one event in a `project` span that continues the trace the
-    /// event carries.
-    async fn apply_event(&mut self, stream: &str, message: &Message) -> anyhow::Result<()> {
-        let span = project_span(stream, message);
-        let applied = projection::apply_event(&mut self.client, &stream_message(stream, message)?)
-            .instrument(span.clone())
-            .await?;
-        span.record("applied", tracing::field::debug(&applied));
-        if applied != Applied::AlreadyApplied {
-            metrics::counter!("courier_projector_applied_total", "stream" => "events").increment(1);
+    /// Applies events in one transaction, each in a `project` span that
+    /// continues the trace the event carries.
+    async fn apply_events(&mut self, stream: &str, messages: &[Message]) -> anyhow::Result<()> {
+        let mut batch = Batch::begin(&mut self.client, stream).await?;
+        let mut applied = 0;
+        for message in messages {
+            let span = project_span(stream, message);
+            let result = batch
+                .apply_event(&stream_message(stream, message)?)
+                .instrument(span.clone())
+                .await?;
+            span.record("applied", tracing::field::debug(&result));
+            if result != Applied::AlreadyApplied {
+                applied += 1;
+            }
         }
-        if let Applied::Changed(Some(campaign)) = applied {
-            completion::complete_if_done(&self.client, &self.publisher, campaign).await?;
-        }
-        Ok(())
+        let campaigns = batch.commit().await?;
+        self.after_commit("events", applied, campaigns).await
     }
 
     /// Applies outcomes in one transaction, each in a `project` span that
@@ -133,13 +128,13 @@ impl Runner {
         mut messages: Vec<Message>,
         events_caught_up: bool,
     ) -> anyhow::Result<Vec<Message>> {
-        let mut batch = OutcomeBatch::begin(&mut self.client, stream).await?;
+        let mut batch = Batch::begin(&mut self.client, stream).await?;
         let mut applied = 0;
         let mut done = messages.len();
         for (i, message) in messages.iter().enumerate() {
             let span = project_span(stream, message);
             let result = batch
-                .apply(&stream_message(stream, message)?, events_caught_up)
+                .apply_outcome(&stream_message(stream, message)?, events_caught_up)
                 .instrument(span.clone())
                 .await?;
             span.record("applied", tracing::field::debug(&result));
@@ -153,13 +148,42 @@ impl Runner {
             }
         }
         let campaigns = batch.commit().await?;
-        metrics::counter!("courier_projector_applied_total", "stream" => "outcomes")
-            .increment(applied);
+        self.after_commit("outcomes", applied, campaigns).await?;
+        Ok(messages.split_off(done))
+    }
+
+    /// Counts what a batch applied and completes the campaigns it finished.
+    async fn after_commit(
+        &self,
+        stream: &'static str,
+        applied: u64,
+        campaigns: Vec<uuid::Uuid>,
+    ) -> anyhow::Result<()> {
+        metrics::counter!("courier_projector_applied_total", "stream" => stream).increment(applied);
         for campaign in campaigns {
             completion::complete_if_done(&self.client, &self.publisher, campaign).await?;
         }
-        Ok(messages.split_off(done))
+        Ok(())
     }
+}
+
+/// The message just received and whatever else has already arrived, up to
+/// [`BATCH`]: they go into one transaction.
+fn drain(
+    first: Option<Result<Message, OrderedError>>,
+    stream: &mut Ordered,
+    name: &str,
+) -> anyhow::Result<Vec<Message>> {
+    let ended = || anyhow::anyhow!("{name} consumer ended");
+    let mut batch = vec![first.ok_or_else(ended)??];
+    while batch.len() < BATCH {
+        match stream.next().now_or_never() {
+            Some(Some(message)) => batch.push(message?),
+            Some(None) => return Err(ended()),
+            None => break,
+        }
+    }
+    Ok(batch)
 }
 
 fn project_span(stream: &str, message: &Message) -> tracing::Span {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Event, Language, UserRegistered, event::Payload};
-use courier_projector::projection::{self, Applied, StreamMessage};
+use courier_projector::projection::{self, Applied, Batch, StreamMessage};
 use courier_testing::{TestEnv, wait_until};
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +16,14 @@ fn registered(user_id: i64) -> Event {
         chat_id: user_id,
         language: Language::Ru.into(),
     }))
+}
+
+/// Applies `message` alone in a batch of its own.
+async fn apply_alone(client: &mut tokio_postgres::Client, message: &StreamMessage<'_>) -> Applied {
+    let mut batch = Batch::begin(client, message.stream).await.unwrap();
+    let applied = batch.apply_event(message).await.unwrap();
+    batch.commit().await.unwrap();
+    applied
 }
 
 #[tokio::test]
@@ -32,9 +40,7 @@ async fn applying_a_message_twice_changes_nothing() {
         payload: &payload,
     };
     assert_eq!(
-        projection::apply_event(&mut client, &message)
-            .await
-            .unwrap(),
+        apply_alone(&mut client, &message).await,
         Applied::Changed(None)
     );
     let before: String = client
@@ -43,9 +49,7 @@ async fn applying_a_message_twice_changes_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(
-        projection::apply_event(&mut client, &message)
-            .await
-            .unwrap(),
+        apply_alone(&mut client, &message).await,
         Applied::AlreadyApplied
     );
     let after: String = client
