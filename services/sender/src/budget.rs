@@ -67,7 +67,7 @@ impl Budget {
             let pauses = self.pauses.load(Ordering::Acquire);
             // A slot left unused past the tolerance is dropped: sent that
             // late, it could push a one-second window over the limit.
-            let late = now_us().saturating_sub(rate::lateness_tolerance_us());
+            let late = now_us().saturating_sub(rate::lateness_tolerance_us(self.interval_us));
             while slots.front().is_some_and(|slot| *slot < late) {
                 slots.pop_front();
             }
@@ -90,7 +90,7 @@ impl Budget {
                 continue;
             }
             // Woken too late (a busy machine): take a fresh slot instead.
-            if now_us() <= slot + rate::lateness_tolerance_us() {
+            if now_us() <= slot + rate::lateness_tolerance_us(self.interval_us) {
                 return Ok(());
             }
         }
