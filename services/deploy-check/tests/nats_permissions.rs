@@ -506,6 +506,11 @@ async fn the_services_run_a_campaign_under_their_own_users() {
     let operator = Connection::open(&server, "courierctl").await;
     let operator_js = jetstream::new(operator.client.clone());
     let topology = Topology::new("courier".parse().unwrap(), 1);
+    // The services create the streams as they start.
+    courier_testing::wait_until("the services' streams", DEADLINE, || async {
+        operator_js.get_stream(topology.events_stream()).await.ok()
+    })
+    .await;
     let users: Vec<(i64, Language, bool)> = (1..=40).map(|id| (id, Language::Ru, true)).collect();
     register_users(
         &EventPublisher::new(operator_js.clone(), topology.clone()),
