@@ -1,14 +1,16 @@
 //! The sender's delivery rules with several replicas against the Telegram
 //! sandbox: one shared rate budget, 429s pause the token everywhere,
-//! pause/resume/cancel, a wrong token stops sending.
+//! pause/resume/cancel, a wrong token stops sending, one message a second
+//! to a chat.
 
 use std::time::Duration;
 
 use courier_core::commands::Change;
-use courier_core::proto::v1::Audience;
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::{Audience, Language};
 use courier_e2e::{SenderSettings, Setup, Stack, receipts, sender_config, unlimited_sandbox};
 use courier_testing::campaigns::{
-    campaign_row, start_text_campaign, wait_for_status, wait_for_users,
+    campaign_row, register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
 use courier_testing::wait_until;
 use telegram_sandbox::{Sandbox, SandboxConfig};
@@ -115,9 +117,17 @@ async fn pause_stops_sends_within_a_second_and_resume_finishes_without_spending_
             replicas: 2,
         },
     );
+    // Ten ru users for another campaign; its own chats, so that no chat
+    // spacing defers (and spends attempts of) the paused one's items.
+    let ru: Vec<_> = (1001..=1010).map(|id| (id, Language::Ru, true)).collect();
+    register_users(
+        &EventPublisher::new(s.env.jetstream().await, s.env.topology()),
+        &ru,
+    )
+    .await;
     let client = s.pool.get().await.unwrap();
-    wait_for_users(&client, 60, DEADLINE).await;
-    let campaign = start_text_campaign(&s.commands, Audience::All, "pausable").await;
+    wait_for_users(&client, 70, DEADLINE).await;
+    let campaign = start_text_campaign(&s.commands, Audience::En, "pausable").await;
     wait_until("some sends", DEADLINE, || async {
         (s.sandbox.deliveries().len() >= 10).then_some(())
     })
@@ -135,7 +145,7 @@ async fn pause_stops_sends_within_a_second_and_resume_finishes_without_spending_
     let paused_at = tokio::time::Instant::now();
     wait_for_status(&client, campaign, "paused", DEADLINE).await;
     // Another campaign keeps flowing meanwhile.
-    let other = start_text_campaign(&s.commands, Audience::All, "unaffected").await;
+    let other = start_text_campaign(&s.commands, Audience::Ru, "unaffected").await;
     wait_for_status(&client, other, "completed", DEADLINE).await;
     let sent_while_paused = s
         .sandbox
@@ -250,5 +260,44 @@ async fn a_refused_token_stops_the_sender_with_an_error_naming_it() {
     assert!(message.contains("TELEGRAM_BOT_TOKEN"), "{message}");
     assert!(!message.contains(courier_e2e::BOT_TOKEN), "{message}");
     assert!(s.sandbox.deliveries().is_empty());
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_campaigns_to_the_same_chats_keep_each_chat_to_one_message_a_second() {
+    const USERS: i64 = 20;
+    // Telegram's per-chat limit is on; the token's is off.
+    let s = Setup::new(
+        USERS,
+        SandboxConfig {
+            rate_limit: 0,
+            ..SandboxConfig::default()
+        },
+    )
+    .await;
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 1000.0,
+            replicas: 1,
+        },
+    );
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, USERS, DEADLINE).await;
+    let first = start_text_campaign(&s.commands, Audience::All, "one").await;
+    let second = start_text_campaign(&s.commands, Audience::All, "two").await;
+    for campaign in [first, second] {
+        let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+        assert_eq!(row.delivered, USERS as i32, "{row:?}");
+    }
+    assert_eq!(
+        s.sandbox.stats().too_many_requests,
+        0,
+        "no chat got two messages within a second"
+    );
+    for (chat, count) in receipts(&s.sandbox) {
+        assert_eq!(count, 2, "chat {chat} got both campaigns");
+    }
     stack.stop().await.unwrap();
 }

@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod campaigns;
+pub mod chat_spacing;
 pub mod classify;
 pub mod content_guard;
 pub mod payload;
@@ -46,6 +47,14 @@ pub struct SenderConfig {
         default_value_t = 1000.0
     )]
     pub paid_rate_limit: f64,
+    /// Messages per second to one chat (Telegram allows about one).
+    #[arg(
+        long = "chat-rate-limit",
+        env = "SENDER_CHAT_RATE_LIMIT",
+        value_name = "SENDER_CHAT_RATE_LIMIT",
+        default_value_t = 1.0
+    )]
+    pub chat_rate_limit: f64,
     /// Requests in flight at once; about rate × latency is enough.
     #[arg(long = "max-in-flight", env = "SENDER_MAX_IN_FLIGHT", value_name = "SENDER_MAX_IN_FLIGHT", default_value_t = 64,
           value_parser = clap::value_parser!(u16).range(1..=500))]
@@ -60,6 +69,10 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
     anyhow::ensure!(
         config.paid_rate_limit > 0.0,
         "SENDER_PAID_RATE_LIMIT must be positive"
+    );
+    anyhow::ensure!(
+        config.chat_rate_limit > 0.0,
+        "SENDER_CHAT_RATE_LIMIT must be positive"
     );
     let Some(nats) = startup::nats(&config.nats, "courier-sender", &shutdown).await? else {
         return Ok(());
@@ -79,6 +92,10 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         free_lane: budget::Budget::new(rates.clone(), bot_id, "free", config.rate_limit),
         paid_lane: budget::Budget::new(rates, bot_id, "paid", config.paid_rate_limit),
         content_guard: Default::default(),
+        chat_spacing: std::sync::Mutex::new(chat_spacing::ChatSpacing::new(
+            config.chat_rate_limit,
+            std::time::Instant::now(),
+        )),
         js: nats.js.clone(),
         topology: nats.topology.clone(),
     };

@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::budget::Budget;
 use crate::campaigns::Campaigns;
+use crate::chat_spacing::ChatSpacing;
 use crate::classify::{Verdict, classify};
 use crate::content_guard::ContentGuard;
 use crate::telegram::BotApi;
@@ -79,6 +80,7 @@ pub struct Worker {
     pub free_lane: Budget,
     pub paid_lane: Budget,
     pub content_guard: Mutex<ContentGuard>,
+    pub chat_spacing: Mutex<ChatSpacing>,
 }
 
 /// Delay before a transient failure's next attempt: 1 s doubling, ≤ 60 s.
@@ -148,7 +150,9 @@ impl Worker {
         }
         let Some(campaign) = self.campaigns.content(campaign_id).await? else {
             // The projector has not stored the content yet.
-            return self.defer(message, Duration::from_secs(1)).await;
+            return self
+                .defer(message, Duration::from_secs(1), "content not projected yet")
+                .await;
         };
         let template = match &campaign.template {
             Ok(template) => template,
@@ -171,6 +175,16 @@ impl Worker {
             .await?
         {
             return Ok(Ok(handled));
+        }
+        let too_soon = self
+            .chat_spacing
+            .lock()
+            .expect("chat spacing lock")
+            .try_send(item.chat_id, std::time::Instant::now());
+        if let Err(wait) = too_soon {
+            // The chat got a message a moment ago (another campaign's):
+            // this slot goes unused rather than earn the token a 429.
+            return self.defer(message, wait, "chat spacing").await;
         }
         let sent = self.api.send(&template.call(item.chat_id)).await;
         let (result, handled) = match sent {
@@ -204,7 +218,9 @@ impl Worker {
                     ),
                     Verdict::Transient(reason) => {
                         tracing::warn!(campaign = %campaign_id, attempt, reason, "transient failure; will retry");
-                        return self.defer(message, retry_delay(attempt)).await;
+                        return self
+                            .defer(message, retry_delay(attempt), "transient failure")
+                            .await;
                     }
                     Verdict::RetryAfter(retry_after) => {
                         metrics::counter!("courier_telegram_429_total").increment(1);
@@ -213,7 +229,7 @@ impl Worker {
                             "429 from Telegram: pausing the token"
                         );
                         lane.pause_for(retry_after).await?;
-                        return self.defer(message, retry_after).await;
+                        return self.defer(message, retry_after, "429").await;
                     }
                     Verdict::Unauthorized => {
                         message
@@ -238,15 +254,22 @@ impl Worker {
         attempt: u64,
         seq: u64,
     ) -> anyhow::Result<Option<Handled>> {
-        let done = match self.campaigns.status(campaign).await {
+        let mut status = self.campaigns.status(campaign).await;
+        if let Ok(CampaignStatus::Paused) = status {
+            // Confirmed against the campaign's latest event: a stale cache
+            // must not hold an item of a campaign that has resumed.
+            status = self.campaigns.fresh_status(campaign).await;
+        }
+        let done = match status {
             Ok(CampaignStatus::Sending | CampaignStatus::Completed) => return Ok(None),
             Ok(CampaignStatus::Cancelled) => {
                 self.ack(message, AckKind::Ack, Handled::Dropped).await?
             }
-            Ok(CampaignStatus::Paused) => {
-                self.hold(message, item, campaign, attempt - 1, seq).await?
+            Ok(CampaignStatus::Paused) => self.hold(message, item, attempt - 1, seq).await?,
+            Ok(CampaignStatus::Pending) => {
+                self.defer(message, Duration::from_secs(1), "campaign not started")
+                    .await?
             }
-            Ok(CampaignStatus::Pending) => self.defer(message, Duration::from_secs(1)).await?,
             Err(CommandError::NotFound(_)) => {
                 tracing::error!(%campaign, "dropped a work item of a campaign that does not exist");
                 self.ack(message, AckKind::Term, Handled::Dropped).await?
@@ -269,7 +292,13 @@ impl Worker {
         Ok(Ok(handled))
     }
 
-    async fn defer(&self, message: &jetstream::Message, delay: Duration) -> Result<Handled> {
+    async fn defer(
+        &self,
+        message: &jetstream::Message,
+        delay: Duration,
+        why: &'static str,
+    ) -> Result<Handled> {
+        tracing::debug!(?delay, why, "deferred a work item");
         message
             .ack_with(AckKind::Nak(Some(delay)))
             .await
@@ -278,20 +307,14 @@ impl Worker {
     }
 
     /// Sets an item of a paused campaign aside on the held subject, keeping
-    /// its attempt count; the loader moves it back on resume. Confirmed
-    /// against the campaign's latest event first, so a stale cache never
-    /// holds an item of a campaign that already resumed.
+    /// its attempt count; the loader moves it back on resume.
     async fn hold(
         &self,
         message: &jetstream::Message,
         item: &SendMessage,
-        campaign: Uuid,
         attempts_so_far: u64,
         seq: u64,
     ) -> Result<Handled> {
-        if self.campaigns.fresh_status(campaign).await? != CampaignStatus::Paused {
-            return self.defer(message, Duration::ZERO).await;
-        }
         let mut headers = message.headers.clone().unwrap_or_default();
         headers.insert(ATTEMPTS_HEADER, attempts_so_far.to_string().as_str());
         let held = PublishMessage::build()
