@@ -61,6 +61,9 @@ pub struct SenderConfig {
     pub max_in_flight: u16,
 }
 
+/// Connections to the Bot API opened before the first send.
+const WARM_CONNECTIONS: usize = 8;
+
 pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     anyhow::ensure!(
         config.rate_limit > 0.0,
@@ -99,6 +102,15 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         js: nats.js.clone(),
         topology: nats.topology.clone(),
     };
+    match worker
+        .api
+        .warm_up(max_in_flight.min(WARM_CONNECTIONS))
+        .await
+    {
+        Some(401 | 404) => anyhow::bail!(worker::StopSending::Unauthorized),
+        Some(_) => {}
+        None => tracing::warn!("Telegram did not answer getMe; sends will retry"),
+    }
     let consumer = nats
         .js
         .get_stream(nats.topology.work_stream())

@@ -30,6 +30,7 @@ pub struct BotApi {
     /// parsed once rather than on every send. They hold the secret, so they
     /// are never logged.
     urls: HashMap<&'static str, reqwest::Url>,
+    get_me: reqwest::Url,
 }
 
 #[derive(Deserialize)]
@@ -65,15 +66,33 @@ impl BotApi {
             .build()?;
         let api = config.api_url.as_str().trim_end_matches('/');
         let token = config.bot_token.expose();
+        let url = |method: &str| {
+            reqwest::Url::parse(&format!("{api}/bot{token}/{method}"))
+                // The error would quote the URL, and the URL the token.
+                .map_err(|_| anyhow::anyhow!("TELEGRAM_API_URL does not make a method URL"))
+        };
         let urls = payload::methods()
-            .map(|method| {
-                let url = reqwest::Url::parse(&format!("{api}/bot{token}/{method}"))
-                    // The error would quote the URL, and the URL the token.
-                    .map_err(|_| anyhow::anyhow!("TELEGRAM_API_URL does not make a method URL"))?;
-                Ok((method, url))
-            })
+            .map(|method| Ok((method, url(method)?)))
             .collect::<anyhow::Result<_>>()?;
-        Ok(BotApi { http, urls })
+        Ok(BotApi {
+            http,
+            urls,
+            get_me: url("getMe")?,
+        })
+    }
+
+    /// Calls getMe on `connections` connections at once, before the first
+    /// send: a send that must connect first (TCP, then TLS) reaches Telegram
+    /// late and bunches with the sends after it, which can put one too many
+    /// into a second. It also tries the token. Returns the HTTP status
+    /// Telegram answered with, if it answered.
+    pub async fn warm_up(&self, connections: usize) -> Option<u16> {
+        let calls = (0..connections).map(|_| self.http.post(self.get_me.clone()).send());
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .find_map(Result::ok)
+            .map(|answer| answer.status().as_u16())
     }
 
     /// Sends one message; returns Telegram's message id.
