@@ -102,11 +102,9 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         js: nats.js.clone(),
         topology: nats.topology.clone(),
     };
-    match worker
-        .api
-        .warm_up(max_in_flight.min(WARM_CONNECTIONS))
-        .await
-    {
+    let connections = max_in_flight.min(WARM_CONNECTIONS);
+    tracing::info!(bot = bot_id, connections, "connecting to the Bot API");
+    match worker.api.warm_up(connections).await {
         Some(401 | 404) => anyhow::bail!(worker::StopSending::Unauthorized),
         Some(_) => {}
         None => tracing::warn!("Telegram did not answer getMe; sends will retry"),
