@@ -28,6 +28,27 @@ pub(crate) const PROJECTOR_LOCK: i64 = 0x7072_6f6a_6563_746f; // "projecto"
 /// Most messages applied in one transaction.
 const BATCH: usize = 500;
 
+/// Which stream a batch comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    Events,
+    /// `park_if_unknown`: every event is applied, so an outcome for an
+    /// unknown recipient will never be explained and is parked.
+    Outcomes {
+        park_if_unknown: bool,
+    },
+}
+
+impl Source {
+    /// The `stream` label of the projector's metrics.
+    fn label(self) -> &'static str {
+        match self {
+            Source::Events => "events",
+            Source::Outcomes { .. } => "outcomes",
+        }
+    }
+}
+
 pub struct Runner {
     nats: Nats,
     publisher: EventPublisher,
@@ -83,7 +104,7 @@ impl Runner {
                     let pending = batch.last().and_then(|m| m.info().ok()).map_or(0, |i| i.pending);
                     metrics::gauge!("courier_projector_lag", "stream" => "events").set(pending as f64);
                     events_caught_up = pending == 0;
-                    self.apply_events(&events_stream, &batch).await?;
+                    self.apply_batch(Source::Events, &events_stream, &batch).await?;
                     if !waiting.is_empty() {
                         waiting = self.apply_outcomes(&outcomes_stream, waiting, events_caught_up).await?;
                     }
@@ -98,45 +119,48 @@ impl Runner {
         }
     }
 
-    /// Applies events in one transaction, each in a `project` span that
-    /// continues the trace the event carries.
-    async fn apply_events(&mut self, stream: &str, messages: &[Message]) -> anyhow::Result<()> {
-        let mut batch = Batch::begin(&mut self.client, stream).await?;
-        let mut applied = 0;
-        for message in messages {
-            let span = project_span(stream, message);
-            let result = batch
-                .apply_event(&stream_message(stream, message)?)
-                .instrument(span.clone())
-                .await?;
-            span.record("applied", tracing::field::debug(&result));
-            if result != Applied::AlreadyApplied {
-                applied += 1;
-            }
-        }
-        let campaigns = batch.commit().await?;
-        self.after_commit("events", applied, campaigns).await
-    }
-
-    /// Applies outcomes in one transaction, each in a `project` span that
-    /// continues its send's trace. Returns those that must wait for more
-    /// events: the first whose recipient the read model does not know yet
-    /// (possible only while the events stream is behind) and all after it.
+    /// Applies outcomes in one transaction. Returns those that must wait
+    /// for more events: the first whose recipient the read model does not
+    /// know yet (possible only while the events stream is behind) and all
+    /// after it.
     async fn apply_outcomes(
         &mut self,
         stream: &str,
         mut messages: Vec<Message>,
         events_caught_up: bool,
     ) -> anyhow::Result<Vec<Message>> {
+        let source = Source::Outcomes {
+            park_if_unknown: events_caught_up,
+        };
+        let done = self.apply_batch(source, stream, &messages).await?;
+        Ok(messages.split_off(done))
+    }
+
+    /// Applies `messages` in one transaction, each in a `project` span that
+    /// continues the trace it carries, up to the first that must wait;
+    /// returns how many were taken.
+    async fn apply_batch(
+        &mut self,
+        source: Source,
+        stream: &str,
+        messages: &[Message],
+    ) -> anyhow::Result<usize> {
         let mut batch = Batch::begin(&mut self.client, stream).await?;
         let mut applied = 0;
         let mut done = messages.len();
         for (i, message) in messages.iter().enumerate() {
             let span = project_span(stream, message);
-            let result = batch
-                .apply_outcome(&stream_message(stream, message)?, events_caught_up)
-                .instrument(span.clone())
-                .await?;
+            let stream_message = stream_message(stream, message)?;
+            let result = async {
+                match source {
+                    Source::Events => batch.apply_event(&stream_message).await,
+                    Source::Outcomes { park_if_unknown } => {
+                        batch.apply_outcome(&stream_message, park_if_unknown).await
+                    }
+                }
+            }
+            .instrument(span.clone())
+            .await?;
             span.record("applied", tracing::field::debug(&result));
             match result {
                 Applied::UnknownRecipient => {
@@ -148,8 +172,9 @@ impl Runner {
             }
         }
         let campaigns = batch.commit().await?;
-        self.after_commit("outcomes", applied, campaigns).await?;
-        Ok(messages.split_off(done))
+        self.after_commit(source.label(), applied, campaigns)
+            .await?;
+        Ok(done)
     }
 
     /// Counts what a batch applied and completes the campaigns it finished.
