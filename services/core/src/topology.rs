@@ -54,6 +54,13 @@ pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// send attempts it had before, so a pause spends none of them.
 pub const ATTEMPTS_HEADER: &str = "Courier-Attempts";
 
+/// Header on a work item the loader may have enqueued once already (it
+/// republishes the batch a crash interrupted, and the publish dedup window
+/// may have passed). A sender checks such an item, like a redelivered
+/// one, for an outcome before sending; a first delivery of any other item
+/// cannot have one, and skips that lookup.
+pub const MAYBE_DUPLICATE_HEADER: &str = "Courier-Maybe-Duplicate";
+
 /// Publish dedup window of the events and outcomes streams.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 

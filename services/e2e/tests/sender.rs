@@ -7,14 +7,17 @@ use async_nats::HeaderMap;
 use courier_core::proto::v1::{
     Audience, Content, ContentKind, DeliveryOutcome, Failed, SendMessage, delivery_outcome,
 };
-use courier_core::topology::{ATTEMPTS_HEADER, SENDER_MAX_ATTEMPTS};
-use courier_e2e::{SenderSettings, Setup, Stack, unlimited_sandbox};
+use courier_core::topology::{
+    ATTEMPTS_HEADER, MAYBE_DUPLICATE_HEADER, SENDER_MAX_ATTEMPTS, SENDERS_CONSUMER,
+};
+use courier_e2e::{SenderSettings, Setup, Stack, sender_config, unlimited_sandbox};
 use courier_testing::campaigns::{
     CampaignRow, start_campaign, start_text_campaign, wait_for_status, wait_for_users,
 };
 use courier_testing::wait_until;
 use prost::Message as _;
 use telegram_sandbox::Failure;
+use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -177,5 +180,77 @@ async fn the_last_attempt_failing_records_the_recipient_as_failed() {
     }
     assert_eq!(s.sandbox.stats().errors_by_code.get(&502), Some(&1));
     assert!(s.sandbox.deliveries().is_empty());
+    stack.stop().await.unwrap();
+}
+
+/// A second copy of a delivered recipient's work item, as a loader
+/// recovering from a crash past the dedup window enqueues (marked as a
+/// possible duplicate), is skipped: the recipient gets one message.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_marked_second_copy_of_a_delivered_item_is_not_sent() {
+    let s = Setup::new(1, unlimited_sandbox()).await;
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 100.0,
+            replicas: 0,
+        },
+    );
+    // Per-chat spacing off: the copy must meet the outcome check on its
+    // first delivery, not come back later as a redelivery.
+    let sender_stop = CancellationToken::new();
+    let sender = tokio::spawn(courier_sender::run(
+        courier_sender::SenderConfig {
+            chat_rate_limit: 1000.0,
+            ..sender_config(&s.env, &s.sandbox.url(), 100.0)
+        },
+        sender_stop.clone(),
+    ));
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 1, DEADLINE).await;
+    let campaign = start_text_campaign(&s.commands, Audience::All, "once").await;
+    wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!(s.sandbox.deliveries().len(), 1);
+
+    let topology = s.env.topology();
+    let mut headers = HeaderMap::new();
+    headers.insert(MAYBE_DUPLICATE_HEADER, "1");
+    let item = SendMessage {
+        campaign_id: campaign.to_string(),
+        user_id: 1,
+        chat_id: 1,
+    };
+    let js = s.env.jetstream().await;
+    js.publish_with_headers(
+        topology.work_subject(&item.campaign_id),
+        headers,
+        item.encode_to_vec().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let consumer = js
+        .get_stream(topology.work_stream())
+        .await
+        .unwrap()
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(SENDERS_CONSUMER)
+        .await
+        .unwrap();
+    wait_until("the copy handled", DEADLINE, || {
+        let mut consumer = consumer.clone();
+        async move {
+            let info = consumer.info().await.ok()?;
+            let handled = info.delivered.stream_sequence >= 2
+                && info.num_pending == 0
+                && info.num_ack_pending == 0;
+            handled.then_some(())
+        }
+    })
+    .await;
+    assert_eq!(s.sandbox.deliveries().len(), 1, "the copy was sent");
+    sender_stop.cancel();
+    sender.await.unwrap().unwrap();
     stack.stop().await.unwrap();
 }

@@ -7,13 +7,17 @@
 //! publishes are acknowledged. A loader restarted mid-way starts after that
 //! cursor; the batch in flight at the crash is published again with the
 //! same `Nats-Msg-Id`s, which JetStream drops inside its dedup window.
+//! Past that window (a loader down for minutes) both copies stay, so the
+//! loader notes how far the batch it is publishing reaches before it
+//! publishes, and marks the items it republishes up to there with
+//! [`MAYBE_DUPLICATE_HEADER`]: a sender checks those for an outcome.
 
 use std::future::IntoFuture;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
 use courier_core::proto::v1::SendMessage;
-use courier_core::topology::Topology;
+use courier_core::topology::{MAYBE_DUPLICATE_HEADER, Topology};
 use courier_core::trace_context;
 use futures::future::try_join_all;
 use prost::Message as _;
@@ -67,11 +71,14 @@ impl Loader {
             .await?;
         let cursor = client
             .query_one(
-                "SELECT last_user_id, finished FROM loader_cursors WHERE campaign_id = $1",
+                "SELECT last_user_id, finished, publishing_through FROM loader_cursors
+                 WHERE campaign_id = $1",
                 &[&campaign],
             )
             .await?;
         let (mut last_user_id, finished): (i64, bool) = (cursor.get(0), cursor.get(1));
+        // Items up to here may be in the stream already (a crash mid-batch).
+        let maybe_enqueued_through: i64 = cursor.get::<_, Option<i64>>(2).unwrap_or(i64::MIN);
         if finished {
             return Ok(FanOut::Done { enqueued: 0 });
         }
@@ -79,6 +86,8 @@ impl Loader {
         let subject = self.topology.work_subject(&campaign.to_string());
         let mut headers = HeaderMap::new();
         trace_context::inject(&mut headers);
+        let mut maybe_duplicate_headers = headers.clone();
+        maybe_duplicate_headers.insert(MAYBE_DUPLICATE_HEADER, "1");
         let mut enqueued = 0u64;
         loop {
             let recipients = client
@@ -91,12 +100,25 @@ impl Loader {
                 .await?;
             let Some(last) = recipients.last() else { break };
             let batch_last_user_id: i64 = last.get(0);
+            if batch_last_user_id > maybe_enqueued_through {
+                client
+                    .execute(
+                        "UPDATE loader_cursors SET publishing_through = $2 WHERE campaign_id = $1",
+                        &[&campaign, &batch_last_user_id],
+                    )
+                    .await?;
+            }
             let mut acks = Vec::with_capacity(recipients.len());
             for row in &recipients {
                 let item = SendMessage {
                     campaign_id: campaign.to_string(),
                     user_id: row.get(0),
                     chat_id: row.get(1),
+                };
+                let headers = if item.user_id <= maybe_enqueued_through {
+                    &maybe_duplicate_headers
+                } else {
+                    &headers
                 };
                 let message = PublishMessage::build()
                     .headers(headers.clone())

@@ -10,6 +10,7 @@ use courier_core::proto::v1::{
     Audience, CampaignOptions, Content, ContentKind, Event, Language, SendMessage, UserRegistered,
     event::Payload,
 };
+use courier_core::topology::MAYBE_DUPLICATE_HEADER;
 use courier_loader::fanout::{FanOut, Loader};
 use courier_testing::{TestEnv, wait_until};
 use prost::Message as _;
@@ -17,8 +18,19 @@ use tokio_util::sync::CancellationToken;
 
 const AUDIENCE: i64 = 35;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_interrupted_fan_out_resumes_without_duplicates() {
+/// A campaign to AUDIENCE users, projected (its audience fixed), and a
+/// loader driven by hand that has published the first batch of 10 and
+/// stopped.
+struct Started {
+    env: TestEnv,
+    js: async_nats::jetstream::Context,
+    loader: Loader,
+    campaign: uuid::Uuid,
+    shutdown: CancellationToken,
+    projector: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start_and_publish_a_first_batch() -> Started {
     let env = TestEnv::new().await;
     let js = env.jetstream().await;
     let publisher = EventPublisher::new(js.clone(), env.topology());
@@ -70,6 +82,45 @@ async fn an_interrupted_fan_out_resumes_without_duplicates() {
         }
     })
     .await;
+    Started {
+        env,
+        js,
+        loader,
+        campaign,
+        shutdown,
+        projector,
+    }
+}
+
+async fn work_items(
+    js: &async_nats::jetstream::Context,
+    env: &TestEnv,
+) -> Vec<(SendMessage, bool)> {
+    let mut work = js.get_stream(env.topology().work_stream()).await.unwrap();
+    let count = work.info().await.unwrap().state.messages;
+    let mut items = Vec::new();
+    for seq in 1..=count {
+        let message = work.get_raw_message(seq).await.unwrap();
+        let marked = message.headers.get(MAYBE_DUPLICATE_HEADER).is_some();
+        items.push((
+            SendMessage::decode(message.payload.as_ref()).unwrap(),
+            marked,
+        ));
+    }
+    items
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_fan_out_resumes_without_duplicates() {
+    let Started {
+        env,
+        js,
+        loader,
+        campaign,
+        shutdown,
+        projector,
+    } = start_and_publish_a_first_batch().await;
+
     // Stopped after the first batch; a new run picks up after it.
     assert_eq!(
         loader.fan_out(campaign, || async { true }).await.unwrap(),
@@ -83,18 +134,48 @@ async fn an_interrupted_fan_out_resumes_without_duplicates() {
         FanOut::Done { enqueued: 0 }
     );
 
-    let mut work = js.get_stream(env.topology().work_stream()).await.unwrap();
-    assert_eq!(work.info().await.unwrap().state.messages, AUDIENCE as u64);
-    let mut users = HashSet::new();
-    for seq in 1..=AUDIENCE as u64 {
-        let message = work.get_raw_message(seq).await.unwrap();
-        users.insert(
-            SendMessage::decode(message.payload.as_ref())
-                .unwrap()
-                .user_id,
-        );
-    }
+    let items = work_items(&js, &env).await;
+    assert_eq!(items.len(), AUDIENCE as usize);
+    let users: HashSet<i64> = items.iter().map(|(item, _)| item.user_id).collect();
     assert_eq!(users, (1..=AUDIENCE).collect());
+    // A clean stop and resume enqueue nothing twice: nothing is marked.
+    assert!(items.iter().all(|(_, marked)| !marked));
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
+}
+
+/// A loader that crashed while publishing its second batch (users 11–20)
+/// republishes that batch on restart. Past the dedup window both copies
+/// would stay in the stream, so the republished ones are marked for the
+/// senders to check for an outcome; the batches after it are not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_republished_after_a_crash_is_marked_as_a_possible_duplicate() {
+    let Started {
+        env,
+        js,
+        loader,
+        campaign,
+        shutdown,
+        projector,
+    } = start_and_publish_a_first_batch().await;
+    // What the crashed run left: it had noted the second batch's reach,
+    // and its cursor still stood after the first.
+    let client = env.pool().await.get().await.unwrap();
+    client
+        .execute(
+            "UPDATE loader_cursors SET publishing_through = 20 WHERE campaign_id = $1",
+            &[&campaign],
+        )
+        .await
+        .unwrap();
+    loader.fan_out(campaign, || async { true }).await.unwrap();
+    let marked: Vec<i64> = work_items(&js, &env)
+        .await
+        .into_iter()
+        .filter(|(_, marked)| *marked)
+        .map(|(item, _)| item.user_id)
+        .collect();
+    assert_eq!(marked, (11..=20).collect::<Vec<_>>());
     shutdown.cancel();
     projector.await.unwrap().unwrap();
 }

@@ -17,7 +17,9 @@ use courier_core::proto::v1::{
     Delivered, DeliveryOutcome, Event, Failed, NotAlive, SendMessage, UserBlocked,
     delivery_outcome, event::Payload,
 };
-use courier_core::topology::{ATTEMPTS_HEADER, SENDER_ACK_WAIT, SENDER_MAX_ATTEMPTS, Topology};
+use courier_core::topology::{
+    ATTEMPTS_HEADER, MAYBE_DUPLICATE_HEADER, SENDER_ACK_WAIT, SENDER_MAX_ATTEMPTS, Topology,
+};
 use courier_core::{retry, trace_context};
 use prost::Message as _;
 use uuid::Uuid;
@@ -100,6 +102,18 @@ fn attempts(message: &jetstream::Message, delivered: i64) -> u64 {
     before + delivered.max(1) as u64
 }
 
+/// Whether the recipient may already have an outcome: this copy was
+/// delivered before, set aside and back (a pause), or enqueued a second
+/// time by a loader recovering from a crash. A first delivery of a first
+/// copy cannot have one, and skips the lookup (a NATS round trip that was
+/// a third of a send's CPU).
+fn may_have_outcome(headers: Option<&HeaderMap>, delivered: i64) -> bool {
+    delivered > 1
+        || headers.is_some_and(|h| {
+            h.get(ATTEMPTS_HEADER).is_some() || h.get(MAYBE_DUPLICATE_HEADER).is_some()
+        })
+}
+
 impl Worker {
     /// Works the item. If that fails midway (NATS or Postgres unreachable),
     /// the item is sent back with the retry delay rather than left to come
@@ -145,7 +159,7 @@ impl Worker {
         {
             return Ok(Ok(handled));
         }
-        if self.has_outcome(&item).await? {
+        if may_have_outcome(message.headers.as_ref(), delivered) && self.has_outcome(&item).await? {
             return self.ack(message, AckKind::Ack, Handled::Duplicate).await;
         }
         let Some(campaign) = self.campaigns.content(campaign_id).await? else {
@@ -481,6 +495,18 @@ fn failed(reason: String) -> delivery_outcome::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_first_delivery_of_a_first_copy_skips_the_outcome_lookup() {
+        assert!(!may_have_outcome(None, 1));
+        assert!(!may_have_outcome(Some(&HeaderMap::new()), 1));
+        assert!(may_have_outcome(None, 2));
+        for header in [ATTEMPTS_HEADER, MAYBE_DUPLICATE_HEADER] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header, "1");
+            assert!(may_have_outcome(Some(&headers), 1), "{header}");
+        }
+    }
 
     #[test]
     fn retry_delays_grow_and_cap() {
