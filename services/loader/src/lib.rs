@@ -39,8 +39,13 @@ pub struct LoaderConfig {
 }
 
 /// Delay before a started campaign is looked at again while the projector
-/// has not applied it yet.
-const NOT_PROJECTED_RETRY: Duration = Duration::from_millis(250);
+/// has not applied it yet (it usually has within a fraction of a second:
+/// the first looks come soon, since the admin is waiting), 20 ms doubling
+/// to 1 s.
+fn not_projected_retry(delivered: i64) -> Duration {
+    let doublings = delivered.clamp(1, 7) as u32 - 1;
+    Duration::from_millis(20 << doublings).min(Duration::from_secs(1))
+}
 
 /// When to look for held items again after a resume: longer than a
 /// sender's status check can be stale.
@@ -135,7 +140,10 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
                             tracing::Span::current().record("recipients", enqueued);
                             AckKind::Ack
                         }
-                        Ok(FanOut::NotProjectedYet) => AckKind::Nak(Some(NOT_PROJECTED_RETRY)),
+                        Ok(FanOut::NotProjectedYet) => {
+                            let delivered = message.info().map_or(1, |info| info.delivered);
+                            AckKind::Nak(Some(not_projected_retry(delivered)))
+                        }
                         Ok(FanOut::Interrupted) => AckKind::Nak(None),
                         Err(error) => retry_later(error),
                     }
@@ -167,5 +175,19 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
         .instrument(span)
         .await;
         message.ack_with(ack).await.map_err(anyhow::Error::msg)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_not_projected_yet_is_looked_at_soon_then_less_often() {
+        assert_eq!(not_projected_retry(1), Duration::from_millis(20));
+        assert_eq!(not_projected_retry(2), Duration::from_millis(40));
+        assert_eq!(not_projected_retry(6), Duration::from_millis(640));
+        assert_eq!(not_projected_retry(7), Duration::from_secs(1));
+        assert_eq!(not_projected_retry(1000), Duration::from_secs(1));
     }
 }
