@@ -144,25 +144,10 @@ async fn the_last_attempt_failing_records_the_recipient_as_failed() {
     // Senders read the content from the read model: an item that came
     // before it would be deferred, one more attempt.
     wait_for_status(&s.pool.get().await.unwrap(), campaign, "sending", DEADLINE).await;
-    let topology = s.env.topology();
-    let mut headers = HeaderMap::new();
     let earlier = SENDER_MAX_ATTEMPTS - 1;
-    headers.insert(ATTEMPTS_HEADER, earlier.to_string().as_str());
-    let item = SendMessage {
-        campaign_id: campaign.to_string(),
-        user_id: 1,
-        chat_id: 1,
-    };
+    let item = enqueue_for_user_1(&s, campaign, ATTEMPTS_HEADER, &earlier.to_string()).await;
+    let topology = s.env.topology();
     let js = s.env.jetstream().await;
-    js.publish_with_headers(
-        topology.work_subject(&item.campaign_id),
-        headers,
-        item.encode_to_vec().into(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
     let outcomes = js.get_stream(topology.outcomes_stream()).await.unwrap();
     let subject = topology.outcome_subject(&item.campaign_id, 1);
     let recorded = wait_until("the recipient's outcome", DEADLINE, || async {
@@ -213,24 +198,9 @@ async fn a_marked_second_copy_of_a_delivered_item_is_not_sent() {
     wait_for_status(&client, campaign, "completed", DEADLINE).await;
     assert_eq!(s.sandbox.deliveries().len(), 1);
 
+    enqueue_for_user_1(&s, campaign, MAYBE_DUPLICATE_HEADER, "1").await;
     let topology = s.env.topology();
-    let mut headers = HeaderMap::new();
-    headers.insert(MAYBE_DUPLICATE_HEADER, "1");
-    let item = SendMessage {
-        campaign_id: campaign.to_string(),
-        user_id: 1,
-        chat_id: 1,
-    };
     let js = s.env.jetstream().await;
-    js.publish_with_headers(
-        topology.work_subject(&item.campaign_id),
-        headers,
-        item.encode_to_vec().into(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
     let consumer = js
         .get_stream(topology.work_stream())
         .await
@@ -253,4 +223,34 @@ async fn a_marked_second_copy_of_a_delivered_item_is_not_sent() {
     sender_stop.cancel();
     sender.await.unwrap().unwrap();
     stack.stop().await.unwrap();
+}
+
+/// Enqueues a work item for user 1 of `campaign` with one header, in the
+/// loader's place (as a held or a republished item would come back).
+async fn enqueue_for_user_1(
+    s: &Setup,
+    campaign: uuid::Uuid,
+    header: &str,
+    value: &str,
+) -> SendMessage {
+    let mut headers = HeaderMap::new();
+    headers.insert(header, value);
+    let item = SendMessage {
+        campaign_id: campaign.to_string(),
+        user_id: 1,
+        chat_id: 1,
+    };
+    s.env
+        .jetstream()
+        .await
+        .publish_with_headers(
+            s.env.topology().work_subject(&item.campaign_id),
+            headers,
+            item.encode_to_vec().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    item
 }

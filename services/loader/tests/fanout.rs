@@ -92,6 +92,13 @@ async fn start_and_publish_a_first_batch() -> Started {
     }
 }
 
+impl Started {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.projector.await.unwrap().unwrap();
+    }
+}
+
 async fn work_items(
     js: &async_nats::jetstream::Context,
     env: &TestEnv,
@@ -112,14 +119,9 @@ async fn work_items(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interrupted_fan_out_resumes_without_duplicates() {
-    let Started {
-        env,
-        js,
-        loader,
-        campaign,
-        shutdown,
-        projector,
-    } = start_and_publish_a_first_batch().await;
+    let started = start_and_publish_a_first_batch().await;
+    let (env, js, loader, campaign) =
+        (&started.env, &started.js, &started.loader, started.campaign);
 
     // Stopped after the first batch; a new run picks up after it.
     assert_eq!(
@@ -134,14 +136,13 @@ async fn an_interrupted_fan_out_resumes_without_duplicates() {
         FanOut::Done { enqueued: 0 }
     );
 
-    let items = work_items(&js, &env).await;
+    let items = work_items(js, env).await;
     assert_eq!(items.len(), AUDIENCE as usize);
     let users: HashSet<i64> = items.iter().map(|(item, _)| item.user_id).collect();
     assert_eq!(users, (1..=AUDIENCE).collect());
     // A clean stop and resume enqueue nothing twice: nothing is marked.
     assert!(items.iter().all(|(_, marked)| !marked));
-    shutdown.cancel();
-    projector.await.unwrap().unwrap();
+    started.stop().await;
 }
 
 /// A loader that crashed while publishing its second batch (users 11–20)
@@ -150,14 +151,9 @@ async fn an_interrupted_fan_out_resumes_without_duplicates() {
 /// senders to check for an outcome; the batches after it are not.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_republished_after_a_crash_is_marked_as_a_possible_duplicate() {
-    let Started {
-        env,
-        js,
-        loader,
-        campaign,
-        shutdown,
-        projector,
-    } = start_and_publish_a_first_batch().await;
+    let started = start_and_publish_a_first_batch().await;
+    let (env, js, loader, campaign) =
+        (&started.env, &started.js, &started.loader, started.campaign);
     // What the crashed run left: it had noted the second batch's reach,
     // and its cursor still stood after the first.
     let client = env.pool().await.get().await.unwrap();
@@ -169,13 +165,12 @@ async fn a_batch_republished_after_a_crash_is_marked_as_a_possible_duplicate() {
         .await
         .unwrap();
     loader.fan_out(campaign, || async { true }).await.unwrap();
-    let marked: Vec<i64> = work_items(&js, &env)
+    let marked: Vec<i64> = work_items(js, env)
         .await
         .into_iter()
         .filter(|(_, marked)| *marked)
         .map(|(item, _)| item.user_id)
         .collect();
     assert_eq!(marked, (11..=20).collect::<Vec<_>>());
-    shutdown.cancel();
-    projector.await.unwrap().unwrap();
+    started.stop().await;
 }
