@@ -127,7 +127,7 @@ struct Cli {
     e2e_recipients: u64,
 
     /// End to end: runs (each lasts as long as its campaign; median reported).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     e2e_runs: u16,
 
     /// Projector: outcomes to apply per run.

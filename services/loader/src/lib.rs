@@ -39,12 +39,15 @@ pub struct LoaderConfig {
 }
 
 /// Delay before a started campaign is looked at again while the projector
-/// has not applied it yet (it usually has within a fraction of a second:
-/// the first looks come soon, since the admin is waiting), 20 ms doubling
-/// to 1 s.
+/// has not applied it yet. It usually has within a fraction of a second,
+/// and the admin is waiting: every 25 ms for the first second, then every
+/// second.
 fn not_projected_retry(delivered: i64) -> Duration {
-    let doublings = delivered.clamp(1, 7) as u32 - 1;
-    Duration::from_millis(20 << doublings).min(Duration::from_secs(1))
+    if delivered <= 40 {
+        Duration::from_millis(25)
+    } else {
+        Duration::from_secs(1)
+    }
 }
 
 /// When to look for held items again after a resume: longer than a
@@ -184,10 +187,8 @@ mod tests {
 
     #[test]
     fn a_start_not_projected_yet_is_looked_at_soon_then_less_often() {
-        assert_eq!(not_projected_retry(1), Duration::from_millis(20));
-        assert_eq!(not_projected_retry(2), Duration::from_millis(40));
-        assert_eq!(not_projected_retry(6), Duration::from_millis(640));
-        assert_eq!(not_projected_retry(7), Duration::from_secs(1));
-        assert_eq!(not_projected_retry(1000), Duration::from_secs(1));
+        assert_eq!(not_projected_retry(1), Duration::from_millis(25));
+        assert_eq!(not_projected_retry(40), Duration::from_millis(25));
+        assert_eq!(not_projected_retry(41), Duration::from_secs(1));
     }
 }
