@@ -17,7 +17,8 @@ pub struct NatsConfig {
         env = "NATS_URL",
         value_name = "NATS_URL",
         default_value = "nats://127.0.0.1:4222",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = Quiet { variable: "NATS_URL", parse: parse_nats_urls }
     )]
     pub nats_url: String,
 
@@ -77,18 +78,15 @@ pub struct DatabaseConfig {
         env = "DATABASE_URL",
         value_name = "DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/courier",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = Quiet::<tokio_postgres::Config>::parsed("DATABASE_URL")
     )]
     pub database_url: tokio_postgres::Config,
 
     /// Connections in the pool.
-    #[arg(
-        long = "database-pool-size",
-        env = "DATABASE_POOL_SIZE",
-        value_name = "DATABASE_POOL_SIZE",
-        default_value_t = 8
-    )]
-    pub pool_size: usize,
+    #[arg(long = "database-pool-size", env = "DATABASE_POOL_SIZE", value_name = "DATABASE_POOL_SIZE", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub pool_size: u16,
 }
 
 /// How to reach the Telegram Bot API.
@@ -99,7 +97,7 @@ pub struct TelegramConfig {
         long = "telegram-bot-token",
         env = "TELEGRAM_BOT_TOKEN", value_name = "TELEGRAM_BOT_TOKEN",
         hide_env_values = true,
-        value_parser = BotTokenParser
+        value_parser = Quiet::<BotToken>::parsed("TELEGRAM_BOT_TOKEN")
     )]
     pub bot_token: BotToken,
 
@@ -205,24 +203,62 @@ impl FromStr for BotToken {
     }
 }
 
-/// Parses the token without echoing it: clap's own parsers quote the bad
-/// value in their error, which would print a mistyped secret.
-#[derive(Clone)]
-struct BotTokenParser;
+/// Each comma-separated entry of `NATS_URL` must be a server address
+/// (`nats://host:port`, `tls://...`, or `host:port`).
+fn parse_nats_urls(urls: &str) -> Result<String, String> {
+    let mut servers = urls.split(',').map(str::trim).filter(|s| !s.is_empty());
+    let mut any = false;
+    for (i, server) in servers.by_ref().enumerate() {
+        any = true;
+        server
+            .parse::<async_nats::ServerAddr>()
+            .map_err(|_| format!("entry {} is not a NATS server address", i + 1))?;
+    }
+    if any {
+        Ok(urls.to_owned())
+    } else {
+        Err("no server address".into())
+    }
+}
 
-impl TypedValueParser for BotTokenParser {
-    type Value = BotToken;
+/// Parses a value that may hold a secret (a token, a password in a URL)
+/// without echoing it: clap's own parsers quote the bad value in their
+/// error, which would print the secret.
+#[derive(Clone)]
+struct Quiet<T> {
+    variable: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+}
+
+impl<T: FromStr> Quiet<T>
+where
+    T::Err: fmt::Display,
+{
+    fn parsed(variable: &'static str) -> Quiet<T> {
+        Quiet {
+            variable,
+            parse: |s| s.parse::<T>().map_err(|e| e.to_string()),
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for Quiet<T> {
+    type Value = T;
 
     fn parse_ref(
         &self,
         cmd: &clap::Command,
         _arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
-    ) -> Result<BotToken, clap::Error> {
-        value.to_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+    ) -> Result<T, clap::Error> {
+        let parsed = value
+            .to_str()
+            .ok_or_else(|| "not UTF-8".to_owned())
+            .and_then(self.parse);
+        parsed.map_err(|reason| {
             clap::Error::raw(
                 clap::error::ErrorKind::ValueValidation,
-                format!("TELEGRAM_BOT_TOKEN is malformed: {MalformedToken}\n"),
+                format!("{} is malformed: {reason}\n", self.variable),
             )
             .with_cmd(cmd)
         })
@@ -240,6 +276,8 @@ mod tests {
         telegram: TelegramConfig,
         #[command(flatten)]
         nats: NatsConfig,
+        #[command(flatten)]
+        database: DatabaseConfig,
     }
 
     const TOKEN: &str = "123456:AAE-secret_part_0123456789";
@@ -259,6 +297,55 @@ mod tests {
             .to_string();
         assert!(error.contains("TELEGRAM_BOT_TOKEN is malformed"), "{error}");
         assert!(!error.contains("oops-secret-value"), "{error}");
+    }
+
+    #[test]
+    fn malformed_urls_name_the_variable_without_echoing_them() {
+        for (flag, variable) in [
+            ("--nats-url", "NATS_URL"),
+            ("--database-url", "DATABASE_URL"),
+        ] {
+            let error = Cli::try_parse_from([
+                "svc",
+                "--telegram-bot-token",
+                TOKEN,
+                flag,
+                "nats://user:s3cret@host:port-oops",
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains(&format!("{variable} is malformed")),
+                "{error}"
+            );
+            assert!(!error.contains("s3cret"), "{error}");
+        }
+        let cli = Cli::try_parse_from([
+            "svc",
+            "--telegram-bot-token",
+            TOKEN,
+            "--nats-url",
+            "nats://a:4222, tls://b:4222,c:4222",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.nats.servers(),
+            ["nats://a:4222", "tls://b:4222", "c:4222"]
+        );
+    }
+
+    #[test]
+    fn an_empty_pool_names_the_variable() {
+        let error = Cli::try_parse_from([
+            "svc",
+            "--telegram-bot-token",
+            TOKEN,
+            "--database-pool-size",
+            "0",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("DATABASE_POOL_SIZE"), "{error}");
     }
 
     #[test]

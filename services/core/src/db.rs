@@ -37,7 +37,9 @@ pub fn pool(config: &DatabaseConfig) -> Result<Pool, DbError> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Ok(Pool::builder(manager).max_size(config.pool_size).build()?)
+    Ok(Pool::builder(manager)
+        .max_size(usize::from(config.pool_size))
+        .build()?)
 }
 
 /// Applies pending migrations; safe to call from every replica at once.

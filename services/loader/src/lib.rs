@@ -33,7 +33,8 @@ pub struct LoaderConfig {
         long = "loader-batch-size",
         env = "LOADER_BATCH_SIZE",
         value_name = "LOADER_BATCH_SIZE",
-        default_value_t = 1000
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(i64).range(1..=100_000)
     )]
     pub batch_size: i64,
 }
