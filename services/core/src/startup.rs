@@ -8,7 +8,7 @@ use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DatabaseConfig, NatsConfig};
-use crate::topology::Topology;
+use crate::topology::{Topology, TopologyError};
 use crate::{db, health, retry};
 
 /// A service's handle on NATS.
@@ -51,8 +51,9 @@ pub async fn nats(
         match topology.ensure(&js).await {
             // A conflicting configuration will not fix itself: fail now.
             Err(
-                conflict @ (crate::topology::TopologyError::StreamConflict { .. }
-                | crate::topology::TopologyError::ConsumerConflict { .. }),
+                conflict @ (TopologyError::StreamConflict { .. }
+                | TopologyError::SubjectsTaken { .. }
+                | TopologyError::ConsumerConflict { .. }),
             ) => Ok(Err(conflict)),
             Err(other) => Err(other),
             Ok(()) => Ok(Ok(())),

@@ -20,7 +20,9 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, kv, stream};
+use async_nats::jetstream::context::CreateStreamErrorKind;
+use async_nats::jetstream::stream::ConsumerCreateStrictErrorKind;
+use async_nats::jetstream::{self, ErrorCode, consumer, kv, stream};
 
 use crate::config::Prefix;
 
@@ -88,6 +90,13 @@ pub enum TopologyError {
         stream: String,
         consumer: String,
         source: async_nats::Error,
+    },
+    #[error(
+        "stream {stream} cannot be created: another stream already takes its subjects {subjects:?}; rename or delete that stream, or set COURIER_NATS_PREFIX"
+    )]
+    SubjectsTaken {
+        stream: String,
+        subjects: Vec<String>,
     },
     #[error("JetStream request for {what} failed: {source}")]
     JetStream {
@@ -220,12 +229,23 @@ impl Topology {
     /// Creates every stream and consumer, or checks the existing ones match.
     pub async fn ensure(&self, js: &jetstream::Context) -> Result<(), TopologyError> {
         for wanted in self.streams() {
-            let mut stream = js.get_or_create_stream(wanted.clone()).await.map_err(|e| {
-                TopologyError::JetStream {
-                    what: format!("stream {}", wanted.name),
-                    source: e.into(),
-                }
-            })?;
+            let mut stream = js
+                .get_or_create_stream(wanted.clone())
+                .await
+                .map_err(|e| match e.kind() {
+                    CreateStreamErrorKind::JetStream(e)
+                        if e.error_code() == ErrorCode::STREAM_SUBJECT_OVERLAP =>
+                    {
+                        TopologyError::SubjectsTaken {
+                            stream: wanted.name.clone(),
+                            subjects: wanted.subjects.clone(),
+                        }
+                    }
+                    _ => TopologyError::JetStream {
+                        what: format!("stream {}", wanted.name),
+                        source: e.into(),
+                    },
+                })?;
             let existing = stream
                 .info()
                 .await
@@ -267,10 +287,28 @@ async fn ensure_consumer(
     let name = config.durable_name.clone().unwrap_or_default();
     js.create_consumer_strict_on_stream(config, stream)
         .await
-        .map_err(|e| TopologyError::ConsumerConflict {
-            stream: stream.to_owned(),
-            consumer: name,
-            source: e.into(),
+        .map_err(|e| {
+            // Only "exists, differently" is a conflict; a timeout is not.
+            let conflict = match e.kind() {
+                ConsumerCreateStrictErrorKind::AlreadyExists => true,
+                ConsumerCreateStrictErrorKind::JetStream(e) => [
+                    ErrorCode::CONSUMER_ALREADY_EXISTS,
+                    ErrorCode::CONSUMER_NAME_EXIST,
+                ]
+                .contains(&e.error_code()),
+                _ => false,
+            };
+            match conflict {
+                true => TopologyError::ConsumerConflict {
+                    stream: stream.to_owned(),
+                    consumer: name,
+                    source: e.into(),
+                },
+                false => TopologyError::JetStream {
+                    what: format!("consumer {name} on stream {stream}"),
+                    source: e.into(),
+                },
+            }
         })?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! What an SRE's tooling sees: /healthz, /readyz and /metrics of a running
-//! service, with the sends of a campaign counted.
+//! service, with the sends of a campaign counted, and a service that
+//! refuses to start on a conflicting topology.
 
 use std::time::Duration;
 
@@ -91,4 +92,61 @@ async fn health_and_metrics_endpoints_report_the_service() {
     );
     stack.stop().await.unwrap();
     shutdown.cancel();
+}
+
+/// What a service says when the JetStream topology it needs is in the way
+/// of something else: an error naming the problem, at once, not retries.
+#[tokio::test]
+async fn a_conflicting_topology_stops_the_service_with_a_clear_error() {
+    use async_nats::jetstream::{consumer, stream};
+    let env = TestEnv::new().await;
+    let js = env.jetstream().await;
+    let topology = env.topology();
+    let start = || async {
+        let started = tokio::time::timeout(
+            Duration::from_secs(20),
+            courier_core::startup::nats(&env.nats, "test", &Default::default()),
+        )
+        .await
+        .expect("an error at once, not retries");
+        started.err().expect("refused to start").to_string()
+    };
+
+    // Another stream already captures courier's work subjects.
+    let squatter = format!("{}_SQUATTER", topology.work_stream());
+    js.create_stream(stream::Config {
+        name: squatter.clone(),
+        subjects: vec![topology.work_subject("*")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let error = start().await;
+    assert!(
+        error.contains("another stream already takes its subjects"),
+        "{error}"
+    );
+    js.delete_stream(&squatter).await.unwrap();
+
+    // The senders' consumer exists with another configuration.
+    courier_core::startup::nats(&env.nats, "test", &Default::default())
+        .await
+        .unwrap()
+        .unwrap();
+    let work = js.get_stream(topology.work_stream()).await.unwrap();
+    work.delete_consumer(courier_core::topology::SENDERS_CONSUMER)
+        .await
+        .unwrap();
+    work.create_consumer(consumer::pull::Config {
+        durable_name: Some(courier_core::topology::SENDERS_CONSUMER.into()),
+        ack_wait: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let error = start().await;
+    assert!(
+        error.contains("exists with a different configuration"),
+        "{error}"
+    );
 }
