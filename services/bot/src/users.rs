@@ -18,6 +18,7 @@ pub fn registration(user: &User, chat: ChatId) -> UserRegistered {
         user_id: id(user),
         chat_id: chat.0,
         language: language.into(),
+        language_chosen: false,
     }
 }
 
@@ -104,6 +105,7 @@ mod tests {
                 user_id: USER,
                 chat_id: USER + 1,
                 language: Language::Ru.into(),
+                language_chosen: false,
             }
         );
         assert_eq!(

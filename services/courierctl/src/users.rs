@@ -58,6 +58,8 @@ pub fn parse(input: impl Read) -> Result<Vec<UserRegistered>, ImportError> {
             user_id,
             chat_id,
             language: language.into(),
+            // What the earlier bot had is what the user chose there.
+            language_chosen: true,
         });
     }
     Ok(users)
@@ -93,12 +95,14 @@ mod tests {
                 UserRegistered {
                     user_id: 1,
                     chat_id: 1,
-                    language: Language::Ru.into()
+                    language: Language::Ru.into(),
+                    language_chosen: true,
                 },
                 UserRegistered {
                     user_id: 2,
                     chat_id: 20,
-                    language: Language::En.into()
+                    language: Language::En.into(),
+                    language_chosen: true,
                 },
             ]
         );

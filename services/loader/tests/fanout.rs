@@ -39,6 +39,7 @@ async fn start_and_publish_a_first_batch() -> Started {
             user_id,
             chat_id: user_id,
             language: Language::En.into(),
+            language_chosen: true,
         }));
         publisher.publish(&event).await.unwrap();
     }

@@ -248,22 +248,28 @@ async fn apply_user_event(
 ) -> Result<(), tokio_postgres::Error> {
     match payload {
         Payload::UserRegistered(e) => {
-            // Registering again (/start after a block) revives the user.
+            // Registering again (/start after a block) revives the user. A
+            // guessed language (the Telegram app's) never overrides one the
+            // user chose.
             let language = e.language().code().unwrap_or("en");
             tx.execute(
-                "INSERT INTO users (user_id, chat_id, language, is_alive, registered_at, updated_at)
-                 VALUES ($1, $2, $3, TRUE, $4, $4)
+                "INSERT INTO users (user_id, chat_id, language, language_chosen, is_alive, registered_at, updated_at)
+                 VALUES ($1, $2, $3, $4, TRUE, $5, $5)
                  ON CONFLICT (user_id) DO UPDATE
-                 SET chat_id = EXCLUDED.chat_id, language = EXCLUDED.language,
+                 SET chat_id = EXCLUDED.chat_id,
+                     language = CASE WHEN users.language_chosen AND NOT EXCLUDED.language_chosen
+                                     THEN users.language ELSE EXCLUDED.language END,
+                     language_chosen = users.language_chosen OR EXCLUDED.language_chosen,
                      is_alive = TRUE, updated_at = EXCLUDED.updated_at",
-                &[&e.user_id, &e.chat_id, &language, &at],
+                &[&e.user_id, &e.chat_id, &language, &e.language_chosen, &at],
             )
             .await?;
         }
         Payload::UserLanguageChanged(e) => {
             if let Some(language) = e.language().code() {
                 tx.execute(
-                    "UPDATE users SET language = $2, updated_at = $3 WHERE user_id = $1",
+                    "UPDATE users SET language = $2, language_chosen = TRUE, updated_at = $3
+                     WHERE user_id = $1",
                     &[&e.user_id, &language, &at],
                 )
                 .await?;

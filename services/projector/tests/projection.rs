@@ -15,6 +15,7 @@ fn registered(user_id: i64) -> Event {
         user_id,
         chat_id: user_id,
         language: Language::Ru.into(),
+        language_chosen: false,
     }))
 }
 

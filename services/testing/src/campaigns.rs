@@ -20,6 +20,7 @@ pub async fn register_users(publisher: &EventPublisher, users: &[(i64, Language,
                 user_id,
                 chat_id: user_id,
                 language: language.into(),
+                language_chosen: true,
             }));
             publisher
                 .publish(&registered)

@@ -64,5 +64,12 @@ async fn users_register_choose_a_language_and_block_and_unblock_the_bot() {
     wait_for_user(&harness, ANN, ("ru", true)).await;
     // The bot said nothing about either: a user who blocked it cannot hear.
     assert_eq!(harness.messages(ANN).len(), 2);
+
+    // Blocked again, then back with /start (Telegram's "Restart"): revived,
+    // and still in the language Ann chose, not her app's.
+    membership(&harness, "member", "kicked");
+    wait_for_user(&harness, ANN, ("ru", false)).await;
+    harness.say(ANN, "/start");
+    wait_for_user(&harness, ANN, ("ru", true)).await;
     harness.stop().await;
 }
