@@ -61,6 +61,23 @@ pub async fn complete_if_done(
     Ok(())
 }
 
+/// Completes every sending campaign that is done: one whose last outcome
+/// a projector committed but whose completion it never published (it
+/// stopped in between, or NATS refused the publish). Run when a projector
+/// takes over, before it applies anything new.
+pub async fn complete_all_done(client: &Client, publisher: &EventPublisher) -> anyhow::Result<()> {
+    let sending = client
+        .query(
+            "SELECT campaign_id FROM campaigns WHERE status = 'sending'",
+            &[],
+        )
+        .await?;
+    for row in sending {
+        complete_if_done(client, publisher, row.get(0)).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,6 +87,7 @@ impl Runner {
         let (mut events, events_pending) =
             ordered_from(&self.nats.js, &events_stream, last[0]).await?;
         let (mut outcomes, _) = ordered_from(&self.nats.js, &outcomes_stream, last[1]).await?;
+        completion::complete_all_done(&self.client, &self.publisher).await?;
         let mut events_caught_up = events_pending == 0;
         // Outcomes whose campaign start is not applied yet, in stream order.
         let mut waiting: Vec<Message> = Vec::new();

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Event, Language, UserRegistered, event::Payload};
+use courier_core::proto::v1::{Audience, Event, Language, UserRegistered, event::Payload};
 use courier_projector::projection::{self, Applied, Batch, StreamMessage};
+use courier_testing::campaigns::{start_text_campaign, wait_for_status};
 use courier_testing::{TestEnv, wait_until};
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
@@ -124,6 +126,62 @@ async fn a_poison_event_is_parked_and_the_projector_moves_on() {
     assert_eq!(parked.len(), 2, "{parked:?}");
     assert!(parked[0].1.contains("not a courier.v1.Event"), "{parked:?}");
     assert!(parked[1].1.contains("does not know"), "{parked:?}");
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_campaign_done_before_a_crash_completes_when_a_projector_takes_over() {
+    let env = TestEnv::new().await;
+    let js = env.jetstream().await;
+    let topology = env.topology();
+    let commands = CampaignCommands::new(js.clone(), topology.clone())
+        .await
+        .unwrap();
+    // Nobody speaks ru: the campaign is done the moment it starts.
+    let campaign = start_text_campaign(&commands, Audience::Ru, "to nobody").await;
+    // What a projector that stopped right after committing the start
+    // leaves: the start applied and checkpointed, no CampaignCompleted.
+    let pool = env.pool().await;
+    let mut client = pool.get().await.unwrap();
+    let events_stream = topology.events_stream();
+    projection::checkpoints(&client, &[&events_stream])
+        .await
+        .unwrap();
+    let stream = js.get_stream(&events_stream).await.unwrap();
+    for seq in 1..=2 {
+        let raw = stream.get_raw_message(seq).await.unwrap();
+        let message = StreamMessage {
+            stream: &events_stream,
+            seq,
+            subject: raw.subject.as_str(),
+            payload: &raw.payload,
+        };
+        assert!(matches!(
+            apply_alone(&mut client, &message).await,
+            Applied::Changed(_)
+        ));
+    }
+    let status: String = client
+        .query_one(
+            "SELECT status FROM campaigns WHERE campaign_id = $1",
+            &[&campaign],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "sending");
+
+    let shutdown = CancellationToken::new();
+    let projector = tokio::spawn(courier_projector::run(
+        courier_projector::ProjectorConfig {
+            nats: env.nats.clone(),
+            database: env.database.clone(),
+        },
+        shutdown.clone(),
+    ));
+    let row = wait_for_status(&client, campaign, "completed", Duration::from_secs(30)).await;
+    assert_eq!(row.audience_size, Some(0), "{row:?}");
     shutdown.cancel();
     projector.await.unwrap().unwrap();
 }
