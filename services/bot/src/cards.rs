@@ -91,8 +91,9 @@ impl Cards {
     }
 
     /// Edits the live cards (of `only` this campaign, or all) whose text
-    /// changed and sends the reports that are due.
-    pub async fn refresh(&self, only: Option<Uuid>) -> Result<(), CardError> {
+    /// changed and that were not edited in the last `min_gap`, and sends
+    /// the reports that are due.
+    pub async fn refresh(&self, only: Option<Uuid>, min_gap: Duration) -> Result<(), CardError> {
         let mut client = self.pool().get().await?;
         let tx = client.transaction().await?;
         // Locked until commit: a card is handled by one replica at a time,
@@ -101,12 +102,13 @@ impl Cards {
             .query(
                 &format!(
                     "SELECT k.chat_id, k.message_id, k.shown, k.sampled_done, k.sampled_at,
-                            k.reported, now(), {SNAPSHOT_COLUMNS}
+                            k.reported, k.rate, now(), {SNAPSHOT_COLUMNS}
                      FROM bot_cards k JOIN campaigns c ON c.campaign_id = k.campaign_id
                      WHERE NOT k.finished AND ($1::uuid IS NULL OR k.campaign_id = $1)
+                       AND (k.edited_at IS NULL OR k.edited_at <= now() - make_interval(secs => $2))
                      FOR UPDATE OF k SKIP LOCKED"
                 ),
-                &[&only],
+                &[&only, &min_gap.as_secs_f64()],
             )
             .await?;
         for row in rows {
@@ -114,25 +116,31 @@ impl Cards {
                 chat: ChatId(row.get(0)),
                 message: MessageId(row.get(1)),
                 shown: row.get(2),
-                sampled_done: row.get(3),
-                sampled_at: row.get(4),
                 reported: row.get(5),
-                now: row.get(6),
+                sample: Sample {
+                    done: row.get(3),
+                    at: row.get(4),
+                    rate: row.get(6),
+                },
+                now: row.get(7),
             };
-            let snapshot = storage::snapshot(&row, 7)?;
+            let snapshot = storage::snapshot(&row, 8)?;
             let update = self.refresh_card(&card, &snapshot).await;
             tx.execute(
-                "UPDATE bot_cards SET shown = $3, sampled_done = $4, sampled_at = $5,
-                        reported = $6, finished = $7
+                "UPDATE bot_cards SET shown = $3, sampled_done = $4, sampled_at = $5, rate = $6,
+                        reported = $7, finished = $8,
+                        edited_at = CASE WHEN $9 THEN now() ELSE edited_at END
                  WHERE chat_id = $1 AND message_id = $2",
                 &[
                     &card.chat.0,
                     &card.message.0,
                     &update.shown,
-                    &update.sampled_done,
-                    &update.sampled_at,
+                    &update.sample.done,
+                    &update.sample.at,
+                    &update.sample.rate,
                     &update.reported,
                     &update.finished,
+                    &update.edited,
                 ],
             )
             .await?;
@@ -144,22 +152,14 @@ impl Cards {
     /// One card: edited if its text changed, reported if a report is due.
     /// Telegram failures are logged and retried next round.
     async fn refresh_card(&self, card: &Card, snapshot: &Snapshot) -> CardUpdate {
-        let elapsed = (card.now - card.sampled_at).to_std().unwrap_or_default();
-        let resample = elapsed >= MIN_SAMPLE;
-        let rate = resample
-            .then(|| f64::from(snapshot.done() - card.sampled_done) / elapsed.as_secs_f64());
         let mut update = CardUpdate {
             shown: card.shown.clone(),
-            sampled_done: if resample {
-                snapshot.done()
-            } else {
-                card.sampled_done
-            },
-            sampled_at: if resample { card.now } else { card.sampled_at },
+            sample: card.sample.next(snapshot.done(), card.now),
             reported: card.reported.clone(),
             finished: false,
+            edited: false,
         };
-        let text = progress::card(snapshot, rate);
+        let text = progress::card(snapshot, update.sample.rate);
         if text != card.shown {
             let edited = self
                 .bot
@@ -167,7 +167,10 @@ impl Cards {
                 .reply_markup(progress::card_keyboard(snapshot.id, snapshot.status))
                 .await;
             match edited {
-                Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => update.shown = text,
+                Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => {
+                    update.shown = text;
+                    update.edited = true;
+                }
                 // The admin deleted the card: nothing left to edit.
                 Err(RequestError::Api(ApiError::MessageToEditNotFound)) => {
                     update.finished = true;
@@ -198,6 +201,9 @@ impl Cards {
 
     /// Refreshes every `interval` until `shutdown`.
     pub async fn run(self, interval: Duration, shutdown: CancellationToken) {
+        // Another replica's round may have edited a card a moment ago; a
+        // little slack keeps this round's ticks from just missing it.
+        let min_gap = interval.mul_f64(0.9);
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -205,7 +211,7 @@ impl Cards {
                 _ = shutdown.cancelled() => return,
                 _ = ticks.tick() => {}
             }
-            if let Err(error) = self.refresh(None).await {
+            if let Err(error) = self.refresh(None, min_gap).await {
                 tracing::error!(%error, "refreshing progress cards failed");
             }
         }
@@ -217,18 +223,65 @@ struct Card {
     chat: ChatId,
     message: MessageId,
     shown: String,
-    sampled_done: i32,
-    sampled_at: DateTime<Utc>,
+    sample: Sample,
     reported: Option<String>,
-    /// The database's clock, the one `sampled_at` was taken by.
+    /// The database's clock, the one samples are taken by.
     now: DateTime<Utc>,
 }
 
 /// What a refresh writes back.
 struct CardUpdate {
     shown: String,
-    sampled_done: i32,
-    sampled_at: DateTime<Utc>,
+    sample: Sample,
     reported: Option<String>,
     finished: bool,
+    /// The card was edited (its edit time moves on).
+    edited: bool,
+}
+
+/// Recipients done at a moment, and the rate measured up to it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Sample {
+    done: i32,
+    at: DateTime<Utc>,
+    rate: Option<f64>,
+}
+
+impl Sample {
+    /// The sample at `now` with `done` recipients done: a new rate once
+    /// [`MIN_SAMPLE`] has passed, else this one kept (a card refreshed a
+    /// moment after the last, e.g. on a button press, still shows a rate).
+    fn next(self, done: i32, now: DateTime<Utc>) -> Sample {
+        let elapsed = (now - self.at).to_std().unwrap_or_default();
+        if elapsed < MIN_SAMPLE {
+            return self;
+        }
+        Sample {
+            done,
+            at: now,
+            rate: Some(f64::from(done - self.done) / elapsed.as_secs_f64()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_a_moment_after_the_last_keeps_its_rate() {
+        let t0 = Utc::now();
+        let first = Sample {
+            done: 0,
+            at: t0,
+            rate: None,
+        };
+        let second = first.next(50, t0 + chrono::Duration::seconds(2));
+        assert_eq!(second.rate, Some(25.0));
+        assert_eq!(second.done, 50);
+        let soon = second.next(55, t0 + chrono::Duration::milliseconds(2200));
+        assert_eq!(soon, second, "too soon to measure: the last rate stands");
+        let later = soon.next(80, t0 + chrono::Duration::seconds(4));
+        assert_eq!(later.rate, Some(15.0));
+    }
 }

@@ -107,7 +107,7 @@ pub async fn pressed(
         wait_for_projection(&store, campaign, status).await;
     }
     // Every card of the campaign shows where it stands now, the loser's too.
-    cards.refresh(Some(campaign)).await?;
+    cards.refresh(Some(campaign), Duration::ZERO).await?;
     Ok(())
 }
 
