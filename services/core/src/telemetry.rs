@@ -5,17 +5,20 @@
 //! no export.
 //!
 //! Sampling: one campaign is one trace, so ratio-sampling traces would keep
-//! all of a campaign or nothing. Instead each `send` span (one per
-//! recipient) is kept with probability `COURIER_SEND_TRACE_RATIO`, and every
-//! other span follows its parent. A failed send also records a
-//! `send.failed` span under the campaign, which is always kept.
+//! all of a campaign or nothing. The standard sampler (`OTEL_TRACES_SAMPLER`,
+//! default parent-based always-on) decides which traces are kept; within a
+//! kept trace each `send` span (one per recipient) is kept with probability
+//! `COURIER_SEND_TRACE_RATIO`. A failed send also records a `send.failed`
+//! span under the campaign, which its trace always keeps.
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt as _, TraceId, TracerProvider as _};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult, SdkTracerProvider, ShouldSample};
+use opentelemetry_sdk::trace::{
+    Sampler, SamplingDecision, SamplingResult, SdkTracerProvider, ShouldSample,
+};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -67,6 +70,26 @@ pub struct TelemetryConfig {
     )]
     pub send_trace_ratio: f64,
 
+    /// Which traces to keep, as OpenTelemetry names them: always_on,
+    /// always_off, traceidratio, parentbased_always_on,
+    /// parentbased_always_off, parentbased_traceidratio.
+    #[arg(
+        long = "otel-traces-sampler",
+        env = "OTEL_TRACES_SAMPLER",
+        value_name = "OTEL_TRACES_SAMPLER",
+        default_value = "parentbased_always_on"
+    )]
+    pub traces_sampler: TracesSampler,
+
+    /// The ratio of the `*traceidratio` samplers (0 to 1).
+    #[arg(
+        long = "otel-traces-sampler-arg",
+        env = "OTEL_TRACES_SAMPLER_ARG",
+        value_name = "OTEL_TRACES_SAMPLER_ARG",
+        default_value_t = 1.0
+    )]
+    pub traces_sampler_arg: f64,
+
     /// Service name on exported spans (default: the binary's name).
     #[arg(
         long = "otel-service-name",
@@ -86,31 +109,62 @@ pub enum OtlpProtocol {
 /// The name of the per-recipient span whose export is sampled.
 pub const SEND_SPAN: &str = "send";
 
-/// Keeps `send` spans at a ratio and every other span as its parent says
-/// (roots always).
+/// `OTEL_TRACES_SAMPLER`'s values that need no remote service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum TracesSampler {
+    AlwaysOn,
+    AlwaysOff,
+    Traceidratio,
+    ParentbasedAlwaysOn,
+    ParentbasedAlwaysOff,
+    ParentbasedTraceidratio,
+}
+
+impl TracesSampler {
+    fn sampler(self, ratio: f64) -> Sampler {
+        let parent_based = |root: Sampler| Sampler::ParentBased(Box::new(root));
+        match self {
+            TracesSampler::AlwaysOn => Sampler::AlwaysOn,
+            TracesSampler::AlwaysOff => Sampler::AlwaysOff,
+            TracesSampler::Traceidratio => Sampler::TraceIdRatioBased(ratio),
+            TracesSampler::ParentbasedAlwaysOn => parent_based(Sampler::AlwaysOn),
+            TracesSampler::ParentbasedAlwaysOff => parent_based(Sampler::AlwaysOff),
+            TracesSampler::ParentbasedTraceidratio => {
+                parent_based(Sampler::TraceIdRatioBased(ratio))
+            }
+        }
+    }
+}
+
+/// Keeps `send` spans of kept traces at a ratio, and decides every other
+/// span with the standard sampler (`OTEL_TRACES_SAMPLER`).
 #[derive(Debug, Clone)]
 struct CourierSampler {
     send_ratio: f64,
+    standard: Sampler,
 }
 
 impl ShouldSample for CourierSampler {
     fn should_sample(
         &self,
         parent: Option<&opentelemetry::Context>,
-        _trace_id: TraceId,
+        trace_id: TraceId,
         name: &str,
-        _kind: &SpanKind,
-        _attributes: &[KeyValue],
-        _links: &[Link],
+        kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[Link],
     ) -> SamplingResult {
         let parent_span = parent
             .filter(|cx| cx.has_active_span())
             .map(|cx| cx.span().span_context().clone());
-        let sampled = if name == SEND_SPAN {
-            rand::random::<f64>() < self.send_ratio
-        } else {
-            parent_span.as_ref().is_none_or(|span| span.is_sampled())
-        };
+        if name != SEND_SPAN {
+            return self
+                .standard
+                .should_sample(parent, trace_id, name, kind, attributes, links);
+        }
+        let sampled = parent_span.as_ref().is_none_or(|span| span.is_sampled())
+            && rand::random::<f64>() < self.send_ratio;
         SamplingResult {
             decision: if sampled {
                 SamplingDecision::RecordAndSample
@@ -192,6 +246,7 @@ pub fn init(
                     .with_batch_exporter(exporter)
                     .with_sampler(CourierSampler {
                         send_ratio: config.send_trace_ratio,
+                        standard: config.traces_sampler.sampler(config.traces_sampler_arg),
                     })
                     .with_resource(Resource::builder().with_service_name(service_name).build())
                     .build(),
@@ -251,10 +306,31 @@ mod tests {
         opentelemetry::Context::new().with_remote_span_context(span)
     }
 
+    fn sampler(send_ratio: f64, standard: TracesSampler) -> CourierSampler {
+        CourierSampler {
+            send_ratio,
+            standard: standard.sampler(1.0),
+        }
+    }
+
+    #[test]
+    fn the_standard_sampler_decides_roots_and_sends_follow_their_trace() {
+        let off = sampler(1.0, TracesSampler::ParentbasedAlwaysOff);
+        assert_eq!(decide(&off, None, "campaign.start"), SamplingDecision::Drop);
+        assert_eq!(
+            decide(&off, Some(&parent(false)), SEND_SPAN),
+            SamplingDecision::Drop
+        );
+        assert_eq!(
+            decide(&off, Some(&parent(true)), SEND_SPAN),
+            SamplingDecision::RecordAndSample
+        );
+    }
+
     #[test]
     fn sends_follow_the_ratio_and_everything_else_its_parent() {
-        let none = CourierSampler { send_ratio: 0.0 };
-        let all = CourierSampler { send_ratio: 1.0 };
+        let none = sampler(0.0, TracesSampler::ParentbasedAlwaysOn);
+        let all = sampler(1.0, TracesSampler::ParentbasedAlwaysOn);
         assert_eq!(
             decide(&none, Some(&parent(true)), SEND_SPAN),
             SamplingDecision::Drop

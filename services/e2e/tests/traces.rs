@@ -14,7 +14,7 @@ use bytes::Bytes;
 use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Audience, Language};
-use courier_core::telemetry::{self, LogFormat, OtlpProtocol, TelemetryConfig};
+use courier_core::telemetry::{self, LogFormat, OtlpProtocol, TelemetryConfig, TracesSampler};
 use courier_e2e::{SenderSettings, Stack, unlimited_sandbox};
 use courier_testing::campaigns::{
     register_users, start_text_campaign, wait_for_status, wait_for_users,
@@ -68,6 +68,8 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
             otlp_endpoint: Some(endpoint),
             otlp_protocol: OtlpProtocol::HttpProtobuf,
             send_trace_ratio: 1.0,
+            traces_sampler: TracesSampler::ParentbasedAlwaysOn,
+            traces_sampler_arg: 1.0,
             service_name: Some("courier-test".into()),
         },
         "courier-test",
