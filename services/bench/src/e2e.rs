@@ -112,7 +112,7 @@ pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Secti
         ),
         format!(
             "`courier-projector`, `courier-loader` and {SENDERS} `courier-sender` processes \
-             (`SENDER_PAID_RATE_LIMIT`={BUDGET}, `SENDER_MAX_IN_FLIGHT`=100), the sandbox at \
+             (`SENDER_PAID_RATE_LIMIT`={BUDGET}, `SENDER_MAX_IN_FLIGHT` at its default), the sandbox at \
              Telegram's limits with {LATENCY_MS} ms latency, {n} live users in the read model. \
              A paid campaign to all of them is published; timed from `CampaignStarted` to the \
              campaign's status `completed` in Postgres. Ideal: recipients / budget. Median of \
@@ -174,7 +174,12 @@ async fn one_run(launcher: &Launcher, options: &Options, run: usize) -> anyhow::
         )?,
         launcher.spawn("courier-loader", &format!("e2e-{run}-loader"), &env, &[])?,
     ];
-    let vars = fixtures::sender_vars(&sandbox.url(), 30.0, BUDGET, 100);
+    let vars = fixtures::sender_vars(
+        &sandbox.url(),
+        30.0,
+        BUDGET,
+        courier_sender::DEFAULT_MAX_IN_FLIGHT,
+    );
     for i in 1..=SENDERS {
         services.push(launcher.spawn(
             "courier-sender",

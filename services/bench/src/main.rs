@@ -103,7 +103,7 @@ struct Cli {
     sender_seconds: u64,
 
     /// Sender with limits off: SENDER_MAX_IN_FLIGHT.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = courier_sender::DEFAULT_MAX_IN_FLIGHT)]
     sender_max_in_flight: u16,
 
     /// Rate adherence: seconds of sending per run (sets the items).

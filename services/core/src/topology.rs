@@ -52,6 +52,10 @@ pub const SENDER_MAX_ACK_PENDING: i64 = 512;
 /// stalls for up to this long (plus the client's 5 s grace) after a failover.
 pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
+/// How long the last send to a chat is remembered: longer than the spacing
+/// of any per-chat rate senders accept (`SENDER_CHAT_RATE_LIMIT` ≥ 1/60).
+pub const CHAT_RECORD_MAX_AGE: Duration = Duration::from_secs(60);
+
 /// Header on a work item moved aside and back (a paused campaign): the
 /// send attempts it had before, so a pause spends none of them.
 pub const ATTEMPTS_HEADER: &str = "Courier-Attempts";
@@ -156,6 +160,12 @@ impl Topology {
     /// The bucket of shared rate schedules, one key per bot token and lane.
     pub fn rate_bucket(&self) -> String {
         self.stream_name("rate")
+    }
+
+    /// The bucket of recent sends to each chat, one key per bot token and
+    /// chat, for the per-chat limit across replicas.
+    pub fn chat_bucket(&self) -> String {
+        self.stream_name("chats")
     }
 
     pub fn outcome_subject(&self, campaign_id: &str, user_id: i64) -> String {
@@ -271,6 +281,22 @@ impl Topology {
         .await
         .map_err(|e| TopologyError::JetStream {
             what: format!("key-value bucket {}", self.rate_bucket()),
+            source: e.into(),
+        })?;
+        js.create_or_update_key_value(kv::Config {
+            bucket: self.chat_bucket(),
+            description: "courier's last send to each chat, per bot token".into(),
+            history: 1,
+            // A record older than any chat interval decides nothing.
+            max_age: CHAT_RECORD_MAX_AGE,
+            // Losing it with a NATS restart risks one 429, no more.
+            storage: stream::StorageType::Memory,
+            num_replicas: self.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| TopologyError::JetStream {
+            what: format!("key-value bucket {}", self.chat_bucket()),
             source: e.into(),
         })?;
         ensure_consumer(js, &self.work_stream(), self.senders_consumer()).await?;

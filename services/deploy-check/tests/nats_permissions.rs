@@ -342,7 +342,7 @@ async fn the_bot_publishes_events_but_never_work_or_outcomes() {
 }
 
 #[tokio::test]
-async fn senders_record_outcomes_and_hold_items_but_never_enqueue_sends() {
+async fn senders_record_outcomes_and_hold_items_but_never_enqueue_sends_or_touch_campaigns() {
     let server = NatsServer::start();
     let mut watcher = Watcher::start(&server).await;
     let mut sender = Connection::open(&server, "sender").await;
@@ -352,6 +352,7 @@ async fn senders_record_outcomes_and_hold_items_but_never_enqueue_sends() {
     sender.publish("courier.events.user.1").await;
     sender.no_errors();
     sender.publish_refused("courier.work.send.c1").await;
+    sender.publish_refused("courier.events.campaign.c1").await;
 
     assert_eq!(
         watcher.seen().await,

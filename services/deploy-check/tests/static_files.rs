@@ -17,11 +17,13 @@ use common::{AUTHORIZATION, nats_users, password, repo_root};
 const SERVICES: [&str; 4] = ["projector", "loader", "sender", "bot"];
 
 /// Every metric the dashboard must show (README "For SREs" explains them).
-const METRICS: [&str; 10] = [
+const METRICS: [&str; 12] = [
     "courier_sends_total",
+    "courier_send_failures_total",
     "courier_telegram_429_total",
     "courier_send_rate_limit",
     "courier_sends_in_flight",
+    "courier_sends_in_flight_limit",
     "courier_consumer_pending",
     "courier_consumer_redelivered",
     "courier_projector_lag",
@@ -649,5 +651,34 @@ fn the_readme_explains_every_metric_to_sres() {
         .expect("README has a \"For SREs\" section");
     for metric in METRICS {
         assert!(section.contains(metric), "README For SREs: {metric}");
+    }
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_sources(dir: &Path, into: &mut String) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_sources(&path, into);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            into.push_str(&read(&path));
+        }
+    }
+}
+
+#[test]
+fn every_metric_the_dashboard_shows_is_one_a_service_exports() {
+    let mut code = String::new();
+    for service in ["core", "projector", "loader", "sender", "bot"] {
+        rust_sources(
+            &repo_root().join("services").join(service).join("src"),
+            &mut code,
+        );
+    }
+    for metric in METRICS {
+        assert!(
+            code.contains(&format!("\"{metric}\"")),
+            "no service exports {metric}"
+        );
     }
 }

@@ -101,7 +101,7 @@ pub fn sender_config(
         rate_limit,
         paid_rate_limit: 1000.0,
         chat_rate_limit: 1.0,
-        max_in_flight: 64,
+        max_in_flight: courier_sender::DEFAULT_MAX_IN_FLIGHT,
     }
 }
 

@@ -64,6 +64,46 @@ async fn three_replicas_share_one_budget_and_never_exceed_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_bot_api_gets_more_requests_in_flight_and_the_rate_holds() {
+    // 300/s with answers taking 400 ms needs 120 requests in flight: at the
+    // 64 a sender starts with, it would manage 160/s.
+    const RATE: f64 = 300.0;
+    const USERS: i64 = 1500;
+    let s = Setup::new(
+        USERS,
+        SandboxConfig {
+            latency_ms: 400,
+            ..unlimited_sandbox()
+        },
+    )
+    .await;
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: RATE,
+            replicas: 1,
+        },
+    );
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, USERS, DEADLINE).await;
+    let campaign = start_text_campaign(&s.commands, Audience::All, "patient").await;
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!(i64::from(row.delivered), USERS, "{row:?}");
+    // The second half: by then the limit has followed the answer time.
+    let accepted = &s.sandbox.stats().accepted_at;
+    let steady = &accepted[accepted.len() / 2..];
+    let span = *steady.last().unwrap() - steady[0];
+    let achieved = (steady.len() - 1) as f64 / span.as_secs_f64();
+    assert!(
+        achieved >= RATE * 0.9,
+        "steady rate {achieved:.0}/s is under 90% of {RATE}/s"
+    );
+    assert_eq!(assert_each_chat_once(&s.sandbox), USERS as usize);
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_429_pauses_the_token_on_every_replica() {
     let s = Setup::new(40, unlimited_sandbox()).await;
     let stack = Stack::start(
@@ -264,8 +304,8 @@ async fn a_refused_token_stops_the_sender_with_an_error_naming_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_campaigns_to_the_same_chats_keep_each_chat_to_one_message_a_second() {
-    const USERS: i64 = 20;
+async fn two_campaigns_to_the_same_chats_keep_each_chat_to_one_message_a_second_across_replicas() {
+    const USERS: i64 = 60;
     // Telegram's per-chat limit is on; the token's is off.
     let s = Setup::new(
         USERS,
@@ -280,7 +320,7 @@ async fn two_campaigns_to_the_same_chats_keep_each_chat_to_one_message_a_second(
         &s.sandbox.url(),
         SenderSettings {
             rate_limit: 1000.0,
-            replicas: 1,
+            replicas: 3,
         },
     );
     let client = s.pool.get().await.unwrap();

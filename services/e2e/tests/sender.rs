@@ -157,7 +157,7 @@ async fn the_last_attempt_failing_records_the_recipient_as_failed() {
     let outcome = DeliveryOutcome::decode(recorded.payload).unwrap();
     assert_eq!(outcome.attempts as u64, SENDER_MAX_ATTEMPTS);
     match outcome.result {
-        Some(delivery_outcome::Result::Failed(Failed { reason })) => assert!(
+        Some(delivery_outcome::Result::Failed(Failed { reason, .. })) => assert!(
             reason.starts_with(&format!("gave up after {SENDER_MAX_ATTEMPTS} attempts")),
             "{reason}"
         ),

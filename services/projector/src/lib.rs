@@ -4,6 +4,7 @@
 //! recipient has an outcome.
 
 pub mod completion;
+pub mod content_guard;
 pub mod gauges;
 pub mod projection;
 pub mod rebuild;

@@ -209,8 +209,10 @@ async fn apply_payload(
             .await?;
         }
         Payload::CampaignResumed(_) => {
+            // Resumed by an admin who saw the refusals: count afresh.
             tx.execute(
-                "UPDATE campaigns SET status_reason = NULL WHERE campaign_id = $1",
+                "UPDATE campaigns SET status_reason = NULL, content_refusals = 0
+                 WHERE campaign_id = $1",
                 &[&id],
             )
             .await?;
@@ -335,6 +337,9 @@ struct Counters {
     failed: i32,
     /// Recipients cancelled before, whose send turned out to be in flight.
     uncancelled: i32,
+    /// Failed because Telegram refused the content, and the last reason.
+    refused: i32,
+    refusal: Option<String>,
 }
 
 impl<'a> Batch<'a> {
@@ -491,6 +496,12 @@ impl<'a> Batch<'a> {
             "not_alive" => counters.not_alive += 1,
             _ => counters.failed += 1,
         }
+        if let Some(delivery_outcome::Result::Failed(failed)) = &outcome.result
+            && failed.content_refused
+        {
+            counters.refused += 1;
+            counters.refusal = Some(failed.reason.clone());
+        }
         counters.uncancelled += i32::from(previous.get::<_, &str>(0) == "cancelled");
         self.changed.insert(campaign);
         Ok(Applied::Changed(Some(campaign)))
@@ -503,7 +514,9 @@ impl<'a> Batch<'a> {
             self.tx
                 .execute(
                     "UPDATE campaigns SET delivered = delivered + $2, not_alive = not_alive + $3,
-                         failed = failed + $4, cancelled = cancelled - $5
+                         failed = failed + $4, cancelled = cancelled - $5,
+                         content_refusals = content_refusals + $6,
+                         content_refusal = COALESCE($7, content_refusal)
                      WHERE campaign_id = $1",
                     &[
                         campaign,
@@ -511,6 +524,8 @@ impl<'a> Batch<'a> {
                         &c.not_alive,
                         &c.failed,
                         &c.uncancelled,
+                        &c.refused,
+                        &c.refusal,
                     ],
                 )
                 .await?;

@@ -19,8 +19,8 @@ use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::completion;
 use crate::projection::{self, Applied, Batch, StreamMessage};
+use crate::{completion, content_guard};
 
 /// Arbitrary, fixed: the advisory lock held by the active projector.
 pub(crate) const PROJECTOR_LOCK: i64 = 0x7072_6f6a_6563_746f; // "projecto"
@@ -178,7 +178,8 @@ impl Runner {
         Ok(done)
     }
 
-    /// Counts what a batch applied and completes the campaigns it finished.
+    /// Counts what a batch applied, completes the campaigns it finished and
+    /// pauses those whose content Telegram refuses.
     async fn after_commit(
         &self,
         stream: &'static str,
@@ -188,6 +189,7 @@ impl Runner {
         metrics::counter!("courier_projector_applied_total", "stream" => stream).increment(applied);
         for campaign in campaigns {
             completion::complete_if_done(&self.client, &self.publisher, campaign).await?;
+            content_guard::pause_if_refused(&self.client, &self.publisher, campaign).await?;
         }
         Ok(())
     }

@@ -20,6 +20,9 @@ use uuid::Uuid;
 use crate::payload::Template;
 
 pub const STATUS_TTL: Duration = Duration::from_millis(500);
+/// How long the list of sending campaigns is trusted: a campaign that has
+/// just started is missed by the others' sends for at most this long.
+pub const SENDING_TTL: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
 pub struct Campaign {
@@ -33,6 +36,7 @@ pub struct Campaigns {
     commands: CampaignCommands,
     content: RwLock<HashMap<Uuid, Arc<Campaign>>>,
     statuses: RwLock<HashMap<Uuid, (CampaignStatus, Instant)>>,
+    sending: RwLock<Sending>,
 }
 
 impl Campaigns {
@@ -42,6 +46,7 @@ impl Campaigns {
             commands,
             content: RwLock::new(HashMap::new()),
             statuses: RwLock::new(HashMap::new()),
+            sending: RwLock::new(Sending::default()),
         }
     }
 
@@ -65,6 +70,48 @@ impl Campaigns {
             .await
             .insert(id, (status, Instant::now()));
         Ok(status)
+    }
+
+    /// Whether other campaigns may reach campaign `id`'s chats now, as
+    /// the read model said at most [`SENDING_TTL`] ago. A campaign not on
+    /// the list yet (just started) has it re-read at once. Without the read
+    /// model (Postgres down or slow) every campaign counts as overlapping
+    /// for a while: sends claim their chats through NATS instead.
+    pub async fn overlap(&self, id: Uuid) -> Overlap {
+        {
+            let sending = self.sending.read().await;
+            if let Some(overlap) = sending.overlap(id, Instant::now()) {
+                return overlap;
+            }
+        }
+        let mut sending = self.sending.write().await;
+        let now = Instant::now();
+        if let Some(overlap) = sending.overlap(id, now) {
+            return overlap;
+        }
+        match tokio::time::timeout(SENDING_TTL, self.sending_now()).await {
+            Ok(Ok(ids)) => sending.read(ids, now),
+            _ => {
+                tracing::debug!("sending campaigns unknown; claiming chats through NATS");
+                *sending = Sending {
+                    first_seen: HashMap::new(),
+                    valid_until: Some(now + Duration::from_secs(1)),
+                    unknown: true,
+                };
+            }
+        }
+        sending.overlap(id, now).unwrap_or(Overlap::Others)
+    }
+
+    async fn sending_now(&self) -> anyhow::Result<Vec<Uuid>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT campaign_id FROM campaigns WHERE status = 'sending'",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     /// The campaign's content, or `None` while the read model lacks it.
@@ -98,8 +145,98 @@ impl Campaigns {
         self.content.write().await.insert(id, campaign.clone());
         Ok(Some(campaign))
     }
+}
 
-    pub fn commands(&self) -> &CampaignCommands {
-        &self.commands
+/// Who else may be sending to a campaign's chats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlap {
+    /// Nobody: the campaign is the only one sending.
+    Alone,
+    /// Other campaigns are sending too.
+    Others,
+    /// Others are sending, and this campaign started so recently that some
+    /// replica may not know yet, and would not check its claims: wait.
+    JustStarted(Duration),
+}
+
+/// The campaigns the read model shows sending, each with when this sender
+/// first saw it there, and until when the list holds.
+#[derive(Debug, Default)]
+struct Sending {
+    first_seen: HashMap<Uuid, Instant>,
+    valid_until: Option<Instant>,
+    /// The read failed: assume others until it is tried again.
+    unknown: bool,
+}
+
+impl Sending {
+    /// The answer for campaign `id` at `now`, if the list can give it.
+    fn overlap(&self, id: Uuid, now: Instant) -> Option<Overlap> {
+        if self.valid_until.is_none_or(|until| now >= until) {
+            return None;
+        }
+        if self.unknown {
+            return Some(Overlap::Others);
+        }
+        // Not on the list: started since it was read, so read it again.
+        let seen = self.first_seen.get(&id)?;
+        if self.first_seen.len() == 1 {
+            return Some(Overlap::Alone);
+        }
+        // Every replica's list is at most SENDING_TTL old: one read after
+        // this sender first saw it knows it.
+        let known_everywhere = *seen + SENDING_TTL;
+        Some(match known_everywhere > now {
+            true => Overlap::JustStarted(known_everywhere - now),
+            false => Overlap::Others,
+        })
+    }
+
+    /// A fresh read at `now`: `ids` are sending.
+    fn read(&mut self, ids: Vec<Uuid>, now: Instant) {
+        let first_seen = ids
+            .into_iter()
+            .map(|id| (id, self.first_seen.get(&id).copied().unwrap_or(now)))
+            .collect();
+        *self = Sending {
+            first_seen,
+            valid_until: Some(now + SENDING_TTL),
+            unknown: false,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_campaign_sending_alone_skips_the_claims_and_a_new_one_waits_until_everyone_knows() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let t0 = Instant::now();
+        let mut sending = Sending::default();
+        assert_eq!(sending.overlap(a, t0), None, "nothing read yet");
+        sending.read(vec![a], t0);
+        assert_eq!(sending.overlap(a, t0), Some(Overlap::Alone));
+        assert_eq!(sending.overlap(b, t0), None, "b is new: read again");
+        let t1 = t0 + SENDING_TTL + Duration::from_millis(30);
+        sending.read(vec![a, b], t1);
+        assert_eq!(sending.overlap(a, t1), Some(Overlap::Others));
+        assert_eq!(
+            sending.overlap(b, t1 + Duration::from_millis(10)),
+            Some(Overlap::JustStarted(
+                SENDING_TTL - Duration::from_millis(10)
+            ))
+        );
+        let t2 = t1 + SENDING_TTL;
+        assert_eq!(sending.overlap(b, t2), None, "the list expired");
+        sending.read(vec![a, b], t2);
+        assert_eq!(
+            sending.overlap(b, t2),
+            Some(Overlap::Others),
+            "first seen at t1"
+        );
+        sending.read(vec![b], t2);
+        assert_eq!(sending.overlap(b, t2), Some(Overlap::Alone));
     }
 }

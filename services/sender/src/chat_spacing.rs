@@ -1,52 +1,116 @@
 //! Telegram's other limit: about one message a second to the same chat. A
 //! campaign sends each chat one message, but two campaigns running at once
-//! (or a campaign and a redelivery) can reach one chat twice within a
-//! second, and Telegram's answer would be a 429 that pauses the whole token.
-//! A sender therefore spaces its own sends to each chat; a send that comes
-//! too soon is deferred (NAKed with the remaining wait).
+//! can reach one chat twice within a second, from any two replicas, and
+//! Telegram's answer would be a 429 that pauses the whole token.
 //!
-//! The spacing is per replica: two replicas may still send to one chat
-//! within a second, which only concurrent campaigns make possible.
+//! Every send is recorded in the chat bucket (NATS KV, key `<bot id>.<chat>`,
+//! the send's time). While its campaign is the only one sending, a send
+//! just records itself, without waiting for the write to be confirmed (it
+//! costs no round trip). While campaigns overlap, a send first claims its
+//! chat with compare-and-set against that record, so replicas see each
+//! other's sends; one that comes too soon is deferred (NAKed with the
+//! remaining wait). A campaign that starts while another is sending waits
+//! [`crate::campaigns::SENDING_TTL`] before its first send, until every
+//! replica knows to check its claims.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
+use bytes::Bytes;
+
+#[derive(Debug, thiserror::Error)]
+#[error("per-chat spacing in NATS KV: {0}")]
+pub struct SpacingError(String);
 
 pub struct ChatSpacing {
-    interval: Duration,
-    last_sent: HashMap<i64, Instant>,
-    /// When entries older than `interval` were last dropped.
-    pruned_at: Instant,
+    kv: kv::Store,
+    client: async_nats::Client,
+    /// `$KV.<bucket>.`: where a record is published without confirmation.
+    subject_prefix: String,
+    bot_id: String,
+    interval_us: u64,
+}
+
+/// How long a send to a chat last sent to at `last_us` must still wait at
+/// `now_us` (all Unix µs), if at all.
+pub fn wait_before(last_us: Option<u64>, now_us: u64, interval_us: u64) -> Option<Duration> {
+    let next = last_us? + interval_us;
+    (next > now_us).then(|| Duration::from_micros(next - now_us))
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
 }
 
 impl ChatSpacing {
-    /// Spacing for `rate` messages per second to one chat, with the same
-    /// headroom as the token's budget for sends that drift on the way.
-    pub fn new(rate: f64, now: Instant) -> ChatSpacing {
+    /// Spacing for `rate` messages per second to one chat of bot `bot_id`,
+    /// with the same headroom as the token's budget for sends that drift on
+    /// the way.
+    pub fn new(
+        kv: kv::Store,
+        client: async_nats::Client,
+        bucket: &str,
+        bot_id: &str,
+        rate: f64,
+    ) -> ChatSpacing {
         ChatSpacing {
-            interval: Duration::from_micros(crate::rate::interval_us(rate)),
-            last_sent: HashMap::new(),
-            pruned_at: now,
+            kv,
+            client,
+            subject_prefix: format!("$KV.{bucket}."),
+            bot_id: bot_id.to_owned(),
+            interval_us: crate::rate::interval_us(rate),
         }
     }
 
-    /// Records a send to `chat` at `now`, or returns how long to wait.
-    pub fn try_send(&mut self, chat: i64, now: Instant) -> Result<(), Duration> {
-        if let Some(last) = self.last_sent.get(&chat) {
-            let next = *last + self.interval;
-            if next > now {
-                return Err(next - now);
-            }
+    /// Records a send to `chat` now, or returns how long it must wait.
+    /// `overlapping`: other campaigns may be sending to the same chats.
+    pub async fn try_send(
+        &self,
+        chat: i64,
+        overlapping: bool,
+    ) -> Result<Result<(), Duration>, SpacingError> {
+        let key = format!("{}.{chat}", self.bot_id);
+        let now = now_us();
+        let value = Bytes::from(now.to_string());
+        if !overlapping {
+            self.client
+                .publish(format!("{}{key}", self.subject_prefix), value)
+                .await
+                .map_err(|e| SpacingError(e.to_string()))?;
+            return Ok(Ok(()));
         }
-        self.last_sent.insert(chat, now);
-        // Entries past the interval decide nothing: drop them now and then,
-        // so the map holds about rate × interval chats, not every chat.
-        if now.duration_since(self.pruned_at) >= self.interval {
-            let horizon = now.checked_sub(self.interval);
-            self.last_sent
-                .retain(|_, sent| horizon.is_none_or(|horizon| *sent > horizon));
-            self.pruned_at = now;
+        let entry = self
+            .kv
+            .entry(&key)
+            .await
+            .map_err(|e| SpacingError(e.to_string()))?;
+        let last = entry
+            .as_ref()
+            .and_then(|entry| std::str::from_utf8(&entry.value).ok()?.parse().ok());
+        if let Some(wait) = wait_before(last, now, self.interval_us) {
+            return Ok(Err(wait));
         }
-        Ok(())
+        let claimed = match entry {
+            Some(entry) => match self.kv.update(&key, value, entry.revision).await {
+                Ok(_) => true,
+                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => false,
+                Err(e) => return Err(SpacingError(e.to_string())),
+            },
+            None => match self.kv.create(&key, value).await {
+                Ok(_) => true,
+                Err(e) if e.kind() == CreateErrorKind::AlreadyExists => false,
+                Err(e) => return Err(SpacingError(e.to_string())),
+            },
+        };
+        // Lost the race: another replica sent to this chat just now.
+        Ok(if claimed {
+            Ok(())
+        } else {
+            Err(Duration::from_micros(self.interval_us))
+        })
     }
 }
 
@@ -56,25 +120,16 @@ mod tests {
 
     #[test]
     fn a_second_send_to_a_chat_waits_out_the_interval() {
-        let t0 = Instant::now();
-        let mut spacing = ChatSpacing::new(1.0, t0);
-        let interval = Duration::from_micros(crate::rate::interval_us(1.0));
-        assert!(interval > Duration::from_secs(1), "paced below the limit");
-        assert_eq!(spacing.try_send(7, t0), Ok(()));
-        let soon = t0 + Duration::from_millis(300);
-        assert_eq!(spacing.try_send(7, soon), Err(t0 + interval - soon));
-        assert_eq!(spacing.try_send(8, soon), Ok(()));
-        assert_eq!(spacing.try_send(7, t0 + interval), Ok(()));
-    }
-
-    #[test]
-    fn chats_past_the_interval_are_forgotten() {
-        let t0 = Instant::now();
-        let mut spacing = ChatSpacing::new(1.0, t0);
-        for chat in 0..1000 {
-            spacing.try_send(chat, t0).unwrap();
-        }
-        spacing.try_send(-1, t0 + Duration::from_secs(2)).unwrap();
-        assert_eq!(spacing.last_sent.len(), 1);
+        let interval = crate::rate::interval_us(1.0);
+        assert!(interval > 1_000_000, "paced below the limit");
+        assert_eq!(wait_before(None, 5_000_000, interval), None);
+        assert_eq!(
+            wait_before(Some(5_000_000), 5_300_000, interval),
+            Some(Duration::from_micros(interval - 300_000))
+        );
+        assert_eq!(
+            wait_before(Some(5_000_000), 5_000_000 + interval, interval),
+            None
+        );
     }
 }

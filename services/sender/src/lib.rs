@@ -6,12 +6,13 @@ pub mod budget;
 pub mod campaigns;
 pub mod chat_spacing;
 pub mod classify;
-pub mod content_guard;
+pub mod in_flight;
 pub mod payload;
 pub mod rate;
 pub mod telegram;
 pub mod worker;
 
+use async_nats::jetstream;
 use courier_core::commands::CampaignCommands;
 use courier_core::config::{DatabaseConfig, NatsConfig, TelegramConfig};
 use courier_core::event::EventPublisher;
@@ -55,11 +56,22 @@ pub struct SenderConfig {
         default_value_t = 1.0
     )]
     pub chat_rate_limit: f64,
-    /// Requests in flight at once; about rate × latency is enough.
-    #[arg(long = "max-in-flight", env = "SENDER_MAX_IN_FLIGHT", value_name = "SENDER_MAX_IN_FLIGHT", default_value_t = 64,
+    /// Most items this replica works on at once. Below it, it keeps about
+    /// 1.5 × its sends/s × Telegram's measured answer time (at least 64);
+    /// all replicas together hold at most 512, far below the ~1000 requests
+    /// in flight at which the Bot API answers 429.
+    #[arg(long = "max-in-flight", env = "SENDER_MAX_IN_FLIGHT", value_name = "SENDER_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT,
           value_parser = clap::value_parser!(u16).range(1..=500))]
     pub max_in_flight: u16,
 }
+
+/// `SENDER_MAX_IN_FLIGHT` unless configured: one replica keeps 1000/s
+/// going while Telegram answers within about 300 ms.
+pub const DEFAULT_MAX_IN_FLIGHT: u16 = 500;
+
+/// The chat bucket remembers a send for a minute (`CHAT_RECORD_MAX_AGE`):
+/// a chat's spacing must be shorter.
+const MIN_CHAT_RATE_LIMIT: f64 = 0.02;
 
 /// Connections to the Bot API opened before the first send.
 const WARM_CONNECTIONS: usize = 8;
@@ -74,8 +86,8 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         "SENDER_PAID_RATE_LIMIT must be positive"
     );
     anyhow::ensure!(
-        config.chat_rate_limit > 0.0,
-        "SENDER_CHAT_RATE_LIMIT must be positive"
+        config.chat_rate_limit >= MIN_CHAT_RATE_LIMIT,
+        "SENDER_CHAT_RATE_LIMIT must be at least {MIN_CHAT_RATE_LIMIT} (a message in 50 s)"
     );
     let Some(nats) = startup::nats(&config.nats, "courier-sender", &shutdown).await? else {
         return Ok(());
@@ -94,9 +106,15 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         campaigns: campaigns::Campaigns::new(pool, commands),
         free_lane: budget::Budget::new(rates.clone(), bot_id, "free", config.rate_limit),
         paid_lane: budget::Budget::new(rates, bot_id, "paid", config.paid_rate_limit),
-        content_guard: Default::default(),
-        chat_spacing: std::sync::Mutex::new(chat_spacing::ChatSpacing::new(
+        chat_spacing: chat_spacing::ChatSpacing::new(
+            nats.js.get_key_value(nats.topology.chat_bucket()).await?,
+            nats.client.clone(),
+            &nats.topology.chat_bucket(),
+            bot_id,
             config.chat_rate_limit,
+        ),
+        in_flight: std::sync::Mutex::new(in_flight::InFlightLimit::new(
+            max_in_flight,
             std::time::Instant::now(),
         )),
         js: nats.js.clone(),
@@ -116,11 +134,11 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         .get_consumer::<async_nats::jetstream::consumer::pull::Config>(SENDERS_CONSUMER)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    // Pull about as many as can be worked on: buffered items age towards
-    // their ack deadline.
+    // Pull in batches of the smallest in-flight limit: items buffered here
+    // age towards their ack deadline.
     let messages = consumer
         .stream()
-        .max_messages_per_batch(max_in_flight)
+        .max_messages_per_batch(worker.in_flight_limit())
         .expires(PULL_EXPIRES)
         .messages()
         .await?;
@@ -135,51 +153,56 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         "sender ready"
     );
     let stop = shutdown.child_token();
-    messages
-        .take_until(stop.clone().cancelled_owned())
-        .for_each_concurrent(max_in_flight, |message| {
-            let worker = &worker;
-            let stop = &stop;
-            async move {
-                let message = match message {
-                    Ok(message) => message,
-                    Err(error) => {
-                        tracing::warn!(%error, "pulling work items");
-                        return;
-                    }
-                };
-                let span = tracing::info_span!(
-                    courier_core::telemetry::SEND_SPAN,
-                    subject = %message.subject,
-                    campaign_id = tracing::field::Empty,
-                    outcome = tracing::field::Empty,
-                );
-                trace_context::adopt(&span, message.headers.as_ref());
-                metrics::gauge!("courier_sends_in_flight").increment(1.0);
-                let handled = worker.handle(&message).instrument(span.clone()).await;
-                metrics::gauge!("courier_sends_in_flight").decrement(1.0);
-                match handled {
-                    Ok(Ok(handled)) => {
-                        span.record("outcome", handled.as_str());
-                        metrics::counter!("courier_sends_total", "outcome" => handled.as_str())
-                            .increment(1);
-                    }
-                    Ok(Err(stop_sending)) => {
-                        tracing::error!("{stop_sending}");
-                        stop.cancel();
-                    }
-                    Err(error) => {
-                        // The worker sent it back to be tried again.
-                        tracing::warn!(error = format!("{error:#}"), "work item not finished");
-                    }
-                }
-            }
-        })
-        .await;
+    let mut messages = std::pin::pin!(messages.take_until(stop.clone().cancelled_owned()));
+    // Items being worked on, as many as the in-flight limit allows; a new
+    // one is pulled only when there is room, so none waits here for its
+    // turn while its ack deadline runs.
+    let mut working = futures::stream::FuturesUnordered::new();
+    loop {
+        let room = working.len() < worker.in_flight_limit();
+        tokio::select! {
+            Some(()) = working.next(), if !working.is_empty() => {}
+            message = messages.next(), if room => match message {
+                Some(Ok(message)) => working.push(work_on(&worker, &stop, message)),
+                Some(Err(error)) => tracing::warn!(%error, "pulling work items"),
+                None => break,
+            },
+        }
+    }
+    // Stopping: finish what was started.
+    while working.next().await.is_some() {}
     if stop.is_cancelled() && !shutdown.is_cancelled() {
         anyhow::bail!(worker::StopSending::Unauthorized);
     }
     Ok(())
+}
+
+/// Works one item in its own span, and counts how it ended.
+async fn work_on(worker: &Worker, stop: &CancellationToken, message: jetstream::Message) {
+    let span = tracing::info_span!(
+        courier_core::telemetry::SEND_SPAN,
+        subject = %message.subject,
+        campaign_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    trace_context::adopt(&span, message.headers.as_ref());
+    metrics::gauge!("courier_sends_in_flight").increment(1.0);
+    let handled = worker.handle(&message).instrument(span.clone()).await;
+    metrics::gauge!("courier_sends_in_flight").decrement(1.0);
+    match handled {
+        Ok(Ok(handled)) => {
+            span.record("outcome", handled.as_str());
+            metrics::counter!("courier_sends_total", "outcome" => handled.as_str()).increment(1);
+        }
+        Ok(Err(stop_sending)) => {
+            tracing::error!("{stop_sending}");
+            stop.cancel();
+        }
+        Err(error) => {
+            // The worker sent it back to be tried again.
+            tracing::warn!(error = format!("{error:#}"), "work item not finished");
+        }
+    }
 }
 
 /// Publishes the shared consumer's backlog as metrics (what KEDA and the

@@ -11,7 +11,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, AckKind, stream::DirectGetErrorKind};
 use courier_core::campaign::CampaignStatus;
-use courier_core::commands::{Change, CommandError};
+use courier_core::commands::CommandError;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{
     Delivered, DeliveryOutcome, Event, Failed, NotAlive, SendMessage, UserBlocked,
@@ -25,10 +25,10 @@ use prost::Message as _;
 use uuid::Uuid;
 
 use crate::budget::Budget;
-use crate::campaigns::Campaigns;
+use crate::campaigns::{Campaigns, Overlap};
 use crate::chat_spacing::ChatSpacing;
-use crate::classify::{Verdict, classify};
-use crate::content_guard::ContentGuard;
+use crate::classify::{ApiFailure, Verdict, classify};
+use crate::in_flight::InFlightLimit;
 use crate::telegram::BotApi;
 
 /// How a work item ended, for logs, traces and metrics.
@@ -81,8 +81,8 @@ pub struct Worker {
     pub campaigns: Campaigns,
     pub free_lane: Budget,
     pub paid_lane: Budget,
-    pub content_guard: Mutex<ContentGuard>,
-    pub chat_spacing: Mutex<ChatSpacing>,
+    pub chat_spacing: ChatSpacing,
+    pub in_flight: Mutex<InFlightLimit>,
 }
 
 /// Delay before a transient failure's next attempt: 1 s doubling, ≤ 60 s.
@@ -100,6 +100,15 @@ fn attempts(message: &jetstream::Message, delivered: i64) -> u64 {
         .and_then(|v| v.as_str().parse().ok())
         .unwrap_or(0);
     before + delivered.max(1) as u64
+}
+
+/// Whether Telegram answered: only an answer's time says how long requests
+/// take (a timeout or a refused connection says nothing about it).
+fn answered(sent: &std::result::Result<i64, ApiFailure>) -> bool {
+    matches!(
+        sent,
+        Ok(_) | Err(ApiFailure::Api { .. } | ApiFailure::BadAnswer { .. })
+    )
 }
 
 /// Whether the recipient may already have an outcome: this copy was
@@ -190,24 +199,34 @@ impl Worker {
         {
             return Ok(Ok(handled));
         }
-        let too_soon = self
+        let overlapping = match self.campaigns.overlap(campaign_id).await {
+            Overlap::Alone => false,
+            Overlap::Others => true,
+            Overlap::JustStarted(wait) => {
+                return self.defer(message, wait, "campaign just started").await;
+            }
+        };
+        if let Err(wait) = self
             .chat_spacing
-            .lock()
-            .expect("chat spacing lock")
-            .try_send(item.chat_id, std::time::Instant::now());
-        if let Err(wait) = too_soon {
+            .try_send(item.chat_id, overlapping)
+            .await?
+        {
             // The chat got a message a moment ago (another campaign's):
             // this slot goes unused rather than earn the token a 429.
             return self.defer(message, wait, "chat spacing").await;
         }
+        let asked = std::time::Instant::now();
         let sent = self.api.send(&template.call(item.chat_id)).await;
+        if answered(&sent) {
+            self.answered_after(asked);
+        }
         let (result, handled) = match sent {
             Ok(message_id) => (
                 delivery_outcome::Result::Delivered(Delivered { message_id }),
                 Handled::Delivered,
             ),
             Err(failure) => {
-                match trace_failure(classify(&failure), message, campaign_id, attempt) {
+                match observe_failure(classify(&failure), message, campaign_id, attempt) {
                     Verdict::NotAlive(reason) => {
                         let blocked = Event::new(Payload::UserBlocked(UserBlocked {
                             user_id: item.user_id,
@@ -219,10 +238,14 @@ impl Worker {
                             Handled::NotAlive,
                         )
                     }
-                    Verdict::BrokenContent(reason) => {
-                        self.guard_content(campaign_id, &reason).await;
-                        (failed(reason), Handled::Failed)
-                    }
+                    Verdict::BrokenContent(reason) => (
+                        // The projector pauses the campaign after a few.
+                        delivery_outcome::Result::Failed(Failed {
+                            reason,
+                            content_refused: true,
+                        }),
+                        Handled::Failed,
+                    ),
                     Verdict::Uncertain(reason) => {
                         (failed(format!("uncertain: {reason}")), Handled::Failed)
                     }
@@ -256,6 +279,20 @@ impl Worker {
             }
         };
         self.finish(message, &item, attempt, result, handled).await
+    }
+
+    /// Lets the in-flight limit follow Telegram's answer time.
+    fn answered_after(&self, asked: std::time::Instant) {
+        let now = std::time::Instant::now();
+        let mut in_flight = self.in_flight.lock().expect("in-flight limit lock");
+        if let Some(limit) = in_flight.answered(now - asked, now) {
+            metrics::gauge!("courier_sends_in_flight_limit").set(limit as f64);
+        }
+    }
+
+    /// Items this sender may work on at once now.
+    pub fn in_flight_limit(&self) -> usize {
+        self.in_flight.lock().expect("in-flight limit lock").limit()
     }
 
     /// Finishes the item without sending when its campaign is not sending:
@@ -364,30 +401,6 @@ impl Worker {
         }
     }
 
-    async fn guard_content(&self, campaign: Uuid, reason: &str) {
-        let pause = self
-            .content_guard
-            .lock()
-            .expect("guard lock")
-            .refused(campaign, reason);
-        if !pause {
-            return;
-        }
-        let change = Change::Pause {
-            reason: format!("Telegram refuses the content: {reason}"),
-        };
-        match self.campaigns.commands().change(campaign, change, 0).await {
-            Ok(_) => {
-                tracing::warn!(%campaign, reason, "paused a campaign whose content Telegram refuses")
-            }
-            // Already paused (by another replica, or an admin): nothing to do.
-            Err(CommandError::Refused(_) | CommandError::Conflict(_)) => {}
-            Err(error) => {
-                tracing::error!(%campaign, %error, "could not pause a campaign with broken content")
-            }
-        }
-    }
-
     async fn has_outcome(&self, item: &SendMessage) -> anyhow::Result<bool> {
         let subject = self
             .topology
@@ -454,10 +467,11 @@ impl Worker {
     }
 }
 
-/// Records a failed send as a `send.failed` span under the campaign's
-/// trace. Unlike `send` spans, which are sampled, these are always exported,
-/// so every error and 429 can be found in Tempo.
-fn trace_failure(
+/// Records a failed send: counted by class (`courier_send_failures_total`)
+/// and a `send.failed` span under the campaign's trace. Unlike `send`
+/// spans, which are sampled, these are always exported, so every error and
+/// 429 can be found in Tempo.
+fn observe_failure(
     verdict: Verdict,
     message: &jetstream::Message,
     campaign: Uuid,
@@ -485,11 +499,15 @@ fn trace_failure(
     );
     trace_context::adopt(&span, message.headers.as_ref());
     span.in_scope(|| {});
+    metrics::counter!("courier_send_failures_total", "class" => verdict.class()).increment(1);
     verdict
 }
 
 fn failed(reason: String) -> delivery_outcome::Result {
-    delivery_outcome::Result::Failed(Failed { reason })
+    delivery_outcome::Result::Failed(Failed {
+        reason,
+        content_refused: false,
+    })
 }
 
 #[cfg(test)]
