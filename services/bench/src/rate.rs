@@ -157,7 +157,7 @@ pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Secti
              (free limit 30/s, paid limit 1000/s, one message per chat per second, {latency} ms \
              latency), the senders started and waiting for work, then budget × {seconds} s items \
              enqueued. `SENDER_RATE_LIMIT`=30, `SENDER_PAID_RATE_LIMIT`=1000, \
-             `SENDER_MAX_IN_FLIGHT` at its default (each sender keeps about 1.5 × its rate × \
+             `SENDER_MAX_IN_FLIGHT` at its default (each sender keeps about 2 × its rate × \
              measured latency in flight, at least 64). Steady rate: \
              sends accepted by the sandbox from 1 s after the first to the last, divided by \
              that span. Targets: achieved ≥ {target} of the budget, never more than the budget \

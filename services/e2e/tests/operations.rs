@@ -112,7 +112,9 @@ async fn a_conflicting_topology_stops_the_service_with_a_clear_error() {
         started.err().expect("refused to start").to_string()
     };
 
-    // Another stream already captures courier's work subjects.
+    // Another stream already captures courier's work subjects (where the
+    // test's own topology had put its work stream).
+    js.delete_stream(topology.work_stream()).await.unwrap();
     let squatter = format!("{}_SQUATTER", topology.work_stream());
     js.create_stream(stream::Config {
         name: squatter.clone(),

@@ -95,9 +95,11 @@ async fn a_slow_bot_api_gets_more_requests_in_flight_and_the_rate_holds() {
     let steady = &accepted[accepted.len() / 2..];
     let span = *steady.last().unwrap() - steady[0];
     let achieved = (steady.len() - 1) as f64 / span.as_secs_f64();
+    // At a fixed 64 this is at most 53%; 80% leaves room for a busy
+    // machine (with both cores loaded it measured 85%, alone 97%).
     assert!(
-        achieved >= RATE * 0.9,
-        "steady rate {achieved:.0}/s is under 90% of {RATE}/s"
+        achieved >= RATE * 0.8,
+        "steady rate {achieved:.0}/s is under 80% of {RATE}/s"
     );
     assert_eq!(assert_each_chat_once(&s.sandbox), USERS as usize);
     stack.stop().await.unwrap();

@@ -103,6 +103,14 @@ impl Campaigns {
         sending.overlap(id, now).unwrap_or(Overlap::Others)
     }
 
+    /// Whether campaign `id` was alone when the list was last read, if that
+    /// was at most [`SENDING_TTL`] ago; a stale list says no (the send
+    /// claims its chat) rather than be read again.
+    pub async fn still_alone(&self, id: Uuid) -> bool {
+        let sending = self.sending.read().await;
+        sending.overlap(id, Instant::now()) == Some(Overlap::Alone)
+    }
+
     async fn sending_now(&self) -> anyhow::Result<Vec<Uuid>> {
         let client = self.pool.get().await?;
         let rows = client

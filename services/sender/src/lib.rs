@@ -57,7 +57,7 @@ pub struct SenderConfig {
     )]
     pub chat_rate_limit: f64,
     /// Most items this replica works on at once. Below it, it keeps about
-    /// 1.5 × its sends/s × Telegram's measured answer time (at least 64);
+    /// 2 × its sends/s × Telegram's measured answer time (at least 64);
     /// all replicas together hold at most 512, far below the ~1000 requests
     /// in flight at which the Bot API answers 429.
     #[arg(long = "max-in-flight", env = "SENDER_MAX_IN_FLIGHT", value_name = "SENDER_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT,

@@ -191,6 +191,9 @@ impl Worker {
         } else {
             &self.free_lane
         };
+        if let Overlap::JustStarted(wait) = self.campaigns.overlap(campaign_id).await {
+            return self.defer(message, wait, "campaign just started").await;
+        }
         self.wait_for_slot(message, lane).await?;
         // The wait may have been long: a pause or cancel since then wins.
         if let Some(handled) = self
@@ -199,13 +202,10 @@ impl Worker {
         {
             return Ok(Ok(handled));
         }
-        let overlapping = match self.campaigns.overlap(campaign_id).await {
-            Overlap::Alone => false,
-            Overlap::Others => true,
-            Overlap::JustStarted(wait) => {
-                return self.defer(message, wait, "campaign just started").await;
-            }
-        };
+        // Whether this send must claim its chat: after the rate slot, the
+        // list of sending campaigns is only looked at, never read again (a
+        // Postgres round trip there would make the send late).
+        let overlapping = !self.campaigns.still_alone(campaign_id).await;
         if let Err(wait) = self
             .chat_spacing
             .try_send(item.chat_id, overlapping)
