@@ -188,8 +188,10 @@ impl Runner {
     ) -> anyhow::Result<()> {
         metrics::counter!("courier_projector_applied_total", "stream" => stream).increment(applied);
         for campaign in campaigns {
-            completion::complete_if_done(&self.client, &self.publisher, campaign).await?;
+            // A pause first: when the refusals came in the batch that
+            // finished the campaign, the admin should hear why.
             content_guard::pause_if_refused(&self.client, &self.publisher, campaign).await?;
+            completion::complete_if_done(&self.client, &self.publisher, campaign).await?;
         }
         Ok(())
     }
