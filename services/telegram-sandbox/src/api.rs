@@ -13,6 +13,7 @@ use crate::chats::{self, unix_now};
 use crate::content::{self, Content, MediaKind};
 use crate::envelope::ApiError;
 use crate::params::Params;
+use crate::record::CallbackAnswer;
 use crate::state::{SendFlags, Shared};
 
 const MAX_UPDATES_LIMIT: i64 = 100;
@@ -42,7 +43,7 @@ pub async fn call(
         "editmessagetext" => edit_message_text(shared, params),
         "editmessagereplymarkup" => edit_message_reply_markup(shared, params),
         "deletemessage" => delete_message(shared, params),
-        "answercallbackquery" => answer_callback_query(params),
+        "answercallbackquery" => answer_callback_query(shared, params),
         "getupdates" => get_updates(shared, params).await,
         "setwebhook" => set_webhook(shared, params),
         "deletewebhook" => store_webhook(shared, params, None),
@@ -141,14 +142,20 @@ fn delete_message(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
     }
 }
 
-/// The sandbox does not track callback queries, so any id is taken as fresh.
-fn answer_callback_query(params: &Params) -> Result<Value, ApiError> {
-    match params.text("callback_query_id") {
-        Some(_) => Ok(json!(true)),
-        None => Err(ApiError::bad_request(
+/// The sandbox does not track callback queries, so any id is taken as
+/// fresh; the answer is recorded for tests to read.
+fn answer_callback_query(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let Some(id) = params.text("callback_query_id") else {
+        return Err(ApiError::bad_request(
             "query is too old and response timeout expired or query ID is invalid",
-        )),
-    }
+        ));
+    };
+    shared.world().record.answer_callback(CallbackAnswer {
+        callback_query_id: id.to_owned(),
+        text: params.text("text").map(str::to_owned),
+        show_alert: params.flag("show_alert"),
+    });
+    Ok(json!(true))
 }
 
 /// Long polling: answers at once if updates are waiting, else waits up to `timeout` seconds for

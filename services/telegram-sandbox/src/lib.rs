@@ -41,5 +41,5 @@ mod updates;
 pub use chats::ChatState;
 pub use config::SandboxConfig;
 pub use faults::Failure;
-pub use record::{Delivery, Stats};
+pub use record::{CallbackAnswer, Delivery, Stats};
 pub use sandbox::Sandbox;

@@ -32,6 +32,15 @@ pub struct Delivery {
     pub accepted_ms: u64,
 }
 
+/// A bot's `answerCallbackQuery`: what the user who pressed a button saw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallbackAnswer {
+    pub callback_query_id: String,
+    pub text: Option<String>,
+    /// Shown as an alert the user must dismiss, not a passing notice.
+    pub show_alert: bool,
+}
+
 /// Counts since the start or the last reset.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Stats {
@@ -63,6 +72,7 @@ impl Stats {
 #[derive(Debug, Default)]
 pub struct Record {
     deliveries: Vec<Delivery>,
+    callback_answers: Vec<CallbackAnswer>,
     requests: u64,
     errors_by_code: BTreeMap<u16, u64>,
 }
@@ -82,6 +92,14 @@ impl Record {
 
     pub fn deliveries(&self) -> &[Delivery] {
         &self.deliveries
+    }
+
+    pub fn answer_callback(&mut self, answer: CallbackAnswer) {
+        self.callback_answers.push(answer);
+    }
+
+    pub fn callback_answers(&self) -> &[CallbackAnswer] {
+        &self.callback_answers
     }
 
     pub fn stats(&self) -> Stats {

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::chats::ChatState;
 use crate::config::SandboxConfig;
 use crate::faults::Failure;
-use crate::record::{Delivery, Stats};
+use crate::record::{CallbackAnswer, Delivery, Stats};
 use crate::server;
 use crate::state::Shared;
 
@@ -107,6 +107,11 @@ impl Sandbox {
     /// Every accepted send, oldest first.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.shared.deliveries()
+    }
+
+    /// Every `answerCallbackQuery` the bot made, oldest first.
+    pub fn callback_answers(&self) -> Vec<CallbackAnswer> {
+        self.shared.callback_answers()
     }
 
     /// The messages in the chat with `chat_id` as they stand (edits applied, deletions gone),

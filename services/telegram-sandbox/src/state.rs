@@ -19,7 +19,7 @@ use crate::envelope::ApiError;
 use crate::faults::{Failure, Faults};
 use crate::limits::{Attempt, InFlight, Limits, RateLimiter};
 use crate::params::Params;
-use crate::record::{Delivery, Record, Stats};
+use crate::record::{CallbackAnswer, Delivery, Record, Stats};
 use crate::updates::Updates;
 
 /// State shared by the server's handlers and the `Sandbox` handle.
@@ -194,6 +194,10 @@ impl Shared {
 
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.world().record.deliveries().to_vec()
+    }
+
+    pub fn callback_answers(&self) -> Vec<CallbackAnswer> {
+        self.world().record.callback_answers().to_vec()
     }
 
     pub fn messages_to(&self, chat_id: i64) -> Vec<Value> {

@@ -25,7 +25,9 @@ pub async fn to_summary(
     let step3 = harness.wait_for(admin, after, "Step 3 of 4").await;
     match buttons {
         Some(lines) => harness.say(admin, lines),
-        None => harness.press(admin, &step3, "Skip"),
+        None => {
+            harness.press(admin, &step3, "Skip");
+        }
     }
     harness.wait_for(admin, after, "Ready to broadcast").await
 }

@@ -4,7 +4,8 @@ use courier_core::proto::v1::Language;
 use serde_json::json;
 
 use crate::broadcast::{start, to_summary};
-use crate::{Harness, OWNER, labels, text};
+use crate::{DEADLINE, Harness, OWNER, labels, text};
+use courier_testing::wait_until;
 
 const ADMIN: i64 = 9_002;
 
@@ -40,8 +41,35 @@ async fn admins_pause_resume_and_cancel_from_their_cards_and_a_race_has_one_winn
         .await;
 
     // Both press Cancel at once: one CampaignCancelled, the loser is told.
-    harness.press(OWNER, &card, "✖️ Cancel");
-    harness.press(ADMIN, &other_card, "✖️ Cancel");
+    let presses = [
+        harness.press(OWNER, &card, "✖️ Cancel"),
+        harness.press(ADMIN, &other_card, "✖️ Cancel"),
+    ];
+    let answers = wait_until("both presses answered", DEADLINE, || async {
+        let answers: Vec<_> = harness
+            .sandbox
+            .callback_answers()
+            .into_iter()
+            .filter(|a| presses.contains(&a.callback_query_id))
+            .collect();
+        (answers.len() == 2).then_some(answers)
+    })
+    .await;
+    let text_of = |a: &telegram_sandbox::CallbackAnswer| a.text.clone().unwrap_or_default();
+    let winners = answers
+        .iter()
+        .filter(|a| text_of(a) == "Done: the campaign is cancelled.")
+        .count();
+    assert_eq!(winners, 1, "{answers:?}");
+    let loser = answers
+        .iter()
+        .find(|a| text_of(a) != "Done: the campaign is cancelled.")
+        .unwrap();
+    assert!(loser.show_alert, "{loser:?}");
+    assert!(
+        text_of(loser).contains("changed nothing") || text_of(loser).contains("Nothing changed"),
+        "{loser:?}"
+    );
     let report = format!("Campaign {id} was cancelled");
     harness.wait_for(OWNER, after, &report).await;
     harness.wait_for(ADMIN, 0, &report).await;

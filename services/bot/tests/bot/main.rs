@@ -155,16 +155,22 @@ impl Harness {
     /// `from` presses the button whose label starts with `label` on
     /// `message` (as the sandbox shows it; `from` need not be its chat's
     /// owner, as with a forwarded message).
-    pub fn press(&self, from: i64, message: &Value, label: &str) {
+    /// Presses the button; returns the callback query's id, to find the
+    /// bot's answer among `sandbox.callback_answers()`.
+    pub fn press(&self, from: i64, message: &Value, label: &str) -> String {
         let data = button_data(message, label);
-        let id = self.next_message_id.fetch_add(1, Ordering::Relaxed);
+        let id = format!(
+            "query-{}",
+            self.next_message_id.fetch_add(1, Ordering::Relaxed)
+        );
         self.sandbox.push_update(json!({ "callback_query": {
-            "id": format!("query-{id}"),
+            "id": id,
             "from": user(from),
             "chat_instance": "instance",
             "message": message,
             "data": data,
         }}));
+        id
     }
 
     /// The bot's messages in `chat`, as they stand (edits applied).
