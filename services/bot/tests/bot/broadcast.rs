@@ -1,5 +1,6 @@
 //! /broadcast from the first command to the final report, for every kind
-//! of content; the refusals of bad input; a restart in the middle.
+//! of content and a forwarded post with the options toggled; the refusals
+//! of bad input; a restart in the middle.
 
 use courier_core::proto::v1::Language;
 use serde_json::{Value, json};
@@ -189,6 +190,55 @@ async fn every_kind_of_content_goes_from_broadcast_to_the_final_report() {
                 .iter()
                 .any(|d| d.chat_id == 201),
             "the en user got a ru campaign"
+        );
+    }
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forwarded_post_keeps_its_url_buttons_and_the_toggles_reach_recipients() {
+    let harness = Harness::start(1000.0).await;
+    harness
+        .users(&[(101, Language::Ru, true), (102, Language::Ru, true)])
+        .await;
+    let post = json!({
+        "text": "Channel news",
+        "forward_origin": {
+            "type": "channel", "date": 1_700_000_000, "message_id": 3,
+            "chat": { "id": -1_001_234, "type": "channel", "title": "News" },
+        },
+        "reply_markup": { "inline_keyboard": [[
+            { "text": "Read", "url": "https://example.com/read" },
+            { "text": "Vote", "callback_data": "v:1" },
+        ]]},
+    });
+    let summary = to_summary(&harness, OWNER, "ru", post, None).await;
+    let before = summary["message_id"].as_i64().unwrap() - 1;
+    harness.press(OWNER, &summary, "⬜ Silent");
+    let summary = harness.wait_for(OWNER, before, "Silent: on").await;
+    harness.press(OWNER, &summary, "⬜ Protected");
+    let summary = harness.wait_for(OWNER, before, "Protected: on").await;
+    harness.press(OWNER, &summary, "⬜ Paid lane");
+    let summary = harness.wait_for(OWNER, before, "Paid lane: on").await;
+    let id = start(&harness, OWNER, &summary).await;
+    harness
+        .wait_for(OWNER, before, &format!("Campaign {id} completed"))
+        .await;
+    for chat in [101, 102] {
+        let delivery = harness
+            .sandbox
+            .deliveries()
+            .into_iter()
+            .find(|d| d.chat_id == chat)
+            .unwrap_or_else(|| panic!("nothing to {chat}"));
+        assert_eq!(delivery.text.as_deref(), Some("Channel news"));
+        assert!(delivery.disable_notification, "{delivery:?}");
+        assert!(delivery.protect_content, "{delivery:?}");
+        assert!(delivery.allow_paid_broadcast, "{delivery:?}");
+        // The post's URL button came along; its callback button could not.
+        assert_eq!(
+            delivery.reply_markup.expect("the buttons")["inline_keyboard"],
+            json!([[{ "text": "Read", "url": "https://example.com/read" }]])
         );
     }
     harness.stop().await;
