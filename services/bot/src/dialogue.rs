@@ -153,8 +153,26 @@ impl Storage<State> for Dialogues {
         state: State,
     ) -> BoxFuture<'static, Result<(), Self::Error>> {
         Box::pin(async move {
+            let confirming = matches!(state, State::Confirming { .. });
             let state = serde_json::to_value(&state)?;
             let client = self.pool.get().await?;
+            if confirming {
+                // Only a dialog still at step 3 or 4 may (still) confirm:
+                // a toggle pressed as Start ended the dialog on another
+                // replica must not bring its Start button back.
+                let updated = client
+                    .execute(
+                        "UPDATE bot_dialogues SET state = $2, updated_at = now()
+                         WHERE chat_id = $1
+                           AND state->>'step' IN ('awaiting_buttons', 'confirming')",
+                        &[&chat.0, &state],
+                    )
+                    .await?;
+                return match updated {
+                    0 => Err(DialogueError::Ended),
+                    _ => Ok(()),
+                };
+            }
             client
                 .execute(
                     "INSERT INTO bot_dialogues (chat_id, state) VALUES ($1, $2)
@@ -222,6 +240,33 @@ mod protobuf {
 mod tests {
     use super::*;
     use courier_core::proto::v1::{ContentKind, MessageEntity};
+
+    #[tokio::test]
+    async fn a_dialog_ended_by_start_is_not_brought_back_by_a_late_toggle() {
+        let env = courier_testing::TestEnv::new().await;
+        let dialogues = Dialogues::new(env.pool().await);
+        let chat = ChatId(7);
+        let draft = Draft::new(Audience::Ru, Content::default());
+        let confirming = State::Confirming {
+            draft: draft.clone(),
+            summary: 10,
+        };
+        dialogues
+            .clone()
+            .update_dialogue(chat, State::AwaitingButtons { draft })
+            .await
+            .unwrap();
+        dialogues
+            .clone()
+            .update_dialogue(chat, confirming.clone())
+            .await
+            .unwrap();
+        assert!(dialogues.take_confirmed(chat, 10).await.unwrap().is_some());
+        // The toggle read the dialog before Start took it.
+        let late = dialogues.clone().update_dialogue(chat, confirming).await;
+        assert!(matches!(late, Err(DialogueError::Ended)), "{late:?}");
+        assert_eq!(dialogues.get_dialogue(chat).await.unwrap(), None);
+    }
 
     #[test]
     fn every_state_survives_its_json() {
