@@ -147,9 +147,10 @@ pub fn card(snapshot: &Snapshot, rate: Option<f64>) -> String {
 /// campaign ends.
 pub fn card_keyboard(id: Uuid, status: CampaignStatus) -> InlineKeyboardMarkup {
     let first = match status {
-        CampaignStatus::Pending | CampaignStatus::Sending => Some((Control::Pause, "⏸ Pause")),
+        CampaignStatus::Sending => Some((Control::Pause, "⏸ Pause")),
         CampaignStatus::Paused => Some((Control::Resume, "▶️ Resume")),
-        CampaignStatus::Completed | CampaignStatus::Cancelled => None,
+        // Not started yet: only a cancel is a change it can take.
+        CampaignStatus::Pending | CampaignStatus::Completed | CampaignStatus::Cancelled => None,
     };
     let row: Vec<_> = first
         .into_iter()
@@ -339,8 +340,13 @@ mod tests {
         let paused = labels(&card_keyboard(id, CampaignStatus::Paused));
         assert_eq!(
             paused,
-            [("▶️ Resume".into(), resume), ("✖️ Cancel".into(), cancel)]
+            [
+                ("▶️ Resume".into(), resume),
+                ("✖️ Cancel".into(), cancel.clone())
+            ]
         );
+        let pending = labels(&card_keyboard(id, CampaignStatus::Pending));
+        assert_eq!(pending, [("✖️ Cancel".into(), cancel)]);
         assert!(labels(&card_keyboard(id, CampaignStatus::Completed)).is_empty());
         assert!(labels(&card_keyboard(id, CampaignStatus::Cancelled)).is_empty());
     }
