@@ -133,3 +133,56 @@ async fn commands_outside_the_state_machine_are_refused() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_the_cli() {
+    let env = TestEnv::new().await;
+    let dir = std::env::temp_dir().join(format!("courierctl-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "user_id,language\n1,ru\n2,klingon\n").unwrap();
+    let refused = courierctl(&env, &["users", "import", bad.to_str().unwrap()]).await;
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("line 3"), "{error}");
+    let good = dir.join("users.csv");
+    std::fs::write(&good, "user_id,language\n1,ru\n2,ru\n3,en\n4,ru\n").unwrap();
+    let imported = courierctl(&env, &["users", "import", good.to_str().unwrap()]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&imported.stdout),
+        "registered 4 users\n"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let shutdown = CancellationToken::new();
+    let projector = tokio::spawn(courier_projector::run(
+        courier_projector::ProjectorConfig {
+            nats: env.nats.clone(),
+            database: env.database.clone(),
+        },
+        shutdown.clone(),
+    ));
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    // The bad file published nothing: four users, not five.
+    wait_for_users(&client, 4, Duration::from_secs(30)).await;
+    let started = courierctl(
+        &env,
+        &["campaign", "start", "--audience", "ru", "--text", "Привет"],
+    )
+    .await;
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let id: uuid::Uuid = String::from_utf8(started.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let row = wait_for_status(&client, id, "sending", Duration::from_secs(30)).await;
+    assert_eq!(row.audience_size, Some(3), "{row:?}");
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
+}
