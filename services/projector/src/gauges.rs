@@ -1,6 +1,8 @@
 //! Campaign gauges for the dashboard, read from the read model every few
-//! seconds: campaigns by status, and each unfinished campaign's recipients
-//! by state. Published by the projector because it owns the read model.
+//! seconds: campaigns by status, and the recipients by state of each
+//! campaign that is unfinished or finished within the hour (so its final
+//! counts show; after that its series keeps them until the projector
+//! restarts). Published by the projector because it owns the read model.
 
 use std::time::Duration;
 
@@ -40,7 +42,8 @@ async fn read_and_set(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
         .query(
             "SELECT campaign_id::text, delivered, not_alive, failed,
                     COALESCE(audience_size, 0) - delivered - not_alive - failed - cancelled
-             FROM campaigns WHERE status IN ('sending', 'paused')",
+             FROM campaigns
+             WHERE status IN ('sending', 'paused') OR finished_at > now() - interval '1 hour'",
             &[],
         )
         .await?
