@@ -4,7 +4,9 @@ use courier_bot::BotConfig;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = BotConfig::parse();
-    let (_telemetry, shutdown) =
+    let (telemetry, shutdown) =
         courier_core::service::start("courier-bot", &config.telemetry, &config.health).await?;
-    courier_bot::run(config, shutdown).await
+    let result = courier_bot::run(config, shutdown).await;
+    courier_core::service::flush(telemetry).await;
+    result
 }

@@ -35,8 +35,17 @@ where
         .about(about)
         .get_matches();
     let cli = ServiceCli::<C>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let (_telemetry, shutdown) = start(name, &cli.telemetry, &cli.health).await?;
-    run(cli.service, shutdown).await
+    let (telemetry, shutdown) = start(name, &cli.telemetry, &cli.health).await?;
+    let result = run(cli.service, shutdown).await;
+    flush(telemetry).await;
+    result
+}
+
+/// Drops the guard, which flushes the last spans, off the runtime: the
+/// flush waits for the exporter, and the exporter needs this runtime (the
+/// sender's has a single thread, which the wait would block).
+pub async fn flush(telemetry: telemetry::TelemetryGuard) {
+    let _ = tokio::task::spawn_blocking(move || drop(telemetry)).await;
 }
 
 /// Telemetry, the operations endpoints and the shutdown token, for a

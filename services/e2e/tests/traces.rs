@@ -109,10 +109,7 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
     )
     .await;
     stack.stop().await.unwrap();
-    // Flushes the batch exporter (a blocking call).
-    tokio::task::spawn_blocking(move || drop(telemetry))
-        .await
-        .unwrap();
+    courier_core::service::flush(telemetry).await;
 
     let spans = wait_until("the campaign's spans", Duration::from_secs(10), || async {
         let spans = spans.lock().unwrap().clone();
