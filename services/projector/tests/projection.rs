@@ -185,3 +185,18 @@ async fn a_campaign_done_before_a_crash_completes_when_a_projector_takes_over() 
     shutdown.cancel();
     projector.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn an_event_published_twice_is_stored_once() {
+    let env = TestEnv::new().await;
+    let js = env.jetstream().await;
+    let publisher = EventPublisher::new(js.clone(), env.topology());
+    // A publisher retrying after a lost ack sends the same event (same id,
+    // the Nats-Msg-Id) again.
+    let event = registered(9);
+    publisher.publish(&event).await.unwrap();
+    publisher.publish(&event).await.unwrap();
+    publisher.publish(&registered(10)).await.unwrap();
+    let mut stream = js.get_stream(env.topology().events_stream()).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 2);
+}
