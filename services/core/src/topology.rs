@@ -35,16 +35,6 @@ pub const LOADER_CONSUMER: &str = "loader";
 /// another sender. Must exceed the slowest Telegram call (see
 /// [`crate::topology::SEND_TIMEOUT`]) or items in flight get sent twice.
 pub const SENDER_ACK_WAIT: Duration = Duration::from_secs(30);
-/// When JetStream hands an item nobody acked (its sender died or hung) to
-/// another sender: after the ack wait, then later each time, so an item
-/// that keeps taking senders down does not keep every replica busy. (NAKs
-/// carry their own delay and do not use it.)
-pub const SENDER_BACKOFF: [Duration; 4] = [
-    SENDER_ACK_WAIT,
-    Duration::from_secs(60),
-    Duration::from_secs(120),
-    Duration::from_secs(300),
-];
 /// Upper bound of one Bot API request, comfortably below [`SENDER_ACK_WAIT`].
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 /// Send attempts (deliveries of one work item) after which a transient
@@ -224,7 +214,6 @@ impl Topology {
             filter_subject: format!("{}.work.send.>", self.prefix),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: SENDER_ACK_WAIT,
-            backoff: SENDER_BACKOFF.to_vec(),
             max_deliver: -1,
             max_ack_pending: SENDER_MAX_ACK_PENDING,
             ..Default::default()
@@ -396,14 +385,6 @@ mod tests {
 
     fn topology() -> Topology {
         Topology::new("t-1".parse().unwrap(), 1)
-    }
-
-    #[test]
-    fn unacked_items_come_back_after_the_ack_wait_then_ever_later() {
-        let senders = Topology::new("t".parse().unwrap(), 1).senders_consumer();
-        assert_eq!(senders.backoff[0], senders.ack_wait);
-        assert!(senders.ack_wait > SEND_TIMEOUT);
-        assert!(senders.backoff.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
