@@ -97,6 +97,8 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
     let pool = env.pool().await;
     let client = pool.get().await.unwrap();
     wait_for_users(&client, 4, Duration::from_secs(30)).await;
+    // The first send draws a 429: its item is tried again a second later.
+    sandbox.inject_429(1);
     let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
     let campaign = start_text_campaign(&commands, Audience::All, "traced")
         .await
@@ -173,7 +175,7 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
     );
 
     let sends = named("send");
-    assert_eq!(sends.len(), 4, "one send span per recipient");
+    assert_eq!(sends.len(), 5, "one send span per recipient, and the 429");
     for send in &sends {
         assert_eq!(
             send.parent_span_id, loader[0].span_id,
@@ -198,9 +200,14 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
         1,
         "{outcomes:?}"
     );
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "deferred").count(),
+        1,
+        "{outcomes:?}"
+    );
 
     let requests = named("telegram.request");
-    assert_eq!(requests.len(), 4);
+    assert_eq!(requests.len(), 5);
     assert!(
         requests
             .iter()
@@ -208,9 +215,26 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
     );
 
     let failed = named("send.failed");
-    assert_eq!(failed.len(), 1, "the blocked recipient's failure is kept");
-    assert_eq!(attribute(failed[0], "class").as_deref(), Some("not_alive"));
-    assert_eq!(failed[0].parent_span_id, loader[0].span_id);
+    let class_of = |class: &str| {
+        failed
+            .iter()
+            .find(|s| attribute(s, "class").as_deref() == Some(class))
+            .unwrap_or_else(|| panic!("no kept {class} failure"))
+    };
+    assert_eq!(
+        failed.len(),
+        2,
+        "the 429 and the blocked recipient are kept"
+    );
+    let throttled = class_of("retry_after");
+    assert_eq!(attribute(throttled, "retry_after_s").as_deref(), Some("1"));
+    assert_eq!(
+        attribute(throttled, "campaign_id").as_deref(),
+        Some(campaign.as_str())
+    );
+    for failure in [throttled, class_of("not_alive")] {
+        assert_eq!(failure.parent_span_id, loader[0].span_id);
+    }
 
     let projections_under_sends: Vec<String> = named("project")
         .into_iter()
