@@ -152,3 +152,70 @@ async fn a_conflicting_topology_stops_the_service_with_a_clear_error() {
         "{error}"
     );
 }
+
+/// `--help` of each service binary lists its configuration: every variable
+/// with its default; a malformed value stops it with the variable's name.
+#[test]
+fn every_service_lists_its_variables_and_refuses_a_bad_one_by_name() {
+    let shared = [
+        "NATS_URL",
+        "COURIER_NATS_PREFIX",
+        "DATABASE_URL",
+        "RUST_LOG",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_TRACES_SAMPLER",
+        "METRICS_ADDR",
+    ];
+    let own: [(&str, &[&str]); 4] = [
+        ("courier-projector", &[]),
+        ("courier-loader", &["LOADER_BATCH_SIZE"]),
+        (
+            "courier-sender",
+            &[
+                "TELEGRAM_BOT_TOKEN",
+                "TELEGRAM_API_URL",
+                "SENDER_RATE_LIMIT",
+                "SENDER_PAID_RATE_LIMIT",
+                "SENDER_CHAT_RATE_LIMIT",
+                "SENDER_MAX_IN_FLIGHT",
+            ],
+        ),
+        ("courier-bot", &["TELEGRAM_BOT_TOKEN", "OWNER_IDS"]),
+    ];
+    for (service, variables) in own {
+        let binary = courier_testing::process::binary(service);
+        let help = std::process::Command::new(&binary)
+            .arg("--help")
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(help.status.success(), "{service} --help");
+        let help = String::from_utf8(help.stdout).unwrap();
+        for variable in shared.iter().chain(variables) {
+            assert!(
+                help.contains(&format!("[env: {variable}")),
+                "{service}: {variable}"
+            );
+        }
+        assert!(
+            help.contains("[default: nats://127.0.0.1:4222]"),
+            "{service} shows defaults"
+        );
+        let refused = std::process::Command::new(&binary)
+            .env_clear()
+            .env("TELEGRAM_BOT_TOKEN", courier_e2e::BOT_TOKEN)
+            .env("OWNER_IDS", "1")
+            .env("NATS_URL", "nats://host:port-oops")
+            .output()
+            .unwrap();
+        assert!(
+            !refused.status.success(),
+            "{service} started with a bad NATS_URL"
+        );
+        let error = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            error.contains("NATS_URL is malformed"),
+            "{service}: {error}"
+        );
+    }
+}
