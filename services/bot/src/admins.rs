@@ -1,14 +1,18 @@
 //! `/admins`: owners list, grant and revoke admins. Owners come from
-//! `OWNER_IDS` and cannot be changed here; admins are kept by
-//! [`crate::storage::Store`] (see [`crate::roles`] for why not as events).
+//! `OWNER_IDS` and cannot be changed here; a grant or revoke is an event,
+//! answered once the projector has applied it (so the new admin's next
+//! command already finds the rights).
 
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::event::Payload;
+use courier_core::proto::v1::{AdminGranted, AdminRevoked, Event};
 use teloxide::Bot;
 use teloxide::prelude::Requester;
 use teloxide::types::{Message, User};
 
 use crate::handlers::HandlerResult;
 use crate::roles::{AdminsRequest, Roles};
-use crate::storage::Store;
+use crate::storage::{Store, wait_for_projection};
 
 pub async fn manage(
     bot: Bot,
@@ -17,7 +21,9 @@ pub async fn manage(
     args: String,
     roles: Roles,
     store: Store,
+    events: EventPublisher,
 ) -> HandlerResult {
+    let by = from.id.0 as i64;
     let reply = if !roles.of(from.id).await.manages_admins() {
         "Only owners manage admins.".to_owned()
     } else {
@@ -27,25 +33,57 @@ pub async fn manage(
             Ok(AdminsRequest::Grant(user)) if roles.owners().contains(&user) => {
                 format!("{user} is an owner already (from OWNER_IDS).")
             }
+            Ok(AdminsRequest::Grant(user)) if store.is_admin(user).await? => {
+                format!("{user} is an admin already.")
+            }
             Ok(AdminsRequest::Grant(user)) => {
-                match store.grant_admin(user, from.id.0 as i64).await? {
-                    true => format!(
-                        "{user} is an admin now: they can /broadcast and control campaigns."
-                    ),
-                    false => format!("{user} is an admin already."),
-                }
+                let granted = Payload::AdminGranted(AdminGranted {
+                    user_id: user,
+                    granted_by: by,
+                });
+                let done =
+                    format!("{user} is an admin now: they can /broadcast and control campaigns.");
+                change(&events, &store, granted, user, true, done).await
             }
             Ok(AdminsRequest::Revoke(user)) if roles.owners().contains(&user) => format!(
                 "{user} is an owner; owners are set by OWNER_IDS in the bot's configuration."
             ),
-            Ok(AdminsRequest::Revoke(user)) => match store.revoke_admin(user).await? {
-                true => format!("{user} is no longer an admin."),
-                false => format!("{user} was not an admin."),
-            },
+            Ok(AdminsRequest::Revoke(user)) if !store.is_admin(user).await? => {
+                format!("{user} was not an admin.")
+            }
+            Ok(AdminsRequest::Revoke(user)) => {
+                let revoked = Payload::AdminRevoked(AdminRevoked {
+                    user_id: user,
+                    revoked_by: by,
+                });
+                let done = format!("{user} is no longer an admin.");
+                change(&events, &store, revoked, user, false, done).await
+            }
         }
     };
     bot.send_message(message.chat.id, reply).await?;
     Ok(())
+}
+
+/// Publishes a grant or revoke of `user` and waits for the read model to
+/// show them as `admin`; answers what to tell the owner.
+async fn change(
+    events: &EventPublisher,
+    store: &Store,
+    payload: Payload,
+    user: i64,
+    admin: bool,
+    done: String,
+) -> String {
+    if let Err(error) = events.publish(&Event::new(payload)).await {
+        tracing::error!(%error, "publishing an admin change failed");
+        return "Courier could not record that right now; try again in a moment.".into();
+    }
+    let shown = wait_for_projection(|| async { Ok(store.is_admin(user).await? == admin) }).await;
+    match shown {
+        true => done,
+        false => format!("Recorded; it takes effect for {user} in a moment."),
+    }
 }
 
 fn list(roles: &Roles, admins: &[i64]) -> String {

@@ -19,14 +19,10 @@ use crate::actions::{Action, Control};
 use crate::cards::Cards;
 use crate::handlers::HandlerResult;
 use crate::progress::{self, Snapshot};
-use crate::storage::Store;
+use crate::storage::{Store, wait_for_projection};
 
 /// Campaigns `/campaigns` lists.
 const RECENT: i64 = 10;
-/// How long a press waits for the projector to apply its event, so the
-/// card it refreshes shows the new status; the periodic refresh catches
-/// up otherwise.
-const PROJECTION_WAIT: Duration = Duration::from_secs(3);
 
 /// `/campaigns`: the recent campaigns, a button each to show its card.
 pub async fn list(bot: Bot, message: Message, store: Store) -> HandlerResult {
@@ -103,8 +99,16 @@ pub async fn pressed(
         .text(answer)
         .show_alert(alert)
         .await?;
+    // The card refreshed next shows the new status (else the periodic
+    // refresh catches up).
     if let Ok(status) = outcome {
-        wait_for_projection(&store, campaign, status).await;
+        wait_for_projection(|| async {
+            Ok(store
+                .campaign(campaign)
+                .await?
+                .is_some_and(|snapshot| snapshot.status == status))
+        })
+        .await;
     }
     // Every card of the campaign shows where it stands now, the loser's too.
     cards.refresh(Some(campaign), Duration::ZERO).await?;
@@ -139,20 +143,6 @@ fn answer(outcome: &Result<CampaignStatus, CommandError>) -> (String, bool) {
 }
 
 /// Waits, briefly, until the read model shows `status`.
-async fn wait_for_projection(store: &Store, campaign: Uuid, status: CampaignStatus) {
-    let deadline = tokio::time::Instant::now() + PROJECTION_WAIT;
-    while tokio::time::Instant::now() < deadline {
-        match store.campaign(campaign).await {
-            Ok(Some(snapshot)) if snapshot.status == status => return,
-            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(error) => {
-                tracing::warn!(%error, "reading the campaign back failed");
-                return;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,9 +3,8 @@
 //! campaigns; everyone else is a user and is never told the admin commands
 //! exist.
 //!
-//! Grants are not events: the event schema has no admin events, so they are
-//! the bot's own state in `bot_admins` (see `migrations/V20__bot.sql`),
-//! written only by the bot.
+//! Grants are events (`AdminGranted`, `AdminRevoked`) like every other
+//! fact; the projector keeps the current admins in the read model.
 
 use std::sync::Arc;
 

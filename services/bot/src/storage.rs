@@ -1,6 +1,6 @@
-//! The bot's Postgres queries: the admins it keeps itself (`bot_admins`)
-//! and what it reads from the read model the projector maintains (live
-//! users per language, campaigns and their counts). Dialogues and progress
+//! The bot's Postgres queries: what it reads from the read model the
+//! projector maintains (admins, live users per language, campaigns and
+//! their counts). Dialogues and progress
 //! cards keep their own SQL next to their logic ([`crate::dialogue`],
 //! [`crate::cards`]).
 
@@ -10,6 +10,31 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::progress::Snapshot;
+
+/// How long an answer waits for the projector to apply what the bot has
+/// just published, before answering anyway.
+const PROJECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Polls `projected` until the read model shows the change (true), at most
+/// [`PROJECTION_WAIT`]; false if it did not (yet), or could not be read.
+pub async fn wait_for_projection<F, Fut>(mut projected: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + PROJECTION_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        match projected().await {
+            Ok(true) => return true,
+            Ok(false) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Err(error) => {
+                tracing::warn!(%error, "reading the read model back failed");
+                return false;
+            }
+        }
+    }
+    false
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -56,36 +81,15 @@ impl Store {
     pub async fn is_admin(&self, user: i64) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt("SELECT 1 FROM bot_admins WHERE user_id = $1", &[&user])
+            .query_opt("SELECT 1 FROM admins WHERE user_id = $1", &[&user])
             .await?;
         Ok(row.is_some())
-    }
-
-    /// Grants admin rights; `false` if the user had them already.
-    pub async fn grant_admin(&self, user: i64, by: i64) -> Result<bool, StoreError> {
-        let client = self.pool.get().await?;
-        let inserted = client
-            .execute(
-                "INSERT INTO bot_admins (user_id, granted_by) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&user, &by],
-            )
-            .await?;
-        Ok(inserted == 1)
-    }
-
-    /// Revokes admin rights; `false` if the user had none.
-    pub async fn revoke_admin(&self, user: i64) -> Result<bool, StoreError> {
-        let client = self.pool.get().await?;
-        let deleted = client
-            .execute("DELETE FROM bot_admins WHERE user_id = $1", &[&user])
-            .await?;
-        Ok(deleted == 1)
     }
 
     pub async fn admins(&self) -> Result<Vec<i64>, StoreError> {
         let client = self.pool.get().await?;
         let rows = client
-            .query("SELECT user_id FROM bot_admins ORDER BY granted_at", &[])
+            .query("SELECT user_id FROM admins ORDER BY granted_at", &[])
             .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }

@@ -48,6 +48,8 @@ impl Payload {
             Payload::UserLanguageChanged(_) => "UserLanguageChanged",
             Payload::UserBlocked(_) => "UserBlocked",
             Payload::UserUnblocked(_) => "UserUnblocked",
+            Payload::AdminGranted(_) => "AdminGranted",
+            Payload::AdminRevoked(_) => "AdminRevoked",
         }
     }
 
@@ -64,6 +66,8 @@ impl Payload {
             Payload::UserLanguageChanged(e) => topology.user_subject(e.user_id),
             Payload::UserBlocked(e) => topology.user_subject(e.user_id),
             Payload::UserUnblocked(e) => topology.user_subject(e.user_id),
+            Payload::AdminGranted(e) => topology.user_subject(e.user_id),
+            Payload::AdminRevoked(e) => topology.user_subject(e.user_id),
         }
     }
 }

@@ -291,6 +291,18 @@ async fn apply_user_event(
             )
             .await?;
         }
+        Payload::AdminGranted(e) => {
+            tx.execute(
+                "INSERT INTO admins (user_id, granted_by, granted_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&e.user_id, &e.granted_by, &at],
+            )
+            .await?;
+        }
+        Payload::AdminRevoked(e) => {
+            tx.execute("DELETE FROM admins WHERE user_id = $1", &[&e.user_id])
+                .await?;
+        }
         _ => unreachable!("campaign events are applied by apply_payload"),
     }
     Ok(())

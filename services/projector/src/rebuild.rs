@@ -21,7 +21,8 @@ pub struct Rebuilt {
 
 /// The read-model tables, emptied by a rebuild. Bot and loader state is not
 /// derived from the streams and stays.
-const READ_MODEL: &str = "deliveries, campaigns, users, projector_checkpoints, parked_messages";
+const READ_MODEL: &str =
+    "deliveries, campaigns, users, admins, projector_checkpoints, parked_messages";
 
 pub async fn rebuild(nats: Nats, pool: &deadpool_postgres::Pool) -> anyhow::Result<Rebuilt> {
     let client = pool.get().await?;

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Audience, Event, Language, UserRegistered, event::Payload};
+use courier_core::proto::v1::{
+    AdminGranted, AdminRevoked, Audience, Event, Language, UserRegistered, event::Payload,
+};
 use courier_projector::projection::{self, Applied, Batch, StreamMessage};
 use courier_testing::campaigns::{start_text_campaign, wait_for_status};
 use courier_testing::{TestEnv, wait_until};
@@ -199,4 +201,49 @@ async fn an_event_published_twice_is_stored_once() {
     publisher.publish(&registered(10)).await.unwrap();
     let mut stream = js.get_stream(env.topology().events_stream()).await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admins_are_projected_from_grants_and_revokes() {
+    let env = TestEnv::new().await;
+    let publisher = EventPublisher::new(env.jetstream().await, env.topology());
+    let grant = |user_id| {
+        Payload::AdminGranted(AdminGranted {
+            user_id,
+            granted_by: 1,
+        })
+    };
+    for payload in [
+        grant(5),
+        grant(6),
+        grant(6),
+        Payload::AdminRevoked(AdminRevoked {
+            user_id: 5,
+            revoked_by: 1,
+        }),
+    ] {
+        publisher.publish(&Event::new(payload)).await.unwrap();
+    }
+    let shutdown = CancellationToken::new();
+    let projector = tokio::spawn(courier_projector::run(
+        courier_projector::ProjectorConfig {
+            nats: env.nats.clone(),
+            database: env.database.clone(),
+        },
+        shutdown.clone(),
+    ));
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    let admins = wait_until("the revoke applied", Duration::from_secs(30), || async {
+        let rows = client
+            .query("SELECT user_id FROM admins ORDER BY user_id", &[])
+            .await
+            .ok()?;
+        let admins: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        (admins.contains(&6) && !admins.contains(&5)).then_some(admins)
+    })
+    .await;
+    assert_eq!(admins, [6]);
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
 }
