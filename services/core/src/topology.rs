@@ -289,8 +289,9 @@ impl Topology {
             history: 1,
             // A record older than any chat interval decides nothing.
             max_age: CHAT_RECORD_MAX_AGE,
-            // Losing it with a NATS restart risks one 429, no more.
-            storage: stream::StorageType::Memory,
+            // On file, like the rate bucket: a memory bucket vanishes when
+            // NATS restarts, and claims would fail until services restart.
+            storage: stream::StorageType::File,
             num_replicas: self.replicas,
             ..Default::default()
         })
