@@ -11,7 +11,6 @@ use courier_testing::TestEnv;
 use courier_testing::campaigns::{
     register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
-use tokio_util::sync::CancellationToken;
 
 async fn courierctl(env: &TestEnv, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_courierctl"));
@@ -55,14 +54,7 @@ async fn rebuild_replays_an_identical_read_model_and_refuses_while_a_projector_r
     )
     .await;
     let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
-    let shutdown = CancellationToken::new();
-    let projector = tokio::spawn(courier_projector::run(
-        courier_projector::ProjectorConfig {
-            nats: env.nats.clone(),
-            database: env.database.clone(),
-        },
-        shutdown.clone(),
-    ));
+    let projector = env.start_projector();
     let pool = env.pool().await;
     let client = pool.get().await.unwrap();
     wait_for_users(&client, 20, Duration::from_secs(30)).await;
@@ -94,8 +86,7 @@ async fn rebuild_replays_an_identical_read_model_and_refuses_while_a_projector_r
     );
     wait_for_status(&client, running, "paused", Duration::from_secs(30)).await;
     let before = dump(&pool).await;
-    shutdown.cancel();
-    projector.await.unwrap().unwrap();
+    projector.stop().await;
 
     let rebuilt = courierctl(&env, &["rebuild"]).await;
     assert!(
@@ -154,14 +145,7 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
     );
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let shutdown = CancellationToken::new();
-    let projector = tokio::spawn(courier_projector::run(
-        courier_projector::ProjectorConfig {
-            nats: env.nats.clone(),
-            database: env.database.clone(),
-        },
-        shutdown.clone(),
-    ));
+    let projector = env.start_projector();
     let pool = env.pool().await;
     let client = pool.get().await.unwrap();
     // The bad file published nothing: four users, not five.
@@ -183,6 +167,5 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
         .unwrap();
     let row = wait_for_status(&client, id, "sending", Duration::from_secs(30)).await;
     assert_eq!(row.audience_size, Some(3), "{row:?}");
-    shutdown.cancel();
-    projector.await.unwrap().unwrap();
+    projector.stop().await;
 }

@@ -14,7 +14,6 @@ use courier_core::topology::MAYBE_DUPLICATE_HEADER;
 use courier_loader::fanout::{FanOut, Loader};
 use courier_testing::{TestEnv, wait_until};
 use prost::Message as _;
-use tokio_util::sync::CancellationToken;
 
 const AUDIENCE: i64 = 35;
 
@@ -26,8 +25,7 @@ struct Started {
     js: async_nats::jetstream::Context,
     loader: Loader,
     campaign: uuid::Uuid,
-    shutdown: CancellationToken,
-    projector: tokio::task::JoinHandle<anyhow::Result<()>>,
+    projector: courier_testing::Projector,
 }
 
 async fn start_and_publish_a_first_batch() -> Started {
@@ -61,14 +59,7 @@ async fn start_and_publish_a_first_batch() -> Started {
         .unwrap();
 
     // The projector fixes the audience; the loader itself is driven by hand.
-    let shutdown = CancellationToken::new();
-    let projector = tokio::spawn(courier_projector::run(
-        courier_projector::ProjectorConfig {
-            nats: env.nats.clone(),
-            database: env.database.clone(),
-        },
-        shutdown.clone(),
-    ));
+    let projector = env.start_projector();
     let pool = env.pool().await;
     let loader = Loader {
         js: js.clone(),
@@ -88,15 +79,13 @@ async fn start_and_publish_a_first_batch() -> Started {
         js,
         loader,
         campaign,
-        shutdown,
         projector,
     }
 }
 
 impl Started {
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.projector.await.unwrap().unwrap();
+        self.projector.stop().await;
     }
 }
 

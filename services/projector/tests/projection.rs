@@ -12,7 +12,6 @@ use courier_projector::projection::{self, Applied, Batch, StreamMessage};
 use courier_testing::campaigns::{start_text_campaign, wait_for_status};
 use courier_testing::{TestEnv, wait_until};
 use prost::Message as _;
-use tokio_util::sync::CancellationToken;
 
 fn registered(user_id: i64) -> Event {
     Event::new(Payload::UserRegistered(UserRegistered {
@@ -96,14 +95,7 @@ async fn a_poison_event_is_parked_and_the_projector_moves_on() {
         .await
         .unwrap();
 
-    let shutdown = CancellationToken::new();
-    let projector = tokio::spawn(courier_projector::run(
-        courier_projector::ProjectorConfig {
-            nats: env.nats.clone(),
-            database: env.database.clone(),
-        },
-        shutdown.clone(),
-    ));
+    let projector = env.start_projector();
     let pool = env.pool().await;
     let client = pool.get().await.unwrap();
     wait_until(
@@ -128,8 +120,7 @@ async fn a_poison_event_is_parked_and_the_projector_moves_on() {
     assert_eq!(parked.len(), 2, "{parked:?}");
     assert!(parked[0].1.contains("not a courier.v1.Event"), "{parked:?}");
     assert!(parked[1].1.contains("does not know"), "{parked:?}");
-    shutdown.cancel();
-    projector.await.unwrap().unwrap();
+    projector.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -174,18 +165,10 @@ async fn a_campaign_done_before_a_crash_completes_when_a_projector_takes_over() 
         .get(0);
     assert_eq!(status, "sending");
 
-    let shutdown = CancellationToken::new();
-    let projector = tokio::spawn(courier_projector::run(
-        courier_projector::ProjectorConfig {
-            nats: env.nats.clone(),
-            database: env.database.clone(),
-        },
-        shutdown.clone(),
-    ));
+    let projector = env.start_projector();
     let row = wait_for_status(&client, campaign, "completed", Duration::from_secs(30)).await;
     assert_eq!(row.audience_size, Some(0), "{row:?}");
-    shutdown.cancel();
-    projector.await.unwrap().unwrap();
+    projector.stop().await;
 }
 
 #[tokio::test]
@@ -224,14 +207,7 @@ async fn admins_are_projected_from_grants_and_revokes() {
     ] {
         publisher.publish(&Event::new(payload)).await.unwrap();
     }
-    let shutdown = CancellationToken::new();
-    let projector = tokio::spawn(courier_projector::run(
-        courier_projector::ProjectorConfig {
-            nats: env.nats.clone(),
-            database: env.database.clone(),
-        },
-        shutdown.clone(),
-    ));
+    let projector = env.start_projector();
     let pool = env.pool().await;
     let client = pool.get().await.unwrap();
     let admins = wait_until("the revoke applied", Duration::from_secs(30), || async {
@@ -244,6 +220,5 @@ async fn admins_are_projected_from_grants_and_revokes() {
     })
     .await;
     assert_eq!(admins, [6]);
-    shutdown.cancel();
-    projector.await.unwrap().unwrap();
+    projector.stop().await;
 }

@@ -90,7 +90,34 @@ pub struct TestEnv {
     database_name: String,
 }
 
+/// A projector running in this process on a test's NATS and database.
+pub struct Projector {
+    shutdown: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Projector {
+    /// Stops it; panics if it had failed.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("the projector task").expect("the projector");
+    }
+}
+
 impl TestEnv {
+    /// Starts a projector on this environment.
+    pub fn start_projector(&self) -> Projector {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(courier_projector::run(
+            courier_projector::ProjectorConfig {
+                nats: self.nats.clone(),
+                database: self.database.clone(),
+            },
+            shutdown.clone(),
+        ));
+        Projector { shutdown, task }
+    }
+
     pub async fn new() -> TestEnv {
         TestEnv::on_nats(None).await
     }
