@@ -108,6 +108,21 @@ impl EventPublisher {
         self.send(event, Some(expected_last_seq)).await
     }
 
+    /// [`Self::publish_expecting`] for a fact decided from a read model:
+    /// `false` when newer events came first (a pause, a cancel, or this
+    /// very fact published by an earlier run), which makes it moot.
+    pub async fn publish_unless_changed(
+        &self,
+        event: &Event,
+        expected_last_seq: u64,
+    ) -> Result<bool, PublishError> {
+        match self.publish_expecting(event, expected_last_seq).await {
+            Ok(_) => Ok(true),
+            Err(PublishError::Conflict) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     async fn send(
         &self,
         event: &Event,

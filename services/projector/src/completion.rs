@@ -9,7 +9,7 @@
 //! refused and nothing is duplicated.
 
 use courier_core::campaign::CampaignStatus;
-use courier_core::event::{EventPublisher, PublishError};
+use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{CampaignCompleted, Event, event::Payload};
 use tokio_postgres::Client;
 use uuid::Uuid;
@@ -49,14 +49,11 @@ pub async fn complete_if_done(
         }),
     );
     match publisher
-        .publish_expecting(&event, last_event_seq as u64)
-        .await
+        .publish_unless_changed(&event, last_event_seq as u64)
+        .await?
     {
-        Ok(_) => tracing::info!(%campaign, "campaign completed"),
-        Err(PublishError::Conflict) => {
-            tracing::debug!(%campaign, "not completing: the campaign has newer events")
-        }
-        Err(error) => return Err(error.into()),
+        true => tracing::info!(%campaign, "campaign completed"),
+        false => tracing::debug!(%campaign, "not completing: the campaign has newer events"),
     }
     Ok(())
 }

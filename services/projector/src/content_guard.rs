@@ -10,7 +10,7 @@
 //! senders never publish campaign events.
 
 use courier_core::campaign::CampaignStatus;
-use courier_core::event::{EventPublisher, PublishError};
+use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{CampaignPaused, Event, event::Payload};
 use tokio_postgres::Client;
 use uuid::Uuid;
@@ -61,16 +61,12 @@ pub async fn pause_if_refused(
             reason: reason.clone(),
         }),
     );
-    match publisher
-        .publish_expecting(&event, last_event_seq as u64)
-        .await
+    // Paused, resumed or cancelled since: that stands.
+    if publisher
+        .publish_unless_changed(&event, last_event_seq as u64)
+        .await?
     {
-        Ok(_) => {
-            tracing::warn!(%campaign, reason, "paused a campaign whose content Telegram refuses")
-        }
-        // Paused, resumed or cancelled since: that stands.
-        Err(PublishError::Conflict) => {}
-        Err(error) => return Err(error.into()),
+        tracing::warn!(%campaign, reason, "paused a campaign whose content Telegram refuses");
     }
     Ok(())
 }

@@ -100,7 +100,10 @@ impl Projector {
     /// Stops it; panics if it had failed.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        self.task.await.expect("the projector task").expect("the projector");
+        self.task
+            .await
+            .expect("the projector task")
+            .expect("the projector");
     }
 }
 
