@@ -12,7 +12,7 @@ use teloxide::dispatching::{HandlerExt, UpdateFilterExt, UpdateHandler};
 use teloxide::dptree::{self, case};
 use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{CallbackQuery, ChatMemberUpdated, Message, Update, User};
+use teloxide::types::{CallbackQuery, ChatId, ChatMemberUpdated, Message, Update, User};
 use teloxide::utils::command::BotCommands;
 use teloxide::{Bot, RequestError};
 
@@ -20,7 +20,7 @@ use crate::actions::Action;
 use crate::cards::CardError;
 use crate::dialogue::{DialogueError, Dialogues, State};
 use crate::roles::Roles;
-use crate::storage::StoreError;
+use crate::storage::{Store, StoreError};
 use crate::{admins, broadcast, control, language, replies, users};
 
 /// What a handler can fail with; logged by the dispatcher. A failed
@@ -162,12 +162,21 @@ async fn language_chosen(
     query: CallbackQuery,
     language: Language,
     events: EventPublisher,
+    store: Store,
 ) -> HandlerResult {
-    let change = users::language_change(&query.from, language);
-    if publish(&events, Payload::UserLanguageChanged(change))
-        .await
-        .is_err()
-    {
+    // Someone who never sent /start (the buttons of a forwarded /language,
+    // or a client that skipped it) is registered with the choice.
+    let change = match store.is_registered(query.from.id.0 as i64).await? {
+        true => Payload::UserLanguageChanged(users::language_change(&query.from, language)),
+        false => {
+            // The buttons are in the user's private chat with the bot.
+            let chat = query
+                .regular_message()
+                .map_or(ChatId(query.from.id.0 as i64), |m| m.chat.id);
+            Payload::UserRegistered(users::registration_choosing(&query.from, chat, language))
+        }
+    };
+    if publish(&events, change).await.is_err() {
         bot.answer_callback_query(query.id)
             .text(replies::failure(language))
             .show_alert(true)

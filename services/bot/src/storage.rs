@@ -78,6 +78,16 @@ impl Store {
         &self.pool
     }
 
+    /// Whether the read model knows the user (registered once, by /start,
+    /// an import or a language choice).
+    pub async fn is_registered(&self, user: i64) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt("SELECT 1 FROM users WHERE user_id = $1", &[&user])
+            .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn is_admin(&self, user: i64) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
         let row = client

@@ -22,6 +22,16 @@ pub fn registration(user: &User, chat: ChatId) -> UserRegistered {
     }
 }
 
+/// A user not registered yet chose a language in `chat`: registered with it.
+pub fn registration_choosing(user: &User, chat: ChatId, language: Language) -> UserRegistered {
+    UserRegistered {
+        user_id: id(user),
+        chat_id: chat.0,
+        language: language.into(),
+        language_chosen: true,
+    }
+}
+
 pub fn language_change(user: &User, language: Language) -> UserLanguageChanged {
     UserLanguageChanged {
         user_id: id(user),

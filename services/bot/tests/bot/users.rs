@@ -73,3 +73,38 @@ async fn users_register_choose_a_language_and_block_and_unblock_the_bot() {
     wait_for_user(&harness, ANN, ("ru", true)).await;
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn choosing_a_language_before_start_registers_the_user_with_it() {
+    let harness = Harness::start(1000.0).await;
+    harness.say(ANN, "/language");
+    let buttons = harness.wait_for(ANN, 0, "Choose your language").await;
+    harness.press(ANN, &buttons, "Русский");
+    harness.wait_for(ANN, 0, "на русском").await;
+    wait_for_user(&harness, ANN, ("ru", true)).await;
+    // A later /start (the app speaks English) keeps the choice.
+    let updated_at = || async {
+        let row = harness
+            .db()
+            .await
+            .query_one(
+                "SELECT updated_at, language FROM users WHERE user_id = $1",
+                &[&ANN],
+            )
+            .await
+            .unwrap();
+        (
+            row.get::<_, chrono::DateTime<chrono::Utc>>(0),
+            row.get::<_, String>(1),
+        )
+    };
+    let (chosen_at, _) = updated_at().await;
+    harness.say(ANN, "/start");
+    let (_, language) = courier_testing::wait_until("the /start applied", DEADLINE, || async {
+        let (at, language) = updated_at().await;
+        (at > chosen_at).then_some((at, language))
+    })
+    .await;
+    assert_eq!(language, "ru");
+    harness.stop().await;
+}
