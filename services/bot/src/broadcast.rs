@@ -247,7 +247,6 @@ pub async fn confirm(
     bot: Bot,
     query: CallbackQuery,
     (_, summary): (Draft, i32),
-    dialogue: Dialogue,
     dialogues: Arc<Dialogues>,
     commands: CampaignCommands,
     cards: Cards,
@@ -280,9 +279,7 @@ pub async fn confirm(
         Err(error) => {
             tracing::error!(%error, "starting a campaign failed");
             // Back to the summary, so Start can be pressed again.
-            dialogue
-                .update(State::Confirming { draft, summary })
-                .await?;
+            dialogues.put_back(chat, draft, summary).await?;
             bot.answer_callback_query(query.id)
                 .text(format!(
                     "Could not start the campaign: {error}. Press Start to try again."

@@ -101,6 +101,18 @@ impl Dialogues {
         Arc::new(Dialogues { pool })
     }
 
+    /// Puts back a confirming step that [`Self::take_confirmed`] took, when
+    /// starting the campaign failed, so Start can be pressed again.
+    pub async fn put_back(
+        &self,
+        chat: ChatId,
+        draft: Draft,
+        summary: i32,
+    ) -> Result<(), DialogueError> {
+        let state = serde_json::to_value(State::Confirming { draft, summary })?;
+        upsert(&*self.pool.get().await?, chat, &state).await
+    }
+
     /// Ends the dialog in `chat` if it is confirming the summary `summary`,
     /// and hands over its draft. Atomic: of two presses of Start (double
     /// taps, two replicas), exactly one gets the draft.
@@ -173,14 +185,7 @@ impl Storage<State> for Dialogues {
                     _ => Ok(()),
                 };
             }
-            client
-                .execute(
-                    "INSERT INTO bot_dialogues (chat_id, state) VALUES ($1, $2)
-                     ON CONFLICT (chat_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
-                    &[&chat.0, &state],
-                )
-                .await?;
-            Ok(())
+            upsert(&client, chat, &state).await
         })
     }
 
@@ -202,6 +207,21 @@ impl Storage<State> for Dialogues {
             }
         })
     }
+}
+
+async fn upsert(
+    client: &tokio_postgres::Client,
+    chat: ChatId,
+    state: &serde_json::Value,
+) -> Result<(), DialogueError> {
+    client
+        .execute(
+            "INSERT INTO bot_dialogues (chat_id, state) VALUES ($1, $2)
+             ON CONFLICT (chat_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
+            &[&chat.0, state],
+        )
+        .await?;
+    Ok(())
 }
 
 /// An audience as its stored code (`ru`, `en`, `all`).
@@ -265,7 +285,14 @@ mod tests {
         // The toggle read the dialog before Start took it.
         let late = dialogues.clone().update_dialogue(chat, confirming).await;
         assert!(matches!(late, Err(DialogueError::Ended)), "{late:?}");
-        assert_eq!(dialogues.get_dialogue(chat).await.unwrap(), None);
+        assert_eq!(dialogues.clone().get_dialogue(chat).await.unwrap(), None);
+        // Starting failed: the draft goes back, and Start works again.
+        let draft = Draft::new(Audience::Ru, Content::default());
+        dialogues.put_back(chat, draft.clone(), 10).await.unwrap();
+        assert_eq!(
+            dialogues.take_confirmed(chat, 10).await.unwrap(),
+            Some(draft)
+        );
     }
 
     #[test]
