@@ -144,7 +144,11 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         .await?;
     metrics::gauge!("courier_send_rate_limit", "lane" => "free").set(config.rate_limit);
     metrics::gauge!("courier_send_rate_limit", "lane" => "paid").set(config.paid_rate_limit);
-    tokio::spawn(watch_consumer(consumer.clone(), shutdown.clone()));
+    tokio::spawn(courier_core::health::watch_senders_backlog(
+        nats.js.clone(),
+        nats.topology.clone(),
+        shutdown.clone(),
+    ));
     courier_core::health::started();
     tracing::info!(
         bot = config.telegram.bot_token.bot_id(),
@@ -201,28 +205,6 @@ async fn work_on(worker: &Worker, stop: &CancellationToken, message: jetstream::
         Err(error) => {
             // The worker sent it back to be tried again.
             tracing::warn!(error = format!("{error:#}"), "work item not finished");
-        }
-    }
-}
-
-/// Publishes the shared consumer's backlog as metrics (what KEDA and the
-/// dashboard scale and alert on).
-async fn watch_consumer(
-    mut consumer: async_nats::jetstream::consumer::Consumer<
-        async_nats::jetstream::consumer::pull::Config,
-    >,
-    shutdown: CancellationToken,
-) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        if let Ok(info) = consumer.info().await {
-            metrics::gauge!("courier_consumer_pending").set(info.num_pending as f64);
-            metrics::gauge!("courier_consumer_ack_pending").set(info.num_ack_pending as f64);
-            metrics::gauge!("courier_consumer_redelivered").set(info.num_redelivered as f64);
         }
     }
 }
