@@ -233,6 +233,7 @@ pub async fn sending_campaign(
     let commands = CampaignCommands::new(js.clone(), env.topology()).await?;
     let campaign = commands
         .create_and_start(NewCampaign {
+            id: uuid::Uuid::now_v7(),
             created_by: 1,
             audience: Audience::All,
             content: text_content(),

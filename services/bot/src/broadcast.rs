@@ -261,6 +261,7 @@ pub async fn confirm(
         return outdated_press(bot, query).await;
     };
     let campaign = NewCampaign {
+        id: draft.campaign_id,
         created_by: query.from.id.0 as i64,
         audience: draft.audience,
         content: draft.content.clone(),

@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use teloxide::dispatching::dialogue::{self, Storage};
 use teloxide::types::ChatId;
+use uuid::Uuid;
 
 use crate::actions::Toggle;
 
@@ -37,6 +38,10 @@ pub enum State {
 /// The campaign as the admin has put it together so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Draft {
+    /// Fixed when the content arrives, so a Start that failed halfway and
+    /// is pressed again starts this campaign rather than a second one.
+    #[serde(default = "Uuid::now_v7")]
+    pub campaign_id: Uuid,
     #[serde(with = "audience_code")]
     pub audience: Audience,
     #[serde(with = "protobuf")]
@@ -49,6 +54,7 @@ pub struct Draft {
 impl Draft {
     pub fn new(audience: Audience, content: Content) -> Draft {
         Draft {
+            campaign_id: Uuid::now_v7(),
             audience,
             content,
             silent: false,

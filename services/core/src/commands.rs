@@ -19,6 +19,9 @@ use crate::topology::Topology;
 /// A campaign as an admin confirmed it.
 #[derive(Debug, Clone)]
 pub struct NewCampaign {
+    /// Chosen by the caller, so a start that failed halfway can be tried
+    /// again without creating a second campaign.
+    pub id: Uuid,
     pub created_by: i64,
     pub audience: Audience,
     pub content: Content,
@@ -91,31 +94,45 @@ impl CampaignCommands {
     }
 
     /// Publishes `CampaignCreated` then `CampaignStarted` for a new campaign
-    /// and returns its id.
+    /// and returns its id. Idempotent: called again for the same id (after
+    /// a failure between the two), it publishes only what is missing.
     /// The root of the campaign's trace: every later span of the campaign
     /// (projection, fan-out, each send) descends from this one through the
     /// `traceparent` its events carry.
     #[tracing::instrument(name = "campaign.start", skip_all, fields(campaign_id, audience = ?campaign.audience))]
     pub async fn create_and_start(&self, campaign: NewCampaign) -> Result<Uuid, CommandError> {
-        let id = Uuid::now_v7();
+        let id = campaign.id;
         tracing::Span::current().record("campaign_id", tracing::field::display(id));
-        let created = Event::new(Payload::CampaignCreated(CampaignCreated {
-            campaign_id: id.to_string(),
-            created_by: campaign.created_by,
-            audience: campaign.audience.into(),
-            content: Some(campaign.content),
-            options: Some(campaign.options),
-        }));
-        // Expecting an empty subject: an id can never be reused.
-        let created_seq = self
-            .publisher
-            .publish_expecting(&created, 0)
-            .await
-            .map_err(CommandError::Publish)?;
-        let started = Event::new(Payload::CampaignStarted(CampaignStarted {
-            campaign_id: id.to_string(),
-            started_by: campaign.created_by,
-        }));
+        let created_seq = match self.status(id).await {
+            Err(CommandError::NotFound(_)) => {
+                let created = Event::with_id(
+                    format!("{id}.created"),
+                    Payload::CampaignCreated(CampaignCreated {
+                        campaign_id: id.to_string(),
+                        created_by: campaign.created_by,
+                        audience: campaign.audience.into(),
+                        content: Some(campaign.content),
+                        options: Some(campaign.options),
+                    }),
+                );
+                // Expecting an empty subject: an id can never be reused.
+                self.publisher
+                    .publish_expecting(&created, 0)
+                    .await
+                    .map_err(CommandError::Publish)?
+            }
+            Ok((CampaignStatus::Pending, seq)) => seq,
+            // Started already (the first try got that far).
+            Ok(_) => return Ok(id),
+            Err(error) => return Err(error),
+        };
+        let started = Event::with_id(
+            format!("{id}.started"),
+            Payload::CampaignStarted(CampaignStarted {
+                campaign_id: id.to_string(),
+                started_by: campaign.created_by,
+            }),
+        );
         self.publisher
             .publish_expecting(&started, created_seq)
             .await

@@ -129,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
             let content = courierctl::text_content(&text).map_err(anyhow::Error::msg)?;
             let id = commands
                 .create_and_start(NewCampaign {
+                    id: uuid::Uuid::now_v7(),
                     created_by,
                     audience: Audience::from_code(&audience).expect("clap checked the audience"),
                     content,

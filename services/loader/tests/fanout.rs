@@ -46,6 +46,7 @@ async fn start_and_publish_a_first_batch() -> Started {
         .unwrap();
     let campaign = commands
         .create_and_start(NewCampaign {
+            id: uuid::Uuid::now_v7(),
             created_by: 1,
             audience: Audience::All,
             content: Content {

@@ -222,3 +222,50 @@ async fn admins_are_projected_from_grants_and_revokes() {
     assert_eq!(admins, [6]);
     projector.stop().await;
 }
+
+#[tokio::test]
+async fn a_start_tried_again_after_failing_halfway_starts_the_same_campaign_once() {
+    use courier_core::campaign::CampaignStatus;
+    use courier_core::commands::NewCampaign;
+    use courier_core::proto::v1::{CampaignCreated, CampaignOptions, Content};
+    let env = TestEnv::new().await;
+    let js = env.jetstream().await;
+    let commands = CampaignCommands::new(js.clone(), env.topology())
+        .await
+        .unwrap();
+    let campaign = NewCampaign {
+        id: uuid::Uuid::now_v7(),
+        created_by: 1,
+        audience: Audience::Ru,
+        content: Content {
+            text: "again".into(),
+            ..Default::default()
+        },
+        options: CampaignOptions::default(),
+    };
+    // The first try published CampaignCreated, then failed.
+    let created = Event::new(Payload::CampaignCreated(CampaignCreated {
+        campaign_id: campaign.id.to_string(),
+        created_by: 1,
+        audience: Audience::Ru.into(),
+        content: Some(campaign.content.clone()),
+        options: Some(CampaignOptions::default()),
+    }));
+    EventPublisher::new(js.clone(), env.topology())
+        .publish(&created)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let id = commands.create_and_start(campaign.clone()).await.unwrap();
+        assert_eq!(id, campaign.id);
+    }
+    let (status, last_seq) = commands.status(campaign.id).await.unwrap();
+    assert_eq!(status, CampaignStatus::Sending);
+    let mut stream = js.get_stream(env.topology().events_stream()).await.unwrap();
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        2,
+        "created, started"
+    );
+    assert_eq!(last_seq, 2);
+}

@@ -111,6 +111,7 @@ pub async fn start_campaign(
 ) -> uuid::Uuid {
     commands
         .create_and_start(NewCampaign {
+            id: uuid::Uuid::now_v7(),
             created_by: 1,
             audience,
             content,
