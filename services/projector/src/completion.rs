@@ -11,8 +11,8 @@
 use courier_core::campaign::CampaignStatus;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{CampaignCompleted, Event, event::Payload};
-use tokio_postgres::Client;
-use uuid::Uuid;
+
+use crate::standing::Standing;
 
 /// True when a campaign in `status` with `audience_size` recipients of
 /// which `finished` have an outcome should now complete.
@@ -21,56 +21,27 @@ pub fn is_complete(status: CampaignStatus, audience_size: Option<i32>, finished:
         && audience_size.is_some_and(|size| i64::from(size) == finished)
 }
 
-/// Publishes `CampaignCompleted` for `campaign` if it is complete.
+/// Publishes `CampaignCompleted` if the campaign is complete.
 pub async fn complete_if_done(
-    client: &Client,
     publisher: &EventPublisher,
-    campaign: Uuid,
+    campaign: &Standing,
 ) -> anyhow::Result<()> {
-    let Some(row) = client
-        .query_opt(
-            "SELECT status, audience_size, (delivered + not_alive + failed + cancelled)::BIGINT, last_event_seq
-             FROM campaigns WHERE campaign_id = $1",
-            &[&campaign],
-        )
-        .await?
-    else {
-        return Ok(());
-    };
-    let status: CampaignStatus = row.get::<_, &str>(0).parse()?;
-    if !is_complete(status, row.get(1), row.get(2)) {
+    if !is_complete(campaign.status, campaign.audience_size, campaign.finished) {
         return Ok(());
     }
-    let last_event_seq: i64 = row.get(3);
+    let id = campaign.id;
     let event = Event::with_id(
-        format!("{campaign}.completed"),
+        format!("{id}.completed"),
         Payload::CampaignCompleted(CampaignCompleted {
-            campaign_id: campaign.to_string(),
+            campaign_id: id.to_string(),
         }),
     );
     match publisher
-        .publish_unless_changed(&event, last_event_seq as u64)
+        .publish_unless_changed(&event, campaign.last_event_seq)
         .await?
     {
-        true => tracing::info!(%campaign, "campaign completed"),
-        false => tracing::debug!(%campaign, "not completing: the campaign has newer events"),
-    }
-    Ok(())
-}
-
-/// Completes every sending campaign that is done: one whose last outcome
-/// a projector committed but whose completion it never published (it
-/// stopped in between, or NATS refused the publish). Run when a projector
-/// takes over, before it applies anything new.
-pub async fn complete_all_done(client: &Client, publisher: &EventPublisher) -> anyhow::Result<()> {
-    let sending = client
-        .query(
-            "SELECT campaign_id FROM campaigns WHERE status = 'sending'",
-            &[],
-        )
-        .await?;
-    for row in sending {
-        complete_if_done(client, publisher, row.get(0)).await?;
+        true => tracing::info!(campaign = %id, "campaign completed"),
+        false => tracing::debug!(campaign = %id, "not completing: the campaign has newer events"),
     }
     Ok(())
 }

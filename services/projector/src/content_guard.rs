@@ -12,8 +12,8 @@
 use courier_core::campaign::CampaignStatus;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{CampaignPaused, Event, event::Payload};
-use tokio_postgres::Client;
-use uuid::Uuid;
+
+use crate::standing::Standing;
 
 /// Content refusals (since the start or the last resume) that pause a
 /// campaign.
@@ -25,50 +25,38 @@ pub fn should_pause(status: CampaignStatus, refusals: i32) -> bool {
     status == CampaignStatus::Sending && refusals >= REFUSALS_BEFORE_PAUSE
 }
 
-/// Publishes `CampaignPaused` for `campaign` if its content is refused.
+/// Publishes `CampaignPaused` if Telegram refuses the campaign's content;
+/// true if it did.
 pub async fn pause_if_refused(
-    client: &Client,
     publisher: &EventPublisher,
-    campaign: Uuid,
-) -> anyhow::Result<()> {
-    let Some(row) = client
-        .query_opt(
-            "SELECT status, content_refusals, content_refusal, last_event_seq
-             FROM campaigns WHERE campaign_id = $1",
-            &[&campaign],
-        )
-        .await?
-    else {
-        return Ok(());
-    };
-    let status: CampaignStatus = row.get::<_, &str>(0).parse()?;
-    if !should_pause(status, row.get(1)) {
-        return Ok(());
+    campaign: &Standing,
+) -> anyhow::Result<bool> {
+    if !should_pause(campaign.status, campaign.content_refusals) {
+        return Ok(false);
     }
-    let refusal: Option<String> = row.get(2);
+    let id = campaign.id;
     let reason = format!(
         "Telegram refuses the content: {}",
-        refusal.unwrap_or_default()
+        campaign.content_refusal.as_deref().unwrap_or_default()
     );
-    let last_event_seq: i64 = row.get(3);
     // One id per state it pauses: a repeated publish is deduplicated.
     let event = Event::with_id(
-        format!("{campaign}.refused.{last_event_seq}"),
+        format!("{id}.refused.{}", campaign.last_event_seq),
         Payload::CampaignPaused(CampaignPaused {
-            campaign_id: campaign.to_string(),
+            campaign_id: id.to_string(),
             // Courier itself.
             paused_by: 0,
             reason: reason.clone(),
         }),
     );
     // Paused, resumed or cancelled since: that stands.
-    if publisher
-        .publish_unless_changed(&event, last_event_seq as u64)
-        .await?
-    {
-        tracing::warn!(%campaign, reason, "paused a campaign whose content Telegram refuses");
+    let paused = publisher
+        .publish_unless_changed(&event, campaign.last_event_seq)
+        .await?;
+    if paused {
+        tracing::warn!(campaign = %id, reason, "paused a campaign whose content Telegram refuses");
     }
-    Ok(())
+    Ok(paused)
 }
 
 #[cfg(test)]

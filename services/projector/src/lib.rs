@@ -9,6 +9,7 @@ pub mod gauges;
 pub mod projection;
 pub mod rebuild;
 pub mod runner;
+pub mod standing;
 
 use courier_core::config::{DatabaseConfig, NatsConfig};
 use courier_core::{retry, startup};

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::projection::{self, Applied, Batch, StreamMessage};
+use crate::standing::Standing;
 use crate::{completion, content_guard};
 
 /// Arbitrary, fixed: the advisory lock held by the active projector.
@@ -87,7 +88,11 @@ impl Runner {
         let (mut events, events_pending) =
             ordered_from(&self.nats.js, &events_stream, last[0]).await?;
         let (mut outcomes, _) = ordered_from(&self.nats.js, &outcomes_stream, last[1]).await?;
-        completion::complete_all_done(&self.client, &self.publisher).await?;
+        // A projector that stopped between committing a batch and
+        // publishing what it decided (a completion, a pause) left it undone.
+        for campaign in Standing::sending(&self.client).await? {
+            self.settle(&campaign).await?;
+        }
         let mut events_caught_up = events_pending == 0;
         // Outcomes whose campaign start is not applied yet, in stream order.
         let mut waiting: Vec<Message> = Vec::new();
@@ -188,10 +193,19 @@ impl Runner {
     ) -> anyhow::Result<()> {
         metrics::counter!("courier_projector_applied_total", "stream" => stream).increment(applied);
         for campaign in campaigns {
-            // A pause first: when the refusals came in the batch that
-            // finished the campaign, the admin should hear why.
-            content_guard::pause_if_refused(&self.client, &self.publisher, campaign).await?;
-            completion::complete_if_done(&self.client, &self.publisher, campaign).await?;
+            if let Some(campaign) = Standing::read(&self.client, campaign).await? {
+                self.settle(&campaign).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the fact the campaign's standing calls for, if any. A
+    /// pause first: when the refusals came in the batch that finished the
+    /// campaign, the admin should hear why.
+    async fn settle(&self, campaign: &Standing) -> anyhow::Result<()> {
+        if !content_guard::pause_if_refused(&self.publisher, campaign).await? {
+            completion::complete_if_done(&self.publisher, campaign).await?;
         }
         Ok(())
     }

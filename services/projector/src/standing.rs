@@ -1,0 +1,62 @@
+//! A campaign's standing in the read model, read in one query after each
+//! batch: what the projector decides the campaign's next fact from (a
+//! pause for refused content, a completion).
+
+use courier_core::campaign::CampaignStatus;
+use tokio_postgres::{Client, Row};
+use uuid::Uuid;
+
+const COLUMNS: &str = "campaign_id, status, audience_size,
+    (delivered + not_alive + failed + cancelled)::BIGINT,
+    content_refusals, content_refusal, last_event_seq";
+
+#[derive(Debug)]
+pub struct Standing {
+    pub id: Uuid,
+    pub status: CampaignStatus,
+    pub audience_size: Option<i32>,
+    /// Recipients with an outcome (cancelled ones included).
+    pub finished: i64,
+    /// Content refusals since the start or the last resume, and the last
+    /// one's reason.
+    pub content_refusals: i32,
+    pub content_refusal: Option<String>,
+    /// The campaign's last applied event: a fact decided from this standing
+    /// is published expecting it.
+    pub last_event_seq: u64,
+}
+
+impl Standing {
+    pub async fn read(client: &Client, campaign: Uuid) -> anyhow::Result<Option<Standing>> {
+        let row = client
+            .query_opt(
+                &format!("SELECT {COLUMNS} FROM campaigns WHERE campaign_id = $1"),
+                &[&campaign],
+            )
+            .await?;
+        row.map(|row| Standing::from_row(&row)).transpose()
+    }
+
+    /// Every campaign the read model shows sending.
+    pub async fn sending(client: &Client) -> anyhow::Result<Vec<Standing>> {
+        let rows = client
+            .query(
+                &format!("SELECT {COLUMNS} FROM campaigns WHERE status = 'sending'"),
+                &[],
+            )
+            .await?;
+        rows.iter().map(Standing::from_row).collect()
+    }
+
+    fn from_row(row: &Row) -> anyhow::Result<Standing> {
+        Ok(Standing {
+            id: row.get(0),
+            status: row.get::<_, &str>(1).parse()?,
+            audience_size: row.get(2),
+            finished: row.get(3),
+            content_refusals: row.get(4),
+            content_refusal: row.get(5),
+            last_event_seq: row.get::<_, i64>(6) as u64,
+        })
+    }
+}
