@@ -11,12 +11,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
-use bytes::Bytes;
+use async_nats::jetstream::kv;
 use tokio::sync::Mutex;
 
+use crate::kv_number::{self, now_us};
 use crate::rate::{self, Reservation};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,13 +37,6 @@ pub struct Budget {
     /// Bumped by every 429, so a worker waiting for a slot learns that its
     /// slot was cancelled.
     pauses: AtomicU64,
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as u64
 }
 
 impl Budget {
@@ -119,36 +112,14 @@ impl Budget {
     /// Compare-and-set loop on the schedule's `next` slot.
     async fn update(&self, mut change: impl FnMut(u64) -> u64) -> Result<u64, BudgetError> {
         loop {
-            let entry = self
-                .kv
-                .entry(&self.key)
+            let read = kv_number::read(&self.kv, &self.key)
                 .await
-                .map_err(|e| BudgetError(e.to_string()))?;
-            let (next, revision) = match &entry {
-                Some(entry) => (
-                    std::str::from_utf8(&entry.value)
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0),
-                    Some(entry.revision),
-                ),
-                None => (0, None),
-            };
-            let new_next = change(next);
-            let value = Bytes::from(new_next.to_string());
-            let written = match revision {
-                Some(revision) => match self.kv.update(&self.key, value, revision).await {
-                    Ok(_) => true,
-                    Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => false,
-                    Err(e) => return Err(BudgetError(e.to_string())),
-                },
-                None => match self.kv.create(&self.key, value).await {
-                    Ok(_) => true,
-                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => false,
-                    Err(e) => return Err(BudgetError(e.to_string())),
-                },
-            };
-            if written {
+                .map_err(BudgetError)?;
+            let new_next = change(read.as_ref().and_then(|r| r.number).unwrap_or(0));
+            if kv_number::write_if_unchanged(&self.kv, &self.key, new_next, read.as_ref())
+                .await
+                .map_err(BudgetError)?
+            {
                 return Ok(new_next);
             }
         }

@@ -13,10 +13,11 @@
 //! [`crate::campaigns::SENDING_TTL`] before its first send, until every
 //! replica knows to check its claims.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
-use bytes::Bytes;
+use async_nats::jetstream::kv;
+
+use crate::kv_number::{self, now_us};
 
 #[derive(Debug, thiserror::Error)]
 #[error("per-chat spacing in NATS KV: {0}")]
@@ -36,13 +37,6 @@ pub struct ChatSpacing {
 pub fn wait_before(last_us: Option<u64>, now_us: u64, interval_us: u64) -> Option<Duration> {
     let next = last_us? + interval_us;
     (next > now_us).then(|| Duration::from_micros(next - now_us))
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as u64
 }
 
 impl ChatSpacing {
@@ -74,37 +68,26 @@ impl ChatSpacing {
     ) -> Result<Result<(), Duration>, SpacingError> {
         let key = format!("{}.{chat}", self.bot_id);
         let now = now_us();
-        let value = Bytes::from(now.to_string());
         if !overlapping {
             self.client
-                .publish(format!("{}{key}", self.subject_prefix), value)
+                .publish(
+                    format!("{}{key}", self.subject_prefix),
+                    now.to_string().into(),
+                )
                 .await
                 .map_err(|e| SpacingError(e.to_string()))?;
             return Ok(Ok(()));
         }
-        let entry = self
-            .kv
-            .entry(&key)
+        let read = kv_number::read(&self.kv, &key)
             .await
-            .map_err(|e| SpacingError(e.to_string()))?;
-        let last = entry
-            .as_ref()
-            .and_then(|entry| std::str::from_utf8(&entry.value).ok()?.parse().ok());
+            .map_err(SpacingError)?;
+        let last = read.as_ref().and_then(|r| r.number);
         if let Some(wait) = wait_before(last, now, self.interval_us) {
             return Ok(Err(wait));
         }
-        let claimed = match entry {
-            Some(entry) => match self.kv.update(&key, value, entry.revision).await {
-                Ok(_) => true,
-                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => false,
-                Err(e) => return Err(SpacingError(e.to_string())),
-            },
-            None => match self.kv.create(&key, value).await {
-                Ok(_) => true,
-                Err(e) if e.kind() == CreateErrorKind::AlreadyExists => false,
-                Err(e) => return Err(SpacingError(e.to_string())),
-            },
-        };
+        let claimed = kv_number::write_if_unchanged(&self.kv, &key, now, read.as_ref())
+            .await
+            .map_err(SpacingError)?;
         // Lost the race: another replica sent to this chat just now.
         Ok(if claimed {
             Ok(())

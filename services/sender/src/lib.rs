@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod chat_spacing;
 pub mod classify;
 pub mod in_flight;
+pub mod kv_number;
 pub mod payload;
 pub mod rate;
 pub mod telegram;
