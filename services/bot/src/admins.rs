@@ -5,12 +5,12 @@
 
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::event::Payload;
-use courier_core::proto::v1::{AdminGranted, AdminRevoked, Event};
+use courier_core::proto::v1::{AdminGranted, AdminRevoked};
 use teloxide::Bot;
 use teloxide::prelude::Requester;
 use teloxide::types::{Message, User};
 
-use crate::handlers::HandlerResult;
+use crate::handlers::{HandlerResult, publish};
 use crate::roles::{AdminsRequest, Roles};
 use crate::storage::{Store, wait_for_projection};
 
@@ -75,8 +75,7 @@ async fn change(
     admin: bool,
     done: String,
 ) -> String {
-    if let Err(error) = events.publish(&Event::new(payload)).await {
-        tracing::error!(%error, "publishing an admin change failed");
+    if publish(events, payload).await.is_err() {
         return "Courier could not record that right now; try again in a moment.".into();
     }
     let shown = wait_for_projection(|| async { Ok(store.is_admin(user).await? == admin) }).await;

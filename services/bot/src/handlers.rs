@@ -211,7 +211,7 @@ async fn membership_changed(change: Payload, events: EventPublisher) -> HandlerR
 
 /// Publishes `payload` as a new event, logging a failure with what was lost
 /// so callers only decide what to tell the user.
-async fn publish(events: &EventPublisher, payload: Payload) -> Result<(), PublishError> {
+pub(crate) async fn publish(events: &EventPublisher, payload: Payload) -> Result<(), PublishError> {
     let kind = payload.type_name();
     let event = Event::new(payload);
     match events.publish(&event).await {
