@@ -131,7 +131,8 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
     let dir = std::env::temp_dir().join(format!("courierctl-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.csv");
-    std::fs::write(&bad, "user_id,language\n1,ru\n2,klingon\n").unwrap();
+    // A user the good file lacks: had the bad file published anything, five users would show.
+    std::fs::write(&bad, "user_id,language\n9,ru\n2,klingon\n").unwrap();
     let refused = courierctl(&env, &["users", "import", bad.to_str().unwrap()]).await;
     assert!(!refused.status.success());
     let error = String::from_utf8_lossy(&refused.stderr);
