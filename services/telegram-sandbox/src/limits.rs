@@ -129,30 +129,39 @@ fn whole_seconds(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
-/// Requests of each token currently being answered.
+/// Requests of each token currently being answered, and the most there ever were at once.
 #[derive(Debug, Default)]
-pub struct InFlight(HashMap<String, usize>);
+pub struct InFlight {
+    now: HashMap<String, usize>,
+    peak: usize,
+}
 
 impl InFlight {
     /// Counts a request in, or answers the retry_after of the 429 when `max` are already in
     /// flight; a `max` of 0 turns the cap off.
     pub fn enter(&mut self, token: &str, max: usize) -> Result<(), u64> {
-        let count = self.0.entry(token.to_owned()).or_default();
+        let count = self.now.entry(token.to_owned()).or_default();
         if max > 0 && *count >= max {
             return Err(IN_FLIGHT_RETRY_AFTER);
         }
         *count += 1;
+        self.peak = self.peak.max(*count);
         Ok(())
     }
 
     /// Counts a request that [`InFlight::enter`] let in back out.
     pub fn leave(&mut self, token: &str) {
-        if let Some(count) = self.0.get_mut(token) {
+        if let Some(count) = self.now.get_mut(token) {
             *count -= 1;
             if *count == 0 {
-                self.0.remove(token);
+                self.now.remove(token);
             }
         }
+    }
+
+    /// The most requests of one token that were ever in flight at once.
+    pub fn peak(&self) -> usize {
+        self.peak
     }
 }
 
@@ -325,5 +334,6 @@ mod tests {
         in_flight.leave("1:a");
         assert_eq!(in_flight.enter("1:a", 2), Ok(()));
         assert_eq!(in_flight.enter("1:a", 0), Ok(()));
+        assert_eq!(in_flight.peak(), 3);
     }
 }

@@ -49,6 +49,8 @@ pub struct Stats {
     pub accepted_sends: u64,
     pub too_many_requests: u64,
     pub errors_by_code: BTreeMap<u16, u64>,
+    /// The most requests of one bot that were in flight at once.
+    pub peak_in_flight: usize,
     /// When each accepted send was accepted, oldest first.
     #[serde(skip)]
     pub accepted_at: Vec<Instant>,
@@ -102,8 +104,10 @@ impl Record {
         &self.callback_answers
     }
 
-    pub fn stats(&self) -> Stats {
+    /// The counts, with the in-flight peak the server measured.
+    pub fn stats(&self, peak_in_flight: usize) -> Stats {
         Stats {
+            peak_in_flight,
             requests: self.requests,
             accepted_sends: self.deliveries.len() as u64,
             too_many_requests: self.errors_by_code.get(&429).copied().unwrap_or_default(),

@@ -205,7 +205,8 @@ impl Shared {
     }
 
     pub fn stats(&self) -> Stats {
-        self.world().record.stats()
+        let world = self.world();
+        world.record.stats(world.in_flight.peak())
     }
 
     /// Forgets chats, messages, deliveries, counts, faults, updates and bot settings; keeps the
