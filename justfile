@@ -21,10 +21,14 @@ chaos:
     cargo build --workspace --bins
     eval "$(scripts/test-services.sh)" && cargo nextest run --workspace --no-fail-fast --run-ignored all -E 'test(/chaos|kill/)' 
 
-# Lints and formatting, as CI checks them.
+# What CI checks besides the tests: formatting, clippy with the workspace's
+# lints (warnings denied), unused dependencies (cargo-machete), and the docs
+# (broken links denied).
 check:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo machete
+    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 
 # A local demo: sandbox Telegram, 1,000 imported users, one campaign to ru.
 demo:

@@ -3,7 +3,10 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("PROTOC").is_none() {
         // SAFETY: build scripts are single-threaded.
-        unsafe { std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
+        #[expect(unsafe_code, reason = "set_var before any thread exists")]
+        unsafe {
+            std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?)
+        };
     }
     let root = "../../proto";
     let files = [

@@ -242,6 +242,7 @@ fn main() -> anyhow::Result<()> {
     // given as flags are handed on here.
     // SAFETY: no other thread exists yet (the runtime is built below), so
     // nothing can read the environment while it changes.
+    #[expect(unsafe_code, reason = "set_var before the runtime's threads exist")]
     unsafe {
         std::env::set_var(NATS_URL_VAR, &cli.nats_url);
         std::env::set_var(DATABASE_URL_VAR, &cli.database_url);

@@ -164,6 +164,7 @@ pub fn ensure_running(services: &[Service]) -> anyhow::Result<()> {
 fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf only reads a constant of the system; it has no
     // preconditions and touches no memory of ours.
+    #[expect(unsafe_code, reason = "sysconf has no safe wrapper in std")]
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(ticks).ok().filter(|t| *t > 0).unwrap_or(100)
 }

@@ -1,5 +1,9 @@
 //! courierctl as an operator runs it: the binary against real NATS and
 //! Postgres.
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers of a test crate are test code; allow-unwrap-in-tests sees only #[test] fns"
+)]
 
 use std::process::{Command, Output};
 use std::time::Duration;

@@ -2,6 +2,10 @@
 //! every file parses, every path and name one file takes from another
 //! exists, and the pieces agree with each other and with the code (binary
 //! names, ports, NATS users, metric names, the KEDA target).
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers of a test crate are test code; allow-unwrap-in-tests sees only #[test] fns"
+)]
 
 mod common;
 

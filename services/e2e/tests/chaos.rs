@@ -2,6 +2,10 @@
 //! campaign completes, every live recipient got the message, and the
 //! Postgres counters equal the sandbox's own record of deliveries.
 //! (`just chaos` runs these alone; sender SIGKILL is in the sender crate.)
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers of a test crate are test code; allow-unwrap-in-tests sees only #[test] fns"
+)]
 
 use std::time::Duration;
 

@@ -2,6 +2,10 @@
 //! projector and loader → each send → the Telegram request, linked through
 //! `traceparent` in NATS headers. An in-process OTLP/HTTP receiver collects
 //! the spans the real services export.
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers of a test crate are test code; allow-unwrap-in-tests sees only #[test] fns"
+)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,9 @@
 //! Fan-out against real NATS and Postgres: one work item per recipient,
 //! and a loader stopped mid-way resumes without enqueueing anyone twice.
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers of a test crate are test code; allow-unwrap-in-tests sees only #[test] fns"
+)]
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,5 +1,9 @@
 //! The projector against real Postgres and NATS: replays change nothing,
 //! poison messages are parked and the stream moves on.
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers of a test crate are test code; allow-unwrap-in-tests sees only #[test] fns"
+)]
 
 use std::time::Duration;
 
