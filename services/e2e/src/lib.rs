@@ -1,6 +1,6 @@
 //! End-to-end test support: the courier services started in-process on a
 //! test's own NATS prefix and database, talking to the Telegram sandbox.
-//! The tests themselves are in `tests/`.
+//! The tests themselves are in `tests/e2e/`.
 
 use courier_core::commands::CampaignCommands;
 use courier_core::config::{BotToken, TelegramConfig};
@@ -105,8 +105,8 @@ pub fn sender_config(
     }
 }
 
-/// A test's world: its NATS and Postgres, a Telegram sandbox, and `users`
-/// en users registered through events.
+/// A test's world: its NATS and Postgres, a Telegram sandbox, and users
+/// registered through events (the services are started by [`Stack`]).
 pub struct Setup {
     pub env: TestEnv,
     pub sandbox: Sandbox,
@@ -115,16 +115,22 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// `users` live en users (ids 1 to `users`) on a test environment of
+    /// its own.
     pub async fn new(users: i64, sandbox: SandboxConfig) -> Setup {
-        let env = TestEnv::new().await;
+        Setup::on(TestEnv::new().await, &en_users(users), sandbox).await
+    }
+
+    /// `users` (id, language, alive) on `env`, e.g. one on a NATS server
+    /// the test stops and restarts.
+    pub async fn on(
+        env: TestEnv,
+        users: &[(i64, Language, bool)],
+        sandbox: SandboxConfig,
+    ) -> Setup {
         let sandbox = Sandbox::start(sandbox).await.expect("starting the sandbox");
         let js = env.jetstream().await;
-        let population: Vec<_> = (1..=users).map(|id| (id, Language::En, true)).collect();
-        register_users(
-            &EventPublisher::new(js.clone(), env.topology()),
-            &population,
-        )
-        .await;
+        register_users(&EventPublisher::new(js.clone(), env.topology()), users).await;
         let commands = CampaignCommands::new(js, env.topology())
             .await
             .expect("campaign commands");
@@ -136,6 +142,11 @@ impl Setup {
             pool,
         }
     }
+}
+
+/// Live en users with ids 1 to `count`.
+pub fn en_users(count: i64) -> Vec<(i64, Language, bool)> {
+    (1..=count).map(|id| (id, Language::En, true)).collect()
 }
 
 /// A sandbox without Telegram's rate limits, for tests about other things.

@@ -3,10 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use courier_testing::wait_until;
 use serde_json::{Value, json};
 use telegram_sandbox::{ChatState, Failure};
 
-use crate::{BOT_ID, Client, TOKEN, eventually, start};
+use crate::{BOT_ID, Client, TOKEN, start};
 
 #[tokio::test]
 async fn unknown_methods_and_tokens_get_telegrams_exact_envelopes() {
@@ -329,7 +330,7 @@ async fn get_updates_long_polls_until_an_update_arrives() {
         let client = Client::new(&sandbox);
         async move { client.call("getUpdates", json!({"timeout": 30})).await }
     });
-    eventually(Duration::from_secs(5), || async {
+    wait_until("both requests in", Duration::from_secs(5), || async {
         (sandbox.stats().requests == 2).then_some(())
     })
     .await;
@@ -397,7 +398,7 @@ async fn latency_delays_every_answer_and_in_flight_requests_are_capped() {
     };
     let started = Instant::now();
     let (first, second) = (slow(), slow());
-    eventually(Duration::from_secs(5), || async {
+    wait_until("both requests in", Duration::from_secs(5), || async {
         (sandbox.stats().requests == 2).then_some(())
     })
     .await;

@@ -5,8 +5,6 @@ mod control_api;
 mod rate_limits;
 mod teloxide_client;
 
-use std::time::{Duration, Instant};
-
 use reqwest::Method;
 use serde_json::{Value, json};
 use telegram_sandbox::{Sandbox, SandboxConfig};
@@ -112,23 +110,5 @@ impl Client {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.http
-    }
-}
-
-/// Waits until `check` answers `Some`, polling; fails the test past `deadline`.
-pub async fn eventually<T, F: Future<Output = Option<T>>>(
-    deadline: Duration,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "condition not met within {deadline:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -2,9 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use courier_testing::wait_until;
 use serde_json::json;
 
-use crate::{Answer, Client, eventually, start};
+use crate::{Answer, Client, start};
 
 async fn send(client: &Client, chat_id: i64, paid: bool) -> Answer {
     client
@@ -72,7 +73,7 @@ async fn a_429_puts_the_whole_token_in_a_penalty_that_sending_does_not_shorten()
     assert!(sandbox.deliveries().is_empty());
 
     // Keep knocking until the penalty ends: it ends on time, not earlier.
-    eventually(Duration::from_secs(5), || async {
+    wait_until("the penalty's end", Duration::from_secs(5), || async {
         (send(&client, 9, false).await.status == 200).then_some(())
     })
     .await;

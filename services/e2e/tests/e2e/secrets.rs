@@ -1,10 +1,6 @@
 //! The bot token never appears in what a sender prints: run the real
 //! binary with debug logs through connection failures and a refused token,
 //! and search everything it wrote for the secret.
-#![allow(
-    clippy::unwrap_used,
-    reason = "helpers of a test crate are test code; allow-unwrap-in-tests sees only #[test] fns"
-)]
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,21 +1,14 @@
-//! Faults mid-campaign: NATS restarts, Postgres goes away. Afterwards the
-//! campaign completes, every live recipient got the message, and the
-//! Postgres counters equal the sandbox's own record of deliveries.
-//! (`just chaos` runs these alone; sender SIGKILL is in the sender crate.)
-#![allow(
-    clippy::unwrap_used,
-    reason = "helpers of a test crate are test code; allow-unwrap-in-tests sees only #[test] fns"
-)]
+//! Faults mid-campaign: NATS restarts, Postgres goes away, a cluster node
+//! stops, a loader, a projector or one sender of three is SIGKILLed.
+//! Afterwards the campaign completes, every live recipient got the
+//! message, and the Postgres counters equal the sandbox's own record of
+//! deliveries. (`just chaos` runs these, with the 100,000-recipient load.)
 
 use std::time::Duration;
 
-use courier_core::commands::CampaignCommands;
-use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Audience, Language};
-use courier_e2e::{SenderSettings, Setup, Stack, receipts, unlimited_sandbox};
-use courier_testing::campaigns::{
-    register_users, start_text_campaign, wait_for_status, wait_for_users,
-};
+use courier_core::proto::v1::Audience;
+use courier_e2e::{SenderSettings, Setup, Stack, en_users, receipts, unlimited_sandbox};
+use courier_testing::campaigns::{start_text_campaign, wait_for_status, wait_for_users};
 use courier_testing::nats_server::NatsServer;
 use courier_testing::process::ServiceProcess;
 use courier_testing::{TestEnv, wait_until};
@@ -24,27 +17,19 @@ use telegram_sandbox::{Sandbox, SandboxConfig};
 const USERS: i64 = 200;
 const DEADLINE: Duration = Duration::from_secs(120);
 
-async fn sandbox() -> Sandbox {
-    Sandbox::start(SandboxConfig {
+/// [`USERS`] users on `env`, with a sandbox answering in 5 ms.
+async fn setup(env: TestEnv) -> Setup {
+    let sandbox = SandboxConfig {
         latency_ms: 5,
         ..unlimited_sandbox()
-    })
-    .await
-    .unwrap()
+    };
+    Setup::on(env, &en_users(USERS), sandbox).await
 }
 
-/// Registers the users and starts a campaign to all of them.
-async fn campaign(env: &TestEnv, pool: &deadpool_postgres::Pool) -> uuid::Uuid {
-    let js = env.jetstream().await;
-    let population: Vec<_> = (1..=USERS).map(|id| (id, Language::En, true)).collect();
-    register_users(
-        &EventPublisher::new(js.clone(), env.topology()),
-        &population,
-    )
-    .await;
-    wait_for_users(&pool.get().await.unwrap(), USERS, DEADLINE).await;
-    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
-    start_text_campaign(&commands, Audience::All, "weather the storm").await
+/// Once the users are projected, a campaign to all of them.
+async fn campaign(s: &Setup) -> uuid::Uuid {
+    wait_for_users(&s.pool.get().await.unwrap(), USERS, DEADLINE).await;
+    start_text_campaign(&s.commands, Audience::All, "weather the storm").await
 }
 
 /// Every user received it; returns how many got it more than once.
@@ -61,27 +46,31 @@ fn duplicates(sandbox: &Sandbox) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chaos_nats_restart_mid_campaign() {
     let mut nats = NatsServer::start();
-    let env = TestEnv::with_nats(&nats.url()).await;
-    let sandbox = sandbox().await;
+    let s = setup(TestEnv::with_nats(&nats.url()).await).await;
     let stack = Stack::start(
-        &env,
-        &sandbox.url(),
+        &s.env,
+        &s.sandbox.url(),
         SenderSettings {
             rate_limit: 50.0,
             replicas: 2,
         },
     );
-    let pool = env.pool().await;
-    let campaign = campaign(&env, &pool).await;
+    let campaign = campaign(&s).await;
     wait_until("a quarter delivered", DEADLINE, || async {
-        (sandbox.deliveries().len() >= USERS as usize / 4).then_some(())
+        (s.sandbox.deliveries().len() >= USERS as usize / 4).then_some(())
     })
     .await;
     nats.restart();
-    let row = wait_for_status(&pool.get().await.unwrap(), campaign, "completed", DEADLINE).await;
+    let row = wait_for_status(
+        &s.pool.get().await.unwrap(),
+        campaign,
+        "completed",
+        DEADLINE,
+    )
+    .await;
     assert_eq!(row.delivered, USERS as i32, "{row:?}");
     assert_eq!(
-        duplicates(&sandbox),
+        duplicates(&s.sandbox),
         0,
         "a NATS restart sends nobody anything twice"
     );
@@ -90,32 +79,36 @@ async fn chaos_nats_restart_mid_campaign() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chaos_postgres_outage_mid_campaign() {
-    let env = TestEnv::new().await;
-    let sandbox = sandbox().await;
+    let s = setup(TestEnv::new().await).await;
     let stack = Stack::start(
-        &env,
-        &sandbox.url(),
+        &s.env,
+        &s.sandbox.url(),
         SenderSettings {
             rate_limit: 50.0,
             replicas: 2,
         },
     );
-    let pool = env.pool().await;
-    let campaign = campaign(&env, &pool).await;
+    let campaign = campaign(&s).await;
     wait_until("a quarter delivered", DEADLINE, || async {
-        (sandbox.deliveries().len() >= USERS as usize / 4).then_some(())
+        (s.sandbox.deliveries().len() >= USERS as usize / 4).then_some(())
     })
     .await;
-    env.cut_postgres().await;
-    let during = sandbox.deliveries().len();
+    s.env.cut_postgres().await;
+    let during = s.sandbox.deliveries().len();
     wait_until("sends continue without Postgres", DEADLINE, || async {
-        (sandbox.deliveries().len() >= during + 20).then_some(())
+        (s.sandbox.deliveries().len() >= during + 20).then_some(())
     })
     .await;
-    env.restore_postgres().await;
-    let row = wait_for_status(&pool.get().await.unwrap(), campaign, "completed", DEADLINE).await;
+    s.env.restore_postgres().await;
+    let row = wait_for_status(
+        &s.pool.get().await.unwrap(),
+        campaign,
+        "completed",
+        DEADLINE,
+    )
+    .await;
     assert_eq!(row.delivered, USERS as i32, "{row:?}");
-    assert_eq!(duplicates(&sandbox), 0);
+    assert_eq!(duplicates(&s.sandbox), 0);
     stack.stop().await.unwrap();
 }
 
@@ -200,25 +193,30 @@ async fn chaos_a_cluster_node_stops_mid_campaign() {
             .ok()
     })
     .await;
-    let sandbox = sandbox().await;
+    let s = setup(env).await;
     let stack = Stack::start(
-        &env,
-        &sandbox.url(),
+        &s.env,
+        &s.sandbox.url(),
         SenderSettings {
             rate_limit: 50.0,
             replicas: 2,
         },
     );
-    let pool = env.pool().await;
-    let campaign = campaign(&env, &pool).await;
+    let campaign = campaign(&s).await;
     wait_until("a quarter delivered", DEADLINE, || async {
-        (sandbox.deliveries().len() >= USERS as usize / 4).then_some(())
+        (s.sandbox.deliveries().len() >= USERS as usize / 4).then_some(())
     })
     .await;
     nodes[0].kill();
-    let row = wait_for_status(&pool.get().await.unwrap(), campaign, "completed", DEADLINE).await;
+    let row = wait_for_status(
+        &s.pool.get().await.unwrap(),
+        campaign,
+        "completed",
+        DEADLINE,
+    )
+    .await;
     assert_eq!(row.delivered, USERS as i32, "{row:?}");
-    let duplicates = duplicates(&sandbox);
+    let duplicates = duplicates(&s.sandbox);
     // Items in flight on the lost node's connections may come back once.
     assert!(duplicates <= 64, "{duplicates} duplicates");
     println!("duplicates after losing a node: {duplicates}");
@@ -232,24 +230,23 @@ async fn chaos_a_cluster_node_stops_mid_campaign() {
 #[ignore = "load test: run with `just chaos`"]
 async fn chaos_load_100k_recipients_with_faults() {
     const AUDIENCE: i64 = 100_000;
-    let env = TestEnv::new().await;
-    let sandbox = Sandbox::start(SandboxConfig {
-        error_rate: 0.02,
-        ..unlimited_sandbox()
-    })
-    .await
-    .unwrap();
+    let Setup {
+        env,
+        sandbox,
+        commands,
+        pool,
+    } = Setup::new(
+        AUDIENCE,
+        SandboxConfig {
+            error_rate: 0.02,
+            ..unlimited_sandbox()
+        },
+    )
+    .await;
     let blocked: Vec<i64> = (1..=AUDIENCE).filter(|id| id % 20 == 0).collect();
     for &chat in &blocked {
         sandbox.set_chat_state(chat, telegram_sandbox::ChatState::Blocked);
     }
-    let js = env.jetstream().await;
-    let population: Vec<_> = (1..=AUDIENCE).map(|id| (id, Language::En, true)).collect();
-    register_users(
-        &EventPublisher::new(js.clone(), env.topology()),
-        &population,
-    )
-    .await;
     let stack = Stack::start(
         &env,
         &sandbox.url(),
@@ -258,10 +255,8 @@ async fn chaos_load_100k_recipients_with_faults() {
             replicas: 3,
         },
     );
-    let pool = env.pool().await;
     let client = pool.get().await.unwrap();
     wait_for_users(&client, AUDIENCE, Duration::from_secs(600)).await;
-    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
     let campaign = start_text_campaign(&commands, Audience::All, "under load").await;
     for quarter in 1..=3 {
         wait_until("progress", Duration::from_secs(600), || async {

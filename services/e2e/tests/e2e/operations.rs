@@ -4,16 +4,11 @@
 
 use std::time::Duration;
 
-use courier_core::commands::CampaignCommands;
-use courier_core::event::EventPublisher;
 use courier_core::health::{self, HealthConfig};
-use courier_core::proto::v1::{Audience, Language};
-use courier_e2e::{SenderSettings, Stack, unlimited_sandbox};
-use courier_testing::campaigns::{
-    register_users, start_text_campaign, wait_for_status, wait_for_users,
-};
-use courier_testing::{TestEnv, wait_until};
-use telegram_sandbox::Sandbox;
+use courier_core::proto::v1::Audience;
+use courier_e2e::{SenderSettings, Setup, Stack, unlimited_sandbox};
+use courier_testing::campaigns::{start_text_campaign, wait_for_status, wait_for_users};
+use courier_testing::wait_until;
 
 async fn get(url: &str) -> Option<(u16, String)> {
     let response = reqwest::get(url).await.ok()?;
@@ -47,18 +42,10 @@ async fn health_and_metrics_endpoints_report_the_service() {
         Some((503, "starting".into()))
     );
 
-    let env = TestEnv::new().await;
-    let sandbox = Sandbox::start(unlimited_sandbox()).await.unwrap();
-    let js = env.jetstream().await;
-    let population: Vec<_> = (1..=5).map(|id| (id, Language::En, true)).collect();
-    register_users(
-        &EventPublisher::new(js.clone(), env.topology()),
-        &population,
-    )
-    .await;
+    let s = Setup::new(5, unlimited_sandbox()).await;
     let stack = Stack::start(
-        &env,
-        &sandbox.url(),
+        &s.env,
+        &s.sandbox.url(),
         SenderSettings {
             rate_limit: 100.0,
             replicas: 1,
@@ -70,11 +57,9 @@ async fn health_and_metrics_endpoints_report_the_service() {
             .filter(|(status, _)| *status == 200)
     })
     .await;
-    let pool = env.pool().await;
-    let client = pool.get().await.unwrap();
+    let client = s.pool.get().await.unwrap();
     wait_for_users(&client, 5, Duration::from_secs(30)).await;
-    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
-    let campaign = start_text_campaign(&commands, Audience::All, "measured").await;
+    let campaign = start_text_campaign(&s.commands, Audience::All, "measured").await;
     wait_for_status(&client, campaign, "completed", Duration::from_secs(30)).await;
     let (status, metrics) = get(&format!("{base}/metrics")).await.unwrap();
     assert_eq!(status, 200);
@@ -99,7 +84,7 @@ async fn health_and_metrics_endpoints_report_the_service() {
 #[tokio::test]
 async fn a_conflicting_topology_stops_the_service_with_a_clear_error() {
     use async_nats::jetstream::{consumer, stream};
-    let env = TestEnv::new().await;
+    let Setup { env, .. } = Setup::new(0, unlimited_sandbox()).await;
     let js = env.jetstream().await;
     let topology = env.topology();
     let start = || async {

@@ -1,9 +1,5 @@
 //! Senders against the Telegram sandbox: each failure class ends where
 //! `classify` says, and retries happen through redelivery.
-#![allow(
-    clippy::unwrap_used,
-    reason = "helpers of a test crate are test code; allow-unwrap-in-tests sees only #[test] fns"
-)]
 
 use std::time::Duration;
 

@@ -5,15 +5,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use courier_core::commands::CampaignCommands;
-use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Audience, Language};
-use courier_e2e::{SenderSettings, Stack, unlimited_sandbox};
+use courier_e2e::{SenderSettings, Setup, Stack, unlimited_sandbox};
 use courier_testing::campaigns::{
-    CampaignRow, register_users, start_text_campaign, wait_for_status, wait_for_users,
+    CampaignRow, start_text_campaign, wait_for_status, wait_for_users,
 };
 use courier_testing::{TestEnv, wait_until};
-use telegram_sandbox::{ChatState, Sandbox};
+use telegram_sandbox::ChatState;
 use tokio_postgres::Client;
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -62,18 +60,16 @@ async fn dump(client: &Client) -> Option<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_campaign_reaches_every_live_ru_user_exactly_once_and_replays_identically() {
-    let env = TestEnv::new().await;
-    let sandbox = Sandbox::start(unlimited_sandbox())
-        .await
-        .expect("starting the sandbox");
+    let users = population();
+    let Setup {
+        env,
+        sandbox,
+        commands,
+        pool,
+    } = Setup::on(TestEnv::new().await, &users, unlimited_sandbox()).await;
     for chat in SECRETLY_BLOCKED {
         sandbox.set_chat_state(chat, ChatState::Blocked);
     }
-    let js = env.jetstream().await;
-    let publisher = EventPublisher::new(js.clone(), env.topology());
-    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
-    let users = population();
-    register_users(&publisher, &users).await;
     let stack = Stack::start(
         &env,
         &sandbox.url(),
@@ -82,7 +78,6 @@ async fn a_campaign_reaches_every_live_ru_user_exactly_once_and_replays_identica
             replicas: 2,
         },
     );
-    let pool = env.pool().await;
     let client = pool.get().await.expect("a connection");
 
     // The loader must see every registration: wait for the projector first.

@@ -2,10 +2,6 @@
 //! projector and loader → each send → the Telegram request, linked through
 //! `traceparent` in NATS headers. An in-process OTLP/HTTP receiver collects
 //! the spans the real services export.
-#![allow(
-    clippy::unwrap_used,
-    reason = "helpers of a test crate are test code; allow-unwrap-in-tests sees only #[test] fns"
-)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,22 +11,18 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use bytes::Bytes;
-use courier_core::commands::CampaignCommands;
-use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Audience, Language};
+use courier_core::proto::v1::Audience;
 use courier_core::telemetry::{self, LogFormat, OtlpProtocol, TelemetryConfig, TracesSampler};
-use courier_e2e::{SenderSettings, Stack, unlimited_sandbox};
-use courier_testing::campaigns::{
-    register_users, start_text_campaign, wait_for_status, wait_for_users,
-};
-use courier_testing::{TestEnv, wait_until};
+use courier_e2e::{SenderSettings, Setup, Stack, unlimited_sandbox};
+use courier_testing::campaigns::{start_text_campaign, wait_for_status, wait_for_users};
+use courier_testing::wait_until;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
-use telegram_sandbox::{ChatState, Sandbox};
+use telegram_sandbox::ChatState;
 
 type Received = Arc<Mutex<Vec<Span>>>;
 
@@ -80,31 +72,23 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
     )
     .unwrap();
 
-    let env = TestEnv::new().await;
-    let sandbox = Sandbox::start(unlimited_sandbox()).await.unwrap();
-    sandbox.set_chat_state(4, ChatState::Blocked);
-    let js = env.jetstream().await;
-    let population: Vec<_> = (1..=4).map(|id| (id, Language::En, true)).collect();
-    register_users(
-        &EventPublisher::new(js.clone(), env.topology()),
-        &population,
-    )
-    .await;
+    // After telemetry::init: the test environment's own log subscriber
+    // must not take its place.
+    let s = Setup::new(4, unlimited_sandbox()).await;
+    s.sandbox.set_chat_state(4, ChatState::Blocked);
     let stack = Stack::start(
-        &env,
-        &sandbox.url(),
+        &s.env,
+        &s.sandbox.url(),
         SenderSettings {
             rate_limit: 100.0,
             replicas: 1,
         },
     );
-    let pool = env.pool().await;
-    let client = pool.get().await.unwrap();
+    let client = s.pool.get().await.unwrap();
     wait_for_users(&client, 4, Duration::from_secs(30)).await;
     // The first send draws a 429: its item is tried again a second later.
-    sandbox.inject_429(1);
-    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
-    let campaign = start_text_campaign(&commands, Audience::All, "traced")
+    s.sandbox.inject_429(1);
+    let campaign = start_text_campaign(&s.commands, Audience::All, "traced")
         .await
         .to_string();
     wait_for_status(

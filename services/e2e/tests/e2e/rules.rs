@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use courier_core::commands::Change;
-use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Audience, Language};
-use courier_e2e::{SenderSettings, Setup, Stack, receipts, sender_config, unlimited_sandbox};
-use courier_testing::campaigns::{
-    campaign_row, register_users, start_text_campaign, wait_for_status, wait_for_users,
+use courier_e2e::{
+    SenderSettings, Setup, Stack, en_users, receipts, sender_config, unlimited_sandbox,
 };
-use courier_testing::wait_until;
+use courier_testing::campaigns::{
+    campaign_row, start_text_campaign, wait_for_status, wait_for_users,
+};
+use courier_testing::{TestEnv, wait_until};
 use telegram_sandbox::{Sandbox, SandboxConfig};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -27,7 +28,7 @@ fn assert_each_chat_once(sandbox: &Sandbox) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_replicas_share_one_budget_and_never_exceed_it() {
+async fn alone_three_replicas_share_one_budget_and_never_exceed_it() {
     let s = Setup::new(
         150,
         SandboxConfig {
@@ -105,7 +106,7 @@ async fn a_slow_bot_api_gets_more_requests_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_429_pauses_the_token_on_every_replica() {
+async fn alone_a_429_pauses_the_token_on_every_replica() {
     let s = Setup::new(40, unlimited_sandbox()).await;
     let stack = Stack::start(
         &s.env,
@@ -148,8 +149,12 @@ async fn a_429_pauses_the_token_on_every_replica() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn pause_stops_sends_within_a_second_and_resume_finishes_without_spending_attempts() {
-    let s = Setup::new(60, unlimited_sandbox()).await;
+async fn alone_pause_stops_sends_within_a_second_and_resume_finishes_without_spending_attempts() {
+    // Ten ru users for another campaign; its own chats, so that no chat
+    // spacing defers (and spends attempts of) the paused one's items.
+    let ru = (1001..=1010).map(|id| (id, Language::Ru, true));
+    let users: Vec<_> = en_users(60).into_iter().chain(ru).collect();
+    let s = Setup::on(TestEnv::new().await, &users, unlimited_sandbox()).await;
     let stack = Stack::start(
         &s.env,
         &s.sandbox.url(),
@@ -158,14 +163,6 @@ async fn pause_stops_sends_within_a_second_and_resume_finishes_without_spending_
             replicas: 2,
         },
     );
-    // Ten ru users for another campaign; its own chats, so that no chat
-    // spacing defers (and spends attempts of) the paused one's items.
-    let ru: Vec<_> = (1001..=1010).map(|id| (id, Language::Ru, true)).collect();
-    register_users(
-        &EventPublisher::new(s.env.jetstream().await, s.env.topology()),
-        &ru,
-    )
-    .await;
     let client = s.pool.get().await.unwrap();
     wait_for_users(&client, 70, DEADLINE).await;
     let campaign = start_text_campaign(&s.commands, Audience::En, "pausable").await;
