@@ -15,6 +15,7 @@ pub mod health;
 mod otlp_http;
 pub mod proto;
 pub mod retry;
+pub mod send_limits;
 pub mod service;
 pub mod shutdown;
 pub mod startup;

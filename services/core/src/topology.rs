@@ -12,7 +12,8 @@
 //! - `p.outcomes.<campaign id>.<user id>`: one delivery outcome per
 //!   recipient; a direct get on it tells a sender the recipient is done.
 //!
-//! A key-value bucket `P_RATE` holds each bot token's shared rate schedule.
+//! A key-value bucket `P_RATE` holds each bot token's shared rate schedule
+//! and the limits senders run with ([`crate::send_limits`]).
 //!
 //! [`Topology::ensure`] creates them idempotently at start-up. A second
 //! service doing the same is a no-op; an existing stream or consumer with a
@@ -157,7 +158,8 @@ impl Topology {
         format!("{}.work.held.{campaign_id}", self.prefix)
     }
 
-    /// The bucket of shared rate schedules, one key per bot token and lane.
+    /// The bucket of shared rate schedules, one key per bot token and lane,
+    /// and of the limits senders publish ([`crate::send_limits`]).
     pub fn rate_bucket(&self) -> String {
         self.stream_name("rate")
     }

@@ -8,6 +8,7 @@ pub mod chat_spacing;
 pub mod classify;
 pub mod in_flight;
 pub mod kv_number;
+pub mod limits;
 pub mod payload;
 pub mod rate;
 pub mod telegram;
@@ -17,6 +18,7 @@ use async_nats::jetstream;
 use courier_core::commands::CampaignCommands;
 use courier_core::config::{DatabaseConfig, NatsConfig, TelegramConfig};
 use courier_core::event::EventPublisher;
+use courier_core::send_limits;
 use courier_core::topology::{PULL_EXPIRES, SEND_TIMEOUT, SENDERS_CONSUMER};
 use courier_core::{startup, trace_context};
 use futures::StreamExt;
@@ -38,7 +40,7 @@ pub struct SenderConfig {
         long = "rate-limit",
         env = "SENDER_RATE_LIMIT",
         value_name = "SENDER_RATE_LIMIT",
-        default_value_t = 30.0
+        default_value_t = send_limits::DEFAULT_FREE_RATE
     )]
     pub rate_limit: f64,
     /// Messages per second for paid-broadcast campaigns (up to 1000).
@@ -46,7 +48,7 @@ pub struct SenderConfig {
         long = "paid-rate-limit",
         env = "SENDER_PAID_RATE_LIMIT",
         value_name = "SENDER_PAID_RATE_LIMIT",
-        default_value_t = 1000.0
+        default_value_t = send_limits::DEFAULT_PAID_RATE
     )]
     pub paid_rate_limit: f64,
     /// Messages per second to one chat (Telegram allows about one).
@@ -70,26 +72,11 @@ pub struct SenderConfig {
 /// going while Telegram answers within about 300 ms.
 pub const DEFAULT_MAX_IN_FLIGHT: u16 = 500;
 
-/// The chat bucket remembers a send for a minute (`CHAT_RECORD_MAX_AGE`):
-/// a chat's spacing must be shorter.
-const MIN_CHAT_RATE_LIMIT: f64 = 0.02;
-
 /// Connections to the Bot API opened before the first send.
 const WARM_CONNECTIONS: usize = 8;
 
 pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        config.rate_limit > 0.0,
-        "SENDER_RATE_LIMIT must be positive"
-    );
-    anyhow::ensure!(
-        config.paid_rate_limit > 0.0,
-        "SENDER_PAID_RATE_LIMIT must be positive"
-    );
-    anyhow::ensure!(
-        config.chat_rate_limit >= MIN_CHAT_RATE_LIMIT,
-        "SENDER_CHAT_RATE_LIMIT must be at least {MIN_CHAT_RATE_LIMIT} (a message in 50 s)"
-    );
+    limits::check(&config).map_err(anyhow::Error::msg)?;
     let Some(nats) = startup::nats(&config.nats, "courier-sender", &shutdown).await? else {
         return Ok(());
     };
@@ -99,6 +86,7 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
     let max_in_flight = usize::from(config.max_in_flight);
     let rates = nats.js.get_key_value(nats.topology.rate_bucket()).await?;
     let bot_id = config.telegram.bot_token.bot_id();
+    limits::publish(&rates, bot_id, &config).await;
     let commands = CampaignCommands::new(nats.js.clone(), nats.topology.clone()).await?;
     let worker = Worker {
         outcomes: nats.js.get_stream(nats.topology.outcomes_stream()).await?,

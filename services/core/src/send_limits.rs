@@ -1,0 +1,147 @@
+//! The rate limits senders run with, published beside the rate schedules
+//! in the rate bucket: each sender writes its limits as it starts, and the
+//! bot reads them for its estimates. So each limit is one setting
+//! (`SENDER_RATE_LIMIT`, `SENDER_PAID_RATE_LIMIT`), read where it is
+//! needed, with no copy in the bot's configuration to disagree with it.
+//!
+//! Key `<bot id>.<lane>.limit`, value the messages per second as text.
+//! Replicas configured differently overwrite each other: the last one to
+//! start is what the bot shows.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+
+/// `SENDER_RATE_LIMIT` unless configured: Telegram's bulk limit for a bot.
+pub const DEFAULT_FREE_RATE: f64 = 30.0;
+/// `SENDER_PAID_RATE_LIMIT` unless configured: the paid broadcast lane's.
+pub const DEFAULT_PAID_RATE: f64 = 1000.0;
+
+/// A reader waits this long for NATS before it settles for the default.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A bot token's two budgets: the free one, and paid broadcasts'
+/// (`allow_paid_broadcast`, charged in Stars).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Free,
+    Paid,
+}
+
+impl Lane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Free => "free",
+            Lane::Paid => "paid",
+        }
+    }
+
+    /// The senders' default limit on this lane.
+    pub fn default_rate(self) -> f64 {
+        match self {
+            Lane::Free => DEFAULT_FREE_RATE,
+            Lane::Paid => DEFAULT_PAID_RATE,
+        }
+    }
+
+    fn key(self, bot_id: &str) -> String {
+        format!("{bot_id}.{}.limit", self.as_str())
+    }
+}
+
+/// A usable limit: a finite number of messages per second above zero.
+/// NaN, infinity, zero and negatives are not.
+pub fn is_usable(rate: f64) -> bool {
+    rate.is_finite() && rate > 0.0
+}
+
+/// A published value read back; `None` unless it is a usable limit.
+fn parse(value: &[u8]) -> Option<f64> {
+    std::str::from_utf8(value)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|rate| is_usable(*rate))
+}
+
+/// Publishes a sender's limit on `lane` of bot `bot_id`.
+pub async fn publish(
+    rates: &kv::Store,
+    bot_id: &str,
+    lane: Lane,
+    rate: f64,
+) -> Result<(), kv::PutError> {
+    rates.put(lane.key(bot_id), rate.to_string().into()).await?;
+    Ok(())
+}
+
+/// What the senders of one bot published, as the bot reads it.
+#[derive(Clone)]
+pub struct PublishedLimits {
+    rates: kv::Store,
+    bot_id: String,
+}
+
+impl PublishedLimits {
+    pub fn new(rates: kv::Store, bot_id: &str) -> PublishedLimits {
+        PublishedLimits {
+            rates,
+            bot_id: bot_id.to_owned(),
+        }
+    }
+
+    /// The limit of `lane` the senders published; before any sender ran
+    /// (or when NATS does not answer, or forbids the read), the senders'
+    /// default, which is what a sender would run with.
+    pub async fn rate(&self, lane: Lane) -> f64 {
+        let read = tokio::time::timeout(READ_TIMEOUT, self.rates.get(lane.key(&self.bot_id))).await;
+        let published = match read {
+            Ok(Ok(Some(value))) => parse(&value),
+            Ok(Ok(None)) => None,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, lane = lane.as_str(), "reading the senders' rate limit");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(
+                    lane = lane.as_str(),
+                    "reading the senders' rate limit: no answer within {READ_TIMEOUT:?}"
+                );
+                None
+            }
+        };
+        published.unwrap_or(lane.default_rate())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_finite_positive_rates_are_usable() {
+        for rate in [0.02, 1.0, 30.0, 1000.0] {
+            assert!(is_usable(rate), "{rate}");
+        }
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(!is_usable(rate), "{rate}");
+        }
+    }
+
+    #[test]
+    fn published_values_read_back_and_garbage_does_not() {
+        assert_eq!(parse(30.0_f64.to_string().as_bytes()), Some(30.0));
+        assert_eq!(parse(b"12.5"), Some(12.5));
+        for garbage in [&b"inf"[..], b"NaN", b"-3", b"0", b"fast", b"\xff"] {
+            assert_eq!(parse(garbage), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn each_lane_has_its_key_beside_its_schedule_and_its_default() {
+        assert_eq!(Lane::Free.key("123"), "123.free.limit");
+        assert_eq!(Lane::Paid.key("123"), "123.paid.limit");
+        assert_eq!(Lane::Free.default_rate(), 30.0);
+        assert_eq!(Lane::Paid.default_rate(), 1000.0);
+    }
+}
