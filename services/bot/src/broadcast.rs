@@ -119,7 +119,6 @@ pub async fn buttons(
     dialogue: Dialogue,
     mut draft: Draft,
     preview: Preview,
-    store: Store,
     config: Arc<BroadcastConfig>,
 ) -> HandlerResult {
     let chat = message.chat.id;
@@ -138,7 +137,7 @@ pub async fn buttons(
                 .keyboard
                 .get_or_insert_with(InlineKeyboard::default);
             keyboard.rows.extend(rows);
-            show_preview(&bot, chat, &dialogue, draft, &preview, &store, &config).await
+            show_preview(&bot, chat, &dialogue, draft, &preview, &config).await
         }
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -160,13 +159,12 @@ pub async fn skip_buttons(
     dialogue: Dialogue,
     draft: Draft,
     preview: Preview,
-    store: Store,
     config: Arc<BroadcastConfig>,
 ) -> HandlerResult {
     bot.answer_callback_query(query.id.clone()).await?;
     settle(&bot, &query, "No extra buttons.".into()).await?;
     let chat = dialogue.chat_id();
-    show_preview(&bot, chat, &dialogue, draft, &preview, &store, &config).await
+    show_preview(&bot, chat, &dialogue, draft, &preview, &config).await
 }
 
 /// Step 4: the exact message, then the summary with Start. Content that
@@ -177,7 +175,6 @@ async fn show_preview(
     dialogue: &Dialogue,
     draft: Draft,
     preview: &Preview,
-    store: &Store,
     config: &BroadcastConfig,
 ) -> HandlerResult {
     if let Err(refusal) = preview.send(chat, &draft.content).await {
@@ -190,9 +187,8 @@ async fn show_preview(
         bot.send_message(chat, reply).await?;
         return Ok(());
     }
-    let recipients = recipients(store.live_users().await?, draft.audience);
     let summary = bot
-        .send_message(chat, preview::summary(&draft, recipients, config))
+        .send_message(chat, preview.summarize(&draft, config.paid_enabled).await?)
         .reply_markup(preview::keyboard(&draft, config.paid_enabled))
         .await?;
     dialogue
@@ -204,14 +200,6 @@ async fn show_preview(
     Ok(())
 }
 
-fn recipients(live: LiveUsers, audience: Audience) -> i64 {
-    match audience {
-        Audience::Ru => live.ru,
-        Audience::En => live.en,
-        Audience::All | Audience::Unspecified => live.all(),
-    }
-}
-
 /// Step 4: an option flipped on the summary.
 pub async fn toggle(
     bot: Bot,
@@ -219,7 +207,7 @@ pub async fn toggle(
     dialogue: Dialogue,
     (mut draft, summary): (Draft, i32),
     toggle: Toggle,
-    store: Store,
+    preview: Preview,
     config: Arc<BroadcastConfig>,
 ) -> HandlerResult {
     let pressed_on = query.regular_message().map(|m| m.id.0);
@@ -227,8 +215,7 @@ pub async fn toggle(
         return outdated_press(bot, query).await;
     }
     draft.toggle(toggle);
-    let recipients = recipients(store.live_users().await?, draft.audience);
-    let text = preview::summary(&draft, recipients, &config);
+    let text = preview.summarize(&draft, config.paid_enabled).await?;
     let keyboard = preview::keyboard(&draft, config.paid_enabled);
     dialogue
         .update(State::Confirming { draft, summary })
@@ -370,13 +357,5 @@ mod tests {
                 ("✖️ Cancel".into(), "bc:abort".into()),
             ]
         );
-    }
-
-    #[test]
-    fn recipients_follow_the_audience() {
-        let live = LiveUsers { ru: 3, en: 4 };
-        assert_eq!(recipients(live, Audience::Ru), 3);
-        assert_eq!(recipients(live, Audience::En), 4);
-        assert_eq!(recipients(live, Audience::All), 7);
     }
 }

@@ -1,6 +1,6 @@
 //! What the bot is configured with: the shared NATS, Postgres, Telegram and
 //! telemetry groups from courier-core plus the bot's own settings (owners,
-//! the rates used for estimates, webhook mode), read from flags or
+//! the paid lane, progress edits, webhook mode), read from flags or
 //! environment variables so `courier-bot --help` documents every variable
 //! and its default.
 
@@ -48,26 +48,6 @@ pub struct BroadcastConfig {
         value_delimiter = ','
     )]
     pub owner_ids: Vec<i64>,
-
-    /// Messages per second the senders deliver (their SENDER_RATE_LIMIT),
-    /// for the estimated duration shown before Start.
-    #[arg(
-        long = "broadcast-rate",
-        env = "BROADCAST_RATE",
-        value_name = "BROADCAST_RATE",
-        default_value_t = 30.0
-    )]
-    pub rate: f64,
-
-    /// Messages per second on the paid lane (the senders'
-    /// SENDER_PAID_RATE_LIMIT), for estimates of paid campaigns.
-    #[arg(
-        long = "broadcast-paid-rate",
-        env = "BROADCAST_PAID_RATE",
-        value_name = "BROADCAST_PAID_RATE",
-        default_value_t = 1000.0
-    )]
-    pub paid_rate: f64,
 
     /// Offer the paid lane (`allow_paid_broadcast`, charged in Stars) in
     /// the /broadcast dialog.
@@ -185,8 +165,6 @@ mod tests {
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             "OTEL_SERVICE_NAME",
             "OWNER_IDS",
-            "BROADCAST_RATE",
-            "BROADCAST_PAID_RATE",
             "PAID_BROADCAST_ENABLED",
             "PROGRESS_EDIT_INTERVAL_SECS",
             "BOT_WEBHOOK_URL",
@@ -230,7 +208,6 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.broadcast.owner_ids, [1, 22, 333]);
-        assert_eq!(config.broadcast.rate, 30.0);
         assert!(!config.broadcast.paid_enabled);
         assert_eq!(config.broadcast.progress_interval(), Duration::from_secs(5));
         assert!(config.webhook.url.is_none());

@@ -40,6 +40,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
+use courier_core::send_limits::PublishedLimits;
 use courier_core::{retry, startup};
 use teloxide::dispatching::Dispatcher;
 use teloxide::dptree;
@@ -67,6 +68,13 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         return Ok(());
     };
     let events = EventPublisher::new(nats.js.clone(), nats.topology.clone());
+    let limits = PublishedLimits::new(
+        nats.js
+            .get_key_value(nats.topology.rate_bucket())
+            .await
+            .context("opening the rate bucket")?,
+        config.telegram.bot_token.bot_id(),
+    );
     let commands = CampaignCommands::new(nats.js, nats.topology)
         .await
         .context("opening the events stream")?;
@@ -90,6 +98,8 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
             .clone()
             .run(config.broadcast.progress_interval(), stop_progress.clone()),
     );
+    let preview = Preview::new(&config.telegram, limits, store.clone())
+        .context("building the preview's HTTP client")?;
     let dependencies = dptree::deps![
         events,
         commands,
@@ -97,7 +107,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         store,
         cards,
         Dialogues::new(pool),
-        Preview::new(&config.telegram).context("building the preview's HTTP client")?,
+        preview,
         Arc::new(config.broadcast)
     ];
     let dispatcher = Dispatcher::builder(bot.clone(), handlers::schema())

@@ -2,23 +2,26 @@
 //! with the senders' own payload code (`courier_sender::payload`) and Bot
 //! API client, so the admin sees byte for byte what recipients will get,
 //! and content Telegram refuses is caught before a campaign exists. The
-//! summary says what Start will do, with toggles for the options.
+//! summary says what Start will do, with toggles for the options, and how
+//! long it will take at the limit the senders published
+//! ([`courier_core::send_limits`]).
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use courier_core::config::TelegramConfig;
 use courier_core::proto::v1::{Audience, CampaignOptions, Content, ContentKind, button};
+use courier_core::send_limits::{Lane, PublishedLimits};
 use courier_sender::classify::ApiFailure;
 use courier_sender::payload::Template;
 use courier_sender::telegram::BotApi;
 use teloxide::types::{ChatId, InlineKeyboardMarkup};
 
 use crate::actions::{Action, Toggle};
-use crate::config::BroadcastConfig;
 use crate::content::kind_name;
 use crate::dialogue::Draft;
 use crate::progress;
+use crate::storage::{LiveUsers, Store, StoreError};
 
 /// A preview is one message: an answer takes well under this.
 const PREVIEW_TIMEOUT: Duration = Duration::from_secs(20);
@@ -37,13 +40,29 @@ pub enum PreviewError {
 #[derive(Clone)]
 pub struct Preview {
     api: BotApi,
+    limits: PublishedLimits,
+    store: Store,
 }
 
 impl Preview {
-    pub fn new(telegram: &TelegramConfig) -> anyhow::Result<Preview> {
+    pub fn new(
+        telegram: &TelegramConfig,
+        limits: PublishedLimits,
+        store: Store,
+    ) -> anyhow::Result<Preview> {
         Ok(Preview {
             api: BotApi::new(telegram, PREVIEW_TIMEOUT, 1)?,
+            limits,
+            store,
         })
+    }
+
+    /// The [`summary`] of `draft` as things stand: the users live now, at
+    /// the rate the senders published.
+    pub async fn summarize(&self, draft: &Draft, paid_enabled: bool) -> Result<String, StoreError> {
+        let recipients = recipients(self.store.live_users().await?, draft.audience);
+        let rate = self.limits.rate(lane(draft)).await;
+        Ok(summary(draft, recipients, paid_enabled, rate))
     }
 
     /// Sends `content` to `chat` as a campaign would send it to a recipient.
@@ -64,8 +83,21 @@ impl Preview {
     }
 }
 
-/// What Start will do.
-pub fn summary(draft: &Draft, recipients: i64, config: &BroadcastConfig) -> String {
+fn recipients(live: LiveUsers, audience: Audience) -> i64 {
+    match audience {
+        Audience::Ru => live.ru,
+        Audience::En => live.en,
+        Audience::All | Audience::Unspecified => live.all(),
+    }
+}
+
+/// The senders' budget `draft` will draw from.
+pub fn lane(draft: &Draft) -> Lane {
+    if draft.paid { Lane::Paid } else { Lane::Free }
+}
+
+/// What Start will do, `rate` messages per second.
+pub fn summary(draft: &Draft, recipients: i64, paid_enabled: bool, rate: f64) -> String {
     let on_off = |on: bool| if on { "on" } else { "off" };
     let content = &draft.content;
     let mut text = format!(
@@ -102,14 +134,9 @@ pub fn summary(draft: &Draft, recipients: i64, config: &BroadcastConfig) -> Stri
         on_off(draft.silent),
         on_off(draft.protected)
     );
-    if config.paid_enabled {
+    if paid_enabled {
         let _ = write!(text, " · Paid lane: {}", on_off(draft.paid));
     }
-    let rate = if draft.paid {
-        config.paid_rate
-    } else {
-        config.rate
-    };
     let _ = write!(
         text,
         "\nEstimated duration: about {} at {rate}/s\n\n\
@@ -153,16 +180,6 @@ mod tests {
     use courier_core::proto::v1::{Button, ButtonRow, InlineKeyboard};
     use teloxide::types::InlineKeyboardButtonKind;
 
-    fn config(paid_enabled: bool) -> BroadcastConfig {
-        BroadcastConfig {
-            owner_ids: vec![],
-            rate: 30.0,
-            paid_rate: 1000.0,
-            paid_enabled,
-            progress_interval_secs: 5,
-        }
-    }
-
     fn draft() -> Draft {
         Draft::new(
             Audience::Ru,
@@ -185,7 +202,7 @@ mod tests {
 
     #[test]
     fn the_summary_says_everything_start_will_do() {
-        let text = summary(&draft(), 1800, &config(false));
+        let text = summary(&draft(), 1800, false, 30.0);
         assert!(
             text.contains("Audience: ru (Russian) · 1800 recipients now"),
             "{text}"
@@ -201,12 +218,22 @@ mod tests {
     }
 
     #[test]
-    fn the_paid_lane_shows_only_when_enabled_and_changes_the_estimate() {
+    fn the_paid_lane_shows_only_when_enabled_and_draws_on_the_paid_budget() {
+        assert_eq!(lane(&draft()), Lane::Free);
         let mut paid = draft();
         paid.toggle(Toggle::Paid);
-        let text = summary(&paid, 10_000, &config(true));
+        assert_eq!(lane(&paid), Lane::Paid);
+        let text = summary(&paid, 10_000, true, 1000.0);
         assert!(text.contains("Paid lane: on"), "{text}");
         assert!(text.contains("about 10s at 1000/s"), "{text}");
+    }
+
+    #[test]
+    fn recipients_follow_the_audience() {
+        let live = LiveUsers { ru: 3, en: 4 };
+        assert_eq!(recipients(live, Audience::Ru), 3);
+        assert_eq!(recipients(live, Audience::En), 4);
+        assert_eq!(recipients(live, Audience::All), 7);
     }
 
     #[test]

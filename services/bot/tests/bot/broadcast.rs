@@ -2,7 +2,11 @@
 //! of content and a forwarded post with the options toggled; the refusals
 //! of bad input; a restart in the middle.
 
+use courier_core::config::BotToken;
 use courier_core::proto::v1::Language;
+use courier_core::send_limits::{Lane, PublishedLimits};
+use courier_e2e::BOT_TOKEN;
+use courier_testing::wait_until;
 use serde_json::{Value, json};
 
 use crate::{DEADLINE, Harness, OWNER, text};
@@ -241,6 +245,35 @@ async fn a_forwarded_post_keeps_its_url_buttons_and_the_toggles_reach_recipients
             json!([[{ "text": "Read", "url": "https://example.com/read" }]])
         );
     }
+    harness.stop().await;
+}
+
+/// The estimate before Start is at the limit the senders run with, which
+/// they publish as they start: the bot has no rate setting of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_estimate_is_at_the_rate_the_senders_published() {
+    let harness = Harness::start(4.0).await;
+    let users: Vec<_> = (1..=8).map(|id| (id, Language::Ru, true)).collect();
+    harness.users(&users).await;
+    let rates = harness
+        .env
+        .jetstream()
+        .await
+        .get_key_value(harness.env.topology().rate_bucket())
+        .await
+        .unwrap();
+    let bot_id = BOT_TOKEN.parse::<BotToken>().unwrap().bot_id().to_owned();
+    let limits = PublishedLimits::new(rates, &bot_id);
+    wait_until("the sender's limit published", DEADLINE, || async {
+        (limits.rate(Lane::Free).await == 4.0).then_some(())
+    })
+    .await;
+    let summary = to_summary(&harness, OWNER, "ru", json!({ "text": "Soon" }), None).await;
+    assert!(
+        text(&summary).contains("Estimated duration: about 2s at 4/s"),
+        "{}",
+        text(&summary)
+    );
     harness.stop().await;
 }
 
