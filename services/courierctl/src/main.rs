@@ -174,8 +174,8 @@ async fn main() -> anyhow::Result<()> {
             let users = courierctl::users::parse(input)
                 .with_context(|| format!("in {}", file.display()))?;
             let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
-            let count = courierctl::users::publish(&publisher, users).await?;
-            println!("registered {count} users");
+            courierctl::users::publish(&publisher, &users).await?;
+            println!("{}", courierctl::users::summary(&users));
         }
         Command::Parked(ParkedCommand::List) => {
             print!("{}", operations::list_parked(&pool().await?).await?);

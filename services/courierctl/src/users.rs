@@ -1,7 +1,11 @@
 //! Importing an existing bot's users from CSV (`user_id,language[,chat_id]`)
 //! as UserRegistered events. The whole file is checked before anything is
 //! published, so a bad row costs nothing but an error naming its line.
+//! Each user has one line: a user on two lines (say ru on one, en on the
+//! other) refuses the file, naming both, rather than let the last line win
+//! unseen. Errors quote at most [`QUOTED_CHARS`] of a value.
 
+use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::io::Read;
 
@@ -15,6 +19,12 @@ pub enum ImportError {
     MissingColumns,
     #[error("line {line}: {problem}")]
     BadRow { line: u64, problem: String },
+    #[error("line {again}: user {user_id} is on line {first} too; give each user one line")]
+    TwoLines {
+        user_id: i64,
+        first: u64,
+        again: u64,
+    },
     #[error("reading the CSV: {0}")]
     Csv(String),
 }
@@ -34,23 +44,40 @@ pub fn parse(input: impl Read) -> Result<Vec<UserRegistered>, ImportError> {
     };
     let chat_col = column("chat_id");
     let mut users = Vec::new();
+    let mut lines: HashMap<i64, u64> = HashMap::new();
     for record in reader.records() {
         let record = record.map_err(|e| ImportError::Csv(e.to_string()))?;
         let line = record.position().map_or(0, |p| p.line());
         let bad = |problem: String| ImportError::BadRow { line, problem };
         let field = |i: usize| record.get(i).unwrap_or_default();
-        let user_id: i64 = field(user_col)
-            .parse()
-            .map_err(|_| bad(format!("user_id {:?} is not an integer", field(user_col))))?;
+        let user_id: i64 = field(user_col).parse().map_err(|_| {
+            bad(format!(
+                "user_id {} is not an integer",
+                quoted(field(user_col))
+            ))
+        })?;
+        if let Some(&first) = lines.get(&user_id) {
+            return Err(ImportError::TwoLines {
+                user_id,
+                first,
+                again: line,
+            });
+        }
+        lines.insert(user_id, line);
         let language = match field(language_col).to_ascii_lowercase().as_str() {
             "ru" => Language::Ru,
             "en" => Language::En,
-            other => return Err(bad(format!("language {other:?} is not ru or en"))),
+            _ => {
+                return Err(bad(format!(
+                    "language {} is not ru or en",
+                    quoted(field(language_col))
+                )));
+            }
         };
         let chat_id = match chat_col.map(field).filter(|s| !s.is_empty()) {
             Some(chat) => chat
                 .parse()
-                .map_err(|_| bad(format!("chat_id {chat:?} is not an integer")))?,
+                .map_err(|_| bad(format!("chat_id {} is not an integer", quoted(chat))))?,
             // In a private chat the chat id is the user id.
             None => user_id,
         };
@@ -65,12 +92,33 @@ pub fn parse(input: impl Read) -> Result<Vec<UserRegistered>, ImportError> {
     Ok(users)
 }
 
-/// Publishes the users, a window of acks at a time; returns how many.
-pub async fn publish(
-    publisher: &EventPublisher,
-    users: Vec<UserRegistered>,
-) -> anyhow::Result<usize> {
-    let count = users.len();
+/// Values longer than this are cut in errors: a 10 MB field is quoted as
+/// its beginning and its length, not repeated on the terminal.
+pub const QUOTED_CHARS: usize = 40;
+
+/// `value` in quotes, cut to [`QUOTED_CHARS`] characters.
+fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+/// What an import registered, e.g. `registered 3 users: 2 ru, 1 en`.
+pub fn summary(users: &[UserRegistered]) -> String {
+    let ru = users
+        .iter()
+        .filter(|user| user.language() == Language::Ru)
+        .count();
+    format!(
+        "registered {} users: {ru} ru, {} en",
+        users.len(),
+        users.len() - ru
+    )
+}
+
+/// Publishes the users, a window of acks at a time.
+pub async fn publish(publisher: &EventPublisher, users: &[UserRegistered]) -> anyhow::Result<()> {
     for chunk in users.chunks(512) {
         let sends = chunk.iter().map(|user| {
             let event = Event::new(Payload::UserRegistered(*user));
@@ -78,7 +126,7 @@ pub async fn publish(
         });
         try_join_all(sends.map(IntoFuture::into_future)).await?;
     }
-    Ok(count)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -123,6 +171,43 @@ mod tests {
             parse(csv.as_bytes()),
             Err(ImportError::BadRow { line: 2, .. })
         ));
+    }
+
+    #[test]
+    fn a_user_on_two_lines_refuses_the_file_naming_both() {
+        let csv = "user_id,language\n1,ru\n2,en\n1,en\n";
+        assert_eq!(
+            parse(csv.as_bytes()),
+            Err(ImportError::TwoLines {
+                user_id: 1,
+                first: 2,
+                again: 4
+            })
+        );
+        let error = parse(csv.as_bytes()).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "line 4: user 1 is on line 2 too; give each user one line"
+        );
+    }
+
+    #[test]
+    fn a_huge_value_is_quoted_by_its_beginning_and_length() {
+        let huge = "é".repeat(5_000_000);
+        let csv = format!("user_id,language\n1,{huge}\n");
+        let error = parse(csv.as_bytes()).unwrap_err().to_string();
+        let beginning = "é".repeat(QUOTED_CHARS);
+        assert_eq!(
+            error,
+            format!("line 2: language \"{beginning}\"… (10000000 bytes) is not ru or en")
+        );
+        assert_eq!(quoted("de"), "\"de\"");
+    }
+
+    #[test]
+    fn the_summary_counts_each_language() {
+        let users = parse("user_id,language\n1,ru\n2,en\n3,ru\n".as_bytes()).unwrap();
+        assert_eq!(summary(&users), "registered 3 users: 2 ru, 1 en");
     }
 
     #[test]

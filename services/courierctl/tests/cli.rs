@@ -146,7 +146,7 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
     let imported = courierctl(&env, &["users", "import", good.to_str().unwrap()]).await;
     assert_eq!(
         String::from_utf8_lossy(&imported.stdout),
-        "registered 4 users\n"
+        "registered 4 users: 3 ru, 1 en\n"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 
@@ -173,4 +173,42 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
     let row = wait_for_status(&client, id, "sending", Duration::from_secs(30)).await;
     assert_eq!(row.audience_size, Some(3), "{row:?}");
     projector.stop().await;
+}
+
+/// A user on two lines (ru on one, en on the other) refuses the file,
+/// naming both lines, and so does a 10 MB field, quoted by its beginning
+/// only; neither publishes anyone.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_with_a_user_on_two_lines_or_a_huge_field_is_refused_briefly() {
+    let env = TestEnv::new().await;
+    let dir = std::env::temp_dir().join(format!("courierctl-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let twice = dir.join("twice.csv");
+    std::fs::write(&twice, "user_id,language\n1,ru\n2,en\n1,en\n").unwrap();
+    let huge = dir.join("huge.csv");
+    let field = "x".repeat(10 * 1024 * 1024);
+    std::fs::write(&huge, format!("user_id,language\n1,ru\n2,{field}\n")).unwrap();
+
+    let refused = courierctl(&env, &["users", "import", twice.to_str().unwrap()]).await;
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("line 4: user 1 is on line 2 too"), "{error}");
+    let refused = courierctl(&env, &["users", "import", huge.to_str().unwrap()]).await;
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("line 3: language \"xxxx"), "{error}");
+    assert!(
+        error.contains("(10485760 bytes) is not ru or en"),
+        "{error}"
+    );
+    assert!(error.len() < 1024, "{} bytes on stderr", error.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let js = env.jetstream().await;
+    let mut events = js.get_stream(env.topology().events_stream()).await.unwrap();
+    assert_eq!(
+        events.info().await.unwrap().state.messages,
+        0,
+        "nothing published"
+    );
 }
