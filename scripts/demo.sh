@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 eval "$(scripts/test-services.sh)"
-cargo build --quiet --bins
+# cargo's own progress: the first build on a fresh machine takes minutes.
+echo "building courier's services" >&2
+cargo build --bins
 
 export NATS_URL="$COURIER_TEST_NATS_URL"
 export COURIER_NATS_PREFIX="demo$(date +%s)"
