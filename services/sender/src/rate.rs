@@ -13,9 +13,7 @@ use std::time::Duration;
 /// Pace at this fraction of the configured limit: a send a little late on
 /// the wire must not push a one-second window over Telegram's ceiling.
 /// At 98%, sends may drift by up to ~20 ms on their way before any
-/// one-second window holds more than the limit. (When a send cost a sender
-/// twice the CPU it does now, four senders at 1000/s on a busy 2-core
-/// machine drifted further and drew 429s at 98%; 97% was kept until then.)
+/// one-second window holds more than the limit (docs/decisions/0002).
 pub const HEADROOM: f64 = 0.98;
 
 /// How far (µs) sends may drift from their slots, late on the way or
@@ -27,9 +25,8 @@ pub fn drift_allowance_us() -> u64 {
 
 /// How late after its slot a worker may still send: a quarter interval,
 /// at least 2 ms (two ticks of tokio's timer) and at most a third of
-/// [`drift_allowance_us`], leaving the rest to the network. (A flat 10 ms
-/// let a busy 2-core machine with four senders at 1000/s bunch enough sends
-/// to draw 429s.)
+/// [`drift_allowance_us`], leaving the rest to the network
+/// (docs/decisions/0003).
 pub fn lateness_tolerance_us(interval_us: u64) -> u64 {
     (interval_us / 4).clamp(2_000, drift_allowance_us() / 3)
 }

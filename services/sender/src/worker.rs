@@ -114,8 +114,8 @@ fn answered(sent: &std::result::Result<i64, ApiFailure>) -> bool {
 /// Whether the recipient may already have an outcome: this copy was
 /// delivered before, set aside and back (a pause), or enqueued a second
 /// time by a loader recovering from a crash. A first delivery of a first
-/// copy cannot have one, and skips the lookup (a NATS round trip that was
-/// a third of a send's CPU).
+/// copy cannot have one, and skips the lookup, a NATS round trip
+/// (docs/decisions/0005).
 fn may_have_outcome(headers: Option<&HeaderMap>, delivered: i64) -> bool {
     delivered > 1
         || headers.is_some_and(|h| {
