@@ -426,6 +426,29 @@ async fn every_service_user_can_set_up_the_topology_it_starts_with() {
     }
 }
 
+#[tokio::test]
+async fn the_bot_reads_the_limits_senders_published() {
+    use courier_core::send_limits::{self, Lane, PublishedLimits};
+    let server = NatsServer::start();
+    let topology = Topology::new("courier".parse().unwrap(), 1);
+    let sender = Connection::open(&server, "sender").await;
+    let js = jetstream::new(sender.client.clone());
+    topology.ensure(&js).await.expect("the topology, as sender");
+    let rates = js.get_key_value(topology.rate_bucket()).await.unwrap();
+    // Not a default: reading the default back would prove nothing.
+    send_limits::publish(&rates, "123", Lane::Free, 7.0)
+        .await
+        .expect("a sender publishes its limit");
+    let bot = Connection::open(&server, "bot").await;
+    let bot_rates = jetstream::new(bot.client.clone())
+        .get_key_value(topology.rate_bucket())
+        .await
+        .unwrap();
+    let limits = PublishedLimits::new(bot_rates, "123");
+    assert_eq!(limits.rate(Lane::Free).await, 7.0);
+    assert_eq!(server.violations(), Vec::<String>::new());
+}
+
 /// A service's configuration from its flags, as its binary would parse them.
 fn parse<T: clap::Args + clap::FromArgMatches>(args: &[&str]) -> T {
     let command = T::augment_args(clap::Command::new("service").no_binary_name(true));
