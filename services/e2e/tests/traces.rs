@@ -68,9 +68,11 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
             otlp_endpoint: Some(endpoint),
             otlp_protocol: OtlpProtocol::HttpProtobuf,
             send_trace_ratio: 1.0,
+            user_trace_ratio: 1.0,
             traces_sampler: TracesSampler::ParentbasedAlwaysOn,
             traces_sampler_arg: 1.0,
             service_name: Some("courier-test".into()),
+            resource_attributes: None,
         },
         "courier-test",
     )
@@ -137,6 +139,14 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
             .get(span.parent_span_id.as_slice())
             .map(|p| p.name.clone())
     };
+    // Events are published in PRODUCER spans: what consumes an event
+    // descends from the span that published it.
+    let published_from = |span: &Span| {
+        by_id
+            .get(span.parent_span_id.as_slice())
+            .filter(|publish| publish.name == "publish")
+            .map(|publish| publish.parent_span_id.clone())
+    };
     let named = |name: &str| {
         trace
             .iter()
@@ -151,7 +161,7 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
     assert!(
         loader_spans
             .iter()
-            .all(|s| s.parent_span_id == root.span_id),
+            .all(|s| published_from(s) == Some(root.span_id.clone())),
         "the loader continues the admin's start"
     );
     let loader: Vec<&Span> = loader_spans
@@ -167,7 +177,7 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
 
     let projected_events = named("project")
         .into_iter()
-        .filter(|s| s.parent_span_id == root.span_id)
+        .filter(|s| published_from(s) == Some(root.span_id.clone()))
         .count();
     assert!(
         projected_events >= 2,
@@ -249,8 +259,11 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
         outcomes, 4,
         "each outcome's projection continues its send: {projections_under_sends:?}"
     );
-    let blocked = projections_under_sends
-        .iter()
+    let send_ids: Vec<&[u8]> = sends.iter().map(|s| s.span_id.as_slice()).collect();
+    let blocked = named("project")
+        .into_iter()
+        .filter(|s| published_from(s).is_some_and(|from| send_ids.contains(&from.as_slice())))
+        .filter_map(|s| attribute(s, "subject"))
         .filter(|s| s.contains(".events.user.4"))
         .count();
     assert_eq!(blocked, 1, "so does the UserBlocked the send published");
