@@ -177,18 +177,23 @@ impl Declare<'_> {
         gauges
     }
 
-    /// A latency histogram; `name` without `_seconds`, which the exposition adds.
+    /// A latency histogram; `name` without `_seconds`, which the exposition
+    /// adds. The `known` combinations of labels show (empty) from the start.
     fn latency<const N: usize>(
         &mut self,
         name: &str,
         help: &str,
         keys: [&'static str; N],
+        known: &[[&'static str; N]],
         buckets: Buckets,
     ) -> Latency<N> {
         let latency = Labelled {
             keys,
             family: Family::new_with_constructor(buckets),
         };
+        for values in known {
+            latency.get(*values);
+        }
         self.0
             .register_with_unit(name, help, Unit::Seconds, latency.family.clone());
         latency
@@ -268,6 +273,7 @@ pub fn bot() -> &'static BotMetrics {
                 "courier_bot_update_duration",
                 "Time the bot took to handle an update, by kind",
                 ["kind"],
+                &each(&UPDATE_KINDS),
                 REQUEST_SECONDS,
             ),
         })
@@ -374,12 +380,14 @@ pub fn sender() -> &'static SenderMetrics {
                 "courier_telegram_request_duration",
                 "Time the Bot API took to answer a send, by method and lane",
                 ["method", "lane"],
+                &[],
                 REQUEST_SECONDS,
             ),
             recipient_wait: d.latency(
                 "courier_recipient_wait",
                 "Time from a recipient's work item being enqueued to its outcome, by lane",
                 ["lane"],
+                &each(&LANES),
                 RECIPIENT_SECONDS,
             ),
         })
@@ -431,6 +439,7 @@ pub fn projector() -> &'static ProjectorMetrics {
                 "courier_projector_batch_duration",
                 "Time to apply one batch of messages in one transaction, by stream",
                 ["stream"],
+                &each(&PROJECTED_STREAMS),
                 BATCH_SECONDS,
             ),
             campaigns: d.gauges(
@@ -478,6 +487,7 @@ pub fn loader() -> &'static LoaderMetrics {
                 "courier_loader_batch_duration",
                 "Time to fan out one batch of recipients, from reading it to its last acknowledgement",
                 [],
+                &[[]],
                 BATCH_SECONDS,
             ),
         })
