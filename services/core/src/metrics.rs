@@ -657,7 +657,7 @@ mod tests {
             "{bucket:?}"
         );
         assert!(openmetrics.contains("# UNIT courier_projector_batch_duration_seconds seconds\n"));
-        assert!(!openmetrics.contains(&format!("{{le=\"0.005\",stream=\"outcomes\"}} 1 #")));
+        assert!(!openmetrics.contains("{le=\"0.005\",stream=\"outcomes\"} 1 #"));
 
         let text = render(Format::PrometheusText);
         assert!(text.contains(
