@@ -229,7 +229,7 @@ pub async fn toggle(
 
 /// Start: publishes CampaignCreated and CampaignStarted, then shows the
 /// progress card.
-#[tracing::instrument(skip_all, fields(admin = query.from.id.0))]
+#[tracing::instrument(skip_all, fields(admin = query.from.id.0 as i64))]
 pub async fn confirm(
     bot: Bot,
     query: CallbackQuery,

@@ -73,7 +73,7 @@ pub async fn show(bot: Bot, query: CallbackQuery, campaign: Uuid, cards: Cards) 
 }
 
 /// Pause, Resume or Cancel on a card.
-#[tracing::instrument(skip_all, fields(admin = query.from.id.0, %campaign, ?control))]
+#[tracing::instrument(skip_all, fields(admin = query.from.id.0 as i64, %campaign, ?control))]
 pub async fn pressed(
     bot: Bot,
     query: CallbackQuery,

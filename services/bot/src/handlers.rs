@@ -137,7 +137,7 @@ async fn ignore_press(bot: Bot, query: CallbackQuery) -> HandlerResult {
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(user_id = from.id.0))]
+#[tracing::instrument(skip_all, fields(user_id = from.id.0 as i64))]
 async fn start(bot: Bot, message: Message, from: User, events: EventPublisher) -> HandlerResult {
     let registration = users::registration(&from, message.chat.id);
     let language = registration.language();
@@ -156,7 +156,7 @@ async fn choose_language(bot: Bot, message: Message) -> HandlerResult {
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(user_id = query.from.id.0, language = ?language))]
+#[tracing::instrument(skip_all, fields(user_id = query.from.id.0 as i64, language = ?language))]
 async fn language_chosen(
     bot: Bot,
     query: CallbackQuery,

@@ -25,6 +25,7 @@ mod control;
 mod dialogue;
 mod handlers;
 mod language;
+mod metered;
 mod preview;
 mod progress;
 mod replies;
@@ -83,6 +84,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
     let Some(me) = bot_api(&bot, &shutdown).await? else {
         return Ok(());
     };
+    courier_core::metrics::bot();
     courier_core::health::started();
     tracing::info!(username = me.username(), "bot ready");
     if config.broadcast.owner_ids.is_empty() {
@@ -110,7 +112,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         preview,
         Arc::new(config.broadcast)
     ];
-    let dispatcher = Dispatcher::builder(bot.clone(), handlers::schema())
+    let dispatcher = Dispatcher::builder(bot.clone(), metered::metered(handlers::schema()))
         .dependencies(dependencies)
         // Not `Debug` of the update, as by default: that would log what users write.
         .default_handler(|update| async move {

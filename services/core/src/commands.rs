@@ -6,6 +6,7 @@
 //! the loser hears what the campaign became.
 
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::campaign::{CampaignStatus, Transition, TransitionError};
@@ -14,6 +15,7 @@ use crate::proto::v1::{
     Audience, CampaignCancelled, CampaignCreated, CampaignOptions, CampaignPaused, CampaignResumed,
     CampaignStarted, Content, Event, event::Payload,
 };
+use crate::telemetry;
 use crate::topology::Topology;
 
 /// A campaign as an admin confirmed it.
@@ -98,11 +100,17 @@ impl CampaignCommands {
     /// a failure between the two), it publishes only what is missing.
     /// The root of the campaign's trace: every later span of the campaign
     /// (projection, fan-out, each send) descends from this one through the
-    /// `traceparent` its events carry.
-    #[tracing::instrument(name = "campaign.start", skip_all, fields(campaign_id, audience = ?campaign.audience))]
+    /// `traceparent` its events carry. It links to the caller's span (a bot
+    /// update) instead of continuing it, so the campaign is traced whatever
+    /// that update's sampling decided.
     pub async fn create_and_start(&self, campaign: NewCampaign) -> Result<Uuid, CommandError> {
+        let span = tracing::info_span!(parent: None, "campaign.start", campaign_id = %campaign.id, audience = ?campaign.audience);
+        telemetry::link_to_current(&span);
+        self.publish_start(campaign).instrument(span).await
+    }
+
+    async fn publish_start(&self, campaign: NewCampaign) -> Result<Uuid, CommandError> {
         let id = campaign.id;
-        tracing::Span::current().record("campaign_id", tracing::field::display(id));
         let created_seq = match self.status(id).await {
             Err(CommandError::NotFound(_)) => {
                 let created = Event::with_id(
@@ -157,9 +165,22 @@ impl CampaignCommands {
         Ok((status, last.sequence))
     }
 
-    /// Applies `change` to the campaign; returns its new status.
-    #[tracing::instrument(name = "campaign.change", skip(self), fields(campaign_id = %campaign))]
+    /// Applies `change` to the campaign; returns its new status. Like a
+    /// start, a trace of its own linked to the caller's.
     pub async fn change(
+        &self,
+        campaign: Uuid,
+        change: Change,
+        by: i64,
+    ) -> Result<CampaignStatus, CommandError> {
+        let span = tracing::info_span!(parent: None, "campaign.change", campaign_id = %campaign, ?change, by);
+        telemetry::link_to_current(&span);
+        self.publish_change(campaign, change, by)
+            .instrument(span)
+            .await
+    }
+
+    async fn publish_change(
         &self,
         campaign: Uuid,
         change: Change,

@@ -5,6 +5,8 @@
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
 use prost::Message as _;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::proto::v1::{Event, event::Payload};
 use crate::topology::Topology;
@@ -132,9 +134,12 @@ impl EventPublisher {
             .payload
             .as_ref()
             .expect("an event to publish has a payload");
+        let subject = payload.subject(&self.topology);
+        let span = trace_context::producer_span(&subject);
+        span.set_attribute("event", payload.type_name());
         let mut headers = HeaderMap::new();
         headers.insert(EVENT_TYPE_HEADER, payload.type_name());
-        trace_context::inject(&mut headers);
+        span.in_scope(|| trace_context::inject(&mut headers));
         let mut message = PublishMessage::build()
             .headers(headers)
             .message_id(&event.event_id)
@@ -142,17 +147,29 @@ impl EventPublisher {
         if let Some(seq) = expected_last_seq {
             message = message.expected_last_subject_sequence(seq);
         }
-        let ack = self
-            .js
-            .send_publish(payload.subject(&self.topology), message)
-            .await
-            .map_err(|e| PublishError::JetStream(e.into()))?
-            .await
-            .map_err(|e| match e.kind() {
-                PublishErrorKind::WrongLastSequence => PublishError::Conflict,
-                _ => PublishError::JetStream(e.into()),
-            })?;
-        Ok(ack.sequence)
+        let published = async {
+            self.js
+                .send_publish(subject, message)
+                .await
+                .map_err(|e| PublishError::JetStream(e.into()))?
+                .await
+                .map_err(|e| match e.kind() {
+                    PublishErrorKind::WrongLastSequence => PublishError::Conflict,
+                    _ => PublishError::JetStream(e.into()),
+                })
+        }
+        .instrument(span.clone())
+        .await;
+        match published {
+            Ok(ack) => Ok(ack.sequence),
+            Err(error) => {
+                // A conflict is optimistic concurrency doing its job.
+                if let PublishError::JetStream(cause) = &error {
+                    crate::telemetry::mark_error(&span, cause.to_string());
+                }
+                Err(error)
+            }
+        }
     }
 }
 

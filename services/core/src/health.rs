@@ -113,7 +113,12 @@ async fn not_ready() -> Option<String> {
 pub async fn start(config: &HealthConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let prometheus = install_metrics();
     let app = Router::new()
-        .route("/metrics", get(move || async move { prometheus.render() }))
+        .route(
+            "/metrics",
+            get(move |headers: axum::http::HeaderMap| async move {
+                crate::metrics::exposition(&headers, prometheus.render())
+            }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",

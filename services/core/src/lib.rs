@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod event;
 pub mod health;
+pub mod metrics;
 mod otlp_http;
 pub mod proto;
 pub mod retry;

@@ -1,6 +1,7 @@
 //! What every service binary does in `main`: parse its configuration with
-//! the shared telemetry and operations settings, install telemetry, serve
-//! /metrics, /healthz and /readyz, and run until SIGINT or SIGTERM.
+//! the shared telemetry and operations settings, install telemetry, name
+//! the process in its metrics, serve /metrics, /healthz and /readyz, and
+//! run until SIGINT or SIGTERM.
 
 use std::future::Future;
 
@@ -57,6 +58,8 @@ pub async fn start(
     health: &HealthConfig,
 ) -> anyhow::Result<(telemetry::TelemetryGuard, CancellationToken)> {
     let guard = telemetry::init(telemetry, name)?;
+    let identity = telemetry.identity(name);
+    crate::metrics::process(&identity.service_name, &identity.instance_id);
     let shutdown = crate::shutdown::on_signal();
     health::start(health, shutdown.clone()).await?;
     Ok((guard, shutdown))

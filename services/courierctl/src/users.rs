@@ -11,7 +11,9 @@ use std::io::Read;
 
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Event, Language, UserRegistered, event::Payload};
+use courier_core::telemetry::REGISTRATION_SPAN;
 use futures::future::try_join_all;
+use tracing::Instrument as _;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ImportError {
@@ -117,16 +119,24 @@ pub fn summary(users: &[UserRegistered]) -> String {
     )
 }
 
-/// Publishes the users, a window of acks at a time.
+/// Publishes the users, a window of acks at a time. The import is one
+/// trace; each user's registration in it is a `register` span, kept at
+/// `COURIER_USER_TRACE_RATIO`.
 pub async fn publish(publisher: &EventPublisher, users: &[UserRegistered]) -> anyhow::Result<()> {
-    for chunk in users.chunks(512) {
-        let sends = chunk.iter().map(|user| {
-            let event = Event::new(Payload::UserRegistered(*user));
-            async move { publisher.publish(&event).await }
-        });
-        try_join_all(sends.map(IntoFuture::into_future)).await?;
+    let import = tracing::info_span!("users.import", users = users.len() as i64);
+    async {
+        for chunk in users.chunks(512) {
+            let sends = chunk.iter().map(|user| {
+                let event = Event::new(Payload::UserRegistered(*user));
+                let registration = tracing::info_span!(REGISTRATION_SPAN, user_id = user.user_id);
+                async move { publisher.publish(&event).await }.instrument(registration)
+            });
+            try_join_all(sends.map(IntoFuture::into_future)).await?;
+        }
+        Ok(())
     }
-    Ok(())
+    .instrument(import)
+    .await
 }
 
 #[cfg(test)]

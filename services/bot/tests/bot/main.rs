@@ -7,6 +7,7 @@
 mod admins;
 mod broadcast;
 mod control;
+mod metrics;
 mod users;
 mod webhook;
 

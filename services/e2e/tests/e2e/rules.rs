@@ -302,7 +302,8 @@ async fn a_refused_token_stops_the_sender_with_an_error_naming_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_campaigns_to_the_same_chats_keep_each_chat_to_one_message_a_second_across_replicas() {
+async fn alone_two_campaigns_to_the_same_chats_keep_each_chat_to_one_message_a_second_across_replicas()
+ {
     const USERS: i64 = 60;
     // Telegram's per-chat limit is on; the token's is off.
     let s = Setup::new(
