@@ -170,3 +170,79 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
     assert_eq!(row.audience_size, Some(3), "{row:?}");
     projector.stop().await;
 }
+
+/// A message retried while the stream still remembers its id (the
+/// 2-minute duplicate window) would be dropped by JetStream: courierctl
+/// says so and the message stays parked, rather than unpark it for nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_inside_the_duplicate_window_keeps_the_message_parked() {
+    use async_nats::jetstream::message::PublishMessage;
+    use courier_core::proto::v1::{Delivered, DeliveryOutcome, delivery_outcome};
+    use prost::Message as _;
+
+    let env = TestEnv::new().await;
+    let js = env.jetstream().await;
+    let topology = env.topology();
+    let campaign = uuid::Uuid::now_v7().to_string();
+    // An outcome for a recipient of no campaign, as a sender publishes one.
+    let outcome = DeliveryOutcome {
+        campaign_id: campaign.clone(),
+        user_id: 7,
+        chat_id: 7,
+        occurred_at_ms: 1,
+        attempts: 1,
+        result: Some(delivery_outcome::Result::Delivered(Delivered {
+            message_id: 1,
+        })),
+    };
+    js.send_publish(
+        topology.outcome_subject(&campaign, 7),
+        PublishMessage::build()
+            .message_id(format!("{campaign}.7"))
+            .payload(outcome.encode_to_vec().into()),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let projector = env.start_projector();
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    courier_testing::wait_until("the outcome parked", Duration::from_secs(30), || async {
+        let row = client
+            .query_opt("SELECT 1 FROM parked_messages", &[])
+            .await
+            .ok()?;
+        row.map(|_| ())
+    })
+    .await;
+    projector.stop().await;
+    let outcomes = topology.outcomes_stream();
+    let listed = courierctl(&env, &["parked", "list"]).await;
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("outcome for a recipient of no started campaign"),
+        "{listed}"
+    );
+
+    let retried = courierctl(&env, &["parked", "retry", &outcomes, "1"]).await;
+    assert!(!retried.status.success());
+    let error = String::from_utf8_lossy(&retried.stderr);
+    assert!(
+        error.contains("stays parked") && error.contains("duplicate of #1"),
+        "{error}"
+    );
+    let still_parked: i64 = client
+        .query_one("SELECT count(*) FROM parked_messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(still_parked, 1);
+
+    let elsewhere = courierctl(&env, &["parked", "retry", "ELSEWHERE", "1"]).await;
+    let error = String::from_utf8_lossy(&elsewhere.stderr);
+    assert!(
+        error.contains("ELSEWHERE is not one of courier's streams"),
+        "{error}"
+    );
+}
