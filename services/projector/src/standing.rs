@@ -2,6 +2,7 @@
 //! batch: what the projector decides the campaign's next fact from (a
 //! pause for refused content, a completion).
 
+use anyhow::Context as _;
 use courier_core::campaign::CampaignStatus;
 use tokio_postgres::{Client, Row};
 use uuid::Uuid;
@@ -51,7 +52,10 @@ impl Standing {
     fn from_row(row: &Row) -> anyhow::Result<Standing> {
         Ok(Standing {
             id: row.get(0),
-            status: row.get::<_, &str>(1).parse()?,
+            status: row
+                .get::<_, &str>(1)
+                .parse()
+                .with_context(|| format!("campaign {} in the read model", row.get::<_, Uuid>(0)))?,
             audience_size: row.get(2),
             finished: row.get(3),
             content_refusals: row.get(4),

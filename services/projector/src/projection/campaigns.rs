@@ -191,10 +191,13 @@ async fn transition(
             "campaign {id} was never created"
         )));
     };
-    let status: CampaignStatus = row
-        .get::<_, &str>(0)
-        .parse()
-        .unwrap_or(CampaignStatus::Pending);
+    // Not guessed: a status this version does not know (a newer courier's,
+    // a hand-edited row) parks the event until an operator corrects the row.
+    let status: CampaignStatus = row.get::<_, &str>(0).parse().map_err(|unknown| {
+        ApplyError::Poison(format!(
+            "campaign {id} has an {unknown} in the read model; correct the row, then retry this event"
+        ))
+    })?;
     let next = status.apply(transition);
     if let Err(refused) = &next {
         tracing::warn!(campaign = %id, %refused, "ignored an event outside the state machine");
