@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Audience, Language};
+use courier_core::proto::v1::{AdminGranted, Audience, Event, Language, event::Payload};
 use courier_testing::TestEnv;
 use courier_testing::campaigns::{
     register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
+use courier_testing::read_model::dump;
 
 async fn courierctl(env: &TestEnv, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_courierctl"));
@@ -20,39 +21,18 @@ async fn courierctl(env: &TestEnv, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Every read-model row, as text, in a stable order.
-async fn dump(pool: &deadpool_postgres::Pool) -> Vec<String> {
-    let client = pool.get().await.unwrap();
-    let mut rows = Vec::new();
-    for (table, order) in [
-        ("users", "user_id"),
-        ("campaigns", "campaign_id"),
-        ("deliveries", "campaign_id, user_id"),
-    ] {
-        for row in client
-            .query(
-                &format!("SELECT t::text FROM {table} t ORDER BY {order}"),
-                &[],
-            )
-            .await
-            .unwrap()
-        {
-            rows.push(row.get(0));
-        }
-    }
-    rows
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn rebuild_replays_an_identical_read_model_and_refuses_while_a_projector_runs() {
     let env = TestEnv::new().await;
     let js = env.jetstream().await;
     let population: Vec<_> = (1..=20).map(|id| (id, Language::Ru, id % 3 != 0)).collect();
-    register_users(
-        &EventPublisher::new(js.clone(), env.topology()),
-        &population,
-    )
-    .await;
+    let publisher = EventPublisher::new(js.clone(), env.topology());
+    register_users(&publisher, &population).await;
+    let granted = Payload::AdminGranted(AdminGranted {
+        user_id: 1,
+        granted_by: 99,
+    });
+    publisher.publish(&Event::new(granted)).await.unwrap();
     let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
     let projector = env.start_projector();
     let pool = env.pool().await;
@@ -85,7 +65,11 @@ async fn rebuild_replays_an_identical_read_model_and_refuses_while_a_projector_r
         String::from_utf8_lossy(&paused.stderr)
     );
     wait_for_status(&client, running, "paused", Duration::from_secs(30)).await;
-    let before = dump(&pool).await;
+    let before = dump(&client).await.unwrap();
+    assert!(
+        before.iter().any(|row| row.starts_with("admins: ")),
+        "{before:?}"
+    );
     projector.stop().await;
 
     let rebuilt = courierctl(&env, &["rebuild"]).await;
@@ -94,7 +78,7 @@ async fn rebuild_replays_an_identical_read_model_and_refuses_while_a_projector_r
         "{}",
         String::from_utf8_lossy(&rebuilt.stderr)
     );
-    assert_eq!(dump(&pool).await, before);
+    assert_eq!(dump(&pool.get().await.unwrap()).await.unwrap(), before);
 
     let listed = String::from_utf8(courierctl(&env, &["campaign", "list"]).await.stdout).unwrap();
     assert!(

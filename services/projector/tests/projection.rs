@@ -10,6 +10,7 @@ use courier_core::proto::v1::{
 };
 use courier_projector::projection::{self, Applied, Batch, StreamMessage};
 use courier_testing::campaigns::{start_text_campaign, wait_for_status};
+use courier_testing::read_model::dump;
 use courier_testing::{TestEnv, wait_until};
 use prost::Message as _;
 
@@ -47,21 +48,12 @@ async fn applying_a_message_twice_changes_nothing() {
         apply_alone(&mut client, &message).await,
         Applied::Changed(None)
     );
-    let before: String = client
-        .query_one("SELECT u::text FROM users u", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let before = dump(&client).await.unwrap();
     assert_eq!(
         apply_alone(&mut client, &message).await,
         Applied::AlreadyApplied
     );
-    let after: String = client
-        .query_one("SELECT u::text FROM users u", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(before, after);
+    assert_eq!(dump(&client).await.unwrap(), before);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -345,6 +345,7 @@ where
 pub mod campaigns;
 pub mod nats_server;
 pub mod process;
+pub mod read_model;
 
 /// Makes the test's database refuse connections and drops the open ones,
 /// as if Postgres went down, until [`TestEnv::restore_postgres`]. Other
