@@ -242,6 +242,7 @@ fn stream_message<'a>(stream: &'a str, message: &'a Message) -> anyhow::Result<S
         stream,
         seq: info.stream_sequence,
         subject: &message.subject,
+        headers: message.headers.as_ref(),
         payload: &message.payload,
     })
 }

@@ -42,6 +42,7 @@ async fn applying_a_message_twice_changes_nothing() {
         stream: "EVENTS",
         seq: 1,
         subject: "courier.events.user.7",
+        headers: None,
         payload: &payload,
     };
     assert_eq!(
@@ -140,6 +141,7 @@ async fn a_campaign_done_before_a_crash_completes_when_a_projector_takes_over() 
             stream: &events_stream,
             seq,
             subject: raw.subject.as_str(),
+            headers: Some(&raw.headers),
             payload: &raw.payload,
         };
         assert!(matches!(
@@ -286,6 +288,7 @@ async fn an_event_for_a_campaign_whose_status_is_unknown_is_parked() {
         stream: "EVENTS",
         seq,
         subject: &subject,
+        headers: None,
         payload,
     };
     assert_eq!(

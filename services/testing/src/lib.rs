@@ -344,6 +344,7 @@ where
 /// A read model and campaign helpers the tests of several crates share.
 pub mod campaigns;
 pub mod nats_server;
+pub mod otlp;
 pub mod process;
 pub mod read_model;
 

@@ -11,19 +11,21 @@
 
 use std::collections::BTreeSet;
 
+use async_nats::HeaderMap;
 use courier_core::proto::v1::DeliveryOutcome;
 use prost::Message as _;
 use tokio_postgres::{Client, Transaction};
 use uuid::Uuid;
 
 use super::outcomes::{Outcomes, Recorded};
-use super::{ApplyError, Applying, timestamp};
+use super::{ApplyError, Applying, TRACE_PARENT, timestamp};
 
 /// One message from a stream, as the projector sees it.
 pub struct StreamMessage<'a> {
     pub stream: &'a str,
     pub seq: u64,
     pub subject: &'a str,
+    pub headers: Option<&'a HeaderMap>,
     pub payload: &'a [u8],
 }
 
@@ -118,6 +120,10 @@ impl<'a> Batch<'a> {
                     tx: &self.tx,
                     seq,
                     at: timestamp(occurred_at_ms),
+                    trace_parent: message
+                        .headers
+                        .and_then(|headers| headers.get(TRACE_PARENT))
+                        .map(|value| value.as_str()),
                 };
                 super::apply(&event, payload).await
             }

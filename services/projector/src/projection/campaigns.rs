@@ -53,7 +53,8 @@ pub(super) async fn created(
 
 /// The audience is fixed now: the live users of the campaign's language as
 /// of this point of the stream, which a replay sees identically because
-/// user events share the stream.
+/// user events share the stream. The start's trace is kept: what the
+/// projector publishes about the campaign later continues it.
 pub(super) async fn started(
     event: &Applying<'_>,
     started: CampaignStarted,
@@ -72,8 +73,9 @@ pub(super) async fn started(
         event
             .tx
             .execute(
-                "UPDATE campaigns SET started_at = $2, audience_size = $3 WHERE campaign_id = $1",
-                &[&campaign.id, &event.at, &(size as i32)],
+                "UPDATE campaigns SET started_at = $2, audience_size = $3, trace_parent = $4
+                 WHERE campaign_id = $1",
+                &[&campaign.id, &event.at, &(size as i32), &event.trace_parent],
             )
             .await?;
     }

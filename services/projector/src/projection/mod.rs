@@ -28,7 +28,13 @@ pub(crate) struct Applying<'a> {
     pub tx: &'a Transaction<'a>,
     pub seq: i64,
     pub at: DateTime<Utc>,
+    /// The trace the event continues (its [`TRACE_PARENT`] header).
+    pub trace_parent: Option<&'a str>,
 }
+
+/// The header W3C trace context travels in, as
+/// [`courier_core::trace_context`] writes it.
+pub(crate) const TRACE_PARENT: &str = "traceparent";
 
 /// Why a message was not applied.
 #[derive(Debug, thiserror::Error)]
