@@ -6,14 +6,21 @@
 pub mod completion;
 pub mod content_guard;
 pub mod gauges;
+pub mod lag;
+pub mod progress;
 pub mod projection;
 pub mod rebuild;
 pub mod runner;
 pub mod standing;
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use courier_core::config::{DatabaseConfig, NatsConfig};
 use courier_core::{retry, startup};
 use tokio_util::sync::CancellationToken;
+
+use crate::progress::Progress;
 
 /// What the projector needs to run.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,11 +41,17 @@ pub async fn run(config: ProjectorConfig, shutdown: CancellationToken) -> anyhow
         return Ok(());
     };
     tokio::spawn(gauges::publish(pool.clone(), shutdown.clone()));
+    tokio::spawn(lag::watch(nats.clone(), pool.clone(), shutdown.clone()));
+    let progress = Arc::new(Progress::default());
+    let watched = Arc::downgrade(&progress);
+    courier_core::health::watched_check("projector", move || {
+        watched.upgrade()?.not_ready(Instant::now())
+    });
     courier_core::health::started();
     let mut failures = 0;
     while !shutdown.is_cancelled() {
         let result = async {
-            runner::Runner::new(nats.clone(), &pool)
+            runner::Runner::new(nats.clone(), &pool, progress.clone())
                 .await?
                 .run(shutdown.clone())
                 .await
@@ -47,6 +60,7 @@ pub async fn run(config: ProjectorConfig, shutdown: CancellationToken) -> anyhow
         match result {
             Ok(()) => failures = 0,
             Err(error) => {
+                progress.failed(&error);
                 let delay = retry::backoff(failures, std::time::Duration::from_secs(10));
                 tracing::error!(
                     error = format!("{error:#}"),

@@ -54,7 +54,8 @@ pub async fn rebuild(nats: Nats, pool: &deadpool_postgres::Pool) -> anyhow::Resu
         outcomes: last_sequence(&nats, &nats.topology.outcomes_stream()).await?,
     };
     let stop = CancellationToken::new();
-    let replay = tokio::spawn(Runner::new(nats.clone(), pool).await?.run(stop.clone()));
+    let runner = Runner::new(nats.clone(), pool, Default::default()).await?;
+    let replay = tokio::spawn(runner.run(stop.clone()));
     let streams = [
         nats.topology.events_stream(),
         nats.topology.outcomes_stream(),
