@@ -1,7 +1,19 @@
 //! The loader: watches campaign events and turns each started campaign into
-//! one SendMessage work item per recipient (see [`fanout`]); when a paused
-//! campaign resumes or is cancelled it releases or drops the items senders
-//! set aside (see [`held`]).
+//! one SendMessage work item per recipient; when a paused campaign resumes
+//! or is cancelled it releases or drops the items senders set aside.
+//!
+//! A message's way through the modules:
+//! - [`run`]: loaders share one durable pull consumer on the campaign
+//!   events and take one event at a time.
+//! - [`job`]: the event is decoded and becomes a [`job::Job`] by what it
+//!   is (started, resumed, cancelled; any other is acked), and one
+//!   dispatch runs it in a span continuing the event's trace.
+//! - [`fanout`]: a start enqueues its recipients (fixed by the projector)
+//!   in batches, resumably; [`held`]: a resume moves the set-aside items
+//!   back, a cancel purges them.
+//! - The job's result is the event's acknowledgement: acked when done,
+//!   NAKed with a delay to try again (the projector has not applied the
+//!   start yet, a step failed, a second sweep after a resume).
 
 pub mod fanout;
 pub mod held;

@@ -1,7 +1,26 @@
 //! The projector: applies the events and delivery-outcome streams to the
-//! Postgres read model (campaigns, users, deliveries, counters),
-//! idempotently, and publishes `CampaignCompleted` when a campaign's last
-//! recipient has an outcome.
+//! Postgres read model (users, admins, campaigns, deliveries, counters),
+//! idempotently, and publishes what only it can see: `CampaignCompleted`
+//! when a campaign's last recipient has an outcome, `CampaignPaused` when
+//! Telegram keeps refusing a campaign's content.
+//!
+//! A message's way through the modules:
+//! - [`runner`]: the active projector (one holds a Postgres advisory lock,
+//!   others stand by) reads both streams from their checkpoints with
+//!   ordered consumers and takes whatever has arrived as one batch.
+//! - [`projection`]: the batch is one transaction ([`projection::Batch`]);
+//!   an event is decoded and dispatched on its payload to its family
+//!   (campaigns, users, admins), an outcome finishes its recipient; a
+//!   message that cannot be applied is parked. The commit moves the
+//!   stream's checkpoint with the changes.
+//! - [`standing`]: after the commit, each campaign the batch touched is
+//!   read once; [`content_guard`] pauses it or [`completion`] completes it,
+//!   by publishing an event in the campaign's trace that the projector
+//!   then applies like any other.
+//!
+//! Beside that path: [`progress`] tells `/readyz` whether batches move,
+//! [`lag`] and [`gauges`] publish metrics on timers of their own, and
+//! [`rebuild`] replays the streams into an emptied read model.
 
 pub mod completion;
 pub mod content_guard;

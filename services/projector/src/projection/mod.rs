@@ -1,10 +1,10 @@
 //! Applying messages to the Postgres read model: one dispatch on the
-//! event's payload ([`apply`]), with a module per family of events
-//! ([`campaigns`], [`users`], [`admins`]), [`outcomes`] for the delivery
-//! outcomes stream, and [`Batch`], the transaction they are applied in.
+//! event's payload (`apply`), with a module per family of events
+//! (`campaigns`, `users`, `admins`), `outcomes` for the delivery outcomes
+//! stream, and [`Batch`], the transaction they are applied in.
 //!
 //! Every handler decides whether its message can be applied at all (a
-//! [`ApplyError::Poison`]: an id that is not one, a campaign never created)
+//! poison message: an id that is not one, a campaign never created)
 //! before it writes anything, so a parked message leaves no trace in the
 //! batch's transaction but its row in `parked_messages`.
 
