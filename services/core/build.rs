@@ -1,5 +1,6 @@
 //! Compiles `proto/` with prost. A fresh machine has no protoc, so the
-//! vendored one is used unless `$PROTOC` names another.
+//! vendored one is used unless `$PROTOC` names another. Also rebuilds the
+//! crate when `migrations/` changes, which `db.rs` embeds.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("PROTOC").is_none() {
         // SAFETY: build scripts are single-threaded.
@@ -17,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }
+    // `db.rs` embeds the migrations: a new one must rebuild this crate.
+    println!("cargo:rerun-if-changed=../../migrations");
     prost_build::compile_protos(&files, &[root])?;
     Ok(())
 }

@@ -1,14 +1,14 @@
 //! The operations endpoints every service serves on `METRICS_ADDR`:
 //! `/metrics` (Prometheus text), `/healthz` (the process runs) and
-//! `/readyz` (connected to NATS and Postgres, topology in place).
+//! `/readyz` (connected to NATS and Postgres, topology in place, and any
+//! check of the service's own passing).
 //!
 //! Readiness is a property of the process, so the dependencies register
 //! themselves here as [`crate::startup`] brings them up; a service's `main`
-//! only calls [`serve`]. Metrics are recorded with the `metrics` crate's
-//! macros anywhere in the code.
+//! only calls [`start`]. Metrics are declared in [`crate::metrics`].
 
 use std::net::SocketAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -29,17 +29,22 @@ pub struct HealthConfig {
     pub metrics_addr: SocketAddr,
 }
 
+/// A readiness check of a service's own: `Some(reason)` while not ready.
+type Check = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
 /// What the process depends on, registered as each comes up.
 #[derive(Default)]
 struct Dependencies {
     nats: Vec<async_nats::Client>,
     postgres: Vec<deadpool_postgres::Pool>,
+    checks: Vec<(&'static str, Check)>,
     started: bool,
 }
 
 static DEPENDENCIES: Mutex<Dependencies> = Mutex::new(Dependencies {
     nats: Vec::new(),
     postgres: Vec::new(),
+    checks: Vec::new(),
     started: false,
 });
 
@@ -75,6 +80,19 @@ pub fn watched_postgres(pool: deadpool_postgres::Pool) -> deadpool_postgres::Poo
     pool
 }
 
+/// Makes readiness depend on `check`, a service's own judgement of itself
+/// (the projector: is it making progress); `name` prefixes its reason.
+pub fn watched_check(
+    name: &'static str,
+    check: impl Fn() -> Option<String> + Send + Sync + 'static,
+) {
+    DEPENDENCIES
+        .lock()
+        .expect("health lock")
+        .checks
+        .push((name, Arc::new(check)));
+}
+
 /// The service finished starting (topology in place, migrations applied).
 pub fn started() {
     DEPENDENCIES.lock().expect("health lock").started = true;
@@ -82,11 +100,12 @@ pub fn started() {
 
 /// Why the process is not ready, if it is not.
 async fn not_ready() -> Option<String> {
-    let (nats, postgres, started) = {
+    let (nats, postgres, checks, started) = {
         let dependencies = DEPENDENCIES.lock().expect("health lock");
         (
             dependencies.nats.clone(),
             dependencies.postgres.clone(),
+            dependencies.checks.clone(),
             dependencies.started,
         )
     };
@@ -105,7 +124,9 @@ async fn not_ready() -> Option<String> {
             _ => return Some("Postgres unreachable".into()),
         }
     }
-    None
+    checks
+        .iter()
+        .find_map(|(name, check)| check().map(|reason| format!("{name}: {reason}")))
 }
 
 /// Binds `METRICS_ADDR` and serves the endpoints in the background until

@@ -99,7 +99,9 @@ enum UsersCommand {
 enum ParkedCommand {
     /// List parked messages.
     List,
-    /// Publish a parked message again on its subject and unpark it.
+    /// Publish a parked message again, as it was first published, and
+    /// unpark it (it stays parked if JetStream drops the copy as a
+    /// duplicate: retry after the 2-minute duplicate window).
     Retry { stream: String, seq: i64 },
 }
 
@@ -181,7 +183,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", operations::list_parked(&pool().await?).await?);
         }
         Command::Parked(ParkedCommand::Retry { stream, seq }) => {
-            let new_seq = operations::retry_parked(&pool().await?, &nats.js, &stream, seq).await?;
+            let new_seq = operations::retry_parked(&pool().await?, &nats, &stream, seq).await?;
             println!("published again as {stream} #{new_seq}");
         }
         Command::Rebuild => {

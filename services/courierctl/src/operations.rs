@@ -4,8 +4,15 @@
 
 use std::fmt::Write as _;
 
-use async_nats::jetstream;
+use async_nats::HeaderMap;
+use async_nats::jetstream::message::PublishMessage;
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::{DeliveryOutcome, Event};
+use courier_core::startup::Nats;
+use courier_core::topology::DUPLICATE_WINDOW;
+use courier_core::trace_context;
 use deadpool_postgres::Pool;
+use prost::Message as _;
 use uuid::Uuid;
 
 /// One line per campaign, newest first.
@@ -91,30 +98,85 @@ pub async fn list_parked(pool: &Pool) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// Publishes a parked message again on its subject (after the projector
-/// was upgraded to read it, say) and removes it from the parking lot. The
-/// projector applies the new copy, or parks it again.
-pub async fn retry_parked(
-    pool: &Pool,
-    js: &jetstream::Context,
-    stream: &str,
-    seq: i64,
-) -> anyhow::Result<u64> {
+/// Publishes a parked message again (after courier was upgraded to read
+/// it, say) the way it was first published, and removes it from the
+/// parking lot; returns its new sequence. The projector applies the new
+/// copy, or parks it again; the loader and senders see it like any other.
+///
+/// An event goes through [`EventPublisher`] (its type header, its id as
+/// `Nats-Msg-Id`, this command's `traceparent`); an outcome keeps its
+/// recipient's message id (`<campaign>.<user>`). So inside the stream's
+/// duplicate window JetStream drops the copy as the very message it
+/// parked: then the message stays parked and the error says when to try
+/// again.
+#[tracing::instrument(name = "parked.retry", skip(pool, nats))]
+pub async fn retry_parked(pool: &Pool, nats: &Nats, stream: &str, seq: i64) -> anyhow::Result<u64> {
+    let topology = &nats.topology;
+    let is_events = stream == topology.events_stream();
+    anyhow::ensure!(
+        is_events || stream == topology.outcomes_stream(),
+        "{stream} is not one of courier's streams ({} or {})",
+        topology.events_stream(),
+        topology.outcomes_stream()
+    );
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let row = tx
         .query_opt(
-            "DELETE FROM parked_messages WHERE stream = $1 AND seq = $2 RETURNING subject, payload",
+            "DELETE FROM parked_messages WHERE stream = $1 AND seq = $2 RETURNING payload",
             &[&stream, &seq],
         )
         .await?
         .ok_or_else(|| anyhow::anyhow!("no parked message {stream} #{seq}"))?;
-    let subject: String = row.get(0);
-    let payload: Vec<u8> = row.get(1);
-    let ack = js
-        .publish(subject, bytes::Bytes::from(payload))
+    let payload: &[u8] = row.get(0);
+    let cannot_read = |error: &dyn std::fmt::Display| {
+        anyhow::anyhow!(
+            "{stream} #{seq} stays parked: this courierctl cannot read it either ({error}); \
+             retry with a courierctl of the version that can"
+        )
+    };
+    let last_before = nats
+        .js
+        .get_stream(stream)
         .await?
-        .await?;
+        .info()
+        .await?
+        .state
+        .last_sequence;
+    let republished = if is_events {
+        let (event_id, occurred_at_ms, payload) =
+            courier_core::event::decode(payload).map_err(|e| cannot_read(&e))?;
+        let event = Event {
+            event_id,
+            occurred_at_ms,
+            payload: Some(payload),
+        };
+        EventPublisher::new(nats.js.clone(), topology.clone())
+            .publish(&event)
+            .await?
+    } else {
+        let outcome = DeliveryOutcome::decode(payload).map_err(|e| cannot_read(&e))?;
+        let mut headers = HeaderMap::new();
+        trace_context::inject(&mut headers);
+        let message = PublishMessage::build()
+            .headers(headers)
+            .message_id(format!("{}.{}", outcome.campaign_id, outcome.user_id))
+            .payload(payload.to_vec().into());
+        let subject = topology.outcome_subject(&outcome.campaign_id, outcome.user_id);
+        nats.js
+            .send_publish(subject, message)
+            .await?
+            .await?
+            .sequence
+    };
+    // A duplicate is acknowledged with the sequence of the copy already
+    // stored; a new message always lands after the stream's last.
+    anyhow::ensure!(
+        republished > last_before,
+        "{stream} #{seq} stays parked: JetStream took the copy for a duplicate of #{republished} \
+         (same message id within the last {} s); retry after that",
+        DUPLICATE_WINDOW.as_secs()
+    );
     tx.commit().await?;
-    Ok(ack.sequence)
+    Ok(republished)
 }

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Audience, Language};
+use courier_core::proto::v1::{AdminGranted, Audience, Event, Language, event::Payload};
 use courier_testing::TestEnv;
 use courier_testing::campaigns::{
     register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
+use courier_testing::read_model::dump;
 
 async fn courierctl(env: &TestEnv, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_courierctl"));
@@ -24,39 +25,18 @@ async fn courierctl(env: &TestEnv, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Every read-model row, as text, in a stable order.
-async fn dump(pool: &deadpool_postgres::Pool) -> Vec<String> {
-    let client = pool.get().await.unwrap();
-    let mut rows = Vec::new();
-    for (table, order) in [
-        ("users", "user_id"),
-        ("campaigns", "campaign_id"),
-        ("deliveries", "campaign_id, user_id"),
-    ] {
-        for row in client
-            .query(
-                &format!("SELECT t::text FROM {table} t ORDER BY {order}"),
-                &[],
-            )
-            .await
-            .unwrap()
-        {
-            rows.push(row.get(0));
-        }
-    }
-    rows
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn rebuild_replays_an_identical_read_model_and_refuses_while_a_projector_runs() {
     let env = TestEnv::new().await;
     let js = env.jetstream().await;
     let population: Vec<_> = (1..=20).map(|id| (id, Language::Ru, id % 3 != 0)).collect();
-    register_users(
-        &EventPublisher::new(js.clone(), env.topology()),
-        &population,
-    )
-    .await;
+    let publisher = EventPublisher::new(js.clone(), env.topology());
+    register_users(&publisher, &population).await;
+    let granted = Payload::AdminGranted(AdminGranted {
+        user_id: 1,
+        granted_by: 99,
+    });
+    publisher.publish(&Event::new(granted)).await.unwrap();
     let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
     let projector = env.start_projector();
     let pool = env.pool().await;
@@ -89,7 +69,11 @@ async fn rebuild_replays_an_identical_read_model_and_refuses_while_a_projector_r
         String::from_utf8_lossy(&paused.stderr)
     );
     wait_for_status(&client, running, "paused", Duration::from_secs(30)).await;
-    let before = dump(&pool).await;
+    let before = dump(&client).await.unwrap();
+    assert!(
+        before.iter().any(|row| row.starts_with("admins: ")),
+        "{before:?}"
+    );
     projector.stop().await;
 
     let rebuilt = courierctl(&env, &["rebuild"]).await;
@@ -98,7 +82,7 @@ async fn rebuild_replays_an_identical_read_model_and_refuses_while_a_projector_r
         "{}",
         String::from_utf8_lossy(&rebuilt.stderr)
     );
-    assert_eq!(dump(&pool).await, before);
+    assert_eq!(dump(&pool.get().await.unwrap()).await.unwrap(), before);
 
     let listed = String::from_utf8(courierctl(&env, &["campaign", "list"]).await.stdout).unwrap();
     assert!(
@@ -173,6 +157,82 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
     let row = wait_for_status(&client, id, "sending", Duration::from_secs(30)).await;
     assert_eq!(row.audience_size, Some(3), "{row:?}");
     projector.stop().await;
+}
+
+/// A message retried while the stream still remembers its id (the
+/// 2-minute duplicate window) would be dropped by JetStream: courierctl
+/// says so and the message stays parked, rather than unpark it for nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_inside_the_duplicate_window_keeps_the_message_parked() {
+    use async_nats::jetstream::message::PublishMessage;
+    use courier_core::proto::v1::{Delivered, DeliveryOutcome, delivery_outcome};
+    use prost::Message as _;
+
+    let env = TestEnv::new().await;
+    let js = env.jetstream().await;
+    let topology = env.topology();
+    let campaign = uuid::Uuid::now_v7().to_string();
+    // An outcome for a recipient of no campaign, as a sender publishes one.
+    let outcome = DeliveryOutcome {
+        campaign_id: campaign.clone(),
+        user_id: 7,
+        chat_id: 7,
+        occurred_at_ms: 1,
+        attempts: 1,
+        result: Some(delivery_outcome::Result::Delivered(Delivered {
+            message_id: 1,
+        })),
+    };
+    js.send_publish(
+        topology.outcome_subject(&campaign, 7),
+        PublishMessage::build()
+            .message_id(format!("{campaign}.7"))
+            .payload(outcome.encode_to_vec().into()),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let projector = env.start_projector();
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    courier_testing::wait_until("the outcome parked", Duration::from_secs(30), || async {
+        let row = client
+            .query_opt("SELECT 1 FROM parked_messages", &[])
+            .await
+            .ok()?;
+        row.map(|_| ())
+    })
+    .await;
+    projector.stop().await;
+    let outcomes = topology.outcomes_stream();
+    let listed = courierctl(&env, &["parked", "list"]).await;
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("outcome for a recipient of no started campaign"),
+        "{listed}"
+    );
+
+    let retried = courierctl(&env, &["parked", "retry", &outcomes, "1"]).await;
+    assert!(!retried.status.success());
+    let error = String::from_utf8_lossy(&retried.stderr);
+    assert!(
+        error.contains("stays parked") && error.contains("duplicate of #1"),
+        "{error}"
+    );
+    let still_parked: i64 = client
+        .query_one("SELECT count(*) FROM parked_messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(still_parked, 1);
+
+    let elsewhere = courierctl(&env, &["parked", "retry", "ELSEWHERE", "1"]).await;
+    let error = String::from_utf8_lossy(&elsewhere.stderr);
+    assert!(
+        error.contains("ELSEWHERE is not one of courier's streams"),
+        "{error}"
+    );
 }
 
 /// A user on two lines (ru on one, en on the other) refuses the file,

@@ -12,6 +12,8 @@ use courier_core::campaign::CampaignStatus;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{CampaignCompleted, Event, event::Payload};
 
+use tracing::Instrument as _;
+
 use crate::standing::Standing;
 
 /// True when a campaign in `status` with `audience_size` recipients of
@@ -36,8 +38,11 @@ pub async fn complete_if_done(
             campaign_id: id.to_string(),
         }),
     );
+    let span = tracing::info_span!("campaign.complete", campaign_id = %id);
+    campaign.continue_trace(&span);
     match publisher
         .publish_unless_changed(&event, campaign.last_event_seq)
+        .instrument(span)
         .await?
     {
         true => tracing::info!(campaign = %id, "campaign completed"),

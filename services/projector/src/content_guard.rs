@@ -13,6 +13,8 @@ use courier_core::campaign::CampaignStatus;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{CampaignPaused, Event, event::Payload};
 
+use tracing::Instrument as _;
+
 use crate::standing::Standing;
 
 /// Content refusals (since the start or the last resume) that pause a
@@ -49,9 +51,12 @@ pub async fn pause_if_refused(
             reason: reason.clone(),
         }),
     );
+    let span = tracing::info_span!("campaign.pause", campaign_id = %id, reason);
+    campaign.continue_trace(&span);
     // Paused, resumed or cancelled since: that stands.
     let paused = publisher
         .publish_unless_changed(&event, campaign.last_event_seq)
+        .instrument(span)
         .await?;
     if paused {
         tracing::warn!(campaign = %id, reason, "paused a campaign whose content Telegram refuses");

@@ -19,10 +19,17 @@ pub struct Rebuilt {
     pub outcomes: u64,
 }
 
-/// The read-model tables, emptied by a rebuild. Bot and loader state is not
-/// derived from the streams and stays.
-const READ_MODEL: &str =
-    "deliveries, campaigns, users, admins, projector_checkpoints, parked_messages";
+/// The tables the projector owns, all derived from the streams and emptied
+/// by a rebuild. Bot and loader state is not derived from the streams and
+/// stays.
+pub const READ_MODEL: [&str; 6] = [
+    "users",
+    "admins",
+    "campaigns",
+    "deliveries",
+    "projector_checkpoints",
+    "parked_messages",
+];
 
 pub async fn rebuild(nats: Nats, pool: &deadpool_postgres::Pool) -> anyhow::Result<Rebuilt> {
     let client = pool.get().await?;
@@ -35,7 +42,7 @@ pub async fn rebuild(nats: Nats, pool: &deadpool_postgres::Pool) -> anyhow::Resu
         "a projector is running (it holds the projector lock): stop every courier-projector, then rebuild"
     );
     client
-        .batch_execute(&format!("TRUNCATE {READ_MODEL}"))
+        .batch_execute(&format!("TRUNCATE {}", READ_MODEL.join(", ")))
         .await?;
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&PROJECTOR_LOCK])
@@ -47,7 +54,8 @@ pub async fn rebuild(nats: Nats, pool: &deadpool_postgres::Pool) -> anyhow::Resu
         outcomes: last_sequence(&nats, &nats.topology.outcomes_stream()).await?,
     };
     let stop = CancellationToken::new();
-    let replay = tokio::spawn(Runner::new(nats.clone(), pool).await?.run(stop.clone()));
+    let runner = Runner::new(nats.clone(), pool, Default::default()).await?;
+    let replay = tokio::spawn(runner.run(stop.clone()));
     let streams = [
         nats.topology.events_stream(),
         nats.topology.outcomes_stream(),

@@ -8,6 +8,8 @@
 //! held until more events are applied (this happens when a replay reads the
 //! outcomes stream faster than the events stream).
 
+use std::sync::Arc;
+
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig, OrderedError};
 use async_nats::jetstream::{self, Message};
@@ -19,6 +21,7 @@ use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::progress::Progress;
 use crate::projection::{self, Applied, Batch, StreamMessage};
 use crate::standing::Standing;
 use crate::{completion, content_guard};
@@ -56,12 +59,18 @@ pub struct Runner {
     /// Taken out of the pool: when the runner ends, the connection closes
     /// and the lock with it, instead of idling in the pool still locked.
     client: deadpool_postgres::ClientWrapper,
+    progress: Arc<Progress>,
 }
 
 impl Runner {
     /// Takes the projector lock on a connection of its own.
-    pub async fn new(nats: Nats, pool: &deadpool_postgres::Pool) -> anyhow::Result<Runner> {
+    pub async fn new(
+        nats: Nats,
+        pool: &deadpool_postgres::Pool,
+        progress: Arc<Progress>,
+    ) -> anyhow::Result<Runner> {
         let client = deadpool_postgres::Object::take(pool.get().await?);
+        progress.connected();
         tracing::info!("waiting for the projector lock (another projector may be active)");
         client
             .execute("SELECT pg_advisory_lock($1)", &[&PROJECTOR_LOCK])
@@ -77,12 +86,14 @@ impl Runner {
             nats,
             publisher,
             client,
+            progress,
         })
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let events_stream = self.nats.topology.events_stream();
         let outcomes_stream = self.nats.topology.outcomes_stream();
+        let working = self.progress.working();
         let last =
             projection::checkpoints(&self.client, &[&events_stream, &outcomes_stream]).await?;
         let (mut events, events_pending) =
@@ -93,6 +104,7 @@ impl Runner {
         for campaign in Standing::sending(&self.client).await? {
             self.settle(&campaign).await?;
         }
+        drop(working);
         let mut events_caught_up = events_pending == 0;
         // Outcomes whose campaign start is not applied yet, in stream order.
         let mut waiting: Vec<Message> = Vec::new();
@@ -108,7 +120,6 @@ impl Runner {
                 next = events.next() => {
                     let batch = drain(next, &mut events, "events")?;
                     let pending = batch.last().and_then(|m| m.info().ok()).map_or(0, |i| i.pending);
-                    metrics::gauge!("courier_projector_lag", "stream" => "events").set(pending as f64);
                     events_caught_up = pending == 0;
                     self.apply_batch(Source::Events, &events_stream, &batch).await?;
                     if !waiting.is_empty() {
@@ -117,8 +128,6 @@ impl Runner {
                 }
                 next = outcomes.next(), if waiting.is_empty() => {
                     let batch = drain(next, &mut outcomes, "outcomes")?;
-                    let pending = batch.last().and_then(|m| m.info().ok()).map_or(0, |i| i.pending);
-                    metrics::gauge!("courier_projector_lag", "stream" => "outcomes").set(pending as f64);
                     waiting = self.apply_outcomes(&outcomes_stream, batch, events_caught_up).await?;
                 }
             }
@@ -151,6 +160,7 @@ impl Runner {
         stream: &str,
         messages: &[Message],
     ) -> anyhow::Result<usize> {
+        let _working = self.progress.working();
         let mut batch = Batch::begin(&mut self.client, stream).await?;
         let mut applied = 0;
         let mut done = messages.len();
@@ -242,6 +252,7 @@ fn stream_message<'a>(stream: &'a str, message: &'a Message) -> anyhow::Result<S
         stream,
         seq: info.stream_sequence,
         subject: &message.subject,
+        headers: message.headers.as_ref(),
         payload: &message.payload,
     })
 }

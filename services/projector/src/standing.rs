@@ -1,14 +1,19 @@
 //! A campaign's standing in the read model, read in one query after each
 //! batch: what the projector decides the campaign's next fact from (a
-//! pause for refused content, a completion).
+//! pause for refused content, a completion), and the trace that fact
+//! continues.
 
+use anyhow::Context as _;
 use courier_core::campaign::CampaignStatus;
+use courier_core::trace_context;
 use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
+use crate::projection::TRACE_PARENT;
+
 const COLUMNS: &str = "campaign_id, status, audience_size,
     (delivered + not_alive + failed + cancelled)::BIGINT,
-    content_refusals, content_refusal, last_event_seq";
+    content_refusals, content_refusal, last_event_seq, trace_parent";
 
 #[derive(Debug)]
 pub struct Standing {
@@ -24,6 +29,8 @@ pub struct Standing {
     /// The campaign's last applied event: a fact decided from this standing
     /// is published expecting it.
     pub last_event_seq: u64,
+    /// The trace of the campaign's start, if it carried one.
+    pub trace_parent: Option<String>,
 }
 
 impl Standing {
@@ -51,12 +58,26 @@ impl Standing {
     fn from_row(row: &Row) -> anyhow::Result<Standing> {
         Ok(Standing {
             id: row.get(0),
-            status: row.get::<_, &str>(1).parse()?,
+            status: row
+                .get::<_, &str>(1)
+                .parse()
+                .with_context(|| format!("campaign {} in the read model", row.get::<_, Uuid>(0)))?,
             audience_size: row.get(2),
             finished: row.get(3),
             content_refusals: row.get(4),
             content_refusal: row.get(5),
             last_event_seq: row.get::<_, i64>(6) as u64,
+            trace_parent: row.get(7),
         })
+    }
+
+    /// Makes `span` (not entered yet) part of the campaign's trace, so the
+    /// event published in it ends the trace its start began.
+    pub fn continue_trace(&self, span: &tracing::Span) {
+        if let Some(trace_parent) = &self.trace_parent {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(TRACE_PARENT, trace_parent.as_str());
+            trace_context::adopt(span, Some(&headers));
+        }
     }
 }

@@ -14,6 +14,7 @@ use courier_core::proto::v1::{
 };
 use courier_projector::projection::{self, Applied, Batch, StreamMessage};
 use courier_testing::campaigns::{start_text_campaign, wait_for_status};
+use courier_testing::read_model::dump;
 use courier_testing::{TestEnv, wait_until};
 use prost::Message as _;
 
@@ -45,27 +46,19 @@ async fn applying_a_message_twice_changes_nothing() {
         stream: "EVENTS",
         seq: 1,
         subject: "courier.events.user.7",
+        headers: None,
         payload: &payload,
     };
     assert_eq!(
         apply_alone(&mut client, &message).await,
         Applied::Changed(None)
     );
-    let before: String = client
-        .query_one("SELECT u::text FROM users u", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let before = dump(&client).await.unwrap();
     assert_eq!(
         apply_alone(&mut client, &message).await,
         Applied::AlreadyApplied
     );
-    let after: String = client
-        .query_one("SELECT u::text FROM users u", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(before, after);
+    assert_eq!(dump(&client).await.unwrap(), before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -152,6 +145,7 @@ async fn a_campaign_done_before_a_crash_completes_when_a_projector_takes_over() 
             stream: &events_stream,
             seq,
             subject: raw.subject.as_str(),
+            headers: Some(&raw.headers),
             payload: &raw.payload,
         };
         assert!(matches!(
@@ -272,4 +266,78 @@ async fn a_start_tried_again_after_failing_halfway_starts_the_same_campaign_once
         "created, started"
     );
     assert_eq!(last_seq, 2);
+}
+
+/// A status this version does not know (a newer courier wrote it, or a
+/// hand edit) is not guessed at: the campaign's next event is parked with
+/// the reason, and the row is left as it was for an operator.
+#[tokio::test]
+async fn an_event_for_a_campaign_whose_status_is_unknown_is_parked() {
+    use courier_core::proto::v1::{CampaignCreated, CampaignStarted};
+    let env = TestEnv::new().await;
+    let pool = env.pool().await;
+    let mut client = pool.get().await.unwrap();
+    projection::checkpoints(&client, &["EVENTS"]).await.unwrap();
+    let campaign = uuid::Uuid::now_v7();
+    let id = campaign.to_string();
+    let created = Event::new(Payload::CampaignCreated(CampaignCreated {
+        campaign_id: id.clone(),
+        created_by: 1,
+        audience: Audience::All.into(),
+        ..Default::default()
+    }))
+    .encode_to_vec();
+    let subject = format!("courier.events.campaign.{id}");
+    let message = |seq, payload| StreamMessage {
+        stream: "EVENTS",
+        seq,
+        subject: &subject,
+        headers: None,
+        payload,
+    };
+    assert_eq!(
+        apply_alone(&mut client, &message(1, &created)).await,
+        Applied::Changed(Some(campaign))
+    );
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE campaigns DROP CONSTRAINT campaigns_status_check;
+             UPDATE campaigns SET status = 'archived' WHERE campaign_id = '{id}'"
+        ))
+        .await
+        .unwrap();
+
+    let started = Event::new(Payload::CampaignStarted(CampaignStarted {
+        campaign_id: id.clone(),
+        started_by: 1,
+    }))
+    .encode_to_vec();
+    assert_eq!(
+        apply_alone(&mut client, &message(2, &started)).await,
+        Applied::Parked
+    );
+    let error: String = client
+        .query_one("SELECT error FROM parked_messages WHERE seq = 2", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        error.contains(r#"unknown campaign status "archived""#),
+        "{error}"
+    );
+    let (status, last_event_seq): (String, i64) = client
+        .query_one(
+            "SELECT status, last_event_seq FROM campaigns WHERE campaign_id = $1",
+            &[&campaign],
+        )
+        .await
+        .map(|row| (row.get(0), row.get(1)))
+        .unwrap();
+    assert_eq!((status.as_str(), last_event_seq), ("archived", 1));
+    let deliveries: i64 = client
+        .query_one("SELECT count(*) FROM deliveries", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(deliveries, 0);
 }

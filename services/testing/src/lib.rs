@@ -301,6 +301,26 @@ impl Drop for TestEnv {
     }
 }
 
+/// How many messages `stream` holds on `subject` (wildcards allowed).
+pub async fn messages_on(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    subject: &str,
+) -> usize {
+    use futures::TryStreamExt as _;
+    let counts: Vec<(String, usize)> = js
+        .get_stream(stream)
+        .await
+        .expect("the stream")
+        .info_with_subjects(subject)
+        .await
+        .expect("subject counts")
+        .try_collect()
+        .await
+        .expect("subject counts");
+    counts.into_iter().map(|(_, count)| count).sum()
+}
+
 /// Polls `condition` until it returns `Some`, failing the test with `what`
 /// after `deadline`. The way tests wait: on a condition, never on a sleep.
 pub async fn wait_until<T, F, Fut>(what: &str, deadline: Duration, mut condition: F) -> T
@@ -324,7 +344,9 @@ where
 /// A read model and campaign helpers the tests of several crates share.
 pub mod campaigns;
 pub mod nats_server;
+pub mod otlp;
 pub mod process;
+pub mod read_model;
 
 /// Makes the test's database refuse connections and drops the open ones,
 /// as if Postgres went down, until [`TestEnv::restore_postgres`]. Other

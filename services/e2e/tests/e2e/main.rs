@@ -16,6 +16,7 @@
 mod campaign;
 mod chaos;
 mod operations;
+mod parked;
 mod rules;
 mod secrets;
 mod sender;

@@ -1,0 +1,220 @@
+//! Campaign events: a `campaigns` row from `CampaignCreated`, then each
+//! later event moves the row through the state machine
+//! ([`courier_core::campaign`]) and does what its status calls for (fix
+//! the audience on a start, cancel the recipients left on a cancel).
+//!
+//! An event the state machine refuses (a second start, a pause of a
+//! finished campaign) is applied as nothing but its sequence: it is a fact
+//! in the stream, just not one that changes the campaign.
+
+use courier_core::campaign::{CampaignStatus, Transition};
+use courier_core::proto::v1::{
+    CampaignCancelled, CampaignCompleted, CampaignCreated, CampaignPaused, CampaignResumed,
+    CampaignStarted,
+};
+use prost::Message as _;
+use uuid::Uuid;
+
+use super::{ApplyError, Applying, campaign_uuid};
+
+pub(super) async fn created(
+    event: &Applying<'_>,
+    created: CampaignCreated,
+) -> Result<Uuid, ApplyError> {
+    let id = campaign_uuid(&created.campaign_id)?;
+    let Some(audience) = created.audience().code() else {
+        return Err(ApplyError::Poison(format!("campaign {id} has no audience")));
+    };
+    let content = created.content.unwrap_or_default();
+    let options = created.options.unwrap_or_default();
+    event
+        .tx
+        .execute(
+            "INSERT INTO campaigns (campaign_id, created_by, audience, content_kind, content,
+                disable_notification, protect_content, paid_broadcast, status, created_at, last_event_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)
+             ON CONFLICT DO NOTHING",
+            &[
+                &id,
+                &created.created_by,
+                &audience,
+                &content.kind().code(),
+                &content.encode_to_vec(),
+                &options.disable_notification,
+                &options.protect_content,
+                &options.paid_broadcast,
+                &event.at,
+                &event.seq,
+            ],
+        )
+        .await?;
+    Ok(id)
+}
+
+/// The audience is fixed now: the live users of the campaign's language as
+/// of this point of the stream, which a replay sees identically because
+/// user events share the stream. The start's trace is kept: what the
+/// projector publishes about the campaign later continues it.
+pub(super) async fn started(
+    event: &Applying<'_>,
+    started: CampaignStarted,
+) -> Result<Uuid, ApplyError> {
+    let campaign = transition(event, &started.campaign_id, Transition::Start).await?;
+    if campaign.moved {
+        let size = event
+            .tx
+            .execute(
+                "INSERT INTO deliveries (campaign_id, user_id, chat_id, status)
+                 SELECT $1, user_id, chat_id, 'pending' FROM users
+                 WHERE is_alive AND ($2 = 'all' OR language = $2)",
+                &[&campaign.id, &campaign.audience],
+            )
+            .await?;
+        event
+            .tx
+            .execute(
+                "UPDATE campaigns SET started_at = $2, audience_size = $3, trace_parent = $4
+                 WHERE campaign_id = $1",
+                &[&campaign.id, &event.at, &(size as i32), &event.trace_parent],
+            )
+            .await?;
+    }
+    Ok(campaign.id)
+}
+
+pub(super) async fn paused(
+    event: &Applying<'_>,
+    paused: CampaignPaused,
+) -> Result<Uuid, ApplyError> {
+    let campaign = transition(event, &paused.campaign_id, Transition::Pause).await?;
+    if campaign.moved {
+        let reason = (!paused.reason.is_empty()).then_some(paused.reason);
+        event
+            .tx
+            .execute(
+                "UPDATE campaigns SET status_reason = $2 WHERE campaign_id = $1",
+                &[&campaign.id, &reason],
+            )
+            .await?;
+    }
+    Ok(campaign.id)
+}
+
+/// Resumed by an admin who saw the refusals: they are counted afresh.
+pub(super) async fn resumed(
+    event: &Applying<'_>,
+    resumed: CampaignResumed,
+) -> Result<Uuid, ApplyError> {
+    let campaign = transition(event, &resumed.campaign_id, Transition::Resume).await?;
+    if campaign.moved {
+        event
+            .tx
+            .execute(
+                "UPDATE campaigns SET status_reason = NULL, content_refusals = 0
+                 WHERE campaign_id = $1",
+                &[&campaign.id],
+            )
+            .await?;
+    }
+    Ok(campaign.id)
+}
+
+/// Recipients without an outcome are cancelled; an outcome that arrives
+/// for one later (its send was in flight) still counts.
+pub(super) async fn cancelled(
+    event: &Applying<'_>,
+    cancelled: CampaignCancelled,
+) -> Result<Uuid, ApplyError> {
+    let campaign = transition(event, &cancelled.campaign_id, Transition::Cancel).await?;
+    if campaign.moved {
+        let recipients = event
+            .tx
+            .execute(
+                "UPDATE deliveries SET status = 'cancelled', finished_at = $2
+                 WHERE campaign_id = $1 AND status = 'pending'",
+                &[&campaign.id, &event.at],
+            )
+            .await?;
+        event
+            .tx
+            .execute(
+                "UPDATE campaigns SET cancelled = cancelled + $2, finished_at = $3 WHERE campaign_id = $1",
+                &[&campaign.id, &(recipients as i32), &event.at],
+            )
+            .await?;
+    }
+    Ok(campaign.id)
+}
+
+pub(super) async fn completed(
+    event: &Applying<'_>,
+    completed: CampaignCompleted,
+) -> Result<Uuid, ApplyError> {
+    let campaign = transition(event, &completed.campaign_id, Transition::Complete).await?;
+    if campaign.moved {
+        event
+            .tx
+            .execute(
+                "UPDATE campaigns SET finished_at = $2 WHERE campaign_id = $1",
+                &[&campaign.id, &event.at],
+            )
+            .await?;
+    }
+    Ok(campaign.id)
+}
+
+/// A campaign after one of its events went through the state machine.
+struct Transitioned {
+    id: Uuid,
+    audience: String,
+    /// The state machine allowed the event: its status is the new one.
+    moved: bool,
+}
+
+/// Moves the campaign's status by `transition`, if the state machine
+/// allows it. Every event on the campaign's subject moves its
+/// `last_event_seq` on, allowed or not, so commands built from the read
+/// model carry the right expectation.
+async fn transition(
+    event: &Applying<'_>,
+    campaign_id: &str,
+    transition: Transition,
+) -> Result<Transitioned, ApplyError> {
+    let id = campaign_uuid(campaign_id)?;
+    let Some(row) = event
+        .tx
+        .query_opt(
+            "SELECT status, audience FROM campaigns WHERE campaign_id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await?
+    else {
+        return Err(ApplyError::Poison(format!(
+            "campaign {id} was never created"
+        )));
+    };
+    // Not guessed: a status this version does not know (a newer courier's,
+    // a hand-edited row) parks the event until an operator corrects the row.
+    let status: CampaignStatus = row.get::<_, &str>(0).parse().map_err(|unknown| {
+        ApplyError::Poison(format!(
+            "campaign {id} has an {unknown} in the read model; correct the row, then retry this event"
+        ))
+    })?;
+    let next = status.apply(transition);
+    if let Err(refused) = &next {
+        tracing::warn!(campaign = %id, %refused, "ignored an event outside the state machine");
+    }
+    let status = next.as_ref().map_or(status, |next| *next);
+    event
+        .tx
+        .execute(
+            "UPDATE campaigns SET last_event_seq = $2, status = $3 WHERE campaign_id = $1",
+            &[&id, &event.seq, &status.as_str()],
+        )
+        .await?;
+    Ok(Transitioned {
+        id,
+        audience: row.get(1),
+        moved: next.is_ok(),
+    })
+}
