@@ -1,5 +1,5 @@
 //! Step 4 of /broadcast: the preview and the summary. The preview is sent
-//! with the senders' own payload code (`courier_sender::payload`) and Bot
+//! with the senders' own payload code (`courier_telegram::payload`) and Bot
 //! API client, so the admin sees byte for byte what recipients will get,
 //! and content Telegram refuses is caught before a campaign exists. The
 //! summary says what Start will do, with toggles for the options, and how
@@ -12,13 +12,12 @@ use std::time::Duration;
 use courier_core::config::TelegramConfig;
 use courier_core::proto::v1::{Audience, CampaignOptions, Content, ContentKind, button};
 use courier_core::send_limits::{Lane, PublishedLimits};
-use courier_sender::classify::ApiFailure;
-use courier_sender::payload::Template;
-use courier_sender::telegram::BotApi;
+use courier_telegram::bot_api::BotApi;
+use courier_telegram::classify::ApiFailure;
+use courier_telegram::payload::Template;
 use teloxide::types::{ChatId, InlineKeyboardMarkup};
 
 use crate::actions::{Action, Toggle};
-use crate::content::kind_name;
 use crate::dialogue::Draft;
 use crate::progress;
 use crate::storage::{LiveUsers, Store, StoreError};
@@ -29,7 +28,7 @@ const PREVIEW_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug, thiserror::Error)]
 pub enum PreviewError {
     #[error("this content cannot be sent: {0}")]
-    Unsendable(#[from] courier_sender::payload::UnsendableContent),
+    Unsendable(#[from] courier_telegram::payload::UnsendableContent),
     /// Telegram's own words, e.g. `Bad Request: BUTTON_URL_INVALID`.
     #[error("Telegram refused it: {0}")]
     Refused(String),
@@ -105,7 +104,7 @@ pub fn summary(draft: &Draft, recipients: i64, paid_enabled: bool, rate: f64) ->
          Audience: {} · {recipients} recipients now\n\
          Content: {}{}\n",
         audience_name(draft.audience),
-        kind_name(content.kind()),
+        content.kind().admin_name(),
         if content.text.is_empty() || content.kind() == ContentKind::Text {
             ""
         } else {

@@ -57,6 +57,10 @@ pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// of any per-chat rate senders accept (`SENDER_CHAT_RATE_LIMIT` ≥ 1/60).
 pub const CHAT_RECORD_MAX_AGE: Duration = Duration::from_secs(60);
 
+/// How long a recipient's claim is kept ([`Topology::claims_bucket`]):
+/// well past the time a suspect copy may look at it after a NATS restart.
+pub const CLAIM_MAX_AGE: Duration = Duration::from_secs(600);
+
 /// Header on a work item moved aside and back (a paused campaign): the
 /// send attempts it had before, so a pause spends none of them.
 pub const ATTEMPTS_HEADER: &str = "Courier-Attempts";
@@ -168,6 +172,13 @@ impl Topology {
     /// chat, for the per-chat limit across replicas.
     pub fn chat_bucket(&self) -> String {
         self.stream_name("chats")
+    }
+
+    /// The bucket of recipients claimed by sends around a NATS restart, one
+    /// key per campaign and user: create-only, so one copy of a work item
+    /// handed out twice wins.
+    pub fn claims_bucket(&self) -> String {
+        self.stream_name("claims")
     }
 
     pub fn outcome_subject(&self, campaign_id: &str, user_id: i64) -> String {
@@ -300,6 +311,21 @@ impl Topology {
         .await
         .map_err(|e| TopologyError::JetStream {
             what: format!("key-value bucket {}", self.chat_bucket()),
+            source: e.into(),
+        })?;
+        js.create_or_update_key_value(kv::Config {
+            bucket: self.claims_bucket(),
+            description: "courier recipients claimed by sends around a NATS restart".into(),
+            history: 1,
+            max_age: CLAIM_MAX_AGE,
+            // On file: a claim must outlive the next restart.
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| TopologyError::JetStream {
+            what: format!("key-value bucket {}", self.claims_bucket()),
             source: e.into(),
         })?;
         ensure_consumer(js, &self.work_stream(), self.senders_consumer()).await?;

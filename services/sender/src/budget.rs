@@ -20,8 +20,8 @@ use crate::kv_number::{self, now_us};
 use crate::rate::{self, Reservation};
 
 #[derive(Debug, thiserror::Error)]
-#[error("rate budget in NATS KV: {0}")]
-pub struct BudgetError(String);
+#[error("rate budget in NATS KV")]
+pub struct BudgetError(#[from] kv_number::KvError);
 
 /// The resolution of tokio's timer.
 const TIMER_TICK_US: u64 = 1_000;

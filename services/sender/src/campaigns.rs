@@ -17,7 +17,7 @@ use tokio::sync::RwLock;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::payload::Template;
+use courier_telegram::payload::Template;
 
 pub const STATUS_TTL: Duration = Duration::from_millis(500);
 /// How long the list of sending campaigns is trusted: a campaign that has

@@ -19,9 +19,19 @@ use async_nats::jetstream::kv;
 
 use crate::kv_number::{self, now_us};
 
+/// How late a send's request may leave after its record on a busy machine
+/// (the record is taken before the call): the chat's next send waits this
+/// much longer than the limit asks, so two sends never reach Telegram
+/// within a second. It delays only a second campaign's message to a chat.
+pub const DRIFT_ALLOWANCE: Duration = Duration::from_millis(250);
+
 #[derive(Debug, thiserror::Error)]
-#[error("per-chat spacing in NATS KV: {0}")]
-pub struct SpacingError(String);
+pub enum SpacingError {
+    #[error("recording a send to a chat in NATS KV")]
+    Record(#[source] async_nats::PublishError),
+    #[error("claiming a chat in NATS KV")]
+    Claim(#[from] crate::kv_number::KvError),
+}
 
 pub struct ChatSpacing {
     kv: kv::Store,
@@ -41,8 +51,8 @@ pub fn wait_before(last_us: Option<u64>, now_us: u64, interval_us: u64) -> Optio
 
 impl ChatSpacing {
     /// Spacing for `rate` messages per second to one chat of bot `bot_id`,
-    /// with the same headroom as the token's budget for sends that drift on
-    /// the way.
+    /// with the same headroom as the token's budget, plus
+    /// [`DRIFT_ALLOWANCE`] for sends that leave late.
     pub fn new(
         kv: kv::Store,
         client: async_nats::Client,
@@ -55,7 +65,7 @@ impl ChatSpacing {
             client,
             subject_prefix: format!("$KV.{bucket}."),
             bot_id: bot_id.to_owned(),
-            interval_us: crate::rate::interval_us(rate),
+            interval_us: crate::rate::interval_us(rate) + DRIFT_ALLOWANCE.as_micros() as u64,
         }
     }
 
@@ -75,19 +85,19 @@ impl ChatSpacing {
                     now.to_string().into(),
                 )
                 .await
-                .map_err(|e| SpacingError(e.to_string()))?;
+                .map_err(SpacingError::Record)?;
             return Ok(Ok(()));
         }
         let read = kv_number::read(&self.kv, &key)
             .await
-            .map_err(SpacingError)?;
+            .map_err(SpacingError::Claim)?;
         let last = read.as_ref().and_then(|r| r.number);
         if let Some(wait) = wait_before(last, now, self.interval_us) {
             return Ok(Err(wait));
         }
         let claimed = kv_number::write_if_unchanged(&self.kv, &key, now, read.as_ref())
             .await
-            .map_err(SpacingError)?;
+            .map_err(SpacingError::Claim)?;
         // Lost the race: another replica sent to this chat just now.
         Ok(if claimed {
             Ok(())

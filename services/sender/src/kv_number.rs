@@ -9,6 +9,29 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
 use bytes::Bytes;
 
+/// A key-value operation that NATS did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("reading key {key}")]
+    Read {
+        key: String,
+        #[source]
+        source: kv::EntryError,
+    },
+    #[error("creating key {key}")]
+    Create {
+        key: String,
+        #[source]
+        source: kv::CreateError,
+    },
+    #[error("updating key {key}")]
+    Update {
+        key: String,
+        #[source]
+        source: kv::UpdateError,
+    },
+}
+
 /// Now, in Unix microseconds.
 pub fn now_us() -> u64 {
     SystemTime::now()
@@ -25,8 +48,11 @@ pub struct Read {
 }
 
 /// The key's number, or `None` if the key holds nothing.
-pub async fn read(kv: &kv::Store, key: &str) -> Result<Option<Read>, String> {
-    let entry = kv.entry(key).await.map_err(|e| e.to_string())?;
+pub async fn read(kv: &kv::Store, key: &str) -> Result<Option<Read>, KvError> {
+    let entry = kv.entry(key).await.map_err(|source| KvError::Read {
+        key: key.to_owned(),
+        source,
+    })?;
     Ok(entry.map(|entry| Read {
         number: std::str::from_utf8(&entry.value)
             .ok()
@@ -42,18 +68,24 @@ pub async fn write_if_unchanged(
     key: &str,
     number: u64,
     read: Option<&Read>,
-) -> Result<bool, String> {
+) -> Result<bool, KvError> {
     let value = Bytes::from(number.to_string());
     match read {
         Some(read) => match kv.update(key, value, read.revision).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(false),
-            Err(e) => Err(e.to_string()),
+            Err(source) => Err(KvError::Update {
+                key: key.to_owned(),
+                source,
+            }),
         },
         None => match kv.create(key, value).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e.to_string()),
+            Err(source) => Err(KvError::Create {
+                key: key.to_owned(),
+                source,
+            }),
         },
     }
 }

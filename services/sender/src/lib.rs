@@ -5,13 +5,11 @@
 pub mod budget;
 pub mod campaigns;
 pub mod chat_spacing;
-pub mod classify;
 pub mod in_flight;
 pub mod kv_number;
 pub mod limits;
-pub mod payload;
 pub mod rate;
-pub mod telegram;
+pub mod restart_guard;
 pub mod worker;
 
 use async_nats::jetstream;
@@ -24,6 +22,8 @@ use courier_core::{startup, trace_context};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+use courier_telegram::bot_api::BotApi;
 
 use crate::worker::Worker;
 
@@ -91,7 +91,7 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
     let worker = Worker {
         outcomes: nats.js.get_stream(nats.topology.outcomes_stream()).await?,
         events: EventPublisher::new(nats.js.clone(), nats.topology.clone()),
-        api: telegram::BotApi::new(&config.telegram, SEND_TIMEOUT, max_in_flight)?,
+        api: BotApi::new(&config.telegram, SEND_TIMEOUT, max_in_flight)?,
         campaigns: campaigns::Campaigns::new(pool, commands),
         free_lane: budget::Budget::new(rates.clone(), bot_id, "free", config.rate_limit),
         paid_lane: budget::Budget::new(rates, bot_id, "paid", config.paid_rate_limit),
@@ -106,9 +106,14 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
             max_in_flight,
             std::time::Instant::now(),
         )),
+        restart_guard: restart_guard::RestartGuard::new(
+            nats.js.get_key_value(nats.topology.claims_bucket()).await?,
+            &nats.client,
+        ),
         js: nats.js.clone(),
         topology: nats.topology.clone(),
     };
+    tokio::spawn(worker.restart_guard.clone().watch(shutdown.clone()));
     let connections = max_in_flight.min(WARM_CONNECTIONS);
     tracing::info!(bot = bot_id, connections, "connecting to the Bot API");
     match worker.api.warm_up(connections).await {
@@ -133,7 +138,7 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         .await?;
     metrics::gauge!("courier_send_rate_limit", "lane" => "free").set(config.rate_limit);
     metrics::gauge!("courier_send_rate_limit", "lane" => "paid").set(config.paid_rate_limit);
-    tokio::spawn(courier_core::health::watch_senders_backlog(
+    tokio::spawn(courier_core::backlog::watch_senders_backlog(
         nats.js.clone(),
         nats.topology.clone(),
         shutdown.clone(),
@@ -180,7 +185,11 @@ async fn work_on(worker: &Worker, stop: &CancellationToken, message: jetstream::
     );
     trace_context::adopt(&span, message.headers.as_ref());
     metrics::gauge!("courier_sends_in_flight").increment(1.0);
-    let handled = worker.handle(&message).instrument(span.clone()).await;
+    let receipt = worker.restart_guard.receipt();
+    let handled = worker
+        .handle(&message, receipt)
+        .instrument(span.clone())
+        .await;
     metrics::gauge!("courier_sends_in_flight").decrement(1.0);
     match handled {
         Ok(Ok(handled)) => {

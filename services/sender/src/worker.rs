@@ -21,15 +21,18 @@ use courier_core::topology::{
     ATTEMPTS_HEADER, MAYBE_DUPLICATE_HEADER, SENDER_ACK_WAIT, SENDER_MAX_ATTEMPTS, Topology,
 };
 use courier_core::{retry, trace_context};
+use courier_telegram::bot_api::BotApi;
+use courier_telegram::classify::{ApiFailure, Verdict, classify};
 use prost::Message as _;
 use uuid::Uuid;
 
 use crate::budget::Budget;
 use crate::campaigns::{Campaigns, Overlap};
 use crate::chat_spacing::ChatSpacing;
-use crate::classify::{ApiFailure, Verdict, classify};
 use crate::in_flight::InFlightLimit;
-use crate::telegram::BotApi;
+use crate::restart_guard::{
+    BeforeCall, Claim, ClaimedElsewhere, Receipt, RestartGuard, Ticket, claimed_elsewhere,
+};
 
 /// How a work item ended, for logs, traces and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +86,7 @@ pub struct Worker {
     pub paid_lane: Budget,
     pub chat_spacing: ChatSpacing,
     pub in_flight: Mutex<InFlightLimit>,
+    pub restart_guard: std::sync::Arc<RestartGuard>,
 }
 
 /// Delay before a transient failure's next attempt: 1 s doubling, ≤ 60 s.
@@ -114,8 +118,9 @@ fn answered(sent: &std::result::Result<i64, ApiFailure>) -> bool {
 /// Whether the recipient may already have an outcome: this copy was
 /// delivered before, set aside and back (a pause), or enqueued a second
 /// time by a loader recovering from a crash. A first delivery of a first
-/// copy cannot have one, and skips the lookup, a NATS round trip
-/// (docs/decisions/0005).
+/// copy skips the lookup, a NATS round trip (docs/decisions/0005); the one
+/// exception, a batch handed out again by a restarted NATS, is the
+/// restart guard's ([`crate::restart_guard`]).
 fn may_have_outcome(headers: Option<&HeaderMap>, delivered: i64) -> bool {
     delivered > 1
         || headers.is_some_and(|h| {
@@ -127,8 +132,8 @@ impl Worker {
     /// Works the item. If that fails midway (NATS or Postgres unreachable),
     /// the item is sent back with the retry delay rather than left to come
     /// back after the whole ack wait.
-    pub async fn handle(&self, message: &jetstream::Message) -> Result<Handled> {
-        let worked = self.work(message).await;
+    pub async fn handle(&self, message: &jetstream::Message, receipt: Receipt) -> Result<Handled> {
+        let worked = self.work(message, receipt).await;
         if worked.is_err() {
             let attempt = message
                 .info()
@@ -142,7 +147,7 @@ impl Worker {
         worked
     }
 
-    async fn work(&self, message: &jetstream::Message) -> Result<Handled> {
+    async fn work(&self, message: &jetstream::Message, receipt: Receipt) -> Result<Handled> {
         let info = message.info().map_err(anyhow::Error::msg)?;
         let (delivered, seq) = (info.delivered, info.stream_sequence);
         let attempt = attempts(message, delivered);
@@ -215,18 +220,46 @@ impl Worker {
             // this slot goes unused rather than earn the token a 429.
             return self.defer(message, wait, "chat spacing").await;
         }
+        let recipient = format!("{}.{}", item.campaign_id, item.user_id);
+        let (ticket, before) = self.restart_guard.enter(recipient, receipt);
+        match (before, &ticket) {
+            (BeforeCall::Settle(wait), _) => {
+                return self
+                    .defer(message, wait, "settling after a NATS reconnect")
+                    .await;
+            }
+            (BeforeCall::Claim, Some(ticket)) => {
+                if let Some(handled) = self
+                    .claim_recipient(message, &item, attempt, ticket)
+                    .await?
+                {
+                    return Ok(Ok(handled));
+                }
+            }
+            _ => {}
+        }
         let asked = std::time::Instant::now();
         let sent = self.api.send(&template.call(item.chat_id)).await;
         if answered(&sent) {
             self.answered_after(asked);
+        }
+        let sent = sent
+            .map_err(|failure| observe_failure(classify(&failure), message, campaign_id, attempt));
+        // A send to be tried again gives its recipient back.
+        if let (
+            Err(Verdict::Transient(_) | Verdict::RetryAfter(_) | Verdict::Unauthorized),
+            Some(ticket),
+        ) = (&sent, &ticket)
+        {
+            self.restart_guard.release(ticket).await;
         }
         let (result, handled) = match sent {
             Ok(message_id) => (
                 delivery_outcome::Result::Delivered(Delivered { message_id }),
                 Handled::Delivered,
             ),
-            Err(failure) => {
-                match observe_failure(classify(&failure), message, campaign_id, attempt) {
+            Err(verdict) => {
+                match verdict {
                     Verdict::NotAlive(reason) => {
                         let blocked = Event::new(Payload::UserBlocked(UserBlocked {
                             user_id: item.user_id,
@@ -279,6 +312,39 @@ impl Worker {
             }
         };
         self.finish(message, &item, attempt, result, handled).await
+    }
+
+    /// A suspect send claims its recipient (see [`crate::restart_guard`]),
+    /// unless it has an outcome already. `None`: it holds the recipient and
+    /// may send; otherwise how the item ended without a send.
+    async fn claim_recipient(
+        &self,
+        message: &jetstream::Message,
+        item: &SendMessage,
+        attempt: u64,
+        ticket: &Ticket<'_>,
+    ) -> anyhow::Result<Option<Handled>> {
+        let done = if self.has_outcome(item).await? {
+            self.ack(message, AckKind::Ack, Handled::Duplicate).await?
+        } else {
+            match self.restart_guard.claim(ticket).await? {
+                Claim::Won => return Ok(None),
+                Claim::Lost { age } => match claimed_elsewhere(age) {
+                    ClaimedElsewhere::Recheck(wait) => {
+                        self.defer(message, wait, "recipient claimed by another copy")
+                            .await?
+                    }
+                    ClaimedElsewhere::Uncertain => {
+                        let reason = "uncertain: claimed by another copy around a NATS \
+                                      restart, which recorded no outcome"
+                            .to_owned();
+                        self.finish(message, item, attempt, failed(reason), Handled::Failed)
+                            .await?
+                    }
+                },
+            }
+        };
+        Ok(Some(done.expect("only sends stop sending")))
     }
 
     /// Lets the in-flight limit follow Telegram's answer time.

@@ -348,3 +348,96 @@ async fn chaos_sigkill_one_of_three_senders() {
     println!("duplicates after SIGKILL: {duplicates}");
     stack.stop().await.unwrap();
 }
+
+/// How many items the senders' consumer has handed out so far (`None`
+/// while NATS is down).
+async fn handed_out(js: &async_nats::jetstream::Context, env: &TestEnv) -> Option<u64> {
+    let stream = js.get_stream(env.topology().work_stream()).await.ok()?;
+    let mut consumer = stream
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(
+            courier_core::topology::SENDERS_CONSUMER,
+        )
+        .await
+        .ok()?;
+    Some(consumer.info().await.ok()?.delivered.consumer_sequence)
+}
+
+/// SIGKILLs NATS `kills` times, each right after the senders' consumer
+/// hands out a batch, and restarts it on the same store. A restarted
+/// server may hand that batch out again as first deliveries while the
+/// sender that pulled it before the crash still holds it: neither copy may
+/// reach the recipient a second time, and a delivered recipient is
+/// recorded as delivered.
+async fn nats_killed_right_after_handouts(users: i64, kills: usize) {
+    let mut nats = NatsServer::start();
+    let env = TestEnv::with_nats(&nats.url()).await;
+    let s = Setup::on(
+        env,
+        &en_users(users),
+        SandboxConfig {
+            latency_ms: 5,
+            ..unlimited_sandbox()
+        },
+    )
+    .await;
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 300.0,
+            replicas: 2,
+        },
+    );
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, users, DEADLINE).await;
+    let campaign = start_text_campaign(&s.commands, Audience::All, "crash-proof").await;
+    let js = s.env.jetstream().await;
+    for kill in 0..kills {
+        let delivered = s.sandbox.deliveries().len();
+        wait_until("the senders at work", DEADLINE, || async {
+            (s.sandbox.deliveries().len() >= delivered + 20).then_some(())
+        })
+        .await;
+        let before = handed_out(&js, &s.env).await.unwrap_or(0);
+        // Polled back to back: the kill must land while the server's
+        // record of the handout is fresh.
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while handed_out(&js, &s.env).await.unwrap_or(0) <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no handout (kill {kill})"
+            );
+        }
+        nats.restart();
+    }
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    let received = receipts(&s.sandbox);
+    let twice: Vec<_> = received.iter().filter(|(_, n)| **n > 1).collect();
+    println!(
+        "{kills} kills: {} recipients got the campaign twice",
+        twice.len()
+    );
+    assert_eq!(
+        received.len(),
+        users as usize,
+        "every recipient got it: {row:?}"
+    );
+    assert!(twice.is_empty(), "{} got it twice: {twice:?}", twice.len());
+    assert_eq!(
+        row.delivered, users as i32,
+        "every delivery recorded as delivered: {row:?}"
+    );
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chaos_nats_killed_right_after_handouts() {
+    nats_killed_right_after_handouts(1_000, 3).await;
+}
+
+/// The same, 20 times in one campaign (`just chaos`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "20 NATS kills: run with `just chaos`"]
+async fn chaos_nats_killed_right_after_handouts_20_times() {
+    nats_killed_right_after_handouts(5_000, 20).await;
+}

@@ -6,7 +6,13 @@
 use courier_core::proto::v1::{CampaignOptions, Content, ContentKind, MessageEntity, button};
 use serde_json::{Map, Value, json};
 
-use crate::telegram::Call;
+/// One Bot API method call, ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub method: &'static str,
+    /// The parameters, as JSON.
+    pub body: bytes::Bytes,
+}
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("content of kind {0:?} cannot be sent")]

@@ -1,4 +1,4 @@
-//! The Bot API calls a sender makes, over one pooled HTTP client.
+//! The Bot API calls a broadcast makes, over one pooled HTTP client.
 //!
 //! Why not teloxide's `Bot` here (the admin bot uses it): on every 5xx it
 //! sleeps ten seconds inside the request before returning, which holds a
@@ -13,15 +13,7 @@ use courier_core::config::TelegramConfig;
 use serde::Deserialize;
 
 use crate::classify::ApiFailure;
-use crate::payload;
-
-/// One Bot API method call, ready to send.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Call {
-    pub method: &'static str,
-    /// The parameters, as JSON.
-    pub body: bytes::Bytes,
-}
+use crate::payload::{self, Call};
 
 #[derive(Clone)]
 pub struct BotApi {

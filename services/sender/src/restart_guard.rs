@@ -1,0 +1,432 @@
+//! No second message after a NATS restart.
+//!
+//! A nats-server killed right after the senders' consumer handed out a
+//! batch may not have stored that handout: after its restart it hands the
+//! same items out again, as first deliveries, while the sender that pulled
+//! them before the crash still holds them (waiting for a rate slot, or in
+//! the middle of a Telegram call). Both copies look new, and an outcome
+//! lookup cannot tell them apart while both are in flight.
+//!
+//! So around a reconnect, sends claim their recipient first, with a
+//! create-only key `<campaign>.<user>` in the claims bucket: only one copy
+//! wins. The claim is the last thing before the call (the outcome lookup
+//! comes before it), so a claim means "maybe sent". A claim whose answer
+//! was lost with the connection was not used: once NATS is back, the
+//! sender that made it takes it back if it is still its own. An item is *suspect*, and claims, when the connection to NATS
+//! was re-established since it was received, or it was received within
+//! [`SUSPECT_WINDOW`] of a reconnect (that covers the re-handed copies and
+//! the redeliveries of everything pending at the crash). A call already
+//! under way when NATS came back is claimed at once on its behalf, so its
+//! twin sees the claim; and suspect items wait [`SETTLE`] after the
+//! reconnect, time for every replica to reconnect and claim its calls.
+//! Everything else, nearly every send, takes no extra round trip.
+//!
+//! The connection's epoch is async-nats' count of successful connects.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_nats::jetstream::kv::{self, CreateErrorKind, Operation};
+use courier_core::topology::{SEND_TIMEOUT, SENDER_ACK_WAIT};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// After a reconnect, how long suspect sends wait for every replica to
+/// reconnect and claim the calls it had under way.
+pub const SETTLE: Duration = Duration::from_secs(2);
+/// After a reconnect, how long every received item is suspect: the items
+/// pending at the crash come back after the ack wait (plus the server's
+/// jitter of up to 1.5 s), after the settling.
+pub const SUSPECT_WINDOW: Duration = SENDER_ACK_WAIT
+    .saturating_add(SETTLE)
+    .saturating_add(Duration::from_secs(5));
+/// How soon an item whose recipient another copy claimed looks again.
+pub const CLAIM_RECHECK: Duration = Duration::from_secs(5);
+/// A claim this old without an outcome: its holder has finished or died
+/// (a call ends within the send timeout; an outcome is recorded within
+/// the ack wait). The message may have gone out; it is not sent again.
+pub const CLAIM_HORIZON: Duration = SEND_TIMEOUT.saturating_add(SENDER_ACK_WAIT);
+/// How often the connection's epoch is looked at when no item comes.
+const WATCH_INTERVAL: Duration = Duration::from_millis(10);
+/// How long a sender tries to take back a claim whose answer it lost:
+/// well before the other copy would give up and record it uncertain.
+const TAKE_BACK_FOR: Duration = Duration::from_secs(20);
+const _: () = assert!(TAKE_BACK_FOR.as_secs() < CLAIM_HORIZON.as_secs());
+
+/// When an item was received, in connection epochs.
+#[derive(Debug, Clone, Copy)]
+pub struct Receipt {
+    epoch: u64,
+    at: Instant,
+}
+
+/// What a send must do just before it calls Telegram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeforeCall {
+    /// Not suspect: send.
+    Send,
+    /// Suspect: claim the recipient first.
+    Claim,
+    /// Suspect, and replicas may still be claiming their calls: come back.
+    Settle(Duration),
+}
+
+/// Decides [`BeforeCall`] for an item received at `receipt`, now that the
+/// connection is in `epoch`, last re-established at `reconnected_at`.
+pub fn before_call(
+    receipt: Receipt,
+    epoch: u64,
+    reconnected_at: Option<Instant>,
+    now: Instant,
+) -> BeforeCall {
+    let Some(reconnected_at) = reconnected_at else {
+        return BeforeCall::Send;
+    };
+    let reconnected_since_receipt = epoch != receipt.epoch;
+    let received_soon_after = receipt.at.saturating_duration_since(reconnected_at) < SUSPECT_WINDOW
+        && receipt.epoch == epoch;
+    if !reconnected_since_receipt && !received_soon_after {
+        return BeforeCall::Send;
+    }
+    let settled_at = reconnected_at + SETTLE;
+    match settled_at.checked_duration_since(now) {
+        Some(wait) if !wait.is_zero() => BeforeCall::Settle(wait),
+        _ => BeforeCall::Claim,
+    }
+}
+
+/// What an item with no outcome yet does when another copy holds its
+/// recipient's claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimedElsewhere {
+    /// The other copy may still be sending or recording: look again later
+    /// (then its outcome makes this one a duplicate).
+    Recheck(Duration),
+    /// The other copy claimed long ago and recorded nothing: the message
+    /// may have gone out, so it is not sent again; record it as uncertain.
+    Uncertain,
+}
+
+pub fn claimed_elsewhere(claim_age: Duration) -> ClaimedElsewhere {
+    if claim_age >= CLAIM_HORIZON {
+        ClaimedElsewhere::Uncertain
+    } else {
+        ClaimedElsewhere::Recheck(CLAIM_RECHECK.min(CLAIM_HORIZON - claim_age))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("claiming a recipient in NATS KV")]
+    Create(#[source] kv::CreateError),
+    #[error("reading a recipient's claim in NATS KV")]
+    Read(#[source] kv::EntryError),
+}
+
+/// How a claim attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This copy holds the recipient.
+    Won,
+    /// Another copy does, since `age` ago.
+    Lost { age: Duration },
+}
+
+/// A send between its last check and its recorded outcome.
+struct InCall {
+    key: String,
+    epoch: u64,
+    /// Its recipient is claimed (or being claimed) on its behalf.
+    claimed: bool,
+}
+
+#[derive(Default)]
+struct State {
+    epoch: u64,
+    reconnected_at: Option<Instant>,
+    in_call: HashMap<u64, InCall>,
+    next_ticket: u64,
+}
+
+pub struct RestartGuard {
+    claims: kv::Store,
+    /// Which sender made a claim: the claim's value is `<sender>.<ticket>`.
+    sender: uuid::Uuid,
+    stats: Arc<async_nats::Statistics>,
+    state: Mutex<State>,
+}
+
+/// A send registered with the guard; dropping it (after the outcome is
+/// recorded, or the item sent back) ends the registration.
+pub struct Ticket<'a> {
+    guard: &'a RestartGuard,
+    id: u64,
+    key: String,
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        self.guard.lock().in_call.remove(&self.id);
+    }
+}
+
+impl RestartGuard {
+    pub fn new(claims: kv::Store, client: &async_nats::Client) -> Arc<RestartGuard> {
+        let stats = client.statistics();
+        let state = State {
+            epoch: stats.connects.load(Ordering::Relaxed),
+            ..State::default()
+        };
+        Arc::new(RestartGuard {
+            claims,
+            sender: uuid::Uuid::new_v4(),
+            stats,
+            state: Mutex::new(state),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent whatever a panicking holder did.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The state, with a reconnect since the last look taken into account:
+    /// calls under way from an earlier epoch get claimed on their behalf.
+    fn observe(self: &Arc<Self>) -> MutexGuard<'_, State> {
+        let mut state = self.lock();
+        let connects = self.stats.connects.load(Ordering::Relaxed);
+        if connects != state.epoch {
+            let epoch = std::mem::replace(&mut state.epoch, connects);
+            state.reconnected_at = Some(Instant::now());
+            let keys: Vec<(u64, String)> = state
+                .in_call
+                .iter_mut()
+                .filter(|(_, call)| call.epoch <= epoch && !call.claimed)
+                .map(|(ticket, call)| {
+                    call.claimed = true;
+                    (*ticket, call.key.clone())
+                })
+                .collect();
+            tracing::warn!(
+                calls = keys.len(),
+                "NATS reconnected: claiming the recipients of calls under way"
+            );
+            let guard = Arc::clone(self);
+            tokio::spawn(async move {
+                for (ticket, key) in keys {
+                    if let Err(error) = guard.claim_key(ticket, &key).await {
+                        tracing::warn!(error = %error, "claiming a call under way");
+                    }
+                }
+            });
+        }
+        state
+    }
+
+    /// Notes an item's receipt.
+    pub fn receipt(self: &Arc<Self>) -> Receipt {
+        let state = self.observe();
+        Receipt {
+            epoch: state.epoch,
+            at: Instant::now(),
+        }
+    }
+
+    /// Registers a send of recipient `key` (`<campaign>.<user>`) just before
+    /// its call, and says what it must do first. No ticket when it must
+    /// settle: it is sent back.
+    pub fn enter(
+        self: &Arc<Self>,
+        key: String,
+        receipt: Receipt,
+    ) -> (Option<Ticket<'_>>, BeforeCall) {
+        let mut state = self.observe();
+        let before = before_call(receipt, state.epoch, state.reconnected_at, Instant::now());
+        if let BeforeCall::Settle(_) = before {
+            return (None, before);
+        }
+        let id = state.next_ticket;
+        state.next_ticket += 1;
+        let epoch = state.epoch;
+        state.in_call.insert(
+            id,
+            InCall {
+                key: key.clone(),
+                epoch,
+                claimed: before == BeforeCall::Claim,
+            },
+        );
+        drop(state);
+        (
+            Some(Ticket {
+                guard: self.as_ref(),
+                id,
+                key,
+            }),
+            before,
+        )
+    }
+
+    /// Claims the ticket's recipient.
+    pub async fn claim(self: &Arc<Self>, ticket: &Ticket<'_>) -> Result<Claim, ClaimError> {
+        self.claim_key(ticket.id, &ticket.key).await
+    }
+
+    async fn claim_key(self: &Arc<Self>, ticket: u64, key: &str) -> Result<Claim, ClaimError> {
+        let now_us = crate::kv_number::now_us();
+        let token = format!("{}.{ticket}", self.sender);
+        match self.claims.create(key, token.clone().into()).await {
+            Ok(_) => Ok(Claim::Won),
+            Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {
+                let entry = self.claims.entry(key).await.map_err(ClaimError::Read)?;
+                let age = entry
+                    .filter(|entry| entry.operation == Operation::Put)
+                    .map(|entry| {
+                        let created = entry.created.unix_timestamp_nanos() / 1_000;
+                        Duration::from_micros(now_us.saturating_sub(created.max(0) as u64))
+                    })
+                    .unwrap_or_default();
+                Ok(Claim::Lost { age })
+            }
+            Err(error) => {
+                // It may have landed: take it back once NATS answers.
+                let guard = Arc::clone(self);
+                let key = key.to_owned();
+                tokio::spawn(async move { guard.take_back(&key, &token).await });
+                Err(ClaimError::Create(error))
+            }
+        }
+    }
+
+    /// Deletes the claim on `key` if it is still the one made with
+    /// `token`, trying for [`TAKE_BACK_FOR`].
+    async fn take_back(&self, key: &str, token: &str) {
+        let until = Instant::now() + TAKE_BACK_FOR;
+        let mut attempt = 0;
+        while Instant::now() < until {
+            let taken_back = match self.claims.entry(key).await {
+                Ok(Some(entry))
+                    if entry.operation == Operation::Put && entry.value == token.as_bytes() =>
+                {
+                    self.claims
+                        .delete_expect_revision(key, Some(entry.revision))
+                        .await
+                        .is_ok()
+                }
+                // Not ours, or it never landed.
+                Ok(_) => true,
+                Err(_) => false,
+            };
+            if taken_back {
+                return;
+            }
+            tokio::time::sleep(courier_core::retry::backoff(
+                attempt,
+                Duration::from_secs(2),
+            ))
+            .await;
+            attempt += 1;
+        }
+        tracing::warn!("could not take back a claim whose answer was lost");
+    }
+
+    /// Gives the recipient back (the send will be tried again), if it was
+    /// claimed. Best effort: a claim left behind makes a later suspect
+    /// copy wait, then record the recipient as uncertain.
+    pub async fn release(&self, ticket: &Ticket<'_>) {
+        let claimed = self
+            .lock()
+            .in_call
+            .get(&ticket.id)
+            .is_some_and(|call| call.claimed);
+        if claimed && let Err(error) = self.claims.delete(&ticket.key).await {
+            tracing::warn!(error = %error, "releasing a claim");
+        }
+    }
+
+    /// Looks at the connection's epoch while no items come, so calls under
+    /// way are claimed as soon as NATS is back.
+    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(WATCH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
+            drop(self.observe());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(epoch: u64, at: Instant) -> Receipt {
+        Receipt { epoch, at }
+    }
+
+    #[test]
+    fn without_a_reconnect_every_send_goes_straight_out() {
+        let t0 = Instant::now();
+        assert_eq!(before_call(receipt(1, t0), 1, None, t0), BeforeCall::Send);
+    }
+
+    #[test]
+    fn an_item_held_across_a_reconnect_waits_for_the_settling_then_claims() {
+        let t0 = Instant::now();
+        let back = t0 + Duration::from_millis(300);
+        let held = receipt(1, t0);
+        assert_eq!(
+            before_call(held, 2, Some(back), back + Duration::from_millis(500)),
+            BeforeCall::Settle(SETTLE - Duration::from_millis(500))
+        );
+        assert_eq!(
+            before_call(held, 2, Some(back), back + SETTLE),
+            BeforeCall::Claim
+        );
+        assert_eq!(
+            before_call(held, 2, Some(back), back + SUSPECT_WINDOW * 2),
+            BeforeCall::Claim,
+            "however late it comes to be sent"
+        );
+    }
+
+    #[test]
+    fn items_received_soon_after_a_reconnect_claim_and_later_ones_do_not() {
+        let back = Instant::now();
+        let soon = receipt(2, back + Duration::from_secs(1));
+        assert_eq!(
+            before_call(soon, 2, Some(back), back + SETTLE),
+            BeforeCall::Claim
+        );
+        let redelivered = receipt(2, back + SENDER_ACK_WAIT + Duration::from_secs(2));
+        assert_eq!(
+            before_call(redelivered, 2, Some(back), back + SENDER_ACK_WAIT * 2),
+            BeforeCall::Claim,
+            "the items pending at the crash come back after the ack wait"
+        );
+        let later = receipt(2, back + SUSPECT_WINDOW);
+        assert_eq!(
+            before_call(later, 2, Some(back), back + SUSPECT_WINDOW),
+            BeforeCall::Send
+        );
+    }
+
+    #[test]
+    fn a_recipient_claimed_elsewhere_is_looked_at_again_and_never_sent_twice() {
+        assert_eq!(
+            claimed_elsewhere(Duration::from_secs(1)),
+            ClaimedElsewhere::Recheck(CLAIM_RECHECK)
+        );
+        assert_eq!(
+            claimed_elsewhere(CLAIM_HORIZON - Duration::from_secs(1)),
+            ClaimedElsewhere::Recheck(Duration::from_secs(1))
+        );
+        assert_eq!(
+            claimed_elsewhere(CLAIM_HORIZON),
+            ClaimedElsewhere::Uncertain
+        );
+    }
+}
