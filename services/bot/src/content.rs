@@ -93,20 +93,6 @@ pub fn utf16_len(text: &str) -> usize {
     text.encode_utf16().count()
 }
 
-/// The name of a kind of content, as admins read it.
-pub fn kind_name(kind: ContentKind) -> &'static str {
-    match kind {
-        ContentKind::Text => "text",
-        ContentKind::Photo => "photo",
-        ContentKind::Video => "video",
-        ContentKind::Animation => "animation",
-        ContentKind::Document => "document",
-        ContentKind::Audio => "audio",
-        ContentKind::Voice => "voice message",
-        ContentKind::Unspecified => "nothing",
-    }
-}
-
 fn describe(media: &MediaKind) -> &'static str {
     match media {
         MediaKind::Sticker(_) => "a sticker",

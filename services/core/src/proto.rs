@@ -47,24 +47,52 @@ impl Audience {
     }
 }
 
+/// Every content kind once: its code (metrics, logs, courierctl) and its
+/// name as admins read it (the bot's cards and replies).
+const KINDS: [(ContentKind, &str, &str); 8] = [
+    (ContentKind::Unspecified, "unspecified", "nothing"),
+    (ContentKind::Text, "text", "text"),
+    (ContentKind::Photo, "photo", "photo"),
+    (ContentKind::Video, "video", "video"),
+    (ContentKind::Animation, "animation", "animation"),
+    (ContentKind::Document, "document", "document"),
+    (ContentKind::Audio, "audio", "audio"),
+    (ContentKind::Voice, "voice", "voice message"),
+];
+
 impl ContentKind {
+    fn names(self) -> (&'static str, &'static str) {
+        KINDS
+            .iter()
+            .find(|(kind, _, _)| *kind == self)
+            .map_or(("unspecified", "nothing"), |(_, code, name)| (code, name))
+    }
+
     pub fn code(self) -> &'static str {
-        match self {
-            ContentKind::Unspecified => "unspecified",
-            ContentKind::Text => "text",
-            ContentKind::Photo => "photo",
-            ContentKind::Video => "video",
-            ContentKind::Animation => "animation",
-            ContentKind::Document => "document",
-            ContentKind::Audio => "audio",
-            ContentKind::Voice => "voice",
-        }
+        self.names().0
+    }
+
+    /// The kind as admins read it ("voice message").
+    pub fn admin_name(self) -> &'static str {
+        self.names().1
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_content_kind_has_a_code_and_a_name() {
+        for value in 0.. {
+            let Ok(kind) = ContentKind::try_from(value) else {
+                break;
+            };
+            assert!(KINDS.iter().any(|(k, _, _)| *k == kind), "{kind:?}");
+        }
+        assert_eq!(ContentKind::Voice.code(), "voice");
+        assert_eq!(ContentKind::Voice.admin_name(), "voice message");
+    }
 
     #[test]
     fn telegram_language_codes_are_a_first_guess() {
