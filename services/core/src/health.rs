@@ -163,32 +163,3 @@ pub async fn start(config: &HealthConfig, shutdown: CancellationToken) -> anyhow
     });
     Ok(())
 }
-
-/// Publishes the senders' consumer backlog as metrics every 5 s: what KEDA
-/// and the dashboard scale and alert on. Senders and loaders both run it,
-/// so the backlog shows even while no sender runs (the dashboard takes the
-/// largest report).
-pub async fn watch_senders_backlog(
-    js: async_nats::jetstream::Context,
-    topology: crate::topology::Topology,
-    shutdown: CancellationToken,
-) {
-    let mut every = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        let Ok(stream) = js.get_stream(topology.work_stream()).await else {
-            continue;
-        };
-        if let Ok(info) = stream
-            .consumer_info(crate::topology::SENDERS_CONSUMER)
-            .await
-        {
-            metrics::gauge!("courier_consumer_pending").set(info.num_pending as f64);
-            metrics::gauge!("courier_consumer_ack_pending").set(info.num_ack_pending as f64);
-            metrics::gauge!("courier_consumer_redelivered").set(info.num_redelivered as f64);
-        }
-    }
-}

@@ -80,7 +80,7 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
         js: nats.js.clone(),
         topology: nats.topology.clone(),
     };
-    tokio::spawn(courier_core::health::watch_senders_backlog(
+    tokio::spawn(courier_core::backlog::watch_senders_backlog(
         nats.js.clone(),
         nats.topology.clone(),
         shutdown.clone(),
