@@ -38,6 +38,10 @@ pub const LOADER_CONSUMER: &str = "loader";
 pub const SENDER_ACK_WAIT: Duration = Duration::from_secs(30);
 /// Upper bound of one Bot API request, comfortably below [`SENDER_ACK_WAIT`].
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+const _: () = assert!(
+    SEND_TIMEOUT.as_millis() < SENDER_ACK_WAIT.as_millis(),
+    "a Bot API request must end before its item is handed to another sender"
+);
 /// Send attempts (deliveries of one work item) after which a transient
 /// failure is final and the recipient is recorded as failed. JetStream's
 /// own `max_deliver` stays unlimited: an item that reached it would sit in

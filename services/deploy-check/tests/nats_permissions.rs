@@ -505,7 +505,7 @@ async fn the_services_run_a_campaign_under_their_own_users() {
             "--rate-limit",
             "20",
         ]);
-        (sender.nats, sender.database) = (nats("sender").await, database.clone());
+        sender.nats = nats("sender").await;
         services.push(tokio::spawn(courier_sender::run(sender, shutdown.clone())));
     }
     let mut bot: courier_bot::BotConfig = parse(&[

@@ -93,7 +93,6 @@ pub fn sender_config(
 ) -> courier_sender::SenderConfig {
     courier_sender::SenderConfig {
         nats: env.nats.clone(),
-        database: env.database.clone(),
         telegram: TelegramConfig {
             bot_token: BOT_TOKEN.parse::<BotToken>().expect("a well-formed token"),
             api_url: telegram_api_url.parse().expect("the sandbox URL"),

@@ -1,250 +1,493 @@
-//! What senders know about campaigns. The content (call template and
-//! options) never changes once created, so it is read from the Postgres read
-//! model once. The status does change: it comes from the campaign's last
-//! event in JetStream (no projector lag) and is re-read after
-//! [`STATUS_TTL`], so a pause or cancel reaches every sender within a
-//! second.
+//! What senders know about campaigns, from the event stream alone: no
+//! read model, so a lagging projector never delays a send.
+//!
+//! An ordered consumer on the campaign subjects, starting from each
+//! subject's last event, keeps every campaign's status (the last event
+//! decides, [`status_after`]) and whether it is sending. A pause or cancel
+//! reaches every replica as it is published. A campaign's content never
+//! changes once created: it is read once, when its first item comes, by a
+//! direct get of the first event on its subject (`CampaignCreated`).
+//!
+//! The view also says whether a campaign may share chats with another one
+//! sending at the same time ([`Overlap`]): then its sends must claim their
+//! chats ([`crate::chat_spacing`]). That answer must never be stale by more
+//! than [`FRESH_FOR`]: every [`PROBE_EVERY`] the view asks the stream for
+//! its last campaign event, and it is *fresh as of* the time it asked once
+//! it has applied that event. A view not fresh within [`FRESH_FOR`] counts
+//! every campaign as overlapping. A campaign that starts while another is
+//! sending waits [`PROPAGATION`] from its start event before its first send,
+//! so every replica that still sends without claiming has not seen it for
+//! at most [`FRESH_FOR`], and its records are in the bucket by then.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
+use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
 use courier_core::campaign::CampaignStatus;
-use courier_core::commands::{CampaignCommands, CommandError};
-use courier_core::proto::v1::{CampaignOptions, Content};
-use prost::Message as _;
-use tokio::sync::RwLock;
-use tokio::time::Instant;
+use courier_core::commands::{CampaignCommands, CommandError, status_after};
+use courier_core::event;
+use courier_core::proto::v1::event::Payload;
+use courier_core::topology::{PULL_EXPIRES, Topology};
+use courier_telegram::payload::Template;
+use futures::StreamExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use courier_telegram::payload::Template;
+/// The most a view may lag when it says a campaign sends alone.
+pub const FRESH_FOR: Duration = Duration::from_millis(100);
+/// How often the view checks that it has every campaign event.
+pub const PROBE_EVERY: Duration = Duration::from_millis(25);
+/// How long after its start event a campaign that overlaps others waits
+/// before its first send: [`FRESH_FOR`], and time for the last unclaimed
+/// records of the others to reach the chat bucket.
+pub const PROPAGATION: Duration = Duration::from_millis(150);
+/// How long an item of a campaign the view does not know yet waits for it
+/// before the stream is asked directly.
+const VIEW_WAIT: Duration = Duration::from_millis(500);
+/// Before the view's consumer is made again after it failed.
+const RECREATE_AFTER: Duration = Duration::from_secs(1);
 
-pub const STATUS_TTL: Duration = Duration::from_millis(500);
-/// How long the list of sending campaigns is trusted: a campaign that has
-/// just started is missed by the others' sends for at most this long.
-pub const SENDING_TTL: Duration = Duration::from_millis(100);
-
+/// A campaign's content, as senders use it.
 #[derive(Debug)]
 pub struct Campaign {
-    /// The call to make, or why the stored content cannot be sent.
-    pub template: Result<Template, String>,
+    /// The call to make, but for the chat.
+    pub template: Template,
     pub paid: bool,
 }
 
-pub struct Campaigns {
-    pool: deadpool_postgres::Pool,
-    commands: CampaignCommands,
-    content: RwLock<HashMap<Uuid, Arc<Campaign>>>,
-    statuses: RwLock<HashMap<Uuid, (CampaignStatus, Instant)>>,
-    sending: RwLock<Sending>,
-}
-
-impl Campaigns {
-    pub fn new(pool: deadpool_postgres::Pool, commands: CampaignCommands) -> Campaigns {
-        Campaigns {
-            pool,
-            commands,
-            content: RwLock::new(HashMap::new()),
-            statuses: RwLock::new(HashMap::new()),
-            sending: RwLock::new(Sending::default()),
-        }
-    }
-
-    /// The campaign's status, at most [`STATUS_TTL`] old (final statuses
-    /// never change, so they are kept).
-    pub async fn status(&self, id: Uuid) -> Result<CampaignStatus, CommandError> {
-        if let Some((status, read_at)) = self.statuses.read().await.get(&id)
-            && (status.is_final() || read_at.elapsed() < STATUS_TTL)
-        {
-            return Ok(*status);
-        }
-        self.fresh_status(id).await
-    }
-
-    /// The campaign's status as of now, for decisions a stale one would
-    /// get wrong.
-    pub async fn fresh_status(&self, id: Uuid) -> Result<CampaignStatus, CommandError> {
-        let (status, _) = self.commands.status(id).await?;
-        self.statuses
-            .write()
-            .await
-            .insert(id, (status, Instant::now()));
-        Ok(status)
-    }
-
-    /// Whether other campaigns may reach campaign `id`'s chats now, as
-    /// the read model said at most [`SENDING_TTL`] ago. A campaign not on
-    /// the list yet (just started) has it re-read at once. Without the read
-    /// model (Postgres down or slow) every campaign counts as overlapping
-    /// for a while: sends claim their chats through NATS instead.
-    pub async fn overlap(&self, id: Uuid) -> Overlap {
-        {
-            let sending = self.sending.read().await;
-            if let Some(overlap) = sending.overlap(id, Instant::now()) {
-                return overlap;
-            }
-        }
-        let mut sending = self.sending.write().await;
-        let now = Instant::now();
-        if let Some(overlap) = sending.overlap(id, now) {
-            return overlap;
-        }
-        match tokio::time::timeout(SENDING_TTL, self.sending_now()).await {
-            Ok(Ok(ids)) => sending.read(ids, now),
-            _ => {
-                tracing::debug!("sending campaigns unknown; claiming chats through NATS");
-                *sending = Sending {
-                    first_seen: HashMap::new(),
-                    valid_until: Some(now + Duration::from_secs(1)),
-                    unknown: true,
-                };
-            }
-        }
-        sending.overlap(id, now).unwrap_or(Overlap::Others)
-    }
-
-    /// Whether campaign `id` was alone when the list was last read, if that
-    /// was at most [`SENDING_TTL`] ago; a stale list says no (the send
-    /// claims its chat) rather than be read again.
-    pub async fn still_alone(&self, id: Uuid) -> bool {
-        let sending = self.sending.read().await;
-        sending.overlap(id, Instant::now()) == Some(Overlap::Alone)
-    }
-
-    async fn sending_now(&self) -> anyhow::Result<Vec<Uuid>> {
-        let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT campaign_id FROM campaigns WHERE status = 'sending'",
-                &[],
-            )
-            .await?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
-    }
-
-    /// The campaign's content, or `None` while the read model lacks it.
-    pub async fn content(&self, id: Uuid) -> anyhow::Result<Option<Arc<Campaign>>> {
-        if let Some(campaign) = self.content.read().await.get(&id) {
-            return Ok(Some(campaign.clone()));
-        }
-        let client = self.pool.get().await?;
-        let Some(row) = client
-            .query_opt(
-                "SELECT content, disable_notification, protect_content, paid_broadcast
-                 FROM campaigns WHERE campaign_id = $1",
-                &[&id],
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        let options = CampaignOptions {
-            disable_notification: row.get(1),
-            protect_content: row.get(2),
-            paid_broadcast: row.get(3),
-        };
-        let template = Content::decode(row.get::<_, &[u8]>(0))
-            .map_err(|e| e.to_string())
-            .and_then(|content| Template::new(&content, &options).map_err(|e| e.to_string()));
-        let campaign = Arc::new(Campaign {
-            template,
-            paid: options.paid_broadcast,
-        });
-        self.content.write().await.insert(id, campaign.clone());
-        Ok(Some(campaign))
-    }
-}
+/// A campaign's content, or why it cannot be sent.
+pub type Content = Result<Arc<Campaign>, String>;
 
 /// Who else may be sending to a campaign's chats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlap {
     /// Nobody: the campaign is the only one sending.
     Alone,
-    /// Other campaigns are sending too.
+    /// Other campaigns are sending too (or this replica cannot tell).
     Others,
     /// Others are sending, and this campaign started so recently that some
     /// replica may not know yet, and would not check its claims: wait.
     JustStarted(Duration),
 }
 
-/// The campaigns the read model shows sending, each with when this sender
-/// first saw it there, and until when the list holds.
-#[derive(Debug, Default)]
-struct Sending {
-    first_seen: HashMap<Uuid, Instant>,
-    valid_until: Option<Instant>,
-    /// The read failed: assume others until it is tried again.
-    unknown: bool,
+/// A campaign as the view knows it.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    status: CampaignStatus,
+    /// When its last event was published (the server's clock).
+    since: SystemTime,
 }
 
-impl Sending {
-    /// The answer for campaign `id` at `now`, if the list can give it.
-    fn overlap(&self, id: Uuid, now: Instant) -> Option<Overlap> {
-        if self.valid_until.is_none_or(|until| now >= until) {
-            return None;
-        }
-        if self.unknown {
-            return Some(Overlap::Others);
-        }
-        // Not on the list: started since it was read, so read it again.
-        let seen = self.first_seen.get(&id)?;
-        if self.first_seen.len() == 1 {
-            return Some(Overlap::Alone);
-        }
-        // Every replica's list is at most SENDING_TTL old: one read after
-        // this sender first saw it knows it.
-        let known_everywhere = *seen + SENDING_TTL;
-        Some(match known_everywhere > now {
-            true => Overlap::JustStarted(known_everywhere - now),
-            false => Overlap::Others,
-        })
+/// Every campaign's status, folded from the stream, and how fresh it is.
+/// Pure.
+#[derive(Debug, Default)]
+struct View {
+    campaigns: HashMap<Uuid, Known>,
+    /// The stream sequence of the last campaign event applied.
+    applied: u64,
+    /// Every campaign event published before this time is applied.
+    fresh_as_of: Option<SystemTime>,
+    /// A probe's answer not applied yet: the last campaign event's
+    /// sequence, and when the probe asked.
+    probe: Option<(u64, SystemTime)>,
+}
+
+impl View {
+    fn apply(&mut self, seq: u64, campaign: Uuid, status: CampaignStatus, published: SystemTime) {
+        self.campaigns.insert(
+            campaign,
+            Known {
+                status,
+                since: published,
+            },
+        );
+        self.applied_up_to(seq);
     }
 
-    /// A fresh read at `now`: `ids` are sending.
-    fn read(&mut self, ids: Vec<Uuid>, now: Instant) {
-        let first_seen = ids
-            .into_iter()
-            .map(|id| (id, self.first_seen.get(&id).copied().unwrap_or(now)))
-            .collect();
-        *self = Sending {
-            first_seen,
-            valid_until: Some(now + SENDING_TTL),
-            unknown: false,
-        };
+    /// Events up to `seq` are applied (some need no change).
+    fn applied_up_to(&mut self, seq: u64) {
+        self.applied = self.applied.max(seq);
+        if let Some((last, asked)) = self.probe
+            && self.applied >= last
+        {
+            self.fresh_as_of = Some(asked);
+            self.probe = None;
+        }
     }
+
+    /// A probe that asked at `asked` found `last` the last campaign event.
+    fn probed(&mut self, last: u64, asked: SystemTime) {
+        if self.probe.is_none() {
+            self.probe = Some((last, asked));
+        }
+        self.applied_up_to(self.applied);
+    }
+
+    fn fresh(&self, now: SystemTime) -> bool {
+        self.fresh_as_of
+            .is_some_and(|at| now.duration_since(at).unwrap_or_default() <= FRESH_FOR)
+    }
+
+    fn overlap(&self, campaign: Uuid, now: SystemTime) -> Overlap {
+        if !self.fresh(now) {
+            return Overlap::Others;
+        }
+        let started = self.campaigns.get(&campaign).map(|known| known.since);
+        let others = self
+            .campaigns
+            .iter()
+            .filter(|(id, known)| **id != campaign && known.status == CampaignStatus::Sending);
+        // Sends of a campaign that was sending first may not know this one
+        // yet (and not claim): this one waits until they do. One that
+        // started later waits for this one instead.
+        let Some(first) = others.map(|(_, known)| known.since).min() else {
+            return Overlap::Alone;
+        };
+        let known_everywhere = match started {
+            // Not in this view yet: newer than anything it knows.
+            None => Some(now + PROPAGATION),
+            Some(since) if first <= since => Some(since + PROPAGATION),
+            Some(_) => None,
+        };
+        match known_everywhere.and_then(|at| at.duration_since(now).ok()) {
+            Some(wait) if !wait.is_zero() => Overlap::JustStarted(wait),
+            _ => Overlap::Others,
+        }
+    }
+}
+
+pub struct Campaigns {
+    view: std::sync::RwLock<View>,
+    changed: Notify,
+    caught_up: Arc<AtomicBool>,
+    content: tokio::sync::RwLock<HashMap<Uuid, Content>>,
+    events: jetstream::stream::Stream,
+    client: async_nats::Client,
+    commands: CampaignCommands,
+    topology: Topology,
+}
+
+impl Campaigns {
+    pub async fn new(
+        js: &jetstream::Context,
+        client: async_nats::Client,
+        topology: Topology,
+        commands: CampaignCommands,
+    ) -> anyhow::Result<Arc<Campaigns>> {
+        let caught_up = Arc::new(AtomicBool::new(false));
+        let ready = caught_up.clone();
+        courier_core::health::watched_check("campaign view", move || {
+            (!ready.load(Ordering::Relaxed)).then(|| "catching up on campaign events".to_owned())
+        });
+        Ok(Arc::new(Campaigns {
+            view: std::sync::RwLock::new(View::default()),
+            changed: Notify::new(),
+            caught_up,
+            content: tokio::sync::RwLock::new(HashMap::new()),
+            events: js.get_stream(topology.events_stream()).await?,
+            client,
+            commands,
+            topology,
+        }))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, View> {
+        self.view
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, View> {
+        self.view
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Keeps the view current, and knows how fresh it is, until
+    /// `shutdown`.
+    pub async fn follow(self: Arc<Self>, shutdown: CancellationToken) {
+        tokio::join!(self.follow_events(&shutdown), self.probe(&shutdown));
+    }
+
+    /// Applies campaign events as they come, making the consumer again
+    /// whenever it fails (a NATS restart).
+    async fn follow_events(&self, shutdown: &CancellationToken) {
+        while !shutdown.is_cancelled() {
+            if let Err(error) = shutdown
+                .run_until_cancelled(self.follow_once())
+                .await
+                .unwrap_or(Ok(()))
+            {
+                tracing::warn!(error = format!("{error:#}"), "following campaign events");
+            }
+            self.set_caught_up(false);
+            shutdown
+                .run_until_cancelled(tokio::time::sleep(RECREATE_AFTER))
+                .await;
+        }
+    }
+
+    async fn follow_once(&self) -> anyhow::Result<()> {
+        let consumer = self
+            .events
+            .create_consumer(OrderedConfig {
+                filter_subject: self.topology.campaign_events(),
+                deliver_policy: DeliverPolicy::LastPerSubject,
+                max_expires: PULL_EXPIRES,
+                ..Default::default()
+            })
+            .await?;
+        if consumer.cached_info().num_pending == 0 {
+            self.set_caught_up(true);
+        }
+        let mut messages = consumer.messages().await?;
+        while let Some(message) = messages.next().await {
+            let message = message?;
+            let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (pending, seq) = (info.pending, info.stream_sequence);
+            let published = SystemTime::from(info.published);
+            match event::decode(&message.payload) {
+                Ok((_, _, payload)) => self.apply(seq, &payload, published),
+                Err(error) => {
+                    tracing::warn!(%error, "skipped an unreadable campaign event");
+                    self.write().applied_up_to(seq);
+                }
+            }
+            if pending == 0 {
+                self.set_caught_up(true);
+            }
+        }
+        anyhow::bail!("the campaign events consumer ended")
+    }
+
+    /// Every [`PROBE_EVERY`], asks the stream for its last campaign event;
+    /// the view is fresh as of the asking once it has applied that event.
+    async fn probe(&self, shutdown: &CancellationToken) {
+        let mut every = tokio::time::interval(PROBE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while shutdown.run_until_cancelled(every.tick()).await.is_some() {
+            let asked = SystemTime::now();
+            match self.last_campaign_event().await {
+                Ok(last) => self.write().probed(last, asked),
+                // Unanswered, the view goes stale and sends claim their chats.
+                Err(error) => tracing::debug!(%error, "probing the campaign events"),
+            }
+        }
+    }
+
+    /// The stream sequence of the last campaign event (0 if none), by a
+    /// direct get of the last message on the campaign subjects.
+    async fn last_campaign_event(&self) -> anyhow::Result<u64> {
+        let request = format!(
+            r#"{{"last_by_subj":"{}"}}"#,
+            self.topology.campaign_events()
+        );
+        let answer = self
+            .client
+            .request(
+                format!("$JS.API.DIRECT.GET.{}", self.topology.events_stream()),
+                request.into(),
+            )
+            .await?;
+        if answer.status == Some(async_nats::StatusCode::NOT_FOUND) {
+            return Ok(0);
+        }
+        answer
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(async_nats::header::NATS_SEQUENCE))
+            .and_then(|seq| seq.as_str().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("a direct get answered without a sequence"))
+    }
+
+    fn apply(&self, seq: u64, payload: &Payload, published: SystemTime) {
+        let (Some(status), Some(campaign)) = (status_after(payload), campaign_of(payload)) else {
+            self.write().applied_up_to(seq);
+            return;
+        };
+        self.write().apply(seq, campaign, status, published);
+        self.changed.notify_waiters();
+        if status.is_final()
+            && let Ok(mut content) = self.content.try_write()
+        {
+            content.remove(&campaign);
+        }
+    }
+
+    fn set_caught_up(&self, caught_up: bool) {
+        self.caught_up.store(caught_up, Ordering::Relaxed);
+        self.changed.notify_waiters();
+    }
+
+    /// The campaign's status. One the view does not know yet is waited for
+    /// briefly, then asked of the stream directly.
+    pub async fn status(&self, id: Uuid) -> Result<CampaignStatus, CommandError> {
+        let deadline = tokio::time::Instant::now() + VIEW_WAIT;
+        loop {
+            let changed = self.changed.notified();
+            if let Some(known) = self.read().campaigns.get(&id) {
+                return Ok(known.status);
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                break;
+            }
+        }
+        let (status, _) = self.commands.status(id).await?;
+        Ok(status)
+    }
+
+    /// Whether other campaigns may reach campaign `id`'s chats now.
+    pub fn overlap(&self, id: Uuid) -> Overlap {
+        self.read().overlap(id, SystemTime::now())
+    }
+
+    /// Whether campaign `id` is still the only one sending; if in doubt,
+    /// no (the send claims its chat).
+    pub fn still_alone(&self, id: Uuid) -> bool {
+        self.overlap(id) == Overlap::Alone
+    }
+
+    /// The campaign's content, read once from its `CampaignCreated` event.
+    pub async fn content(&self, id: Uuid) -> anyhow::Result<Content> {
+        if let Some(content) = self.content.read().await.get(&id) {
+            return Ok(content.clone());
+        }
+        let subject = self.topology.campaign_subject(&id.to_string());
+        let first = match self
+            .events
+            .direct_get_next_for_subject(subject, Some(1))
+            .await
+        {
+            Ok(first) => first,
+            Err(error) if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+                return Ok(Err(NOT_CREATED.to_owned()));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let Ok((_, _, Payload::CampaignCreated(created))) = event::decode(&first.payload) else {
+            return Ok(Err(NOT_CREATED.to_owned()));
+        };
+        let options = created.options.unwrap_or_default();
+        let content = match created.content {
+            None => Err("the campaign has no content".to_owned()),
+            Some(content) => Template::new(&content, &options).map_err(|e| e.to_string()),
+        }
+        .map(|template| {
+            Arc::new(Campaign {
+                template,
+                paid: options.paid_broadcast,
+            })
+        });
+        self.content.write().await.insert(id, content.clone());
+        Ok(content)
+    }
+}
+
+/// Why a campaign whose first event is not its creation cannot be sent.
+const NOT_CREATED: &str = "its CampaignCreated event is not in the event stream";
+
+/// The campaign a campaign event is about.
+fn campaign_of(payload: &Payload) -> Option<Uuid> {
+    let id = match payload {
+        Payload::CampaignCreated(e) => &e.campaign_id,
+        Payload::CampaignStarted(e) => &e.campaign_id,
+        Payload::CampaignPaused(e) => &e.campaign_id,
+        Payload::CampaignResumed(e) => &e.campaign_id,
+        Payload::CampaignCancelled(e) => &e.campaign_id,
+        Payload::CampaignCompleted(e) => &e.campaign_id,
+        _ => return None,
+    };
+    Uuid::parse_str(id).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const A: Uuid = Uuid::from_u128(1);
+    const B: Uuid = Uuid::from_u128(2);
+
+    /// A view that has applied every event published before `t0`.
+    fn fresh_at(t0: SystemTime) -> View {
+        let mut view = View::default();
+        view.probed(0, t0);
+        view
+    }
+
     #[test]
-    fn a_campaign_sending_alone_skips_the_claims_and_a_new_one_waits_until_everyone_knows() {
-        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        let t0 = Instant::now();
-        let mut sending = Sending::default();
-        assert_eq!(sending.overlap(a, t0), None, "nothing read yet");
-        sending.read(vec![a], t0);
-        assert_eq!(sending.overlap(a, t0), Some(Overlap::Alone));
-        assert_eq!(sending.overlap(b, t0), None, "b is new: read again");
-        let t1 = t0 + SENDING_TTL + Duration::from_millis(30);
-        sending.read(vec![a, b], t1);
-        assert_eq!(sending.overlap(a, t1), Some(Overlap::Others));
+    fn a_campaign_sending_alone_skips_the_claims() {
+        let t0 = SystemTime::now();
+        let mut view = fresh_at(t0);
+        view.apply(1, A, CampaignStatus::Sending, t0);
+        view.apply(2, B, CampaignStatus::Completed, t0);
+        assert_eq!(view.overlap(A, t0), Overlap::Alone);
+    }
+
+    #[test]
+    fn a_campaign_starting_beside_another_waits_until_every_replica_knows() {
+        let t0 = SystemTime::now();
+        let mut view = fresh_at(t0);
+        view.apply(1, A, CampaignStatus::Sending, t0);
+        let started = t0 + Duration::from_millis(50);
+        view.apply(2, B, CampaignStatus::Sending, started);
+        view.probed(2, started);
+        let soon = started + Duration::from_millis(30);
         assert_eq!(
-            sending.overlap(b, t1 + Duration::from_millis(10)),
-            Some(Overlap::JustStarted(
-                SENDING_TTL - Duration::from_millis(10)
-            ))
+            view.overlap(B, soon),
+            Overlap::JustStarted(PROPAGATION - Duration::from_millis(30))
         );
-        let t2 = t1 + SENDING_TTL;
-        assert_eq!(sending.overlap(b, t2), None, "the list expired");
-        sending.read(vec![a, b], t2);
+        assert_eq!(view.overlap(B, started + PROPAGATION), Overlap::Others);
         assert_eq!(
-            sending.overlap(b, t2),
-            Some(Overlap::Others),
-            "first seen at t1"
+            view.overlap(A, soon),
+            Overlap::Others,
+            "the older one claims at once"
         );
-        sending.read(vec![b], t2);
-        assert_eq!(sending.overlap(b, t2), Some(Overlap::Alone));
+    }
+
+    #[test]
+    fn a_view_fresh_too_long_ago_claims_everything() {
+        let t0 = SystemTime::now();
+        let mut view = fresh_at(t0);
+        view.apply(1, A, CampaignStatus::Sending, t0);
+        assert_eq!(view.overlap(A, t0 + FRESH_FOR), Overlap::Alone);
+        let later = t0 + FRESH_FOR + Duration::from_millis(1);
+        assert_eq!(view.overlap(A, later), Overlap::Others);
+        assert_eq!(
+            View::default().overlap(A, t0),
+            Overlap::Others,
+            "never fresh"
+        );
+    }
+
+    #[test]
+    fn a_view_is_fresh_as_of_a_probe_once_it_applied_what_the_probe_found() {
+        let t0 = SystemTime::now();
+        let mut view = fresh_at(t0);
+        view.apply(1, A, CampaignStatus::Sending, t0);
+        // Asked later; B's start (seq 2) is on the stream, not in the view.
+        let asked = t0 + FRESH_FOR;
+        view.probed(2, asked);
+        let now = asked + Duration::from_millis(50);
+        assert_eq!(view.overlap(A, now), Overlap::Others, "stale meanwhile");
+        view.apply(2, B, CampaignStatus::Paused, t0);
+        assert_eq!(view.fresh_as_of, Some(asked));
+        assert_eq!(view.overlap(A, now), Overlap::Alone);
+    }
+
+    #[test]
+    fn campaign_events_name_their_campaign() {
+        use courier_core::proto::v1::{CampaignPaused, UserBlocked};
+        let paused = Payload::CampaignPaused(CampaignPaused {
+            campaign_id: A.to_string(),
+            ..Default::default()
+        });
+        assert_eq!(campaign_of(&paused), Some(A));
+        assert_eq!(
+            campaign_of(&Payload::UserBlocked(UserBlocked::default())),
+            None
+        );
     }
 }

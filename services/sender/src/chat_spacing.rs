@@ -10,7 +10,7 @@
 //! chat with compare-and-set against that record, so replicas see each
 //! other's sends; one that comes too soon is deferred (NAKed with the
 //! remaining wait). A campaign that starts while another is sending waits
-//! [`crate::campaigns::SENDING_TTL`] before its first send, until every
+//! [`crate::campaigns::PROPAGATION`] before its first send, until every
 //! replica knows to check its claims.
 
 use std::time::Duration;

@@ -1,6 +1,24 @@
 //! The sender: any number of replicas pull SendMessage items from one
 //! JetStream consumer and deliver them through the Bot API at the rate
 //! budget, recording one outcome per recipient.
+//!
+//! A work item's way through the modules:
+//! - [`run`] pulls items from the `senders` consumer, as many at once as
+//!   [`in_flight`] allows (it follows Telegram's measured answer time), and
+//!   hands each to the [`worker`].
+//! - [`worker`] works it in four stages. *Gate*: the campaign's status and
+//!   content from the [`campaigns`] view (fed by the event stream), and an
+//!   outcome the recipient may already have. *Pace*: a slot from the
+//!   token's shared schedule ([`budget`], paced by [`rate`], both over NATS
+//!   KV numbers in [`kv_number`]), the chat's spacing ([`chat_spacing`])
+//!   and, around a NATS restart, a claim on the recipient
+//!   ([`restart_guard`]). *Call*: `courier_telegram`'s Bot API client,
+//!   its failure classified. *Record*: [`policy`] turns the answer into an
+//!   action (store the outcome and ack, or NAK with a delay to be tried
+//!   again by redelivery).
+//!
+//! [`limits`] checks and publishes the configured rates for the bot's
+//! estimates.
 
 pub mod budget;
 pub mod campaigns;
@@ -8,13 +26,14 @@ pub mod chat_spacing;
 pub mod in_flight;
 pub mod kv_number;
 pub mod limits;
+pub mod policy;
 pub mod rate;
 pub mod restart_guard;
 pub mod worker;
 
 use async_nats::jetstream;
 use courier_core::commands::CampaignCommands;
-use courier_core::config::{DatabaseConfig, NatsConfig, TelegramConfig};
+use courier_core::config::{NatsConfig, TelegramConfig};
 use courier_core::event::EventPublisher;
 use courier_core::send_limits;
 use courier_core::topology::{PULL_EXPIRES, SEND_TIMEOUT, SENDERS_CONSUMER};
@@ -31,8 +50,6 @@ use crate::worker::Worker;
 pub struct SenderConfig {
     #[command(flatten)]
     pub nats: NatsConfig,
-    #[command(flatten)]
-    pub database: DatabaseConfig,
     #[command(flatten)]
     pub telegram: TelegramConfig,
     /// Messages per second for the bot token (Telegram's bulk limit is ~30).
@@ -80,19 +97,24 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
     let Some(nats) = startup::nats(&config.nats, "courier-sender", &shutdown).await? else {
         return Ok(());
     };
-    let Some(pool) = startup::postgres(&config.database, &shutdown).await? else {
-        return Ok(());
-    };
     let max_in_flight = usize::from(config.max_in_flight);
     let rates = nats.js.get_key_value(nats.topology.rate_bucket()).await?;
     let bot_id = config.telegram.bot_token.bot_id();
     limits::publish(&rates, bot_id, &config).await;
     let commands = CampaignCommands::new(nats.js.clone(), nats.topology.clone()).await?;
+    let campaigns = campaigns::Campaigns::new(
+        &nats.js,
+        nats.client.clone(),
+        nats.topology.clone(),
+        commands,
+    )
+    .await?;
+    tokio::spawn(campaigns.clone().follow(shutdown.clone()));
     let worker = Worker {
         outcomes: nats.js.get_stream(nats.topology.outcomes_stream()).await?,
         events: EventPublisher::new(nats.js.clone(), nats.topology.clone()),
         api: BotApi::new(&config.telegram, SEND_TIMEOUT, max_in_flight)?,
-        campaigns: campaigns::Campaigns::new(pool, commands),
+        campaigns: campaigns.clone(),
         free_lane: budget::Budget::new(rates.clone(), bot_id, "free", config.rate_limit),
         paid_lane: budget::Budget::new(rates, bot_id, "paid", config.paid_rate_limit),
         chat_spacing: chat_spacing::ChatSpacing::new(
@@ -117,7 +139,7 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
     let connections = max_in_flight.min(WARM_CONNECTIONS);
     tracing::info!(bot = bot_id, connections, "connecting to the Bot API");
     match worker.api.warm_up(connections).await {
-        Some(401 | 404) => anyhow::bail!(worker::StopSending::Unauthorized),
+        Some(401 | 404) => anyhow::bail!(worker::WorkError::Unauthorized),
         Some(_) => {}
         None => tracing::warn!("Telegram did not answer getMe; sends will retry"),
     }
@@ -170,7 +192,7 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
     // Stopping: finish what was started.
     while working.next().await.is_some() {}
     if stop.is_cancelled() && !shutdown.is_cancelled() {
-        anyhow::bail!(worker::StopSending::Unauthorized);
+        anyhow::bail!(worker::WorkError::Unauthorized);
     }
     Ok(())
 }
@@ -192,15 +214,15 @@ async fn work_on(worker: &Worker, stop: &CancellationToken, message: jetstream::
         .await;
     metrics::gauge!("courier_sends_in_flight").decrement(1.0);
     match handled {
-        Ok(Ok(handled)) => {
+        Ok(handled) => {
             span.record("outcome", handled.as_str());
             metrics::counter!("courier_sends_total", "outcome" => handled.as_str()).increment(1);
         }
-        Ok(Err(stop_sending)) => {
+        Err(stop_sending @ worker::WorkError::Unauthorized) => {
             tracing::error!("{stop_sending}");
             stop.cancel();
         }
-        Err(error) => {
+        Err(worker::WorkError::Unfinished(error)) => {
             // The worker sent it back to be tried again.
             tracing::warn!(error = format!("{error:#}"), "work item not finished");
         }

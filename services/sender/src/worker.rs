@@ -1,10 +1,19 @@
-//! Handling one SendMessage work item, start to finish: drop it if the
-//! campaign is cancelled, set it aside if paused, skip it if the recipient
-//! already has an outcome, wait for a rate slot, call Telegram, record the
-//! outcome, ack. Retries happen only through JetStream redelivery (a NAK
-//! with a delay), never by sleeping and trying again here.
+//! Handling one SendMessage work item, in four stages read top to bottom
+//! in [`Worker::work`]:
+//! - **gate**: may this item be sent at all? Dropped if its campaign is
+//!   cancelled, set aside if paused, skipped if the recipient already has
+//!   an outcome, failed if the content cannot be sent.
+//! - **pace**: when? A slot of the token's shared schedule, then the chat's
+//!   spacing and, around a NATS restart, a claim on the recipient.
+//! - **call**: Telegram, with the answer classified.
+//! - **record**: what the answer means ([`crate::policy`]): an outcome
+//!   stored then acked, or a NAK with a delay.
+//!
+//! Retries happen only through JetStream redelivery (a NAK with a delay),
+//! never by sleeping and trying again here.
 
-use std::sync::Mutex;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -14,12 +23,9 @@ use courier_core::campaign::CampaignStatus;
 use courier_core::commands::CommandError;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{
-    Delivered, DeliveryOutcome, Event, Failed, NotAlive, SendMessage, UserBlocked,
-    delivery_outcome, event::Payload,
+    DeliveryOutcome, Event, SendMessage, UserBlocked, delivery_outcome, event::Payload,
 };
-use courier_core::topology::{
-    ATTEMPTS_HEADER, MAYBE_DUPLICATE_HEADER, SENDER_ACK_WAIT, SENDER_MAX_ATTEMPTS, Topology,
-};
+use courier_core::topology::{ATTEMPTS_HEADER, MAYBE_DUPLICATE_HEADER, SENDER_ACK_WAIT, Topology};
 use courier_core::{retry, trace_context};
 use courier_telegram::bot_api::BotApi;
 use courier_telegram::classify::{ApiFailure, Verdict, classify};
@@ -27,53 +33,43 @@ use prost::Message as _;
 use uuid::Uuid;
 
 use crate::budget::Budget;
-use crate::campaigns::{Campaigns, Overlap};
+use crate::campaigns::{Campaign, Campaigns, Overlap};
 use crate::chat_spacing::ChatSpacing;
 use crate::in_flight::InFlightLimit;
+use crate::policy::{self, Action, Handled, retry_delay};
 use crate::restart_guard::{
     BeforeCall, Claim, ClaimedElsewhere, Receipt, RestartGuard, Ticket, claimed_elsewhere,
 };
 
-/// How a work item ended, for logs, traces and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handled {
-    Delivered,
-    NotAlive,
-    Failed,
-    /// Already had an outcome (a redelivered or duplicated item).
-    Duplicate,
-    /// Campaign cancelled (or item unreadable): dropped unsent.
-    Dropped,
-    /// Campaign paused: set aside until it resumes.
-    Held,
-    /// Sent back for later (NAK with delay).
-    Deferred,
-}
+/// An item of a campaign not started yet comes back after this long.
+const NOT_STARTED_RECHECK: Duration = Duration::from_secs(1);
+/// After a refused token, the item comes back after this long (to a sender
+/// restarted with the right token).
+const UNAUTHORIZED_RECHECK: Duration = Duration::from_secs(30);
+/// While an item waits for its rate slot (a 429 pause), JetStream is told
+/// this often that it is still being worked on.
+const PROGRESS_EVERY: Duration = Duration::from_millis(SENDER_ACK_WAIT.as_millis() as u64 / 3);
+/// How long storing an outcome is tried again before the item is given up
+/// to redelivery: well inside the ack wait, so the item is not handed to
+/// another sender (and sent again) meanwhile.
+const RECORD_FOR: Duration = Duration::from_millis(SENDER_ACK_WAIT.as_millis() as u64 * 2 / 3);
+/// The longest pause between two tries of storing an outcome.
+const RECORD_BACKOFF_CAP: Duration = Duration::from_secs(2);
 
-impl Handled {
-    /// The `outcome` label of `courier_sends_total`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Handled::Delivered => "delivered",
-            Handled::NotAlive => "not_alive",
-            Handled::Failed => "failed",
-            Handled::Duplicate => "duplicate",
-            Handled::Dropped => "dropped",
-            Handled::Held => "held",
-            Handled::Deferred => "deferred",
-        }
-    }
-}
-
+/// Why an item was not worked to the end.
 #[derive(Debug, thiserror::Error)]
-pub enum StopSending {
+pub enum WorkError {
     #[error(
         "Telegram refused TELEGRAM_BOT_TOKEN (401/404): sending stopped; fix the token and restart"
     )]
     Unauthorized,
+    /// NATS failed midway; the item was sent back to be tried again.
+    #[error(transparent)]
+    Unfinished(#[from] anyhow::Error),
 }
 
-type Result<T> = anyhow::Result<std::result::Result<T, StopSending>>;
+/// A stage's result: go on to the next stage with `T`, or the item is done.
+type Stage<T> = Result<ControlFlow<Handled, T>, WorkError>;
 
 pub struct Worker {
     pub js: jetstream::Context,
@@ -81,17 +77,23 @@ pub struct Worker {
     pub outcomes: jetstream::stream::Stream,
     pub events: EventPublisher,
     pub api: BotApi,
-    pub campaigns: Campaigns,
+    pub campaigns: Arc<Campaigns>,
     pub free_lane: Budget,
     pub paid_lane: Budget,
     pub chat_spacing: ChatSpacing,
     pub in_flight: Mutex<InFlightLimit>,
-    pub restart_guard: std::sync::Arc<RestartGuard>,
+    pub restart_guard: Arc<RestartGuard>,
 }
 
-/// Delay before a transient failure's next attempt: 1 s doubling, ≤ 60 s.
-pub fn retry_delay(attempt: u64) -> Duration {
-    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+/// An item that passed the gate.
+struct Ready {
+    item: SendMessage,
+    campaign_id: Uuid,
+    campaign: Arc<Campaign>,
+    /// Send attempts so far, this one included.
+    attempt: u64,
+    /// The item's sequence in the work stream.
+    seq: u64,
 }
 
 /// Send attempts so far, this one included: those made before the item was
@@ -128,13 +130,22 @@ fn may_have_outcome(headers: Option<&HeaderMap>, delivered: i64) -> bool {
         })
 }
 
+/// A stage's end: the item is done, as `handled`.
+fn done<T>(handled: anyhow::Result<Handled>) -> Stage<T> {
+    Ok(ControlFlow::Break(handled?))
+}
+
 impl Worker {
-    /// Works the item. If that fails midway (NATS or Postgres unreachable),
-    /// the item is sent back with the retry delay rather than left to come
-    /// back after the whole ack wait.
-    pub async fn handle(&self, message: &jetstream::Message, receipt: Receipt) -> Result<Handled> {
+    /// Works the item. If NATS fails midway, the item is sent back with
+    /// the retry delay rather than left to come back after the whole ack
+    /// wait.
+    pub async fn handle(
+        &self,
+        message: &jetstream::Message,
+        receipt: Receipt,
+    ) -> Result<Handled, WorkError> {
         let worked = self.work(message, receipt).await;
-        if worked.is_err() {
+        if let Err(WorkError::Unfinished(_)) = &worked {
             let attempt = message
                 .info()
                 .map(|info| attempts(message, info.delivered))
@@ -147,7 +158,33 @@ impl Worker {
         worked
     }
 
-    async fn work(&self, message: &jetstream::Message, receipt: Receipt) -> Result<Handled> {
+    async fn work(
+        &self,
+        message: &jetstream::Message,
+        receipt: Receipt,
+    ) -> Result<Handled, WorkError> {
+        let ready = match self.gate(message).await? {
+            ControlFlow::Continue(ready) => ready,
+            ControlFlow::Break(handled) => return Ok(handled),
+        };
+        let ticket = match self.pace(message, &ready, receipt).await? {
+            ControlFlow::Continue(ticket) => ticket,
+            ControlFlow::Break(handled) => return Ok(handled),
+        };
+        let sent = self.call(message, &ready).await;
+        let action = policy::after_send(sent, ready.attempt);
+        // A send to be tried again gives its recipient back.
+        if action.sends_again()
+            && let Some(ticket) = &ticket
+        {
+            self.restart_guard.release(ticket).await;
+        }
+        self.record(message, &ready, action).await
+    }
+
+    /// Gate: whether the item may be sent at all. Finishes it unsent if
+    /// not.
+    async fn gate(&self, message: &jetstream::Message) -> Stage<Ready> {
         let info = message.info().map_err(anyhow::Error::msg)?;
         let (delivered, seq) = (info.delivered, info.stream_sequence);
         let attempt = attempts(message, delivered);
@@ -156,7 +193,7 @@ impl Worker {
             Err(error) => {
                 // Nothing to deliver and nobody to record it for.
                 tracing::error!(subject = %message.subject, %error, "dropped an undecodable work item");
-                return self.ack(message, AckKind::Term, Handled::Dropped).await;
+                return done(self.ack(message, AckKind::Term, Handled::Dropped).await);
             }
         };
         tracing::Span::current().record("campaign_id", &item.campaign_id);
@@ -165,200 +202,224 @@ impl Worker {
                 campaign = item.campaign_id,
                 "dropped a work item with a malformed campaign id"
             );
-            return self.ack(message, AckKind::Term, Handled::Dropped).await;
+            return done(self.ack(message, AckKind::Term, Handled::Dropped).await);
         };
-        if let Some(handled) = self
+        if let ControlFlow::Break(handled) = self
             .unless_sending(message, &item, campaign_id, attempt, seq)
             .await?
         {
-            return Ok(Ok(handled));
+            return Ok(ControlFlow::Break(handled));
         }
         if may_have_outcome(message.headers.as_ref(), delivered) && self.has_outcome(&item).await? {
-            return self.ack(message, AckKind::Ack, Handled::Duplicate).await;
+            return done(self.ack(message, AckKind::Ack, Handled::Duplicate).await);
         }
-        let Some(campaign) = self.campaigns.content(campaign_id).await? else {
-            // The projector has not stored the content yet.
-            return self
-                .defer(message, Duration::from_secs(1), "content not projected yet")
-                .await;
-        };
-        let template = match &campaign.template {
-            Ok(template) => template,
+        let campaign = match self.campaigns.content(campaign_id).await? {
+            Ok(campaign) => campaign,
             Err(reason) => {
-                let reason = format!("unsendable content: {reason}");
-                return self
-                    .finish(message, &item, attempt, failed(reason), Handled::Failed)
-                    .await;
+                let failed = policy::failed(format!("unsendable content: {reason}"));
+                return done(
+                    self.finish(message, &item, attempt, failed, Handled::Failed)
+                        .await,
+                );
             }
         };
-        let lane = if campaign.paid {
-            &self.paid_lane
-        } else {
-            &self.free_lane
-        };
-        if let Overlap::JustStarted(wait) = self.campaigns.overlap(campaign_id).await {
-            return self.defer(message, wait, "campaign just started").await;
+        Ok(ControlFlow::Continue(Ready {
+            item,
+            campaign_id,
+            campaign,
+            attempt,
+            seq,
+        }))
+    }
+
+    /// Pace: waits for the item's turn. Its rate slot first; then, since
+    /// the wait may have been long, a pause or cancel since wins; then the
+    /// chat's spacing and, around a NATS restart, the recipient's claim.
+    /// Goes on with the restart guard's ticket, if the send took one.
+    async fn pace<'g>(
+        &'g self,
+        message: &jetstream::Message,
+        ready: &Ready,
+        receipt: Receipt,
+    ) -> Stage<Option<Ticket<'g>>> {
+        if let Overlap::JustStarted(wait) = self.campaigns.overlap(ready.campaign_id) {
+            return done(self.nak(message, wait, "campaign just started").await);
         }
-        self.wait_for_slot(message, lane).await?;
-        // The wait may have been long: a pause or cancel since then wins.
-        if let Some(handled) = self
-            .unless_sending(message, &item, campaign_id, attempt, seq)
+        self.wait_for_slot(message, self.lane(&ready.campaign))
+            .await?;
+        if let ControlFlow::Break(handled) = self
+            .unless_sending(
+                message,
+                &ready.item,
+                ready.campaign_id,
+                ready.attempt,
+                ready.seq,
+            )
             .await?
         {
-            return Ok(Ok(handled));
+            return Ok(ControlFlow::Break(handled));
         }
-        // Whether this send must claim its chat: after the rate slot, the
-        // list of sending campaigns is only looked at, never read again (a
-        // Postgres round trip there would make the send late).
-        let overlapping = !self.campaigns.still_alone(campaign_id).await;
+        // Whether this send must claim its chat: the view is only looked
+        // at here, never waited for (a wait would make the send late).
+        let overlapping = !self.campaigns.still_alone(ready.campaign_id);
         if let Err(wait) = self
             .chat_spacing
-            .try_send(item.chat_id, overlapping)
-            .await?
+            .try_send(ready.item.chat_id, overlapping)
+            .await
+            .map_err(anyhow::Error::from)?
         {
             // The chat got a message a moment ago (another campaign's):
             // this slot goes unused rather than earn the token a 429.
-            return self.defer(message, wait, "chat spacing").await;
+            return done(self.nak(message, wait, "chat spacing").await);
         }
-        let recipient = format!("{}.{}", item.campaign_id, item.user_id);
+        let recipient = format!("{}.{}", ready.item.campaign_id, ready.item.user_id);
         let (ticket, before) = self.restart_guard.enter(recipient, receipt);
         match (before, &ticket) {
-            (BeforeCall::Settle(wait), _) => {
-                return self
-                    .defer(message, wait, "settling after a NATS reconnect")
-                    .await;
-            }
-            (BeforeCall::Claim, Some(ticket)) => {
-                if let Some(handled) = self
-                    .claim_recipient(message, &item, attempt, ticket)
-                    .await?
-                {
-                    return Ok(Ok(handled));
+            (BeforeCall::Settle(wait), _) => done(
+                self.nak(message, wait, "settling after a NATS reconnect")
+                    .await,
+            ),
+            (BeforeCall::Claim, Some(claiming)) => {
+                match self.claim_recipient(message, ready, claiming).await? {
+                    ControlFlow::Break(handled) => Ok(ControlFlow::Break(handled)),
+                    ControlFlow::Continue(()) => Ok(ControlFlow::Continue(ticket)),
                 }
             }
-            _ => {}
+            _ => Ok(ControlFlow::Continue(ticket)),
         }
+    }
+
+    /// Call: the Bot API request, its answer classified (and a failure
+    /// counted and traced).
+    async fn call(&self, message: &jetstream::Message, ready: &Ready) -> Result<i64, Verdict> {
         let asked = std::time::Instant::now();
-        let sent = self.api.send(&template.call(item.chat_id)).await;
+        let sent = self
+            .api
+            .send(&ready.campaign.template.call(ready.item.chat_id))
+            .await;
         if answered(&sent) {
             self.answered_after(asked);
         }
-        let sent = sent
-            .map_err(|failure| observe_failure(classify(&failure), message, campaign_id, attempt));
-        // A send to be tried again gives its recipient back.
-        if let (
-            Err(Verdict::Transient(_) | Verdict::RetryAfter(_) | Verdict::Unauthorized),
-            Some(ticket),
-        ) = (&sent, &ticket)
-        {
-            self.restart_guard.release(ticket).await;
-        }
-        let (result, handled) = match sent {
-            Ok(message_id) => (
-                delivery_outcome::Result::Delivered(Delivered { message_id }),
-                Handled::Delivered,
-            ),
-            Err(verdict) => {
-                match verdict {
-                    Verdict::NotAlive(reason) => {
-                        let blocked = Event::new(Payload::UserBlocked(UserBlocked {
-                            user_id: item.user_id,
-                            reason: reason.clone(),
-                        }));
-                        self.events.publish(&blocked).await?;
-                        (
-                            delivery_outcome::Result::NotAlive(NotAlive { reason }),
-                            Handled::NotAlive,
-                        )
-                    }
-                    Verdict::BrokenContent(reason) => (
-                        // The projector pauses the campaign after a few.
-                        delivery_outcome::Result::Failed(Failed {
-                            reason,
-                            content_refused: true,
-                        }),
-                        Handled::Failed,
-                    ),
-                    Verdict::Uncertain(reason) => {
-                        (failed(format!("uncertain: {reason}")), Handled::Failed)
-                    }
-                    Verdict::Transient(reason) if attempt >= SENDER_MAX_ATTEMPTS => (
-                        failed(format!("gave up after {attempt} attempts: {reason}")),
-                        Handled::Failed,
-                    ),
-                    Verdict::Transient(reason) => {
-                        tracing::warn!(campaign = %campaign_id, attempt, reason, "transient failure; will retry");
-                        return self
-                            .defer(message, retry_delay(attempt), "transient failure")
-                            .await;
-                    }
-                    Verdict::RetryAfter(retry_after) => {
-                        metrics::counter!("courier_telegram_429_total").increment(1);
-                        tracing::warn!(
-                            retry_after_s = retry_after.as_secs(),
-                            "429 from Telegram: pausing the token"
-                        );
-                        lane.pause_for(retry_after).await?;
-                        return self.defer(message, retry_after, "429").await;
-                    }
-                    Verdict::Unauthorized => {
-                        message
-                            .ack_with(AckKind::Nak(Some(Duration::from_secs(30))))
-                            .await
-                            .map_err(anyhow::Error::msg)?;
-                        return Ok(Err(StopSending::Unauthorized));
-                    }
-                }
+        sent.map_err(|failure| {
+            observe_failure(
+                classify(&failure),
+                message,
+                ready.campaign_id,
+                ready.attempt,
+            )
+        })
+    }
+
+    /// Record: carries out what the answer means for the item.
+    async fn record(
+        &self,
+        message: &jetstream::Message,
+        ready: &Ready,
+        action: Action,
+    ) -> Result<Handled, WorkError> {
+        let (item, attempt) = (&ready.item, ready.attempt);
+        match action {
+            Action::Record { outcome, handled } => Ok(self
+                .finish(message, item, attempt, outcome, handled)
+                .await?),
+            Action::RecordNotAlive { reason } => {
+                let blocked = Event::new(Payload::UserBlocked(UserBlocked {
+                    user_id: item.user_id,
+                    reason: reason.clone(),
+                }));
+                self.events
+                    .publish(&blocked)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                let outcome = policy::not_alive(reason);
+                Ok(self
+                    .finish(message, item, attempt, outcome, Handled::NotAlive)
+                    .await?)
             }
-        };
-        self.finish(message, &item, attempt, result, handled).await
+            Action::Retry { after } => {
+                tracing::warn!(campaign = %ready.campaign_id, attempt, "transient failure; will retry");
+                Ok(self.nak(message, after, "transient failure").await?)
+            }
+            Action::PauseToken { retry_after } => {
+                metrics::counter!("courier_telegram_429_total").increment(1);
+                tracing::warn!(
+                    retry_after_s = retry_after.as_secs(),
+                    "429 from Telegram: pausing the token"
+                );
+                self.lane(&ready.campaign)
+                    .pause_for(retry_after)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                Ok(self.nak(message, retry_after, "429").await?)
+            }
+            Action::StopSending => {
+                message
+                    .ack_with(AckKind::Nak(Some(UNAUTHORIZED_RECHECK)))
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                Err(WorkError::Unauthorized)
+            }
+        }
+    }
+
+    fn lane(&self, campaign: &Campaign) -> &Budget {
+        if campaign.paid {
+            &self.paid_lane
+        } else {
+            &self.free_lane
+        }
     }
 
     /// A suspect send claims its recipient (see [`crate::restart_guard`]),
-    /// unless it has an outcome already. `None`: it holds the recipient and
-    /// may send; otherwise how the item ended without a send.
+    /// unless it has an outcome already. Goes on if it holds the
+    /// recipient.
     async fn claim_recipient(
         &self,
         message: &jetstream::Message,
-        item: &SendMessage,
-        attempt: u64,
+        ready: &Ready,
         ticket: &Ticket<'_>,
-    ) -> anyhow::Result<Option<Handled>> {
-        let done = if self.has_outcome(item).await? {
+    ) -> anyhow::Result<ControlFlow<Handled>> {
+        let handled = if self.has_outcome(&ready.item).await? {
             self.ack(message, AckKind::Ack, Handled::Duplicate).await?
         } else {
             match self.restart_guard.claim(ticket).await? {
-                Claim::Won => return Ok(None),
+                Claim::Won => return Ok(ControlFlow::Continue(())),
                 Claim::Lost { age } => match claimed_elsewhere(age) {
                     ClaimedElsewhere::Recheck(wait) => {
-                        self.defer(message, wait, "recipient claimed by another copy")
+                        self.nak(message, wait, "recipient claimed by another copy")
                             .await?
                     }
                     ClaimedElsewhere::Uncertain => {
                         let reason = "uncertain: claimed by another copy around a NATS \
-                                      restart, which recorded no outcome"
-                            .to_owned();
-                        self.finish(message, item, attempt, failed(reason), Handled::Failed)
+                                      restart, which recorded no outcome";
+                        let failed = policy::failed(reason.to_owned());
+                        self.finish(message, &ready.item, ready.attempt, failed, Handled::Failed)
                             .await?
                     }
                 },
             }
         };
-        Ok(Some(done.expect("only sends stop sending")))
+        Ok(ControlFlow::Break(handled))
     }
 
     /// Lets the in-flight limit follow Telegram's answer time.
     fn answered_after(&self, asked: std::time::Instant) {
         let now = std::time::Instant::now();
-        let mut in_flight = self.in_flight.lock().expect("in-flight limit lock");
-        if let Some(limit) = in_flight.answered(now - asked, now) {
+        if let Some(limit) = self.lock_in_flight().answered(now - asked, now) {
             metrics::gauge!("courier_sends_in_flight_limit").set(limit as f64);
         }
     }
 
     /// Items this sender may work on at once now.
     pub fn in_flight_limit(&self) -> usize {
-        self.in_flight.lock().expect("in-flight limit lock").limit()
+        self.lock_in_flight().limit()
+    }
+
+    fn lock_in_flight(&self) -> MutexGuard<'_, InFlightLimit> {
+        // Plain numbers: consistent whatever a panicking holder did.
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Finishes the item without sending when its campaign is not sending:
@@ -370,21 +431,18 @@ impl Worker {
         campaign: Uuid,
         attempt: u64,
         seq: u64,
-    ) -> anyhow::Result<Option<Handled>> {
-        let mut status = self.campaigns.status(campaign).await;
-        if let Ok(CampaignStatus::Paused) = status {
-            // Confirmed against the campaign's latest event: a stale cache
-            // must not hold an item of a campaign that has resumed.
-            status = self.campaigns.fresh_status(campaign).await;
-        }
-        let done = match status {
-            Ok(CampaignStatus::Sending | CampaignStatus::Completed) => return Ok(None),
+    ) -> anyhow::Result<ControlFlow<Handled>> {
+        let status = self.campaigns.status(campaign).await;
+        let handled = match status {
+            Ok(CampaignStatus::Sending | CampaignStatus::Completed) => {
+                return Ok(ControlFlow::Continue(()));
+            }
             Ok(CampaignStatus::Cancelled) => {
                 self.ack(message, AckKind::Ack, Handled::Dropped).await?
             }
             Ok(CampaignStatus::Paused) => self.hold(message, item, attempt - 1, seq).await?,
             Ok(CampaignStatus::Pending) => {
-                self.defer(message, Duration::from_secs(1), "campaign not started")
+                self.nak(message, NOT_STARTED_RECHECK, "campaign not started")
                     .await?
             }
             Err(CommandError::NotFound(_)) => {
@@ -393,7 +451,7 @@ impl Worker {
             }
             Err(error) => return Err(error.into()),
         };
-        Ok(Some(done.expect("only sends stop sending")))
+        Ok(ControlFlow::Break(handled))
     }
 
     /// Acks without waiting for the server's confirmation: whatever the
@@ -404,23 +462,21 @@ impl Worker {
         message: &jetstream::Message,
         kind: AckKind,
         handled: Handled,
-    ) -> Result<Handled> {
+    ) -> anyhow::Result<Handled> {
         message.ack_with(kind).await.map_err(anyhow::Error::msg)?;
-        Ok(Ok(handled))
+        Ok(handled)
     }
 
-    async fn defer(
+    /// Sends the item back, to come again after `delay`.
+    async fn nak(
         &self,
         message: &jetstream::Message,
         delay: Duration,
         why: &'static str,
-    ) -> Result<Handled> {
+    ) -> anyhow::Result<Handled> {
         tracing::debug!(?delay, why, "deferred a work item");
-        message
-            .ack_with(AckKind::Nak(Some(delay)))
+        self.ack(message, AckKind::Nak(Some(delay)), Handled::Deferred)
             .await
-            .map_err(anyhow::Error::msg)?;
-        Ok(Ok(Handled::Deferred))
     }
 
     /// Sets an item of a paused campaign aside on the held subject, keeping
@@ -431,7 +487,7 @@ impl Worker {
         item: &SendMessage,
         attempts_so_far: u64,
         seq: u64,
-    ) -> Result<Handled> {
+    ) -> anyhow::Result<Handled> {
         let mut headers = message.headers.clone().unwrap_or_default();
         headers.insert(ATTEMPTS_HEADER, attempts_so_far.to_string().as_str());
         let held = PublishMessage::build()
@@ -455,7 +511,7 @@ impl Worker {
     ) -> anyhow::Result<()> {
         let acquire = lane.acquire();
         tokio::pin!(acquire);
-        let mut progress = tokio::time::interval(SENDER_ACK_WAIT / 3);
+        let mut progress = tokio::time::interval(PROGRESS_EVERY);
         progress.tick().await;
         loop {
             tokio::select! {
@@ -482,8 +538,8 @@ impl Worker {
     /// leaves an item whose redelivery finds the outcome and is skipped.
     /// The message went out already, so a NATS blip must not lose its
     /// record: the publish is repeated (same message id, so at most one
-    /// lands) for as long as the item's ack deadline leaves room, rather than
-    /// letting the item be redelivered and sent twice.
+    /// lands) for [`RECORD_FOR`], rather than letting the item be
+    /// redelivered and sent twice.
     async fn finish(
         &self,
         message: &jetstream::Message,
@@ -491,7 +547,7 @@ impl Worker {
         attempt: u64,
         result: delivery_outcome::Result,
         handled: Handled,
-    ) -> Result<Handled> {
+    ) -> anyhow::Result<Handled> {
         let outcome = DeliveryOutcome {
             campaign_id: item.campaign_id.clone(),
             user_id: item.user_id,
@@ -509,8 +565,8 @@ impl Worker {
         let subject = self
             .topology
             .outcome_subject(&item.campaign_id, item.user_id);
-        let deadline = tokio::time::Instant::now() + SENDER_ACK_WAIT * 2 / 3;
-        let mut attempt = 0;
+        let deadline = tokio::time::Instant::now() + RECORD_FOR;
+        let mut tries = 0;
         loop {
             let stored = async {
                 self.js
@@ -523,8 +579,8 @@ impl Worker {
                 Ok(_) => break,
                 Err(error) if tokio::time::Instant::now() < deadline => {
                     tracing::warn!(%error, "recording an outcome failed; trying again");
-                    tokio::time::sleep(retry::backoff(attempt, Duration::from_secs(2))).await;
-                    attempt += 1;
+                    tokio::time::sleep(retry::backoff(tries, RECORD_BACKOFF_CAP)).await;
+                    tries += 1;
                 }
                 Err(error) => return Err(error),
             }
@@ -569,13 +625,6 @@ fn observe_failure(
     verdict
 }
 
-fn failed(reason: String) -> delivery_outcome::Result {
-    delivery_outcome::Result::Failed(Failed {
-        reason,
-        content_refused: false,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,13 +639,5 @@ mod tests {
             headers.insert(header, "1");
             assert!(may_have_outcome(Some(&headers), 1), "{header}");
         }
-    }
-
-    #[test]
-    fn retry_delays_grow_and_cap() {
-        assert_eq!(retry_delay(1), Duration::from_secs(1));
-        assert_eq!(retry_delay(2), Duration::from_secs(2));
-        assert_eq!(retry_delay(4), Duration::from_secs(8));
-        assert_eq!(retry_delay(50), Duration::from_secs(60));
     }
 }

@@ -1,7 +1,7 @@
 //! What a Bot API failure means for a broadcast. Pure: it reads the
-//! `error_code` and the text after the colon of the description, as
-//! `shared/telegram-facts.md` prescribes, never the whole string (client
-//! libraries and Telegram itself vary the prefix).
+//! `error_code` and the text after the colon of the description, never the
+//! whole string (client libraries and Telegram itself vary the prefix, as
+//! in "Forbidden: bot was blocked by the user").
 
 use std::time::Duration;
 

@@ -145,15 +145,14 @@ fn every_service_lists_its_variables_and_refuses_a_bad_one_by_name() {
     let shared = [
         "NATS_URL",
         "COURIER_NATS_PREFIX",
-        "DATABASE_URL",
         "RUST_LOG",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_TRACES_SAMPLER",
         "METRICS_ADDR",
     ];
     let own: [(&str, &[&str]); 4] = [
-        ("courier-projector", &[]),
-        ("courier-loader", &["LOADER_BATCH_SIZE"]),
+        ("courier-projector", &["DATABASE_URL"]),
+        ("courier-loader", &["DATABASE_URL", "LOADER_BATCH_SIZE"]),
         (
             "courier-sender",
             &[
@@ -165,7 +164,10 @@ fn every_service_lists_its_variables_and_refuses_a_bad_one_by_name() {
                 "SENDER_MAX_IN_FLIGHT",
             ],
         ),
-        ("courier-bot", &["TELEGRAM_BOT_TOKEN", "OWNER_IDS"]),
+        (
+            "courier-bot",
+            &["DATABASE_URL", "TELEGRAM_BOT_TOKEN", "OWNER_IDS"],
+        ),
     ];
     for (service, variables) in own {
         let binary = courier_testing::process::binary(service);
@@ -185,6 +187,11 @@ fn every_service_lists_its_variables_and_refuses_a_bad_one_by_name() {
         assert!(
             help.contains("[default: nats://127.0.0.1:4222]"),
             "{service} shows defaults"
+        );
+        assert_eq!(
+            help.contains("DATABASE_URL"),
+            service != "courier-sender",
+            "{service}: only senders have no database"
         );
         let refused = std::process::Command::new(&binary)
             .env_clear()

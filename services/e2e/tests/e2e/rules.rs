@@ -17,6 +17,9 @@ use courier_testing::{TestEnv, wait_until};
 use telegram_sandbox::{Sandbox, SandboxConfig};
 
 const DEADLINE: Duration = Duration::from_secs(60);
+/// From a pause's publish to its campaign's last send, on every replica:
+/// the pause is pushed to each sender's campaign view.
+const PAUSE_REACHES_EVERY_REPLICA: Duration = Duration::from_millis(250);
 
 fn assert_each_chat_once(sandbox: &Sandbox) -> usize {
     let received = receipts(sandbox);
@@ -54,12 +57,9 @@ async fn alone_three_replicas_share_one_budget_and_never_exceed_it() {
     assert_eq!(stats.too_many_requests, 0, "Telegram never had to say 429");
     let busiest = stats.max_sends_in_any_window(Duration::from_secs(1));
     assert!(busiest <= 30, "{busiest} sends in one second");
-    let (first, last) = (stats.accepted_at[0], *stats.accepted_at.last().unwrap());
-    let achieved = (stats.accepted_at.len() - 1) as f64 / (last - first).as_secs_f64();
-    assert!(
-        achieved >= 30.0 * 0.95,
-        "steady rate {achieved:.1}/s is under 95% of 30/s"
-    );
+    // How close to 30/s they get depends on the machine's load as much as
+    // on courier: the bench measures it (`courier-bench --only rate`,
+    // docs/decisions/0008).
     assert_eq!(assert_each_chat_once(&s.sandbox), 150);
     stack.stop().await.unwrap();
 }
@@ -149,7 +149,8 @@ async fn alone_a_429_pauses_the_token_on_every_replica() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn alone_pause_stops_sends_within_a_second_and_resume_finishes_without_spending_attempts() {
+async fn alone_pause_stops_sends_on_three_replicas_within_250_ms_and_resume_finishes_without_spending_attempts()
+ {
     // Ten ru users for another campaign; its own chats, so that no chat
     // spacing defers (and spends attempts of) the paused one's items.
     let ru = (1001..=1010).map(|id| (id, Language::Ru, true));
@@ -160,7 +161,7 @@ async fn alone_pause_stops_sends_within_a_second_and_resume_finishes_without_spe
         &s.sandbox.url(),
         SenderSettings {
             rate_limit: 20.0,
-            replicas: 2,
+            replicas: 3,
         },
     );
     let client = s.pool.get().await.unwrap();
@@ -170,6 +171,7 @@ async fn alone_pause_stops_sends_within_a_second_and_resume_finishes_without_spe
         (s.sandbox.deliveries().len() >= 10).then_some(())
     })
     .await;
+    let paused_at = std::time::Instant::now();
     s.commands
         .change(
             campaign,
@@ -180,7 +182,6 @@ async fn alone_pause_stops_sends_within_a_second_and_resume_finishes_without_spe
         )
         .await
         .unwrap();
-    let paused_at = tokio::time::Instant::now();
     wait_for_status(&client, campaign, "paused", DEADLINE).await;
     // Another campaign keeps flowing meanwhile.
     let other = start_text_campaign(&s.commands, Audience::Ru, "unaffected").await;
@@ -191,12 +192,12 @@ async fn alone_pause_stops_sends_within_a_second_and_resume_finishes_without_spe
         .iter()
         .filter(|d| {
             d.text.as_deref() == Some("pausable")
-                && d.accepted_at > paused_at.into_std() + Duration::from_secs(1)
+                && d.accepted_at > paused_at + PAUSE_REACHES_EVERY_REPLICA
         })
         .count();
     assert_eq!(
         sent_while_paused, 0,
-        "sends stopped within a second of the pause"
+        "sends stopped within {PAUSE_REACHES_EVERY_REPLICA:?} of the pause"
     );
     s.commands
         .change(campaign, Change::Resume, 1)

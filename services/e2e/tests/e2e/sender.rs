@@ -254,3 +254,42 @@ async fn enqueue_for_user_1(
         .unwrap();
     item
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sends_go_on_while_the_projector_is_stuck() {
+    const USERS: i64 = 40;
+    let s = Setup::new(USERS, unlimited_sandbox()).await;
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 20.0,
+            replicas: 1,
+        },
+    );
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, USERS, DEADLINE).await;
+    let campaign = start_text_campaign(&s.commands, Audience::All, "unstoppable").await;
+    let js = s.env.jetstream().await;
+    wait_until("every item enqueued", DEADLINE, || async {
+        let mut work = js.get_stream(s.env.topology().work_stream()).await.ok()?;
+        let enqueued = work.info().await.ok()?.state.last_sequence;
+        (enqueued >= USERS as u64).then_some(())
+    })
+    .await;
+    // The projector's next write to the campaigns table waits on this lock
+    // (as the sender's reads once did).
+    let mut locker = s.pool.get().await.unwrap();
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE campaigns IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    wait_until("every recipient sent to", DEADLINE, || async {
+        (s.sandbox.deliveries().len() == USERS as usize).then_some(())
+    })
+    .await;
+    lock.rollback().await.unwrap();
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!(i64::from(row.delivered), USERS, "{row:?}");
+    stack.stop().await.unwrap();
+}
