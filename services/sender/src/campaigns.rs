@@ -10,7 +10,9 @@
 //!
 //! The view also says whether a campaign may share chats with another one
 //! sending at the same time ([`Overlap`]): then its sends must claim their
-//! chats ([`crate::chat_spacing`]). That answer must never be stale by more
+//! chats ([`crate::chat_spacing`]). A campaign that stopped (completed,
+//! paused, cancelled) less than the chat spacing ago still counts: its last
+//! sends keep their chats busy that long. That answer must never be stale by more
 //! than [`FRESH_FOR`]: every [`PROBE_EVERY`] the view asks the stream for
 //! its last campaign event, and it is *fresh as of* the time it asked once
 //! it has applied that event. A view not fresh within [`FRESH_FOR`] counts
@@ -93,6 +95,9 @@ struct View {
     /// A probe's answer not applied yet: the last campaign event's
     /// sequence, and when the probe asked.
     probe: Option<(u64, SystemTime)>,
+    /// How long a stopped campaign still counts as sending: its last sends
+    /// keep their chats busy for the chat spacing.
+    linger: Duration,
 }
 
 impl View {
@@ -131,20 +136,37 @@ impl View {
             .is_some_and(|at| now.duration_since(at).unwrap_or_default() <= FRESH_FOR)
     }
 
+    /// Whether a campaign may still reach a chat within the chat spacing:
+    /// sending, or stopped less than [`View::linger`] ago.
+    fn may_still_send(&self, known: &Known, now: SystemTime) -> bool {
+        known.status == CampaignStatus::Sending
+            || now.duration_since(known.since).unwrap_or_default() < self.linger
+    }
+
     fn overlap(&self, campaign: Uuid, now: SystemTime) -> Overlap {
         if !self.fresh(now) {
             return Overlap::Others;
         }
         let started = self.campaigns.get(&campaign).map(|known| known.since);
-        let others = self
+        let others: Vec<&Known> = self
             .campaigns
             .iter()
-            .filter(|(id, known)| **id != campaign && known.status == CampaignStatus::Sending);
+            .filter(|(id, known)| **id != campaign && self.may_still_send(known, now))
+            .map(|(_, known)| known)
+            .collect();
+        if others.is_empty() {
+            return Overlap::Alone;
+        }
         // Sends of a campaign that was sending first may not know this one
         // yet (and not claim): this one waits until they do. One that
         // started later waits for this one instead.
-        let Some(first) = others.map(|(_, known)| known.since).min() else {
-            return Overlap::Alone;
+        let Some(first) = others
+            .iter()
+            .filter(|known| known.status == CampaignStatus::Sending)
+            .map(|known| known.since)
+            .min()
+        else {
+            return Overlap::Others;
         };
         let known_everywhere = match started {
             // Not in this view yet: newer than anything it knows.
@@ -176,6 +198,7 @@ impl Campaigns {
         client: async_nats::Client,
         topology: Topology,
         commands: CampaignCommands,
+        chat_spacing: Duration,
     ) -> anyhow::Result<Arc<Campaigns>> {
         let caught_up = Arc::new(AtomicBool::new(false));
         let ready = caught_up.clone();
@@ -183,7 +206,10 @@ impl Campaigns {
             (!ready.load(Ordering::Relaxed)).then(|| "catching up on campaign events".to_owned())
         });
         Ok(Arc::new(Campaigns {
-            view: std::sync::RwLock::new(View::default()),
+            view: std::sync::RwLock::new(View {
+                linger: chat_spacing,
+                ..View::default()
+            }),
             changed: Notify::new(),
             caught_up,
             content: tokio::sync::RwLock::new(HashMap::new()),
@@ -412,7 +438,10 @@ mod tests {
 
     /// A view that has applied every event published before `t0`.
     fn fresh_at(t0: SystemTime) -> View {
-        let mut view = View::default();
+        let mut view = View {
+            linger: Duration::from_secs(1),
+            ..View::default()
+        };
         view.probed(0, t0);
         view
     }
@@ -422,7 +451,8 @@ mod tests {
         let t0 = SystemTime::now();
         let mut view = fresh_at(t0);
         view.apply(1, A, CampaignStatus::Sending, t0);
-        view.apply(2, B, CampaignStatus::Completed, t0);
+        let long_ago = t0 - Duration::from_secs(10);
+        view.apply(2, B, CampaignStatus::Completed, long_ago);
         assert_eq!(view.overlap(A, t0), Overlap::Alone);
     }
 
@@ -445,6 +475,21 @@ mod tests {
             Overlap::Others,
             "the older one claims at once"
         );
+    }
+
+    #[test]
+    fn a_campaign_stopped_less_than_the_chat_spacing_ago_still_counts() {
+        let t0 = SystemTime::now();
+        let mut view = fresh_at(t0);
+        view.apply(1, A, CampaignStatus::Sending, t0);
+        view.apply(2, B, CampaignStatus::Sending, t0);
+        let completed = t0 + Duration::from_secs(5);
+        view.apply(3, A, CampaignStatus::Completed, completed);
+        view.probed(3, completed);
+        let soon = completed + Duration::from_millis(10);
+        assert_eq!(view.overlap(B, soon), Overlap::Others);
+        view.probed(3, completed + view.linger);
+        assert_eq!(view.overlap(B, completed + view.linger), Overlap::Alone);
     }
 
     #[test]
@@ -472,7 +517,7 @@ mod tests {
         view.probed(2, asked);
         let now = asked + Duration::from_millis(50);
         assert_eq!(view.overlap(A, now), Overlap::Others, "stale meanwhile");
-        view.apply(2, B, CampaignStatus::Paused, t0);
+        view.apply(2, B, CampaignStatus::Paused, t0 - Duration::from_secs(10));
         assert_eq!(view.fresh_as_of, Some(asked));
         assert_eq!(view.overlap(A, now), Overlap::Alone);
     }

@@ -69,6 +69,11 @@ impl ChatSpacing {
         }
     }
 
+    /// The least time between two sends to one chat.
+    pub fn interval(&self) -> Duration {
+        Duration::from_micros(self.interval_us)
+    }
+
     /// Records a send to `chat` now, or returns how long it must wait.
     /// `overlapping`: other campaigns may be sending to the same chats.
     pub async fn try_send(

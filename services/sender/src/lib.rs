@@ -102,11 +102,19 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
     let bot_id = config.telegram.bot_token.bot_id();
     limits::publish(&rates, bot_id, &config).await;
     let commands = CampaignCommands::new(nats.js.clone(), nats.topology.clone()).await?;
+    let chat_spacing = chat_spacing::ChatSpacing::new(
+        nats.js.get_key_value(nats.topology.chat_bucket()).await?,
+        nats.client.clone(),
+        &nats.topology.chat_bucket(),
+        bot_id,
+        config.chat_rate_limit,
+    );
     let campaigns = campaigns::Campaigns::new(
         &nats.js,
         nats.client.clone(),
         nats.topology.clone(),
         commands,
+        chat_spacing.interval(),
     )
     .await?;
     tokio::spawn(campaigns.clone().follow(shutdown.clone()));
@@ -117,13 +125,7 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         campaigns: campaigns.clone(),
         free_lane: budget::Budget::new(rates.clone(), bot_id, "free", config.rate_limit),
         paid_lane: budget::Budget::new(rates, bot_id, "paid", config.paid_rate_limit),
-        chat_spacing: chat_spacing::ChatSpacing::new(
-            nats.js.get_key_value(nats.topology.chat_bucket()).await?,
-            nats.client.clone(),
-            &nats.topology.chat_bucket(),
-            bot_id,
-            config.chat_rate_limit,
-        ),
+        chat_spacing,
         in_flight: std::sync::Mutex::new(in_flight::InFlightLimit::new(
             max_in_flight,
             std::time::Instant::now(),
