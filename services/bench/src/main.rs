@@ -19,6 +19,7 @@
 mod e2e;
 mod fanout;
 mod fixtures;
+mod hog;
 mod machine;
 mod process;
 mod projector;
@@ -118,6 +119,11 @@ struct Cli {
     #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
     rate_senders: Vec<usize>,
 
+    /// Rate adherence: the machine's conditions, comma-separated: `quiet`,
+    /// and `busy` (a thread of the bench burns one core meanwhile).
+    #[arg(long, value_delimiter = ',', default_value = "quiet,busy")]
+    rate_machine: Vec<rate::Condition>,
+
     /// Rate adherence: runs per row (each lasts --rate-seconds).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     rate_runs: u16,
@@ -207,6 +213,7 @@ impl Measurement {
                         seconds: cli.rate_seconds,
                         latency_ms: cli.rate_latency_ms,
                         processes: cli.rate_senders.clone(),
+                        conditions: cli.rate_machine.clone(),
                         runs: usize::from(cli.rate_runs),
                     },
                 )

@@ -1,5 +1,5 @@
 //! Handling one SendMessage work item, in four stages read top to bottom
-//! in [`Worker::work`]:
+//! in `Worker::work`:
 //! - **gate**: may this item be sent at all? Dropped if its campaign is
 //!   cancelled, set aside if paused, skipped if the recipient already has
 //!   an outcome, failed if the content cannot be sent.
