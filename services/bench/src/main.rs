@@ -21,6 +21,7 @@ mod fanout;
 mod fixtures;
 mod hog;
 mod machine;
+mod pause;
 mod process;
 mod projector;
 mod rate;
@@ -47,7 +48,7 @@ struct Cli {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "fanout,sender,rate,e2e,projector"
+        default_value = "fanout,sender,rate,e2e,projector,pause"
     )]
     only: Vec<Measurement>,
 
@@ -136,6 +137,10 @@ struct Cli {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     e2e_runs: u16,
 
+    /// Pause latency: runs (each pauses one campaign).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pause_runs: u16,
+
     /// Projector: outcomes to apply per run.
     #[arg(long, default_value_t = 10_000)]
     projector_outcomes: u64,
@@ -148,15 +153,17 @@ enum Measurement {
     Rate,
     E2e,
     Projector,
+    Pause,
 }
 
 impl Measurement {
-    const ALL: [Measurement; 5] = [
+    const ALL: [Measurement; 6] = [
         Measurement::Fanout,
         Measurement::Sender,
         Measurement::Rate,
         Measurement::E2e,
         Measurement::Projector,
+        Measurement::Pause,
     ];
 
     fn title(self) -> &'static str {
@@ -166,13 +173,14 @@ impl Measurement {
             Measurement::Rate => "3. Rate adherence",
             Measurement::E2e => "4. End to end",
             Measurement::Projector => "5. Projector",
+            Measurement::Pause => "6. Pause latency",
         }
     }
 
     fn binaries(self) -> &'static [&'static str] {
         match self {
             Measurement::Fanout => &["courier-loader"],
-            Measurement::Sender | Measurement::Rate => &["courier-sender"],
+            Measurement::Sender | Measurement::Rate | Measurement::Pause => &["courier-sender"],
             Measurement::E2e => &["courier-projector", "courier-loader", "courier-sender"],
             Measurement::Projector => &["courier-projector"],
         }
@@ -225,6 +233,15 @@ impl Measurement {
                     &e2e::Options {
                         recipients: cli.e2e_recipients,
                         runs: usize::from(cli.e2e_runs),
+                    },
+                )
+                .await
+            }
+            Measurement::Pause => {
+                pause::run(
+                    launcher,
+                    &pause::Options {
+                        runs: usize::from(cli.pause_runs),
                     },
                 )
                 .await
