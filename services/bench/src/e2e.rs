@@ -12,6 +12,10 @@
 //! campaign is published as the bot publishes it (`CampaignCreated`, then
 //! `CampaignStarted`, the clock starting at the latter) and the clock
 //! stops when Postgres shows the campaign `completed`.
+//!
+//! The same run gives what each service costs per recipient *during a live
+//! campaign* (CPU time from `CampaignStarted` to `completed`, divided by
+//! the recipients), with how busy the whole machine was beside it.
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +29,7 @@ use telegram_sandbox::{Sandbox, SandboxConfig};
 use uuid::Uuid;
 
 use crate::fixtures;
-use crate::process::{Launcher, Service, ensure_running};
+use crate::process::{Launcher, Service, Snapshot, ensure_running};
 use crate::report::{Section, Table, duration, median, runs, thousands, verdict};
 
 #[derive(Debug, Clone)]
@@ -39,6 +43,10 @@ const LATENCY_MS: u64 = 50;
 const SENDERS: usize = 2;
 /// Wall time may exceed the ideal by this fraction.
 const TARGET_OVERHEAD: f64 = 0.05;
+/// CPU per recipient during the campaign, µs: senders, projector, all.
+const SENDER_CPU_TARGET_US: f64 = 50.0;
+const PROJECTOR_CPU_TARGET_US: f64 = 30.0;
+const ALL_CPU_TARGET_US: f64 = 100.0;
 
 struct E2eRun {
     wall: Duration,
@@ -49,6 +57,13 @@ struct E2eRun {
     /// Last send → the campaign shows `completed` in Postgres.
     completing: Duration,
     too_many_requests: u64,
+    /// CPU per recipient (µs) from start to completed: projector, loader,
+    /// all senders together.
+    projector_us: f64,
+    loader_us: f64,
+    senders_us: f64,
+    /// Fraction of the machine's CPU busy meanwhile (everything on it).
+    machine_busy: f64,
 }
 
 pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Section> {
@@ -97,6 +112,48 @@ pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Secti
             String::new(),
         ]);
     }
+    let micros = |f: fn(&E2eRun) -> f64| results.iter().map(f).collect::<Vec<_>>();
+    let per_message = |v: f64| format!("{v:.1}");
+    let all = micros(|r| r.projector_us + r.loader_us + r.senders_us);
+    for (label, values, target) in [
+        (
+            "senders' CPU per message (µs)",
+            micros(|r| r.senders_us),
+            Some(SENDER_CPU_TARGET_US),
+        ),
+        (
+            "projector's CPU per outcome (µs)",
+            micros(|r| r.projector_us),
+            Some(PROJECTOR_CPU_TARGET_US),
+        ),
+        (
+            "loader's CPU per recipient (µs)",
+            micros(|r| r.loader_us),
+            None,
+        ),
+        (
+            "all services' CPU per message (µs)",
+            all,
+            Some(ALL_CPU_TARGET_US),
+        ),
+    ] {
+        let value = median(&values);
+        table.row([
+            label.to_owned(),
+            per_message(value),
+            runs(&values, per_message),
+            target.map_or(String::new(), |t| format!("≤ {t:.0}")),
+            target.map_or(String::new(), |t| verdict(value <= t).to_owned()),
+        ]);
+    }
+    let busy = micros(|r| r.machine_busy * 100.0);
+    table.row([
+        "machine CPU busy meanwhile (%)".to_owned(),
+        format!("{:.0}", median(&busy)),
+        runs(&busy, |v| format!("{v:.0}")),
+        String::new(),
+        String::new(),
+    ]);
     let too_many: u64 = results.iter().map(|r| r.too_many_requests).sum();
     table.row([
         "429s from the sandbox (all runs)".to_owned(),
@@ -216,6 +273,8 @@ async fn one_run(launcher: &Launcher, options: &Options, run: usize) -> anyhow::
         options: Some(fixtures::options(true)),
     }));
     let created_seq = publisher.publish_expecting(&created, 0).await?;
+    let pids: Vec<u32> = services.iter().map(Service::pid).collect();
+    let before = Snapshot::take(&pids)?;
     let started = Instant::now();
     let start = Event::new(Payload::CampaignStarted(CampaignStarted {
         campaign_id: campaign.to_string(),
@@ -241,6 +300,8 @@ async fn one_run(launcher: &Launcher, options: &Options, run: usize) -> anyhow::
         }
     };
     let completed = Instant::now();
+    let usage = before.until(&Snapshot::take(&pids)?);
+    let per_recipient = |cpu: Duration| cpu.as_secs_f64() * 1e6 / options.recipients as f64;
     ensure!(
         row.delivered as u64 == options.recipients,
         "{} of {} recipients delivered: {row:?}",
@@ -257,5 +318,9 @@ async fn one_run(launcher: &Launcher, options: &Options, run: usize) -> anyhow::
         sending: last.duration_since(*first),
         completing: completed.duration_since(*last),
         too_many_requests: stats.too_many_requests,
+        projector_us: per_recipient(usage.processes[0]),
+        loader_us: per_recipient(usage.processes[1]),
+        senders_us: per_recipient(usage.processes[2..].iter().sum()),
+        machine_busy: usage.machine_busy,
     })
 }

@@ -9,6 +9,7 @@
 //! outcomes stream faster than the events stream).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig, OrderedError};
@@ -17,7 +18,7 @@ use courier_core::event::EventPublisher;
 use courier_core::startup::Nats;
 use courier_core::topology::PULL_EXPIRES;
 use courier_core::trace_context;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -31,6 +32,12 @@ pub(crate) const PROJECTOR_LOCK: i64 = 0x7072_6f6a_6563_746f; // "projecto"
 
 /// Most messages applied in one transaction.
 const BATCH: usize = 500;
+/// How long a batch of outcomes waits for more after its first. During a
+/// live campaign outcomes trickle in; applied one or two at a time, each
+/// transaction's fixed cost made the projector spend ~380 µs of CPU per
+/// outcome at 1000/s. Events (rare, and a start holds up the loader) do
+/// not wait.
+const OUTCOMES_LINGER: Duration = Duration::from_millis(25);
 
 /// Which stream a batch comes from.
 #[derive(Clone, Copy)]
@@ -118,7 +125,7 @@ impl Runner {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
                 next = events.next() => {
-                    let batch = drain(next, &mut events, "events")?;
+                    let batch = drain(next, &mut events, "events", Duration::ZERO).await?;
                     let pending = batch.last().and_then(|m| m.info().ok()).map_or(0, |i| i.pending);
                     events_caught_up = pending == 0;
                     self.apply_batch(Source::Events, &events_stream, &batch).await?;
@@ -127,7 +134,7 @@ impl Runner {
                     }
                 }
                 next = outcomes.next(), if waiting.is_empty() => {
-                    let batch = drain(next, &mut outcomes, "outcomes")?;
+                    let batch = drain(next, &mut outcomes, "outcomes", OUTCOMES_LINGER).await?;
                     waiting = self.apply_outcomes(&outcomes_stream, batch, events_caught_up).await?;
                 }
             }
@@ -221,20 +228,24 @@ impl Runner {
     }
 }
 
-/// The message just received and whatever else has already arrived, up to
-/// [`BATCH`]: they go into one transaction.
-fn drain(
+/// The message just received and whatever else arrives within `linger`,
+/// up to [`BATCH`]: they go into one transaction.
+async fn drain(
     first: Option<Result<Message, OrderedError>>,
     stream: &mut Ordered,
     name: &str,
+    linger: Duration,
 ) -> anyhow::Result<Vec<Message>> {
     let ended = || anyhow::anyhow!("{name} consumer ended");
     let mut batch = vec![first.ok_or_else(ended)??];
+    let until = tokio::time::Instant::now() + linger;
     while batch.len() < BATCH {
-        match stream.next().now_or_never() {
-            Some(Some(message)) => batch.push(message?),
-            Some(None) => return Err(ended()),
-            None => break,
+        // The stream is polled before the deadline is looked at: with no
+        // linger, this takes what has already arrived.
+        match tokio::time::timeout_at(until, stream.next()).await {
+            Ok(Some(message)) => batch.push(message?),
+            Ok(None) => return Err(ended()),
+            Err(_) => break,
         }
     }
     Ok(batch)
