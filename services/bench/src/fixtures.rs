@@ -21,12 +21,14 @@ use courier_core::proto::v1::{
     Audience, CampaignOptions, Content, ContentKind, Delivered, DeliveryOutcome, SendMessage,
     delivery_outcome,
 };
-use courier_core::topology::Topology;
+use courier_core::topology::{SENDERS_CONSUMER, Topology};
 use courier_testing::TestEnv;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use prost::Message as _;
 use uuid::Uuid;
+
+use crate::process::{Launcher, Service, ensure_running};
 
 /// The bot token the senders use; the sandbox accepts any well-formed one.
 pub const BOT_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
@@ -292,4 +294,32 @@ pub fn sender_vars(
         ("SENDER_PAID_RATE_LIMIT", paid_rate_limit.to_string()),
         ("SENDER_MAX_IN_FLIGHT", max_in_flight.to_string()),
     ]
+}
+
+/// Starts `count` sender processes named `<label>-sender<i>` and waits
+/// until each is pulling from the work stream, so a measurement starts
+/// with every sender ready.
+pub async fn start_senders(
+    launcher: &Launcher,
+    env: &TestEnv,
+    js: &jetstream::Context,
+    vars: &[(&'static str, String)],
+    count: usize,
+    label: &str,
+) -> anyhow::Result<Vec<Service>> {
+    let services: Vec<Service> = (1..=count)
+        .map(|i| launcher.spawn("courier-sender", &format!("{label}-sender{i}"), env, vars))
+        .collect::<anyhow::Result<_>>()?;
+    let work = env.topology().work_stream();
+    wait_for(
+        "every sender to wait for work",
+        Duration::from_secs(60),
+        || async {
+            ensure_running(&services)?;
+            let waiting = pull_requests(js, &work, SENDERS_CONSUMER).await?;
+            Ok((waiting >= count).then_some(()))
+        },
+    )
+    .await?;
+    Ok(services)
 }

@@ -16,7 +16,7 @@ use courier_testing::TestEnv;
 use telegram_sandbox::{Sandbox, SandboxConfig};
 
 use crate::fixtures;
-use crate::process::{Launcher, Service, ensure_running};
+use crate::process::{Launcher, ensure_running};
 use crate::report::{Section, Table, median, verdict};
 
 #[derive(Debug, Clone)]
@@ -96,27 +96,9 @@ async fn one_run(launcher: &Launcher, run: usize) -> anyhow::Result<(usize, Dura
         1000.0,
         courier_sender::DEFAULT_MAX_IN_FLIGHT,
     );
-    let services: Vec<Service> = (1..=SENDERS)
-        .map(|i| {
-            launcher.spawn(
-                "courier-sender",
-                &format!("pause-{run}-sender{i}"),
-                &env,
-                &vars,
-            )
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let work = topology.work_stream();
-    fixtures::wait_for(
-        "every sender to wait for work",
-        Duration::from_secs(60),
-        || async {
-            ensure_running(&services)?;
-            let waiting = fixtures::pull_requests(&js, &work, SENDERS_CONSUMER).await?;
-            Ok((waiting >= SENDERS).then_some(()))
-        },
-    )
-    .await?;
+    let services =
+        fixtures::start_senders(launcher, &env, &js, &vars, SENDERS, &format!("pause-{run}"))
+            .await?;
     fixtures::publish_windowed(&js, ITEMS, 1000, |i| {
         fixtures::work_item(&topology, campaign, i as i64 + 1)
     })
@@ -146,7 +128,7 @@ async fn one_run(launcher: &Launcher, run: usize) -> anyhow::Result<(usize, Dura
     fixtures::wait_for("every item set aside", Duration::from_secs(60), || async {
         ensure_running(&services)?;
         let mut consumer = js
-            .get_stream(&work)
+            .get_stream(topology.work_stream())
             .await?
             .get_consumer::<async_nats::jetstream::consumer::pull::Config>(SENDERS_CONSUMER)
             .await

@@ -17,13 +17,12 @@
 
 use std::time::{Duration, Instant};
 
-use courier_core::topology::SENDERS_CONSUMER;
 use courier_testing::TestEnv;
 use telegram_sandbox::{Sandbox, SandboxConfig};
 
 use crate::fixtures;
 use crate::hog::Hog;
-use crate::process::{Launcher, Service, ensure_running};
+use crate::process::{Launcher, ensure_running};
 use crate::report::{Section, Table, median, percent, thousands, verdict};
 
 #[derive(Debug, Clone)]
@@ -271,25 +270,13 @@ async fn one_run(
         f64::from(LANES[1].budget),
         courier_sender::DEFAULT_MAX_IN_FLIGHT,
     );
-    let services: Vec<Service> = (1..=processes)
-        .map(|i| {
-            launcher.spawn(
-                "courier-sender",
-                &format!("rate-{}-{processes}x-{run}-sender{i}", lane.name),
-                &env,
-                &vars,
-            )
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let work = topology.work_stream();
-    fixtures::wait_for(
-        "every sender to wait for work",
-        Duration::from_secs(60),
-        || async {
-            ensure_running(&services)?;
-            let waiting = fixtures::pull_requests(&js, &work, SENDERS_CONSUMER).await?;
-            Ok((waiting >= processes).then_some(()))
-        },
+    let services = fixtures::start_senders(
+        launcher,
+        &env,
+        &js,
+        &vars,
+        processes,
+        &format!("rate-{}-{processes}x-{run}", lane.name),
     )
     .await?;
 
