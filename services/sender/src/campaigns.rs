@@ -88,6 +88,9 @@ struct Known {
 #[derive(Debug, Default)]
 struct View {
     campaigns: HashMap<Uuid, Known>,
+    /// Those sending, or stopped less than [`View::linger`] ago: the only
+    /// ones a send's overlap looks at (the rest may be many).
+    active: HashMap<Uuid, Known>,
     /// The stream sequence of the last campaign event applied.
     applied: u64,
     /// Every campaign event published before this time is applied.
@@ -102,13 +105,12 @@ struct View {
 
 impl View {
     fn apply(&mut self, seq: u64, campaign: Uuid, status: CampaignStatus, published: SystemTime) {
-        self.campaigns.insert(
-            campaign,
-            Known {
-                status,
-                since: published,
-            },
-        );
+        let known = Known {
+            status,
+            since: published,
+        };
+        self.campaigns.insert(campaign, known);
+        self.active.insert(campaign, known);
         self.applied_up_to(seq);
     }
 
@@ -129,6 +131,9 @@ impl View {
             self.probe = Some((last, asked));
         }
         self.applied_up_to(self.applied);
+        let linger = self.linger;
+        self.active
+            .retain(|_, known| may_still_send(known, asked, linger));
     }
 
     fn fresh(&self, now: SystemTime) -> bool {
@@ -136,32 +141,24 @@ impl View {
             .is_some_and(|at| now.duration_since(at).unwrap_or_default() <= FRESH_FOR)
     }
 
-    /// Whether a campaign may still reach a chat within the chat spacing:
-    /// sending, or stopped less than [`View::linger`] ago.
-    fn may_still_send(&self, known: &Known, now: SystemTime) -> bool {
-        known.status == CampaignStatus::Sending
-            || now.duration_since(known.since).unwrap_or_default() < self.linger
-    }
-
     fn overlap(&self, campaign: Uuid, now: SystemTime) -> Overlap {
         if !self.fresh(now) {
             return Overlap::Others;
         }
         let started = self.campaigns.get(&campaign).map(|known| known.since);
-        let others: Vec<&Known> = self
-            .campaigns
+        let mut others = self
+            .active
             .iter()
-            .filter(|(id, known)| **id != campaign && self.may_still_send(known, now))
+            .filter(|(id, known)| **id != campaign && may_still_send(known, now, self.linger))
             .map(|(_, known)| known)
-            .collect();
-        if others.is_empty() {
+            .peekable();
+        if others.peek().is_none() {
             return Overlap::Alone;
         }
         // Sends of a campaign that was sending first may not know this one
         // yet (and not claim): this one waits until they do. One that
         // started later waits for this one instead.
         let Some(first) = others
-            .iter()
             .filter(|known| known.status == CampaignStatus::Sending)
             .map(|known| known.since)
             .min()
@@ -179,6 +176,13 @@ impl View {
             _ => Overlap::Others,
         }
     }
+}
+
+/// Whether a campaign may still reach a chat within the chat spacing
+/// (`linger`): sending, or stopped less than that ago.
+fn may_still_send(known: &Known, now: SystemTime, linger: Duration) -> bool {
+    known.status == CampaignStatus::Sending
+        || now.duration_since(known.since).unwrap_or_default() < linger
 }
 
 pub struct Campaigns {
@@ -490,6 +494,18 @@ mod tests {
         assert_eq!(view.overlap(B, soon), Overlap::Others);
         view.probed(3, completed + view.linger);
         assert_eq!(view.overlap(B, completed + view.linger), Overlap::Alone);
+    }
+
+    #[test]
+    fn campaigns_stopped_long_ago_leave_the_active_set() {
+        let t0 = SystemTime::now();
+        let mut view = fresh_at(t0);
+        view.apply(1, A, CampaignStatus::Completed, t0);
+        view.apply(2, B, CampaignStatus::Sending, t0);
+        view.probed(2, t0 + view.linger);
+        assert_eq!(view.active.len(), 1, "{:?}", view.active);
+        assert!(view.active.contains_key(&B));
+        assert_eq!(view.campaigns.len(), 2, "statuses stay known");
     }
 
     #[test]
