@@ -70,6 +70,7 @@ impl NatsConfig {
 }
 
 /// Where the Postgres read model is.
+#[cfg(feature = "postgres")]
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseConfig {
     /// Postgres connection URL.
@@ -276,6 +277,7 @@ mod tests {
         telegram: TelegramConfig,
         #[command(flatten)]
         nats: NatsConfig,
+        #[cfg(feature = "postgres")]
         #[command(flatten)]
         database: DatabaseConfig,
     }

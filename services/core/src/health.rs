@@ -9,7 +9,6 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -36,6 +35,7 @@ type Check = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 #[derive(Default)]
 struct Dependencies {
     nats: Vec<async_nats::Client>,
+    #[cfg(feature = "postgres")]
     postgres: Vec<deadpool_postgres::Pool>,
     checks: Vec<(&'static str, Check)>,
     started: bool,
@@ -43,6 +43,7 @@ struct Dependencies {
 
 static DEPENDENCIES: Mutex<Dependencies> = Mutex::new(Dependencies {
     nats: Vec::new(),
+    #[cfg(feature = "postgres")]
     postgres: Vec::new(),
     checks: Vec::new(),
     started: false,
@@ -71,6 +72,7 @@ pub fn watched_nats(client: async_nats::Client) -> async_nats::Client {
 }
 
 /// Makes readiness depend on this Postgres pool; hands it back.
+#[cfg(feature = "postgres")]
 pub fn watched_postgres(pool: deadpool_postgres::Pool) -> deadpool_postgres::Pool {
     DEPENDENCIES
         .lock()
@@ -100,11 +102,10 @@ pub fn started() {
 
 /// Why the process is not ready, if it is not.
 async fn not_ready() -> Option<String> {
-    let (nats, postgres, checks, started) = {
+    let (nats, checks, started) = {
         let dependencies = DEPENDENCIES.lock().expect("health lock");
         (
             dependencies.nats.clone(),
-            dependencies.postgres.clone(),
             dependencies.checks.clone(),
             dependencies.started,
         )
@@ -118,10 +119,14 @@ async fn not_ready() -> Option<String> {
     {
         return Some("NATS disconnected".into());
     }
-    for pool in postgres {
-        match tokio::time::timeout(Duration::from_secs(1), pool.get()).await {
-            Ok(Ok(_)) => {}
-            _ => return Some("Postgres unreachable".into()),
+    #[cfg(feature = "postgres")]
+    {
+        let postgres = DEPENDENCIES.lock().expect("health lock").postgres.clone();
+        for pool in postgres {
+            match tokio::time::timeout(std::time::Duration::from_secs(1), pool.get()).await {
+                Ok(Ok(_)) => {}
+                _ => return Some("Postgres unreachable".into()),
+            }
         }
     }
     checks

@@ -10,6 +10,7 @@ pub mod backlog;
 pub mod campaign;
 pub mod commands;
 pub mod config;
+#[cfg(feature = "postgres")]
 pub mod db;
 pub mod event;
 pub mod health;

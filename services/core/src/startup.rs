@@ -4,12 +4,11 @@
 //! any order.
 
 use async_nats::jetstream;
-use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DatabaseConfig, NatsConfig};
+use crate::config::NatsConfig;
 use crate::topology::{Topology, TopologyError};
-use crate::{db, health, retry};
+use crate::{health, retry};
 
 /// A service's handle on NATS.
 #[derive(Clone)]
@@ -72,12 +71,15 @@ pub async fn nats(
 }
 
 /// A pool on the read model with migrations applied.
+#[cfg(feature = "postgres")]
 pub async fn postgres(
-    config: &DatabaseConfig,
+    config: &crate::config::DatabaseConfig,
     shutdown: &CancellationToken,
-) -> anyhow::Result<Option<Pool>> {
-    let pool = db::pool(config)?;
-    let migrated =
-        retry::until_ready("Postgres at DATABASE_URL", shutdown, || db::migrate(&pool)).await;
+) -> anyhow::Result<Option<deadpool_postgres::Pool>> {
+    let pool = crate::db::pool(config)?;
+    let migrated = retry::until_ready("Postgres at DATABASE_URL", shutdown, || {
+        crate::db::migrate(&pool)
+    })
+    .await;
     Ok(migrated.map(|()| health::watched_postgres(pool)))
 }
