@@ -23,7 +23,6 @@ use anyhow::ensure;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Audience, CampaignCreated, CampaignStarted, Event, event::Payload};
 use courier_core::topology::{LOADER_CONSUMER, SENDERS_CONSUMER};
-use courier_testing::TestEnv;
 use courier_testing::campaigns::campaign_row;
 use telegram_sandbox::{Sandbox, SandboxConfig};
 use uuid::Uuid;
@@ -209,11 +208,12 @@ pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Secti
 }
 
 async fn one_run(launcher: &Launcher, options: &Options, run: usize) -> anyhow::Result<E2eRun> {
-    let env = TestEnv::new().await;
-    let pool = env.pool().await;
-    let client = pool.get().await?;
-    let js = env.jetstream().await;
-    let topology = env.topology();
+    let fixtures::RunEnv {
+        env,
+        client,
+        js,
+        topology,
+    } = fixtures::RunEnv::new().await?;
     let sandbox = Sandbox::start(SandboxConfig {
         latency_ms: LATENCY_MS,
         paid_rate_limit: BUDGET as u32,

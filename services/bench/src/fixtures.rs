@@ -323,3 +323,27 @@ pub async fn start_senders(
     .await?;
     Ok(services)
 }
+
+/// A run's own world: a fresh NATS prefix and database, a client on the
+/// database, JetStream and the topology.
+pub struct RunEnv {
+    pub env: TestEnv,
+    pub client: deadpool_postgres::Client,
+    pub js: jetstream::Context,
+    pub topology: Topology,
+}
+
+impl RunEnv {
+    pub async fn new() -> anyhow::Result<RunEnv> {
+        let env = TestEnv::new().await;
+        let client = env.pool().await.get().await?;
+        let js = env.jetstream().await;
+        let topology = env.topology();
+        Ok(RunEnv {
+            env,
+            client,
+            js,
+            topology,
+        })
+    }
+}

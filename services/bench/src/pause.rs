@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use courier_core::commands::{CampaignCommands, Change};
 use courier_core::topology::SENDERS_CONSUMER;
-use courier_testing::TestEnv;
 use telegram_sandbox::{Sandbox, SandboxConfig};
 
 use crate::fixtures;
@@ -79,11 +78,12 @@ pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Secti
 /// Sends before the pause, and how long after the pause's publish began
 /// the last send was accepted (zero if none came after).
 async fn one_run(launcher: &Launcher, run: usize) -> anyhow::Result<(usize, Duration)> {
-    let env = TestEnv::new().await;
-    let pool = env.pool().await;
-    let client = pool.get().await?;
-    let js = env.jetstream().await;
-    let topology = env.topology();
+    let fixtures::RunEnv {
+        env,
+        client,
+        js,
+        topology,
+    } = fixtures::RunEnv::new().await?;
     let sandbox = Sandbox::start(SandboxConfig {
         latency_ms: 50,
         ..SandboxConfig::default()

@@ -20,7 +20,6 @@ use std::time::Duration;
 use anyhow::ensure;
 use courier_core::commands::{CampaignCommands, NewCampaign};
 use courier_core::proto::v1::Audience;
-use courier_testing::TestEnv;
 use courier_testing::campaigns::campaign_row;
 
 use crate::fixtures;
@@ -112,11 +111,12 @@ async fn one_run(
     options: &Options,
     run: usize,
 ) -> anyhow::Result<ProjectorRun> {
-    let env = TestEnv::new().await;
-    let pool = env.pool().await;
-    let client = pool.get().await?;
-    let js = env.jetstream().await;
-    let topology = env.topology();
+    let fixtures::RunEnv {
+        env,
+        client,
+        js,
+        topology,
+    } = fixtures::RunEnv::new().await?;
     fixtures::insert_users(&client, options.outcomes).await?;
 
     // A first projector applies the campaign's start: the deliveries rows.

@@ -17,7 +17,6 @@
 
 use std::time::{Duration, Instant};
 
-use courier_testing::TestEnv;
 use telegram_sandbox::{Sandbox, SandboxConfig};
 
 use crate::fixtures;
@@ -249,11 +248,12 @@ async fn one_run(
     processes: usize,
     run: usize,
 ) -> anyhow::Result<RateRun> {
-    let env = TestEnv::new().await;
-    let pool = env.pool().await;
-    let client = pool.get().await?;
-    let js = env.jetstream().await;
-    let topology = env.topology();
+    let fixtures::RunEnv {
+        env,
+        client,
+        js,
+        topology,
+    } = fixtures::RunEnv::new().await?;
     let sandbox = Sandbox::start(SandboxConfig {
         rate_limit: LANES[0].budget,
         paid_rate_limit: LANES[1].budget,

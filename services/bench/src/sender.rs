@@ -17,7 +17,6 @@
 use std::time::Duration;
 
 use anyhow::ensure;
-use courier_testing::TestEnv;
 use telegram_sandbox::{Sandbox, SandboxConfig};
 use uuid::Uuid;
 
@@ -186,11 +185,12 @@ async fn one_run(
     rate_limit: f64,
     run: usize,
 ) -> anyhow::Result<SenderRun> {
-    let env = TestEnv::new().await;
-    let pool = env.pool().await;
-    let client = pool.get().await?;
-    let js = env.jetstream().await;
-    let topology = env.topology();
+    let fixtures::RunEnv {
+        env,
+        client,
+        js,
+        topology,
+    } = fixtures::RunEnv::new().await?;
     let sandbox = Sandbox::start(SandboxConfig {
         rate_limit: 0,
         paid_rate_limit: 0,
