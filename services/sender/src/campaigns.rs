@@ -349,7 +349,6 @@ impl Campaigns {
 
     fn set_caught_up(&self, caught_up: bool) {
         self.caught_up.store(caught_up, Ordering::Relaxed);
-        self.changed.notify_waiters();
     }
 
     /// The campaign's status. One the view does not know yet is waited for
