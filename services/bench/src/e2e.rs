@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Audience, CampaignCreated, CampaignStarted, Event, event::Payload};
+use courier_core::proto::v1::{AudienceFilter, CampaignCreated, CampaignStarted, Event, event::Payload};
 use courier_core::topology::{LOADER_CONSUMER, SENDERS_CONSUMER};
 use courier_testing::campaigns::campaign_row;
 use telegram_sandbox::{Sandbox, SandboxConfig};
@@ -268,9 +268,10 @@ async fn one_run(launcher: &Launcher, options: &Options, run: usize) -> anyhow::
     let created = Event::new(Payload::CampaignCreated(CampaignCreated {
         campaign_id: campaign.to_string(),
         created_by: 1,
-        audience: Audience::All.into(),
+        audience: 0,
         content: Some(fixtures::text_content()),
         options: Some(fixtures::options(true)),
+        filter: Some(AudienceFilter::default()),
     }));
     let created_seq = publisher.publish_expecting(&created, 0).await?;
     let pids: Vec<u32> = services.iter().map(Service::pid).collect();

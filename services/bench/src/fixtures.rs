@@ -18,7 +18,7 @@ use anyhow::{Context as _, bail};
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use courier_core::commands::{CampaignCommands, NewCampaign};
 use courier_core::proto::v1::{
-    Audience, CampaignOptions, Content, ContentKind, Delivered, DeliveryOutcome, SendMessage,
+    AudienceFilter, CampaignOptions, Content, ContentKind, Delivered, DeliveryOutcome, SendMessage,
     delivery_outcome,
 };
 use courier_core::topology::{SENDERS_CONSUMER, Topology};
@@ -150,6 +150,7 @@ pub fn work_item(topology: &Topology, campaign: Uuid, user_id: i64) -> (String, 
         campaign_id: campaign.to_string(),
         user_id,
         chat_id: user_id,
+        names: None,
     };
     let publish = PublishMessage::build()
         .message_id(format!("{campaign}.{user_id}"))
@@ -237,7 +238,7 @@ pub async fn sending_campaign(
         .create_and_start(NewCampaign {
             id: uuid::Uuid::now_v7(),
             created_by: 1,
-            audience: Audience::All,
+            audience: AudienceFilter::default(),
             content: text_content(),
             options: options(paid),
         })

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use courier_core::commands::{CampaignCommands, NewCampaign};
-use courier_core::proto::v1::Audience;
+use courier_core::proto::v1::AudienceFilter;
 use courier_testing::campaigns::campaign_row;
 
 use crate::fixtures;
@@ -132,7 +132,7 @@ async fn one_run(
             .create_and_start(NewCampaign {
                 id: uuid::Uuid::now_v7(),
                 created_by: 1,
-                audience: Audience::All,
+                audience: AudienceFilter::default(),
                 content: fixtures::text_content(),
                 options: fixtures::options(false),
             })

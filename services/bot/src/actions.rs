@@ -3,15 +3,22 @@
 //! any data, and a forwarded message keeps its buttons), so it is parsed
 //! here into an [`Action`] and anything else is ignored. Pure.
 
-use courier_core::proto::v1::Audience;
+use courier_core::audience;
+use courier_core::proto::v1::{Audience, Language};
 use teloxide::types::InlineKeyboardButton;
 use uuid::Uuid;
 
 /// A press on one of the admins' buttons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// /broadcast, step 1: who receives it.
+    /// /broadcast, step 1: one of the one-tap audiences (ru, en, all).
     Audience(Audience),
+    /// Step 1: build a segment instead.
+    Segment,
+    /// Step 1, building a segment: change one part of it.
+    Refine(Refinement),
+    /// Step 1: the segment built is the audience.
+    UseSegment,
     /// Step 3: no extra buttons.
     SkipButtons,
     /// Step 4: flip an option in the summary.
@@ -24,6 +31,18 @@ pub enum Action {
     Control(Uuid, Control),
     /// In /campaigns: show this campaign's card.
     Show(Uuid),
+}
+
+/// One press in the audience builder ([`crate::segment`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refinement {
+    Language(Language),
+    /// Cycles: not used → has it → has it not → not used.
+    Tag(String),
+    /// Active within this many days; 0 for any time.
+    Active(u32),
+    Source(String),
+    Everyone,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +62,20 @@ pub enum Control {
 impl Action {
     /// The callback data: at most 64 bytes, as Telegram requires (a UUID
     /// and the longest prefix take 46).
-    pub fn data(self) -> String {
+    /// Tags (32) and sources the builder offers (see
+    /// [`Action::fits`]) keep refinements within it too.
+    pub fn data(&self) -> String {
         match self {
             Action::Audience(audience) => format!("bc:aud:{}", audience.code().unwrap_or("")),
+            Action::Segment => "bc:seg".into(),
+            Action::UseSegment => "bc:use".into(),
+            Action::Refine(Refinement::Language(language)) => {
+                format!("bc:f:lang:{}", language.code().unwrap_or(""))
+            }
+            Action::Refine(Refinement::Tag(tag)) => format!("bc:f:tag:{tag}"),
+            Action::Refine(Refinement::Active(days)) => format!("bc:f:act:{days}"),
+            Action::Refine(Refinement::Source(source)) => format!("bc:f:src:{source}"),
+            Action::Refine(Refinement::Everyone) => "bc:f:all".into(),
             Action::SkipButtons => "bc:skip".into(),
             Action::Toggle(toggle) => format!("bc:opt:{}", toggle.code()),
             Action::Start => "bc:start".into(),
@@ -60,6 +90,19 @@ impl Action {
         let parts: Vec<&str> = data.split(':').collect();
         Some(match parts.as_slice() {
             ["bc", "aud", code] => Action::Audience(Audience::from_code(code)?),
+            ["bc", "seg"] => Action::Segment,
+            ["bc", "use"] => Action::UseSegment,
+            ["bc", "f", "lang", code] => Action::Refine(Refinement::Language(
+                [Language::Ru, Language::En]
+                    .into_iter()
+                    .find(|l| l.code() == Some(code))?,
+            )),
+            ["bc", "f", "tag", tag] => Action::Refine(Refinement::Tag(audience::tag(tag).ok()?)),
+            ["bc", "f", "act", days] => Action::Refine(Refinement::Active(days.parse().ok()?)),
+            ["bc", "f", "src", source] => {
+                Action::Refine(Refinement::Source(audience::source(source).ok()?))
+            }
+            ["bc", "f", "all"] => Action::Refine(Refinement::Everyone),
             ["bc", "skip"] => Action::SkipButtons,
             ["bc", "opt", code] => Action::Toggle(Toggle::from_code(code)?),
             ["bc", "start"] => Action::Start,
@@ -70,8 +113,14 @@ impl Action {
         })
     }
 
-    pub fn button(self, label: impl Into<String>) -> InlineKeyboardButton {
+    pub fn button(&self, label: impl Into<String>) -> InlineKeyboardButton {
         InlineKeyboardButton::callback(label, self.data())
+    }
+
+    /// Telegram refuses callback data over 64 bytes: a long source cannot
+    /// be a button (it can still be typed).
+    pub fn fits(&self) -> bool {
+        self.data().len() <= 64
     }
 }
 
@@ -121,6 +170,17 @@ mod tests {
             Action::Show(id),
         ];
         actions.extend([Audience::All, Audience::Ru, Audience::En].map(Action::Audience));
+        actions.extend([Action::Segment, Action::UseSegment]);
+        actions.extend(
+            [
+                Refinement::Language(Language::Ru),
+                Refinement::Tag("a".repeat(audience::MAX_TAG_LEN)),
+                Refinement::Active(30),
+                Refinement::Source("ad_spring".into()),
+                Refinement::Everyone,
+            ]
+            .map(Action::Refine),
+        );
         actions.extend(Toggle::ALL.map(Action::Toggle));
         actions.extend(Control::ALL.map(|c| Action::Control(id, c)));
         for action in actions {
@@ -141,8 +201,19 @@ mod tests {
             "bc:start:now",
             "cc:pause:not-a-uuid",
             "cc:explode:0190a6f0-0000-7000-8000-000000000000",
+            "bc:f:lang:de",
+            "bc:f:tag:not!a:tag",
+            "bc:f:act:soon",
+            "bc:f:src:a b",
         ] {
             assert_eq!(Action::parse(data), None, "{data:?}");
         }
+    }
+
+    #[test]
+    fn a_source_too_long_for_a_button_does_not_fit() {
+        let long = Action::Refine(Refinement::Source("s".repeat(audience::MAX_SOURCE_LEN)));
+        assert!(!long.fits());
+        assert!(Action::Refine(Refinement::Source("ad_spring".into())).fits());
     }
 }

@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use courier_core::audience::{self, AudienceSize};
 use courier_core::commands::{CampaignCommands, NewCampaign};
-use courier_core::proto::v1::{Audience, InlineKeyboard};
+use courier_core::proto::v1::{Audience, AudienceFilter, InlineKeyboard};
 use teloxide::Bot;
 use teloxide::payloads::{AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
@@ -18,58 +19,181 @@ use crate::config::BroadcastConfig;
 use crate::dialogue::{Dialogue, Dialogues, Draft, State};
 use crate::handlers::HandlerResult;
 use crate::preview::{self, Preview};
-use crate::storage::{LiveUsers, Store};
-use crate::{buttons, content};
+use crate::storage::Store;
+use crate::{buttons, content, segment};
 
 const CANCEL_HINT: &str = "(/cancel to stop)";
 
 /// /broadcast: step 1, at any point of a dialog (it starts over).
 pub async fn begin(bot: Bot, message: Message, dialogue: Dialogue, store: Store) -> HandlerResult {
-    let live = store.live_users().await?;
+    let mut counts = Vec::new();
+    for audience in ONE_TAP {
+        counts.push((
+            audience,
+            store
+                .audience(&audience::from_legacy(audience))
+                .await?
+                .recipients,
+        ));
+    }
     bot.send_message(
         message.chat.id,
         format!(
             "New broadcast, step 1 of 4: who should receive it? \
-             The numbers are the users who can be reached now. {CANCEL_HINT}"
+             The numbers are the users who can be reached now; \
+             🎯 Segment picks users by tags, source, join date or activity. {CANCEL_HINT}"
         ),
     )
-    .reply_markup(audience_keyboard(live))
+    .reply_markup(audience_keyboard(&counts))
     .await?;
-    dialogue.update(State::ChoosingAudience).await?;
+    dialogue
+        .update(State::ChoosingAudience {
+            filter: AudienceFilter::default(),
+        })
+        .await?;
     Ok(())
 }
 
-fn audience_keyboard(live: LiveUsers) -> InlineKeyboardMarkup {
-    let choice = |audience: Audience, count: i64| {
+/// The seed's audiences, one tap each.
+const ONE_TAP: [Audience; 3] = [Audience::Ru, Audience::En, Audience::All];
+
+fn audience_keyboard(counts: &[(Audience, i64)]) -> InlineKeyboardMarkup {
+    let choices = counts.iter().map(|&(audience, count)| {
         let name = audience.code().unwrap_or_default();
         Action::Audience(audience).button(format!("{name} · {count}"))
-    };
+    });
     InlineKeyboardMarkup::new([
+        choices.collect(),
         vec![
-            choice(Audience::Ru, live.ru),
-            choice(Audience::En, live.en),
-            choice(Audience::All, live.all()),
+            Action::Segment.button("🎯 Segment…"),
+            Action::Abort.button("✖️ Cancel"),
         ],
-        vec![Action::Abort.button("✖️ Cancel")],
     ])
 }
 
-/// Step 1 answered: ask for the content.
+/// Step 1 answered with one tap.
 pub async fn audience(
     bot: Bot,
     query: CallbackQuery,
     dialogue: Dialogue,
     audience: Audience,
+    store: Store,
 ) -> HandlerResult {
-    dialogue.update(State::AwaitingContent { audience }).await?;
-    bot.answer_callback_query(query.id.clone()).await?;
+    let filter = audience::from_legacy(audience);
+    let size = store.audience(&filter).await?;
+    choose(bot, query, dialogue, filter, size).await
+}
+
+/// Step 1 answered with the segment built.
+pub async fn use_segment(
+    bot: Bot,
+    query: CallbackQuery,
+    dialogue: Dialogue,
+    filter: AudienceFilter,
+    store: Store,
+) -> HandlerResult {
+    let size = store.audience(&filter).await?;
+    if size.recipients == 0 {
+        bot.answer_callback_query(query.id)
+            .text("Nobody matches this audience now: change it first.")
+            .show_alert(true)
+            .await?;
+        return Ok(());
+    }
+    choose(bot, query, dialogue, filter, size).await
+}
+
+/// Step 1 done: ask for the content.
+async fn choose(
+    bot: Bot,
+    query: CallbackQuery,
+    dialogue: Dialogue,
+    filter: AudienceFilter,
+    size: AudienceSize,
+) -> HandlerResult {
     let text = format!(
-        "Audience: {}.\n\nStep 2 of 4: send me the message to broadcast: {}. \
+        "Audience: {} · {} recipients now.\n\nStep 2 of 4: send me the message to broadcast: {}. \
          Forward a channel post to keep its link buttons. {CANCEL_HINT}",
-        preview::audience_name(audience),
+        audience::to_text(&filter),
+        size.recipients,
         content::SUPPORTED
     );
+    dialogue
+        .update(State::AwaitingContent { audience: filter })
+        .await?;
+    bot.answer_callback_query(query.id.clone()).await?;
     settle(&bot, &query, text).await
+}
+
+/// Step 1, building a segment: a press opens the builder or changes one
+/// part of the filter; the card shows the new audience at once.
+pub async fn refine(
+    bot: Bot,
+    query: CallbackQuery,
+    dialogue: Dialogue,
+    filter: AudienceFilter,
+    action: Action,
+    store: Store,
+) -> HandlerResult {
+    let filter = match action {
+        Action::Refine(press) => segment::refine(filter, press),
+        _ => filter,
+    };
+    let (text, keyboard) = segment_card(&store, &filter).await?;
+    dialogue.update(State::ChoosingAudience { filter }).await?;
+    bot.answer_callback_query(query.id.clone()).await?;
+    if let Some(message) = query.regular_message() {
+        bot.edit_message_text(message.chat.id, message.id, text)
+            .reply_markup(keyboard)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Step 1: a filter typed instead of tapped. A mistake is shown where it is.
+pub async fn typed_filter(
+    bot: Bot,
+    message: Message,
+    dialogue: Dialogue,
+    store: Store,
+) -> HandlerResult {
+    let chat = message.chat.id;
+    let Some(typed) = message.text() else {
+        bot.send_message(chat, format!("{}\n{CANCEL_HINT}", segment::TYPE_HINT))
+            .await?;
+        return Ok(());
+    };
+    let filter = match audience::parse(typed) {
+        Ok(filter) => filter,
+        Err(error) => {
+            let reply = format!(
+                "I couldn't read that filter:\n{}\n\nType it again {CANCEL_HINT}.",
+                error.pointing_into(typed)
+            );
+            bot.send_message(chat, reply).await?;
+            return Ok(());
+        }
+    };
+    let (text, keyboard) = segment_card(&store, &filter).await?;
+    dialogue.update(State::ChoosingAudience { filter }).await?;
+    bot.send_message(chat, text).reply_markup(keyboard).await?;
+    Ok(())
+}
+
+async fn segment_card(
+    store: &Store,
+    filter: &AudienceFilter,
+) -> HandlerResult<(String, InlineKeyboardMarkup)> {
+    let tags = store.popular_tags().await?;
+    let sources = store.popular_sources().await?;
+    let unknown_tags = store.unknown_tags(filter).await?;
+    let choices = segment::Choices {
+        size: store.audience(filter).await?,
+        tags: &tags,
+        sources: &sources,
+        unknown_tags: &unknown_tags,
+    };
+    Ok(segment::card(filter, &choices))
 }
 
 /// Step 2: the content, checked as Telegram would check it.
@@ -77,7 +201,7 @@ pub async fn content(
     bot: Bot,
     message: Message,
     dialogue: Dialogue,
-    audience: Audience,
+    audience: AudienceFilter,
 ) -> HandlerResult {
     let chat = message.chat.id;
     let captured = match content::capture(&message) {
@@ -178,7 +302,7 @@ async fn show_preview(
     config: &BroadcastConfig,
 ) -> HandlerResult {
     if let Err(refusal) = preview.send(chat, &draft.content).await {
-        let audience = draft.audience;
+        let audience = draft.audience.clone();
         dialogue.update(State::AwaitingContent { audience }).await?;
         let reply = format!(
             "The preview failed: {refusal}\n\nRecipients would get the same error. \
@@ -250,7 +374,7 @@ pub async fn confirm(
     let campaign = NewCampaign {
         id: draft.campaign_id,
         created_by: query.from.id.0 as i64,
-        audience: draft.audience,
+        audience: draft.audience.clone(),
         content: draft.content.clone(),
         options: draft.options(),
     };
@@ -338,7 +462,12 @@ mod tests {
 
     #[test]
     fn audience_buttons_show_live_counts() {
-        let keyboard = audience_keyboard(LiveUsers { ru: 120, en: 80 });
+        let counts = [
+            (Audience::Ru, 120),
+            (Audience::En, 80),
+            (Audience::All, 200),
+        ];
+        let keyboard = audience_keyboard(&counts);
         let buttons: Vec<(String, String)> = keyboard
             .inline_keyboard
             .into_iter()
@@ -354,6 +483,7 @@ mod tests {
                 ("ru · 120".to_owned(), "bc:aud:ru".to_owned()),
                 ("en · 80".into(), "bc:aud:en".into()),
                 ("all · 200".into(), "bc:aud:all".into()),
+                ("🎯 Segment…".into(), "bc:seg".into()),
                 ("✖️ Cancel".into(), "bc:abort".into()),
             ]
         );

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use courier_core::proto::v1::{Audience, CampaignOptions, Content};
+use courier_core::proto::v1::{AudienceFilter, CampaignOptions, Content};
 use deadpool_postgres::Pool;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -21,12 +21,16 @@ use crate::actions::Toggle;
 pub enum State {
     #[default]
     Idle,
-    /// Step 1: the audience buttons are shown.
-    ChoosingAudience,
+    /// Step 1: the audience buttons are shown; `filter` is the segment
+    /// built so far, if the admin builds one.
+    ChoosingAudience {
+        #[serde(default, with = "filter_text")]
+        filter: AudienceFilter,
+    },
     /// Step 2: waiting for the message to broadcast.
     AwaitingContent {
-        #[serde(with = "audience_code")]
-        audience: Audience,
+        #[serde(with = "filter_text")]
+        audience: AudienceFilter,
     },
     /// Step 3: waiting for button lines, or Skip.
     AwaitingButtons { draft: Draft },
@@ -42,8 +46,8 @@ pub struct Draft {
     /// is pressed again starts this campaign rather than a second one.
     #[serde(default = "Uuid::now_v7")]
     pub campaign_id: Uuid,
-    #[serde(with = "audience_code")]
-    pub audience: Audience,
+    #[serde(with = "filter_text")]
+    pub audience: AudienceFilter,
     #[serde(with = "protobuf")]
     pub content: Content,
     pub silent: bool,
@@ -52,7 +56,7 @@ pub struct Draft {
 }
 
 impl Draft {
-    pub fn new(audience: Audience, content: Content) -> Draft {
+    pub fn new(audience: AudienceFilter, content: Content) -> Draft {
         Draft {
             campaign_id: Uuid::now_v7(),
             audience,
@@ -230,18 +234,23 @@ async fn upsert(
     Ok(())
 }
 
-/// An audience as its stored code (`ru`, `en`, `all`).
-mod audience_code {
-    use courier_core::proto::v1::Audience;
+/// An audience as its filter's text (`lang:ru tag:vip`). Dialogs stored
+/// before filters hold the seed's codes (`ru`, `en`, `all`): read as theirs.
+mod filter_text {
+    use courier_core::audience;
+    use courier_core::proto::v1::{Audience, AudienceFilter};
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-    pub fn serialize<S: Serializer>(audience: &Audience, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(audience.code().unwrap_or_default())
+    pub fn serialize<S: Serializer>(filter: &AudienceFilter, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&audience::to_text(filter))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Audience, D::Error> {
-        let code = String::deserialize(d)?;
-        Audience::from_code(&code).ok_or_else(|| D::Error::custom(format!("no audience {code:?}")))
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AudienceFilter, D::Error> {
+        let text = String::deserialize(d)?;
+        match Audience::from_code(&text) {
+            Some(legacy) => Ok(audience::from_legacy(legacy)),
+            None => audience::parse(&text).map_err(D::Error::custom),
+        }
     }
 }
 
@@ -265,14 +274,15 @@ mod protobuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use courier_core::proto::v1::{ContentKind, MessageEntity};
+    use courier_core::audience;
+    use courier_core::proto::v1::{Audience, ContentKind, MessageEntity};
 
     #[tokio::test]
     async fn a_dialog_ended_by_start_is_not_brought_back_by_a_late_toggle() {
         let env = courier_testing::TestEnv::new().await;
         let dialogues = Dialogues::new(env.pool().await);
         let chat = ChatId(7);
-        let draft = Draft::new(Audience::Ru, Content::default());
+        let draft = Draft::new(audience::from_legacy(Audience::Ru), Content::default());
         let confirming = State::Confirming {
             draft: draft.clone(),
             summary: 10,
@@ -293,7 +303,7 @@ mod tests {
         assert!(matches!(late, Err(DialogueError::Ended)), "{late:?}");
         assert_eq!(dialogues.clone().get_dialogue(chat).await.unwrap(), None);
         // Starting failed: the draft goes back, and Start works again.
-        let draft = Draft::new(Audience::Ru, Content::default());
+        let draft = Draft::new(audience::from_legacy(Audience::Ru), Content::default());
         dialogues.put_back(chat, draft.clone(), 10).await.unwrap();
         assert_eq!(
             dialogues.take_confirmed(chat, 10).await.unwrap(),
@@ -315,13 +325,18 @@ mod tests {
             file_id: "AgAC".into(),
             keyboard: None,
         };
-        let mut draft = Draft::new(Audience::Ru, content);
+        let mut draft = Draft::new(
+            audience::parse("lang:ru tag:vip active:30d").unwrap(),
+            content,
+        );
         draft.toggle(Toggle::Protected);
         for state in [
             State::Idle,
-            State::ChoosingAudience,
+            State::ChoosingAudience {
+                filter: audience::parse("-tag:churned").unwrap(),
+            },
             State::AwaitingContent {
-                audience: Audience::All,
+                audience: AudienceFilter::default(),
             },
             State::AwaitingButtons {
                 draft: draft.clone(),
@@ -336,18 +351,36 @@ mod tests {
     #[test]
     fn the_stored_form_is_readable() {
         let json = serde_json::to_value(State::AwaitingContent {
-            audience: Audience::En,
+            audience: audience::parse("lang:en tag:vip").unwrap(),
         })
         .unwrap();
         assert_eq!(
             json,
-            serde_json::json!({ "step": "awaiting_content", "audience": "en" })
+            serde_json::json!({ "step": "awaiting_content", "audience": "lang:en tag:vip" })
+        );
+    }
+
+    #[test]
+    fn dialogs_stored_before_filters_read_as_theirs() {
+        let old = serde_json::json!({ "step": "awaiting_content", "audience": "en" });
+        assert_eq!(
+            serde_json::from_value::<State>(old).unwrap(),
+            State::AwaitingContent {
+                audience: audience::from_legacy(Audience::En),
+            }
+        );
+        let old = serde_json::json!({ "step": "choosing_audience" });
+        assert_eq!(
+            serde_json::from_value::<State>(old).unwrap(),
+            State::ChoosingAudience {
+                filter: AudienceFilter::default(),
+            }
         );
     }
 
     #[test]
     fn toggles_flip_their_option() {
-        let mut draft = Draft::new(Audience::All, Content::default());
+        let mut draft = Draft::new(AudienceFilter::default(), Content::default());
         draft.toggle(Toggle::Silent);
         draft.toggle(Toggle::Paid);
         draft.toggle(Toggle::Paid);

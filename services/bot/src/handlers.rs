@@ -6,7 +6,7 @@
 
 use courier_core::event::{EventPublisher, PublishError};
 use courier_core::proto::v1::event::Payload;
-use courier_core::proto::v1::{Event, Language};
+use courier_core::proto::v1::{Event, Language, UserOptedIn, UserOptedOut};
 use teloxide::dispatching::dialogue;
 use teloxide::dispatching::{HandlerExt, UpdateFilterExt, UpdateHandler};
 use teloxide::dptree::{self, case};
@@ -21,7 +21,7 @@ use crate::cards::CardError;
 use crate::dialogue::{DialogueError, Dialogues, State};
 use crate::roles::Roles;
 use crate::storage::{Store, StoreError};
-use crate::{admins, broadcast, control, language, replies, users};
+use crate::{activity, admins, broadcast, control, language, replies, tags, users};
 
 /// What a handler can fail with; logged by the dispatcher. A failed
 /// publish is not among them: it is answered to the user instead.
@@ -40,13 +40,18 @@ pub enum HandlerError {
 pub type HandlerResult<T = ()> = Result<T, HandlerError>;
 
 /// Everyone's commands.
-#[derive(Debug, Clone, Copy, BotCommands)]
+#[derive(Debug, Clone, BotCommands)]
 #[command(rename_rule = "lowercase")]
 enum Command {
-    /// Subscribe to the news (again).
-    Start,
+    /// Subscribe to the news (again). A deep link's parameter
+    /// (`t.me/bot?start=<source>`) arrives as its argument.
+    Start(String),
     /// Choose the language of the news.
     Language,
+    /// Stop receiving the news (the bot stays usable).
+    Stop,
+    /// Receive the news again after /stop.
+    Subscribe,
 }
 
 /// Commands only owners and admins have; for anyone else they do not exist.
@@ -61,6 +66,10 @@ enum StaffCommand {
     Campaigns,
     /// Owners: list, grant and revoke admins.
     Admins(String),
+    /// Owners: /tag <user id> <tag>... puts tags on a user.
+    Tag(String),
+    /// Owners: /untag <user id> <tag>... takes them off.
+    Untag(String),
 }
 
 /// The dispatch tree. It also tells the dispatcher which update kinds to ask
@@ -73,8 +82,10 @@ pub fn schema() -> UpdateHandler<HandlerError> {
     let commands = private_messages
         .clone()
         .filter_command::<Command>()
-        .branch(case![Command::Start].endpoint(start))
-        .branch(case![Command::Language].endpoint(choose_language));
+        .branch(case![Command::Start(payload)].endpoint(start))
+        .branch(case![Command::Language].endpoint(choose_language))
+        .branch(case![Command::Stop].endpoint(stop))
+        .branch(case![Command::Subscribe].endpoint(subscribe));
     let staff_messages = private_messages
         .filter_async(|from: User, roles: Roles| async move { roles.of(from.id).await.is_staff() })
         .enter_dialogue::<Update, Dialogues, State>()
@@ -84,8 +95,11 @@ pub fn schema() -> UpdateHandler<HandlerError> {
                 .branch(case![StaffCommand::Broadcast].endpoint(broadcast::begin))
                 .branch(case![StaffCommand::Cancel].endpoint(broadcast::cancel))
                 .branch(case![StaffCommand::Campaigns].endpoint(control::list))
-                .branch(case![StaffCommand::Admins(args)].endpoint(admins::manage)),
+                .branch(case![StaffCommand::Admins(args)].endpoint(admins::manage))
+                .branch(case![StaffCommand::Tag(args)].endpoint(tags::tag))
+                .branch(case![StaffCommand::Untag(args)].endpoint(tags::untag)),
         )
+        .branch(case![State::ChoosingAudience { filter }].endpoint(broadcast::typed_filter))
         .branch(case![State::AwaitingContent { audience }].endpoint(broadcast::content))
         .branch(case![State::AwaitingButtons { draft }].endpoint(broadcast::buttons));
     let language_buttons = Update::filter_callback_query()
@@ -107,8 +121,15 @@ pub fn schema() -> UpdateHandler<HandlerError> {
             dialogue::enter::<Update, Dialogues, State, _>()
                 .branch(case![Action::Abort].endpoint(broadcast::abort))
                 .branch(
-                    case![State::ChoosingAudience]
-                        .branch(case![Action::Audience(audience)].endpoint(broadcast::audience)),
+                    case![State::ChoosingAudience { filter }]
+                        .branch(case![Action::Audience(audience)].endpoint(broadcast::audience))
+                        .branch(case![Action::UseSegment].endpoint(broadcast::use_segment))
+                        .branch(
+                            dptree::filter(|action: Action| {
+                                matches!(action, Action::Segment | Action::Refine(_))
+                            })
+                            .endpoint(broadcast::refine),
+                        ),
                 )
                 .branch(
                     case![State::AwaitingButtons { draft }]
@@ -125,6 +146,7 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         .filter_map(|update: ChatMemberUpdated| users::membership_change(&update))
         .endpoint(membership_changed);
     dptree::entry()
+        .inspect_async(activity::record)
         .branch(commands)
         .branch(staff_messages)
         .branch(language_buttons)
@@ -138,11 +160,57 @@ async fn ignore_press(bot: Bot, query: CallbackQuery) -> HandlerResult {
 }
 
 #[tracing::instrument(skip_all, fields(user_id = from.id.0 as i64))]
-async fn start(bot: Bot, message: Message, from: User, events: EventPublisher) -> HandlerResult {
-    let registration = users::registration(&from, message.chat.id);
+async fn start(
+    bot: Bot,
+    message: Message,
+    from: User,
+    payload: String,
+    events: EventPublisher,
+) -> HandlerResult {
+    let registration = users::registration(&from, message.chat.id, &payload);
     let language = registration.language();
     let reply = match publish(&events, Payload::UserRegistered(registration)).await {
         Ok(()) => replies::greeting(language),
+        Err(_) => replies::failure(language),
+    };
+    bot.send_message(message.chat.id, reply).await?;
+    Ok(())
+}
+
+/// /stop: no more broadcasts, but the bot keeps answering (blocking it is
+/// what users did before, and it loses them for good).
+#[tracing::instrument(skip_all, fields(user_id = from.id.0 as i64))]
+async fn stop(bot: Bot, message: Message, from: User, events: EventPublisher) -> HandlerResult {
+    let opted_out = Payload::UserOptedOut(UserOptedOut {
+        user_id: from.id.0 as i64,
+    });
+    opt(bot, message, &from, events, opted_out, replies::stopped).await
+}
+
+#[tracing::instrument(skip_all, fields(user_id = from.id.0 as i64))]
+async fn subscribe(
+    bot: Bot,
+    message: Message,
+    from: User,
+    events: EventPublisher,
+) -> HandlerResult {
+    let opted_in = Payload::UserOptedIn(UserOptedIn {
+        user_id: from.id.0 as i64,
+    });
+    opt(bot, message, &from, events, opted_in, replies::subscribed).await
+}
+
+async fn opt(
+    bot: Bot,
+    message: Message,
+    from: &User,
+    events: EventPublisher,
+    change: Payload,
+    confirmation: fn(Language) -> &'static str,
+) -> HandlerResult {
+    let language = Language::guess_from_telegram(from.language_code.as_deref());
+    let reply = match publish(&events, change).await {
+        Ok(()) => confirmation(language),
         Err(_) => replies::failure(language),
     };
     bot.send_message(message.chat.id, reply).await?;

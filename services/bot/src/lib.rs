@@ -15,6 +15,7 @@
 //! Postgres too, so restarts and replicas lose nothing.
 
 mod actions;
+mod activity;
 mod admins;
 mod broadcast;
 mod buttons;
@@ -30,7 +31,9 @@ mod preview;
 mod progress;
 mod replies;
 mod roles;
+mod segment;
 mod storage;
+mod tags;
 mod transport;
 mod users;
 
@@ -50,6 +53,7 @@ use teloxide::types::Me;
 use teloxide::{Bot, RequestError};
 use tokio_util::sync::CancellationToken;
 
+use crate::activity::Activity;
 use crate::cards::Cards;
 use crate::dialogue::Dialogues;
 use crate::handlers::HandlerError;
@@ -109,6 +113,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         store,
         cards,
         Dialogues::new(pool),
+        Activity::default(),
         preview,
         Arc::new(config.broadcast)
     ];

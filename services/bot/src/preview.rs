@@ -9,8 +9,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use courier_core::audience::{self, AudienceSize};
 use courier_core::config::TelegramConfig;
-use courier_core::proto::v1::{Audience, CampaignOptions, Content, ContentKind, button};
+use courier_core::proto::v1::{CampaignOptions, Content, ContentKind, button};
 use courier_core::send_limits::{Lane, PublishedLimits};
 use courier_telegram::bot_api::BotApi;
 use courier_telegram::classify::ApiFailure;
@@ -20,7 +21,7 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup};
 use crate::actions::{Action, Toggle};
 use crate::dialogue::Draft;
 use crate::progress;
-use crate::storage::{LiveUsers, Store, StoreError};
+use crate::storage::{Store, StoreError};
 
 /// A preview is one message: an answer takes well under this.
 const PREVIEW_TIMEOUT: Duration = Duration::from_secs(20);
@@ -59,9 +60,9 @@ impl Preview {
     /// The [`summary`] of `draft` as things stand: the users live now, at
     /// the rate the senders published.
     pub async fn summarize(&self, draft: &Draft, paid_enabled: bool) -> Result<String, StoreError> {
-        let recipients = recipients(self.store.live_users().await?, draft.audience);
+        let size = self.store.audience(&draft.audience).await?;
         let rate = self.limits.rate(lane(draft)).await;
-        Ok(summary(draft, recipients, paid_enabled, rate))
+        Ok(summary(draft, size, paid_enabled, rate))
     }
 
     /// Sends `content` to `chat` as a campaign would send it to a recipient.
@@ -82,28 +83,28 @@ impl Preview {
     }
 }
 
-fn recipients(live: LiveUsers, audience: Audience) -> i64 {
-    match audience {
-        Audience::Ru => live.ru,
-        Audience::En => live.en,
-        Audience::All | Audience::Unspecified => live.all(),
-    }
-}
-
 /// The senders' budget `draft` will draw from.
 pub fn lane(draft: &Draft) -> Lane {
     if draft.paid { Lane::Paid } else { Lane::Free }
 }
 
 /// What Start will do, `rate` messages per second.
-pub fn summary(draft: &Draft, recipients: i64, paid_enabled: bool, rate: f64) -> String {
+pub fn summary(draft: &Draft, size: AudienceSize, paid_enabled: bool, rate: f64) -> String {
     let on_off = |on: bool| if on { "on" } else { "off" };
     let content = &draft.content;
+    let recipients = size.recipients;
+    let mut excluded = String::new();
+    if size.opted_out > 0 {
+        excluded = format!(" ({} more opted out with /stop)", size.opted_out);
+    }
+    if recipients == 0 {
+        excluded.push_str("\n⚠️ Nobody matches this audience now: Start would send nothing.");
+    }
     let mut text = format!(
         "Ready to broadcast (the message above is exactly what recipients get).\n\n\
-         Audience: {} · {recipients} recipients now\n\
+         Audience: {} · {recipients} recipients now{excluded}\n\
          Content: {}{}\n",
-        audience_name(draft.audience),
+        audience::to_text(&draft.audience),
         content.kind().admin_name(),
         if content.text.is_empty() || content.kind() == ContentKind::Text {
             ""
@@ -165,14 +166,6 @@ pub fn keyboard(draft: &Draft, paid_enabled: bool) -> InlineKeyboardMarkup {
     InlineKeyboardMarkup::new(rows)
 }
 
-pub fn audience_name(audience: Audience) -> &'static str {
-    match audience {
-        Audience::Ru => "ru (Russian)",
-        Audience::En => "en (English)",
-        Audience::All | Audience::Unspecified => "all",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,7 +174,7 @@ mod tests {
 
     fn draft() -> Draft {
         Draft::new(
-            Audience::Ru,
+            audience::parse("lang:ru").unwrap(),
             Content {
                 kind: ContentKind::Photo.into(),
                 text: "Look".into(),
@@ -201,9 +194,9 @@ mod tests {
 
     #[test]
     fn the_summary_says_everything_start_will_do() {
-        let text = summary(&draft(), 1800, false, 30.0);
+        let text = summary(&draft(), size(1800, 0), false, 30.0);
         assert!(
-            text.contains("Audience: ru (Russian) · 1800 recipients now"),
+            text.contains("Audience: lang:ru · 1800 recipients now\n"),
             "{text}"
         );
         assert!(text.contains("Content: photo with caption"), "{text}");
@@ -222,17 +215,28 @@ mod tests {
         let mut paid = draft();
         paid.toggle(Toggle::Paid);
         assert_eq!(lane(&paid), Lane::Paid);
-        let text = summary(&paid, 10_000, true, 1000.0);
+        let text = summary(&paid, size(10_000, 0), true, 1000.0);
         assert!(text.contains("Paid lane: on"), "{text}");
         assert!(text.contains("about 10s at 1000/s"), "{text}");
     }
 
+    fn size(recipients: i64, opted_out: i64) -> AudienceSize {
+        AudienceSize {
+            recipients,
+            opted_out,
+        }
+    }
+
     #[test]
-    fn recipients_follow_the_audience() {
-        let live = LiveUsers { ru: 3, en: 4 };
-        assert_eq!(recipients(live, Audience::Ru), 3);
-        assert_eq!(recipients(live, Audience::En), 4);
-        assert_eq!(recipients(live, Audience::All), 7);
+    fn the_summary_counts_who_opted_out_and_warns_of_nobody() {
+        let text = summary(&draft(), size(40, 2), false, 30.0);
+        assert!(
+            text.contains("40 recipients now (2 more opted out with /stop)"),
+            "{text}"
+        );
+        assert!(!text.contains("Nobody"), "{text}");
+        let text = summary(&draft(), size(0, 0), false, 30.0);
+        assert!(text.contains("Nobody matches this audience now"), "{text}");
     }
 
     #[test]

@@ -6,9 +6,11 @@ use courier_core::proto::v1::Language;
 /// The answer to `/start`.
 pub fn greeting(language: Language) -> &'static str {
     match language {
-        Language::Ru => "Привет! Теперь вы будете получать наши новости. Сменить язык: /language",
+        Language::Ru => {
+            "Привет! Теперь вы будете получать наши новости. Сменить язык: /language, отписаться: /stop"
+        }
         Language::En | Language::Unspecified => {
-            "Hi! You will now receive our news. To change the language, send /language"
+            "Hi! You will now receive our news. To change the language, send /language; to stop them, /stop"
         }
     }
 }
@@ -22,6 +24,28 @@ pub fn language_set(language: Language) -> &'static str {
     match language {
         Language::Ru => "Готово: новости будут приходить на русском.",
         Language::En | Language::Unspecified => "Done: you will receive news in English.",
+    }
+}
+
+/// The answer to `/stop`.
+pub fn stopped(language: Language) -> &'static str {
+    match language {
+        Language::Ru => {
+            "Готово: рассылки больше не придут. Бот по-прежнему работает; вернуть рассылки: /subscribe"
+        }
+        Language::En | Language::Unspecified => {
+            "Done: no more news from us. The bot still works; to get the news again, send /subscribe"
+        }
+    }
+}
+
+/// The answer to `/subscribe`.
+pub fn subscribed(language: Language) -> &'static str {
+    match language {
+        Language::Ru => "Готово: вы снова будете получать наши новости. Отписаться: /stop",
+        Language::En | Language::Unspecified => {
+            "Done: you will receive our news again. To stop, send /stop"
+        }
     }
 }
 

@@ -1,10 +1,11 @@
 //! The bot's Postgres queries: what it reads from the read model the
-//! projector maintains (admins, live users per language, campaigns and
-//! their counts). Dialogues and progress
-//! cards keep their own SQL next to their logic ([`crate::dialogue`],
-//! [`crate::cards`]).
+//! projector maintains (admins, audiences, campaigns and their counts).
+//! Dialogues and progress cards keep their own SQL next to their logic
+//! ([`crate::dialogue`], [`crate::cards`]).
 
 use chrono::{DateTime, Utc};
+use courier_core::audience::{AudienceSize, Recipients};
+use courier_core::proto::v1::AudienceFilter;
 use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -46,18 +47,16 @@ pub enum StoreError {
     UnknownStatus(Uuid),
 }
 
-/// Live users by the language they chose: what each audience reaches now.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LiveUsers {
-    pub ru: i64,
-    pub en: i64,
+/// How many users carry a tag, or came from a source: what the audience
+/// builder offers as buttons, most common first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Popular {
+    pub value: String,
+    pub users: i64,
 }
 
-impl LiveUsers {
-    pub fn all(self) -> i64 {
-        self.ru + self.en
-    }
-}
+/// The most common tags and sources of live users, at most this many each.
+const POPULAR: i64 = 8;
 
 /// The columns [`snapshot`] reads, in its order.
 pub const SNAPSHOT_COLUMNS: &str = "c.campaign_id, c.status, c.status_reason, c.audience, \
@@ -104,24 +103,43 @@ impl Store {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
-    pub async fn live_users(&self) -> Result<LiveUsers, StoreError> {
+    /// The audience `filter` reaches now: the same condition that fixes
+    /// it when the campaign starts.
+    pub async fn audience(&self, filter: &AudienceFilter) -> Result<AudienceSize, StoreError> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT language, count(*) FROM users WHERE is_alive GROUP BY language",
-                &[],
-            )
-            .await?;
-        let mut live = LiveUsers::default();
-        for row in rows {
-            match row.get::<_, &str>(0) {
-                "ru" => live.ru = row.get(1),
-                "en" => live.en = row.get(1),
-                // The schema allows no other language.
-                _ => {}
-            }
-        }
-        Ok(live)
+        Ok(Recipients::new(filter, Utc::now()).size(&client).await?)
+    }
+
+    /// Tags `filter` names that no user has.
+    pub async fn unknown_tags(&self, filter: &AudienceFilter) -> Result<Vec<String>, StoreError> {
+        let client = self.pool.get().await?;
+        Ok(Recipients::new(filter, Utc::now())
+            .unknown_tags(&client)
+            .await?)
+    }
+
+    /// The most common tags of live users.
+    pub async fn popular_tags(&self) -> Result<Vec<Popular>, StoreError> {
+        self.popular("SELECT tag, count(*) FROM users, unnest(tags) AS tag WHERE is_alive GROUP BY tag ORDER BY 2 DESC, 1 LIMIT $1")
+            .await
+    }
+
+    /// The most common deep-link sources of live users.
+    pub async fn popular_sources(&self) -> Result<Vec<Popular>, StoreError> {
+        self.popular("SELECT source, count(*) FROM users WHERE is_alive AND source IS NOT NULL GROUP BY source ORDER BY 2 DESC, 1 LIMIT $1")
+            .await
+    }
+
+    async fn popular(&self, query: &str) -> Result<Vec<Popular>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client.query(query, &[&POPULAR]).await?;
+        Ok(rows
+            .iter()
+            .map(|row| Popular {
+                value: row.get(0),
+                users: row.get(1),
+            })
+            .collect())
     }
 
     /// The most recent campaigns, newest first.

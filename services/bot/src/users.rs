@@ -1,34 +1,55 @@
 //! Telegram updates about a user, turned into the user events courier
 //! records. Pure functions: the handlers do the I/O.
 
+use courier_core::audience;
 use courier_core::proto::v1::event::Payload;
 use courier_core::proto::v1::{
-    Language, UserBlocked, UserLanguageChanged, UserRegistered, UserUnblocked,
+    Language, Names, UserActive, UserBlocked, UserLanguageChanged, UserRegistered, UserUnblocked,
 };
 use teloxide::types::{ChatId, ChatMemberUpdated, User};
 
 /// Why a user is no longer reachable, as recorded on `UserBlocked`.
 const BLOCKED_REASON: &str = "blocked the bot";
 
-/// `/start`: the user (re)joins, in the language their Telegram app uses
-/// until they choose one. Registering again revives a user who blocked the bot.
-pub fn registration(user: &User, chat: ChatId) -> UserRegistered {
+/// `/start` (or `/start <source>` from a deep link): the user (re)joins, in
+/// the language their Telegram app uses until they choose one. Registering
+/// again revives a user who blocked the bot. A payload that is not a valid
+/// deep-link parameter is no source.
+pub fn registration(user: &User, chat: ChatId, payload: &str) -> UserRegistered {
     let language = Language::guess_from_telegram(user.language_code.as_deref());
     UserRegistered {
         user_id: id(user),
         chat_id: chat.0,
         language: language.into(),
         language_chosen: false,
+        source: audience::source(payload.trim()).unwrap_or_default(),
+        names: Some(names(user)),
     }
 }
 
 /// A user not registered yet chose a language in `chat`: registered with it.
 pub fn registration_choosing(user: &User, chat: ChatId, language: Language) -> UserRegistered {
     UserRegistered {
-        user_id: id(user),
-        chat_id: chat.0,
         language: language.into(),
         language_chosen: true,
+        ..registration(user, chat, "")
+    }
+}
+
+/// The user wrote or pressed a button (the caller records one a day).
+pub fn activity(user: &User) -> UserActive {
+    UserActive {
+        user_id: id(user),
+        names: Some(names(user)),
+    }
+}
+
+/// The names Telegram shows for `user`, which greetings use.
+fn names(user: &User) -> Names {
+    Names {
+        first_name: user.first_name.clone(),
+        last_name: user.last_name.clone().unwrap_or_default(),
+        username: user.username.clone().unwrap_or_default(),
     }
 }
 
@@ -110,19 +131,50 @@ mod tests {
     fn registration_guesses_the_language_from_the_app() {
         let chat = ChatId(USER + 1);
         assert_eq!(
-            registration(&user(Some("ru-RU")), chat),
+            registration(&user(Some("ru-RU")), chat, ""),
             UserRegistered {
                 user_id: USER,
                 chat_id: USER + 1,
                 language: Language::Ru.into(),
                 language_chosen: false,
+                source: String::new(),
+                names: Some(Names {
+                    first_name: "Ann".into(),
+                    ..Names::default()
+                }),
             }
         );
         assert_eq!(
-            registration(&user(Some("de")), chat).language(),
+            registration(&user(Some("de")), chat, "").language(),
             Language::En
         );
-        assert_eq!(registration(&user(None), chat).language(), Language::En);
+        assert_eq!(registration(&user(None), chat, "").language(), Language::En);
+    }
+
+    #[test]
+    fn a_deep_link_is_the_source_when_telegram_would_allow_it() {
+        let chat = ChatId(USER);
+        assert_eq!(
+            registration(&user(None), chat, "ad_spring-2026").source,
+            "ad_spring-2026"
+        );
+        assert_eq!(registration(&user(None), chat, "not a link").source, "");
+        assert_eq!(registration(&user(None), chat, &"x".repeat(65)).source, "");
+    }
+
+    #[test]
+    fn activity_carries_the_names_telegram_shows() {
+        let mut ann = user(None);
+        ann.last_name = Some("Lee".into());
+        ann.username = Some("ann_lee".into());
+        assert_eq!(
+            activity(&ann).names,
+            Some(Names {
+                first_name: "Ann".into(),
+                last_name: "Lee".into(),
+                username: "ann_lee".into(),
+            })
+        );
     }
 
     #[test]

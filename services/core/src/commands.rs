@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::campaign::{CampaignStatus, Transition, TransitionError};
 use crate::event::{self, EventPublisher, PublishError};
 use crate::proto::v1::{
-    Audience, CampaignCancelled, CampaignCreated, CampaignOptions, CampaignPaused, CampaignResumed,
-    CampaignStarted, Content, Event, event::Payload,
+    AudienceFilter, CampaignCancelled, CampaignCreated, CampaignOptions, CampaignPaused,
+    CampaignResumed, CampaignStarted, Content, Event, event::Payload,
 };
 use crate::telemetry;
 use crate::topology::Topology;
@@ -25,7 +25,7 @@ pub struct NewCampaign {
     /// again without creating a second campaign.
     pub id: Uuid,
     pub created_by: i64,
-    pub audience: Audience,
+    pub audience: AudienceFilter,
     pub content: Content,
     pub options: CampaignOptions,
 }
@@ -104,7 +104,7 @@ impl CampaignCommands {
     /// update) instead of continuing it, so the campaign is traced whatever
     /// that update's sampling decided.
     pub async fn create_and_start(&self, campaign: NewCampaign) -> Result<Uuid, CommandError> {
-        let span = tracing::info_span!(parent: None, "campaign.start", campaign_id = %campaign.id, audience = ?campaign.audience);
+        let span = tracing::info_span!(parent: None, "campaign.start", campaign_id = %campaign.id, audience = %crate::audience::to_text(&campaign.audience));
         telemetry::link_to_current(&span);
         self.publish_start(campaign).instrument(span).await
     }
@@ -118,7 +118,9 @@ impl CampaignCommands {
                     Payload::CampaignCreated(CampaignCreated {
                         campaign_id: id.to_string(),
                         created_by: campaign.created_by,
-                        audience: campaign.audience.into(),
+                        // Only versions before filters set it.
+                        audience: 0,
+                        filter: Some(campaign.audience),
                         content: Some(campaign.content),
                         options: Some(campaign.options),
                     }),

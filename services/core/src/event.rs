@@ -52,6 +52,11 @@ impl Payload {
             Payload::UserUnblocked(_) => "UserUnblocked",
             Payload::AdminGranted(_) => "AdminGranted",
             Payload::AdminRevoked(_) => "AdminRevoked",
+            Payload::UserTagged(_) => "UserTagged",
+            Payload::UserUntagged(_) => "UserUntagged",
+            Payload::UserActive(_) => "UserActive",
+            Payload::UserOptedOut(_) => "UserOptedOut",
+            Payload::UserOptedIn(_) => "UserOptedIn",
         }
     }
 
@@ -70,6 +75,11 @@ impl Payload {
             Payload::UserUnblocked(e) => topology.user_subject(e.user_id),
             Payload::AdminGranted(e) => topology.user_subject(e.user_id),
             Payload::AdminRevoked(e) => topology.user_subject(e.user_id),
+            Payload::UserTagged(e) => topology.user_subject(e.user_id),
+            Payload::UserUntagged(e) => topology.user_subject(e.user_id),
+            Payload::UserActive(e) => topology.user_subject(e.user_id),
+            Payload::UserOptedOut(e) => topology.user_subject(e.user_id),
+            Payload::UserOptedIn(e) => topology.user_subject(e.user_id),
         }
     }
 }

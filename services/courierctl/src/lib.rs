@@ -3,7 +3,17 @@
 pub mod operations;
 pub mod users;
 
-use courier_core::proto::v1::{Content, ContentKind};
+use courier_core::audience;
+use courier_core::proto::v1::{Audience, AudienceFilter, Content, ContentKind};
+
+/// `--audience`: a filter's text form, or one of the seed's ru / en / all.
+/// An error shows the text with a caret under the problem.
+pub fn audience_filter(text: &str) -> Result<AudienceFilter, String> {
+    if let Some(legacy) = Audience::from_code(text) {
+        return Ok(audience::from_legacy(legacy));
+    }
+    audience::parse(text).map_err(|error| format!("\n{}", error.pointing_into(text)))
+}
 
 /// Telegram's limit on a text message, in UTF-16 code units.
 pub const MAX_TEXT_LEN: usize = 4096;
@@ -29,6 +39,24 @@ pub fn text_content(text: &str) -> Result<Content, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audiences_are_filters_or_the_seed_codes() {
+        assert_eq!(
+            audience_filter("ru"),
+            Ok(audience::from_legacy(Audience::Ru))
+        );
+        assert_eq!(audience_filter("all"), Ok(AudienceFilter::default()));
+        let filter = audience_filter("lang:ru tag:vip -tag:churned active:30d").unwrap();
+        assert_eq!(
+            audience::to_text(&filter),
+            "lang:ru tag:vip -tag:churned active:30d"
+        );
+        assert_eq!(
+            audience_filter("lang:ru tga:vip").unwrap_err(),
+            "\nlang:ru tga:vip\n        ^ \"tga\" is not a term: use lang:, tag:, +tag:, -tag:, source:, joined:FROM..TO or active:Nd"
+        );
+    }
 
     #[test]
     fn texts_are_checked_against_telegram_limits() {

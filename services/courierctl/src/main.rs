@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use courier_core::commands::{CampaignCommands, Change, NewCampaign};
 use courier_core::config::{DatabaseConfig, NatsConfig};
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Audience, CampaignOptions};
+use courier_core::proto::v1::{AudienceFilter, CampaignOptions};
 use courier_core::startup;
 use courier_core::telemetry::{self, TelemetryConfig};
 use courierctl::operations;
@@ -38,6 +38,12 @@ enum Command {
     /// Users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Count who an audience filter reaches now, as a campaign would.
+    Audience {
+        /// The filter (see `campaign start --audience`).
+        #[arg(value_parser = courierctl::audience_filter)]
+        filter: AudienceFilter,
+    },
     /// Messages the projector could not apply.
     #[command(subcommand)]
     Parked(ParkedCommand),
@@ -50,9 +56,13 @@ enum Command {
 enum CampaignCommand {
     /// Create and start a text campaign; prints its id.
     Start {
-        /// Who receives it: live users whose language is ru, en, or all.
-        #[arg(long, value_parser = ["ru", "en", "all"])]
-        audience: String,
+        /// Who receives it, as a filter of space-separated terms: lang:ru,en
+        /// (any of), tag:a,b (any of), +tag:a,b (all of), -tag:a,b (none
+        /// of), source:a,b (the /start deep link), joined:2026-01-01..2026-03-31
+        /// (either end may be left out), active:30d; or all. Live users who
+        /// have not opted out, always. Example: 'lang:ru tag:vip -tag:churned active:30d'.
+        #[arg(long, value_parser = courierctl::audience_filter)]
+        audience: AudienceFilter,
         /// The message text (plain; at most 4096 characters).
         #[arg(long)]
         text: String,
@@ -91,8 +101,14 @@ enum CampaignCommand {
 
 #[derive(Subcommand)]
 enum UsersCommand {
-    /// Register users from a CSV file with columns user_id,language[,chat_id].
+    /// Register users from a CSV file with columns user_id,language and
+    /// optionally chat_id, tags (separated by spaces or ';'), source,
+    /// first_name, last_name, username.
     Import { file: PathBuf },
+    /// Put tags on a user.
+    Tag { user: i64, tags: Vec<String> },
+    /// Take tags off a user.
+    Untag { user: i64, tags: Vec<String> },
 }
 
 #[derive(Subcommand)]
@@ -129,11 +145,16 @@ async fn main() -> anyhow::Result<()> {
             created_by,
         }) => {
             let content = courierctl::text_content(&text).map_err(anyhow::Error::msg)?;
+            let size = operations::audience(&pool().await?, &audience).await?;
+            eprintln!("{size}");
+            if size.recipients == 0 {
+                anyhow::bail!("nothing started: the audience matches nobody now");
+            }
             let id = commands
                 .create_and_start(NewCampaign {
                     id: uuid::Uuid::now_v7(),
                     created_by,
-                    audience: Audience::from_code(&audience).expect("clap checked the audience"),
+                    audience,
                     content,
                     options: CampaignOptions {
                         disable_notification: silent,
@@ -178,6 +199,19 @@ async fn main() -> anyhow::Result<()> {
             let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
             courierctl::users::publish(&publisher, &users).await?;
             println!("{}", courierctl::users::summary(&users));
+        }
+        Command::Users(UsersCommand::Tag { user, tags }) => {
+            let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
+            let tags = courierctl::users::tag(&publisher, user, &tags, true).await?;
+            println!("tagged {user}: {}", tags.join(", "));
+        }
+        Command::Users(UsersCommand::Untag { user, tags }) => {
+            let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
+            let tags = courierctl::users::tag(&publisher, user, &tags, false).await?;
+            println!("took {} off {user}", tags.join(", "));
+        }
+        Command::Audience { filter } => {
+            println!("{}", operations::audience(&pool().await?, &filter).await?);
         }
         Command::Parked(ParkedCommand::List) => {
             print!("{}", operations::list_parked(&pool().await?).await?);

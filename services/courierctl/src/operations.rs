@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::message::PublishMessage;
+use courier_core::audience::Recipients;
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{DeliveryOutcome, Event};
+use courier_core::proto::v1::{AudienceFilter, DeliveryOutcome, Event};
 use courier_core::startup::Nats;
 use courier_core::topology::DUPLICATE_WINDOW;
 use courier_core::trace_context;
@@ -16,6 +17,41 @@ use prost::Message as _;
 use uuid::Uuid;
 
 /// One line per campaign, newest first.
+/// Who `filter` reaches now, with the tags it names that nobody has.
+pub struct AudienceReport {
+    pub recipients: i64,
+    pub opted_out: i64,
+    pub unknown_tags: Vec<String>,
+}
+
+impl std::fmt::Display for AudienceReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} recipients now", self.recipients)?;
+        if self.opted_out > 0 {
+            write!(f, " ({} more opted out)", self.opted_out)?;
+        }
+        if !self.unknown_tags.is_empty() {
+            write!(
+                f,
+                "; warning: no user has the tag(s) {}",
+                self.unknown_tags.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn audience(pool: &Pool, filter: &AudienceFilter) -> anyhow::Result<AudienceReport> {
+    let client = pool.get().await?;
+    let recipients = Recipients::new(filter, chrono::Utc::now());
+    let size = recipients.size(&client).await?;
+    Ok(AudienceReport {
+        recipients: size.recipients,
+        opted_out: size.opted_out,
+        unknown_tags: recipients.unknown_tags(&client).await?,
+    })
+}
+
 pub async fn list_campaigns(pool: &Pool, limit: i64) -> anyhow::Result<String> {
     let client = pool.get().await?;
     let rows = client

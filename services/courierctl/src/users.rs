@@ -1,5 +1,7 @@
-//! Importing an existing bot's users from CSV (`user_id,language[,chat_id]`)
-//! as UserRegistered events. The whole file is checked before anything is
+//! Importing an existing bot's users from CSV (`user_id,language` and
+//! optionally `chat_id`, `tags` (separated by spaces or `;`), `source`,
+//! `first_name`, `last_name`, `username`) as UserRegistered events, then a
+//! UserTagged per tag. The whole file is checked before anything is
 //! published, so a bad row costs nothing but an error naming its line.
 //! Each user has one line: a user on two lines (say ru on one, en on the
 //! other) refuses the file, naming both, rather than let the last line win
@@ -9,8 +11,11 @@ use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::io::Read;
 
+use courier_core::audience;
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{Event, Language, UserRegistered, event::Payload};
+use courier_core::proto::v1::{
+    Event, Language, Names, UserRegistered, UserTagged, UserUntagged, event::Payload,
+};
 use courier_core::telemetry::REGISTRATION_SPAN;
 use futures::future::try_join_all;
 use tracing::Instrument as _;
@@ -31,8 +36,15 @@ pub enum ImportError {
     Csv(String),
 }
 
-/// Parses the CSV into UserRegistered events, all or nothing.
-pub fn parse(input: impl Read) -> Result<Vec<UserRegistered>, ImportError> {
+/// One CSV line: the user and the tags to put on them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedUser {
+    pub registration: UserRegistered,
+    pub tags: Vec<String>,
+}
+
+/// Parses the CSV into users, all or nothing.
+pub fn parse(input: impl Read) -> Result<Vec<ImportedUser>, ImportError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(input);
@@ -45,6 +57,13 @@ pub fn parse(input: impl Read) -> Result<Vec<UserRegistered>, ImportError> {
         return Err(ImportError::MissingColumns);
     };
     let chat_col = column("chat_id");
+    let optional = |name: &str| column(name);
+    let (tags_col, source_col) = (optional("tags"), optional("source"));
+    let name_cols = [
+        optional("first_name"),
+        optional("last_name"),
+        optional("username"),
+    ];
     let mut users = Vec::new();
     let mut lines: HashMap<i64, u64> = HashMap::new();
     for record in reader.records() {
@@ -83,15 +102,72 @@ pub fn parse(input: impl Read) -> Result<Vec<UserRegistered>, ImportError> {
             // In a private chat the chat id is the user id.
             None => user_id,
         };
-        users.push(UserRegistered {
-            user_id,
-            chat_id,
-            language: language.into(),
-            // What the earlier bot had is what the user chose there.
-            language_chosen: true,
+        let tags = tags_col
+            .map(field)
+            .unwrap_or_default()
+            .split([' ', ';'])
+            .filter(|tag| !tag.is_empty())
+            .map(|tag| audience::tag(tag).map_err(&bad))
+            .collect::<Result<Vec<_>, _>>()?;
+        let source = match source_col.map(field).filter(|s| !s.is_empty()) {
+            Some(source) => audience::source(source).map_err(&bad)?,
+            None => String::new(),
+        };
+        let [first_name, last_name, username] =
+            name_cols.map(|col| col.map(field).unwrap_or_default().to_owned());
+        users.push(ImportedUser {
+            registration: UserRegistered {
+                user_id,
+                chat_id,
+                language: language.into(),
+                // What the earlier bot had is what the user chose there.
+                language_chosen: true,
+                source,
+                names: Some(Names {
+                    first_name,
+                    last_name,
+                    username: username.trim_start_matches('@').to_owned(),
+                }),
+            },
+            tags,
         });
     }
     Ok(users)
+}
+
+/// Puts `tags` on `user_id` (or takes them off): all are checked before any
+/// is published. Returns the tags as stored.
+pub async fn tag(
+    publisher: &EventPublisher,
+    user_id: i64,
+    tags: &[String],
+    on: bool,
+) -> anyhow::Result<Vec<String>> {
+    let tags = tags
+        .iter()
+        .map(|tag| audience::tag(tag))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    if tags.is_empty() {
+        anyhow::bail!("name at least one tag");
+    }
+    for tag in &tags {
+        let tag = tag.clone();
+        let payload = match on {
+            true => Payload::UserTagged(UserTagged {
+                user_id,
+                tag,
+                tagged_by: 0,
+            }),
+            false => Payload::UserUntagged(UserUntagged {
+                user_id,
+                tag,
+                untagged_by: 0,
+            }),
+        };
+        publisher.publish(&Event::new(payload)).await?;
+    }
+    Ok(tags)
 }
 
 /// Values longer than this are cut in errors: a 10 MB field is quoted as
@@ -106,14 +182,15 @@ fn quoted(value: &str) -> String {
     }
 }
 
-/// What an import registered, e.g. `registered 3 users: 2 ru, 1 en`.
-pub fn summary(users: &[UserRegistered]) -> String {
+/// What an import registered, e.g. `registered 3 users: 2 ru, 1 en; 4 tags`.
+pub fn summary(users: &[ImportedUser]) -> String {
     let ru = users
         .iter()
-        .filter(|user| user.language() == Language::Ru)
+        .filter(|user| user.registration.language() == Language::Ru)
         .count();
+    let tags: usize = users.iter().map(|user| user.tags.len()).sum();
     format!(
-        "registered {} users: {ru} ru, {} en",
+        "registered {} users: {ru} ru, {} en; {tags} tags",
         users.len(),
         users.len() - ru
     )
@@ -122,14 +199,28 @@ pub fn summary(users: &[UserRegistered]) -> String {
 /// Publishes the users, a window of acks at a time. The import is one
 /// trace; each user's registration in it is a `register` span, kept at
 /// `COURIER_USER_TRACE_RATIO`.
-pub async fn publish(publisher: &EventPublisher, users: &[UserRegistered]) -> anyhow::Result<()> {
+pub async fn publish(publisher: &EventPublisher, users: &[ImportedUser]) -> anyhow::Result<()> {
     let import = tracing::info_span!("users.import", users = users.len() as i64);
     async {
         for chunk in users.chunks(512) {
             let sends = chunk.iter().map(|user| {
-                let event = Event::new(Payload::UserRegistered(*user));
-                let registration = tracing::info_span!(REGISTRATION_SPAN, user_id = user.user_id);
-                async move { publisher.publish(&event).await }.instrument(registration)
+                let user_id = user.registration.user_id;
+                let registration = tracing::info_span!(REGISTRATION_SPAN, user_id);
+                // One user's events in order: registered, then tagged.
+                async move {
+                    let registered = Payload::UserRegistered(user.registration.clone());
+                    publisher.publish(&Event::new(registered)).await?;
+                    for tag in &user.tags {
+                        let tagged = Payload::UserTagged(UserTagged {
+                            user_id,
+                            tag: tag.clone(),
+                            tagged_by: 0,
+                        });
+                        publisher.publish(&Event::new(tagged)).await?;
+                    }
+                    Ok::<_, courier_core::event::PublishError>(())
+                }
+                .instrument(registration)
             });
             try_join_all(sends.map(IntoFuture::into_future)).await?;
         }
@@ -147,23 +238,64 @@ mod tests {
     fn rows_become_registrations() {
         let csv = "user_id,language,chat_id\n1,ru,\n2, EN ,20\n";
         let users = parse(csv.as_bytes()).unwrap();
+        let registrations: Vec<_> = users.iter().map(|u| u.registration.clone()).collect();
+        let names = Some(Names::default());
         assert_eq!(
-            users,
+            registrations,
             vec![
                 UserRegistered {
                     user_id: 1,
                     chat_id: 1,
                     language: Language::Ru.into(),
                     language_chosen: true,
+                    source: String::new(),
+                    names: names.clone(),
                 },
                 UserRegistered {
                     user_id: 2,
                     chat_id: 20,
                     language: Language::En.into(),
                     language_chosen: true,
+                    source: String::new(),
+                    names,
                 },
             ]
         );
+        assert!(users.iter().all(|u| u.tags.is_empty()));
+    }
+
+    #[test]
+    fn tags_sources_and_names_come_along() {
+        let csv = "user_id,language,tags,source,first_name,last_name,username\n\
+                   1,ru,VIP;gold paid,ad_spring,Анна,Петрова,@anna\n2,en,,,,,\n";
+        let users = parse(csv.as_bytes()).unwrap();
+        assert_eq!(users[0].tags, ["vip", "gold", "paid"]);
+        assert_eq!(users[0].registration.source, "ad_spring");
+        let names = users[0].registration.names.clone().unwrap();
+        assert_eq!(
+            (
+                names.first_name.as_str(),
+                names.last_name.as_str(),
+                names.username.as_str()
+            ),
+            ("Анна", "Петрова", "anna")
+        );
+        assert!(users[1].tags.is_empty());
+        assert_eq!(summary(&users), "registered 2 users: 1 ru, 1 en; 3 tags");
+    }
+
+    #[test]
+    fn a_bad_tag_or_source_names_its_line() {
+        let csv = "user_id,language,tags\n1,ru,ok\n2,en,not!ok\n";
+        assert!(matches!(
+            parse(csv.as_bytes()),
+            Err(ImportError::BadRow { line: 3, problem }) if problem.contains("not a tag")
+        ));
+        let csv = "user_id,language,source\n1,ru,a b\n";
+        assert!(matches!(
+            parse(csv.as_bytes()),
+            Err(ImportError::BadRow { line: 2, problem }) if problem.contains("not a source")
+        ));
     }
 
     #[test]
@@ -217,7 +349,7 @@ mod tests {
     #[test]
     fn the_summary_counts_each_language() {
         let users = parse("user_id,language\n1,ru\n2,en\n3,ru\n".as_bytes()).unwrap();
-        assert_eq!(summary(&users), "registered 3 users: 2 ru, 1 en");
+        assert_eq!(summary(&users), "registered 3 users: 2 ru, 1 en; 0 tags");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{AdminGranted, Audience, Event, Language, event::Payload};
-use courier_testing::TestEnv;
+use courier_testing::{TestEnv, wait_until};
 use courier_testing::campaigns::{
     register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
@@ -126,11 +126,15 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
     let error = String::from_utf8_lossy(&refused.stderr);
     assert!(error.contains("line 3"), "{error}");
     let good = dir.join("users.csv");
-    std::fs::write(&good, "user_id,language\n1,ru\n2,ru\n3,en\n4,ru\n").unwrap();
+    std::fs::write(
+        &good,
+        "user_id,language,tags,source\n1,ru,vip,ad\n2,ru,vip churned,\n3,en,vip,ad\n4,ru,,\n",
+    )
+    .unwrap();
     let imported = courierctl(&env, &["users", "import", good.to_str().unwrap()]).await;
     assert_eq!(
         String::from_utf8_lossy(&imported.stdout),
-        "registered 4 users: 3 ru, 1 en\n"
+        "registered 4 users: 3 ru, 1 en; 4 tags\n"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 
@@ -139,23 +143,65 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
     let client = pool.get().await.unwrap();
     // The bad file published nothing: four users, not five.
     wait_for_users(&client, 4, Duration::from_secs(30)).await;
-    let started = courierctl(
+    // Tags arrive after their user's registration: wait for the last.
+    wait_until("tags projected", Duration::from_secs(30), || async {
+        let row = client
+            .query_one("SELECT count(*) FROM users WHERE tags <> '{}'", &[])
+            .await
+            .ok()?;
+        (row.get::<_, i64>(0) == 3).then_some(())
+    })
+    .await;
+    let untagged = courierctl(&env, &["users", "untag", "3", "VIP"]).await;
+    assert_eq!(String::from_utf8_lossy(&untagged.stdout), "took vip off 3\n");
+    // vip and not churned: users 1 and 3, then 1 alone once the untag is projected.
+    wait_until("untag projected", Duration::from_secs(30), || async {
+        let counted = courierctl(&env, &["audience", "tag:vip -tag:churned"]).await;
+        (String::from_utf8_lossy(&counted.stdout) == "1 recipients now\n").then_some(())
+    })
+    .await;
+    let typo = courierctl(&env, &["audience", "tag:vpi"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&typo.stdout),
+        "0 recipients now; warning: no user has the tag(s) vpi\n"
+    );
+    let syntax = courierctl(&env, &["audience", "lang:ru tga:vip"]).await;
+    assert!(!syntax.status.success());
+    let error = String::from_utf8_lossy(&syntax.stderr);
+    assert!(
+        error.contains("lang:ru tga:vip\n        ^ \"tga\" is not a term"),
+        "{error}"
+    );
+    let nobody = courierctl(
         &env,
-        &["campaign", "start", "--audience", "ru", "--text", "Привет"],
+        &["campaign", "start", "--audience", "tag:vpi", "--text", "Привет"],
     )
     .await;
+    assert!(!nobody.status.success());
     assert!(
-        started.status.success(),
+        String::from_utf8_lossy(&nobody.stderr).contains("the audience matches nobody now"),
         "{}",
-        String::from_utf8_lossy(&started.stderr)
+        String::from_utf8_lossy(&nobody.stderr)
     );
-    let id: uuid::Uuid = String::from_utf8(started.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let row = wait_for_status(&client, id, "sending", Duration::from_secs(30)).await;
-    assert_eq!(row.audience_size, Some(3), "{row:?}");
+    for (audience, size) in [("ru", 3), ("lang:ru tag:vip source:ad", 1)] {
+        let started = courierctl(
+            &env,
+            &["campaign", "start", "--audience", audience, "--text", "Привет"],
+        )
+        .await;
+        assert!(
+            started.status.success(),
+            "{}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        let id: uuid::Uuid = String::from_utf8(started.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let row = wait_for_status(&client, id, "sending", Duration::from_secs(30)).await;
+        assert_eq!(row.audience_size, Some(size), "{audience}: {row:?}");
+    }
     projector.stop().await;
 }
 

@@ -114,6 +114,7 @@ impl Loader {
                     campaign_id: campaign.to_string(),
                     user_id: row.get(0),
                     chat_id: row.get(1),
+                    names: None,
                 };
                 let headers = if item.user_id <= maybe_enqueued_through {
                     &maybe_duplicate_headers

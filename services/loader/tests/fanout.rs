@@ -11,7 +11,7 @@ use std::time::Duration;
 use courier_core::commands::{CampaignCommands, NewCampaign};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{
-    Audience, CampaignOptions, Content, ContentKind, Event, Language, SendMessage, UserRegistered,
+    AudienceFilter, CampaignOptions, Content, ContentKind, Event, Language, SendMessage, UserRegistered,
     event::Payload,
 };
 use courier_core::topology::MAYBE_DUPLICATE_HEADER;
@@ -42,6 +42,7 @@ async fn start_and_publish_a_first_batch() -> Started {
             chat_id: user_id,
             language: Language::En.into(),
             language_chosen: true,
+            ..Default::default()
         }));
         publisher.publish(&event).await.unwrap();
     }
@@ -52,7 +53,7 @@ async fn start_and_publish_a_first_batch() -> Started {
         .create_and_start(NewCampaign {
             id: uuid::Uuid::now_v7(),
             created_by: 1,
-            audience: Audience::All,
+            audience: AudienceFilter::default(),
             content: Content {
                 kind: ContentKind::Text.into(),
                 text: "hi".into(),

@@ -24,6 +24,7 @@ fn registered(user_id: i64) -> Event {
         chat_id: user_id,
         language: Language::Ru.into(),
         language_chosen: false,
+        ..Default::default()
     }))
 }
 
@@ -234,7 +235,7 @@ async fn a_start_tried_again_after_failing_halfway_starts_the_same_campaign_once
     let campaign = NewCampaign {
         id: uuid::Uuid::now_v7(),
         created_by: 1,
-        audience: Audience::Ru,
+        audience: courier_core::audience::from_legacy(Audience::Ru),
         content: Content {
             text: "again".into(),
             ..Default::default()
@@ -245,9 +246,10 @@ async fn a_start_tried_again_after_failing_halfway_starts_the_same_campaign_once
     let created = Event::new(Payload::CampaignCreated(CampaignCreated {
         campaign_id: campaign.id.to_string(),
         created_by: 1,
-        audience: Audience::Ru.into(),
+        audience: 0,
         content: Some(campaign.content.clone()),
         options: Some(CampaignOptions::default()),
+        filter: Some(campaign.audience.clone()),
     }));
     EventPublisher::new(js.clone(), env.topology())
         .publish(&created)

@@ -21,6 +21,7 @@ pub async fn register_users(publisher: &EventPublisher, users: &[(i64, Language,
                 chat_id: user_id,
                 language: language.into(),
                 language_chosen: true,
+                ..Default::default()
             }));
             publisher
                 .publish(&registered)
@@ -86,7 +87,8 @@ pub async fn wait_for_status(
     .await
 }
 
-/// Publishes a text campaign to `audience`, as the bot's Start button does.
+/// Publishes a text campaign to one of the seed's audiences (ru, en, all),
+/// as the bot's one-tap Start does.
 pub async fn start_text_campaign(
     commands: &CampaignCommands,
     audience: Audience,
@@ -113,7 +115,7 @@ pub async fn start_campaign(
         .create_and_start(NewCampaign {
             id: uuid::Uuid::now_v7(),
             created_by: 1,
-            audience,
+            audience: courier_core::audience::from_legacy(audience),
             content,
             options: CampaignOptions::default(),
         })

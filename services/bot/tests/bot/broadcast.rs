@@ -127,7 +127,7 @@ async fn every_kind_of_content_goes_from_broadcast_to_the_final_report() {
         let summary = to_summary(&harness, OWNER, "ru", content.clone(), Some(buttons)).await;
         let summary_text = text(&summary);
         assert!(
-            summary_text.contains("ru (Russian) · 3 recipients now"),
+            summary_text.contains("Audience: lang:ru · 3 recipients now"),
             "{summary_text}"
         );
         assert!(

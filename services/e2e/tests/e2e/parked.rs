@@ -112,6 +112,8 @@ async fn a_retried_parked_start_is_published_as_an_event_and_the_campaign_comple
             ..Default::default()
         }),
         options: Some(CampaignOptions::default()),
+        // A campaign from before filters: the seed's audience only.
+        filter: None,
     }));
     EventPublisher::new(js.clone(), env.topology())
         .publish(&created)

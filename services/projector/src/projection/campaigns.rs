@@ -7,12 +7,14 @@
 //! finished campaign) is applied as nothing but its sequence: it is a fact
 //! in the stream, just not one that changes the campaign.
 
+use courier_core::audience::{self, Recipients};
 use courier_core::campaign::{CampaignStatus, Transition};
 use courier_core::proto::v1::{
-    CampaignCancelled, CampaignCompleted, CampaignCreated, CampaignPaused, CampaignResumed,
-    CampaignStarted,
+    Audience, CampaignCancelled, CampaignCompleted, CampaignCreated, CampaignPaused,
+    CampaignResumed, CampaignStarted,
 };
 use prost::Message as _;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{ApplyError, Applying, campaign_uuid};
@@ -22,9 +24,22 @@ pub(super) async fn created(
     created: CampaignCreated,
 ) -> Result<Uuid, ApplyError> {
     let id = campaign_uuid(&created.campaign_id)?;
-    let Some(audience) = created.audience().code() else {
-        return Err(ApplyError::Poison(format!("campaign {id} has no audience")));
+    // Campaigns from before filters carry the seed's ru / en / all.
+    let filter = match (&created.filter, created.audience()) {
+        (Some(filter), _) => filter.clone(),
+        (None, Audience::Unspecified) => {
+            return Err(ApplyError::Poison(format!("campaign {id} has no audience")));
+        }
+        (None, legacy) => audience::from_legacy(legacy),
     };
+    // Stored as text, which the start reads back: a filter whose text does
+    // not read back (a language this version does not know) parks now.
+    let audience = audience::to_text(&filter);
+    if let Err(error) = audience::parse(&audience) {
+        return Err(ApplyError::Poison(format!(
+            "campaign {id} has audience {audience:?}: {error}"
+        )));
+    }
     let content = created.content.unwrap_or_default();
     let options = created.options.unwrap_or_default();
     event
@@ -51,9 +66,10 @@ pub(super) async fn created(
     Ok(id)
 }
 
-/// The audience is fixed now: the live users of the campaign's language as
-/// of this point of the stream, which a replay sees identically because
-/// user events share the stream. The start's trace is kept: what the
+/// The audience is fixed now: the live, subscribed users matching the
+/// campaign's filter as of this point of the stream (and "active within N
+/// days" counts back from the start's own time), which a replay sees
+/// identically because user events share the stream. The start's trace is kept: what the
 /// projector publishes about the campaign later continues it.
 pub(super) async fn started(
     event: &Applying<'_>,
@@ -61,13 +77,25 @@ pub(super) async fn started(
 ) -> Result<Uuid, ApplyError> {
     let campaign = transition(event, &started.campaign_id, Transition::Start).await?;
     if campaign.moved {
+        // Stored by `created` as a filter's text: it always reads back.
+        let filter = audience::parse(&campaign.audience).map_err(|error| {
+            ApplyError::Poison(format!(
+                "campaign {} has audience {:?}: {error}",
+                campaign.id, campaign.audience
+            ))
+        })?;
+        let recipients = Recipients::new(&filter, event.at);
+        let (condition, filter_params) = recipients.condition(2);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&campaign.id];
+        params.extend(filter_params);
         let size = event
             .tx
             .execute(
-                "INSERT INTO deliveries (campaign_id, user_id, chat_id, status)
-                 SELECT $1, user_id, chat_id, 'pending' FROM users
-                 WHERE is_alive AND ($2 = 'all' OR language = $2)",
-                &[&campaign.id, &campaign.audience],
+                &format!(
+                    "INSERT INTO deliveries (campaign_id, user_id, chat_id, status)
+                     SELECT $1, user_id, chat_id, 'pending' FROM users WHERE {condition}"
+                ),
+                &params,
             )
             .await?;
         event

@@ -65,6 +65,11 @@ pub(crate) async fn apply(
         Payload::UserLanguageChanged(e) => users::language_changed(event, e).await.map(|()| None),
         Payload::UserBlocked(e) => users::blocked(event, e).await.map(|()| None),
         Payload::UserUnblocked(e) => users::unblocked(event, e).await.map(|()| None),
+        Payload::UserTagged(e) => users::tagged(event, e).await.map(|()| None),
+        Payload::UserUntagged(e) => users::untagged(event, e).await.map(|()| None),
+        Payload::UserActive(e) => users::active(event, e).await.map(|()| None),
+        Payload::UserOptedOut(e) => users::opted(event, e.user_id, true).await.map(|()| None),
+        Payload::UserOptedIn(e) => users::opted(event, e.user_id, false).await.map(|()| None),
         Payload::AdminGranted(e) => admins::granted(event, e).await.map(|()| None),
         Payload::AdminRevoked(e) => admins::revoked(event, e).await.map(|()| None),
     }

@@ -1,0 +1,122 @@
+//! `/tag <user_id> <tag>...` and `/untag <user_id> <tag>...`: owners put
+//! tags on users (and take them off), for audiences such as `tag:vip`.
+
+use courier_core::audience;
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::event::Payload;
+use courier_core::proto::v1::{UserTagged, UserUntagged};
+use teloxide::Bot;
+use teloxide::prelude::Requester;
+use teloxide::types::{Message, User};
+
+use crate::handlers::{HandlerResult, publish};
+use crate::roles::Roles;
+use crate::storage::Store;
+
+const USAGE: &str = "Usage: /tag <user id> <tag> [<tag>...] or /untag <user id> <tag> [<tag>...]";
+
+/// What `/tag` or `/untag` asked for, or the reply explaining why not.
+fn parse(args: &str) -> Result<(i64, Vec<String>), String> {
+    let mut words = args.split_whitespace();
+    let user = words
+        .next()
+        .and_then(|w| w.parse().ok())
+        .ok_or_else(|| USAGE.to_owned())?;
+    let tags = words.map(audience::tag).collect::<Result<Vec<_>, _>>()?;
+    if tags.is_empty() {
+        return Err(USAGE.to_owned());
+    }
+    Ok((user, tags))
+}
+
+pub async fn tag(
+    bot: Bot,
+    message: Message,
+    from: User,
+    args: String,
+    roles: Roles,
+    store: Store,
+    events: EventPublisher,
+) -> HandlerResult {
+    change(bot, message, from, &args, roles, store, events, true).await
+}
+
+pub async fn untag(
+    bot: Bot,
+    message: Message,
+    from: User,
+    args: String,
+    roles: Roles,
+    store: Store,
+    events: EventPublisher,
+) -> HandlerResult {
+    change(bot, message, from, &args, roles, store, events, false).await
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a handler's injected dependencies"
+)]
+async fn change(
+    bot: Bot,
+    message: Message,
+    from: User,
+    args: &str,
+    roles: Roles,
+    store: Store,
+    events: EventPublisher,
+    on: bool,
+) -> HandlerResult {
+    let by = from.id.0 as i64;
+    let reply = if !roles.of(from.id).await.manages_admins() {
+        "Only owners tag users.".to_owned()
+    } else {
+        match parse(args) {
+            Err(usage) => usage,
+            Ok((user, _)) if !store.is_registered(user).await? => {
+                format!("{user} is not a user of this bot.")
+            }
+            Ok((user_id, tags)) => {
+                let mut failed = false;
+                for tag in &tags {
+                    let payload = match on {
+                        true => Payload::UserTagged(UserTagged {
+                            user_id,
+                            tag: tag.clone(),
+                            tagged_by: by,
+                        }),
+                        false => Payload::UserUntagged(UserUntagged {
+                            user_id,
+                            tag: tag.clone(),
+                            untagged_by: by,
+                        }),
+                    };
+                    failed |= publish(&events, payload).await.is_err();
+                }
+                match (failed, on) {
+                    (true, _) => "Something went wrong; send the command again.".to_owned(),
+                    (false, true) => format!("Tagged {user_id}: {}.", tags.join(", ")),
+                    (false, false) => format!("Took {} off {user_id}.", tags.join(", ")),
+                }
+            }
+        }
+    };
+    bot.send_message(message.chat.id, reply).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_and_tags_are_read_and_checked() {
+        assert_eq!(
+            parse("42 VIP gold"),
+            Ok((42, vec!["vip".into(), "gold".into()]))
+        );
+        assert_eq!(parse("42"), Err(USAGE.into()));
+        assert_eq!(parse("ann vip"), Err(USAGE.into()));
+        assert!(parse("42 not!ok").unwrap_err().contains("is not a tag"));
+    }
+}
