@@ -343,3 +343,87 @@ async fn an_event_for_a_campaign_whose_status_is_unknown_is_parked() {
         .get(0);
     assert_eq!(deliveries, 0);
 }
+
+/// Events written before audience filters (a campaign with the seed's
+/// `Audience::Ru`, users without names or sources) apply as they did: the
+/// campaign reaches the live ru users, and its audience reads `lang:ru`.
+#[tokio::test]
+async fn a_stream_from_before_filters_projects_as_before() {
+    use courier_core::proto::v1::{CampaignCreated, CampaignStarted, Content, UserBlocked};
+    let env = TestEnv::new().await;
+    let pool = env.pool().await;
+    let mut client = pool.get().await.unwrap();
+    projection::checkpoints(&client, &["EVENTS"]).await.unwrap();
+    let campaign = uuid::Uuid::now_v7();
+    let id = campaign.to_string();
+    let user = |user_id, language: Language| {
+        Event::new(Payload::UserRegistered(UserRegistered {
+            user_id,
+            chat_id: user_id,
+            language: language.into(),
+            language_chosen: true,
+            ..Default::default()
+        }))
+    };
+    let events = [
+        user(1, Language::Ru),
+        user(2, Language::Ru),
+        user(3, Language::En),
+        user(4, Language::Ru),
+        Event::new(Payload::UserBlocked(UserBlocked {
+            user_id: 4,
+            reason: "blocked the bot".into(),
+        })),
+        Event::new(Payload::CampaignCreated(CampaignCreated {
+            campaign_id: id.clone(),
+            created_by: 1,
+            audience: Audience::Ru.into(),
+            content: Some(Content {
+                text: "old".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+        Event::new(Payload::CampaignStarted(CampaignStarted {
+            campaign_id: id.clone(),
+            started_by: 1,
+        })),
+    ];
+    for (seq, event) in (1..).zip(events) {
+        let subject = event
+            .payload
+            .as_ref()
+            .unwrap()
+            .subject(&env.topology());
+        let payload = event.encode_to_vec();
+        let message = StreamMessage {
+            stream: "EVENTS",
+            seq,
+            subject: &subject,
+            headers: None,
+            payload: &payload,
+        };
+        assert_ne!(apply_alone(&mut client, &message).await, Applied::Parked);
+    }
+    let row = client
+        .query_one(
+            "SELECT audience, audience_size FROM campaigns WHERE campaign_id = $1",
+            &[&campaign],
+        )
+        .await
+        .unwrap();
+    let (audience, size): (String, Option<i32>) = (row.get(0), row.get(1));
+    assert_eq!((audience.as_str(), size), ("lang:ru", Some(2)));
+    let users = client
+        .query(
+            "SELECT source, first_name, tags, opted_out FROM users ORDER BY user_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    for row in users {
+        let (source, first_name, tags, opted_out): (Option<String>, String, Vec<String>, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        assert_eq!((source, first_name.as_str(), tags.len(), opted_out), (None, "", 0, false));
+    }
+}
