@@ -427,3 +427,110 @@ async fn a_stream_from_before_filters_projects_as_before() {
         assert_eq!((source, first_name.as_str(), tags.len(), opted_out), (None, "", 0, false));
     }
 }
+
+/// What courier learns about a user: tags (sorted, once each), the first
+/// source only, names refreshed by activity (kept when an event carries
+/// none), activity times, opting out and back in.
+#[tokio::test]
+async fn user_facts_accumulate_as_the_events_say() {
+    use courier_core::proto::v1::{
+        Names, UserActive, UserOptedIn, UserOptedOut, UserTagged, UserUntagged,
+    };
+    let env = TestEnv::new().await;
+    let pool = env.pool().await;
+    let mut client = pool.get().await.unwrap();
+    projection::checkpoints(&client, &["EVENTS"]).await.unwrap();
+    let names = |first: &str| {
+        Some(Names {
+            first_name: first.into(),
+            last_name: "Lee".into(),
+            username: "ann".into(),
+        })
+    };
+    let registered = |source: &str, names| {
+        Payload::UserRegistered(UserRegistered {
+            user_id: 1,
+            chat_id: 1,
+            language: Language::En.into(),
+            source: source.into(),
+            names,
+            ..Default::default()
+        })
+    };
+    let tagged = |tag: &str| {
+        Payload::UserTagged(UserTagged {
+            user_id: 1,
+            tag: tag.into(),
+            tagged_by: 0,
+        })
+    };
+    let payloads = [
+        registered("ad_spring", names("Ann")),
+        tagged("vip"),
+        tagged("beta"),
+        tagged("vip"),
+        Payload::UserUntagged(UserUntagged {
+            user_id: 1,
+            tag: "beta".into(),
+            untagged_by: 0,
+        }),
+        tagged("gold"),
+        Payload::UserOptedOut(UserOptedOut { user_id: 1 }),
+        // A second /start from another link, from an older bot (no names).
+        registered("blog", None),
+        Payload::UserActive(UserActive {
+            user_id: 1,
+            names: names("Анна"),
+        }),
+    ];
+    let mut at = 1_767_225_600_000; // 2026-01-01
+    for (seq, payload) in (1..).zip(payloads) {
+        at += 86_400_000;
+        let subject = payload.subject(&env.topology());
+        let mut event = Event::new(payload);
+        event.occurred_at_ms = at;
+        let bytes = event.encode_to_vec();
+        let message = StreamMessage {
+            stream: "EVENTS",
+            seq,
+            subject: &subject,
+            headers: None,
+            payload: &bytes,
+        };
+        assert_ne!(apply_alone(&mut client, &message).await, Applied::Parked);
+    }
+    let row = client
+        .query_one(
+            "SELECT tags, source, first_name, last_name, username, opted_out,
+                    registered_at::date::text, last_active_at::date::text
+             FROM users WHERE user_id = 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let tags: Vec<String> = row.get(0);
+    assert_eq!(tags, ["gold", "vip"]);
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("ad_spring"));
+    let names: (String, String, String) = (row.get(2), row.get(3), row.get(4));
+    assert_eq!(names, ("Анна".into(), "Lee".into(), "ann".into()));
+    assert!(row.get::<_, bool>(5), "opted out");
+    let (joined, active): (String, String) = (row.get(6), row.get(7));
+    assert_eq!((joined.as_str(), active.as_str()), ("2026-01-02", "2026-01-10"));
+
+    let opted_in = Event::new(Payload::UserOptedIn(UserOptedIn { user_id: 1 })).encode_to_vec();
+    let subject = env.topology().user_subject(1);
+    let message = StreamMessage {
+        stream: "EVENTS",
+        seq: 10,
+        subject: &subject,
+        headers: None,
+        payload: &opted_in,
+    };
+    apply_alone(&mut client, &message).await;
+    let opted_out: bool = client
+        .query_one("SELECT opted_out FROM users WHERE user_id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!opted_out);
+}
