@@ -272,6 +272,7 @@ async fn one_run(launcher: &Launcher, options: &Options, run: usize) -> anyhow::
         content: Some(fixtures::text_content()),
         options: Some(fixtures::options(true)),
         filter: Some(AudienceFilter::default()),
+        variants: Vec::new(),
     }));
     let created_seq = publisher.publish_expecting(&created, 0).await?;
     let pids: Vec<u32> = services.iter().map(Service::pid).collect();

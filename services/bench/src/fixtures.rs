@@ -150,7 +150,7 @@ pub fn work_item(topology: &Topology, campaign: Uuid, user_id: i64) -> (String, 
         campaign_id: campaign.to_string(),
         user_id,
         chat_id: user_id,
-        names: None,
+        ..Default::default()
     };
     let publish = PublishMessage::build()
         .message_id(format!("{campaign}.{user_id}"))
@@ -240,6 +240,7 @@ pub async fn sending_campaign(
             created_by: 1,
             audience: AudienceFilter::default(),
             content: text_content(),
+            variants: Vec::new(),
             options: options(paid),
         })
         .await?;

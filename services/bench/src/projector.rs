@@ -134,6 +134,7 @@ async fn one_run(
                 created_by: 1,
                 audience: AudienceFilter::default(),
                 content: fixtures::text_content(),
+                variants: Vec::new(),
                 options: fixtures::options(false),
             })
             .await?;

@@ -23,6 +23,8 @@ pub enum Action {
     SkipButtons,
     /// Step 4: flip an option in the summary.
     Toggle(Toggle),
+    /// Step 4: add the message in this language (or drop it).
+    Variant(Language),
     /// Step 4: publish the campaign.
     Start,
     /// Any step: leave the dialog (like /cancel).
@@ -78,6 +80,7 @@ impl Action {
             Action::Refine(Refinement::Everyone) => "bc:f:all".into(),
             Action::SkipButtons => "bc:skip".into(),
             Action::Toggle(toggle) => format!("bc:opt:{}", toggle.code()),
+            Action::Variant(language) => format!("bc:var:{}", language.code().unwrap_or("")),
             Action::Start => "bc:start".into(),
             Action::Abort => "bc:abort".into(),
             Action::Control(id, control) => format!("cc:{}:{id}", control.code()),
@@ -92,11 +95,8 @@ impl Action {
             ["bc", "aud", code] => Action::Audience(Audience::from_code(code)?),
             ["bc", "seg"] => Action::Segment,
             ["bc", "use"] => Action::UseSegment,
-            ["bc", "f", "lang", code] => Action::Refine(Refinement::Language(
-                [Language::Ru, Language::En]
-                    .into_iter()
-                    .find(|l| l.code() == Some(code))?,
-            )),
+            ["bc", "f", "lang", code] => Action::Refine(Refinement::Language(language(code)?)),
+            ["bc", "var", code] => Action::Variant(language(code)?),
             ["bc", "f", "tag", tag] => Action::Refine(Refinement::Tag(audience::tag(tag).ok()?)),
             ["bc", "f", "act", days] => Action::Refine(Refinement::Active(days.parse().ok()?)),
             ["bc", "f", "src", source] => {
@@ -122,6 +122,12 @@ impl Action {
     pub fn fits(&self) -> bool {
         self.data().len() <= 64
     }
+}
+
+fn language(code: &str) -> Option<Language> {
+    [Language::Ru, Language::En]
+        .into_iter()
+        .find(|l| l.code() == Some(code))
 }
 
 impl Toggle {
@@ -170,7 +176,11 @@ mod tests {
             Action::Show(id),
         ];
         actions.extend([Audience::All, Audience::Ru, Audience::En].map(Action::Audience));
-        actions.extend([Action::Segment, Action::UseSegment]);
+        actions.extend([
+            Action::Segment,
+            Action::UseSegment,
+            Action::Variant(Language::En),
+        ]);
         actions.extend(
             [
                 Refinement::Language(Language::Ru),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use courier_core::audience::{self, AudienceSize};
 use courier_core::commands::{CampaignCommands, NewCampaign};
-use courier_core::proto::v1::{Audience, AudienceFilter, InlineKeyboard};
+use courier_core::proto::v1::{Audience, AudienceFilter, InlineKeyboard, Language, Variant};
 use teloxide::Bot;
 use teloxide::payloads::{AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
@@ -311,6 +311,29 @@ async fn show_preview(
         bot.send_message(chat, reply).await?;
         return Ok(());
     }
+    // Every version, as its recipients will see it; one Telegram refuses
+    // is dropped, and the admin told why.
+    let mut draft = draft;
+    let mut kept = Vec::new();
+    for variant in std::mem::take(&mut draft.variants) {
+        let language = variant.language.clone();
+        bot.send_message(
+            chat,
+            format!("⬆️ for everyone else · ⬇️ the {language} version"),
+        )
+        .await?;
+        match preview
+            .send(chat, variant.content.as_ref().unwrap_or(&draft.content))
+            .await
+        {
+            Ok(()) => kept.push(variant),
+            Err(refusal) => {
+                let reply = format!("The {language} version was dropped: {refusal}");
+                bot.send_message(chat, reply).await?;
+            }
+        }
+    }
+    draft.variants = kept;
     let summary = bot
         .send_message(chat, preview.summarize(&draft, config.paid_enabled).await?)
         .reply_markup(preview::keyboard(&draft, config.paid_enabled))
@@ -322,6 +345,83 @@ async fn show_preview(
         })
         .await?;
     Ok(())
+}
+
+/// Step 4: a version in another language asked for (or dropped).
+pub async fn variant(
+    bot: Bot,
+    query: CallbackQuery,
+    dialogue: Dialogue,
+    (mut draft, summary): (Draft, i32),
+    language: Language,
+    preview: Preview,
+    config: Arc<BroadcastConfig>,
+) -> HandlerResult {
+    let pressed_on = query.regular_message().map(|m| m.id.0);
+    let code = language.code().unwrap_or_default().to_owned();
+    if pressed_on != Some(summary) || preview::only_language(&draft.audience, &code).is_none() {
+        return outdated_press(bot, query).await;
+    }
+    bot.answer_callback_query(query.id.clone()).await?;
+    let before = draft.variants.len();
+    draft.variants.retain(|v| v.language != code);
+    if draft.variants.len() == before {
+        settle(&bot, &query, format!("Adding a {code} version.")).await?;
+        bot.send_message(
+            dialogue.chat_id(),
+            format!(
+                "Send the message for users whose language is {code}: {}. \
+                 Without buttons of its own it gets the main message's. {CANCEL_HINT}",
+                content::SUPPORTED
+            ),
+        )
+        .await?;
+        dialogue
+            .update(State::AwaitingVariant {
+                draft,
+                language: code,
+            })
+            .await?;
+        return Ok(());
+    }
+    let text = preview.summarize(&draft, config.paid_enabled).await?;
+    let keyboard = preview::keyboard(&draft, config.paid_enabled);
+    dialogue
+        .update(State::Confirming { draft, summary })
+        .await?;
+    bot.edit_message_text(dialogue.chat_id(), MessageId(summary), text)
+        .reply_markup(keyboard)
+        .await?;
+    Ok(())
+}
+
+/// Step 4: the message for one language arrived; the preview starts over
+/// with every version.
+pub async fn variant_content(
+    bot: Bot,
+    message: Message,
+    dialogue: Dialogue,
+    (mut draft, language): (Draft, String),
+    preview: Preview,
+    config: Arc<BroadcastConfig>,
+) -> HandlerResult {
+    let chat = message.chat.id;
+    let mut captured = match content::capture(&message) {
+        Ok(captured) => captured,
+        Err(refusal) => {
+            let reply = format!("{refusal}\n\nSend another message {CANCEL_HINT}.");
+            bot.send_message(chat, reply).await?;
+            return Ok(());
+        }
+    };
+    if captured.keyboard.as_ref().is_none_or(|k| k.rows.is_empty()) {
+        captured.keyboard = draft.content.keyboard.clone();
+    }
+    draft.variants.push(Variant {
+        language,
+        content: Some(captured),
+    });
+    show_preview(&bot, chat, &dialogue, draft, &preview, &config).await
 }
 
 /// Step 4: an option flipped on the summary.
@@ -376,6 +476,7 @@ pub async fn confirm(
         created_by: query.from.id.0 as i64,
         audience: draft.audience.clone(),
         content: draft.content.clone(),
+        variants: draft.variants.clone(),
         options: draft.options(),
     };
     match commands.create_and_start(campaign).await {

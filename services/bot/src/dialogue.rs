@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use courier_core::proto::v1::{AudienceFilter, CampaignOptions, Content};
+use courier_core::proto::v1::{AudienceFilter, CampaignOptions, Content, Variant};
 use deadpool_postgres::Pool;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,8 @@ pub enum State {
     /// Step 4: the preview and the summary are shown; `summary` is the id
     /// of the message with Start, so presses on older ones are told apart.
     Confirming { draft: Draft, summary: i32 },
+    /// Step 4: waiting for the message users of `language` get instead.
+    AwaitingVariant { draft: Draft, language: String },
 }
 
 /// The campaign as the admin has put it together so far.
@@ -50,6 +52,9 @@ pub struct Draft {
     pub audience: AudienceFilter,
     #[serde(with = "protobuf")]
     pub content: Content,
+    /// The message in other languages, for users of each.
+    #[serde(default, with = "protobufs")]
+    pub variants: Vec<Variant>,
     pub silent: bool,
     pub protected: bool,
     pub paid: bool,
@@ -61,6 +66,7 @@ impl Draft {
             campaign_id: Uuid::now_v7(),
             audience,
             content,
+            variants: Vec::new(),
             silent: false,
             protected: false,
             paid: false,
@@ -257,17 +263,42 @@ mod filter_text {
 /// Content as its protobuf bytes: the campaign's own encoding, so nothing
 /// of it is lost between the steps.
 mod protobuf {
-    use courier_core::proto::v1::Content;
-    use prost::Message as _;
+    use prost::Message;
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-    pub fn serialize<S: Serializer>(content: &Content, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&content.encode_to_vec())
+    pub fn serialize<M: Message, S: Serializer>(message: &M, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&message.encode_to_vec())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Content, D::Error> {
+    pub fn deserialize<'de, M: Message + Default, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<M, D::Error> {
         let bytes = Vec::<u8>::deserialize(d)?;
-        Content::decode(bytes.as_slice()).map_err(D::Error::custom)
+        M::decode(bytes.as_slice()).map_err(D::Error::custom)
+    }
+}
+
+/// A list of messages, each as [`protobuf`] stores one.
+mod protobufs {
+    use prost::Message;
+    use serde::ser::SerializeSeq;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<M: Message, S: Serializer>(messages: &[M], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(messages.len()))?;
+        for message in messages {
+            seq.serialize_element(&message.encode_to_vec())?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, M: Message + Default, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<M>, D::Error> {
+        let list = Vec::<Vec<u8>>::deserialize(d)?;
+        list.iter()
+            .map(|bytes| M::decode(bytes.as_slice()).map_err(D::Error::custom))
+            .collect()
     }
 }
 
@@ -341,7 +372,14 @@ mod tests {
             State::AwaitingButtons {
                 draft: draft.clone(),
             },
-            State::Confirming { draft, summary: 12 },
+            State::Confirming {
+                draft: draft.clone(),
+                summary: 12,
+            },
+            State::AwaitingVariant {
+                draft,
+                language: "en".into(),
+            },
         ] {
             let json = serde_json::to_value(&state).unwrap();
             assert_eq!(serde_json::from_value::<State>(json).unwrap(), state);

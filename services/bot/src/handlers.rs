@@ -101,7 +101,10 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         )
         .branch(case![State::ChoosingAudience { filter }].endpoint(broadcast::typed_filter))
         .branch(case![State::AwaitingContent { audience }].endpoint(broadcast::content))
-        .branch(case![State::AwaitingButtons { draft }].endpoint(broadcast::buttons));
+        .branch(case![State::AwaitingButtons { draft }].endpoint(broadcast::buttons))
+        .branch(
+            case![State::AwaitingVariant { draft, language }].endpoint(broadcast::variant_content),
+        );
     let language_buttons = Update::filter_callback_query()
         .filter_map(|query: CallbackQuery| language::from_callback_data(query.data.as_deref()?))
         .endpoint(language_chosen);
@@ -138,6 +141,7 @@ pub fn schema() -> UpdateHandler<HandlerError> {
                 .branch(
                     case![State::Confirming { draft, summary }]
                         .branch(case![Action::Toggle(toggle)].endpoint(broadcast::toggle))
+                        .branch(case![Action::Variant(language)].endpoint(broadcast::variant))
                         .branch(case![Action::Start].endpoint(broadcast::confirm)),
                 )
                 .branch(dptree::endpoint(broadcast::outdated_press)),

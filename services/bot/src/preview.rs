@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use courier_core::audience::{self, AudienceSize};
 use courier_core::config::TelegramConfig;
-use courier_core::proto::v1::{CampaignOptions, Content, ContentKind, button};
+use courier_core::proto::v1::{
+    AudienceFilter, CampaignOptions, Content, ContentKind, Language, button,
+};
 use courier_core::send_limits::{Lane, PublishedLimits};
 use courier_telegram::bot_api::BotApi;
 use courier_telegram::classify::ApiFailure;
@@ -61,8 +63,16 @@ impl Preview {
     /// the rate the senders published.
     pub async fn summarize(&self, draft: &Draft, paid_enabled: bool) -> Result<String, StoreError> {
         let size = self.store.audience(&draft.audience).await?;
+        let mut versions = Vec::new();
+        for variant in &draft.variants {
+            let recipients = match only_language(&draft.audience, &variant.language) {
+                Some(filter) => self.store.audience(&filter).await?.recipients,
+                None => 0,
+            };
+            versions.push((variant.language.clone(), recipients));
+        }
         let rate = self.limits.rate(lane(draft)).await;
-        Ok(summary(draft, size, paid_enabled, rate))
+        Ok(summary(draft, size, &versions, paid_enabled, rate))
     }
 
     /// Sends `content` to `chat` as a campaign would send it to a recipient.
@@ -83,13 +93,30 @@ impl Preview {
     }
 }
 
+/// `filter` narrowed to users of `language`: who a variant in that
+/// language reaches. `None` when the filter leaves that language out.
+pub fn only_language(filter: &AudienceFilter, language: &str) -> Option<AudienceFilter> {
+    let speaks = filter.languages.is_empty() || filter.languages.iter().any(|l| l == language);
+    speaks.then(|| AudienceFilter {
+        languages: vec![language.to_owned()],
+        ..filter.clone()
+    })
+}
+
 /// The senders' budget `draft` will draw from.
 pub fn lane(draft: &Draft) -> Lane {
     if draft.paid { Lane::Paid } else { Lane::Free }
 }
 
-/// What Start will do, `rate` messages per second.
-pub fn summary(draft: &Draft, size: AudienceSize, paid_enabled: bool, rate: f64) -> String {
+/// What Start will do, `rate` messages per second; `versions` are the
+/// recipients of each variant.
+pub fn summary(
+    draft: &Draft,
+    size: AudienceSize,
+    versions: &[(String, i64)],
+    paid_enabled: bool,
+    rate: f64,
+) -> String {
     let on_off = |on: bool| if on { "on" } else { "off" };
     let content = &draft.content;
     let recipients = size.recipients;
@@ -128,6 +155,15 @@ pub fn summary(draft: &Draft, size: AudienceSize, paid_enabled: bool, rate: f64)
             let _ = writeln!(text, "Buttons: {}", labels.join("; "));
         }
     }
+    if !versions.is_empty() {
+        let in_variants: i64 = versions.iter().map(|(_, n)| n).sum();
+        let each: Vec<String> = versions
+            .iter()
+            .map(|(language, n)| format!("{language} · {n}"))
+            .chain([format!("default · {}", (recipients - in_variants).max(0))])
+            .collect();
+        let _ = writeln!(text, "Versions: {}", each.join("; "));
+    }
     let _ = write!(
         text,
         "Silent: {} · Protected: {}",
@@ -146,7 +182,8 @@ pub fn summary(draft: &Draft, size: AudienceSize, paid_enabled: bool, rate: f64)
     text
 }
 
-/// The toggles, then Start and Cancel.
+/// The toggles, a version per language the audience speaks, then Start
+/// and Cancel.
 pub fn keyboard(draft: &Draft, paid_enabled: bool) -> InlineKeyboardMarkup {
     let toggle = |on: bool, label: &str, toggle: Toggle| {
         let mark = if on { "✅" } else { "⬜" };
@@ -158,6 +195,21 @@ pub fn keyboard(draft: &Draft, paid_enabled: bool) -> InlineKeyboardMarkup {
     ]];
     if paid_enabled {
         rows.push(vec![toggle(draft.paid, "Paid lane", Toggle::Paid)]);
+    }
+    let versions: Vec<_> = [Language::Ru, Language::En]
+        .into_iter()
+        .filter_map(|language| {
+            let code = language.code()?;
+            only_language(&draft.audience, code)?;
+            let label = match draft.variants.iter().any(|v| v.language == code) {
+                true => format!("🗑 {code} version"),
+                false => format!("🌐 Add {code} version"),
+            };
+            Some(Action::Variant(language).button(label))
+        })
+        .collect();
+    if !versions.is_empty() {
+        rows.push(versions);
     }
     rows.push(vec![
         Action::Start.button("🚀 Start"),
@@ -194,7 +246,7 @@ mod tests {
 
     #[test]
     fn the_summary_says_everything_start_will_do() {
-        let text = summary(&draft(), size(1800, 0), false, 30.0);
+        let text = summary(&draft(), size(1800, 0), &[], false, 30.0);
         assert!(
             text.contains("Audience: lang:ru · 1800 recipients now\n"),
             "{text}"
@@ -215,7 +267,7 @@ mod tests {
         let mut paid = draft();
         paid.toggle(Toggle::Paid);
         assert_eq!(lane(&paid), Lane::Paid);
-        let text = summary(&paid, size(10_000, 0), true, 1000.0);
+        let text = summary(&paid, size(10_000, 0), &[], true, 1000.0);
         assert!(text.contains("Paid lane: on"), "{text}");
         assert!(text.contains("about 10s at 1000/s"), "{text}");
     }
@@ -229,14 +281,50 @@ mod tests {
 
     #[test]
     fn the_summary_counts_who_opted_out_and_warns_of_nobody() {
-        let text = summary(&draft(), size(40, 2), false, 30.0);
+        let text = summary(&draft(), size(40, 2), &[], false, 30.0);
         assert!(
             text.contains("40 recipients now (2 more opted out with /stop)"),
             "{text}"
         );
         assert!(!text.contains("Nobody"), "{text}");
-        let text = summary(&draft(), size(0, 0), false, 30.0);
+        let text = summary(&draft(), size(0, 0), &[], false, 30.0);
         assert!(text.contains("Nobody matches this audience now"), "{text}");
+    }
+
+    #[test]
+    fn versions_count_their_language_and_the_default_the_rest() {
+        let mut everyone = draft();
+        everyone.audience = AudienceFilter::default();
+        everyone.variants.push(courier_core::proto::v1::Variant {
+            language: "ru".into(),
+            content: Some(Content::default()),
+        });
+        let text = summary(&everyone, size(100, 0), &[("ru".into(), 70)], false, 30.0);
+        assert!(text.contains("Versions: ru · 70; default · 30\n"), "{text}");
+        let labels: Vec<String> = keyboard(&everyone, false)
+            .inline_keyboard
+            .into_iter()
+            .flatten()
+            .map(|b| b.text)
+            .collect();
+        assert!(labels.contains(&"🗑 ru version".to_owned()), "{labels:?}");
+        assert!(
+            labels.contains(&"🌐 Add en version".to_owned()),
+            "{labels:?}"
+        );
+    }
+
+    #[test]
+    fn a_variant_reaches_its_language_within_the_audience() {
+        let filter = audience::parse("lang:ru,en tag:vip").unwrap();
+        let ru = only_language(&filter, "ru").unwrap();
+        assert_eq!(audience::to_text(&ru), "lang:ru tag:vip");
+        assert_eq!(
+            only_language(&audience::parse("lang:en").unwrap(), "ru"),
+            None
+        );
+        let everyone = only_language(&AudienceFilter::default(), "en").unwrap();
+        assert_eq!(audience::to_text(&everyone), "lang:en");
     }
 
     #[test]
@@ -258,10 +346,13 @@ mod tests {
                 ("✅ Silent".to_owned(), "bc:opt:silent".to_owned()),
                 ("⬜ Protected".into(), "bc:opt:protected".into()),
                 ("⬜ Paid lane".into(), "bc:opt:paid".into()),
+                // lang:ru: an en version would reach nobody.
+                ("🌐 Add ru version".into(), "bc:var:ru".into()),
                 ("🚀 Start".into(), "bc:start".into()),
                 ("✖️ Cancel".into(), "bc:abort".into()),
             ]
         );
-        assert_eq!(keyboard(&silent, false).inline_keyboard.len(), 2);
+        // Without the paid lane: toggles, versions, Start.
+        assert_eq!(keyboard(&silent, false).inline_keyboard.len(), 3);
     }
 }

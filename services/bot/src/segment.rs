@@ -331,6 +331,9 @@ mod tests {
         assert!(text.contains("Nobody matches this audience now"), "{text}");
         assert!(text.contains("No user has the tag(s) vpi"), "{text}");
         assert!(!labels(&keyboard).iter().any(|l| l.starts_with("✅ Use")));
-        assert!(labels(&keyboard).iter().any(|l| l == "✅ #vpi"), "a used tag can be taken off");
+        assert!(
+            labels(&keyboard).iter().any(|l| l == "✅ #vpi"),
+            "a used tag can be taken off"
+        );
     }
 }

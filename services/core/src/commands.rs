@@ -13,7 +13,7 @@ use crate::campaign::{CampaignStatus, Transition, TransitionError};
 use crate::event::{self, EventPublisher, PublishError};
 use crate::proto::v1::{
     AudienceFilter, CampaignCancelled, CampaignCreated, CampaignOptions, CampaignPaused,
-    CampaignResumed, CampaignStarted, Content, Event, event::Payload,
+    CampaignResumed, CampaignStarted, Content, Event, Variant, event::Payload,
 };
 use crate::telemetry;
 use crate::topology::Topology;
@@ -26,7 +26,9 @@ pub struct NewCampaign {
     pub id: Uuid,
     pub created_by: i64,
     pub audience: AudienceFilter,
+    /// The default content; `variants` may give other languages their own.
     pub content: Content,
+    pub variants: Vec<Variant>,
     pub options: CampaignOptions,
 }
 
@@ -121,6 +123,7 @@ impl CampaignCommands {
                         // Only versions before filters set it.
                         audience: 0,
                         filter: Some(campaign.audience),
+                        variants: campaign.variants,
                         content: Some(campaign.content),
                         options: Some(campaign.options),
                     }),

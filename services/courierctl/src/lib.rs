@@ -4,7 +4,7 @@ pub mod operations;
 pub mod users;
 
 use courier_core::audience;
-use courier_core::proto::v1::{Audience, AudienceFilter, Content, ContentKind};
+use courier_core::proto::v1::{Audience, AudienceFilter, Content, ContentKind, Variant};
 
 /// `--audience`: a filter's text form, or one of the seed's ru / en / all.
 /// An error shows the text with a caret under the problem.
@@ -13,6 +13,22 @@ pub fn audience_filter(text: &str) -> Result<AudienceFilter, String> {
         return Ok(audience::from_legacy(legacy));
     }
     audience::parse(text).map_err(|error| format!("\n{}", error.pointing_into(text)))
+}
+
+/// `--variant`: `LANGUAGE=TEXT`, the text users of one language get.
+pub fn variant(arg: &str) -> Result<Variant, String> {
+    let (language, text) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("{arg:?} is not LANGUAGE=TEXT, e.g. 'ru=Привет'"))?;
+    if !["ru", "en"].contains(&language) {
+        return Err(format!(
+            "{language:?} is not a language courier knows: use ru or en"
+        ));
+    }
+    Ok(Variant {
+        language: language.to_owned(),
+        content: Some(text_content(text)?),
+    })
 }
 
 /// Telegram's limit on a text message, in UTF-16 code units.
@@ -56,6 +72,20 @@ mod tests {
             audience_filter("lang:ru tga:vip").unwrap_err(),
             "\nlang:ru tga:vip\n        ^ \"tga\" is not a term: use lang:, tag:, +tag:, -tag:, source:, joined:FROM..TO or active:Nd"
         );
+    }
+
+    #[test]
+    fn variants_name_a_language_and_its_text() {
+        let variant = variant("ru=Привет = мир").unwrap();
+        assert_eq!(variant.language, "ru");
+        assert_eq!(variant.content.unwrap().text, "Привет = мир");
+        assert!(
+            super::variant("Привет")
+                .unwrap_err()
+                .contains("LANGUAGE=TEXT")
+        );
+        assert!(super::variant("de=Hallo").unwrap_err().contains("\"de\""));
+        assert!(super::variant("en=").unwrap_err().contains("empty"));
     }
 
     #[test]

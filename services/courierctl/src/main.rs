@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use courier_core::commands::{CampaignCommands, Change, NewCampaign};
 use courier_core::config::{DatabaseConfig, NatsConfig};
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{AudienceFilter, CampaignOptions};
+use courier_core::proto::v1::{AudienceFilter, CampaignOptions, Variant};
 use courier_core::startup;
 use courier_core::telemetry::{self, TelemetryConfig};
 use courierctl::operations;
@@ -66,6 +66,10 @@ enum CampaignCommand {
         /// The message text (plain; at most 4096 characters).
         #[arg(long)]
         text: String,
+        /// The text users of one language get instead, as LANGUAGE=TEXT
+        /// (e.g. --variant 'ru=Привет'); repeat for each language.
+        #[arg(long = "variant", value_parser = courierctl::variant)]
+        variants: Vec<Variant>,
         /// Send without sound.
         #[arg(long)]
         silent: bool,
@@ -139,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Campaign(CampaignCommand::Start {
             audience,
             text,
+            variants,
             silent,
             protect,
             paid,
@@ -156,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
                     created_by,
                     audience,
                     content,
+                    variants,
                     options: CampaignOptions {
                         disable_notification: silent,
                         protect_content: protect,

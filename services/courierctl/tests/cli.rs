@@ -11,11 +11,11 @@ use std::time::Duration;
 use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{AdminGranted, Audience, Event, Language, event::Payload};
-use courier_testing::{TestEnv, wait_until};
 use courier_testing::campaigns::{
     register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
 use courier_testing::read_model::dump;
+use courier_testing::{TestEnv, wait_until};
 
 async fn courierctl(env: &TestEnv, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_courierctl"));
@@ -153,7 +153,10 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
     })
     .await;
     let untagged = courierctl(&env, &["users", "untag", "3", "VIP"]).await;
-    assert_eq!(String::from_utf8_lossy(&untagged.stdout), "took vip off 3\n");
+    assert_eq!(
+        String::from_utf8_lossy(&untagged.stdout),
+        "took vip off 3\n"
+    );
     // vip and not churned: users 1 and 3, then 1 alone once the untag is projected.
     wait_until("untag projected", Duration::from_secs(30), || async {
         let counted = courierctl(&env, &["audience", "tag:vip -tag:churned"]).await;
@@ -174,7 +177,14 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
     );
     let nobody = courierctl(
         &env,
-        &["campaign", "start", "--audience", "tag:vpi", "--text", "Привет"],
+        &[
+            "campaign",
+            "start",
+            "--audience",
+            "tag:vpi",
+            "--text",
+            "Привет",
+        ],
     )
     .await;
     assert!(!nobody.status.success());
@@ -186,7 +196,14 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
     for (audience, size) in [("ru", 3), ("lang:ru tag:vip source:ad", 1)] {
         let started = courierctl(
             &env,
-            &["campaign", "start", "--audience", audience, "--text", "Привет"],
+            &[
+                "campaign",
+                "start",
+                "--audience",
+                audience,
+                "--text",
+                "Привет",
+            ],
         )
         .await;
         assert!(

@@ -92,7 +92,7 @@ impl Loader {
         loop {
             let recipients = client
                 .query(
-                    "SELECT user_id, chat_id FROM deliveries
+                    "SELECT user_id, chat_id, variant FROM deliveries
                      WHERE campaign_id = $1 AND user_id > $2 AND status = 'pending'
                      ORDER BY user_id LIMIT $3",
                     &[&campaign, &last_user_id, &self.batch_size],
@@ -115,6 +115,7 @@ impl Loader {
                     user_id: row.get(0),
                     chat_id: row.get(1),
                     names: None,
+                    variant: row.get(2),
                 };
                 let headers = if item.user_id <= maybe_enqueued_through {
                     &maybe_duplicate_headers

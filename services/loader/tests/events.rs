@@ -58,7 +58,7 @@ async fn a_start_and_a_resume_published_without_headers_are_handled() {
             ..Default::default()
         }),
         options: Some(CampaignOptions::default()),
-        filter: None,
+        ..Default::default()
     }));
     publisher.publish(&created).await.unwrap();
     let bare = |payload| -> bytes::Bytes { Event::new(payload).encode_to_vec().into() };
@@ -96,7 +96,7 @@ async fn a_start_and_a_resume_published_without_headers_are_handled() {
             campaign_id: id.clone(),
             user_id,
             chat_id: user_id,
-            names: None,
+            ..Default::default()
         };
         let mut headers = HeaderMap::new();
         headers.insert(ATTEMPTS_HEADER, "1");

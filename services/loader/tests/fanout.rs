@@ -59,6 +59,7 @@ async fn start_and_publish_a_first_batch() -> Started {
                 text: "hi".into(),
                 ..Default::default()
             },
+            variants: Vec::new(),
             options: CampaignOptions::default(),
         })
         .await

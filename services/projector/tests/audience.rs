@@ -66,14 +66,15 @@ fn matches(filter: &AudienceFilter, user: &User, now: DateTime<Utc>) -> bool {
         && filter.tags_all.iter().all(has)
         && !filter.tags_none.iter().any(has)
         && (filter.sources.is_empty()
-            || user.source.is_some_and(|s| filter.sources.iter().any(|f| f == s)))
+            || user
+                .source
+                .is_some_and(|s| filter.sources.iter().any(|f| f == s)))
         && (filter.joined_from_day == 0 || user.registered_at >= day_start(filter.joined_from_day))
-        && (filter.joined_to_day == 0
-            || user.registered_at < day_start(filter.joined_to_day + 1))
+        && (filter.joined_to_day == 0 || user.registered_at < day_start(filter.joined_to_day + 1))
         && (filter.active_within_days == 0
-            || user.last_active_at.is_some_and(|at| {
-                at >= now - Days::new(filter.active_within_days.into())
-            }))
+            || user
+                .last_active_at
+                .is_some_and(|at| at >= now - Days::new(filter.active_within_days.into())))
 }
 
 fn subset(values: &'static [&'static str]) -> impl Strategy<Value = Vec<String>> {
@@ -164,7 +165,10 @@ fn random_filters_pick_exactly_what_a_plain_reading_picks() {
             let (condition, params) = recipients.condition(1);
             let (fixed, shown) = runtime.block_on(async {
                 let fixed: i64 = client
-                    .query_one(&format!("SELECT count(*) FROM users WHERE {condition}"), &params)
+                    .query_one(
+                        &format!("SELECT count(*) FROM users WHERE {condition}"),
+                        &params,
+                    )
                     .await
                     .expect("counting")
                     .get(0);

@@ -240,6 +240,7 @@ async fn a_start_tried_again_after_failing_halfway_starts_the_same_campaign_once
             text: "again".into(),
             ..Default::default()
         },
+        variants: Vec::new(),
         options: CampaignOptions::default(),
     };
     // The first try published CampaignCreated, then failed.
@@ -250,6 +251,7 @@ async fn a_start_tried_again_after_failing_halfway_starts_the_same_campaign_once
         content: Some(campaign.content.clone()),
         options: Some(CampaignOptions::default()),
         filter: Some(campaign.audience.clone()),
+        variants: Vec::new(),
     }));
     EventPublisher::new(js.clone(), env.topology())
         .publish(&created)
@@ -390,11 +392,7 @@ async fn a_stream_from_before_filters_projects_as_before() {
         })),
     ];
     for (seq, event) in (1..).zip(events) {
-        let subject = event
-            .payload
-            .as_ref()
-            .unwrap()
-            .subject(&env.topology());
+        let subject = event.payload.as_ref().unwrap().subject(&env.topology());
         let payload = event.encode_to_vec();
         let message = StreamMessage {
             stream: "EVENTS",
@@ -424,7 +422,10 @@ async fn a_stream_from_before_filters_projects_as_before() {
     for row in users {
         let (source, first_name, tags, opted_out): (Option<String>, String, Vec<String>, bool) =
             (row.get(0), row.get(1), row.get(2), row.get(3));
-        assert_eq!((source, first_name.as_str(), tags.len(), opted_out), (None, "", 0, false));
+        assert_eq!(
+            (source, first_name.as_str(), tags.len(), opted_out),
+            (None, "", 0, false)
+        );
     }
 }
 
@@ -510,12 +511,18 @@ async fn user_facts_accumulate_as_the_events_say() {
         .unwrap();
     let tags: Vec<String> = row.get(0);
     assert_eq!(tags, ["gold", "vip"]);
-    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("ad_spring"));
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("ad_spring")
+    );
     let names: (String, String, String) = (row.get(2), row.get(3), row.get(4));
     assert_eq!(names, ("Анна".into(), "Lee".into(), "ann".into()));
     assert!(row.get::<_, bool>(5), "opted out");
     let (joined, active): (String, String) = (row.get(6), row.get(7));
-    assert_eq!((joined.as_str(), active.as_str()), ("2026-01-02", "2026-01-10"));
+    assert_eq!(
+        (joined.as_str(), active.as_str()),
+        ("2026-01-02", "2026-01-10")
+    );
 
     let opted_in = Event::new(Payload::UserOptedIn(UserOptedIn { user_id: 1 })).encode_to_vec();
     let subject = env.topology().user_subject(1);

@@ -31,8 +31,9 @@ use courier_core::campaign::CampaignStatus;
 use courier_core::commands::{CampaignCommands, CommandError, status_after};
 use courier_core::event;
 use courier_core::proto::v1::event::Payload;
+use courier_core::proto::v1::{Content as CampaignContent, SendMessage};
 use courier_core::topology::{PULL_EXPIRES, Topology};
-use courier_telegram::payload::Template;
+use courier_telegram::payload::{Call, Template};
 use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -55,9 +56,24 @@ const RECREATE_AFTER: Duration = Duration::from_secs(1);
 /// A campaign's content, as senders use it.
 #[derive(Debug)]
 pub struct Campaign {
-    /// The call to make, but for the chat.
-    pub template: Template,
+    /// The call to make, but for the chat: the default content's.
+    template: Template,
+    /// Each variant's, by language.
+    variants: Vec<(String, Template)>,
     pub paid: bool,
+}
+
+impl Campaign {
+    /// The call that delivers `item`: its variant's content (fixed when the
+    /// campaign started), or the default.
+    pub fn call(&self, item: &SendMessage) -> Call {
+        let template = self
+            .variants
+            .iter()
+            .find(|(language, _)| *language == item.variant)
+            .map_or(&self.template, |(_, template)| template);
+        template.call(item.chat_id)
+    }
 }
 
 /// A campaign's content, or why it cannot be sent.
@@ -400,15 +416,21 @@ impl Campaigns {
             return Ok(Err(NOT_CREATED.to_owned()));
         };
         let options = created.options.unwrap_or_default();
-        let content = match created.content {
+        let template = |content: Option<&CampaignContent>| match content {
             None => Err("the campaign has no content".to_owned()),
-            Some(content) => Template::new(&content, &options).map_err(|e| e.to_string()),
-        }
-        .map(|template| {
-            Arc::new(Campaign {
-                template,
+            Some(content) => Template::new(content, &options).map_err(|e| e.to_string()),
+        };
+        let content = template(created.content.as_ref()).and_then(|default| {
+            let variants = created
+                .variants
+                .iter()
+                .map(|v| Ok((v.language.clone(), template(v.content.as_ref())?)))
+                .collect::<Result<_, String>>()?;
+            Ok(Arc::new(Campaign {
+                template: default,
+                variants,
                 paid: options.paid_broadcast,
-            })
+            }))
         });
         self.content.write().await.insert(id, content.clone());
         Ok(content)

@@ -293,10 +293,7 @@ impl Worker {
     /// counted and traced).
     async fn call(&self, message: &jetstream::Message, ready: &Ready) -> Result<i64, Verdict> {
         let asked = std::time::Instant::now();
-        let sent = self
-            .api
-            .send(&ready.campaign.template.call(ready.item.chat_id))
-            .await;
+        let sent = self.api.send(&ready.campaign.call(&ready.item)).await;
         if answered(&sent) {
             self.answered_after(asked);
         }

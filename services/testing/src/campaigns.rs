@@ -117,6 +117,7 @@ pub async fn start_campaign(
             created_by: 1,
             audience: courier_core::audience::from_legacy(audience),
             content,
+            variants: Vec::new(),
             options: CampaignOptions::default(),
         })
         .await

@@ -113,7 +113,7 @@ async fn a_retried_parked_start_is_published_as_an_event_and_the_campaign_comple
         }),
         options: Some(CampaignOptions::default()),
         // A campaign from before filters: the seed's audience only.
-        filter: None,
+        ..Default::default()
     }));
     EventPublisher::new(js.clone(), env.topology())
         .publish(&created)

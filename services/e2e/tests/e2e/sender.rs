@@ -239,7 +239,7 @@ async fn enqueue_for_user_1(
         campaign_id: campaign.to_string(),
         user_id: 1,
         chat_id: 1,
-        names: None,
+        ..Default::default()
     };
     s.env
         .jetstream()

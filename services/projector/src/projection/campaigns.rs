@@ -11,7 +11,7 @@ use courier_core::audience::{self, Recipients};
 use courier_core::campaign::{CampaignStatus, Transition};
 use courier_core::proto::v1::{
     Audience, CampaignCancelled, CampaignCompleted, CampaignCreated, CampaignPaused,
-    CampaignResumed, CampaignStarted,
+    CampaignResumed, CampaignStarted, Language, Variant,
 };
 use prost::Message as _;
 use tokio_postgres::types::ToSql;
@@ -40,14 +40,17 @@ pub(super) async fn created(
             "campaign {id} has audience {audience:?}: {error}"
         )));
     }
+    let variants = variant_languages(&created.variants)
+        .map_err(|why| ApplyError::Poison(format!("campaign {id}: {why}")))?;
     let content = created.content.unwrap_or_default();
     let options = created.options.unwrap_or_default();
     event
         .tx
         .execute(
             "INSERT INTO campaigns (campaign_id, created_by, audience, content_kind, content,
-                disable_notification, protect_content, paid_broadcast, status, created_at, last_event_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)
+                disable_notification, protect_content, paid_broadcast, status, created_at,
+                last_event_seq, variants)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11)
              ON CONFLICT DO NOTHING",
             &[
                 &id,
@@ -60,10 +63,34 @@ pub(super) async fn created(
                 &options.paid_broadcast,
                 &event.at,
                 &event.seq,
+                &variants,
             ],
         )
         .await?;
     Ok(id)
+}
+
+/// The languages of a campaign's variants: known ones, once each, each
+/// with content.
+fn variant_languages(variants: &[Variant]) -> Result<Vec<String>, String> {
+    let mut languages: Vec<String> = Vec::new();
+    for variant in variants {
+        let language = &variant.language;
+        if ![Language::Ru, Language::En]
+            .iter()
+            .any(|l| l.code() == Some(language))
+        {
+            return Err(format!("a variant's language {language:?} is not ru or en"));
+        }
+        if languages.contains(language) {
+            return Err(format!("two variants for {language}"));
+        }
+        if variant.content.is_none() {
+            return Err(format!("the {language} variant has no content"));
+        }
+        languages.push(language.clone());
+    }
+    Ok(languages)
 }
 
 /// The audience is fixed now: the live, subscribed users matching the
@@ -88,12 +115,17 @@ pub(super) async fn started(
         let (condition, filter_params) = recipients.condition(2);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&campaign.id];
         params.extend(filter_params);
+        // Each recipient's variant is fixed with the audience: their
+        // language's, if the campaign has one.
         let size = event
             .tx
             .execute(
                 &format!(
-                    "INSERT INTO deliveries (campaign_id, user_id, chat_id, status)
-                     SELECT $1, user_id, chat_id, 'pending' FROM users WHERE {condition}"
+                    "INSERT INTO deliveries (campaign_id, user_id, chat_id, status, variant)
+                     SELECT $1, user_id, chat_id, 'pending',
+                         CASE WHEN language = ANY(c.variants) THEN language ELSE '' END
+                     FROM users, (SELECT variants FROM campaigns WHERE campaign_id = $1) AS c
+                     WHERE {condition}"
                 ),
                 &params,
             )
