@@ -164,6 +164,7 @@ mod tests {
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
+            versions: Vec::new(),
         }
     }
 

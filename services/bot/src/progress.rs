@@ -34,6 +34,48 @@ pub struct Snapshot {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Per version, for a campaign with variants by language (else empty).
+    pub versions: Vec<VersionCount>,
+}
+
+/// How one version of a campaign's message is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionCount {
+    /// A language, or `default`.
+    pub version: String,
+    pub delivered: i64,
+    pub recipients: i64,
+}
+
+impl VersionCount {
+    /// Reads the read model's `"<variant> <delivered> <recipients>"`, the
+    /// empty variant being the default.
+    pub fn parse(text: &str) -> Option<VersionCount> {
+        let mut parts = text.split(' ');
+        let (version, delivered, recipients) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(VersionCount {
+            version: if version.is_empty() {
+                "default"
+            } else {
+                version
+            }
+            .to_owned(),
+            delivered: delivered.parse().ok()?,
+            recipients: recipients.parse().ok()?,
+        })
+    }
+}
+
+/// `By version: ru 70/70 · default 28/30 delivered`, or nothing.
+fn versions_line(snapshot: &Snapshot) -> Option<String> {
+    (!snapshot.versions.is_empty()).then(|| {
+        let each: Vec<String> = snapshot
+            .versions
+            .iter()
+            .map(|v| format!("{} {}/{}", v.version, v.delivered, v.recipients))
+            .collect();
+        format!("By version: {} delivered", each.join(" · "))
+    })
 }
 
 impl Snapshot {
@@ -110,6 +152,9 @@ pub fn card(snapshot: &Snapshot, rate: Option<f64>) -> String {
         "Delivered {} · not alive {} · failed {}",
         snapshot.delivered, snapshot.not_alive, snapshot.failed
     );
+    if let Some(versions) = versions_line(snapshot) {
+        let _ = writeln!(text, "{versions}");
+    }
     if snapshot.cancelled > 0 {
         let _ = writeln!(text, "Cancelled before sending: {}", snapshot.cancelled);
     }
@@ -183,13 +228,16 @@ pub fn list_line(snapshot: &Snapshot) -> String {
 /// the campaign itself (an admin who paused it knows already).
 pub fn report(snapshot: &Snapshot) -> Option<Report> {
     let id = snapshot.id;
-    let counts = format!(
+    let mut counts = format!(
         "Recipients {} · delivered {} · not alive {} · failed {}",
         snapshot.recipients.unwrap_or(0),
         snapshot.delivered,
         snapshot.not_alive,
         snapshot.failed
     );
+    if let Some(versions) = versions_line(snapshot) {
+        counts = format!("{counts}\n{versions}");
+    }
     let (key, text) = match (snapshot.status, &snapshot.reason) {
         (CampaignStatus::Completed, _) => {
             let took = took(snapshot).map(|t| format!(" in {}", duration(t)));
@@ -257,6 +305,7 @@ mod tests {
             created_at: started,
             started_at: Some(started),
             finished_at: None,
+            versions: Vec::new(),
         }
     }
 
@@ -393,5 +442,32 @@ mod tests {
             list_line(&snapshot(CampaignStatus::Paused)),
             "⏸ 2025-03-01 12:00 · paused · ru · 350/1000 done, 300 delivered"
         );
+    }
+
+    #[test]
+    fn a_campaign_with_versions_counts_each() {
+        assert_eq!(
+            VersionCount::parse(" 28 30"),
+            Some(VersionCount {
+                version: "default".into(),
+                delivered: 28,
+                recipients: 30
+            })
+        );
+        assert_eq!(VersionCount::parse("ru x 3"), None);
+        let mut completed = snapshot(CampaignStatus::Completed);
+        completed.versions = ["ru 70 70", " 28 30"]
+            .iter()
+            .filter_map(|text| VersionCount::parse(text))
+            .collect();
+        let line = "By version: ru 70/70 · default 28/30 delivered";
+        assert!(
+            card(&completed, None).contains(line),
+            "{}",
+            card(&completed, None)
+        );
+        let report = report(&completed).unwrap();
+        assert!(report.text.contains(line), "{}", report.text);
+        assert!(!card(&snapshot(CampaignStatus::Sending), None).contains("By version"));
     }
 }

@@ -10,7 +10,7 @@ use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::progress::Snapshot;
+use crate::progress::{Snapshot, VersionCount};
 
 /// How long an answer waits for the projector to apply what the bot has
 /// just published, before answering anyway.
@@ -59,9 +59,15 @@ pub struct Popular {
 const POPULAR: i64 = 8;
 
 /// The columns [`snapshot`] reads, in its order.
+/// Per-version counts group the campaign's deliveries, only for campaigns
+/// with variants (a scan of their deliveries at each card refresh).
 pub const SNAPSHOT_COLUMNS: &str = "c.campaign_id, c.status, c.status_reason, c.audience, \
      c.content_kind, c.audience_size, c.delivered, c.not_alive, c.failed, c.cancelled, \
-     c.created_at, c.started_at, c.finished_at";
+     c.created_at, c.started_at, c.finished_at, \
+     CASE WHEN cardinality(c.variants) = 0 THEN '{}'::text[] ELSE ARRAY( \
+         SELECT d.variant || ' ' || count(*) FILTER (WHERE d.status = 'delivered') || ' ' || count(*) \
+         FROM deliveries d WHERE d.campaign_id = c.campaign_id \
+         GROUP BY d.variant ORDER BY d.variant = '', d.variant) END";
 
 #[derive(Clone)]
 pub struct Store {
@@ -190,5 +196,10 @@ pub fn snapshot(row: &Row, first: usize) -> Result<Snapshot, StoreError> {
         created_at: row.get::<_, DateTime<Utc>>(first + 10),
         started_at: row.get(first + 11),
         finished_at: row.get(first + 12),
+        versions: row
+            .get::<_, Vec<String>>(first + 13)
+            .iter()
+            .filter_map(|text| VersionCount::parse(text))
+            .collect(),
     })
 }

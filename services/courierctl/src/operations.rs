@@ -88,7 +88,7 @@ pub async fn list_campaigns(pool: &Pool, limit: i64) -> anyhow::Result<String> {
 pub async fn show_campaign(pool: &Pool, campaign: Uuid) -> anyhow::Result<String> {
     let client = pool.get().await?;
     let row = client
-        .query_opt("SELECT row_to_json(c)::text FROM (SELECT campaign_id, created_by, audience, content_kind, status, status_reason, audience_size, delivered, not_alive, failed, cancelled, disable_notification, protect_content, paid_broadcast, created_at, started_at, finished_at FROM campaigns WHERE campaign_id = $1) c", &[&campaign])
+        .query_opt("SELECT row_to_json(c)::text FROM (SELECT campaign_id, created_by, audience, content_kind, status, status_reason, audience_size, variants, delivered, not_alive, failed, cancelled, disable_notification, protect_content, paid_broadcast, created_at, started_at, finished_at FROM campaigns WHERE campaign_id = $1) c", &[&campaign])
         .await?
         .ok_or_else(|| anyhow::anyhow!("there is no campaign {campaign} in the read model"))?;
     let failures = client
@@ -98,8 +98,23 @@ pub async fn show_campaign(pool: &Pool, campaign: Uuid) -> anyhow::Result<String
             &[&campaign],
         )
         .await?;
+    let versions = client
+        .query(
+            "SELECT CASE WHEN variant = '' THEN 'default' ELSE variant END,
+                    count(*) FILTER (WHERE status = 'delivered'), count(*)
+             FROM deliveries WHERE campaign_id = $1
+               AND cardinality((SELECT variants FROM campaigns WHERE campaign_id = $1)) > 0
+             GROUP BY variant ORDER BY variant = '', variant",
+            &[&campaign],
+        )
+        .await?;
     let mut out = row.get::<_, String>(0);
     out.push('\n');
+    for version in versions {
+        let (name, delivered, recipients): (String, i64, i64) =
+            (version.get(0), version.get(1), version.get(2));
+        writeln!(out, "version {name}: {delivered}/{recipients} delivered")?;
+    }
     for failure in failures {
         writeln!(
             out,

@@ -193,7 +193,8 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
         "{}",
         String::from_utf8_lossy(&nobody.stderr)
     );
-    for (audience, size) in [("ru", 3), ("lang:ru tag:vip source:ad", 1)] {
+    let mut last = None;
+    for (audience, size) in [("ru", 3), ("lang:ru,en source:ad", 2)] {
         let started = courierctl(
             &env,
             &[
@@ -202,7 +203,9 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
                 "--audience",
                 audience,
                 "--text",
-                "Привет",
+                "Hi",
+                "--variant",
+                "ru=Привет",
             ],
         )
         .await;
@@ -218,7 +221,16 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
             .unwrap();
         let row = wait_for_status(&client, id, "sending", Duration::from_secs(30)).await;
         assert_eq!(row.audience_size, Some(size), "{audience}: {row:?}");
+        last = Some(id);
     }
+    // The last one: user 1 (ru) gets the ru version, user 3 (en) the default.
+    let last = last.unwrap().to_string();
+    let shown = courierctl(&env, &["campaign", "show", &last]).await;
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("version ru: 0/1 delivered\nversion default: 0/1 delivered"),
+        "{shown}"
+    );
     projector.stop().await;
 }
 
