@@ -185,14 +185,15 @@ impl Storage<State> for Dialogues {
             let state = serde_json::to_value(&state)?;
             let client = self.pool.get().await?;
             if confirming {
-                // Only a dialog still at step 3 or 4 may (still) confirm:
+                // Only a dialog still at step 3 or 4 (or adding a version
+                // there) may (still) confirm:
                 // a toggle pressed as Start ended the dialog on another
                 // replica must not bring its Start button back.
                 let updated = client
                     .execute(
                         "UPDATE bot_dialogues SET state = $2, updated_at = now()
                          WHERE chat_id = $1
-                           AND state->>'step' IN ('awaiting_buttons', 'confirming')",
+                           AND state->>'step' IN ('awaiting_buttons', 'confirming', 'awaiting_variant')",
                         &[&chat.0, &state],
                     )
                     .await?;

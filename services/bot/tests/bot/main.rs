@@ -8,6 +8,7 @@ mod admins;
 mod broadcast;
 mod control;
 mod metrics;
+mod segments;
 mod users;
 mod webhook;
 
