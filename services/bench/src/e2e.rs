@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{AudienceFilter, CampaignCreated, CampaignStarted, Event, event::Payload};
+use courier_core::proto::v1::{
+    AudienceFilter, CampaignCreated, CampaignStarted, Event, event::Payload,
+};
 use courier_core::topology::{LOADER_CONSUMER, SENDERS_CONSUMER};
 use courier_testing::campaigns::campaign_row;
 use telegram_sandbox::{Sandbox, SandboxConfig};

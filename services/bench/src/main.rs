@@ -11,11 +11,14 @@
 //! 2. [`sender`]: CPU and memory of one sender with every limit off;
 //! 3. [`rate`]: rate budgets met and never exceeded, with 1 to 4 senders;
 //! 4. [`e2e`]: a whole paid campaign against the budget's ideal time;
-//! 5. [`projector`]: outcomes applied to Postgres per second.
+//! 5. [`projector`]: outcomes applied to Postgres per second;
+//! 6. [`pause`]: how soon a pause stops every sender;
+//! 7. [`audience`]: counting, fixing and replaying a million users.
 //!
 //! Every run gets its own NATS prefix and database from `courier-testing`,
 //! removed afterwards, so the benchmark can share servers with tests.
 
+mod audience;
 mod e2e;
 mod fanout;
 mod fixtures;
@@ -48,7 +51,7 @@ struct Cli {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "fanout,sender,rate,e2e,projector,pause"
+        default_value = "fanout,sender,rate,e2e,projector,pause,audience"
     )]
     only: Vec<Measurement>,
 
@@ -144,6 +147,10 @@ struct Cli {
     /// Projector: outcomes to apply per run.
     #[arg(long, default_value_t = 10_000)]
     projector_outcomes: u64,
+
+    /// Audiences: users to count, fix and replay.
+    #[arg(long, default_value_t = 1_000_000)]
+    audience_users: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -154,16 +161,18 @@ enum Measurement {
     E2e,
     Projector,
     Pause,
+    Audience,
 }
 
 impl Measurement {
-    const ALL: [Measurement; 6] = [
+    const ALL: [Measurement; 7] = [
         Measurement::Fanout,
         Measurement::Sender,
         Measurement::Rate,
         Measurement::E2e,
         Measurement::Projector,
         Measurement::Pause,
+        Measurement::Audience,
     ];
 
     fn title(self) -> &'static str {
@@ -174,6 +183,7 @@ impl Measurement {
             Measurement::E2e => "4. End to end",
             Measurement::Projector => "5. Projector",
             Measurement::Pause => "6. Pause latency",
+            Measurement::Audience => "7. Audiences",
         }
     }
 
@@ -182,7 +192,7 @@ impl Measurement {
             Measurement::Fanout => &["courier-loader"],
             Measurement::Sender | Measurement::Rate | Measurement::Pause => &["courier-sender"],
             Measurement::E2e => &["courier-projector", "courier-loader", "courier-sender"],
-            Measurement::Projector => &["courier-projector"],
+            Measurement::Projector | Measurement::Audience => &["courier-projector"],
         }
     }
 
@@ -242,6 +252,16 @@ impl Measurement {
                     launcher,
                     &pause::Options {
                         runs: usize::from(cli.pause_runs),
+                    },
+                )
+                .await
+            }
+            Measurement::Audience => {
+                audience::run(
+                    launcher,
+                    &audience::Options {
+                        users: cli.audience_users,
+                        runs,
                     },
                 )
                 .await
