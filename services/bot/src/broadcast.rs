@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use courier_core::audience::{self, AudienceSize};
 use courier_core::commands::{CampaignCommands, NewCampaign};
-use courier_core::proto::v1::{Audience, AudienceFilter, InlineKeyboard, Language, Variant};
+use courier_core::proto::v1::{Audience, AudienceFilter, InlineKeyboard, Language, Names, Variant};
 use teloxide::Bot;
 use teloxide::payloads::{AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
@@ -20,7 +20,7 @@ use crate::dialogue::{Dialogue, Dialogues, Draft, State};
 use crate::handlers::HandlerResult;
 use crate::preview::{self, Preview};
 use crate::storage::Store;
-use crate::{buttons, content, segment};
+use crate::{buttons, content, segment, users};
 
 const CANCEL_HINT: &str = "(/cancel to stop)";
 
@@ -261,7 +261,16 @@ pub async fn buttons(
                 .keyboard
                 .get_or_insert_with(InlineKeyboard::default);
             keyboard.rows.extend(rows);
-            show_preview(&bot, chat, &dialogue, draft, &preview, &config).await
+            show_preview(
+                &bot,
+                chat,
+                &dialogue,
+                draft,
+                &preview,
+                &config,
+                admin(&message),
+            )
+            .await
         }
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -288,11 +297,13 @@ pub async fn skip_buttons(
     bot.answer_callback_query(query.id.clone()).await?;
     settle(&bot, &query, "No extra buttons.".into()).await?;
     let chat = dialogue.chat_id();
-    show_preview(&bot, chat, &dialogue, draft, &preview, &config).await
+    let admin = users::names(&query.from);
+    show_preview(&bot, chat, &dialogue, draft, &preview, &config, admin).await
 }
 
 /// Step 4: the exact message, then the summary with Start. Content that
 /// Telegram refuses sends the admin back to step 2.
+/// A greeting in the preview is filled with the admin's own names.
 async fn show_preview(
     bot: &Bot,
     chat: ChatId,
@@ -300,8 +311,9 @@ async fn show_preview(
     draft: Draft,
     preview: &Preview,
     config: &BroadcastConfig,
+    admin: Names,
 ) -> HandlerResult {
-    if let Err(refusal) = preview.send(chat, &draft.content).await {
+    if let Err(refusal) = preview.send(chat, &draft.content, &admin).await {
         let audience = draft.audience.clone();
         dialogue.update(State::AwaitingContent { audience }).await?;
         let reply = format!(
@@ -322,10 +334,8 @@ async fn show_preview(
             format!("⬆️ for everyone else · ⬇️ the {language} version"),
         )
         .await?;
-        match preview
-            .send(chat, variant.content.as_ref().unwrap_or(&draft.content))
-            .await
-        {
+        let content = variant.content.as_ref().unwrap_or(&draft.content);
+        match preview.send(chat, content, &admin).await {
             Ok(()) => kept.push(variant),
             Err(refusal) => {
                 let reply = format!("The {language} version was dropped: {refusal}");
@@ -421,7 +431,16 @@ pub async fn variant_content(
         language,
         content: Some(captured),
     });
-    show_preview(&bot, chat, &dialogue, draft, &preview, &config).await
+    show_preview(
+        &bot,
+        chat,
+        &dialogue,
+        draft,
+        &preview,
+        &config,
+        admin(&message),
+    )
+    .await
 }
 
 /// Step 4: an option flipped on the summary.
@@ -544,6 +563,11 @@ pub async fn outdated_press(bot: Bot, query: CallbackQuery) -> HandlerResult {
         .text("This button belongs to a step that is over.")
         .await?;
     Ok(())
+}
+
+/// The names of whoever sent `message` (an admin, in the dialog).
+fn admin(message: &Message) -> Names {
+    message.from.as_ref().map(users::names).unwrap_or_default()
 }
 
 /// Replaces the text of the message whose button was pressed, dropping its

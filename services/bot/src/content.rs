@@ -5,6 +5,7 @@
 //! Telegram would refuse to send to recipients is refused here, with the
 //! reason, before any campaign exists. Pure: the handlers do the I/O.
 
+use courier_core::greeting;
 use courier_core::proto::v1::{Button, ButtonRow, Content, ContentKind, InlineKeyboard, button};
 use teloxide::types::{
     InlineKeyboardButtonKind, InlineKeyboardMarkup, MediaKind, Message, MessageEntity, MessageKind,
@@ -33,6 +34,13 @@ pub enum ContentError {
          with media. Shorten it, or send the text as a separate text message."
     )]
     CaptionTooLong(usize),
+    #[error(
+        "{} is not a placeholder. Greetings use {{first_name}}, {{last_name}}, {{username}} or \
+         {{name}} (the fullest name known), with a fallback for a missing value: \
+         {{first_name|friend}}. Fix it and send the message again.",
+        .0.iter().map(|name| format!("{{{name}}}")).collect::<Vec<_>>().join(", ")
+    )]
+    UnknownPlaceholders(Vec<String>),
 }
 
 /// The content of `message`, or why it cannot be broadcast.
@@ -78,6 +86,10 @@ pub fn capture(message: &Message) -> Result<Content, ContentError> {
         ContentKind::Text => {}
         _ if length > MAX_CAPTION_LEN => return Err(ContentError::CaptionTooLong(length)),
         _ => {}
+    }
+    let unknown = greeting::unknown_placeholders(text);
+    if !unknown.is_empty() {
+        return Err(ContentError::UnknownPlaceholders(unknown));
     }
     Ok(Content {
         kind: kind.into(),
@@ -331,5 +343,26 @@ mod tests {
         let error = capture(&message(json!({ "voice": voice, "caption": caption }))).unwrap_err();
         assert_eq!(error, ContentError::CaptionTooLong(1025));
         assert!(error.to_string().contains("at most 1024"), "{error}");
+    }
+
+    #[test]
+    fn a_placeholder_that_does_not_exist_is_named_with_the_ones_that_do() {
+        assert!(
+            capture(&message(
+                json!({ "text": "Hi {first_name|friend}, {name}!" })
+            ))
+            .is_ok()
+        );
+        let error = capture(&message(json!({ "text": "Hi {frist_name} {nmae} {1}" }))).unwrap_err();
+        assert_eq!(
+            error,
+            ContentError::UnknownPlaceholders(vec!["frist_name".into(), "nmae".into()])
+        );
+        let reply = error.to_string();
+        assert!(
+            reply.starts_with("{frist_name}, {nmae} is not a placeholder."),
+            "{reply}"
+        );
+        assert!(reply.contains("{first_name|friend}"), "{reply}");
     }
 }

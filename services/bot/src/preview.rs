@@ -12,7 +12,7 @@ use std::time::Duration;
 use courier_core::audience::{self, AudienceSize};
 use courier_core::config::TelegramConfig;
 use courier_core::proto::v1::{
-    AudienceFilter, CampaignOptions, Content, ContentKind, Language, button,
+    AudienceFilter, CampaignOptions, Content, ContentKind, Language, Names, button,
 };
 use courier_core::send_limits::{Lane, PublishedLimits};
 use courier_telegram::bot_api::BotApi;
@@ -75,11 +75,17 @@ impl Preview {
         Ok(summary(draft, size, &versions, paid_enabled, rate))
     }
 
-    /// Sends `content` to `chat` as a campaign would send it to a recipient.
-    pub async fn send(&self, chat: ChatId, content: &Content) -> Result<(), PreviewError> {
+    /// Sends `content` to `chat` as a campaign would send it to a
+    /// recipient named `names`.
+    pub async fn send(
+        &self,
+        chat: ChatId,
+        content: &Content,
+        names: &Names,
+    ) -> Result<(), PreviewError> {
         // The options are left out: silent and protected do not change how
         // the message looks, and one message never needs the paid lane.
-        let call = Template::new(content, &CampaignOptions::default())?.call(chat.0);
+        let call = Template::new(content, &CampaignOptions::default())?.call(chat.0, Some(names));
         match self.api.send(&call).await {
             Ok(_) => Ok(()),
             Err(ApiFailure::Api { description, .. }) => Err(PreviewError::Refused(description)),

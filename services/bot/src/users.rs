@@ -45,7 +45,7 @@ pub fn activity(user: &User) -> UserActive {
 }
 
 /// The names Telegram shows for `user`, which greetings use.
-fn names(user: &User) -> Names {
+pub fn names(user: &User) -> Names {
     Names {
         first_name: user.first_name.clone(),
         last_name: user.last_name.clone().unwrap_or_default(),

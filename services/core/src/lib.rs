@@ -14,6 +14,7 @@ pub mod config;
 #[cfg(feature = "postgres")]
 pub mod db;
 pub mod event;
+pub mod greeting;
 pub mod health;
 pub mod metrics;
 mod otlp_http;

@@ -16,12 +16,24 @@ use std::future::IntoFuture;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
-use courier_core::proto::v1::SendMessage;
+use courier_core::proto::v1::{Names, SendMessage};
 use courier_core::topology::{MAYBE_DUPLICATE_HEADER, Topology};
 use courier_core::trace_context;
 use futures::future::try_join_all;
 use prost::Message as _;
 use uuid::Uuid;
+
+/// The next batch of recipients: `user_id`, `chat_id`, `variant`.
+const RECIPIENTS: &str = "SELECT user_id, chat_id, variant FROM deliveries
+     WHERE campaign_id = $1 AND user_id > $2 AND status = 'pending'
+     ORDER BY user_id LIMIT $3";
+
+/// The same, then the names a greeting uses, as the registry has them now.
+const RECIPIENTS_WITH_NAMES: &str =
+    "SELECT d.user_id, d.chat_id, d.variant, u.first_name, u.last_name, u.username
+     FROM deliveries d JOIN users u ON u.user_id = d.user_id
+     WHERE d.campaign_id = $1 AND d.user_id > $2 AND d.status = 'pending'
+     ORDER BY d.user_id LIMIT $3";
 
 /// Where a fan-out ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -53,12 +65,17 @@ impl Loader {
         let client = self.pool.get().await?;
         let Some(row) = client
             .query_opt(
-                "SELECT status, audience_size FROM campaigns WHERE campaign_id = $1",
+                "SELECT status, audience_size, personal FROM campaigns WHERE campaign_id = $1",
                 &[&campaign],
             )
             .await?
         else {
             return Ok(FanOut::NotProjectedYet);
+        };
+        // A campaign that greets by name carries each recipient's names.
+        let recipients_query = match row.get::<_, bool>(2) {
+            true => RECIPIENTS_WITH_NAMES,
+            false => RECIPIENTS,
         };
         let Some(audience_size) = row.get::<_, Option<i32>>(1) else {
             return Ok(FanOut::NotProjectedYet);
@@ -92,9 +109,7 @@ impl Loader {
         loop {
             let recipients = client
                 .query(
-                    "SELECT user_id, chat_id, variant FROM deliveries
-                     WHERE campaign_id = $1 AND user_id > $2 AND status = 'pending'
-                     ORDER BY user_id LIMIT $3",
+                    recipients_query,
                     &[&campaign, &last_user_id, &self.batch_size],
                 )
                 .await?;
@@ -114,7 +129,11 @@ impl Loader {
                     campaign_id: campaign.to_string(),
                     user_id: row.get(0),
                     chat_id: row.get(1),
-                    names: None,
+                    names: (row.len() > 3).then(|| Names {
+                        first_name: row.get(3),
+                        last_name: row.get(4),
+                        username: row.get(5),
+                    }),
                     variant: row.get(2),
                 };
                 let headers = if item.user_id <= maybe_enqueued_through {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use courier_core::commands::{CampaignCommands, NewCampaign};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{
-    AudienceFilter, CampaignOptions, Content, ContentKind, Event, Language, SendMessage, UserRegistered,
-    event::Payload,
+    AudienceFilter, CampaignOptions, Content, ContentKind, Event, Language, SendMessage,
+    UserRegistered, event::Payload,
 };
 use courier_core::topology::MAYBE_DUPLICATE_HEADER;
 use courier_loader::fanout::{FanOut, Loader};

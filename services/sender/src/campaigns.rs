@@ -65,14 +65,15 @@ pub struct Campaign {
 
 impl Campaign {
     /// The call that delivers `item`: its variant's content (fixed when the
-    /// campaign started), or the default.
+    /// campaign started), or the default, greeting the recipient by the
+    /// names the item carries.
     pub fn call(&self, item: &SendMessage) -> Call {
         let template = self
             .variants
             .iter()
             .find(|(language, _)| *language == item.variant)
             .map_or(&self.template, |(_, template)| template);
-        template.call(item.chat_id)
+        template.call(item.chat_id, item.names.as_ref())
     }
 }
 

@@ -3,7 +3,10 @@
 //! re-rendered through parse_mode), the file_id, the inline keyboard and the
 //! campaign's options.
 
-use courier_core::proto::v1::{CampaignOptions, Content, ContentKind, MessageEntity, button};
+use courier_core::greeting;
+use courier_core::proto::v1::{
+    CampaignOptions, Content, ContentKind, MessageEntity, Names, button,
+};
 use serde_json::{Map, Value, json};
 
 /// One Bot API method call, ready to send.
@@ -19,13 +22,16 @@ pub struct Call {
 pub struct UnsendableContent(ContentKind);
 
 /// The parts of a call that are the same for every recipient; built once
-/// per campaign, then stamped with each chat id.
+/// per campaign, then stamped with each chat id. Content that greets by
+/// name ([`courier_core::greeting`]) is filled and built per recipient.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     method: &'static str,
     /// The JSON body without its opening brace: each call only writes
     /// `{"chat_id":N,` in front instead of building and encoding it again.
     rest_of_body: String,
+    /// Kept only for content with placeholders, to fill per recipient.
+    personal: Option<(Content, CampaignOptions)>,
 }
 
 /// Every kind of content a campaign can send: its Bot API method and the
@@ -51,67 +57,98 @@ impl Template {
         options: &CampaignOptions,
     ) -> Result<Template, UnsendableContent> {
         let kind = content.kind();
-        let Some(&(_, method, media_field)) = KINDS.iter().find(|(k, _, _)| *k == kind) else {
+        let Some(&(_, method, _)) = KINDS.iter().find(|(k, _, _)| *k == kind) else {
             return Err(UnsendableContent(kind));
         };
-        let mut body = Map::new();
-        let entities: Vec<Value> = content.entities.iter().map(entity).collect();
-        match media_field {
-            None => {
-                body.insert("text".into(), content.text.clone().into());
-                if !entities.is_empty() {
-                    body.insert("entities".into(), entities.into());
-                }
-            }
-            Some(field) => {
-                body.insert(field.into(), content.file_id.clone().into());
-                if !content.text.is_empty() {
-                    body.insert("caption".into(), content.text.clone().into());
-                }
-                if !entities.is_empty() {
-                    body.insert("caption_entities".into(), entities.into());
-                }
-            }
-        }
-        if let Some(keyboard) = &content.keyboard
-            && !keyboard.rows.is_empty()
-        {
-            let rows: Vec<Value> = keyboard
-                .rows
-                .iter()
-                .map(|row| {
-                    row.buttons
-                        .iter()
-                        .map(button_json)
-                        .collect::<Vec<_>>()
-                        .into()
-                })
-                .collect();
-            body.insert("reply_markup".into(), json!({ "inline_keyboard": rows }));
-        }
-        for (flag, set) in [
-            ("disable_notification", options.disable_notification),
-            ("protect_content", options.protect_content),
-            ("allow_paid_broadcast", options.paid_broadcast),
-        ] {
-            if set {
-                body.insert(flag.into(), true.into());
-            }
-        }
-        // Never empty: text or a file_id is always there.
-        let body = Value::Object(body).to_string();
         Ok(Template {
             method,
-            rest_of_body: body[1..].to_owned(),
+            rest_of_body: rest_of_body(content, options),
+            personal: greeting::is_personal(&content.text).then(|| (content.clone(), *options)),
         })
     }
 
-    pub fn call(&self, chat_id: i64) -> Call {
+    /// The call that delivers the content to `chat_id`, greeting `names`
+    /// (the recipient's; unknown ones take the placeholders' fallbacks).
+    pub fn call(&self, chat_id: i64, names: Option<&Names>) -> Call {
+        let filled;
+        let rest_of_body = match &self.personal {
+            None => &self.rest_of_body,
+            Some((content, options)) => {
+                let (text, entities) = greeting::fill(
+                    &content.text,
+                    &content.entities,
+                    names.unwrap_or(&Names::default()),
+                );
+                let content = Content {
+                    text,
+                    entities,
+                    ..content.clone()
+                };
+                filled = rest_of_body(&content, options);
+                &filled
+            }
+        };
         Call {
             method: self.method,
-            body: format!("{{\"chat_id\":{chat_id},{}", self.rest_of_body).into(),
+            body: format!("{{\"chat_id\":{chat_id},{rest_of_body}").into(),
         }
     }
+}
+
+/// The JSON body of a call for `content` (of a kind in [`KINDS`]), without
+/// its chat id and opening brace.
+fn rest_of_body(content: &Content, options: &CampaignOptions) -> String {
+    let media_field = KINDS
+        .iter()
+        .find(|(kind, _, _)| *kind == content.kind())
+        .and_then(|(_, _, field)| *field);
+    let mut body = Map::new();
+    let entities: Vec<Value> = content.entities.iter().map(entity).collect();
+    match media_field {
+        None => {
+            body.insert("text".into(), content.text.clone().into());
+            if !entities.is_empty() {
+                body.insert("entities".into(), entities.into());
+            }
+        }
+        Some(field) => {
+            body.insert(field.into(), content.file_id.clone().into());
+            if !content.text.is_empty() {
+                body.insert("caption".into(), content.text.clone().into());
+            }
+            if !entities.is_empty() {
+                body.insert("caption_entities".into(), entities.into());
+            }
+        }
+    }
+    if let Some(keyboard) = &content.keyboard
+        && !keyboard.rows.is_empty()
+    {
+        let rows: Vec<Value> = keyboard
+            .rows
+            .iter()
+            .map(|row| {
+                row.buttons
+                    .iter()
+                    .map(button_json)
+                    .collect::<Vec<_>>()
+                    .into()
+            })
+            .collect();
+        body.insert("reply_markup".into(), json!({ "inline_keyboard": rows }));
+    }
+    for (flag, set) in [
+        ("disable_notification", options.disable_notification),
+        ("protect_content", options.protect_content),
+        ("allow_paid_broadcast", options.paid_broadcast),
+    ] {
+        if set {
+            body.insert(flag.into(), true.into());
+        }
+    }
+    // Never empty: text or a file_id is always there.
+    let body = Value::Object(body).to_string();
+    body[1..].to_owned()
 }
 
 fn entity(e: &MessageEntity) -> Value {
@@ -188,7 +225,7 @@ mod tests {
         };
         let call = Template::new(&content, &CampaignOptions::default())
             .unwrap()
-            .call(42);
+            .call(42, None);
         assert_eq!(call.method, "sendMessage");
         assert_eq!(
             body(&call),
@@ -215,7 +252,7 @@ mod tests {
             protect_content: true,
             paid_broadcast: true,
         };
-        let call = Template::new(&content, &options).unwrap().call(7);
+        let call = Template::new(&content, &options).unwrap().call(7, None);
         assert_eq!(call.method, "sendPhoto");
         assert_eq!(
             body(&call),
@@ -247,7 +284,7 @@ mod tests {
             };
             let call = Template::new(&content, &CampaignOptions::default())
                 .unwrap()
-                .call(1);
+                .call(1, None);
             assert_eq!(call.method, method);
             assert_eq!(body(&call)[field], "F");
             assert!(body(&call).get("caption").is_none());
@@ -257,5 +294,64 @@ mod tests {
     #[test]
     fn content_without_a_kind_is_refused() {
         assert!(Template::new(&Content::default(), &CampaignOptions::default()).is_err());
+    }
+
+    #[test]
+    fn a_greeting_is_filled_per_recipient_with_its_entities_moved() {
+        let names = |first: &str| Names {
+            first_name: first.into(),
+            ..Names::default()
+        };
+        let text = Content {
+            kind: ContentKind::Text.into(),
+            text: "Hi {first_name|there}! News".into(),
+            entities: vec![bold(3, 18), bold(23, 4)],
+            ..Default::default()
+        };
+        let template = Template::new(&text, &CampaignOptions::default()).unwrap();
+        let call = template.call(5, Some(&names("Анна")));
+        assert_eq!(
+            body(&call),
+            json!({
+                "chat_id": 5,
+                "text": "Hi Анна! News",
+                "entities": [
+                    { "type": "bold", "offset": 3, "length": 4 },
+                    { "type": "bold", "offset": 9, "length": 4 },
+                ],
+            })
+        );
+        assert_eq!(body(&template.call(6, None))["text"], "Hi there! News");
+        let photo = Content {
+            kind: ContentKind::Photo.into(),
+            file_id: "P".into(),
+            text: "{name}, look".into(),
+            entities: vec![bold(0, 6)],
+            ..Default::default()
+        };
+        let call = Template::new(&photo, &CampaignOptions::default())
+            .unwrap()
+            .call(7, Some(&names("🦊")));
+        assert_eq!(body(&call)["caption"], "🦊, look");
+        assert_eq!(
+            body(&call)["caption_entities"],
+            json!([{ "type": "bold", "offset": 0, "length": 2 }])
+        );
+    }
+
+    #[test]
+    fn content_without_a_greeting_ignores_names() {
+        let content = Content {
+            kind: ContentKind::Text.into(),
+            text: "Hello {world}".into(),
+            ..Default::default()
+        };
+        let template = Template::new(&content, &CampaignOptions::default()).unwrap();
+        let names = Names {
+            first_name: "Ann".into(),
+            ..Names::default()
+        };
+        assert_eq!(template.call(1, Some(&names)), template.call(1, None));
+        assert_eq!(body(&template.call(1, None))["text"], "Hello {world}");
     }
 }

@@ -1,6 +1,7 @@
 //! Audiences beyond language, end to end: users tagged and opted out
-//! through events, a campaign to a segment with a version per language,
-//! and what each recipient got from the Telegram sandbox.
+//! through events, a campaign to a segment with a version per language
+//! greeting each recipient by name, and what each recipient got from the
+//! Telegram sandbox, entity by entity.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,8 +10,8 @@ use courier_core::audience;
 use courier_core::commands::NewCampaign;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{
-    CampaignOptions, Content, ContentKind, Event, Language, UserOptedOut, UserTagged, Variant,
-    event::Payload,
+    CampaignOptions, Content, ContentKind, Event, Language, MessageEntity, Names, UserActive,
+    UserOptedOut, UserTagged, Variant, event::Payload,
 };
 use courier_e2e::{SenderSettings, Setup, Stack, unlimited_sandbox};
 use courier_testing::campaigns::{CampaignRow, wait_for_status, wait_for_users};
@@ -18,18 +19,44 @@ use courier_testing::{TestEnv, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
-fn text(text: &str) -> Content {
+/// A text whose `bold` part is bold and `link` part a link, as an admin's
+/// client sends them (offsets in UTF-16 units).
+fn text(text: &str, bold: &str, link: &str) -> Content {
+    let entity = |kind: &str, part: &str, url: &str| {
+        let at = text.find(part).expect("the part is in the text");
+        MessageEntity {
+            r#type: kind.into(),
+            offset: text[..at].encode_utf16().count() as i64,
+            length: part.encode_utf16().count() as i64,
+            url: url.into(),
+            ..Default::default()
+        }
+    };
     Content {
         kind: ContentKind::Text.into(),
         text: text.into(),
+        entities: vec![
+            entity("bold", bold, ""),
+            entity("text_link", link, "https://example.com/news"),
+        ],
         ..Default::default()
     }
 }
 
+/// The part of `text` an entity as sent covers, counted in UTF-16 units.
+fn covered(text: &str, entity: &serde_json::Value) -> String {
+    let units: Vec<u16> = text.encode_utf16().collect();
+    let offset = entity["offset"].as_u64().expect("an offset") as usize;
+    let length = entity["length"].as_u64().expect("a length") as usize;
+    String::from_utf16(&units[offset..offset + length]).expect("whole characters")
+}
+
 /// 60 users, odd ru and even en; every third is vip, every fifth churned,
-/// and user 9 (vip, ru) opted out of broadcasts.
+/// and user 9 (vip, ru) opted out of broadcasts. User 3 (ru) is "Анна 🦊
+/// Лиса", user 6 (en) "🦊" with no last name or username, the others have
+/// no names known.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_segment_gets_its_language_version_and_nobody_else_gets_anything() {
+async fn a_segment_gets_its_language_version_greeting_each_by_name_and_nobody_else_anything() {
     let users: Vec<(i64, Language, bool)> = (1..=60)
         .map(|id| {
             (
@@ -67,6 +94,19 @@ async fn a_segment_gets_its_language_version_and_nobody_else_gets_anything() {
     }
     let opted_out = Event::new(Payload::UserOptedOut(UserOptedOut { user_id: 9 }));
     publisher.publish(&opted_out).await.unwrap();
+    for (user_id, first_name, last_name, username) in
+        [(3, "Анна", "🦊 Лиса", "anna"), (6, "🦊", "", "")]
+    {
+        let active = Event::new(Payload::UserActive(UserActive {
+            user_id,
+            names: Some(Names {
+                first_name: first_name.into(),
+                last_name: last_name.into(),
+                username: username.into(),
+            }),
+        }));
+        publisher.publish(&active).await.unwrap();
+    }
     let stack = Stack::start(
         &env,
         &sandbox.url(),
@@ -89,7 +129,12 @@ async fn a_segment_gets_its_language_version_and_nobody_else_gets_anything() {
             .await
             .ok()?;
         let counts: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-        (counts == (20, 12, 1)).then_some(())
+        let named = client
+            .query_one("SELECT count(*) FROM users WHERE first_name <> ''", &[])
+            .await
+            .ok()?
+            .get::<_, i64>(0);
+        (counts == (20, 12, 1) && named == 2).then_some(())
     })
     .await;
 
@@ -99,10 +144,18 @@ async fn a_segment_gets_its_language_version_and_nobody_else_gets_anything() {
             id: uuid::Uuid::now_v7(),
             created_by: 1,
             audience: filter,
-            content: text("News of the week"),
+            content: text(
+                "Hi {first_name|friend}! News",
+                "{first_name|friend}",
+                "News",
+            ),
             variants: vec![Variant {
                 language: "ru".into(),
-                content: Some(text("Новости недели")),
+                content: Some(text(
+                    "Привет, {name|друг}! Новости",
+                    "{name|друг}",
+                    "Новости",
+                )),
             }],
             options: CampaignOptions::default(),
         })
@@ -110,17 +163,21 @@ async fn a_segment_gets_its_language_version_and_nobody_else_gets_anything() {
         .unwrap();
     let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
 
-    let expected: HashMap<i64, &str> = (1..=60)
+    // Each recipient: the text they get and the name in bold in it.
+    let expected: HashMap<i64, (String, &str)> = (1..=60)
         .filter(|id| id % 3 == 0 && id % 5 != 0 && *id != 9)
         .map(|id| {
-            (
-                id,
-                if id % 2 == 1 {
-                    "Новости недели"
-                } else {
-                    "News of the week"
-                },
-            )
+            let name = match (id, id % 2 == 1) {
+                (3, _) => "Анна 🦊 Лиса",
+                (6, _) => "🦊",
+                (_, true) => "друг",
+                (_, false) => "friend",
+            };
+            let text = match id % 2 == 1 {
+                true => format!("Привет, {name}! Новости"),
+                false => format!("Hi {name}! News"),
+            };
+            (id, (text, name))
         })
         .collect();
     assert_eq!(
@@ -133,18 +190,25 @@ async fn a_segment_gets_its_language_version_and_nobody_else_gets_anything() {
             failed: 0,
         }
     );
-    let received: HashMap<i64, String> = sandbox
-        .deliveries()
-        .into_iter()
-        .map(|d| (d.chat_id, d.text.unwrap_or_default()))
-        .collect();
-    assert_eq!(
-        sandbox.deliveries().len(),
-        expected.len(),
-        "nobody got it twice"
-    );
-    let received: HashMap<i64, &str> = received.iter().map(|(id, t)| (*id, t.as_str())).collect();
-    assert_eq!(received, expected);
+    let deliveries = sandbox.deliveries();
+    assert_eq!(deliveries.len(), expected.len(), "nobody got it twice");
+    for delivery in deliveries {
+        let (text, name) = &expected[&delivery.chat_id];
+        let got = delivery.text.as_deref().unwrap_or_default();
+        assert_eq!(got, text, "user {}", delivery.chat_id);
+        let words: Vec<String> = delivery.entities.iter().map(|e| covered(got, e)).collect();
+        let link = if delivery.chat_id % 2 == 1 {
+            "Новости"
+        } else {
+            "News"
+        };
+        assert_eq!(
+            words,
+            [name.to_string(), link.to_owned()],
+            "user {}",
+            delivery.chat_id
+        );
+    }
     // The variant each recipient got is in the read model too.
     let rows = client
         .query(

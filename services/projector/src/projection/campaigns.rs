@@ -9,6 +9,7 @@
 
 use courier_core::audience::{self, Recipients};
 use courier_core::campaign::{CampaignStatus, Transition};
+use courier_core::greeting;
 use courier_core::proto::v1::{
     Audience, CampaignCancelled, CampaignCompleted, CampaignCreated, CampaignPaused,
     CampaignResumed, CampaignStarted, Language, Variant,
@@ -44,13 +45,16 @@ pub(super) async fn created(
         .map_err(|why| ApplyError::Poison(format!("campaign {id}: {why}")))?;
     let content = created.content.unwrap_or_default();
     let options = created.options.unwrap_or_default();
+    let personal = std::iter::once(&content)
+        .chain(created.variants.iter().filter_map(|v| v.content.as_ref()))
+        .any(|content| greeting::is_personal(&content.text));
     event
         .tx
         .execute(
             "INSERT INTO campaigns (campaign_id, created_by, audience, content_kind, content,
                 disable_notification, protect_content, paid_broadcast, status, created_at,
-                last_event_seq, variants)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11)
+                last_event_seq, variants, personal)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $12)
              ON CONFLICT DO NOTHING",
             &[
                 &id,
@@ -64,6 +68,7 @@ pub(super) async fn created(
                 &event.at,
                 &event.seq,
                 &variants,
+                &personal,
             ],
         )
         .await?;
