@@ -126,10 +126,19 @@ async fn an_owner_builds_a_segment_and_each_user_gets_their_version() {
         .wait_for(OWNER, typed_after, "Audience: tag:vip · 3 recipients now.")
         .await;
 
+    // A placeholder that does not exist is named; one that does greets,
+    // the admin in the preview and each recipient in the campaign.
     let after = harness.last_id(OWNER);
-    harness.say(OWNER, "News of the week");
+    harness.say(OWNER, "News of the week, {frist_name}");
+    harness
+        .wait_for(OWNER, after, "{frist_name} is not a placeholder")
+        .await;
+    harness.say(OWNER, "News of the week, {first_name|friend}");
     let step3 = harness.wait_for(OWNER, after, "Step 3 of 4").await;
     harness.press(OWNER, &step3, "Skip");
+    harness
+        .wait_for(OWNER, after, "News of the week, User 9001")
+        .await;
     let summary = harness.wait_for(OWNER, after, "Ready to broadcast").await;
     assert!(
         text(&summary)
@@ -168,7 +177,8 @@ async fn an_owner_builds_a_segment_and_each_user_gets_their_version() {
     };
     assert_eq!(got(101), ["Новости недели"]);
     assert_eq!(got(103), ["Новости недели"]);
-    assert_eq!(got(102), ["News of the week"]);
+    // 102 was registered without names (an import): the fallback.
+    assert_eq!(got(102), ["News of the week, friend"]);
     for left_out in [104, 105, 106, 107] {
         assert!(
             got(left_out).is_empty(),

@@ -18,6 +18,7 @@ use tokio_postgres::{Client, Transaction};
 use uuid::Uuid;
 
 use super::outcomes::{Outcomes, Recorded};
+use super::users::UserWrites;
 use super::{ApplyError, Applying, TRACE_PARENT, timestamp};
 
 /// One message from a stream, as the projector sees it.
@@ -79,6 +80,8 @@ pub struct Batch<'a> {
     outcomes: Outcomes,
     /// Campaigns whose status or progress moved.
     changed: BTreeSet<Uuid>,
+    /// Registrations and tags written together (see [`UserWrites`]).
+    users: UserWrites,
 }
 
 impl<'a> Batch<'a> {
@@ -101,6 +104,7 @@ impl<'a> Batch<'a> {
             checkpoint_seq: last_seq,
             outcomes: Outcomes::default(),
             changed: BTreeSet::new(),
+            users: UserWrites::default(),
         })
     }
 
@@ -116,16 +120,23 @@ impl<'a> Batch<'a> {
         self.last_seq = seq;
         let applied = match courier_core::event::decode(message.payload) {
             Ok((_, occurred_at_ms, payload)) => {
-                let event = Applying {
-                    tx: &self.tx,
-                    seq,
-                    at: timestamp(occurred_at_ms),
-                    trace_parent: message
-                        .headers
-                        .and_then(|headers| headers.get(TRACE_PARENT))
-                        .map(|value| value.as_str()),
-                };
-                super::apply(&event, payload).await
+                let at = timestamp(occurred_at_ms);
+                match self.users.take(&self.tx, payload, at).await {
+                    Ok(None) => Ok(None),
+                    Ok(Some(payload)) => {
+                        let event = Applying {
+                            tx: &self.tx,
+                            seq,
+                            at,
+                            trace_parent: message
+                                .headers
+                                .and_then(|headers| headers.get(TRACE_PARENT))
+                                .map(|value| value.as_str()),
+                        };
+                        super::apply(&event, payload).await
+                    }
+                    Err(error) => Err(error),
+                }
             }
             Err(error) => Err(ApplyError::Poison(error.to_string())),
         };
@@ -206,7 +217,8 @@ impl<'a> Batch<'a> {
 
     /// Writes the counters and the checkpoint and commits; returns the
     /// campaigns whose status or progress moved.
-    pub async fn commit(self) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+    pub async fn commit(mut self) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+        self.users.write(&self.tx).await?;
         self.outcomes.write_counters(&self.tx).await?;
         if self.last_seq > self.checkpoint_seq {
             self.tx

@@ -61,11 +61,20 @@ pub(crate) async fn apply(
         Payload::CampaignResumed(e) => campaigns::resumed(event, e).await.map(Some),
         Payload::CampaignCancelled(e) => campaigns::cancelled(event, e).await.map(Some),
         Payload::CampaignCompleted(e) => campaigns::completed(event, e).await.map(Some),
-        Payload::UserRegistered(e) => users::registered(event, e).await.map(|()| None),
+        Payload::UserRegistered(e) => users::registered(event.tx, &[(e, event.at)])
+            .await
+            .map(|()| None)
+            .map_err(ApplyError::from),
         Payload::UserLanguageChanged(e) => users::language_changed(event, e).await.map(|()| None),
         Payload::UserBlocked(e) => users::blocked(event, e).await.map(|()| None),
         Payload::UserUnblocked(e) => users::unblocked(event, e).await.map(|()| None),
-        Payload::UserTagged(e) => users::tagged(event, e).await.map(|()| None),
+        Payload::UserTagged(e) => {
+            let tag = users::valid_tag(&e)?;
+            users::tagged(event.tx, &[(e.user_id, tag, event.at)])
+                .await
+                .map(|()| None)
+                .map_err(ApplyError::from)
+        }
         Payload::UserUntagged(e) => users::untagged(event, e).await.map(|()| None),
         Payload::UserActive(e) => users::active(event, e).await.map(|()| None),
         Payload::UserOptedOut(e) => users::opted(event, e.user_id, true).await.map(|()| None),

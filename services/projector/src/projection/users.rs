@@ -3,74 +3,181 @@
 //! liveness, tags, source, when a user joined and was last active, whether
 //! they opted out, and the names greetings use.
 
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
 use courier_core::audience;
+use courier_core::proto::v1::event::Payload;
 use courier_core::proto::v1::{
-    Names, UserActive, UserBlocked, UserLanguageChanged, UserRegistered, UserTagged, UserUnblocked,
+    UserActive, UserBlocked, UserLanguageChanged, UserRegistered, UserTagged, UserUnblocked,
     UserUntagged,
 };
+use tokio_postgres::Transaction;
 
 use super::{ApplyError, Applying};
 
+/// Registrations and tags of distinct users, waiting in a batch to be
+/// written by one statement each: an import or a replay brings them by the
+/// hundred thousand, and a statement per event would make Postgres round
+/// trips the limit. Anything else applied in the batch writes them first,
+/// and so does a second event of a user already waiting, so every user's
+/// events, and every campaign start, see them in stream order.
+#[derive(Default)]
+pub(crate) struct UserWrites {
+    registered: Vec<(UserRegistered, DateTime<Utc>)>,
+    tagged: Vec<(i64, String, DateTime<Utc>)>,
+    users: HashSet<i64>,
+}
+
+impl UserWrites {
+    /// Keeps `payload` to write later if it is a registration or a tag, and
+    /// answers `None`; anything else is handed back, after writing what
+    /// waits, to be applied now.
+    pub(crate) async fn take(
+        &mut self,
+        tx: &Transaction<'_>,
+        payload: Payload,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Payload>, ApplyError> {
+        match payload {
+            Payload::UserRegistered(registered) => {
+                if !self.tagged.is_empty() || self.users.contains(&registered.user_id) {
+                    self.write(tx).await?;
+                }
+                self.users.insert(registered.user_id);
+                self.registered.push((registered, at));
+                Ok(None)
+            }
+            Payload::UserTagged(tagged) => {
+                let tag = valid_tag(&tagged)?;
+                if !self.registered.is_empty() || self.users.contains(&tagged.user_id) {
+                    self.write(tx).await?;
+                }
+                self.users.insert(tagged.user_id);
+                self.tagged.push((tagged.user_id, tag, at));
+                Ok(None)
+            }
+            other => {
+                self.write(tx).await?;
+                Ok(Some(other))
+            }
+        }
+    }
+
+    /// Writes what waits.
+    pub(crate) async fn write(
+        &mut self,
+        tx: &Transaction<'_>,
+    ) -> Result<(), tokio_postgres::Error> {
+        registered(tx, &std::mem::take(&mut self.registered)).await?;
+        tagged(tx, &std::mem::take(&mut self.tagged)).await?;
+        self.users.clear();
+        Ok(())
+    }
+}
+
+/// The tag as stored; one that cannot be a tag parks its event.
+pub(super) fn valid_tag(tagged: &UserTagged) -> Result<String, ApplyError> {
+    audience::tag(&tagged.tag).map_err(ApplyError::Poison)
+}
+
 /// Registering again (/start after a block) revives the user. A guessed
 /// language (the Telegram app's) never overrides one the user chose; the
-/// first source and the first time seen stay; names are the newest known.
-/// A /start is activity too.
+/// first source and the first time seen stay; names are the newest known
+/// (an event from before names were recorded carries none and keeps
+/// them). A /start is activity too. `users` are distinct.
 pub(super) async fn registered(
-    event: &Applying<'_>,
-    registered: UserRegistered,
-) -> Result<(), ApplyError> {
-    let language = registered.language().code().unwrap_or("en");
-    let source = (!registered.source.is_empty()).then_some(&registered.source);
-    let names = registered.names.unwrap_or_default();
-    event
-        .tx
-        .execute(
-            "INSERT INTO users (user_id, chat_id, language, language_chosen, is_alive, registered_at,
-                 updated_at, source, first_name, last_name, username, last_active_at)
-             VALUES ($1, $2, $3, $4, TRUE, $5, $5, $6, $7, $8, $9, $5)
-             ON CONFLICT (user_id) DO UPDATE
-             SET chat_id = EXCLUDED.chat_id,
-                 language = CASE WHEN users.language_chosen AND NOT EXCLUDED.language_chosen
-                                 THEN users.language ELSE EXCLUDED.language END,
-                 language_chosen = users.language_chosen OR EXCLUDED.language_chosen,
-                 source = COALESCE(users.source, EXCLUDED.source),
-                 first_name = CASE WHEN $10 THEN EXCLUDED.first_name ELSE users.first_name END,
-                 last_name = CASE WHEN $10 THEN EXCLUDED.last_name ELSE users.last_name END,
-                 username = CASE WHEN $10 THEN EXCLUDED.username ELSE users.username END,
-                 last_active_at = EXCLUDED.last_active_at,
-                 is_alive = TRUE, updated_at = EXCLUDED.updated_at",
-            &[
-                &registered.user_id,
-                &registered.chat_id,
-                &language,
-                &registered.language_chosen,
-                &event.at,
-                &source,
-                &names.first_name,
-                &names.last_name,
-                &names.username,
-                &known(&names),
-            ],
-        )
-        .await?;
+    tx: &Transaction<'_>,
+    users: &[(UserRegistered, DateTime<Utc>)],
+) -> Result<(), tokio_postgres::Error> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&UserRegistered) -> String| -> Vec<String> {
+        users.iter().map(|(user, _)| f(user)).collect()
+    };
+    let ids: Vec<i64> = users.iter().map(|(user, _)| user.user_id).collect();
+    let chats: Vec<i64> = users.iter().map(|(user, _)| user.chat_id).collect();
+    let languages = column(|user| user.language().code().unwrap_or("en").to_owned());
+    let chosen: Vec<bool> = users.iter().map(|(user, _)| user.language_chosen).collect();
+    let at: Vec<DateTime<Utc>> = users.iter().map(|(_, at)| *at).collect();
+    let sources: Vec<Option<&str>> = users
+        .iter()
+        .map(|(user, _)| Some(user.source.as_str()).filter(|s| !s.is_empty()))
+        .collect();
+    let first_names = column(|user| user.names.clone().unwrap_or_default().first_name);
+    let last_names = column(|user| user.names.clone().unwrap_or_default().last_name);
+    let usernames = column(|user| user.names.clone().unwrap_or_default().username);
+    let sql = "INSERT INTO users (user_id, chat_id, language, language_chosen, is_alive, registered_at,
+             updated_at, source, first_name, last_name, username, last_active_at)
+         SELECT u.user_id, u.chat_id, u.language, u.chosen, TRUE, u.at, u.at, u.source,
+             u.first_name, u.last_name, u.username, u.at
+         FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bool[], $5::timestamptz[],
+                     $6::text[], $7::text[], $8::text[], $9::text[])
+             AS u(user_id, chat_id, language, chosen, at, source, first_name, last_name, username)
+         ON CONFLICT (user_id) DO UPDATE
+         SET chat_id = EXCLUDED.chat_id,
+             language = CASE WHEN users.language_chosen AND NOT EXCLUDED.language_chosen
+                             THEN users.language ELSE EXCLUDED.language END,
+             language_chosen = users.language_chosen OR EXCLUDED.language_chosen,
+             source = COALESCE(users.source, EXCLUDED.source),
+             first_name = CASE WHEN (EXCLUDED.first_name, EXCLUDED.last_name, EXCLUDED.username) <> ('', '', '') THEN EXCLUDED.first_name ELSE users.first_name END,
+             last_name = CASE WHEN (EXCLUDED.first_name, EXCLUDED.last_name, EXCLUDED.username) <> ('', '', '') THEN EXCLUDED.last_name ELSE users.last_name END,
+             username = CASE WHEN (EXCLUDED.first_name, EXCLUDED.last_name, EXCLUDED.username) <> ('', '', '') THEN EXCLUDED.username ELSE users.username END,
+             last_active_at = EXCLUDED.last_active_at,
+             is_alive = TRUE, updated_at = EXCLUDED.updated_at";
+    tx.execute(
+        sql,
+        &[
+            &ids,
+            &chats,
+            &languages,
+            &chosen,
+            &at,
+            &sources,
+            &first_names,
+            &last_names,
+            &usernames,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
-/// Events from before names were recorded carry none: they keep what is known.
-fn known(names: &Names) -> bool {
-    *names != Names::default()
+/// Tags are kept sorted and once each, so a replay in any batching gives
+/// the same array. `tags` are of distinct users.
+pub(super) async fn tagged(
+    tx: &Transaction<'_>,
+    tags: &[(i64, String, DateTime<Utc>)],
+) -> Result<(), tokio_postgres::Error> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = tags.iter().map(|(id, _, _)| *id).collect();
+    let names: Vec<&str> = tags.iter().map(|(_, tag, _)| tag.as_str()).collect();
+    let at: Vec<DateTime<Utc>> = tags.iter().map(|(_, _, at)| *at).collect();
+    tx.execute(
+        "UPDATE users SET updated_at = t.at,
+             tags = ARRAY(SELECT DISTINCT x FROM unnest(array_append(users.tags, t.tag)) AS x ORDER BY x)
+         FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS t(user_id, tag, at)
+         WHERE users.user_id = t.user_id",
+        &[&ids, &names, &at],
+    )
+    .await?;
+    Ok(())
 }
 
-/// Activity (at most a day's first) refreshes the names Telegram showed.
+/// Activity (at most a day's first) refreshes the names Telegram showed
+/// (an event without names keeps those known).
 pub(super) async fn active(event: &Applying<'_>, active: UserActive) -> Result<(), ApplyError> {
     let names = active.names.unwrap_or_default();
     event
         .tx
         .execute(
             "UPDATE users SET last_active_at = $2, updated_at = $2,
-                 first_name = CASE WHEN $6 THEN $3 ELSE first_name END,
-                 last_name = CASE WHEN $6 THEN $4 ELSE last_name END,
-                 username = CASE WHEN $6 THEN $5 ELSE username END
+                 first_name = CASE WHEN ($3::text, $4::text, $5::text) <> ('', '', '') THEN $3 ELSE first_name END,
+                 last_name = CASE WHEN ($3::text, $4::text, $5::text) <> ('', '', '') THEN $4 ELSE last_name END,
+                 username = CASE WHEN ($3::text, $4::text, $5::text) <> ('', '', '') THEN $5 ELSE username END
              WHERE user_id = $1",
             &[
                 &active.user_id,
@@ -78,24 +185,7 @@ pub(super) async fn active(event: &Applying<'_>, active: UserActive) -> Result<(
                 &names.first_name,
                 &names.last_name,
                 &names.username,
-                &known(&names),
             ],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Tags are kept sorted and once each, so a replay in any batching gives
-/// the same array.
-pub(super) async fn tagged(event: &Applying<'_>, tagged: UserTagged) -> Result<(), ApplyError> {
-    let tag = audience::tag(&tagged.tag).map_err(ApplyError::Poison)?;
-    event
-        .tx
-        .execute(
-            "UPDATE users SET updated_at = $3,
-                 tags = ARRAY(SELECT DISTINCT t FROM unnest(array_append(tags, $2)) AS t ORDER BY t)
-             WHERE user_id = $1",
-            &[&tagged.user_id, &tag, &event.at],
         )
         .await?;
     Ok(())
