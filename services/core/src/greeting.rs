@@ -28,9 +28,8 @@ fn placeholders(text: &str) -> impl Iterator<Item = Placeholder<'_>> {
     std::iter::from_fn(move || {
         while let Some(open) = text[from..].find('{').map(|i| from + i) {
             from = open + 1;
-            let Some(close) = text[open..].find('}').map(|i| open + i) else {
-                return None;
-            };
+            // No closing brace after this one: none after any later one.
+            let close = text[open..].find('}').map(|i| open + i)?;
             let inside = &text[open + 1..close];
             let (name, fallback) = match inside.split_once('|') {
                 Some((name, fallback)) => (name, Some(fallback)),
