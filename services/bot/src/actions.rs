@@ -52,6 +52,7 @@ pub enum Toggle {
     Silent,
     Protected,
     Paid,
+    Unsubscribe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,13 +132,19 @@ fn language(code: &str) -> Option<Language> {
 }
 
 impl Toggle {
-    const ALL: [Toggle; 3] = [Toggle::Silent, Toggle::Protected, Toggle::Paid];
+    const ALL: [Toggle; 4] = [
+        Toggle::Silent,
+        Toggle::Protected,
+        Toggle::Paid,
+        Toggle::Unsubscribe,
+    ];
 
     fn code(self) -> &'static str {
         match self {
             Toggle::Silent => "silent",
             Toggle::Protected => "protected",
             Toggle::Paid => "paid",
+            Toggle::Unsubscribe => "unsub",
         }
     }
 

@@ -490,12 +490,13 @@ pub async fn confirm(
     let Some(draft) = dialogues.take_confirmed(chat, summary).await? else {
         return outdated_press(bot, query).await;
     };
+    let (content, variants) = draft.to_send();
     let campaign = NewCampaign {
         id: draft.campaign_id,
         created_by: query.from.id.0 as i64,
         audience: draft.audience.clone(),
-        content: draft.content.clone(),
-        variants: draft.variants.clone(),
+        content,
+        variants,
         options: draft.options(),
     };
     match commands.create_and_start(campaign).await {

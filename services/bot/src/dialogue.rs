@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use courier_core::audience;
 use courier_core::proto::v1::{AudienceFilter, CampaignOptions, Content, Variant};
 use deadpool_postgres::Pool;
 use futures::future::BoxFuture;
@@ -58,6 +59,9 @@ pub struct Draft {
     pub silent: bool,
     pub protected: bool,
     pub paid: bool,
+    /// Each version gets an Unsubscribe button below its own.
+    #[serde(default)]
+    pub unsubscribe: bool,
 }
 
 impl Draft {
@@ -70,6 +74,7 @@ impl Draft {
             silent: false,
             protected: false,
             paid: false,
+            unsubscribe: false,
         }
     }
 
@@ -81,11 +86,22 @@ impl Draft {
         }
     }
 
+    /// The content and its versions as recipients get them: with an
+    /// Unsubscribe button in each version's language, when asked for.
+    pub fn to_send(&self) -> (Content, Vec<Variant>) {
+        let (content, variants) = (self.content.clone(), self.variants.clone());
+        match self.unsubscribe {
+            true => audience::with_unsubscribe_buttons(content, variants),
+            false => (content, variants),
+        }
+    }
+
     pub fn toggle(&mut self, toggle: Toggle) {
         let flag = match toggle {
             Toggle::Silent => &mut self.silent,
             Toggle::Protected => &mut self.protected,
             Toggle::Paid => &mut self.paid,
+            Toggle::Unsubscribe => &mut self.unsubscribe,
         };
         *flag = !*flag;
     }
@@ -306,7 +322,6 @@ mod protobufs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use courier_core::audience;
     use courier_core::proto::v1::{Audience, ContentKind, MessageEntity};
 
     #[tokio::test]

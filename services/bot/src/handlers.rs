@@ -4,6 +4,7 @@
 //! buttons go to [`crate::broadcast`], [`crate::control`] and
 //! [`crate::admins`], behind a role check that shows everyone else nothing.
 
+use courier_core::audience;
 use courier_core::event::{EventPublisher, PublishError};
 use courier_core::proto::v1::event::Payload;
 use courier_core::proto::v1::{Event, Language, UserOptedIn, UserOptedOut};
@@ -105,6 +106,10 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         .branch(
             case![State::AwaitingVariant { draft, language }].endpoint(broadcast::variant_content),
         );
+    // A campaign's Unsubscribe button, pressed by whoever received it.
+    let unsubscribe_buttons = Update::filter_callback_query()
+        .filter(|query: CallbackQuery| query.data.as_deref() == Some(audience::UNSUBSCRIBE))
+        .endpoint(unsubscribe_pressed);
     let language_buttons = Update::filter_callback_query()
         .filter_map(|query: CallbackQuery| language::from_callback_data(query.data.as_deref()?))
         .endpoint(language_chosen);
@@ -153,6 +158,7 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         .inspect_async(activity::record)
         .branch(commands)
         .branch(staff_messages)
+        .branch(unsubscribe_buttons)
         .branch(language_buttons)
         .branch(staff_buttons)
         .branch(membership)
@@ -202,6 +208,29 @@ async fn subscribe(
         user_id: from.id.0 as i64,
     });
     opt(bot, message, &from, events, opted_in, replies::subscribed).await
+}
+
+/// The Unsubscribe button under a campaign's message: the same as /stop,
+/// answered where the user pressed.
+#[tracing::instrument(skip_all, fields(user_id = query.from.id.0 as i64))]
+async fn unsubscribe_pressed(
+    bot: Bot,
+    query: CallbackQuery,
+    events: EventPublisher,
+) -> HandlerResult {
+    let language = Language::guess_from_telegram(query.from.language_code.as_deref());
+    let opted_out = Payload::UserOptedOut(UserOptedOut {
+        user_id: query.from.id.0 as i64,
+    });
+    let answer = match publish(&events, opted_out).await {
+        Ok(()) => replies::stopped(language),
+        Err(_) => replies::failure(language),
+    };
+    bot.answer_callback_query(query.id)
+        .text(answer)
+        .show_alert(true)
+        .await?;
+    Ok(())
 }
 
 async fn opt(

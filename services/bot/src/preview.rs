@@ -172,9 +172,10 @@ pub fn summary(
     }
     let _ = write!(
         text,
-        "Silent: {} · Protected: {}",
+        "Silent: {} · Protected: {} · Unsubscribe button: {}",
         on_off(draft.silent),
-        on_off(draft.protected)
+        on_off(draft.protected),
+        on_off(draft.unsubscribe)
     );
     if paid_enabled {
         let _ = write!(text, " · Paid lane: {}", on_off(draft.paid));
@@ -199,6 +200,11 @@ pub fn keyboard(draft: &Draft, paid_enabled: bool) -> InlineKeyboardMarkup {
         toggle(draft.silent, "Silent", Toggle::Silent),
         toggle(draft.protected, "Protected", Toggle::Protected),
     ]];
+    rows.push(vec![toggle(
+        draft.unsubscribe,
+        "Unsubscribe button",
+        Toggle::Unsubscribe,
+    )]);
     if paid_enabled {
         rows.push(vec![toggle(draft.paid, "Paid lane", Toggle::Paid)]);
     }
@@ -262,7 +268,10 @@ mod tests {
             text.contains("Buttons: Open → https://example.com"),
             "{text}"
         );
-        assert!(text.contains("Silent: off · Protected: off\n"), "{text}");
+        assert!(
+            text.contains("Silent: off · Protected: off · Unsubscribe button: off\n"),
+            "{text}"
+        );
         assert!(text.contains("about 1m 00s at 30/s"), "{text}");
         assert!(!text.contains("Paid"), "{text}");
     }
@@ -351,6 +360,7 @@ mod tests {
             [
                 ("✅ Silent".to_owned(), "bc:opt:silent".to_owned()),
                 ("⬜ Protected".into(), "bc:opt:protected".into()),
+                ("⬜ Unsubscribe button".into(), "bc:opt:unsub".into()),
                 ("⬜ Paid lane".into(), "bc:opt:paid".into()),
                 // lang:ru: an en version would reach nobody.
                 ("🌐 Add ru version".into(), "bc:var:ru".into()),
@@ -358,7 +368,7 @@ mod tests {
                 ("✖️ Cancel".into(), "bc:abort".into()),
             ]
         );
-        // Without the paid lane: toggles, versions, Start.
-        assert_eq!(keyboard(&silent, false).inline_keyboard.len(), 3);
+        // Without the paid lane: toggles, unsubscribe, versions, Start.
+        assert_eq!(keyboard(&silent, false).inline_keyboard.len(), 4);
     }
 }

@@ -22,7 +22,9 @@
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 
-use crate::proto::v1::{Audience, AudienceFilter, Language};
+use crate::proto::v1::{
+    Audience, AudienceFilter, Button, ButtonRow, Content, InlineKeyboard, Language, Variant, button,
+};
 
 /// A tag: lower-case letters, digits, `_` and `-`, at most this long.
 pub const MAX_TAG_LEN: usize = 32;
@@ -71,6 +73,49 @@ pub fn language(language: Language) -> AudienceFilter {
         languages: language.code().map(String::from).into_iter().collect(),
         ..AudienceFilter::default()
     }
+}
+
+/// The callback data of the Unsubscribe button a campaign may carry: a
+/// press opts the user out of broadcasts (the bot answers it).
+pub const UNSUBSCRIBE: &str = "unsubscribe";
+
+/// A campaign's default content and its variants, each with an
+/// Unsubscribe button below its own buttons, labelled in its language.
+pub fn with_unsubscribe_buttons(
+    content: Content,
+    variants: Vec<Variant>,
+) -> (Content, Vec<Variant>) {
+    let variants = variants
+        .into_iter()
+        .map(|variant| Variant {
+            content: variant
+                .content
+                .map(|content| with_unsubscribe_button(content, &variant.language)),
+            language: variant.language,
+        })
+        .collect();
+    (with_unsubscribe_button(content, ""), variants)
+}
+
+/// `content` with an Unsubscribe button below its own, labelled in
+/// `language` (a `Language` code; English otherwise).
+fn with_unsubscribe_button(mut content: Content, language: &str) -> Content {
+    let label = match language {
+        "ru" => "Отписаться от рассылки",
+        _ => "Unsubscribe",
+    };
+    let row = ButtonRow {
+        buttons: vec![Button {
+            text: label.to_owned(),
+            action: Some(button::Action::CallbackData(UNSUBSCRIBE.to_owned())),
+        }],
+    };
+    content
+        .keyboard
+        .get_or_insert_with(InlineKeyboard::default)
+        .rows
+        .push(row);
+    content
 }
 
 /// A tag as stored: trimmed and lower-cased, or why it cannot be one.
@@ -565,6 +610,31 @@ mod tests {
                 active_since: None
             }
         );
+    }
+
+    #[test]
+    fn the_unsubscribe_button_goes_below_each_version_s_own_in_its_language() {
+        let own = InlineKeyboard {
+            rows: vec![ButtonRow::default()],
+        };
+        let default = Content {
+            keyboard: Some(own),
+            ..Content::default()
+        };
+        let ru = Variant {
+            language: "ru".into(),
+            content: Some(Content::default()),
+        };
+        let (default, variants) = with_unsubscribe_buttons(default, vec![ru]);
+        let rows = default.keyboard.unwrap().rows;
+        assert_eq!(rows.len(), 2, "below the content's own");
+        assert_eq!(rows[1].buttons[0].text, "Unsubscribe");
+        assert_eq!(
+            rows[1].buttons[0].action,
+            Some(button::Action::CallbackData(UNSUBSCRIBE.into()))
+        );
+        let ru = variants[0].content.clone().unwrap().keyboard.unwrap().rows;
+        assert_eq!(ru[0].buttons[0].text, "Отписаться от рассылки");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use courier_core::audience;
 use courier_core::commands::{CampaignCommands, Change, NewCampaign};
 use courier_core::config::{DatabaseConfig, NatsConfig};
 use courier_core::event::EventPublisher;
@@ -79,6 +80,10 @@ enum CampaignCommand {
         /// Use the paid broadcast lane (allow_paid_broadcast).
         #[arg(long)]
         paid: bool,
+        /// Put an Unsubscribe button under the message (and each variant):
+        /// a press opts the user out of broadcasts.
+        #[arg(long)]
+        unsubscribe_button: bool,
         /// Telegram user id recorded as the creator.
         #[arg(long, default_value_t = 0)]
         created_by: i64,
@@ -147,9 +152,14 @@ async fn main() -> anyhow::Result<()> {
             silent,
             protect,
             paid,
+            unsubscribe_button,
             created_by,
         }) => {
             let content = courierctl::text_content(&text).map_err(anyhow::Error::msg)?;
+            let (content, variants) = match unsubscribe_button {
+                true => audience::with_unsubscribe_buttons(content, variants),
+                false => (content, variants),
+            };
             let size = operations::audience(&pool().await?, &audience).await?;
             eprintln!("{size}");
             if size.recipients == 0 {

@@ -16,6 +16,7 @@ use courier_testing::campaigns::{
 };
 use courier_testing::read_model::dump;
 use courier_testing::{TestEnv, wait_until};
+use prost::Message as _;
 
 async fn courierctl(env: &TestEnv, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_courierctl"));
@@ -206,6 +207,7 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
                 "Hi",
                 "--variant",
                 "ru=Привет",
+                "--unsubscribe-button",
             ],
         )
         .await;
@@ -230,6 +232,27 @@ async fn users_imported_from_a_csv_make_the_audience_of_a_campaign_started_from_
     assert!(
         shown.contains("version ru: 0/1 delivered\nversion default: 0/1 delivered"),
         "{shown}"
+    );
+    // --unsubscribe-button: the message ends with the button.
+    let content: Vec<u8> = client
+        .query_one(
+            "SELECT content FROM campaigns WHERE campaign_id = $1",
+            &[&last.parse::<uuid::Uuid>().unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let content = courier_core::proto::v1::Content::decode(content.as_slice()).unwrap();
+    let rows = content.keyboard.unwrap().rows;
+    let button = &rows.last().unwrap().buttons[0];
+    assert_eq!(
+        (button.text.as_str(), button.action.clone()),
+        (
+            "Unsubscribe",
+            Some(courier_core::proto::v1::button::Action::CallbackData(
+                courier_core::audience::UNSUBSCRIBE.into()
+            ))
+        )
     );
     projector.stop().await;
 }

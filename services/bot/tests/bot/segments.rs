@@ -158,6 +158,16 @@ async fn an_owner_builds_a_segment_and_each_user_gets_their_version() {
         "{}",
         text(&summary)
     );
+    harness.press(OWNER, &summary, "⬜ Unsubscribe button");
+    let summary_id = summary["message_id"].as_i64().expect("an id");
+    let summary = courier_testing::wait_until("the Unsubscribe button on", DEADLINE, || async {
+        harness
+            .messages(OWNER)
+            .into_iter()
+            .find(|m| m["message_id"].as_i64() == Some(summary_id))
+            .filter(|m| text(m).contains("Unsubscribe button: on"))
+    })
+    .await;
     let id = crate::broadcast::start(&harness, OWNER, &summary).await;
     let report = harness
         .wait_for(OWNER, 0, &format!("Campaign {id} completed"))
@@ -186,5 +196,41 @@ async fn an_owner_builds_a_segment_and_each_user_gets_their_version() {
             got(left_out)
         );
     }
+    // Each version carries the Unsubscribe button, in its language; a
+    // press opts the user out, and they stay a user of the bot.
+    let message = |chat: i64| {
+        harness
+            .messages(chat)
+            .into_iter()
+            .find(|m| text(m).starts_with("Новости") || text(m).starts_with("News"))
+            .expect("the campaign's message")
+    };
+    assert_eq!(labels(&message(101)), ["Отписаться от рассылки"]);
+    assert_eq!(labels(&message(102)), ["Unsubscribe"]);
+    let pressed = harness.press(102, &message(102), "Unsubscribe");
+    let client = harness.db().await;
+    courier_testing::wait_until("102 opted out", DEADLINE, || async {
+        let row = client
+            .query_one(
+                "SELECT opted_out AND is_alive FROM users WHERE user_id = 102",
+                &[],
+            )
+            .await
+            .ok()?;
+        row.get::<_, bool>(0).then_some(())
+    })
+    .await;
+    let answer = courier_testing::wait_until("the press answered", DEADLINE, || async {
+        harness
+            .sandbox
+            .callback_answers()
+            .into_iter()
+            .find(|answer| answer.callback_query_id == pressed)
+    })
+    .await;
+    assert!(
+        answer.text.unwrap_or_default().contains("no more news"),
+        "the user is told"
+    );
     harness.stop().await;
 }
