@@ -228,3 +228,70 @@ async fn a_segment_gets_its_language_version_greeting_each_by_name_and_nobody_el
     );
     stack.stop().await.expect("services stopped cleanly");
 }
+
+/// A campaign as versions before filters created it (the seed's
+/// `Audience::Ru`, no filter) still reaches the live ru users, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_campaign_with_the_old_language_audience_completes_as_before() {
+    use courier_core::proto::v1::{Audience, CampaignCreated, CampaignStarted};
+    let users: Vec<(i64, Language, bool)> = (1..=20)
+        .map(|id| {
+            (
+                id,
+                if id % 2 == 1 {
+                    Language::Ru
+                } else {
+                    Language::En
+                },
+                id != 5,
+            )
+        })
+        .collect();
+    let Setup {
+        env, sandbox, pool, ..
+    } = Setup::on(TestEnv::new().await, &users, unlimited_sandbox()).await;
+    let stack = Stack::start(
+        &env,
+        &sandbox.url(),
+        SenderSettings {
+            rate_limit: 500.0,
+            replicas: 1,
+        },
+    );
+    let client = pool.get().await.unwrap();
+    wait_for_users(&client, 20, DEADLINE).await;
+    let publisher = EventPublisher::new(env.jetstream().await, env.topology());
+    let campaign = uuid::Uuid::now_v7();
+    let created = Event::new(Payload::CampaignCreated(CampaignCreated {
+        campaign_id: campaign.to_string(),
+        created_by: 1,
+        audience: Audience::Ru.into(),
+        content: Some(text("Привет", "Привет", "Привет")),
+        options: Some(CampaignOptions::default()),
+        ..Default::default()
+    }));
+    let seq = publisher.publish_expecting(&created, 0).await.unwrap();
+    let started = Event::new(Payload::CampaignStarted(CampaignStarted {
+        campaign_id: campaign.to_string(),
+        started_by: 1,
+    }));
+    publisher.publish_expecting(&started, seq).await.unwrap();
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    // Odd ids are ru; user 5 blocked the bot.
+    let live_ru: Vec<i64> = (1..=20).filter(|id| id % 2 == 1 && *id != 5).collect();
+    assert_eq!(row.audience_size, Some(live_ru.len() as i32));
+    assert_eq!(row.delivered, live_ru.len() as i32);
+    let mut got: Vec<i64> = sandbox.deliveries().iter().map(|d| d.chat_id).collect();
+    got.sort();
+    assert_eq!(got, live_ru);
+    let audience: String = client
+        .query_one(
+            "SELECT audience FROM campaigns WHERE campaign_id = $1",
+            &[&campaign],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audience, "lang:ru");
+    stack.stop().await.expect("services stopped cleanly");
+}
