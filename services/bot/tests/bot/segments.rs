@@ -232,5 +232,16 @@ async fn an_owner_builds_a_segment_and_each_user_gets_their_version() {
         answer.text.unwrap_or_default().contains("no more news"),
         "the user is told"
     );
+    // /subscribe brings a user who stopped back into audiences.
+    harness.say(105, "/subscribe");
+    harness.wait_for(105, 0, "receive our news again").await;
+    courier_testing::wait_until("105 subscribed again", DEADLINE, || async {
+        let row = client
+            .query_one("SELECT opted_out FROM users WHERE user_id = 105", &[])
+            .await
+            .ok()?;
+        (!row.get::<_, bool>(0)).then_some(())
+    })
+    .await;
     harness.stop().await;
 }
