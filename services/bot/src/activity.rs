@@ -1,10 +1,12 @@
 //! "Last active" for audiences (`active:30d`): any message or button press
 //! is activity, but recording every one would put each user's every tap on
 //! the event stream. The first in a UTC day is recorded; the rest of that
-//! day is already known. Each replica remembers whom it recorded today
-//! (forgotten at midnight, so memory stays at one day's active users), and
-//! the event id names the user and the day, so a replica restarted within
-//! JetStream's duplicate window does not record a second one.
+//! day is already known. Each replica remembers whom it has seen today
+//! (forgotten at midnight, so memory stays at one day's active users) and,
+//! the first time, asks the read model whether another replica (or this
+//! one before a restart) recorded the day already; the event id names the
+//! user and the day, so two replicas recording at the same moment are one
+//! event for JetStream.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,7 @@ use courier_core::proto::v1::event::Payload;
 use courier_core::proto::v1::{Event, UserActive};
 use teloxide::types::{Update, UpdateKind, User};
 
+use crate::storage::Store;
 use crate::users;
 
 /// Who was recorded active today, per replica.
@@ -66,23 +69,39 @@ impl Activity {
 
 /// Records the sender of a private message or a button press as active;
 /// runs before every handler and never holds the update up.
-pub async fn record(update: Update, activity: Activity, events: EventPublisher) {
+pub async fn record(update: Update, activity: Activity, events: EventPublisher, store: Store) {
     let user = match &update.kind {
         UpdateKind::Message(message) if message.chat.is_private() => message.from.clone(),
         UpdateKind::CallbackQuery(query) => Some(query.from.clone()),
         _ => None,
     };
-    let Some(event) = user.and_then(|user| activity.first_today(&user, Utc::now())) else {
+    let now = Utc::now();
+    let Some(event) = user.and_then(|user| activity.first_today(&user, now)) else {
         return;
     };
     tokio::spawn(async move {
+        let Some(Payload::UserActive(active)) = &event.payload else {
+            return;
+        };
+        // Unknown (the read model cannot say): recorded, as a day's first.
+        if store
+            .active_since(active.user_id, day_start(now))
+            .await
+            .unwrap_or(false)
+        {
+            return;
+        }
         if let Err(error) = events.publish(&event).await {
             tracing::warn!(%error, "recording a user's activity failed; the next update retries");
-            if let Some(Payload::UserActive(active)) = &event.payload {
-                activity.forget(active);
-            }
+            activity.forget(active);
         }
     });
+}
+
+/// The start of `now`'s UTC day.
+fn day_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    let day = now.timestamp().div_euclid(86_400);
+    DateTime::from_timestamp(day * 86_400, 0).unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -122,6 +141,18 @@ mod tests {
             activity
                 .first_today(&user(7), at("2026-12-05T00:00:00Z"))
                 .is_some()
+        );
+    }
+
+    #[test]
+    fn a_day_starts_at_utc_midnight() {
+        assert_eq!(
+            day_start(at("2026-12-04T23:59:59Z")),
+            at("2026-12-04T00:00:00Z")
+        );
+        assert_eq!(
+            day_start(at("2026-12-04T00:00:00Z")),
+            at("2026-12-04T00:00:00Z")
         );
     }
 

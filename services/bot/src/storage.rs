@@ -109,6 +109,18 @@ impl Store {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
+    /// Whether `user`'s activity since `since` is recorded already.
+    pub async fn active_since(&self, user: i64, since: DateTime<Utc>) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT 1 FROM users WHERE user_id = $1 AND last_active_at >= $2",
+                &[&user, &since],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// The audience `filter` reaches now: the same condition that fixes
     /// it when the campaign starts.
     pub async fn audience(&self, filter: &AudienceFilter) -> Result<AudienceSize, StoreError> {

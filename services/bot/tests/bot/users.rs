@@ -108,3 +108,57 @@ async fn choosing_a_language_before_start_registers_the_user_with_it() {
     assert_eq!(language, "ru");
     harness.stop().await;
 }
+
+/// A user last active days ago writes twice today: one `UserActive` is
+/// recorded (with the names Telegram shows), and the read model says
+/// today.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_first_message_of_a_day_records_the_user_active_once() {
+    use courier_core::proto::v1::{Event, Language, UserRegistered, event::Payload};
+    let harness = Harness::start(1000.0).await;
+    let mut registered = Event::new(Payload::UserRegistered(UserRegistered {
+        user_id: ANN,
+        chat_id: ANN,
+        language: Language::En.into(),
+        ..Default::default()
+    }));
+    registered.occurred_at_ms -= 3 * 86_400_000;
+    harness.publisher.publish(&registered).await.unwrap();
+    let user_subject = harness.env.topology().user_subject(ANN);
+    let js = harness.env.jetstream().await;
+    let events = harness.env.topology().events_stream();
+    let last_active = || async {
+        harness
+            .db()
+            .await
+            .query_opt(
+                "SELECT last_active_at::date = now()::date, first_name FROM users WHERE user_id = $1",
+                &[&ANN],
+            )
+            .await
+            .ok()
+            .flatten()
+            .map(|row| (row.get::<_, bool>(0), row.get::<_, String>(1)))
+    };
+    courier_testing::wait_until("Ann registered days ago", DEADLINE, || async {
+        last_active().await.filter(|(today, _)| !today)
+    })
+    .await;
+
+    harness.say(ANN, "hello");
+    harness.say(ANN, "/language");
+    harness.wait_for(ANN, 0, "Choose your language").await;
+    let (_, first_name) = courier_testing::wait_until("Ann active today", DEADLINE, || async {
+        last_active().await.filter(|(today, _)| *today)
+    })
+    .await;
+    assert_eq!(
+        first_name,
+        format!("User {ANN}"),
+        "the names Telegram shows"
+    );
+    // The registration and one activity: the second message recorded nothing.
+    let recorded = courier_testing::messages_on(&js, &events, &user_subject).await;
+    assert_eq!(recorded, 2);
+    harness.stop().await;
+}
