@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use courier_core::audience::{self, AudienceSize};
 use courier_core::commands::{CampaignCommands, NewCampaign};
-use courier_core::proto::v1::{Audience, AudienceFilter, InlineKeyboard, Language, Names, Variant};
+use courier_core::proto::v1::{
+    Audience, AudienceFilter, Content, InlineKeyboard, Language, Names, Variant,
+};
 use teloxide::Bot;
 use teloxide::payloads::{AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
@@ -204,13 +206,8 @@ pub async fn content(
     audience: AudienceFilter,
 ) -> HandlerResult {
     let chat = message.chat.id;
-    let captured = match content::capture(&message) {
-        Ok(captured) => captured,
-        Err(refusal) => {
-            let reply = format!("{refusal}\n\nSend another message {CANCEL_HINT}.");
-            bot.send_message(chat, reply).await?;
-            return Ok(());
-        }
+    let Some(captured) = capture(&bot, &message).await? else {
+        return Ok(());
     };
     let kept = captured.keyboard.as_ref().map_or(0, |k| k.rows.len());
     let draft = Draft::new(audience, captured);
@@ -234,6 +231,19 @@ pub async fn content(
     ]]))
     .await?;
     Ok(())
+}
+
+/// The content of `message`, or `None` once the admin is told why it
+/// cannot be broadcast.
+async fn capture(bot: &Bot, message: &Message) -> HandlerResult<Option<Content>> {
+    match content::capture(message) {
+        Ok(captured) => Ok(Some(captured)),
+        Err(refusal) => {
+            let reply = format!("{refusal}\n\nSend another message {CANCEL_HINT}.");
+            bot.send_message(message.chat.id, reply).await?;
+            Ok(None)
+        }
+    }
 }
 
 /// Step 3: button lines.
@@ -416,13 +426,8 @@ pub async fn variant_content(
     config: Arc<BroadcastConfig>,
 ) -> HandlerResult {
     let chat = message.chat.id;
-    let mut captured = match content::capture(&message) {
-        Ok(captured) => captured,
-        Err(refusal) => {
-            let reply = format!("{refusal}\n\nSend another message {CANCEL_HINT}.");
-            bot.send_message(chat, reply).await?;
-            return Ok(());
-        }
+    let Some(mut captured) = capture(&bot, &message).await? else {
+        return Ok(());
     };
     if captured.keyboard.as_ref().is_none_or(|k| k.rows.is_empty()) {
         captured.keyboard = draft.content.keyboard.clone();
