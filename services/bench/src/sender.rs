@@ -46,6 +46,9 @@ struct SenderRun {
     sandbox_cores: f64,
     nats_cores: f64,
     machine_busy: f64,
+    /// TCP connections the sandbox saw opened.
+    connections: f64,
+    peak_in_flight: f64,
 }
 
 pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Section> {
@@ -157,6 +160,24 @@ fn summarize(results: &[SenderRun], rate_limit: f64) -> (Table, Vec<String>) {
         String::new(),
         String::new(),
     ]);
+    // Reused connections: as many opened as were ever needed at once.
+    let connections = column(|r| r.connections);
+    let peak = column(|r| r.peak_in_flight);
+    let whole = |v: f64| thousands(v);
+    table.row([
+        "connections the sender opened to the Bot API".to_owned(),
+        whole(median(&connections)),
+        runs(&connections, whole),
+        "≤ peak in flight".to_owned(),
+        verdict(results.iter().all(|r| r.connections <= r.peak_in_flight)).to_owned(),
+    ]);
+    table.row([
+        "peak requests in flight (the sandbox's count)".to_owned(),
+        whole(median(&peak)),
+        runs(&peak, whole),
+        String::new(),
+        String::new(),
+    ]);
 
     let mut notes = Vec::new();
     let busy = median(&busy);
@@ -263,5 +284,7 @@ async fn one_run(
         sandbox_cores: usage.cores(1),
         nats_cores: (2..pids.len()).map(|i| usage.cores(i)).sum(),
         machine_busy: usage.machine_busy,
+        connections: stats.connections_opened as f64,
+        peak_in_flight: stats.peak_in_flight as f64,
     })
 }

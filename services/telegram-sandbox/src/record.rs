@@ -51,6 +51,9 @@ pub struct Stats {
     pub errors_by_code: BTreeMap<u16, u64>,
     /// The most requests of one bot that were in flight at once.
     pub peak_in_flight: usize,
+    /// TCP connections clients opened: a client that reuses its
+    /// connections opens about as many as it has requests in flight.
+    pub connections_opened: u64,
     /// When each accepted send was accepted, oldest first.
     #[serde(skip)]
     pub accepted_at: Vec<Instant>,
@@ -77,11 +80,16 @@ pub struct Record {
     callback_answers: Vec<CallbackAnswer>,
     requests: u64,
     errors_by_code: BTreeMap<u16, u64>,
+    connections_opened: u64,
 }
 
 impl Record {
     pub fn count_request(&mut self) {
         self.requests += 1;
+    }
+
+    pub fn count_connection(&mut self) {
+        self.connections_opened += 1;
     }
 
     pub fn count_error(&mut self, code: u16) {
@@ -108,6 +116,7 @@ impl Record {
     pub fn stats(&self, peak_in_flight: usize) -> Stats {
         Stats {
             peak_in_flight,
+            connections_opened: self.connections_opened,
             requests: self.requests,
             accepted_sends: self.deliveries.len() as u64,
             too_many_requests: self.errors_by_code.get(&429).copied().unwrap_or_default(),

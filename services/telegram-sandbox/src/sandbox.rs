@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -30,6 +31,8 @@ impl Sandbox {
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(SandboxConfig { addr, ..config }));
+        let counting = Arc::clone(&shared);
+        let listener = listener.tap_io(move |_| counting.world().record.count_connection());
         let stopped = shared.shutdown.clone();
         let app = server::router(Arc::clone(&shared));
         let server = tokio::spawn(async move {

@@ -411,3 +411,20 @@ async fn latency_delays_every_answer_and_in_flight_requests_are_capped() {
     }
     assert!(started.elapsed() >= Duration::from_millis(1500));
 }
+
+/// The sandbox counts the connections clients open: a client that keeps
+/// its connection alive opens one for many requests, another client its own.
+#[tokio::test]
+async fn connections_opened_are_counted() {
+    let sandbox = start(|_| {}).await;
+    let client = Client::new(&sandbox);
+    for _ in 0..5 {
+        client.call("getMe", json!({})).await.result();
+    }
+    assert_eq!(sandbox.stats().connections_opened, 1);
+    Client::new(&sandbox)
+        .call("getMe", json!({}))
+        .await
+        .result();
+    assert_eq!(sandbox.stats().connections_opened, 2);
+}
