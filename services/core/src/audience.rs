@@ -301,14 +301,25 @@ pub fn to_text(filter: &AudienceFilter) -> String {
     }
 }
 
-/// Whitespace-separated terms with the character index each starts at.
-fn terms(input: &str) -> impl Iterator<Item = (usize, &str)> {
-    let mut at = 0;
-    input.split(' ').filter_map(move |term| {
-        let start = at;
-        at += term.chars().count() + 1;
-        (!term.trim().is_empty()).then(|| (start, term.trim()))
-    })
+/// Whitespace-separated terms (spaces, or lines as typed in a chat) with
+/// the character index each starts at.
+fn terms(input: &str) -> Vec<(usize, &str)> {
+    let mut terms = Vec::new();
+    let mut start: Option<(usize, usize)> = None;
+    for (at, (byte, c)) in input.char_indices().enumerate() {
+        match (c.is_whitespace(), start) {
+            (true, Some((from, from_byte))) => {
+                terms.push((from, &input[from_byte..byte]));
+                start = None;
+            }
+            (false, None) => start = Some((at, byte)),
+            _ => {}
+        }
+    }
+    if let Some((from, from_byte)) = start {
+        terms.push((from, &input[from_byte..]));
+    }
+    terms
 }
 
 fn dedup(values: &mut Vec<String>) {
@@ -574,6 +585,15 @@ mod tests {
             error.pointing_into("lang:ru tga:vip"),
             "lang:ru tga:vip\n        ^ \"tga\" is not a term: use lang:, tag:, +tag:, -tag:, source:, joined:FROM..TO or active:Nd"
         );
+    }
+
+    #[test]
+    fn terms_may_stand_on_lines_of_their_own() {
+        assert_eq!(
+            to_text(&parsed("lang:ru\n\ttag:vip\r\n")),
+            "lang:ru tag:vip"
+        );
+        assert_eq!(parse("lang:ru\ntga:x").unwrap_err().at, 8);
     }
 
     #[test]
