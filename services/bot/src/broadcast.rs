@@ -13,7 +13,9 @@ use courier_core::proto::v1::{
 use teloxide::Bot;
 use teloxide::payloads::{AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardMarkup, Message, MessageId};
+use teloxide::types::{
+    CallbackQuery, ChatId, InlineKeyboardMarkup, Message, MessageEntity, MessageId,
+};
 
 use crate::actions::{Action, Toggle};
 use crate::cards::Cards;
@@ -168,11 +170,14 @@ pub async fn typed_filter(
     let filter = match audience::parse(typed) {
         Ok(filter) => filter,
         Err(error) => {
-            let reply = format!(
-                "I couldn't read that filter:\n{}\n\nType it again {CANCEL_HINT}.",
-                error.pointing_into(typed)
-            );
-            bot.send_message(chat, reply).await?;
+            // The caret lines up under the mistake only in a fixed-width font.
+            let intro = "I couldn't read that filter:\n";
+            let pointing = error.pointing_into(typed);
+            let reply = format!("{intro}{pointing}\n\nType it again {CANCEL_HINT}.");
+            let utf16 = |text: &str| text.encode_utf16().count();
+            bot.send_message(chat, reply)
+                .entities([MessageEntity::pre(None, utf16(intro), utf16(&pointing))])
+                .await?;
             return Ok(());
         }
     };

@@ -99,6 +99,8 @@ async fn an_owner_builds_a_segment_and_each_user_gets_their_version() {
     let refused = harness
         .wait_for(OWNER, typed_after, "couldn't read that filter")
         .await;
+    // In a fixed-width block, so the caret stands under the mistake.
+    assert_eq!(refused["entities"][0]["type"], "pre", "{refused}");
     assert!(
         text(&refused).contains("tag:vip sorce:spring_ad\n        ^ \"sorce\" is not a term"),
         "{}",
