@@ -41,6 +41,11 @@ pub enum ContentError {
         .0.iter().map(|name| format!("{{{name}}}")).collect::<Vec<_>>().join(", ")
     )]
     UnknownPlaceholders(Vec<String>),
+    #[error(
+        "With the longest names Telegram allows, this message would be {length} characters \
+         long; Telegram lets bots send at most {limit}. Shorten it and send it again."
+    )]
+    GreetingTooLong { length: usize, limit: usize },
 }
 
 /// The content of `message`, or why it cannot be broadcast.
@@ -79,17 +84,26 @@ pub fn capture(message: &Message) -> Result<Content, ContentError> {
     };
     let text = text.unwrap_or_default();
     let length = utf16_len(text);
-    match kind {
-        ContentKind::Text if length > MAX_TEXT_LEN => {
-            return Err(ContentError::TextTooLong(length));
-        }
-        ContentKind::Text => {}
-        _ if length > MAX_CAPTION_LEN => return Err(ContentError::CaptionTooLong(length)),
-        _ => {}
+    let limit = match kind {
+        ContentKind::Text => MAX_TEXT_LEN,
+        _ => MAX_CAPTION_LEN,
+    };
+    if length > limit {
+        return Err(match kind {
+            ContentKind::Text => ContentError::TextTooLong(length),
+            _ => ContentError::CaptionTooLong(length),
+        });
     }
     let unknown = greeting::unknown_placeholders(text);
     if !unknown.is_empty() {
         return Err(ContentError::UnknownPlaceholders(unknown));
+    }
+    let longest = greeting::longest_filled(text);
+    if longest > limit {
+        return Err(ContentError::GreetingTooLong {
+            length: longest,
+            limit,
+        });
     }
     Ok(Content {
         kind: kind.into(),
@@ -343,6 +357,20 @@ mod tests {
         let error = capture(&message(json!({ "voice": voice, "caption": caption }))).unwrap_err();
         assert_eq!(error, ContentError::CaptionTooLong(1025));
         assert!(error.to_string().contains("at most 1024"), "{error}");
+    }
+
+    #[test]
+    fn a_greeting_that_could_outgrow_telegrams_limit_is_refused() {
+        let fits = format!("{}{{first_name}}", "a".repeat(MAX_TEXT_LEN - 64));
+        assert!(capture(&message(json!({ "text": fits }))).is_ok());
+        let too_long = format!("{}{{first_name}}", "a".repeat(MAX_TEXT_LEN - 63));
+        assert_eq!(
+            capture(&message(json!({ "text": too_long }))),
+            Err(ContentError::GreetingTooLong {
+                length: MAX_TEXT_LEN + 1,
+                limit: MAX_TEXT_LEN
+            })
+        );
     }
 
     #[test]

@@ -90,6 +90,18 @@ fn value<'a>(name: &str, names: &'a Names) -> std::borrow::Cow<'a, str> {
     }
 }
 
+/// How long `text` can get once filled, in UTF-16 units: with the longest
+/// names Telegram allows (64 for first and last names, 32 for usernames),
+/// so a text that fits Telegram's limit this way fits it for everyone.
+pub fn longest_filled(text: &str) -> usize {
+    let longest = Names {
+        first_name: "W".repeat(64),
+        last_name: "W".repeat(64),
+        username: "w".repeat(32),
+    };
+    utf16(&fill(text, &[], &longest).0) as usize
+}
+
 fn utf16(text: &str) -> i64 {
     text.encode_utf16().count() as i64
 }
@@ -267,6 +279,14 @@ mod tests {
         ] {
             assert_eq!(fill("{name}", &[], &names).0, expected);
         }
+    }
+
+    #[test]
+    fn the_longest_filling_uses_the_longest_names_telegram_allows() {
+        assert_eq!(longest_filled("Hi {first_name}!"), 3 + 64 + 1);
+        assert_eq!(longest_filled("{name}"), 64 + 1 + 64);
+        assert_eq!(longest_filled("@{username}"), 33);
+        assert_eq!(longest_filled("Привет"), 6);
     }
 
     #[test]

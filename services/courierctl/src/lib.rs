@@ -3,8 +3,8 @@
 pub mod operations;
 pub mod users;
 
-use courier_core::audience;
 use courier_core::proto::v1::{Audience, AudienceFilter, Content, ContentKind, Variant};
+use courier_core::{audience, greeting};
 
 /// `--audience`: a filter's text form, or one of the seed's ru / en / all.
 /// An error shows the text with a caret under the problem.
@@ -43,6 +43,21 @@ pub fn text_content(text: &str) -> Result<Content, String> {
     if length > MAX_TEXT_LEN {
         return Err(format!(
             "the text is {length} characters; Telegram allows {MAX_TEXT_LEN}"
+        ));
+    }
+    let unknown = greeting::unknown_placeholders(text);
+    if !unknown.is_empty() {
+        return Err(format!(
+            "{{{}}} is not a placeholder: use {{first_name}}, {{last_name}}, {{username}} or {{name}}, \
+             with a fallback if you like ({{first_name|friend}})",
+            unknown.join("}, {")
+        ));
+    }
+    let longest = greeting::longest_filled(text);
+    if longest > MAX_TEXT_LEN {
+        return Err(format!(
+            "with the longest names Telegram allows the text is {longest} characters; \
+             Telegram allows {MAX_TEXT_LEN}"
         ));
     }
     Ok(Content {
@@ -98,5 +113,13 @@ mod tests {
                 .unwrap_err()
                 .contains("4097")
         );
+        assert!(
+            text_content("Hi {frist_name}")
+                .unwrap_err()
+                .contains("{frist_name}")
+        );
+        let greeting = format!("{}{{name}}", "я".repeat(4000));
+        assert!(text_content(&greeting).unwrap_err().contains("4129"));
+        assert!(text_content("Hi {name|friend}").is_ok());
     }
 }
