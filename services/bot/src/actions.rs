@@ -25,6 +25,8 @@ pub enum Action {
     Toggle(Toggle),
     /// Step 4: add the message in this language (or drop it).
     Variant(Language),
+    /// Step 4: send the message, as recipients will get it, to me.
+    TestSend,
     /// Step 4: publish the campaign.
     Start,
     /// Any step: leave the dialog (like /cancel).
@@ -82,6 +84,7 @@ impl Action {
             Action::SkipButtons => "bc:skip".into(),
             Action::Toggle(toggle) => format!("bc:opt:{}", toggle.code()),
             Action::Variant(language) => format!("bc:var:{}", language.code().unwrap_or("")),
+            Action::TestSend => "bc:test".into(),
             Action::Start => "bc:start".into(),
             Action::Abort => "bc:abort".into(),
             Action::Control(id, control) => format!("cc:{}:{id}", control.code()),
@@ -106,6 +109,7 @@ impl Action {
             ["bc", "f", "all"] => Action::Refine(Refinement::Everyone),
             ["bc", "skip"] => Action::SkipButtons,
             ["bc", "opt", code] => Action::Toggle(Toggle::from_code(code)?),
+            ["bc", "test"] => Action::TestSend,
             ["bc", "start"] => Action::Start,
             ["bc", "abort"] => Action::Abort,
             ["cc", "show", id] => Action::Show(id.parse().ok()?),
@@ -187,6 +191,7 @@ mod tests {
             Action::Segment,
             Action::UseSegment,
             Action::Variant(Language::En),
+            Action::TestSend,
         ]);
         actions.extend(
             [

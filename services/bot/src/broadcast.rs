@@ -453,6 +453,41 @@ pub async fn variant_content(
     .await
 }
 
+/// Step 4: the message exactly as recipients will get it (every version,
+/// the Unsubscribe button if on, the greeting filled with the admin's
+/// names), sent to the admin by the senders' payload code.
+pub async fn test_send(
+    bot: Bot,
+    query: CallbackQuery,
+    (draft, summary): (Draft, i32),
+    preview: Preview,
+) -> HandlerResult {
+    let pressed_on = query.regular_message().map(|m| m.id.0);
+    if pressed_on != Some(summary) {
+        return outdated_press(bot, query).await;
+    }
+    let chat = ChatId(query.from.id.0 as i64);
+    let admin = users::names(&query.from);
+    let (content, variants) = draft.to_send();
+    let versions = std::iter::once(("everyone else".to_owned(), Some(content))).chain(
+        variants
+            .into_iter()
+            .map(|v| (format!("{} users", v.language), v.content)),
+    );
+    let mut failed = None;
+    for (who, content) in versions {
+        let Some(content) = content else { continue };
+        bot.send_message(chat, format!("📨 Test: what {who} get"))
+            .await?;
+        if let Err(refusal) = preview.send(chat, &content, &admin).await {
+            failed = Some(refusal.to_string());
+        }
+    }
+    let answer = failed.unwrap_or_else(|| "Sent to you.".to_owned());
+    bot.answer_callback_query(query.id).text(answer).await?;
+    Ok(())
+}
+
 /// Step 4: an option flipped on the summary.
 pub async fn toggle(
     bot: Bot,

@@ -147,6 +147,7 @@ pub fn schema() -> UpdateHandler<HandlerError> {
                     case![State::Confirming { draft, summary }]
                         .branch(case![Action::Toggle(toggle)].endpoint(broadcast::toggle))
                         .branch(case![Action::Variant(language)].endpoint(broadcast::variant))
+                        .branch(case![Action::TestSend].endpoint(broadcast::test_send))
                         .branch(case![Action::Start].endpoint(broadcast::confirm)),
                 )
                 .branch(dptree::endpoint(broadcast::outdated_press)),

@@ -223,6 +223,7 @@ pub fn keyboard(draft: &Draft, paid_enabled: bool) -> InlineKeyboardMarkup {
     if !versions.is_empty() {
         rows.push(versions);
     }
+    rows.push(vec![Action::TestSend.button("📨 Send to me")]);
     rows.push(vec![
         Action::Start.button("🚀 Start"),
         Action::Abort.button("✖️ Cancel"),
@@ -364,11 +365,12 @@ mod tests {
                 ("⬜ Paid lane".into(), "bc:opt:paid".into()),
                 // lang:ru: an en version would reach nobody.
                 ("🌐 Add ru version".into(), "bc:var:ru".into()),
+                ("📨 Send to me".into(), "bc:test".into()),
                 ("🚀 Start".into(), "bc:start".into()),
                 ("✖️ Cancel".into(), "bc:abort".into()),
             ]
         );
-        // Without the paid lane: toggles, unsubscribe, versions, Start.
-        assert_eq!(keyboard(&silent, false).inline_keyboard.len(), 4);
+        // Without the paid lane: toggles, unsubscribe, versions, test, Start.
+        assert_eq!(keyboard(&silent, false).inline_keyboard.len(), 5);
     }
 }
