@@ -28,6 +28,27 @@ fn registered(user_id: i64) -> Event {
     }))
 }
 
+/// Applies `events` as the events stream's messages 1, 2, ..., each in a
+/// batch of its own; none may be parked.
+async fn apply_each_alone(
+    client: &mut tokio_postgres::Client,
+    topology: &courier_core::topology::Topology,
+    events: impl IntoIterator<Item = Event>,
+) {
+    for (seq, event) in (1..).zip(events) {
+        let subject = event.payload.as_ref().expect("a payload").subject(topology);
+        let payload = event.encode_to_vec();
+        let message = StreamMessage {
+            stream: "EVENTS",
+            seq,
+            subject: &subject,
+            headers: None,
+            payload: &payload,
+        };
+        assert_ne!(apply_alone(client, &message).await, Applied::Parked);
+    }
+}
+
 /// Applies `message` alone in a batch of its own.
 async fn apply_alone(client: &mut tokio_postgres::Client, message: &StreamMessage<'_>) -> Applied {
     let mut batch = Batch::begin(client, message.stream).await.unwrap();
@@ -391,18 +412,7 @@ async fn a_stream_from_before_filters_projects_as_before() {
             started_by: 1,
         })),
     ];
-    for (seq, event) in (1..).zip(events) {
-        let subject = event.payload.as_ref().unwrap().subject(&env.topology());
-        let payload = event.encode_to_vec();
-        let message = StreamMessage {
-            stream: "EVENTS",
-            seq,
-            subject: &subject,
-            headers: None,
-            payload: &payload,
-        };
-        assert_ne!(apply_alone(&mut client, &message).await, Applied::Parked);
-    }
+    apply_each_alone(&mut client, &env.topology(), events).await;
     let row = client
         .query_one(
             "SELECT audience, audience_size FROM campaigns WHERE campaign_id = $1",
@@ -484,22 +494,13 @@ async fn user_facts_accumulate_as_the_events_say() {
             names: names("Анна"),
         }),
     ];
-    let mut at = 1_767_225_600_000; // 2026-01-01
-    for (seq, payload) in (1..).zip(payloads) {
-        at += 86_400_000;
-        let subject = payload.subject(&env.topology());
+    // One a day from 2026-01-02.
+    let events = (1..).zip(payloads).map(|(day, payload)| {
         let mut event = Event::new(payload);
-        event.occurred_at_ms = at;
-        let bytes = event.encode_to_vec();
-        let message = StreamMessage {
-            stream: "EVENTS",
-            seq,
-            subject: &subject,
-            headers: None,
-            payload: &bytes,
-        };
-        assert_ne!(apply_alone(&mut client, &message).await, Applied::Parked);
-    }
+        event.occurred_at_ms = 1_767_225_600_000 + day * 86_400_000;
+        event
+    });
+    apply_each_alone(&mut client, &env.topology(), events).await;
     let row = client
         .query_one(
             "SELECT tags, source, first_name, last_name, username, opted_out,
