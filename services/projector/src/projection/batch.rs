@@ -120,23 +120,16 @@ impl<'a> Batch<'a> {
         self.last_seq = seq;
         let applied = match courier_core::event::decode(message.payload) {
             Ok((_, occurred_at_ms, payload)) => {
-                let at = timestamp(occurred_at_ms);
-                match self.users.take(&self.tx, payload, at).await {
-                    Ok(None) => Ok(None),
-                    Ok(Some(payload)) => {
-                        let event = Applying {
-                            tx: &self.tx,
-                            seq,
-                            at,
-                            trace_parent: message
-                                .headers
-                                .and_then(|headers| headers.get(TRACE_PARENT))
-                                .map(|value| value.as_str()),
-                        };
-                        super::apply(&event, payload).await
-                    }
-                    Err(error) => Err(error),
-                }
+                let event = Applying {
+                    tx: &self.tx,
+                    seq,
+                    at: timestamp(occurred_at_ms),
+                    trace_parent: message
+                        .headers
+                        .and_then(|headers| headers.get(TRACE_PARENT))
+                        .map(|value| value.as_str()),
+                };
+                super::apply(&event, payload, &mut self.users).await
             }
             Err(error) => Err(ApplyError::Poison(error.to_string())),
         };

@@ -15,6 +15,7 @@ mod outcomes;
 mod users;
 
 pub use batch::{Applied, Batch, StreamMessage, checkpoints};
+use users::UserWrites;
 
 use chrono::{DateTime, Utc};
 use courier_core::proto::v1::event::Payload;
@@ -50,10 +51,17 @@ pub(crate) enum ApplyError {
 }
 
 /// Applies one event; returns the campaign it concerns, if any.
+/// Registrations and tags wait in `users` to be written together; any
+/// other event writes them first, so it sees the users as the stream has
+/// them.
 pub(crate) async fn apply(
     event: &Applying<'_>,
     payload: Payload,
+    users: &mut UserWrites,
 ) -> Result<Option<Uuid>, ApplyError> {
+    if !matches!(payload, Payload::UserRegistered(_) | Payload::UserTagged(_)) {
+        users.write(event.tx).await?;
+    }
     match payload {
         Payload::CampaignCreated(e) => campaigns::created(event, e).await.map(Some),
         Payload::CampaignStarted(e) => campaigns::started(event, e).await.map(Some),
@@ -61,20 +69,11 @@ pub(crate) async fn apply(
         Payload::CampaignResumed(e) => campaigns::resumed(event, e).await.map(Some),
         Payload::CampaignCancelled(e) => campaigns::cancelled(event, e).await.map(Some),
         Payload::CampaignCompleted(e) => campaigns::completed(event, e).await.map(Some),
-        Payload::UserRegistered(e) => users::registered(event.tx, &[(e, event.at)])
-            .await
-            .map(|()| None)
-            .map_err(ApplyError::from),
+        Payload::UserRegistered(e) => users.register(event, e).await.map(|()| None),
         Payload::UserLanguageChanged(e) => users::language_changed(event, e).await.map(|()| None),
         Payload::UserBlocked(e) => users::blocked(event, e).await.map(|()| None),
         Payload::UserUnblocked(e) => users::unblocked(event, e).await.map(|()| None),
-        Payload::UserTagged(e) => {
-            let tag = users::valid_tag(&e)?;
-            users::tagged(event.tx, &[(e.user_id, tag, event.at)])
-                .await
-                .map(|()| None)
-                .map_err(ApplyError::from)
-        }
+        Payload::UserTagged(e) => users.tag(event, e).await.map(|()| None),
         Payload::UserUntagged(e) => users::untagged(event, e).await.map(|()| None),
         Payload::UserActive(e) => users::active(event, e).await.map(|()| None),
         Payload::UserOptedOut(e) => users::opted(event, e.user_id, true).await.map(|()| None),

@@ -7,7 +7,6 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use courier_core::audience;
-use courier_core::proto::v1::event::Payload;
 use courier_core::proto::v1::{
     UserActive, UserBlocked, UserLanguageChanged, UserRegistered, UserTagged, UserUnblocked,
     UserUntagged,
@@ -30,38 +29,34 @@ pub(crate) struct UserWrites {
 }
 
 impl UserWrites {
-    /// Keeps `payload` to write later if it is a registration or a tag, and
-    /// answers `None`; anything else is handed back, after writing what
-    /// waits, to be applied now.
-    pub(crate) async fn take(
+    /// Keeps a registration to write with the others.
+    pub(super) async fn register(
         &mut self,
-        tx: &Transaction<'_>,
-        payload: Payload,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Payload>, ApplyError> {
-        match payload {
-            Payload::UserRegistered(registered) => {
-                if !self.tagged.is_empty() || self.users.contains(&registered.user_id) {
-                    self.write(tx).await?;
-                }
-                self.users.insert(registered.user_id);
-                self.registered.push((registered, at));
-                Ok(None)
-            }
-            Payload::UserTagged(tagged) => {
-                let tag = valid_tag(&tagged)?;
-                if !self.registered.is_empty() || self.users.contains(&tagged.user_id) {
-                    self.write(tx).await?;
-                }
-                self.users.insert(tagged.user_id);
-                self.tagged.push((tagged.user_id, tag, at));
-                Ok(None)
-            }
-            other => {
-                self.write(tx).await?;
-                Ok(Some(other))
-            }
+        event: &Applying<'_>,
+        registered: UserRegistered,
+    ) -> Result<(), ApplyError> {
+        if !self.tagged.is_empty() || self.users.contains(&registered.user_id) {
+            self.write(event.tx).await?;
         }
+        self.users.insert(registered.user_id);
+        self.registered.push((registered, event.at));
+        Ok(())
+    }
+
+    /// Keeps a tag to write with the others; one that cannot be a tag
+    /// parks its event.
+    pub(super) async fn tag(
+        &mut self,
+        event: &Applying<'_>,
+        tagged: UserTagged,
+    ) -> Result<(), ApplyError> {
+        let tag = audience::tag(&tagged.tag).map_err(ApplyError::Poison)?;
+        if !self.registered.is_empty() || self.users.contains(&tagged.user_id) {
+            self.write(event.tx).await?;
+        }
+        self.users.insert(tagged.user_id);
+        self.tagged.push((tagged.user_id, tag, event.at));
+        Ok(())
     }
 
     /// Writes what waits.
@@ -76,17 +71,12 @@ impl UserWrites {
     }
 }
 
-/// The tag as stored; one that cannot be a tag parks its event.
-pub(super) fn valid_tag(tagged: &UserTagged) -> Result<String, ApplyError> {
-    audience::tag(&tagged.tag).map_err(ApplyError::Poison)
-}
-
 /// Registering again (/start after a block) revives the user. A guessed
 /// language (the Telegram app's) never overrides one the user chose; the
 /// first source and the first time seen stay; names are the newest known
 /// (an event from before names were recorded carries none and keeps
 /// them). A /start is activity too. `users` are distinct.
-pub(super) async fn registered(
+async fn registered(
     tx: &Transaction<'_>,
     users: &[(UserRegistered, DateTime<Utc>)],
 ) -> Result<(), tokio_postgres::Error> {
@@ -146,7 +136,7 @@ pub(super) async fn registered(
 
 /// Tags are kept sorted and once each, so a replay in any batching gives
 /// the same array. `tags` are of distinct users.
-pub(super) async fn tagged(
+async fn tagged(
     tx: &Transaction<'_>,
     tags: &[(i64, String, DateTime<Utc>)],
 ) -> Result<(), tokio_postgres::Error> {
