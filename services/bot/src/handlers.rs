@@ -4,7 +4,7 @@
 //! buttons go to [`crate::broadcast`], [`crate::control`] and
 //! [`crate::admins`], behind a role check that shows everyone else nothing.
 
-use courier_core::audience;
+use courier_core::audience::{self, Tagging};
 use courier_core::event::{EventPublisher, PublishError};
 use courier_core::proto::v1::event::Payload;
 use courier_core::proto::v1::{Event, Language, UserOptedIn, UserOptedOut};
@@ -97,8 +97,16 @@ pub fn schema() -> UpdateHandler<HandlerError> {
                 .branch(case![StaffCommand::Cancel].endpoint(broadcast::cancel))
                 .branch(case![StaffCommand::Campaigns].endpoint(control::list))
                 .branch(case![StaffCommand::Admins(args)].endpoint(admins::manage))
-                .branch(case![StaffCommand::Tag(args)].endpoint(tags::tag))
-                .branch(case![StaffCommand::Untag(args)].endpoint(tags::untag)),
+                .branch(
+                    case![StaffCommand::Tag(args)]
+                        .map(|| Tagging::Put)
+                        .endpoint(tags::change),
+                )
+                .branch(
+                    case![StaffCommand::Untag(args)]
+                        .map(|| Tagging::TakeOff)
+                        .endpoint(tags::change),
+                ),
         )
         .branch(case![State::ChoosingAudience { filter }].endpoint(broadcast::typed_filter))
         .branch(case![State::AwaitingContent { audience }].endpoint(broadcast::content))

@@ -1,10 +1,8 @@
 //! `/tag <user_id> <tag>...` and `/untag <user_id> <tag>...`: owners put
 //! tags on users (and take them off), for audiences such as `tag:vip`.
 
-use courier_core::audience;
+use courier_core::audience::{self, Tagging};
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::event::Payload;
-use courier_core::proto::v1::{UserTagged, UserUntagged};
 use teloxide::Bot;
 use teloxide::prelude::Requester;
 use teloxide::types::{Message, User};
@@ -29,49 +27,26 @@ fn parse(args: &str) -> Result<(i64, Vec<String>), String> {
     Ok((user, tags))
 }
 
-pub async fn tag(
-    bot: Bot,
-    message: Message,
-    from: User,
-    args: String,
-    roles: Roles,
-    store: Store,
-    events: EventPublisher,
-) -> HandlerResult {
-    change(bot, message, from, &args, roles, store, events, true).await
-}
-
-pub async fn untag(
-    bot: Bot,
-    message: Message,
-    from: User,
-    args: String,
-    roles: Roles,
-    store: Store,
-    events: EventPublisher,
-) -> HandlerResult {
-    change(bot, message, from, &args, roles, store, events, false).await
-}
-
+/// `/tag` or `/untag`, as `tagging` says.
 #[expect(
     clippy::too_many_arguments,
     reason = "a handler's injected dependencies"
 )]
-async fn change(
+pub async fn change(
     bot: Bot,
     message: Message,
     from: User,
-    args: &str,
+    args: String,
+    tagging: Tagging,
     roles: Roles,
     store: Store,
     events: EventPublisher,
-    on: bool,
 ) -> HandlerResult {
     let by = from.id.0 as i64;
     let reply = if !roles.of(from.id).await.manages_admins() {
         "Only owners tag users.".to_owned()
     } else {
-        match parse(args) {
+        match parse(&args) {
             Err(usage) => usage,
             Ok((user, _)) if !store.is_registered(user).await? => {
                 format!("{user} is not a user of this bot.")
@@ -79,24 +54,15 @@ async fn change(
             Ok((user_id, tags)) => {
                 let mut failed = false;
                 for tag in &tags {
-                    let payload = match on {
-                        true => Payload::UserTagged(UserTagged {
-                            user_id,
-                            tag: tag.clone(),
-                            tagged_by: by,
-                        }),
-                        false => Payload::UserUntagged(UserUntagged {
-                            user_id,
-                            tag: tag.clone(),
-                            untagged_by: by,
-                        }),
-                    };
-                    failed |= publish(&events, payload).await.is_err();
+                    let event = tagging.event(user_id, tag.clone(), by);
+                    failed |= publish(&events, event).await.is_err();
                 }
-                match (failed, on) {
+                match (failed, tagging) {
                     (true, _) => "Something went wrong; send the command again.".to_owned(),
-                    (false, true) => format!("Tagged {user_id}: {}.", tags.join(", ")),
-                    (false, false) => format!("Took {} off {user_id}.", tags.join(", ")),
+                    (false, Tagging::Put) => format!("Tagged {user_id}: {}.", tags.join(", ")),
+                    (false, Tagging::TakeOff) => {
+                        format!("Took {} off {user_id}.", tags.join(", "))
+                    }
                 }
             }
         }

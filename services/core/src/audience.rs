@@ -22,8 +22,10 @@
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 
+use crate::proto::v1::event::Payload;
 use crate::proto::v1::{
-    Audience, AudienceFilter, Button, ButtonRow, Content, InlineKeyboard, Language, Variant, button,
+    Audience, AudienceFilter, Button, ButtonRow, Content, InlineKeyboard, Language, UserTagged,
+    UserUntagged, Variant, button,
 };
 
 /// A tag: lower-case letters, digits, `_` and `-`, at most this long.
@@ -116,6 +118,32 @@ fn with_unsubscribe_button(mut content: Content, language: &str) -> Content {
         .rows
         .push(row);
     content
+}
+
+/// Putting tags on a user, or taking them off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tagging {
+    Put,
+    TakeOff,
+}
+
+impl Tagging {
+    /// The event that records it; `by` is the Telegram user who did it, 0
+    /// for an operator (courierctl, an import).
+    pub fn event(self, user_id: i64, tag: String, by: i64) -> Payload {
+        match self {
+            Tagging::Put => Payload::UserTagged(UserTagged {
+                user_id,
+                tag,
+                tagged_by: by,
+            }),
+            Tagging::TakeOff => Payload::UserUntagged(UserUntagged {
+                user_id,
+                tag,
+                untagged_by: by,
+            }),
+        }
+    }
 }
 
 /// A tag as stored: trimmed and lower-cased, or why it cannot be one.

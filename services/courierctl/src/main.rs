@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use courier_core::audience;
+use courier_core::audience::{self, Tagging};
 use courier_core::commands::{CampaignCommands, Change, NewCampaign};
 use courier_core::config::{DatabaseConfig, NatsConfig};
 use courier_core::event::EventPublisher;
@@ -218,12 +218,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Users(UsersCommand::Tag { user, tags }) => {
             let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
-            let tags = courierctl::users::tag(&publisher, user, &tags, true).await?;
+            let tags = courierctl::users::tag(&publisher, user, &tags, Tagging::Put).await?;
             println!("tagged {user}: {}", tags.join(", "));
         }
         Command::Users(UsersCommand::Untag { user, tags }) => {
             let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
-            let tags = courierctl::users::tag(&publisher, user, &tags, false).await?;
+            let tags = courierctl::users::tag(&publisher, user, &tags, Tagging::TakeOff).await?;
             println!("took {} off {user}", tags.join(", "));
         }
         Command::Audience { filter } => {

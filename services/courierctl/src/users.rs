@@ -11,11 +11,9 @@ use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::io::Read;
 
-use courier_core::audience;
+use courier_core::audience::{self, Tagging};
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{
-    Event, Language, Names, UserRegistered, UserTagged, UserUntagged, event::Payload,
-};
+use courier_core::proto::v1::{Event, Language, Names, UserRegistered, event::Payload};
 use courier_core::telemetry::REGISTRATION_SPAN;
 use futures::future::try_join_all;
 use tracing::Instrument as _;
@@ -141,7 +139,7 @@ pub async fn tag(
     publisher: &EventPublisher,
     user_id: i64,
     tags: &[String],
-    on: bool,
+    tagging: Tagging,
 ) -> anyhow::Result<Vec<String>> {
     let tags = tags
         .iter()
@@ -152,20 +150,8 @@ pub async fn tag(
         anyhow::bail!("name at least one tag");
     }
     for tag in &tags {
-        let tag = tag.clone();
-        let payload = match on {
-            true => Payload::UserTagged(UserTagged {
-                user_id,
-                tag,
-                tagged_by: 0,
-            }),
-            false => Payload::UserUntagged(UserUntagged {
-                user_id,
-                tag,
-                untagged_by: 0,
-            }),
-        };
-        publisher.publish(&Event::new(payload)).await?;
+        let event = Event::new(tagging.event(user_id, tag.clone(), 0));
+        publisher.publish(&event).await?;
     }
     Ok(tags)
 }
@@ -211,11 +197,7 @@ pub async fn publish(publisher: &EventPublisher, users: &[ImportedUser]) -> anyh
                     let registered = Payload::UserRegistered(user.registration.clone());
                     publisher.publish(&Event::new(registered)).await?;
                     for tag in &user.tags {
-                        let tagged = Payload::UserTagged(UserTagged {
-                            user_id,
-                            tag: tag.clone(),
-                            tagged_by: 0,
-                        });
+                        let tagged = Tagging::Put.event(user_id, tag.clone(), 0);
                         publisher.publish(&Event::new(tagged)).await?;
                     }
                     Ok::<_, courier_core::event::PublishError>(())
