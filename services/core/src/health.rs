@@ -1,5 +1,5 @@
 //! The operations endpoints every service serves on `METRICS_ADDR`:
-//! `/metrics` (Prometheus text), `/healthz` (the process runs) and
+//! `/metrics` (OpenMetrics or Prometheus text, [`crate::metrics`]), `/healthz` (the process runs) and
 //! `/readyz` (connected to NATS and Postgres, topology in place, and any
 //! check of the service's own passing).
 //!
@@ -8,12 +8,11 @@
 //! only calls [`start`]. Metrics are declared in [`crate::metrics`].
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -48,18 +47,6 @@ static DEPENDENCIES: Mutex<Dependencies> = Mutex::new(Dependencies {
     checks: Vec::new(),
     started: false,
 });
-
-static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// Installs the Prometheus recorder (once per process) so metrics recorded
-/// from now on are kept.
-fn install_metrics() -> &'static PrometheusHandle {
-    PROMETHEUS.get_or_init(|| {
-        PrometheusBuilder::new()
-            .install_recorder()
-            .expect("the only metrics recorder of the process")
-    })
-}
 
 /// Makes readiness depend on this NATS connection; hands it back.
 pub fn watched_nats(client: async_nats::Client) -> async_nats::Client {
@@ -137,24 +124,24 @@ async fn not_ready() -> Option<String> {
 /// Binds `METRICS_ADDR` and serves the endpoints in the background until
 /// `shutdown`. A port that cannot be bound is an error at start-up.
 pub async fn start(config: &HealthConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let prometheus = install_metrics();
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move |headers: axum::http::HeaderMap| async move {
-                crate::metrics::exposition(&headers, prometheus.render())
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(|| async {
-                match not_ready().await {
-                    None => (StatusCode::OK, "ready".to_owned()),
-                    Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
-                }
-            }),
-        );
+    let app =
+        Router::new()
+            .route(
+                "/metrics",
+                get(|headers: axum::http::HeaderMap| async move {
+                    crate::metrics::exposition(&headers)
+                }),
+            )
+            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/readyz",
+                get(|| async {
+                    match not_ready().await {
+                        None => (StatusCode::OK, "ready".to_owned()),
+                        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+                    }
+                }),
+            );
     let listener = tokio::net::TcpListener::bind(config.metrics_addr)
         .await
         .map_err(|e| anyhow::anyhow!("METRICS_ADDR {}: {e}", config.metrics_addr))?;

@@ -548,21 +548,16 @@ pub fn render(format: Format) -> String {
 }
 
 /// The `/metrics` response for a request with these headers.
-/// `recorded_by_macros` is what the `metrics` crate's recorder holds: the
-/// sender, projector, loader and backlog metrics until they record through
-/// their groups here. Its text cannot be OpenMetrics, so a process that
-/// still has some serves the Prometheus text format.
-pub fn exposition(headers: &HeaderMap, recorded_by_macros: String) -> Response {
+pub fn exposition(headers: &HeaderMap) -> Response {
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok());
-    let format = match recorded_by_macros.is_empty() {
-        true => Format::negotiate(accept),
-        false => Format::PrometheusText,
-    };
-    let mut body = render(format);
-    body.push_str(&recorded_by_macros);
-    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+    let format = Format::negotiate(accept);
+    (
+        [(header::CONTENT_TYPE, format.content_type())],
+        render(format),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
+use futures::StreamExt as _;
 
 /// `SENDER_RATE_LIMIT` unless configured: Telegram's bulk limit for a bot.
 pub const DEFAULT_FREE_RATE: f64 = 30.0;
@@ -73,6 +74,30 @@ pub async fn publish(
 ) -> Result<(), kv::PutError> {
     rates.put(lane.key(bot_id), rate.to_string().into()).await?;
     Ok(())
+}
+
+/// The lowest limit any bot's senders published on `lane` (one bot per
+/// deployment today, so that bot's), or the senders' default when none did
+/// or NATS does not answer.
+pub async fn lowest_published(rates: &kv::Store, lane: Lane) -> f64 {
+    let suffix = lane.key("");
+    let keys: Vec<String> = match tokio::time::timeout(READ_TIMEOUT, rates.keys()).await {
+        Ok(Ok(keys)) => keys.filter_map(|key| async { key.ok() }).collect().await,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "listing the senders' rate limits");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    };
+    let mut lowest: Option<f64> = None;
+    for key in keys.iter().filter(|key| key.ends_with(&suffix)) {
+        if let Ok(Ok(Some(value))) = tokio::time::timeout(READ_TIMEOUT, rates.get(key)).await
+            && let Some(rate) = parse(&value)
+        {
+            lowest = Some(lowest.map_or(rate, |lowest| lowest.min(rate)));
+        }
+    }
+    lowest.unwrap_or(lane.default_rate())
 }
 
 /// What the senders of one bot published, as the bot reads it.

@@ -662,32 +662,3 @@ fn the_readme_explains_every_metric_to_sres() {
         assert!(section.contains(metric), "README For SREs: {metric}");
     }
 }
-
-/// Every `.rs` file under `dir`, recursively.
-fn rust_sources(dir: &Path, into: &mut String) {
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_sources(&path, into);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            into.push_str(&read(&path));
-        }
-    }
-}
-
-#[test]
-fn every_metric_the_dashboard_shows_is_one_a_service_exports() {
-    let mut code = String::new();
-    for service in ["core", "projector", "loader", "sender", "bot"] {
-        rust_sources(
-            &repo_root().join("services").join(service).join("src"),
-            &mut code,
-        );
-    }
-    for metric in METRICS {
-        assert!(
-            code.contains(&format!("\"{metric}\"")),
-            "no service exports {metric}"
-        );
-    }
-}

@@ -106,7 +106,9 @@ impl Loader {
         let mut maybe_duplicate_headers = headers.clone();
         maybe_duplicate_headers.insert(MAYBE_DUPLICATE_HEADER, "1");
         let mut enqueued = 0u64;
+        let metrics = courier_core::metrics::loader();
         loop {
+            let batch_began = std::time::Instant::now();
             let recipients = client
                 .query(
                     recipients_query,
@@ -155,6 +157,8 @@ impl Loader {
                 )
                 .await?;
             enqueued += recipients.len() as u64;
+            metrics.enqueued.inc_by(recipients.len() as u64);
+            metrics.batch_duration.observe([], batch_began.elapsed());
             last_user_id = batch_last_user_id;
             if !on_batch().await {
                 return Ok(FanOut::Interrupted);

@@ -107,7 +107,9 @@ impl Job {
                 };
                 match loader.fan_out(campaign, progress).await {
                     Ok(FanOut::Done { enqueued }) => {
-                        tracing::Span::current().record("recipients", enqueued);
+                        // A number, not text (an unsigned one would export as text).
+                        tracing::Span::current()
+                            .record("recipients", i64::try_from(enqueued).unwrap_or(i64::MAX));
                         AckKind::Ack
                     }
                     Ok(FanOut::NotProjectedYet) => {

@@ -20,8 +20,8 @@ pub mod held;
 pub mod job;
 
 use courier_core::config::{DatabaseConfig, NatsConfig};
+use courier_core::startup;
 use courier_core::topology::{LOADER_CONSUMER, PULL_EXPIRES};
-use courier_core::{startup, trace_context};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -99,13 +99,13 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
             message.ack().await.map_err(anyhow::Error::msg)?;
             continue;
         };
-        let span = tracing::info_span!(
+        let span = courier_core::consumer_span!(
             "loader",
+            message,
             campaign_id = %job.campaign(),
             event = job.event(),
             recipients = tracing::field::Empty
         );
-        trace_context::adopt(&span, message.headers.as_ref());
         let ack = job
             .run(&loader, &held, &message, || !shutdown.is_cancelled())
             .instrument(span)

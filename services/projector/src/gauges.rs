@@ -1,11 +1,13 @@
 //! Campaign gauges for the dashboard, read from the read model every few
 //! seconds: campaigns by status, and the recipients by state of each
-//! campaign that is unfinished or finished within the hour (so its final
+//! campaign (and whether it is sending) that is unfinished or finished
+//! within the hour (so its final
 //! counts show; after that its series keeps them until the projector
 //! restarts). Published by the projector because it owns the read model.
 
 use std::time::Duration;
 
+use courier_core::metrics::CAMPAIGN_STATUSES;
 use tokio_util::sync::CancellationToken;
 
 pub const EVERY: Duration = Duration::from_secs(5);
@@ -25,8 +27,9 @@ pub async fn publish(pool: deadpool_postgres::Pool, shutdown: CancellationToken)
 
 async fn read_and_set(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
     let client = pool.get().await?;
-    for status in ["pending", "sending", "paused", "completed", "cancelled"] {
-        metrics::gauge!("courier_campaigns", "status" => status).set(0.0);
+    let metrics = courier_core::metrics::projector();
+    for status in CAMPAIGN_STATUSES {
+        metrics.campaigns.get([status]).set(0.0);
     }
     for row in client
         .query(
@@ -36,12 +39,16 @@ async fn read_and_set(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
         .await?
     {
         let status: String = row.get(0);
-        metrics::gauge!("courier_campaigns", "status" => status).set(row.get::<_, i64>(1) as f64);
+        metrics
+            .campaigns
+            .get([status])
+            .set(row.get::<_, i64>(1) as f64);
     }
     for row in client
         .query(
             "SELECT campaign_id::text, delivered, not_alive, failed,
-                    COALESCE(audience_size, 0) - delivered - not_alive - failed - cancelled
+                    COALESCE(audience_size, 0) - delivered - not_alive - failed - cancelled,
+                    status = 'sending'
              FROM campaigns
              WHERE status IN ('sending', 'paused') OR finished_at > now() - interval '1 hour'",
             &[],
@@ -56,9 +63,13 @@ async fn read_and_set(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
             (4, "remaining"),
         ] {
             let value = f64::from(row.get::<_, i32>(index));
-            metrics::gauge!("courier_campaign_recipients", "campaign" => campaign.clone(), "state" => state)
+            metrics
+                .campaign_recipients
+                .get([campaign.clone(), state.into()])
                 .set(value);
         }
+        let sending = f64::from(u8::from(row.get::<_, bool>(5)));
+        metrics.campaign_sending.get([campaign]).set(sending);
     }
     Ok(())
 }

@@ -45,7 +45,9 @@ pub async fn watch(nats: Nats, pool: deadpool_postgres::Pool, shutdown: Cancella
             match nats.js.get_stream(stream).await {
                 Ok(stream) => {
                     let last = stream.cached_info().state.last_sequence;
-                    metrics::gauge!("courier_projector_lag", "stream" => *label)
+                    courier_core::metrics::projector()
+                        .lag
+                        .get([*label])
                         .set(last.saturating_sub(checkpoint) as f64);
                 }
                 Err(error) => tracing::debug!(%error, stream, "projector lag not measured"),

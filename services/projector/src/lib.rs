@@ -16,7 +16,8 @@
 //! - [`standing`]: after the commit, each campaign the batch touched is
 //!   read once; [`content_guard`] pauses it or [`completion`] completes it,
 //!   by publishing an event in the campaign's trace that the projector
-//!   then applies like any other.
+//!   then applies like any other; [`delivery_slo`] counts the recipients
+//!   the batch resolved, on time or late.
 //!
 //! Beside that path: [`progress`] tells `/readyz` whether batches move,
 //! [`lag`] and [`gauges`] publish metrics on timers of their own, and
@@ -24,6 +25,7 @@
 
 pub mod completion;
 pub mod content_guard;
+pub mod delivery_slo;
 pub mod gauges;
 pub mod lag;
 pub mod progress;

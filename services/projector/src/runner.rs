@@ -14,16 +14,18 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig, OrderedError};
 use async_nats::jetstream::{self, Message};
+use chrono::{DateTime, Utc};
 use courier_core::event::EventPublisher;
+use courier_core::send_limits::Lane;
 use courier_core::startup::Nats;
 use courier_core::topology::PULL_EXPIRES;
-use courier_core::trace_context;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::delivery_slo::{self, Rates};
 use crate::progress::Progress;
-use crate::projection::{self, Applied, Batch, StreamMessage};
+use crate::projection::{self, Applied, Batch, Committed, StreamMessage};
 use crate::standing::Standing;
 use crate::{completion, content_guard};
 
@@ -63,6 +65,7 @@ impl Source {
 pub struct Runner {
     nats: Nats,
     publisher: EventPublisher,
+    rates: Rates,
     /// Taken out of the pool: when the runner ends, the connection closes
     /// and the lock with it, instead of idling in the pool still locked.
     client: deadpool_postgres::ClientWrapper,
@@ -89,9 +92,11 @@ impl Runner {
             .await?;
         tracing::info!("projector lock taken");
         let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
+        let rates = Rates::new(nats.js.get_key_value(nats.topology.rate_bucket()).await?);
         Ok(Runner {
             nats,
             publisher,
+            rates,
             client,
             progress,
         })
@@ -168,11 +173,15 @@ impl Runner {
         messages: &[Message],
     ) -> anyhow::Result<usize> {
         let _working = self.progress.working();
+        let began = std::time::Instant::now();
         let mut batch = Batch::begin(&mut self.client, stream).await?;
-        let mut applied = 0;
+        let (mut applied, mut parked) = (0, 0);
         let mut done = messages.len();
+        // The batch's time is recorded in its last message's trace.
+        let mut last_span = tracing::Span::none();
         for (i, message) in messages.iter().enumerate() {
             let span = project_span(stream, message);
+            last_span = span.clone();
             let stream_message = stream_message(stream, message)?;
             let result = async {
                 match source {
@@ -191,30 +200,71 @@ impl Runner {
                     break;
                 }
                 Applied::AlreadyApplied => {}
-                _ => applied += 1,
+                Applied::Parked => parked += 1,
+                Applied::Changed(_) => applied += 1,
             }
         }
-        let campaigns = batch.commit().await?;
-        self.after_commit(source.label(), applied, campaigns)
+        let committed = batch.commit().await?;
+        let metrics = courier_core::metrics::projector();
+        metrics.parked.get([source.label()]).inc_by(parked);
+        last_span.in_scope(|| {
+            metrics
+                .batch_duration
+                .observe([source.label()], began.elapsed());
+        });
+        self.after_commit(source.label(), applied, committed)
             .await?;
         Ok(done)
     }
 
-    /// Counts what a batch applied, completes the campaigns it finished and
-    /// pauses those whose content Telegram refuses.
+    /// Counts what a batch applied and how many recipients it resolved on
+    /// time, completes the campaigns it finished and pauses those whose
+    /// content Telegram refuses.
     async fn after_commit(
         &self,
         stream: &'static str,
         applied: u64,
-        campaigns: Vec<uuid::Uuid>,
+        committed: Committed,
     ) -> anyhow::Result<()> {
-        metrics::counter!("courier_projector_applied_total", "stream" => stream).increment(applied);
-        for campaign in campaigns {
+        courier_core::metrics::projector()
+            .applied
+            .get([stream])
+            .inc_by(applied);
+        for campaign in committed.changed {
             if let Some(campaign) = Standing::read(&self.client, campaign).await? {
+                if let Some(resolved) = committed.resolved.get(&campaign.id) {
+                    self.count_resolved(&campaign, resolved).await;
+                }
                 self.settle(&campaign).await?;
             }
         }
         Ok(())
+    }
+
+    /// The delivery SLI: recipients resolved within their campaign's ideal
+    /// time, or not. Outcomes long past are history, not counted again.
+    async fn count_resolved(&self, campaign: &Standing, resolved_at: &[DateTime<Utc>]) {
+        let (Some(started_at), Some(audience)) = (campaign.started_at, campaign.audience_size)
+        else {
+            return;
+        };
+        let lane = if campaign.paid {
+            Lane::Paid
+        } else {
+            Lane::Free
+        };
+        let rate = self.rates.of(lane).await;
+        let ideal_end = delivery_slo::ideal_end(started_at, audience, rate, campaign.paused_for);
+        let counted = delivery_slo::Resolved::count(resolved_at, ideal_end, Utc::now());
+        let metrics = courier_core::metrics::projector();
+        metrics
+            .recipients_resolved
+            .get(["true"])
+            .inc_by(counted.on_time);
+        metrics
+            .recipients_resolved
+            .get(["false"])
+            .inc_by(counted.late);
     }
 
     /// Publishes the fact the campaign's standing calls for, if any. A
@@ -252,9 +302,7 @@ async fn drain(
 }
 
 fn project_span(stream: &str, message: &Message) -> tracing::Span {
-    let span = tracing::info_span!("project", stream, subject = %message.subject, applied = tracing::field::Empty);
-    trace_context::adopt(&span, message.headers.as_ref());
-    span
+    courier_core::consumer_span!("project", message, stream, applied = tracing::field::Empty)
 }
 
 fn stream_message<'a>(stream: &'a str, message: &'a Message) -> anyhow::Result<StreamMessage<'a>> {

@@ -3,7 +3,10 @@
 //! pause for refused content, a completion), and the trace that fact
 //! continues.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use courier_core::campaign::CampaignStatus;
 use courier_core::trace_context;
 use tokio_postgres::{Client, Row};
@@ -13,7 +16,8 @@ use crate::projection::TRACE_PARENT;
 
 const COLUMNS: &str = "campaign_id, status, audience_size,
     (delivered + not_alive + failed + cancelled)::BIGINT,
-    content_refusals, content_refusal, last_event_seq, trace_parent";
+    content_refusals, content_refusal, last_event_seq, trace_parent,
+    started_at, paid_broadcast, paused_ms";
 
 #[derive(Debug)]
 pub struct Standing {
@@ -31,6 +35,11 @@ pub struct Standing {
     pub last_event_seq: u64,
     /// The trace of the campaign's start, if it carried one.
     pub trace_parent: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    /// On the paid broadcast lane.
+    pub paid: bool,
+    /// How long it was paused, all pauses that ended added up.
+    pub paused_for: Duration,
 }
 
 impl Standing {
@@ -68,6 +77,9 @@ impl Standing {
             content_refusal: row.get(5),
             last_event_seq: row.get::<_, i64>(6) as u64,
             trace_parent: row.get(7),
+            started_at: row.get(8),
+            paid: row.get(9),
+            paused_for: Duration::from_millis(u64::try_from(row.get::<_, i64>(10)).unwrap_or(0)),
         })
     }
 

@@ -35,9 +35,9 @@ use async_nats::jetstream;
 use courier_core::commands::CampaignCommands;
 use courier_core::config::{NatsConfig, TelegramConfig};
 use courier_core::event::EventPublisher;
-use courier_core::send_limits;
+use courier_core::send_limits::{self, Lane};
+use courier_core::startup;
 use courier_core::topology::{PULL_EXPIRES, SEND_TIMEOUT, SENDERS_CONSUMER};
-use courier_core::{startup, trace_context};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -160,8 +160,16 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         .expires(PULL_EXPIRES)
         .messages()
         .await?;
-    metrics::gauge!("courier_send_rate_limit", "lane" => "free").set(config.rate_limit);
-    metrics::gauge!("courier_send_rate_limit", "lane" => "paid").set(config.paid_rate_limit);
+    let metrics = courier_core::metrics::sender();
+    metrics
+        .rate_limit
+        .get([Lane::Free.as_str()])
+        .set(config.rate_limit);
+    metrics
+        .rate_limit
+        .get([Lane::Paid.as_str()])
+        .set(config.paid_rate_limit);
+    metrics.in_flight_limit.set(worker.in_flight_limit() as f64);
     tokio::spawn(courier_core::backlog::watch_senders_backlog(
         nats.js.clone(),
         nats.topology.clone(),
@@ -201,24 +209,24 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
 
 /// Works one item in its own span, and counts how it ended.
 async fn work_on(worker: &Worker, stop: &CancellationToken, message: jetstream::Message) {
-    let span = tracing::info_span!(
+    let span = courier_core::consumer_span!(
         courier_core::telemetry::SEND_SPAN,
-        subject = %message.subject,
+        message,
         campaign_id = tracing::field::Empty,
         outcome = tracing::field::Empty,
     );
-    trace_context::adopt(&span, message.headers.as_ref());
-    metrics::gauge!("courier_sends_in_flight").increment(1.0);
+    let metrics = courier_core::metrics::sender();
+    metrics.in_flight.inc();
     let receipt = worker.restart_guard.receipt();
     let handled = worker
         .handle(&message, receipt)
         .instrument(span.clone())
         .await;
-    metrics::gauge!("courier_sends_in_flight").decrement(1.0);
+    metrics.in_flight.dec();
     match handled {
         Ok(handled) => {
             span.record("outcome", handled.as_str());
-            metrics::counter!("courier_sends_total", "outcome" => handled.as_str()).increment(1);
+            metrics.sends.get([handled.as_str()]).inc();
         }
         Err(stop_sending @ worker::WorkError::Unauthorized) => {
             tracing::error!("{stop_sending}");

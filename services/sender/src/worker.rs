@@ -25,8 +25,9 @@ use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{
     DeliveryOutcome, Event, SendMessage, UserBlocked, delivery_outcome, event::Payload,
 };
+use courier_core::send_limits::Lane;
 use courier_core::topology::{ATTEMPTS_HEADER, MAYBE_DUPLICATE_HEADER, SENDER_ACK_WAIT, Topology};
-use courier_core::{retry, trace_context};
+use courier_core::{retry, telemetry, trace_context};
 use courier_telegram::bot_api::BotApi;
 use courier_telegram::classify::{ApiFailure, Verdict, classify};
 use prost::Message as _;
@@ -293,9 +294,14 @@ impl Worker {
     /// counted and traced).
     async fn call(&self, message: &jetstream::Message, ready: &Ready) -> Result<i64, Verdict> {
         let asked = std::time::Instant::now();
-        let sent = self.api.send(&ready.campaign.call(&ready.item)).await;
+        let call = ready.campaign.call(&ready.item);
+        let sent = self.api.send(&call).await;
         if answered(&sent) {
-            self.answered_after(asked);
+            let took = asked.elapsed();
+            self.answered_after(took);
+            courier_core::metrics::sender()
+                .telegram_request_duration
+                .observe([call.method, lane_of(&ready.campaign).as_str()], took);
         }
         sent.map_err(|failure| {
             observe_failure(
@@ -316,9 +322,13 @@ impl Worker {
     ) -> Result<Handled, WorkError> {
         let (item, attempt) = (&ready.item, ready.attempt);
         match action {
-            Action::Record { outcome, handled } => Ok(self
-                .finish(message, item, attempt, outcome, handled)
-                .await?),
+            Action::Record { outcome, handled } => {
+                let handled = self
+                    .finish(message, item, attempt, outcome, handled)
+                    .await?;
+                observe_wait(message, &ready.campaign);
+                Ok(handled)
+            }
             Action::RecordNotAlive { reason } => {
                 let blocked = Event::new(Payload::UserBlocked(UserBlocked {
                     user_id: item.user_id,
@@ -329,16 +339,18 @@ impl Worker {
                     .await
                     .map_err(anyhow::Error::from)?;
                 let outcome = policy::not_alive(reason);
-                Ok(self
+                let handled = self
                     .finish(message, item, attempt, outcome, Handled::NotAlive)
-                    .await?)
+                    .await?;
+                observe_wait(message, &ready.campaign);
+                Ok(handled)
             }
             Action::Retry { after } => {
                 tracing::warn!(campaign = %ready.campaign_id, attempt, "transient failure; will retry");
                 Ok(self.nak(message, after, "transient failure").await?)
             }
             Action::PauseToken { retry_after } => {
-                metrics::counter!("courier_telegram_429_total").increment(1);
+                courier_core::metrics::sender().telegram_429.inc();
                 tracing::warn!(
                     retry_after_s = retry_after.as_secs(),
                     "429 from Telegram: pausing the token"
@@ -360,10 +372,9 @@ impl Worker {
     }
 
     fn lane(&self, campaign: &Campaign) -> &Budget {
-        if campaign.paid {
-            &self.paid_lane
-        } else {
-            &self.free_lane
+        match lane_of(campaign) {
+            Lane::Paid => &self.paid_lane,
+            Lane::Free => &self.free_lane,
         }
     }
 
@@ -400,10 +411,12 @@ impl Worker {
     }
 
     /// Lets the in-flight limit follow Telegram's answer time.
-    fn answered_after(&self, asked: std::time::Instant) {
+    fn answered_after(&self, took: Duration) {
         let now = std::time::Instant::now();
-        if let Some(limit) = self.lock_in_flight().answered(now - asked, now) {
-            metrics::gauge!("courier_sends_in_flight_limit").set(limit as f64);
+        if let Some(limit) = self.lock_in_flight().answered(took, now) {
+            courier_core::metrics::sender()
+                .in_flight_limit
+                .set(limit as f64);
         }
     }
 
@@ -586,10 +599,30 @@ impl Worker {
     }
 }
 
+fn lane_of(campaign: &Campaign) -> Lane {
+    if campaign.paid {
+        Lane::Paid
+    } else {
+        Lane::Free
+    }
+}
+
+/// Times a recipient's wait, from its work item's enqueueing (this copy's:
+/// a paused campaign's items are enqueued again on resume) to its outcome.
+fn observe_wait(message: &jetstream::Message, campaign: &Campaign) {
+    let Ok(info) = message.info() else { return };
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let waited = i128::from(now) - info.published.unix_timestamp_nanos();
+    let waited = Duration::from_nanos(u64::try_from(waited).unwrap_or(0));
+    courier_core::metrics::sender()
+        .recipient_wait
+        .observe([lane_of(campaign).as_str()], waited);
+}
+
 /// Records a failed send: counted by class (`courier_send_failures_total`)
-/// and a `send.failed` span under the campaign's trace. Unlike `send`
-/// spans, which are sampled, these are always exported, so every error and
-/// 429 can be found in Tempo.
+/// and a `send.failed` span, with ERROR status, under the campaign's trace.
+/// Unlike `send` spans, which are sampled, these are always exported, so
+/// every error and 429 can be found in Tempo.
 fn observe_failure(
     verdict: Verdict,
     message: &jetstream::Message,
@@ -597,7 +630,7 @@ fn observe_failure(
     attempt: u64,
 ) -> Verdict {
     let retry_after = match &verdict {
-        Verdict::RetryAfter(after) => after.as_secs(),
+        Verdict::RetryAfter(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
         _ => 0,
     };
     let reason = match &verdict {
@@ -614,11 +647,19 @@ fn observe_failure(
         class = verdict.class(),
         reason,
         retry_after_s = retry_after,
-        attempt,
+        attempt = i64::try_from(attempt).unwrap_or(i64::MAX),
     );
     trace_context::adopt(&span, message.headers.as_ref());
+    let description = match reason {
+        "" => verdict.class().to_owned(),
+        reason => format!("{}: {reason}", verdict.class()),
+    };
+    telemetry::mark_error(&span, description);
     span.in_scope(|| {});
-    metrics::counter!("courier_send_failures_total", "class" => verdict.class()).increment(1);
+    courier_core::metrics::sender()
+        .send_failures
+        .get([verdict.class()])
+        .inc();
     verdict
 }
 

@@ -71,10 +71,46 @@ async fn health_and_metrics_endpoints_report_the_service() {
         metrics.contains("courier_projector_applied_total{stream=\"outcomes\"} 5"),
         "{metrics}"
     );
+    for line in [
+        "courier_send_rate_limit{lane=\"free\"} 100",
+        // Counters show at 0 before their first increment.
+        "courier_telegram_429_total 0",
+        "courier_send_failures_total{class=\"retry_after\"} 0",
+        "courier_loader_enqueued_total 5",
+        // The sandbox answers at once: all 5 within the ideal time.
+        "courier_recipients_resolved_total{on_time=\"true\"} 5",
+        "courier_recipients_resolved_total{on_time=\"false\"} 0",
+        "courier_telegram_request_duration_seconds_count{method=\"sendMessage\",lane=\"free\"} 5",
+        "courier_recipient_wait_seconds_count{lane=\"free\"} 5",
+        "# HELP courier_sends_total Work items handled, by outcome",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    for histogram in [
+        "courier_projector_batch_duration_seconds_count{stream=\"outcomes\"}",
+        "courier_loader_batch_duration_seconds_count",
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|line| line.starts_with(histogram) && !line.ends_with(" 0")),
+            "{histogram} observed in {metrics}"
+        );
+    }
+    // What Prometheus asks for: OpenMetrics, the format with exemplars.
+    let openmetrics = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .header("accept", "application/openmetrics-text;version=1.0.0")
+        .send()
+        .await
+        .unwrap();
     assert!(
-        metrics.contains("courier_send_rate_limit{lane=\"free\"} 100"),
-        "{metrics}"
+        openmetrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
     );
+    assert!(openmetrics.text().await.unwrap().ends_with("# EOF\n"));
     stack.stop().await.unwrap();
     shutdown.cancel();
 }

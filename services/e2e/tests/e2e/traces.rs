@@ -11,6 +11,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use bytes::Bytes;
+use courier_core::metrics::{self, Format};
 use courier_core::proto::v1::Audience;
 use courier_core::telemetry::{self, LogFormat, OtlpProtocol, TelemetryConfig, TracesSampler};
 use courier_e2e::{SenderSettings, Setup, Stack, unlimited_sandbox};
@@ -21,6 +22,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use prost::Message as _;
 use telegram_sandbox::ChatState;
 
@@ -45,6 +48,17 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
             Value::StringValue(s) => Some(s.clone()),
             Value::IntValue(i) => Some(i.to_string()),
             other => Some(format!("{other:?}")),
+        })
+}
+
+/// An attribute exported as a number (an unsigned one would be text).
+fn number(span: &Span, key: &str) -> Option<i64> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::IntValue(i) => Some(*i),
+            _ => None,
         })
 }
 
@@ -161,7 +175,7 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
         attribute(loader[0], "campaign_id").as_deref(),
         Some(campaign.as_str())
     );
-    assert_eq!(attribute(loader[0], "recipients").as_deref(), Some("4"));
+    assert_eq!(number(loader[0], "recipients"), Some(4));
 
     let projected_events = named("project")
         .into_iter()
@@ -186,6 +200,18 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
         assert_eq!(
             send.parent_span_id, loader[0].span_id,
             "sends descend from the fan-out"
+        );
+        assert_eq!(
+            send.kind,
+            SpanKind::Consumer as i32,
+            "a send consumes its work item"
+        );
+        assert_eq!(attribute(send, "messaging.system").as_deref(), Some("nats"));
+        assert!(
+            attribute(send, "messaging.destination.name")
+                .is_some_and(|subject| subject.ends_with(&format!(".work.send.{campaign}"))),
+            "{:?}",
+            attribute(send, "messaging.destination.name")
         );
         assert_eq!(
             attribute(send, "campaign_id").as_deref(),
@@ -232,8 +258,17 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
         throttled_sends + 1,
         "the 429s and the blocked recipient are kept"
     );
+    for failure in &failed {
+        let status = failure.status.as_ref().map(|status| status.code);
+        assert_eq!(
+            status,
+            Some(StatusCode::Error as i32),
+            "a failed send is an error"
+        );
+        assert!(number(failure, "attempt").is_some_and(|attempt| attempt >= 1));
+    }
     let throttled = class_of("retry_after");
-    assert_eq!(attribute(throttled, "retry_after_s").as_deref(), Some("1"));
+    assert_eq!(number(throttled, "retry_after_s"), Some(1));
     assert_eq!(
         attribute(throttled, "campaign_id").as_deref(),
         Some(campaign.as_str())
@@ -245,7 +280,7 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
     let projections_under_sends: Vec<String> = named("project")
         .into_iter()
         .filter(|s| parent_name(s).as_deref() == Some("send"))
-        .filter_map(|s| attribute(s, "subject"))
+        .filter_map(|s| attribute(s, "messaging.destination.name"))
         .collect();
     let outcomes = projections_under_sends
         .iter()
@@ -259,8 +294,31 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
     let blocked = named("project")
         .into_iter()
         .filter(|s| published_from(s).is_some_and(|from| send_ids.contains(&from.as_slice())))
-        .filter_map(|s| attribute(s, "subject"))
+        .filter_map(|s| attribute(s, "messaging.destination.name"))
         .filter(|s| s.contains(".events.user.4"))
         .count();
     assert_eq!(blocked, 1, "so does the UserBlocked the send published");
+
+    // The latencies measured in the campaign lead to its trace.
+    let trace_id: String = root.trace_id.iter().map(|b| format!("{b:02x}")).collect();
+    let exposition = metrics::render(Format::OpenMetrics);
+    for (histogram, labels) in [
+        (
+            "courier_telegram_request_duration_seconds_bucket{",
+            "method=\"sendMessage\",lane=\"free\"}",
+        ),
+        ("courier_recipient_wait_seconds_bucket{", "lane=\"free\"}"),
+        ("courier_loader_batch_duration_seconds_bucket{", ""),
+        (
+            "courier_projector_batch_duration_seconds_bucket{",
+            "stream=\"outcomes\"}",
+        ),
+    ] {
+        assert!(
+            exposition.lines().any(|line| line.starts_with(histogram)
+                && line.contains(labels)
+                && line.contains(&format!(" # {{trace_id=\"{trace_id}\"}}"))),
+            "{histogram} has an exemplar of the campaign's trace in {exposition}"
+        );
+    }
 }

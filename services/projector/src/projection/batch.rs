@@ -9,9 +9,10 @@
 //! transaction each would make Postgres the bottleneck. A crash before
 //! commit loses the whole batch, which the checkpoint then replays.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use async_nats::HeaderMap;
+use chrono::{DateTime, Utc};
 use courier_core::proto::v1::DeliveryOutcome;
 use prost::Message as _;
 use tokio_postgres::{Client, Transaction};
@@ -43,6 +44,14 @@ pub enum Applied {
     /// An outcome for a recipient not in the read model yet: its campaign's
     /// start has not been applied. Nothing changed; try again later.
     UnknownRecipient,
+}
+
+/// What a committed batch moved.
+pub struct Committed {
+    /// Campaigns whose status or progress moved.
+    pub changed: Vec<Uuid>,
+    /// When each recipient the batch finished got its outcome, by campaign.
+    pub resolved: HashMap<Uuid, Vec<DateTime<Utc>>>,
 }
 
 /// Creates the checkpoint rows; returns the last applied sequence per stream.
@@ -208,9 +217,8 @@ impl<'a> Batch<'a> {
         Ok(Applied::Parked)
     }
 
-    /// Writes the counters and the checkpoint and commits; returns the
-    /// campaigns whose status or progress moved.
-    pub async fn commit(mut self) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+    /// Writes the counters and the checkpoint and commits.
+    pub async fn commit(mut self) -> Result<Committed, tokio_postgres::Error> {
         self.users.write(&self.tx).await?;
         self.outcomes.write_counters(&self.tx).await?;
         if self.last_seq > self.checkpoint_seq {
@@ -222,6 +230,9 @@ impl<'a> Batch<'a> {
                 .await?;
         }
         self.tx.commit().await?;
-        Ok(self.changed.into_iter().collect())
+        Ok(Committed {
+            changed: self.changed.into_iter().collect(),
+            resolved: self.outcomes.into_resolved(),
+        })
     }
 }

@@ -157,15 +157,16 @@ pub(super) async fn paused(
         event
             .tx
             .execute(
-                "UPDATE campaigns SET status_reason = $2 WHERE campaign_id = $1",
-                &[&campaign.id, &reason],
+                "UPDATE campaigns SET status_reason = $2, paused_at = $3 WHERE campaign_id = $1",
+                &[&campaign.id, &reason, &event.at],
             )
             .await?;
     }
     Ok(campaign.id)
 }
 
-/// Resumed by an admin who saw the refusals: they are counted afresh.
+/// Resumed by an admin who saw the refusals: they are counted afresh. The
+/// pause's length is kept for the delivery SLO.
 pub(super) async fn resumed(
     event: &Applying<'_>,
     resumed: CampaignResumed,
@@ -175,9 +176,12 @@ pub(super) async fn resumed(
         event
             .tx
             .execute(
-                "UPDATE campaigns SET status_reason = NULL, content_refusals = 0
+                "UPDATE campaigns SET status_reason = NULL, content_refusals = 0,
+                     paused_ms = paused_ms
+                         + COALESCE((extract(epoch FROM $2 - paused_at) * 1000)::BIGINT, 0),
+                     paused_at = NULL
                  WHERE campaign_id = $1",
-                &[&campaign.id],
+                &[&campaign.id, &event.at],
             )
             .await?;
     }

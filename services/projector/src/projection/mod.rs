@@ -14,7 +14,7 @@ mod campaigns;
 mod outcomes;
 mod users;
 
-pub use batch::{Applied, Batch, StreamMessage, checkpoints};
+pub use batch::{Applied, Batch, Committed, StreamMessage, checkpoints};
 use users::UserWrites;
 
 use chrono::{DateTime, Utc};

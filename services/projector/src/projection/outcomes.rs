@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use courier_core::proto::v1::{DeliveryOutcome, delivery_outcome};
 use tokio_postgres::{Statement, Transaction};
 use uuid::Uuid;
@@ -43,6 +44,9 @@ pub(super) struct Outcomes {
     /// Prepared at the first outcome.
     finish_delivery: Option<Statement>,
     counters: HashMap<Uuid, Counters>,
+    /// When each recipient finished in this batch got its outcome, by
+    /// campaign (the delivery SLI's input).
+    resolved: HashMap<Uuid, Vec<DateTime<Utc>>>,
 }
 
 /// How a campaign's counters move in a batch.
@@ -77,6 +81,7 @@ impl Outcomes {
             }
         };
         let campaign = campaign_uuid(&outcome.campaign_id)?;
+        let occurred_at = timestamp(outcome.occurred_at_ms);
         let finish_delivery = match &self.finish_delivery {
             Some(statement) => statement.clone(),
             None => self
@@ -94,7 +99,7 @@ impl Outcomes {
                     &message_id,
                     &reason,
                     &(outcome.attempts as i32),
-                    &timestamp(outcome.occurred_at_ms),
+                    &occurred_at,
                 ],
             )
             .await?;
@@ -125,7 +130,13 @@ impl Outcomes {
             counters.refusal = Some(failed.reason);
         }
         counters.uncancelled += i32::from(previous.get::<_, &str>(0) == "cancelled");
+        self.resolved.entry(campaign).or_default().push(occurred_at);
         Ok(Recorded::Finished(campaign))
+    }
+
+    /// When the recipients finished in this batch got their outcomes.
+    pub(super) fn into_resolved(self) -> HashMap<Uuid, Vec<DateTime<Utc>>> {
+        self.resolved
     }
 
     /// Adds the batch's counts to the campaigns' counters.
