@@ -54,8 +54,9 @@ pub fn adopt(span: &tracing::Span, headers: Option<&HeaderMap>) {
     let _ = span.set_parent(parent);
 }
 
-/// The PRODUCER span of publishing one message to `subject`; inject the
-/// message's headers inside it, so its consumers descend from it.
+/// The PRODUCER span of publishing to `subject` (one message, or a batch:
+/// record its `messaging.batch.message_count`); inject the messages'
+/// headers inside it, so their consumers descend from it.
 pub fn producer_span(subject: &str) -> tracing::Span {
     tracing::info_span!(
         "publish",
@@ -64,6 +65,7 @@ pub fn producer_span(subject: &str) -> tracing::Span {
         messaging.operation.type = "send",
         messaging.operation.name = "publish",
         messaging.destination.name = subject,
+        messaging.batch.message_count = tracing::field::Empty,
     )
 }
 

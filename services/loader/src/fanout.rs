@@ -21,6 +21,7 @@ use courier_core::topology::{MAYBE_DUPLICATE_HEADER, Topology};
 use courier_core::trace_context;
 use futures::future::try_join_all;
 use prost::Message as _;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 /// The next batch of recipients: `user_id`, `chat_id`, `variant`.
@@ -101,10 +102,6 @@ impl Loader {
         }
         tracing::info!(%campaign, audience_size, resume_after = last_user_id, "fanning out");
         let subject = self.topology.work_subject(&campaign.to_string());
-        let mut headers = HeaderMap::new();
-        trace_context::inject(&mut headers);
-        let mut maybe_duplicate_headers = headers.clone();
-        maybe_duplicate_headers.insert(MAYBE_DUPLICATE_HEADER, "1");
         let mut enqueued = 0u64;
         let metrics = courier_core::metrics::loader();
         loop {
@@ -125,6 +122,17 @@ impl Loader {
                     )
                     .await?;
             }
+            // One PRODUCER span per batch (OpenTelemetry's batch publish):
+            // its items' sends descend from it.
+            let publish = trace_context::producer_span(&subject);
+            publish.record(
+                "messaging.batch.message_count",
+                i64::try_from(recipients.len()).unwrap_or(i64::MAX),
+            );
+            let mut headers = HeaderMap::new();
+            publish.in_scope(|| trace_context::inject(&mut headers));
+            let mut maybe_duplicate_headers = headers.clone();
+            maybe_duplicate_headers.insert(MAYBE_DUPLICATE_HEADER, "1");
             let mut acks = Vec::with_capacity(recipients.len());
             for row in &recipients {
                 let item = SendMessage {
@@ -149,7 +157,9 @@ impl Loader {
                     .payload(item.encode_to_vec().into());
                 acks.push(self.js.send_publish(subject.clone(), message).await?);
             }
-            try_join_all(acks.into_iter().map(IntoFuture::into_future)).await?;
+            try_join_all(acks.into_iter().map(IntoFuture::into_future))
+                .instrument(publish)
+                .await?;
             client
                 .execute(
                     "UPDATE loader_cursors SET last_user_id = $2 WHERE campaign_id = $1",

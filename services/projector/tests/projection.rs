@@ -650,3 +650,73 @@ async fn user_events_in_one_batch_project_as_one_by_one() {
     let text = format!("{:?}", states[0]);
     assert!(text.contains("bad tag!"), "the bad tag is parked: {text}");
 }
+
+/// The delivery SLO excludes pauses: each pause's length, from the events'
+/// own times, adds up in the read model (a replay adds up the same).
+#[tokio::test]
+async fn pauses_add_up_from_the_events_times() {
+    use courier_core::proto::v1::{
+        CampaignCreated, CampaignPaused, CampaignResumed, CampaignStarted, Content,
+    };
+    let env = TestEnv::new().await;
+    let pool = env.pool().await;
+    let mut client = pool.get().await.unwrap();
+    projection::checkpoints(&client, &["EVENTS"]).await.unwrap();
+    let campaign = uuid::Uuid::now_v7();
+    let id = campaign.to_string();
+    let at = |seconds: i64, payload| Event {
+        occurred_at_ms: 1_800_000_000_000 + seconds * 1000,
+        ..Event::new(payload)
+    };
+    let pause = || {
+        Payload::CampaignPaused(CampaignPaused {
+            campaign_id: id.clone(),
+            paused_by: 1,
+            reason: String::new(),
+        })
+    };
+    let resume = || {
+        Payload::CampaignResumed(CampaignResumed {
+            campaign_id: id.clone(),
+            resumed_by: 1,
+        })
+    };
+    let events = [
+        at(
+            0,
+            Payload::CampaignCreated(CampaignCreated {
+                campaign_id: id.clone(),
+                created_by: 1,
+                audience: Audience::All.into(),
+                content: Some(Content {
+                    text: "paused twice".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        ),
+        at(
+            1,
+            Payload::CampaignStarted(CampaignStarted {
+                campaign_id: id.clone(),
+                started_by: 1,
+            }),
+        ),
+        at(10, pause()),
+        at(70, resume()),
+        at(100, pause()),
+        at(105, resume()),
+        at(200, pause()),
+    ];
+    apply_each_alone(&mut client, &env.topology(), events).await;
+    let row = client
+        .query_one(
+            "SELECT paused_ms, paused_at IS NOT NULL FROM campaigns WHERE campaign_id = $1",
+            &[&campaign],
+        )
+        .await
+        .unwrap();
+    let (paused_ms, paused_now): (i64, bool) = (row.get(0), row.get(1));
+    assert_eq!(paused_ms, 65_000, "60 s and 5 s of ended pauses");
+    assert!(paused_now, "the third pause has not ended");
+}

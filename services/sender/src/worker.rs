@@ -31,6 +31,7 @@ use courier_core::{retry, telemetry, trace_context};
 use courier_telegram::bot_api::BotApi;
 use courier_telegram::classify::{ApiFailure, Verdict, classify};
 use prost::Message as _;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::budget::Budget;
@@ -566,15 +567,16 @@ impl Worker {
             attempts: attempt as u32,
             result: Some(result),
         };
+        let subject = self
+            .topology
+            .outcome_subject(&item.campaign_id, item.user_id);
+        let span = trace_context::producer_span(&subject);
         let mut headers = HeaderMap::new();
-        trace_context::inject(&mut headers);
+        span.in_scope(|| trace_context::inject(&mut headers));
         let publish = PublishMessage::build()
             .headers(headers)
             .message_id(format!("{}.{}", item.campaign_id, item.user_id))
             .payload(outcome.encode_to_vec().into());
-        let subject = self
-            .topology
-            .outcome_subject(&item.campaign_id, item.user_id);
         let deadline = tokio::time::Instant::now() + RECORD_FOR;
         let mut tries = 0;
         loop {
@@ -585,7 +587,7 @@ impl Worker {
                     .await
                     .map_err(anyhow::Error::from)
             };
-            match stored.await {
+            match stored.instrument(span.clone()).await {
                 Ok(_) => break,
                 Err(error) if tokio::time::Instant::now() < deadline => {
                     tracing::warn!(%error, "recording an outcome failed; trying again");

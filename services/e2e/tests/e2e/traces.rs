@@ -141,8 +141,8 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
             .get(span.parent_span_id.as_slice())
             .map(|p| p.name.clone())
     };
-    // Events are published in PRODUCER spans: what consumes an event
-    // descends from the span that published it.
+    // Events, work items and outcomes are published in PRODUCER spans:
+    // what consumes a message descends from the span that published it.
     let published_from = |span: &Span| {
         by_id
             .get(span.parent_span_id.as_slice())
@@ -198,8 +198,9 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
     );
     for send in &sends {
         assert_eq!(
-            send.parent_span_id, loader[0].span_id,
-            "sends descend from the fan-out"
+            published_from(send),
+            Some(loader[0].span_id.clone()),
+            "sends descend from the fan-out's batch publish"
         );
         assert_eq!(
             send.kind,
@@ -218,6 +219,13 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
             Some(campaign.as_str())
         );
     }
+    let batch_publish = by_id[sends[0].parent_span_id.as_slice()];
+    assert_eq!(batch_publish.kind, SpanKind::Producer as i32);
+    assert_eq!(
+        number(batch_publish, "messaging.batch.message_count"),
+        Some(4),
+        "the fan-out's one batch"
+    );
     let outcomes: Vec<String> = sends
         .iter()
         .filter_map(|s| attribute(s, "outcome"))
@@ -274,12 +282,15 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
         Some(campaign.as_str())
     );
     for failure in [throttled, class_of("not_alive")] {
-        assert_eq!(failure.parent_span_id, loader[0].span_id);
+        assert_eq!(published_from(failure), Some(loader[0].span_id.clone()));
     }
 
+    let send_ids: Vec<&[u8]> = sends.iter().map(|s| s.span_id.as_slice()).collect();
+    let published_by_a_send =
+        |s: &&Span| published_from(s).is_some_and(|from| send_ids.contains(&from.as_slice()));
     let projections_under_sends: Vec<String> = named("project")
         .into_iter()
-        .filter(|s| parent_name(s).as_deref() == Some("send"))
+        .filter(published_by_a_send)
         .filter_map(|s| attribute(s, "messaging.destination.name"))
         .collect();
     let outcomes = projections_under_sends
@@ -290,11 +301,8 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
         outcomes, 4,
         "each outcome's projection continues its send: {projections_under_sends:?}"
     );
-    let send_ids: Vec<&[u8]> = sends.iter().map(|s| s.span_id.as_slice()).collect();
-    let blocked = named("project")
-        .into_iter()
-        .filter(|s| published_from(s).is_some_and(|from| send_ids.contains(&from.as_slice())))
-        .filter_map(|s| attribute(s, "messaging.destination.name"))
+    let blocked = projections_under_sends
+        .iter()
         .filter(|s| s.contains(".events.user.4"))
         .count();
     assert_eq!(blocked, 1, "so does the UserBlocked the send published");
