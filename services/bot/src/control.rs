@@ -135,7 +135,7 @@ fn answer(outcome: &Result<CampaignStatus, CommandError>) -> (String, bool) {
             "This campaign was changed by a newer version of courier; use that one.".into(),
             true,
         ),
-        Err(CommandError::Publish(_) | CommandError::Read(_)) => (
+        Err(CommandError::Publish(_) | CommandError::Read(_) | CommandError::Timer(_)) => (
             "Courier could not record that right now; try again in a moment.".into(),
             true,
         ),
@@ -164,6 +164,7 @@ mod tests {
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
+            scheduled_at: None,
             versions: Vec::new(),
         }
     }

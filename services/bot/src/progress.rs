@@ -34,6 +34,8 @@ pub struct Snapshot {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// When a scheduled campaign starts.
+    pub scheduled_at: Option<DateTime<Utc>>,
     /// Per version, for a campaign with variants by language (else empty).
     pub versions: Vec<VersionCount>,
 }
@@ -141,6 +143,10 @@ pub fn card(snapshot: &Snapshot, rate: Option<f64>) -> String {
         snapshot.audience,
         snapshot.content_kind,
     );
+    if let (CampaignStatus::Scheduled, Some(at)) = (snapshot.status, snapshot.scheduled_at) {
+        let _ = write!(text, "Starts {}", moment(at));
+        return text;
+    }
     let Some(recipients) = snapshot.recipients else {
         text.push_str("Starting: fixing the audience…");
         return text;
@@ -183,9 +189,14 @@ pub fn card(snapshot: &Snapshot, rate: Option<f64>) -> String {
                 let _ = write!(text, "\nTook {}", duration(took));
             }
         }
-        CampaignStatus::Pending | CampaignStatus::Cancelled => {}
+        CampaignStatus::Pending | CampaignStatus::Scheduled | CampaignStatus::Cancelled => {}
     }
     text
+}
+
+/// `2026-12-05 10:00 UTC`: schedules are set and shown to the minute.
+pub fn moment(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// The buttons that make sense now: pause or resume, and cancel, until the
@@ -195,7 +206,10 @@ pub fn card_keyboard(id: Uuid, status: CampaignStatus) -> InlineKeyboardMarkup {
         CampaignStatus::Sending => Some((Control::Pause, "⏸ Pause")),
         CampaignStatus::Paused => Some((Control::Resume, "▶️ Resume")),
         // Not started yet: only a cancel is a change it can take.
-        CampaignStatus::Pending | CampaignStatus::Completed | CampaignStatus::Cancelled => None,
+        CampaignStatus::Pending
+        | CampaignStatus::Scheduled
+        | CampaignStatus::Completed
+        | CampaignStatus::Cancelled => None,
     };
     let row: Vec<_> = first
         .into_iter()
@@ -213,14 +227,20 @@ pub fn list_line(snapshot: &Snapshot) -> String {
     let recipients = snapshot
         .recipients
         .map_or_else(|| "?".into(), |r| r.to_string());
+    let progress = match (snapshot.status, snapshot.scheduled_at) {
+        (CampaignStatus::Scheduled, Some(at)) => format!("starts {}", moment(at)),
+        _ => format!(
+            "{}/{recipients} done, {} delivered",
+            snapshot.done(),
+            snapshot.delivered
+        ),
+    };
     format!(
-        "{} {} · {} · {} · {}/{recipients} done, {} delivered",
+        "{} {} · {} · {} · {progress}",
         status_icon(snapshot.status),
         snapshot.created_at.format("%Y-%m-%d %H:%M"),
         snapshot.status,
         snapshot.audience,
-        snapshot.done(),
-        snapshot.delivered,
     )
 }
 
@@ -276,6 +296,7 @@ fn took(snapshot: &Snapshot) -> Option<Duration> {
 fn status_icon(status: CampaignStatus) -> &'static str {
     match status {
         CampaignStatus::Pending => "⏳",
+        CampaignStatus::Scheduled => "🗓",
         CampaignStatus::Sending => "📤",
         CampaignStatus::Paused => "⏸",
         CampaignStatus::Completed => "✅",
@@ -305,6 +326,7 @@ mod tests {
             created_at: started,
             started_at: Some(started),
             finished_at: None,
+            scheduled_at: None,
             versions: Vec::new(),
         }
     }

@@ -67,7 +67,8 @@ pub const SNAPSHOT_COLUMNS: &str = "c.campaign_id, c.status, c.status_reason, c.
      CASE WHEN cardinality(c.variants) = 0 THEN '{}'::text[] ELSE ARRAY( \
          SELECT d.variant || ' ' || count(*) FILTER (WHERE d.status = 'delivered') || ' ' || count(*) \
          FROM deliveries d WHERE d.campaign_id = c.campaign_id \
-         GROUP BY d.variant ORDER BY d.variant = '', d.variant) END";
+         GROUP BY d.variant ORDER BY d.variant = '', d.variant) END, \
+     c.scheduled_at";
 
 #[derive(Clone)]
 pub struct Store {
@@ -213,5 +214,6 @@ pub fn snapshot(row: &Row, first: usize) -> Result<Snapshot, StoreError> {
             .iter()
             .filter_map(|text| VersionCount::parse(text))
             .collect(),
+        scheduled_at: row.get(first + 14),
     })
 }

@@ -11,6 +11,8 @@ use std::str::FromStr;
 pub enum CampaignStatus {
     /// Created, not started yet.
     Pending,
+    /// To start at a set time (a timer NATS holds).
+    Scheduled,
     /// Started: work items are being enqueued and sent.
     Sending,
     /// Sends stopped by an admin or by courier itself (broken content).
@@ -24,6 +26,8 @@ pub enum CampaignStatus {
 /// Something that moves a campaign from one status to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
+    /// Set or move the time a campaign starts at.
+    Schedule,
     Start,
     Pause,
     Resume,
@@ -44,10 +48,11 @@ impl CampaignStatus {
         use CampaignStatus::*;
         use Transition::*;
         let next = match (self, transition) {
-            (Pending, Start) => Sending,
+            (Pending | Scheduled, Schedule) => Scheduled,
+            (Pending | Scheduled, Start) => Sending,
             (Sending, Pause) => Paused,
             (Paused, Resume) => Sending,
-            (Pending | Sending | Paused, Cancel) => Cancelled,
+            (Pending | Scheduled | Sending | Paused, Cancel) => Cancelled,
             (Sending, Complete) => Completed,
             _ => {
                 return Err(TransitionError {
@@ -67,6 +72,7 @@ impl CampaignStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             CampaignStatus::Pending => "pending",
+            CampaignStatus::Scheduled => "scheduled",
             CampaignStatus::Sending => "sending",
             CampaignStatus::Paused => "paused",
             CampaignStatus::Completed => "completed",
@@ -84,6 +90,7 @@ impl fmt::Display for CampaignStatus {
 impl fmt::Display for Transition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verb = match self {
+            Transition::Schedule => "schedule",
             Transition::Start => "start",
             Transition::Pause => "pause",
             Transition::Resume => "resume",
@@ -104,6 +111,7 @@ impl FromStr for CampaignStatus {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "pending" => CampaignStatus::Pending,
+            "scheduled" => CampaignStatus::Scheduled,
             "sending" => CampaignStatus::Sending,
             "paused" => CampaignStatus::Paused,
             "completed" => CampaignStatus::Completed,
@@ -128,9 +136,27 @@ mod tests {
     }
 
     #[test]
+    fn a_scheduled_campaign_is_moved_then_started_or_cancelled() {
+        let status = Pending.apply(Schedule).unwrap();
+        assert_eq!(status, Scheduled);
+        assert_eq!(status.apply(Schedule), Ok(Scheduled), "a new time");
+        assert_eq!(status.apply(Start), Ok(Sending));
+        assert_eq!(status.apply(Cancel), Ok(Cancelled));
+        for refused in [Pause, Resume, Complete] {
+            assert!(status.apply(refused).is_err(), "{refused}");
+        }
+        for started in [Sending, Paused] {
+            assert!(
+                started.apply(Schedule).is_err(),
+                "too late to schedule: {started}"
+            );
+        }
+    }
+
+    #[test]
     fn final_statuses_refuse_everything() {
         for from in [Completed, Cancelled] {
-            for transition in [Start, Pause, Resume, Cancel, Complete] {
+            for transition in [Schedule, Start, Pause, Resume, Cancel, Complete] {
                 assert_eq!(
                     from.apply(transition),
                     Err(TransitionError { from, transition })
@@ -150,14 +176,14 @@ mod tests {
 
     #[test]
     fn any_unfinished_campaign_can_be_cancelled() {
-        for from in [Pending, Sending, Paused] {
+        for from in [Pending, Scheduled, Sending, Paused] {
             assert_eq!(from.apply(Cancel), Ok(Cancelled));
         }
     }
 
     #[test]
     fn statuses_round_trip_through_their_names() {
-        for status in [Pending, Sending, Paused, Completed, Cancelled] {
+        for status in [Pending, Scheduled, Sending, Paused, Completed, Cancelled] {
             assert_eq!(status.as_str().parse::<CampaignStatus>().unwrap(), status);
         }
         assert!("sent".parse::<CampaignStatus>().is_err());

@@ -6,6 +6,7 @@
 //! the loser hears what the campaign became.
 
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
+use chrono::{DateTime, Utc};
 use tracing::Instrument as _;
 use uuid::Uuid;
 
@@ -13,8 +14,9 @@ use crate::campaign::{CampaignStatus, Transition, TransitionError};
 use crate::event::{self, EventPublisher, PublishError};
 use crate::proto::v1::{
     AudienceFilter, CampaignCancelled, CampaignCreated, CampaignOptions, CampaignPaused,
-    CampaignResumed, CampaignStarted, Content, Event, Variant, event::Payload,
+    CampaignResumed, CampaignScheduled, CampaignStarted, Content, Event, Variant, event::Payload,
 };
+use crate::schedule::Timers;
 use crate::telemetry;
 use crate::topology::Topology;
 
@@ -58,6 +60,15 @@ pub enum CommandError {
     Publish(PublishError),
     #[error("reading the campaign's events: {0}")]
     Read(async_nats::Error),
+    #[error("setting the campaign's start timer: {0}")]
+    Timer(async_nats::Error),
+}
+
+/// When a new campaign begins sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    Now,
+    At(DateTime<Utc>),
 }
 
 /// The status a campaign has right after `payload`, the last event on its
@@ -66,6 +77,7 @@ pub enum CommandError {
 pub fn status_after(payload: &Payload) -> Option<CampaignStatus> {
     Some(match payload {
         Payload::CampaignCreated(_) => CampaignStatus::Pending,
+        Payload::CampaignScheduled(_) => CampaignStatus::Scheduled,
         Payload::CampaignStarted(_) | Payload::CampaignResumed(_) => CampaignStatus::Sending,
         Payload::CampaignPaused(_) => CampaignStatus::Paused,
         Payload::CampaignCancelled(_) => CampaignStatus::Cancelled,
@@ -78,6 +90,7 @@ pub fn status_after(payload: &Payload) -> Option<CampaignStatus> {
 pub struct CampaignCommands {
     publisher: EventPublisher,
     events: jetstream::stream::Stream,
+    timers: Timers,
     topology: Topology,
 }
 
@@ -91,8 +104,9 @@ impl CampaignCommands {
             .await
             .map_err(|e| CommandError::Read(e.into()))?;
         Ok(CampaignCommands {
-            publisher: EventPublisher::new(js, topology.clone()),
+            publisher: EventPublisher::new(js.clone(), topology.clone()),
             events,
+            timers: Timers::new(js, topology.clone()),
             topology,
         })
     }
@@ -106,12 +120,27 @@ impl CampaignCommands {
     /// update) instead of continuing it, so the campaign is traced whatever
     /// that update's sampling decided.
     pub async fn create_and_start(&self, campaign: NewCampaign) -> Result<Uuid, CommandError> {
-        let span = tracing::info_span!(parent: None, "campaign.start", campaign_id = %campaign.id, audience = %crate::audience::to_text(&campaign.audience));
-        telemetry::link_to_current(&span);
-        self.publish_start(campaign).instrument(span).await
+        self.create_and_begin(campaign, Begin::Now).await
     }
 
-    async fn publish_start(&self, campaign: NewCampaign) -> Result<Uuid, CommandError> {
+    /// Like [`Self::create_and_start`], to begin `now` or at a set time
+    /// (`CampaignScheduled` and a timer, [`crate::schedule`]). A time that
+    /// has passed begins now.
+    pub async fn create_and_begin(
+        &self,
+        campaign: NewCampaign,
+        begin: Begin,
+    ) -> Result<Uuid, CommandError> {
+        let span = tracing::info_span!(parent: None, "campaign.start", campaign_id = %campaign.id, audience = %crate::audience::to_text(&campaign.audience), ?begin);
+        telemetry::link_to_current(&span);
+        self.publish_start(campaign, begin).instrument(span).await
+    }
+
+    async fn publish_start(
+        &self,
+        campaign: NewCampaign,
+        begin: Begin,
+    ) -> Result<Uuid, CommandError> {
         let id = campaign.id;
         let created_seq = match self.status(id).await {
             Err(CommandError::NotFound(_)) => {
@@ -135,22 +164,110 @@ impl CampaignCommands {
                     .map_err(CommandError::Publish)?
             }
             Ok((CampaignStatus::Pending, seq)) => seq,
-            // Started already (the first try got that far).
+            // Started or scheduled already (the first try got that far).
             Ok(_) => return Ok(id),
             Err(error) => return Err(error),
         };
+        match begin {
+            Begin::At(at) if at > Utc::now() => {
+                self.publish_schedule(id, at, campaign.created_by, created_seq)
+                    .await?
+            }
+            _ => {
+                self.publish_started(id, campaign.created_by, created_seq)
+                    .await?
+            }
+        }
+        Ok(id)
+    }
+
+    /// Publishes the start, expecting the campaign's last event at
+    /// `last_seq`. One id per campaign: a start published twice is stored
+    /// once.
+    async fn publish_started(&self, id: Uuid, by: i64, last_seq: u64) -> Result<(), CommandError> {
         let started = Event::with_id(
             format!("{id}.started"),
             Payload::CampaignStarted(CampaignStarted {
                 campaign_id: id.to_string(),
-                started_by: campaign.created_by,
+                started_by: by,
             }),
         );
         self.publisher
-            .publish_expecting(&started, created_seq)
+            .publish_expecting(&started, last_seq)
             .await
             .map_err(CommandError::Publish)?;
-        Ok(id)
+        Ok(())
+    }
+
+    /// Publishes `CampaignScheduled` for `at`, then sets the timer. The fact
+    /// first: a timer without it would start a campaign the read model
+    /// shows as pending, and if the timer is not set the command fails and
+    /// is tried again (setting a timer twice leaves one).
+    async fn publish_schedule(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        by: i64,
+        last_seq: u64,
+    ) -> Result<(), CommandError> {
+        let scheduled = Event::with_id(
+            format!("{id}.scheduled.{}", at.timestamp_millis()),
+            Payload::CampaignScheduled(CampaignScheduled {
+                campaign_id: id.to_string(),
+                scheduled_by: by,
+                start_at_ms: at.timestamp_millis(),
+            }),
+        );
+        match self.publisher.publish_expecting(&scheduled, last_seq).await {
+            Ok(_) => {}
+            Err(PublishError::Conflict) => {
+                return Err(CommandError::Conflict(self.status(id).await?.0));
+            }
+            Err(error) => return Err(CommandError::Publish(error)),
+        }
+        self.timers.arm(id, at).await.map_err(CommandError::Timer)
+    }
+
+    /// Moves a scheduled (or pending) campaign's start to `at`.
+    pub async fn reschedule(
+        &self,
+        campaign: Uuid,
+        at: DateTime<Utc>,
+        by: i64,
+    ) -> Result<CampaignStatus, CommandError> {
+        let span = tracing::info_span!(parent: None, "campaign.reschedule", campaign_id = %campaign, %at, by);
+        telemetry::link_to_current(&span);
+        async {
+            let (status, last_seq) = self.status(campaign).await?;
+            let next = status.apply(Transition::Schedule)?;
+            self.publish_schedule(campaign, at, by, last_seq).await?;
+            Ok(next)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// A campaign's timer fired: starts it if it still waits (scheduled, or
+    /// pending if the schedule's fact was not published). Returns whether
+    /// this call started it; a campaign started, cancelled or moved to a
+    /// later time meanwhile is left as it is.
+    pub async fn start_due(&self, campaign: Uuid) -> Result<bool, CommandError> {
+        let span = tracing::info_span!(parent: None, "campaign.start", campaign_id = %campaign, begin = "scheduled");
+        telemetry::link_to_current(&span);
+        async {
+            let (status, last_seq) = self.status(campaign).await?;
+            if status.apply(Transition::Start).is_err() {
+                return Ok(false);
+            }
+            match self.publish_started(campaign, 0, last_seq).await {
+                Ok(()) => Ok(true),
+                // A cancel or a new time landed first: it decides.
+                Err(CommandError::Publish(PublishError::Conflict)) => Ok(false),
+                Err(error) => Err(error),
+            }
+        }
+        .instrument(span)
+        .await
     }
 
     /// The campaign's status and the sequence of its last event.
@@ -222,6 +339,14 @@ impl CampaignCommands {
             .publish_expecting(&Event::new(payload), last_seq)
             .await
         {
+            Ok(_) if status == CampaignStatus::Scheduled => {
+                // Cancelled: its timer would find it so and do nothing, but
+                // need not fire at all.
+                if let Err(error) = self.timers.disarm(campaign).await {
+                    tracing::warn!(%error, %campaign, "removing a cancelled campaign's timer");
+                }
+                Ok(next)
+            }
             Ok(_) => Ok(next),
             Err(PublishError::Conflict) => {
                 Err(CommandError::Conflict(self.status(campaign).await?.0))

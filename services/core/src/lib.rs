@@ -20,6 +20,7 @@ pub mod metrics;
 mod otlp_http;
 pub mod proto;
 pub mod retry;
+pub mod schedule;
 pub mod send_limits;
 pub mod service;
 pub mod shutdown;

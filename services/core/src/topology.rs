@@ -31,6 +31,8 @@ use crate::config::Prefix;
 pub const SENDERS_CONSUMER: &str = "senders";
 /// The durable consumer the loaders share to see started campaigns.
 pub const LOADER_CONSUMER: &str = "loader";
+/// The durable consumer loaders start scheduled campaigns from.
+pub const SCHEDULER_CONSUMER: &str = "scheduler";
 
 /// How long a sender may hold a work item before JetStream hands it to
 /// another sender. Must exceed the slowest Telegram call (see
@@ -146,6 +148,21 @@ impl Topology {
         self.stream_name("outcomes")
     }
 
+    /// Timers of scheduled campaigns ([`crate::schedule`]).
+    pub fn schedules_stream(&self) -> String {
+        self.stream_name("schedules")
+    }
+
+    /// A campaign's start timer: one message, replaced when rescheduled.
+    pub fn schedule_subject(&self, campaign_id: &str) -> String {
+        format!("{}.schedules.timer.{campaign_id}", self.prefix)
+    }
+
+    /// Where NATS puts a campaign's timer when it fires.
+    pub fn due_subject(&self, campaign_id: &str) -> String {
+        format!("{}.schedules.due.{campaign_id}", self.prefix)
+    }
+
     pub fn campaign_subject(&self, campaign_id: &str) -> String {
         format!("{}.events.campaign.{campaign_id}", self.prefix)
     }
@@ -189,7 +206,7 @@ impl Topology {
         format!("{}.outcomes.{campaign_id}.{user_id}", self.prefix)
     }
 
-    fn streams(&self) -> [stream::Config; 3] {
+    fn streams(&self) -> [stream::Config; 4] {
         let base = stream::Config {
             storage: stream::StorageType::File,
             num_replicas: self.replicas,
@@ -218,6 +235,15 @@ impl Topology {
                 retention: stream::RetentionPolicy::Limits,
                 allow_direct: true,
                 description: Some("courier delivery outcomes, one per recipient".into()),
+                ..base.clone()
+            },
+            stream::Config {
+                name: self.schedules_stream(),
+                subjects: vec![format!("{}.schedules.>", self.prefix)],
+                retention: stream::RetentionPolicy::Limits,
+                // NATS fires the timers (message schedules, nats-server 2.12+).
+                allow_message_schedules: true,
+                description: Some("courier timers of scheduled campaigns".into()),
                 ..base
             },
         ]
@@ -248,6 +274,18 @@ impl Topology {
             ack_wait: Duration::from_secs(15),
             // The loader NAKs while the projector catches up; that must never
             // exhaust a limit and drop a campaign.
+            max_deliver: -1,
+            ..Default::default()
+        }
+    }
+
+    fn scheduler_consumer(&self) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(SCHEDULER_CONSUMER.into()),
+            description: Some("loaders: start scheduled campaigns when due".into()),
+            filter_subject: format!("{}.schedules.due.>", self.prefix),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(15),
             max_deliver: -1,
             ..Default::default()
         }
@@ -334,6 +372,7 @@ impl Topology {
         })?;
         ensure_consumer(js, &self.work_stream(), self.senders_consumer()).await?;
         ensure_consumer(js, &self.events_stream(), self.loader_consumer()).await?;
+        ensure_consumer(js, &self.schedules_stream(), self.scheduler_consumer()).await?;
         Ok(())
     }
 }
@@ -400,6 +439,12 @@ fn check_stream(existing: &stream::Config, wanted: &stream::Config) -> Result<()
             existing.num_replicas.to_string(),
             wanted.num_replicas.to_string(),
         ),
+        // False on a server older than 2.12, which cannot fire timers.
+        (
+            "allow_msg_schedules (nats-server 2.12+)",
+            existing.allow_message_schedules.to_string(),
+            wanted.allow_message_schedules.to_string(),
+        ),
     ];
     match fields.into_iter().find(|(_, has, needs)| has != needs) {
         Some((field, has, needs)) => Err(TopologyError::StreamConflict {
@@ -432,6 +477,9 @@ mod tests {
         assert_eq!(t.held_subject("c1"), "t-1.work.held.c1");
         assert_eq!(t.rate_bucket(), "T_1_RATE");
         assert_eq!(t.outcome_subject("c1", 42), "t-1.outcomes.c1.42");
+        assert_eq!(t.schedules_stream(), "T_1_SCHEDULES");
+        assert_eq!(t.schedule_subject("c1"), "t-1.schedules.timer.c1");
+        assert_eq!(t.due_subject("c1"), "t-1.schedules.due.c1");
     }
 
     #[test]
@@ -450,9 +498,23 @@ mod tests {
             t.work_subject("c"),
             t.held_subject("c"),
             t.outcome_subject("c", 1),
+            t.schedule_subject("c"),
+            t.due_subject("c"),
         ] {
             assert_eq!(owner(&subject), 1, "{subject}");
         }
+    }
+
+    #[test]
+    fn a_server_too_old_for_timers_is_named_in_the_conflict() {
+        let wanted = topology().streams()[3].clone();
+        let existing = stream::Config {
+            allow_message_schedules: false,
+            ..wanted.clone()
+        };
+        let error = check_stream(&existing, &wanted).unwrap_err().to_string();
+        assert!(error.contains("T_1_SCHEDULES"), "{error}");
+        assert!(error.contains("nats-server 2.12+"), "{error}");
     }
 
     #[test]

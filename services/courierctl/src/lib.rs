@@ -8,6 +8,11 @@ use courier_core::{audience, greeting};
 
 /// `--audience`: a filter's text form, or one of the seed's ru / en / all.
 /// An error shows the text with a caret under the problem.
+/// `--tz`: an IANA time zone.
+pub fn time_zone(text: &str) -> Result<chrono_tz::Tz, String> {
+    courier_core::schedule::parse_zone(text).map_err(|error| error.to_string())
+}
+
 pub fn audience_filter(text: &str) -> Result<AudienceFilter, String> {
     if let Some(legacy) = Audience::from_code(text) {
         return Ok(audience::from_legacy(legacy));

@@ -4,12 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use chrono_tz::Tz;
 use clap::{Parser, Subcommand};
 use courier_core::audience::{self, Tagging};
-use courier_core::commands::{CampaignCommands, Change, NewCampaign};
+use courier_core::commands::{Begin, CampaignCommands, Change, NewCampaign};
 use courier_core::config::{DatabaseConfig, NatsConfig};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{AudienceFilter, CampaignOptions, Variant};
+use courier_core::schedule;
 use courier_core::startup;
 use courier_core::telemetry::{self, TelemetryConfig};
 use courierctl::operations;
@@ -87,6 +89,24 @@ enum CampaignCommand {
         /// Telegram user id recorded as the creator.
         #[arg(long, default_value_t = 0)]
         created_by: i64,
+        /// Start later rather than now: in 45m, in 2h, 18:30, tomorrow
+        /// 10:00, 2026-12-24 09:00 (in --tz), or RFC 3339 with an offset.
+        /// NATS holds the timer; `campaign reschedule` moves it, `campaign
+        /// cancel` drops it.
+        #[arg(long)]
+        at: Option<String>,
+        /// The time zone --at is written in (IANA, e.g. Europe/Moscow).
+        #[arg(long, default_value = "UTC", value_parser = courierctl::time_zone)]
+        tz: Tz,
+    },
+    /// Move a scheduled campaign's start to another time.
+    Reschedule {
+        campaign: Uuid,
+        /// As for `campaign start --at`.
+        #[arg(long)]
+        at: String,
+        #[arg(long, default_value = "UTC", value_parser = courierctl::time_zone)]
+        tz: Tz,
     },
     /// The most recent campaigns.
     List {
@@ -154,7 +174,13 @@ async fn main() -> anyhow::Result<()> {
             paid,
             unsubscribe_button,
             created_by,
+            at,
+            tz,
         }) => {
+            let begin = match at {
+                Some(at) => Begin::At(schedule::parse_start(&at, tz, chrono::Utc::now())?),
+                None => Begin::Now,
+            };
             let content = courierctl::text_content(&text).map_err(anyhow::Error::msg)?;
             let (content, variants) = match unsubscribe_button {
                 true => audience::with_unsubscribe_buttons(content, variants),
@@ -166,20 +192,37 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("nothing started: the audience matches nobody now");
             }
             let id = commands
-                .create_and_start(NewCampaign {
-                    id: uuid::Uuid::now_v7(),
-                    created_by,
-                    audience,
-                    content,
-                    variants,
-                    options: CampaignOptions {
-                        disable_notification: silent,
-                        protect_content: protect,
-                        paid_broadcast: paid,
+                .create_and_begin(
+                    NewCampaign {
+                        id: uuid::Uuid::now_v7(),
+                        created_by,
+                        audience,
+                        content,
+                        variants,
+                        options: CampaignOptions {
+                            disable_notification: silent,
+                            protect_content: protect,
+                            paid_broadcast: paid,
+                        },
                     },
-                })
+                    begin,
+                )
                 .await?;
+            if let Begin::At(at) = begin {
+                eprintln!(
+                    "scheduled for {}",
+                    at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+                );
+            }
             println!("{id}");
+        }
+        Command::Campaign(CampaignCommand::Reschedule { campaign, at, tz }) => {
+            let at = schedule::parse_start(&at, tz, chrono::Utc::now())?;
+            let status = commands.reschedule(campaign, at, 0).await?;
+            println!(
+                "{campaign} is {status}, for {}",
+                at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+            );
         }
         Command::Campaign(CampaignCommand::List { limit }) => {
             print!(

@@ -57,19 +57,23 @@ pub async fn list_campaigns(pool: &Pool, limit: i64) -> anyhow::Result<String> {
     let rows = client
         .query(
             "SELECT campaign_id, status, audience, COALESCE(audience_size, 0), delivered, not_alive, failed,
-                    cancelled, created_at
+                    cancelled, created_at, scheduled_at
              FROM campaigns ORDER BY created_at DESC LIMIT $1",
             &[&limit],
         )
         .await?;
     let mut out = String::from(
-        "campaign                              status     audience  size  delivered  not_alive  failed  cancelled  created\n",
+        "campaign                              status     audience  size  delivered  not_alive  failed  cancelled  created              starts\n",
     );
     for row in rows {
         let created: chrono::DateTime<chrono::Utc> = row.get(8);
+        let starts = row
+            .get::<_, Option<chrono::DateTime<chrono::Utc>>>(9)
+            .map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
         writeln!(
             out,
-            "{:<37} {:<10} {:<9} {:>5} {:>10} {:>10} {:>7} {:>10}  {}",
+            "{:<37} {:<10} {:<9} {:>5} {:>10} {:>10} {:>7} {:>10}  {}  {starts}",
             row.get::<_, Uuid>(0),
             row.get::<_, &str>(1),
             row.get::<_, &str>(2),

@@ -14,11 +14,16 @@
 //! - The job's result is the event's acknowledgement: acked when done,
 //!   NAKed with a delay to try again (the projector has not applied the
 //!   start yet, a step failed, a second sweep after a resume).
+//!
+//! Beside that path, [`scheduler`] starts scheduled campaigns when the
+//! timers NATS holds for them fire.
 
 pub mod fanout;
 pub mod held;
 pub mod job;
+pub mod scheduler;
 
+use async_nats::jetstream::consumer::pull;
 use courier_core::config::{DatabaseConfig, NatsConfig};
 use courier_core::startup;
 use courier_core::topology::{LOADER_CONSUMER, PULL_EXPIRES};
@@ -64,7 +69,7 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
         .map_err(|e| anyhow::anyhow!(e))?;
     // One campaign at a time per loader: fetching more would let the next
     // events age towards their ack deadline while this one fans out.
-    let mut messages = consumer
+    let messages = consumer
         .stream()
         .max_messages_per_batch(1)
         .expires(PULL_EXPIRES)
@@ -87,6 +92,20 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
     ));
     courier_core::health::started();
     tracing::info!("loader ready");
+    tokio::try_join!(
+        scheduler::run(nats.clone(), shutdown.clone()),
+        load(messages, &loader, &held, &shutdown),
+    )?;
+    Ok(())
+}
+
+/// Runs the campaign events' jobs, one at a time, until `shutdown`.
+async fn load(
+    mut messages: pull::Stream,
+    loader: &Loader,
+    held: &Held,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     loop {
         let message = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -107,7 +126,7 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
             recipients = tracing::field::Empty
         );
         let ack = job
-            .run(&loader, &held, &message, || !shutdown.is_cancelled())
+            .run(loader, held, &message, || !shutdown.is_cancelled())
             .instrument(span)
             .await;
         message.ack_with(ack).await.map_err(anyhow::Error::msg)?;

@@ -445,6 +445,7 @@ const NOT_CREATED: &str = "its CampaignCreated event is not in the event stream"
 fn campaign_of(payload: &Payload) -> Option<Uuid> {
     let id = match payload {
         Payload::CampaignCreated(e) => &e.campaign_id,
+        Payload::CampaignScheduled(e) => &e.campaign_id,
         Payload::CampaignStarted(e) => &e.campaign_id,
         Payload::CampaignPaused(e) => &e.campaign_id,
         Payload::CampaignResumed(e) => &e.campaign_id,

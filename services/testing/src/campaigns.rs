@@ -2,7 +2,7 @@
 //! events, start campaigns the way the bot does, and read the results from
 //! the read model.
 
-use courier_core::commands::{CampaignCommands, NewCampaign};
+use courier_core::commands::{Begin, CampaignCommands, NewCampaign};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{
     Audience, CampaignOptions, Content, ContentKind, Event, Language, UserBlocked, UserRegistered,
@@ -94,16 +94,7 @@ pub async fn start_text_campaign(
     audience: Audience,
     text: &str,
 ) -> uuid::Uuid {
-    start_campaign(
-        commands,
-        audience,
-        Content {
-            kind: ContentKind::Text.into(),
-            text: text.into(),
-            ..Default::default()
-        },
-    )
-    .await
+    begin_text_campaign(commands, audience, text, Begin::Now).await
 }
 
 pub async fn start_campaign(
@@ -111,15 +102,42 @@ pub async fn start_campaign(
     audience: Audience,
     content: Content,
 ) -> uuid::Uuid {
+    begin_campaign(commands, audience, content, Begin::Now).await
+}
+
+/// A text campaign to begin now or at a set time.
+pub async fn begin_text_campaign(
+    commands: &CampaignCommands,
+    audience: Audience,
+    text: &str,
+    begin: Begin,
+) -> uuid::Uuid {
+    let content = Content {
+        kind: ContentKind::Text.into(),
+        text: text.into(),
+        ..Default::default()
+    };
+    begin_campaign(commands, audience, content, begin).await
+}
+
+async fn begin_campaign(
+    commands: &CampaignCommands,
+    audience: Audience,
+    content: Content,
+    begin: Begin,
+) -> uuid::Uuid {
     commands
-        .create_and_start(NewCampaign {
-            id: uuid::Uuid::now_v7(),
-            created_by: 1,
-            audience: courier_core::audience::from_legacy(audience),
-            content,
-            variants: Vec::new(),
-            options: CampaignOptions::default(),
-        })
+        .create_and_begin(
+            NewCampaign {
+                id: uuid::Uuid::now_v7(),
+                created_by: 1,
+                audience: courier_core::audience::from_legacy(audience),
+                content,
+                variants: Vec::new(),
+                options: CampaignOptions::default(),
+            },
+            begin,
+        )
         .await
         .expect("starting the campaign")
 }

@@ -19,6 +19,7 @@ mod chaos;
 mod operations;
 mod parked;
 mod rules;
+mod schedule;
 mod secrets;
 mod sender;
 mod traces;

@@ -12,13 +12,13 @@ use courier_core::campaign::{CampaignStatus, Transition};
 use courier_core::greeting;
 use courier_core::proto::v1::{
     Audience, CampaignCancelled, CampaignCompleted, CampaignCreated, CampaignPaused,
-    CampaignResumed, CampaignStarted, Language, Variant,
+    CampaignResumed, CampaignScheduled, CampaignStarted, Language, Variant,
 };
 use prost::Message as _;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use super::{ApplyError, Applying, campaign_uuid};
+use super::{ApplyError, Applying, campaign_uuid, timestamp};
 
 pub(super) async fn created(
     event: &Applying<'_>,
@@ -141,6 +141,24 @@ pub(super) async fn started(
                 "UPDATE campaigns SET started_at = $2, audience_size = $3, trace_parent = $4
                  WHERE campaign_id = $1",
                 &[&campaign.id, &event.at, &(size as i32), &event.trace_parent],
+            )
+            .await?;
+    }
+    Ok(campaign.id)
+}
+
+/// To start at a set time, or at a new one.
+pub(super) async fn scheduled(
+    event: &Applying<'_>,
+    scheduled: CampaignScheduled,
+) -> Result<Uuid, ApplyError> {
+    let campaign = transition(event, &scheduled.campaign_id, Transition::Schedule).await?;
+    if campaign.moved {
+        event
+            .tx
+            .execute(
+                "UPDATE campaigns SET scheduled_at = $2 WHERE campaign_id = $1",
+                &[&campaign.id, &timestamp(scheduled.start_at_ms)],
             )
             .await?;
     }
