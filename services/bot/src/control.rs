@@ -5,6 +5,7 @@
 //! conflicting buttons at once one wins, and the other is told what the
 //! campaign became.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use courier_core::campaign::CampaignStatus;
@@ -17,9 +18,11 @@ use uuid::Uuid;
 
 use crate::actions::{Action, Control};
 use crate::cards::Cards;
+use crate::dialogue::Dialogues;
 use crate::handlers::HandlerResult;
 use crate::progress::{self, Snapshot};
 use crate::storage::{Store, wait_for_projection};
+use crate::timing;
 
 /// Campaigns `/campaigns` lists.
 const RECENT: i64 = 10;
@@ -72,7 +75,7 @@ pub async fn show(bot: Bot, query: CallbackQuery, campaign: Uuid, cards: Cards) 
     Ok(())
 }
 
-/// Pause, Resume or Cancel on a card.
+/// Pause, Resume, Cancel or Move on a card.
 #[tracing::instrument(skip_all, fields(admin = query.from.id.0 as i64, %campaign, ?control))]
 pub async fn pressed(
     bot: Bot,
@@ -81,6 +84,7 @@ pub async fn pressed(
     commands: CampaignCommands,
     store: Store,
     cards: Cards,
+    dialogues: Arc<Dialogues>,
 ) -> HandlerResult {
     let by = query.from.id.0 as i64;
     let change = match control {
@@ -89,6 +93,10 @@ pub async fn pressed(
         },
         Control::Resume => Change::Resume,
         Control::Cancel => Change::Cancel,
+        // Not a change yet: the new time is asked for first.
+        Control::Move => {
+            return timing::ask_to_move(bot, &query, campaign, dialogues, store).await;
+        }
     };
     let outcome = commands.change(campaign, change, by).await;
     if let Err(error @ (CommandError::Publish(_) | CommandError::Read(_))) = &outcome {

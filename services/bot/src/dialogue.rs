@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use courier_core::audience;
 use courier_core::proto::v1::{AudienceFilter, CampaignOptions, Content, Variant};
 use deadpool_postgres::Pool;
@@ -40,6 +41,47 @@ pub enum State {
     Confirming { draft: Draft, summary: i32 },
     /// Step 4: waiting for the message users of `language` get instead.
     AwaitingVariant { draft: Draft, language: String },
+    /// Waiting for the admin's time zone, asked once before their first
+    /// start time.
+    AwaitingTimeZone { timing: Timing },
+    /// Waiting for a start time (typed, or a preset pressed).
+    AwaitingStart { timing: Timing },
+}
+
+/// What a start time is being chosen for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "for", rename_all = "snake_case")]
+pub enum Timing {
+    /// The draft on the summary `summary` (step 4).
+    Draft { draft: Box<Draft>, summary: i32 },
+    /// A scheduled campaign, to move.
+    Move { campaign: Uuid },
+}
+
+/// When a draft is to start, as the admin chose it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Start {
+    pub at: DateTime<Utc>,
+    /// The time zone it was chosen in (IANA), to show it back the same way.
+    pub zone: String,
+}
+
+impl Start {
+    /// `2026-12-05 10:00 MSK (Europe/Moscow)`.
+    pub fn describe(&self) -> String {
+        describe(self.at, &self.zone)
+    }
+}
+
+/// `at` as an admin in `zone` reads it.
+pub fn describe(at: DateTime<Utc>, zone: &str) -> String {
+    match zone.parse::<chrono_tz::Tz>() {
+        Ok(tz) => format!(
+            "{} ({zone})",
+            at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+        ),
+        Err(_) => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    }
 }
 
 /// The campaign as the admin has put it together so far.
@@ -62,6 +104,9 @@ pub struct Draft {
     /// Each version gets an Unsubscribe button below its own.
     #[serde(default)]
     pub unsubscribe: bool,
+    /// Start at a set time rather than when Start is pressed.
+    #[serde(default)]
+    pub start: Option<Start>,
 }
 
 impl Draft {
@@ -75,6 +120,7 @@ impl Draft {
             protected: false,
             paid: false,
             unsubscribe: false,
+            start: None,
         }
     }
 
@@ -202,14 +248,15 @@ impl Storage<State> for Dialogues {
             let client = self.pool.get().await?;
             if confirming {
                 // Only a dialog still at step 3 or 4 (or adding a version
-                // there) may (still) confirm:
+                // or choosing a start time there) may (still) confirm:
                 // a toggle pressed as Start ended the dialog on another
                 // replica must not bring its Start button back.
                 let updated = client
                     .execute(
                         "UPDATE bot_dialogues SET state = $2, updated_at = now()
                          WHERE chat_id = $1
-                           AND state->>'step' IN ('awaiting_buttons', 'confirming', 'awaiting_variant')",
+                           AND state->>'step' IN ('awaiting_buttons', 'confirming', 'awaiting_variant',
+                                                  'awaiting_time_zone', 'awaiting_start')",
                         &[&chat.0, &state],
                     )
                     .await?;

@@ -22,7 +22,7 @@ use crate::cards::CardError;
 use crate::dialogue::{DialogueError, Dialogues, State};
 use crate::roles::Roles;
 use crate::storage::{Store, StoreError};
-use crate::{activity, admins, broadcast, control, language, replies, tags, users};
+use crate::{activity, admins, broadcast, control, language, replies, tags, timing, users};
 
 /// What a handler can fail with; logged by the dispatcher. A failed
 /// publish is not among them: it is answered to the user instead.
@@ -71,6 +71,8 @@ enum StaffCommand {
     Tag(String),
     /// Owners: /untag <user id> <tag>... takes them off.
     Untag(String),
+    /// /timezone <name>: the time zone you write start times in.
+    Timezone(String),
 }
 
 /// The dispatch tree. It also tells the dispatcher which update kinds to ask
@@ -106,14 +108,17 @@ pub fn schema() -> UpdateHandler<HandlerError> {
                     case![StaffCommand::Untag(args)]
                         .map(|| Tagging::TakeOff)
                         .endpoint(tags::change),
-                ),
+                )
+                .branch(case![StaffCommand::Timezone(args)].endpoint(timing::set_zone)),
         )
         .branch(case![State::ChoosingAudience { filter }].endpoint(broadcast::typed_filter))
         .branch(case![State::AwaitingContent { audience }].endpoint(broadcast::content))
         .branch(case![State::AwaitingButtons { draft }].endpoint(broadcast::buttons))
         .branch(
             case![State::AwaitingVariant { draft, language }].endpoint(broadcast::variant_content),
-        );
+        )
+        .branch(case![State::AwaitingTimeZone { timing }].endpoint(timing::typed_zone))
+        .branch(case![State::AwaitingStart { timing }].endpoint(timing::typed_start));
     // A campaign's Unsubscribe button, pressed by whoever received it.
     let unsubscribe_buttons = Update::filter_callback_query()
         .filter(|query: CallbackQuery| query.data.as_deref() == Some(audience::UNSUBSCRIBE))
@@ -156,7 +161,12 @@ pub fn schema() -> UpdateHandler<HandlerError> {
                         .branch(case![Action::Toggle(toggle)].endpoint(broadcast::toggle))
                         .branch(case![Action::Variant(language)].endpoint(broadcast::variant))
                         .branch(case![Action::TestSend].endpoint(broadcast::test_send))
+                        .branch(case![Action::When].endpoint(timing::ask_for_draft))
                         .branch(case![Action::Start].endpoint(broadcast::confirm)),
+                )
+                .branch(
+                    case![State::AwaitingStart { timing }]
+                        .branch(case![Action::StartAt(preset)].endpoint(timing::preset)),
                 )
                 .branch(dptree::endpoint(broadcast::outdated_press)),
         );

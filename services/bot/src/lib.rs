@@ -34,6 +34,7 @@ mod roles;
 mod segment;
 mod storage;
 mod tags;
+mod timing;
 mod transport;
 mod users;
 
@@ -106,16 +107,25 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
     );
     let preview = Preview::new(&config.telegram, limits, store.clone())
         .context("building the preview's HTTP client")?;
+    let broadcast = Arc::new(config.broadcast);
+    let choosing_times = timing::Chosen {
+        preview: preview.clone(),
+        config: broadcast.clone(),
+        commands: commands.clone(),
+        cards: cards.clone(),
+        store: store.clone(),
+    };
     let dependencies = dptree::deps![
         events,
         commands,
-        Roles::new(&config.broadcast.owner_ids, store.clone()),
+        Roles::new(&broadcast.owner_ids, store.clone()),
         store,
         cards,
         Dialogues::new(pool),
         Activity::default(),
         preview,
-        Arc::new(config.broadcast)
+        broadcast,
+        choosing_times
     ];
     let dispatcher = Dispatcher::builder(bot.clone(), metered::metered(handlers::schema()))
         .dependencies(dependencies)

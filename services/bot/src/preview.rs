@@ -180,10 +180,16 @@ pub fn summary(
     if paid_enabled {
         let _ = write!(text, " · Paid lane: {}", on_off(draft.paid));
     }
+    let starts = match &draft.start {
+        Some(start) => format!(
+            "Starts: {} (recipients are fixed then; until then Cancel or Move it from its card)",
+            start.describe()
+        ),
+        None => "Starts: when you press Start (recipients are fixed then)".to_owned(),
+    };
     let _ = write!(
         text,
-        "\nEstimated duration: about {} at {rate}/s\n\n\
-         Recipients are fixed when you press Start.",
+        "\nEstimated duration: about {} at {rate}/s\n\n{starts}.",
         progress::duration(progress::estimate(recipients, rate))
     );
     text
@@ -224,8 +230,17 @@ pub fn keyboard(draft: &Draft, paid_enabled: bool) -> InlineKeyboardMarkup {
         rows.push(versions);
     }
     rows.push(vec![Action::TestSend.button("📨 Send to me")]);
+    let when = match &draft.start {
+        Some(start) => format!("🕑 Starts {}", start.describe()),
+        None => "🕑 Starts now: schedule…".to_owned(),
+    };
+    rows.push(vec![Action::When.button(when)]);
+    let start = match draft.start {
+        Some(_) => "🗓 Schedule",
+        None => "🚀 Start",
+    };
     rows.push(vec![
-        Action::Start.button("🚀 Start"),
+        Action::Start.button(start),
         Action::Abort.button("✖️ Cancel"),
     ]);
     InlineKeyboardMarkup::new(rows)

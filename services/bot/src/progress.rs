@@ -199,17 +199,15 @@ pub fn moment(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-/// The buttons that make sense now: pause or resume, and cancel, until the
-/// campaign ends.
+/// The buttons that make sense now: pause or resume (or, scheduled, move),
+/// and cancel, until the campaign ends.
 pub fn card_keyboard(id: Uuid, status: CampaignStatus) -> InlineKeyboardMarkup {
     let first = match status {
         CampaignStatus::Sending => Some((Control::Pause, "⏸ Pause")),
         CampaignStatus::Paused => Some((Control::Resume, "▶️ Resume")),
+        CampaignStatus::Scheduled => Some((Control::Move, "🕑 Move")),
         // Not started yet: only a cancel is a change it can take.
-        CampaignStatus::Pending
-        | CampaignStatus::Scheduled
-        | CampaignStatus::Completed
-        | CampaignStatus::Cancelled => None,
+        CampaignStatus::Pending | CampaignStatus::Completed | CampaignStatus::Cancelled => None,
     };
     let row: Vec<_> = first
         .into_iter()
@@ -416,6 +414,14 @@ mod tests {
                 ("✖️ Cancel".into(), cancel.clone())
             ]
         );
+        let scheduled = labels(&card_keyboard(id, CampaignStatus::Scheduled));
+        assert_eq!(
+            scheduled,
+            [
+                ("🕑 Move".into(), format!("cc:move:{id}")),
+                ("✖️ Cancel".into(), cancel.clone())
+            ]
+        );
         let pending = labels(&card_keyboard(id, CampaignStatus::Pending));
         assert_eq!(pending, [("✖️ Cancel".into(), cancel)]);
         assert!(labels(&card_keyboard(id, CampaignStatus::Completed)).is_empty());
@@ -463,6 +469,24 @@ mod tests {
         assert_eq!(
             list_line(&snapshot(CampaignStatus::Paused)),
             "⏸ 2025-03-01 12:00 · paused · ru · 350/1000 done, 300 delivered"
+        );
+    }
+
+    #[test]
+    fn a_scheduled_campaign_says_when_it_starts() {
+        let scheduled = Snapshot {
+            recipients: None,
+            scheduled_at: Some(Utc.with_ymd_and_hms(2025, 3, 2, 7, 0, 0).unwrap()),
+            ..snapshot(CampaignStatus::Scheduled)
+        };
+        assert!(
+            card(&scheduled, None).ends_with("Starts 2025-03-02 07:00 UTC"),
+            "{}",
+            card(&scheduled, None)
+        );
+        assert_eq!(
+            list_line(&scheduled),
+            "🗓 2025-03-01 12:00 · scheduled · ru · starts 2025-03-02 07:00 UTC"
         );
     }
 

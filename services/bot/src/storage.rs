@@ -4,6 +4,7 @@
 //! ([`crate::dialogue`], [`crate::cards`]).
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use courier_core::audience::{AudienceSize, Recipients};
 use courier_core::proto::v1::AudienceFilter;
 use deadpool_postgres::Pool;
@@ -159,6 +160,31 @@ impl Store {
                 users: row.get(1),
             })
             .collect())
+    }
+
+    /// The time zone `user` writes start times in, once they said it.
+    pub async fn time_zone(&self, user: i64) -> Result<Option<Tz>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT time_zone FROM bot_time_zones WHERE user_id = $1",
+                &[&user],
+            )
+            .await?;
+        // A zone a newer tz database knew and this one does not: asked again.
+        Ok(row.and_then(|row| row.get::<_, &str>(0).parse().ok()))
+    }
+
+    pub async fn set_time_zone(&self, user: i64, zone: Tz) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO bot_time_zones (user_id, time_zone) VALUES ($1, $2)
+                 ON CONFLICT (user_id) DO UPDATE SET time_zone = EXCLUDED.time_zone",
+                &[&user, &zone.name()],
+            )
+            .await?;
+        Ok(())
     }
 
     /// The most recent campaigns, newest first.

@@ -164,7 +164,15 @@ impl CampaignCommands {
                     .map_err(CommandError::Publish)?
             }
             Ok((CampaignStatus::Pending, seq)) => seq,
-            // Started or scheduled already (the first try got that far).
+            // Scheduled already: the first try may have failed to set the
+            // timer (setting it again leaves one).
+            Ok((CampaignStatus::Scheduled, _)) => {
+                if let Begin::At(at) = begin {
+                    self.timers.arm(id, at).await.map_err(CommandError::Timer)?;
+                }
+                return Ok(id);
+            }
+            // Started already (the first try got that far).
             Ok(_) => return Ok(id),
             Err(error) => return Err(error),
         };

@@ -370,3 +370,100 @@ async fn an_import_with_a_user_on_two_lines_or_a_huge_field_is_refused_briefly()
         "nothing published"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_campaign_scheduled_from_the_cli_is_listed_moved_and_cancelled() {
+    let env = TestEnv::new().await;
+    let projector = env.start_projector();
+    let publisher = EventPublisher::new(env.jetstream().await, env.topology());
+    register_users(&publisher, &[(1, Language::En, true)]).await;
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    wait_for_users(&client, 1, Duration::from_secs(30)).await;
+    let start = |at: &'static str| {
+        let env = &env;
+        async move {
+            let args = [
+                "campaign",
+                "start",
+                "--audience",
+                "all",
+                "--text",
+                "Later",
+                "--at",
+                at,
+                "--tz",
+                "Europe/Moscow",
+            ];
+            courierctl(env, &args).await
+        }
+    };
+
+    let unreadable = start("soonish").await;
+    assert!(!unreadable.status.success());
+    let error = String::from_utf8_lossy(&unreadable.stderr);
+    assert!(
+        error.contains("\"soonish\" is not a time courier understands")
+            && error.contains("tomorrow 10:00"),
+        "{error}"
+    );
+    let passed = start("2020-01-01 09:00").await;
+    let error = String::from_utf8_lossy(&passed.stderr);
+    assert!(
+        error.contains("2020-01-01 09:00 MSK has passed already"),
+        "{error}"
+    );
+
+    let scheduled = start("2099-01-01 09:00").await;
+    let said = String::from_utf8_lossy(&scheduled.stderr);
+    assert!(
+        said.contains("scheduled for 2099-01-01 09:00 MSK"),
+        "{said}"
+    );
+    let id = String::from_utf8(scheduled.stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    wait_for_status(
+        &client,
+        id.parse().unwrap(),
+        "scheduled",
+        Duration::from_secs(30),
+    )
+    .await;
+    let listed = String::from_utf8(courierctl(&env, &["campaign", "list"]).await.stdout).unwrap();
+    let line = listed.lines().find(|line| line.starts_with(&id)).unwrap();
+    assert!(
+        line.contains("scheduled") && line.ends_with("2099-01-01 06:00:00 UTC"),
+        "{line}"
+    );
+
+    let moved = courierctl(
+        &env,
+        &[
+            "campaign",
+            "reschedule",
+            &id,
+            "--at",
+            "2099-02-01T10:00:00Z",
+        ],
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&moved.stdout).trim(),
+        format!("{id} is scheduled, for 2099-02-01 10:00 UTC")
+    );
+    let cancelled = courierctl(&env, &["campaign", "cancel", &id]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&cancelled.stdout).trim(),
+        format!("{id} is cancelled")
+    );
+    let timers = courier_testing::messages_on(
+        &env.jetstream().await,
+        &env.topology().schedules_stream(),
+        &env.topology().schedule_subject(&id),
+    )
+    .await;
+    assert_eq!(timers, 0, "the cancelled campaign's timer is gone");
+    projector.stop().await;
+}

