@@ -381,11 +381,32 @@ mod tests {
                 // lang:ru: an en version would reach nobody.
                 ("🌐 Add ru version".into(), "bc:var:ru".into()),
                 ("📨 Send to me".into(), "bc:test".into()),
+                ("🕑 Starts now: schedule…".into(), "bc:when".into()),
                 ("🚀 Start".into(), "bc:start".into()),
                 ("✖️ Cancel".into(), "bc:abort".into()),
             ]
         );
-        // Without the paid lane: toggles, unsubscribe, versions, test, Start.
-        assert_eq!(keyboard(&silent, false).inline_keyboard.len(), 5);
+        // Without the paid lane: toggles, unsubscribe, versions, test, when, Start.
+        assert_eq!(keyboard(&silent, false).inline_keyboard.len(), 6);
+    }
+
+    #[test]
+    fn a_draft_with_a_start_time_says_so_and_offers_schedule() {
+        let mut later = draft();
+        later.start = Some(crate::dialogue::Start {
+            at: "2026-12-05T07:00:00Z".parse().unwrap(),
+            zone: "Europe/Moscow".into(),
+        });
+        let labels: Vec<String> = keyboard(&later, false)
+            .inline_keyboard
+            .into_iter()
+            .flatten()
+            .map(|b| b.text)
+            .collect();
+        assert!(
+            labels.contains(&"🕑 Starts 2026-12-05 10:00 MSK (Europe/Moscow)".to_owned()),
+            "{labels:?}"
+        );
+        assert!(labels.contains(&"🗓 Schedule".to_owned()), "{labels:?}");
     }
 }
