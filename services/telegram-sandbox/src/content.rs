@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::envelope::ApiError;
 use crate::params::Params;
+use crate::uploads::Upload;
 
 const MAX_TEXT_LEN: usize = 4096;
 const MAX_CAPTION_LEN: usize = 1024;
@@ -74,15 +75,27 @@ impl MediaKind {
         }
     }
 
-    /// The media object a message shows, with the fields the Bot API documents as required.
-    fn render(self, file_id: &str) -> Value {
+    /// The media object a message shows, with the fields the Bot API documents as required;
+    /// an uploaded file's own size, dimensions, name and type where it has them.
+    fn render(self, file_id: &str, upload: Option<&Upload>) -> Value {
         let details = match self {
             Self::Photo => {
-                // Telegram lists sizes smallest first; the largest is the one that was sent.
+                // Telegram lists sizes smallest first, each scaled to fit a square: the largest
+                // one to 1280 pixels.
+                let (width, height) = upload
+                    .and_then(|u| u.photo_size().ok())
+                    .unwrap_or((1280, 720));
+                let fit = |side: u32| {
+                    let scale = (f64::from(side) / f64::from(width.max(height))).min(1.0);
+                    // Whole pixels, at least one.
+                    let scaled = |length: u32| ((f64::from(length) * scale).round() as u32).max(1);
+                    json!({"width": scaled(width), "height": scaled(height)})
+                };
                 let thumbnail = format!("{file_id}-thumb");
+                let size = upload.map_or(120_000, |u| u.bytes.len());
                 return json!([
-                    file(&thumbnail, 1_500, json!({"width": 90, "height": 51})),
-                    file(file_id, 120_000, json!({"width": 1280, "height": 720})),
+                    file(&thumbnail, 1_500, fit(90)),
+                    file(file_id, size, fit(1280)),
                 ]);
             }
             Self::Video => {
@@ -96,12 +109,22 @@ impl MediaKind {
             Self::Audio => json!({"duration": 180, "title": "Audio", "mime_type": "audio/mpeg"}),
             Self::Voice => json!({"duration": 5, "mime_type": "audio/ogg"}),
         };
-        file(file_id, 250_000, details)
+        let Some(upload) = upload else {
+            return file(file_id, 250_000, details);
+        };
+        let mut details = details;
+        if let Some(name) = &upload.file_name {
+            details["file_name"] = json!(name);
+        }
+        if let Some(mime_type) = &upload.mime_type {
+            details["mime_type"] = json!(mime_type);
+        }
+        file(file_id, upload.bytes.len(), details)
     }
 }
 
 /// A file object: `details` plus the id fields every file has.
-fn file(file_id: &str, size: u32, mut details: Value) -> Value {
+fn file(file_id: &str, size: usize, mut details: Value) -> Value {
     let mut hasher = DefaultHasher::new();
     file_id.hash(&mut hasher);
     details["file_id"] = json!(file_id);
@@ -110,10 +133,12 @@ fn file(file_id: &str, size: u32, mut details: Value) -> Value {
     details
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Media {
     pub kind: MediaKind,
     pub file_id: String,
+    /// The file, when it was uploaded with this send rather than named by its id.
+    pub upload: Option<Upload>,
 }
 
 /// A message's content, as it was accepted.
@@ -143,16 +168,36 @@ impl Content {
         })
     }
 
-    /// `send<Kind>` with a file_id in the parameter named after the kind.
+    /// `send<Kind>` with a file_id in the parameter named after the kind, or the file uploaded
+    /// there.
     pub fn media(kind: MediaKind, params: &Params) -> Result<Self, ApiError> {
-        let file_id = params.text(kind.field()).ok_or_else(|| {
-            ApiError::bad_request(format!("there is no {} in the request", kind.field()))
-        })?;
+        let media = match params.upload(kind.field()) {
+            Some(upload) => {
+                if kind == MediaKind::Photo {
+                    upload.photo_size()?;
+                }
+                Media {
+                    kind,
+                    file_id: upload.file_id(),
+                    upload: Some(upload.clone()),
+                }
+            }
+            None => Media {
+                kind,
+                file_id: params
+                    .text(kind.field())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "there is no {} in the request",
+                            kind.field()
+                        ))
+                    })?
+                    .to_owned(),
+                upload: None,
+            },
+        };
         let (text, entities) = caption(params)?;
-        let media = Some(Media {
-            kind,
-            file_id: file_id.to_owned(),
-        });
+        let media = Some(media);
         Ok(Self {
             text,
             entities,
@@ -178,11 +223,16 @@ impl Content {
     pub fn render_into(&self, message: &mut Map<String, Value>) {
         let (text_field, entities_field) = match &self.media {
             None => ("text", "entities"),
-            Some(Media { kind, file_id }) => {
-                message.insert(kind.field().into(), kind.render(file_id));
+            Some(Media {
+                kind,
+                file_id,
+                upload,
+            }) => {
+                message.insert(kind.field().into(), kind.render(file_id, upload.as_ref()));
                 if *kind == MediaKind::Animation {
                     // Telegram also shows an animation as a document, for older clients.
-                    message.insert("document".into(), MediaKind::Document.render(file_id));
+                    let document = MediaKind::Document.render(file_id, upload.as_ref());
+                    message.insert("document".into(), document);
                 }
                 ("caption", "caption_entities")
             }

@@ -50,6 +50,11 @@ impl ApiError {
         Self::new(409, format!("Conflict: {detail}"))
     }
 
+    /// 413: an upload over Telegram's 50 MB.
+    pub fn too_large() -> Self {
+        Self::new(413, "Request Entity Too Large")
+    }
+
     pub fn too_many_requests(retry_after: u64) -> Self {
         Self {
             retry_after: Some(retry_after),

@@ -16,7 +16,7 @@
 //!
 //! A request's way through the modules:
 //! - `server`: routes, token check, in-flight cap, latency; counts every answer.
-//! - `params`: reads the parameters from query, JSON, form or multipart.
+//! - `params`: reads the parameters from query, JSON, form or multipart (`uploads`: files).
 //! - `api`: one function per method; `content` checks what a message carries.
 //! - `state`: the one lock over the world, and the order every send is checked in:
 //!   `chats` (who can be reached), `faults` (injected failures), `limits` (flood control),
@@ -37,6 +37,7 @@ mod sandbox;
 mod server;
 mod state;
 mod updates;
+mod uploads;
 
 pub use chats::ChatState;
 pub use config::SandboxConfig;

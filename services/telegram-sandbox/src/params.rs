@@ -13,12 +13,17 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::envelope::ApiError;
+use crate::uploads::Upload;
 
 /// Bodies above this are refused; Telegram's own cap for non-file parameters is far lower.
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 #[derive(Debug, Default)]
-pub struct Params(HashMap<String, String>);
+pub struct Params {
+    values: HashMap<String, String>,
+    /// File parts of a multipart request, by part name.
+    uploads: HashMap<String, Upload>,
+}
 
 impl Params {
     pub async fn from_request(request: Request) -> Result<Self, ApiError> {
@@ -48,7 +53,8 @@ impl Params {
     }
 
     fn extend_form(&mut self, form: &[u8]) {
-        self.0.extend(form_urlencoded::parse(form).into_owned());
+        self.values
+            .extend(form_urlencoded::parse(form).into_owned());
     }
 
     fn extend_json(&mut self, body: &[u8]) -> Result<(), ApiError> {
@@ -61,16 +67,17 @@ impl Params {
                 Value::String(text) => text,
                 other => other.to_string(),
             };
-            self.0.insert(name, text);
+            self.values.insert(name, text);
         }
         Ok(())
     }
 
-    /// Text fields only: uploads are not supported, so a file part reads as a missing parameter.
+    /// Text fields, and file parts as uploads.
     async fn extend_multipart(&mut self, request: Request) -> Result<(), ApiError> {
         fn malformed<E>(_: E) -> ApiError {
             ApiError::bad_request("can't parse multipart/form-data")
         }
+        let too_large = ApiError::too_large;
         let mut multipart = Multipart::from_request(request, &())
             .await
             .map_err(malformed)?;
@@ -78,18 +85,39 @@ impl Params {
             let Some(name) = field.name().map(str::to_owned) else {
                 continue;
             };
-            if field.file_name().is_some() {
+            if let Some(file_name) = field.file_name().map(str::to_owned) {
+                let mime_type = field.content_type().map(str::to_owned);
+                let bytes = field.bytes().await.map_err(|_| too_large())?;
+                let file_name = Some(file_name).filter(|name| !name.is_empty());
+                let upload = Upload {
+                    file_name,
+                    mime_type,
+                    bytes,
+                };
+                self.uploads.insert(name, upload);
                 continue;
             }
             let text = field.text().await.map_err(malformed)?;
-            self.0.insert(name, text);
+            self.values.insert(name, text);
         }
         Ok(())
     }
 
+    /// The file uploaded as parameter `name`: a file part of that name, or the part its text
+    /// points at (`attach://<part>`).
+    pub fn upload(&self, name: &str) -> Option<&Upload> {
+        match self
+            .text(name)
+            .and_then(|text| text.strip_prefix("attach://"))
+        {
+            Some(part) => self.uploads.get(part),
+            None => self.uploads.get(name),
+        }
+    }
+
     /// A parameter's text; Telegram treats an empty value as a missing one.
     pub fn text(&self, name: &str) -> Option<&str> {
-        self.0
+        self.values
             .get(name)
             .map(String::as_str)
             .filter(|s| !s.is_empty())
@@ -114,12 +142,13 @@ impl Params {
 #[cfg(test)]
 impl<'a> FromIterator<(&'a str, &'a str)> for Params {
     fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(pairs: I) -> Self {
-        Self(
-            pairs
+        Self {
+            values: pairs
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
-        )
+            uploads: HashMap::new(),
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //! Real Telegram shows none of this, which is the point of a sandbox: a test can assert that a
 //! campaign reached each user once, with the exact content, and never went over the rate limit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -81,6 +83,8 @@ pub struct Record {
     requests: u64,
     errors_by_code: BTreeMap<u16, u64>,
     connections_opened: u64,
+    /// Files uploaded with accepted sends, by the file_id they were given.
+    uploads: HashMap<String, Bytes>,
 }
 
 impl Record {
@@ -102,6 +106,14 @@ impl Record {
 
     pub fn deliveries(&self) -> &[Delivery] {
         &self.deliveries
+    }
+
+    pub fn keep_upload(&mut self, file_id: &str, bytes: Bytes) {
+        self.uploads.insert(file_id.to_owned(), bytes);
+    }
+
+    pub fn upload(&self, file_id: &str) -> Option<Bytes> {
+        self.uploads.get(file_id).cloned()
     }
 
     pub fn answer_callback(&mut self, answer: CallbackAnswer) {

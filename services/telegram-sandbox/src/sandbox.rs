@@ -112,6 +112,12 @@ impl Sandbox {
         self.shared.deliveries()
     }
 
+    /// The bytes of a file uploaded with an accepted send (a photo, a document), by the
+    /// file_id its message shows.
+    pub fn upload(&self, file_id: &str) -> Option<bytes::Bytes> {
+        self.shared.upload(file_id)
+    }
+
     /// Every `answerCallbackQuery` the bot made, oldest first.
     pub fn callback_answers(&self) -> Vec<CallbackAnswer> {
         self.shared.callback_answers()

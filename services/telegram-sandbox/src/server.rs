@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
@@ -18,10 +18,13 @@ use crate::control;
 use crate::envelope::{self, ApiError};
 use crate::params::Params;
 use crate::state::Shared;
+use crate::uploads::MAX_FILE_BYTES;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/{bot}/{method}", get(bot_api).post(bot_api))
+        // Uploads up to Telegram's cap (axum's default stops at 2 MB).
+        .layer(DefaultBodyLimit::max(MAX_FILE_BYTES + 1024 * 1024))
         .nest("/_sandbox", control::routes())
         .fallback(|| async { ApiError::not_found() })
         .with_state(shared)

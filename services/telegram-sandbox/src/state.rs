@@ -120,6 +120,12 @@ impl World {
             content,
         };
         let message_id = self.chats.store(chat_id, sent.clone());
+        if let Some(media) = &sent.content.media
+            && let Some(upload) = &media.upload
+        {
+            self.record
+                .keep_upload(&media.file_id, upload.bytes.clone());
+        }
         self.record.deliver(Delivery {
             method: method.to_owned(),
             chat_id,
@@ -194,6 +200,10 @@ impl Shared {
 
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.world().record.deliveries().to_vec()
+    }
+
+    pub fn upload(&self, file_id: &str) -> Option<bytes::Bytes> {
+        self.world().record.upload(file_id)
     }
 
     pub fn callback_answers(&self) -> Vec<CallbackAnswer> {

@@ -308,3 +308,60 @@ async fn teloxide_maps_the_sandboxs_errors_as_telegrams() {
         Err(RequestError::Api(ApiError::InvalidToken))
     ));
 }
+
+/// A PNG's signature and header: all the sandbox reads of an image.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.extend(width.to_be_bytes());
+    bytes.extend(height.to_be_bytes());
+    bytes.extend([8, 6, 0, 0, 0]);
+    bytes
+}
+
+#[tokio::test]
+async fn uploaded_photos_and_documents_are_kept_and_described_as_telegram_does() {
+    let sandbox = start(|_| {}).await;
+    let bot = bot_for(&sandbox);
+    let chart = png_header(2400, 1200);
+    let photo = bot
+        .send_photo(
+            CHAT,
+            InputFile::memory(chart.clone()).file_name("chart.png"),
+        )
+        .caption("How it went")
+        .await
+        .expect("sendPhoto with an upload");
+    let sizes = photo.photo().expect("a photo");
+    let largest = sizes.last().expect("sizes");
+    assert_eq!(
+        (largest.width, largest.height),
+        (1280, 640),
+        "scaled to fit 1280"
+    );
+    assert_eq!(
+        sandbox.upload(&largest.file.id.0).as_deref(),
+        Some(chart.as_slice())
+    );
+
+    let csv = b"user_id,outcome\n1,delivered\n".to_vec();
+    let document = bot
+        .send_document(CHAT, InputFile::memory(csv.clone()).file_name("report.csv"))
+        .await
+        .expect("sendDocument with an upload");
+    let sent = document.document().expect("a document");
+    assert_eq!(sent.file_name.as_deref(), Some("report.csv"));
+    assert_eq!(sent.file.size as usize, csv.len());
+    assert_eq!(
+        sandbox.upload(&sent.file.id.0).as_deref(),
+        Some(csv.as_slice())
+    );
+
+    let not_an_image = bot
+        .send_photo(CHAT, InputFile::memory(csv).file_name("report.csv"))
+        .await
+        .expect_err("refused");
+    assert!(
+        not_an_image.to_string().contains("IMAGE_PROCESS_FAILED"),
+        "{not_an_image}"
+    );
+}
