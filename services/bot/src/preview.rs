@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use courier_core::audience::{self, AudienceSize};
+use courier_core::campaign;
 use courier_core::config::TelegramConfig;
 use courier_core::proto::v1::{
     AudienceFilter, CampaignOptions, Content, ContentKind, Language, Names, button,
@@ -190,7 +191,7 @@ pub fn summary(
     let _ = write!(
         text,
         "\nEstimated duration: about {} at {rate}/s\n\n{starts}.",
-        progress::duration(progress::estimate(recipients, rate))
+        campaign::duration(progress::estimate(recipients, rate))
     );
     text
 }

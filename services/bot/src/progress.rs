@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use courier_core::campaign::CampaignStatus;
+use courier_core::campaign::{CampaignStatus, duration};
 use teloxide::types::InlineKeyboardMarkup;
 use uuid::Uuid;
 
@@ -113,16 +113,6 @@ pub fn bar(done: i32, total: i32) -> String {
         "░".repeat(BAR_WIDTH - filled),
         (fraction * 100.0).floor()
     )
-}
-
-/// `42s`, `3m 05s`, `2h 04m`: as precise as a person needs.
-pub fn duration(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{}m {:02}s", secs / 60, secs % 60),
-        _ => format!("{}h {:02}m", secs / 3600, secs % 3600 / 60),
-    }
 }
 
 /// How long `count` messages take at `rate` per second.
@@ -351,14 +341,6 @@ mod tests {
         assert_eq!(bar(999, 1000), format!("{}░ 99%", "▓".repeat(19)));
         assert_eq!(bar(12, 10), format!("{} 100%", "▓".repeat(20)));
         assert_eq!(bar(0, 0), format!("{} 100%", "▓".repeat(20)));
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(duration(Duration::from_secs(0)), "0s");
-        assert_eq!(duration(Duration::from_secs(59)), "59s");
-        assert_eq!(duration(Duration::from_secs(65)), "1m 05s");
-        assert_eq!(duration(Duration::from_secs(7440)), "2h 04m");
     }
 
     #[test]

@@ -101,6 +101,17 @@ impl fmt::Display for Transition {
     }
 }
 
+/// `42s`, `3m 05s`, `2h 04m`: a campaign's duration or estimate, as
+/// precise as a person needs.
+pub fn duration(duration: std::time::Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {:02}s", secs / 60, secs % 60),
+        _ => format!("{}h {:02}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("unknown campaign status {0:?}")]
 pub struct UnknownStatus(String);
@@ -187,6 +198,14 @@ mod tests {
             assert_eq!(status.as_str().parse::<CampaignStatus>().unwrap(), status);
         }
         assert!("sent".parse::<CampaignStatus>().is_err());
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(std::time::Duration::from_secs(0)), "0s");
+        assert_eq!(duration(std::time::Duration::from_secs(59)), "59s");
+        assert_eq!(duration(std::time::Duration::from_secs(65)), "1m 05s");
+        assert_eq!(duration(std::time::Duration::from_secs(7440)), "2h 04m");
     }
 
     #[test]

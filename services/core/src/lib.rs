@@ -19,6 +19,8 @@ pub mod health;
 pub mod metrics;
 mod otlp_http;
 pub mod proto;
+#[cfg(feature = "report")]
+pub mod report;
 pub mod retry;
 pub mod schedule;
 pub mod send_limits;

@@ -115,6 +115,18 @@ enum CampaignCommand {
     },
     /// One campaign, with its most common failure reasons.
     Show { campaign: Uuid },
+    /// How it went: outcomes by kind (and failures by reason); the same
+    /// picture the bot sends with --png, one row per recipient with --csv.
+    Report {
+        campaign: Uuid,
+        /// Write one CSV row per recipient to stdout (user_id, outcome,
+        /// reason, message_id, time), streamed: fine for millions.
+        #[arg(long)]
+        csv: bool,
+        /// Write the report's picture (PNG) to this file.
+        #[arg(long, value_name = "FILE")]
+        png: Option<std::path::PathBuf>,
+    },
     /// Stop sending a campaign until it is resumed.
     Pause {
         campaign: Uuid,
@@ -235,6 +247,9 @@ async fn main() -> anyhow::Result<()> {
                 "{}",
                 operations::show_campaign(&pool().await?, campaign).await?
             );
+        }
+        Command::Campaign(CampaignCommand::Report { campaign, csv, png }) => {
+            operations::report(&pool().await?, campaign, csv, png.as_deref()).await?;
         }
         Command::Campaign(CampaignCommand::Pause { campaign, reason }) => {
             let status = commands

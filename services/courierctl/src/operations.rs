@@ -4,17 +4,57 @@
 
 use std::fmt::Write as _;
 
+use anyhow::Context as _;
 use async_nats::HeaderMap;
 use async_nats::jetstream::message::PublishMessage;
 use courier_core::audience::Recipients;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{AudienceFilter, DeliveryOutcome, Event};
+use courier_core::report;
 use courier_core::startup::Nats;
 use courier_core::topology::DUPLICATE_WINDOW;
 use courier_core::trace_context;
 use deadpool_postgres::Pool;
+use futures::StreamExt as _;
 use prost::Message as _;
+use tokio::io::AsyncWriteExt as _;
 use uuid::Uuid;
+
+/// A campaign's report: a summary on stdout, or its CSV rows streamed to
+/// stdout, and its picture written to `png`.
+pub async fn report(
+    pool: &Pool,
+    campaign: Uuid,
+    csv: bool,
+    png: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let client = pool.get().await?;
+    let Some(report) = report::read(&client, campaign).await? else {
+        anyhow::bail!("there is no campaign {campaign}");
+    };
+    if let Some(path) = png {
+        let picture = report::chart::png(&report)?;
+        std::fs::write(path, picture).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !csv {
+        let mut out = format!(
+            "campaign {campaign}: {}, {} recipients\n",
+            report.status, report.recipients
+        );
+        for (outcome, count) in &report.outcomes {
+            writeln!(out, "{count:>9}  {outcome}")?;
+        }
+        print!("{out}");
+        return Ok(());
+    }
+    let mut rows = std::pin::pin!(report::csv(client, campaign).await?);
+    let mut stdout = tokio::io::stdout();
+    while let Some(chunk) = rows.next().await {
+        stdout.write_all(&chunk?).await?;
+    }
+    stdout.flush().await?;
+    Ok(())
+}
 
 /// One line per campaign, newest first.
 /// Who `filter` reaches now, with the tags it names that nobody has.

@@ -467,3 +467,122 @@ async fn a_campaign_scheduled_from_the_cli_is_listed_moved_and_cancelled() {
     assert_eq!(timers, 0, "the cancelled campaign's timer is gone");
     projector.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_streams_one_csv_row_per_delivery_and_draws_its_picture() {
+    use courier_core::proto::v1::{Delivered, Failed, NotAlive, delivery_outcome::Result};
+    use courier_testing::campaigns::publish_outcome;
+    let env = TestEnv::new().await;
+    let projector = env.start_projector();
+    let js = env.jetstream().await;
+    let publisher = EventPublisher::new(js.clone(), env.topology());
+    let users: Vec<_> = (1..=30).map(|id| (id, Language::En, true)).collect();
+    register_users(&publisher, &users).await;
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    wait_for_users(&client, 30, Duration::from_secs(30)).await;
+    let commands = CampaignCommands::new(js.clone(), env.topology())
+        .await
+        .unwrap();
+    let campaign = start_text_campaign(&commands, Audience::All, "How did it go?").await;
+    wait_for_status(&client, campaign, "sending", Duration::from_secs(30)).await;
+    let started = chrono::Utc::now().timestamp_millis();
+    for user in 1..=30 {
+        let result = match user {
+            1..=26 => Result::Delivered(Delivered {
+                message_id: 1000 + user,
+            }),
+            27 | 28 => Result::NotAlive(NotAlive {
+                reason: "Forbidden: bot was blocked by the user".into(),
+            }),
+            _ => Result::Failed(Failed {
+                reason: "Bad Request: chat not found".into(),
+                ..Default::default()
+            }),
+        };
+        publish_outcome(
+            &js,
+            &env.topology(),
+            campaign,
+            user,
+            started + user * 100,
+            result,
+        )
+        .await;
+    }
+    wait_for_status(&client, campaign, "completed", Duration::from_secs(30)).await;
+
+    let id = campaign.to_string();
+    let picture = std::env::temp_dir().join(format!("report-{id}.png"));
+    let summary = courierctl(
+        &env,
+        &[
+            "campaign",
+            "report",
+            &id,
+            "--png",
+            picture.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(
+        summary.status.success(),
+        "{}",
+        String::from_utf8_lossy(&summary.stderr)
+    );
+    let summary = String::from_utf8(summary.stdout).unwrap();
+    for line in [
+        "campaign {id}: completed, 30 recipients",
+        "       26  delivered",
+        "        2  not alive",
+        "        2  failed: Bad Request: chat not found",
+    ] {
+        let line = line.replace("{id}", &id);
+        assert!(summary.contains(&line), "{line:?} in {summary}");
+    }
+    let png = std::fs::read(&picture).unwrap();
+    std::fs::remove_file(&picture).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let side = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    assert_eq!(
+        (side(16), side(20)),
+        (1200, 760),
+        "a PNG of the report's size"
+    );
+
+    let csv = courierctl(&env, &["campaign", "report", &id, "--csv"]).await;
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some(courier_core::report::CSV_HEADER));
+    let rows: Vec<String> = lines.map(str::to_owned).collect();
+    let expected: Vec<String> = client
+        .query(
+            "SELECT user_id, status, COALESCE(reason, ''), message_id, finished_at
+             FROM deliveries WHERE campaign_id = $1 ORDER BY user_id",
+            &[&campaign],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let reason: String = row.get(2);
+            let reason = match reason.contains([',', '"']) {
+                true => format!("\"{}\"", reason.replace('"', "\"\"")),
+                false => reason,
+            };
+            let at: chrono::DateTime<chrono::Utc> = row.get(4);
+            format!(
+                "{},{},{reason},{},{}",
+                row.get::<_, i64>(0),
+                row.get::<_, &str>(1),
+                row.get::<_, Option<i64>>(3)
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+                at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 30);
+    assert_eq!(rows, expected, "one row per delivery, as the table has it");
+    projector.stop().await;
+}

@@ -11,19 +11,15 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::message::PublishMessage;
 use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{
-    Audience, Delivered, DeliveryOutcome, Failed, Language, delivery_outcome,
-};
+use courier_core::proto::v1::{Audience, Delivered, Failed, Language, delivery_outcome};
 use courier_core::telemetry;
 use courier_testing::TestEnv;
 use courier_testing::campaigns::{
-    register_users, start_text_campaign, wait_for_status, wait_for_users,
+    publish_outcome, register_users, start_text_campaign, wait_for_status, wait_for_users,
 };
 use courier_testing::otlp::{Span, SpanCollector, attribute};
-use prost::Message as _;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -36,26 +32,8 @@ async fn outcomes(
     users: std::ops::RangeInclusive<i64>,
     result: delivery_outcome::Result,
 ) {
-    let campaign = campaign.to_string();
     for user_id in users {
-        let outcome = DeliveryOutcome {
-            campaign_id: campaign.clone(),
-            user_id,
-            chat_id: user_id,
-            occurred_at_ms: 1,
-            attempts: 1,
-            result: Some(result.clone()),
-        };
-        js.send_publish(
-            env.topology().outcome_subject(&campaign, user_id),
-            PublishMessage::build()
-                .message_id(format!("{campaign}.{user_id}"))
-                .payload(outcome.encode_to_vec().into()),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+        publish_outcome(js, &env.topology(), campaign, user_id, 1, result.clone()).await;
     }
 }
 

@@ -2,12 +2,14 @@
 //! events, start campaigns the way the bot does, and read the results from
 //! the read model.
 
+use async_nats::jetstream::message::PublishMessage;
 use courier_core::commands::{Begin, CampaignCommands, NewCampaign};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{
-    Audience, CampaignOptions, Content, ContentKind, Event, Language, UserBlocked, UserRegistered,
-    event::Payload,
+    Audience, CampaignOptions, Content, ContentKind, DeliveryOutcome, Event, Language, UserBlocked,
+    UserRegistered, delivery_outcome, event::Payload,
 };
+use prost::Message as _;
 
 /// Registers users through events, as the bot or `courierctl users import`
 /// would, and blocks those marked not alive.
@@ -156,4 +158,35 @@ pub async fn wait_for_users(
         (row.get::<_, i64>(0) == count).then_some(())
     })
     .await
+}
+
+/// Publishes `user_id`'s outcome of `campaign` as a sender does (without
+/// trace context), at `occurred_at_ms`.
+pub async fn publish_outcome(
+    js: &async_nats::jetstream::Context,
+    topology: &courier_core::topology::Topology,
+    campaign: uuid::Uuid,
+    user_id: i64,
+    occurred_at_ms: i64,
+    result: delivery_outcome::Result,
+) {
+    let campaign = campaign.to_string();
+    let outcome = DeliveryOutcome {
+        campaign_id: campaign.clone(),
+        user_id,
+        chat_id: user_id,
+        occurred_at_ms,
+        attempts: 1,
+        result: Some(result),
+    };
+    js.send_publish(
+        topology.outcome_subject(&campaign, user_id),
+        PublishMessage::build()
+            .message_id(format!("{campaign}.{user_id}"))
+            .payload(outcome.encode_to_vec().into()),
+    )
+    .await
+    .expect("publishing an outcome")
+    .await
+    .expect("the outcome stored");
 }
