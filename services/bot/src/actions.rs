@@ -39,6 +39,8 @@ pub enum Action {
     Control(Uuid, Control),
     /// In /campaigns: show this campaign's card.
     Show(Uuid),
+    /// Under a completed campaign's picture: one CSV row per recipient.
+    Csv(Uuid),
 }
 
 /// One press in the audience builder ([`crate::segment`]).
@@ -139,6 +141,7 @@ impl Action {
             Action::Abort => "bc:abort".into(),
             Action::Control(id, control) => format!("cc:{}:{id}", control.code()),
             Action::Show(id) => format!("cc:show:{id}"),
+            Action::Csv(id) => format!("cc:csv:{id}"),
         }
     }
 
@@ -165,6 +168,7 @@ impl Action {
             ["bc", "start"] => Action::Start,
             ["bc", "abort"] => Action::Abort,
             ["cc", "show", id] => Action::Show(id.parse().ok()?),
+            ["cc", "csv", id] => Action::Csv(id.parse().ok()?),
             ["cc", code, id] => Action::Control(id.parse().ok()?, Control::from_code(code)?),
             _ => return None,
         })
@@ -243,6 +247,7 @@ mod tests {
             Action::Start,
             Action::Abort,
             Action::Show(id),
+            Action::Csv(id),
         ];
         actions.extend([Audience::All, Audience::Ru, Audience::En].map(Action::Audience));
         actions.extend([

@@ -1,7 +1,8 @@
 //! Progress cards: messages in admins' chats that follow a campaign. A card
 //! is registered in `bot_cards` when it is sent; a background task then
 //! edits every live card whose text changed, at most once per interval
-//! (Telegram rate-limits edits too), and sends the final report once.
+//! (Telegram rate-limits edits too), and sends the final report once (with
+//! its picture, for a completed campaign).
 //!
 //! With several bot replicas each runs the task; `FOR UPDATE SKIP LOCKED`
 //! hands each card to one of them per round, so no card is edited twice or
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::progress::{self, Snapshot};
+use crate::report;
 use crate::storage::{self, SNAPSHOT_COLUMNS, Store, StoreError};
 
 /// A rate measured over less than this is noise.
@@ -185,7 +187,13 @@ impl Cards {
         match &report {
             Some(report) if card.reported.as_deref() != Some(report.key.as_str()) => {
                 match self.bot.send_message(card.chat, &report.text).await {
-                    Ok(_) => update.reported = Some(report.key.clone()),
+                    Ok(_) => {
+                        update.reported = Some(report.key.clone());
+                        if snapshot.status == CampaignStatus::Completed {
+                            report::send_picture(&self.bot, &self.store, card.chat, snapshot.id)
+                                .await;
+                        }
+                    }
                     Err(error) => {
                         tracing::warn!(%error, campaign = %snapshot.id, "sending a report failed");
                     }

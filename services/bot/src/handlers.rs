@@ -22,7 +22,7 @@ use crate::cards::CardError;
 use crate::dialogue::{DialogueError, Dialogues, State};
 use crate::roles::Roles;
 use crate::storage::{Store, StoreError};
-use crate::{activity, admins, broadcast, control, language, replies, tags, timing, users};
+use crate::{activity, admins, broadcast, control, language, replies, report, tags, timing, users};
 
 /// What a handler can fail with; logged by the dispatcher. A failed
 /// publish is not among them: it is answered to the user instead.
@@ -138,6 +138,7 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         )
         .branch(case![Action::Control(campaign, change)].endpoint(control::pressed))
         .branch(case![Action::Show(campaign)].endpoint(control::show))
+        .branch(case![Action::Csv(campaign)].endpoint(report::csv_pressed))
         .branch(
             dialogue::enter::<Update, Dialogues, State, _>()
                 .branch(case![Action::Abort].endpoint(broadcast::abort))

@@ -30,6 +30,7 @@ mod metered;
 mod preview;
 mod progress;
 mod replies;
+mod report;
 mod roles;
 mod segment;
 mod storage;

@@ -8,6 +8,7 @@ mod admins;
 mod broadcast;
 mod control;
 mod metrics;
+mod report;
 mod schedule;
 mod segments;
 mod users;
