@@ -7,6 +7,7 @@
 
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
 use chrono::{DateTime, Utc};
+use prost::Message as _;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
@@ -276,6 +277,33 @@ impl CampaignCommands {
         }
         .instrument(span)
         .await
+    }
+
+    /// Every event of the campaign, oldest first: who did what, and when.
+    pub async fn history(&self, campaign: Uuid) -> Result<Vec<Event>, CommandError> {
+        let subject = self.topology.campaign_subject(&campaign.to_string());
+        let mut events = Vec::new();
+        let mut from = None;
+        loop {
+            match self
+                .events
+                .direct_get_next_for_subject(subject.as_str(), from)
+                .await
+            {
+                Ok(message) => {
+                    let event = Event::decode(message.payload.as_ref())
+                        .map_err(|_| CommandError::Unreadable(campaign))?;
+                    events.push(event);
+                    from = Some(message.sequence + 1);
+                }
+                Err(error) if error.kind() == DirectGetErrorKind::NotFound => break,
+                Err(error) => return Err(CommandError::Read(error.into())),
+            }
+        }
+        match events.is_empty() {
+            true => Err(CommandError::NotFound(campaign)),
+            false => Ok(events),
+        }
     }
 
     /// The campaign's status and the sequence of its last event.

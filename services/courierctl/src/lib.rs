@@ -3,16 +3,11 @@
 pub mod operations;
 pub mod users;
 
-use courier_core::proto::v1::{Audience, AudienceFilter, Content, ContentKind, Variant};
+use courier_core::proto::v1::{Audience, AudienceFilter, Content, ContentKind, Event, Variant};
 use courier_core::{audience, greeting};
 
 /// `--audience`: a filter's text form, or one of the seed's ru / en / all.
 /// An error shows the text with a caret under the problem.
-/// `--tz`: an IANA time zone.
-pub fn time_zone(text: &str) -> Result<chrono_tz::Tz, String> {
-    courier_core::schedule::parse_zone(text).map_err(|error| error.to_string())
-}
-
 pub fn audience_filter(text: &str) -> Result<AudienceFilter, String> {
     if let Some(legacy) = Audience::from_code(text) {
         return Ok(audience::from_legacy(legacy));
@@ -70,6 +65,69 @@ pub fn text_content(text: &str) -> Result<Content, String> {
         text: text.to_owned(),
         ..Default::default()
     })
+}
+
+/// `--tz`: an IANA time zone.
+pub fn time_zone(text: &str) -> Result<chrono_tz::Tz, String> {
+    courier_core::schedule::parse_zone(text).map_err(|error| error.to_string())
+}
+
+/// One line of `campaign history`: when, what, who, and what it set.
+pub fn history_line(event: &Event) -> String {
+    use courier_core::proto::v1::event::Payload;
+    let at = chrono::DateTime::from_timestamp_millis(event.occurred_at_ms)
+        .map(|at| at.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+        .unwrap_or_else(|| "?".to_owned());
+    let by = |id: i64| match id {
+        0 => "courier".to_owned(),
+        id => format!("user {id}"),
+    };
+    let (what, detail) = match &event.payload {
+        Some(Payload::CampaignCreated(e)) => (
+            "created",
+            format!(
+                "by {}, audience {}{}",
+                by(e.created_by),
+                e.filter
+                    .as_ref()
+                    .map_or_else(|| "all".to_owned(), audience::to_text),
+                match e.variants.len() {
+                    0 => String::new(),
+                    n => format!(", {n} language version(s)"),
+                }
+            ),
+        ),
+        Some(Payload::CampaignScheduled(e)) => (
+            "scheduled",
+            format!(
+                "by {}, to start {}",
+                by(e.scheduled_by),
+                chrono::DateTime::from_timestamp_millis(e.start_at_ms)
+                    .map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_default()
+            ),
+        ),
+        Some(Payload::CampaignStarted(e)) => (
+            "started",
+            match e.started_by {
+                0 => "by its schedule".to_owned(),
+                id => format!("by {}", by(id)),
+            },
+        ),
+        Some(Payload::CampaignPaused(e)) if e.reason.is_empty() => {
+            ("paused", format!("by {}", by(e.paused_by)))
+        }
+        Some(Payload::CampaignPaused(e)) => {
+            ("paused", format!("by {}: {}", by(e.paused_by), e.reason))
+        }
+        Some(Payload::CampaignResumed(e)) => ("resumed", format!("by {}", by(e.resumed_by))),
+        Some(Payload::CampaignCancelled(e)) => ("cancelled", format!("by {}", by(e.cancelled_by))),
+        Some(Payload::CampaignCompleted(_)) => {
+            ("completed", "every recipient has an outcome".to_owned())
+        }
+        _ => ("(not a campaign event)", String::new()),
+    };
+    format!("{at}  {what:<10} {detail}")
 }
 
 #[cfg(test)]

@@ -99,6 +99,8 @@ enum CampaignCommand {
         #[arg(long, default_value = "UTC", value_parser = courierctl::time_zone)]
         tz: Tz,
     },
+    /// Every event of the campaign: who did what, and when (the audit trail).
+    History { campaign: Uuid },
     /// Move a scheduled campaign's start to another time.
     Reschedule {
         campaign: Uuid,
@@ -247,6 +249,11 @@ async fn main() -> anyhow::Result<()> {
                 "{}",
                 operations::show_campaign(&pool().await?, campaign).await?
             );
+        }
+        Command::Campaign(CampaignCommand::History { campaign }) => {
+            for event in commands.history(campaign).await? {
+                println!("{}", courierctl::history_line(&event));
+            }
         }
         Command::Campaign(CampaignCommand::Report { campaign, csv, png }) => {
             operations::report(&pool().await?, campaign, csv, png.as_deref()).await?;

@@ -465,6 +465,20 @@ async fn a_campaign_scheduled_from_the_cli_is_listed_moved_and_cancelled() {
     )
     .await;
     assert_eq!(timers, 0, "the cancelled campaign's timer is gone");
+
+    // The audit trail: who did what, and when.
+    let history = courierctl(&env, &["campaign", "history", &id]).await;
+    let history = String::from_utf8(history.stdout).unwrap();
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 4, "{history}");
+    for (line, said) in lines.iter().zip([
+        "created    by courier, audience all",
+        "scheduled  by courier, to start 2099-01-01 06:00:00 UTC",
+        "scheduled  by courier, to start 2099-02-01 10:00:00 UTC",
+        "cancelled  by courier",
+    ]) {
+        assert!(line.ends_with(said), "{line:?} ends with {said:?}");
+    }
     projector.stop().await;
 }
 
