@@ -55,11 +55,23 @@ fn rule_test_files() -> Vec<PathBuf> {
 /// Runs `tool` with `args` in the repository; `None` when the tool is not
 /// installed (and this is not CI, where it must be).
 fn run(tool: &str, args: &[&str]) -> Option<String> {
-    let output = match Command::new(tool)
+    run_with_input(tool, args, "")
+}
+
+/// [`run`], with `input` on the tool's stdin.
+fn run_with_input(tool: &str, args: &[&str], input: &str) -> Option<String> {
+    let spawned = Command::new(tool)
         .args(args)
         .current_dir(repo_root())
-        .output()
-    {
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let output = match spawned.and_then(|mut child| {
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(input.as_bytes())?;
+        child.wait_with_output()
+    }) {
         Ok(output) => output,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             assert!(
@@ -85,6 +97,14 @@ fn relative(path: &Path) -> String {
         .unwrap()
         .to_string_lossy()
         .into_owned()
+}
+
+#[test]
+fn every_metric_passes_promtools_lint() {
+    // HELP text, `_total` counters, units in names: Prometheus' conventions.
+    if let Some(said) = run_with_input("promtool", &["check", "metrics"], &exposition()) {
+        assert!(said.trim().is_empty(), "promtool check metrics:\n{said}");
+    }
 }
 
 #[test]
@@ -145,8 +165,9 @@ fn every_alert_is_tested_both_firing_and_not_firing() {
     }
 }
 
-/// Every name the services expose: each group declared, rendered.
-fn declared_series() -> BTreeSet<String> {
+/// What the services expose: each group declared, rendered as Prometheus'
+/// text format.
+fn exposition() -> String {
     metrics::bot();
     // Its methods are the sender's to know: one observation makes it show.
     metrics::sender()
@@ -160,6 +181,11 @@ fn declared_series() -> BTreeSet<String> {
     metrics::backlog();
     metrics::process("courier-test", "test");
     metrics::render(Format::PrometheusText)
+}
+
+/// Every name the services expose.
+fn declared_series() -> BTreeSet<String> {
+    exposition()
         .lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| line.split(['{', ' ']).next())
