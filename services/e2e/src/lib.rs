@@ -141,6 +141,16 @@ impl Setup {
             pool,
         }
     }
+
+    /// Every service, in-process, against this setup's sandbox, with
+    /// `replicas` senders at `rate_limit`.
+    pub fn stack(&self, rate_limit: f64, replicas: usize) -> Stack {
+        let senders = SenderSettings {
+            rate_limit,
+            replicas,
+        };
+        Stack::start(&self.env, &self.sandbox.url(), senders)
+    }
 }
 
 /// Live en users with ids 1 to `count`.

@@ -28,6 +28,22 @@ fn registered(user_id: i64) -> Event {
     }))
 }
 
+/// A campaign of `text` for the old one-tap `audience`, as `CampaignCreated`
+/// was before filters.
+fn created_for(campaign: &str, audience: Audience, text: &str) -> Payload {
+    use courier_core::proto::v1::{CampaignCreated, Content};
+    Payload::CampaignCreated(CampaignCreated {
+        campaign_id: campaign.to_owned(),
+        created_by: 1,
+        audience: audience.into(),
+        content: Some(Content {
+            text: text.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
 /// Applies `events` as the events stream's messages 1, 2, ..., each in a
 /// batch of its own; none may be parked.
 async fn apply_each_alone(
@@ -372,7 +388,7 @@ async fn an_event_for_a_campaign_whose_status_is_unknown_is_parked() {
 /// campaign reaches the live ru users, and its audience reads `lang:ru`.
 #[tokio::test]
 async fn a_stream_from_before_filters_projects_as_before() {
-    use courier_core::proto::v1::{CampaignCreated, CampaignStarted, Content, UserBlocked};
+    use courier_core::proto::v1::{CampaignStarted, UserBlocked};
     let env = TestEnv::new().await;
     let pool = env.pool().await;
     let mut client = pool.get().await.unwrap();
@@ -397,16 +413,7 @@ async fn a_stream_from_before_filters_projects_as_before() {
             user_id: 4,
             reason: "blocked the bot".into(),
         })),
-        Event::new(Payload::CampaignCreated(CampaignCreated {
-            campaign_id: id.clone(),
-            created_by: 1,
-            audience: Audience::Ru.into(),
-            content: Some(Content {
-                text: "old".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })),
+        Event::new(created_for(&id, Audience::Ru, "old")),
         Event::new(Payload::CampaignStarted(CampaignStarted {
             campaign_id: id.clone(),
             started_by: 1,
@@ -655,9 +662,7 @@ async fn user_events_in_one_batch_project_as_one_by_one() {
 /// own times, adds up in the read model (a replay adds up the same).
 #[tokio::test]
 async fn pauses_add_up_from_the_events_times() {
-    use courier_core::proto::v1::{
-        CampaignCreated, CampaignPaused, CampaignResumed, CampaignStarted, Content,
-    };
+    use courier_core::proto::v1::{CampaignPaused, CampaignResumed, CampaignStarted};
     let env = TestEnv::new().await;
     let pool = env.pool().await;
     let mut client = pool.get().await.unwrap();
@@ -682,19 +687,7 @@ async fn pauses_add_up_from_the_events_times() {
         })
     };
     let events = [
-        at(
-            0,
-            Payload::CampaignCreated(CampaignCreated {
-                campaign_id: id.clone(),
-                created_by: 1,
-                audience: Audience::All.into(),
-                content: Some(Content {
-                    text: "paused twice".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-        ),
+        at(0, created_for(&id, Audience::All, "paused twice")),
         at(
             1,
             Payload::CampaignStarted(CampaignStarted {

@@ -65,14 +65,7 @@ async fn schedule(commands: &CampaignCommands, text: &str, at: DateTime<Utc>) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_scheduled_campaign_starts_once_within_two_seconds_of_its_time_with_three_loaders() {
     let s = Setup::new(USERS, unlimited_sandbox()).await;
-    let stack = Stack::start(
-        &s.env,
-        &s.sandbox.url(),
-        SenderSettings {
-            rate_limit: 100.0,
-            replicas: 1,
-        },
-    );
+    let stack = s.stack(100.0, 1);
     // Two more loaders, as processes: three consumers of the timers.
     let _loaders = [
         ServiceProcess::start("courier-loader", &s.env, &[]),
@@ -144,14 +137,7 @@ async fn chaos_a_schedule_due_while_nats_and_the_loader_are_killed_fires_once() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_campaign_moved_or_cancelled_before_its_time_does_not_start_then() {
     let s = Setup::new(USERS, unlimited_sandbox()).await;
-    let stack = Stack::start(
-        &s.env,
-        &s.sandbox.url(),
-        SenderSettings {
-            rate_limit: 100.0,
-            replicas: 1,
-        },
-    );
+    let stack = s.stack(100.0, 1);
     let client = s.pool.get().await.unwrap();
     wait_for_users(&client, USERS, DEADLINE).await;
     let first = in_seconds(3);
