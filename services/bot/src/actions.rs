@@ -70,6 +70,8 @@ pub enum Control {
     Cancel,
     /// A scheduled campaign: choose another start time.
     Move,
+    /// A campaign awaiting approval: let it begin (another admin only).
+    Approve,
 }
 
 /// A start time offered as a button.
@@ -214,11 +216,12 @@ impl Toggle {
 }
 
 impl Control {
-    const ALL: [Control; 4] = [
+    const ALL: [Control; 5] = [
         Control::Pause,
         Control::Resume,
         Control::Cancel,
         Control::Move,
+        Control::Approve,
     ];
 
     fn code(self) -> &'static str {
@@ -227,6 +230,7 @@ impl Control {
             Control::Resume => "resume",
             Control::Cancel => "cancel",
             Control::Move => "move",
+            Control::Approve => "approve",
         }
     }
 

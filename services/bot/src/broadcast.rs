@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use courier_core::audience::{self, AudienceSize};
-use courier_core::commands::{Begin, CampaignCommands, NewCampaign};
+use courier_core::campaign::CampaignStatus;
+use courier_core::commands::{Begin, NewCampaign};
 use courier_core::proto::v1::{
     Audience, AudienceFilter, Content, InlineKeyboard, Language, Names, Variant,
 };
@@ -19,13 +20,14 @@ use teloxide::types::{
 };
 
 use crate::actions::{Action, Toggle};
-use crate::cards::Cards;
 use crate::config::BroadcastConfig;
 use crate::dialogue::{Dialogue, Dialogues, Draft, State};
 use crate::handlers::HandlerResult;
 use crate::preview::{self, Preview};
-use crate::storage::Store;
-use crate::{buttons, content, segment, users};
+use crate::roles::Roles;
+use crate::storage::{Store, wait_for_projection};
+use crate::timing::Campaigning;
+use crate::{approval, buttons, content, segment, users};
 
 const CANCEL_HINT: &str = "(/cancel to stop)";
 
@@ -524,9 +526,16 @@ pub async fn confirm(
     query: CallbackQuery,
     (_, summary): (Draft, i32),
     dialogues: Arc<Dialogues>,
-    commands: CampaignCommands,
-    cards: Cards,
+    campaigning: Campaigning,
+    roles: Roles,
 ) -> HandlerResult {
+    let Campaigning {
+        commands,
+        cards,
+        store,
+        config,
+        preview,
+    } = campaigning;
     let chat = query.regular_message().map(|m| m.chat.id);
     let pressed_on = query.regular_message().map(|m| m.id.0);
     let (Some(chat), Some(summary)) = (chat, pressed_on.filter(|&id| id == summary)) else {
@@ -548,16 +557,45 @@ pub async fn confirm(
         Some(start) => Begin::At(start.at),
         None => Begin::Now,
     };
+    let recipients = store.audience(&draft.audience).await?.recipients;
+    let approval = config.approval_needed(recipients, draft.paid);
     let (content, variants) = draft.to_send();
+    let by = query.from.id.0 as i64;
     let campaign = NewCampaign {
         id: draft.campaign_id,
-        created_by: query.from.id.0 as i64,
+        created_by: by,
         audience: draft.audience.clone(),
-        content,
+        content: content.clone(),
         variants,
         options: draft.options(),
     };
-    match commands.create_and_begin(campaign, begin).await {
+    let created = match &approval {
+        Some(_) => commands.create_for_approval(campaign, begin).await,
+        None => commands.create_and_begin(campaign, begin).await,
+    };
+    match created {
+        Ok(id) if approval.is_some() => {
+            let why = approval.unwrap_or_default();
+            tracing::info!(campaign = %id, why, "campaign awaits approval");
+            bot.answer_callback_query(query.id.clone())
+                .text("Waiting for approval")
+                .await?;
+            let text = format!(
+                "🔐 Campaign {id} needs another admin's approval ({why}). \
+                 The other admins were asked; its card follows."
+            );
+            settle(&bot, &query, text).await?;
+            projected_past_pending(&store, id).await;
+            cards.show(chat, id).await?;
+            let request = approval::Request {
+                campaign: id,
+                by: users::names(&query.from),
+                recipients,
+                why,
+                content,
+            };
+            approval::ask_others(&bot, &roles, &store, &preview, &cards, &request, by).await;
+        }
         Ok(id) => {
             tracing::info!(campaign = %id, ?begin, "campaign started");
             let (answer, text) = match &draft.start {
@@ -578,6 +616,9 @@ pub async fn confirm(
                 .text(answer)
                 .await?;
             settle(&bot, &query, text).await?;
+            if draft.start.is_some() {
+                projected_past_pending(&store, id).await;
+            }
             cards.show(chat, id).await?;
         }
         Err(error) => {
@@ -593,6 +634,18 @@ pub async fn confirm(
         }
     }
     Ok(())
+}
+
+/// Waits (briefly) until the read model shows the campaign past `pending`,
+/// so a scheduled or waiting campaign's card does not start as "starting".
+async fn projected_past_pending(store: &Store, id: uuid::Uuid) {
+    wait_for_projection(|| async {
+        Ok(store
+            .campaign(id)
+            .await?
+            .is_some_and(|snapshot| snapshot.status != CampaignStatus::Pending))
+    })
+    .await;
 }
 
 /// /cancel: leaves the dialog at any step.

@@ -70,11 +70,41 @@ pub struct BroadcastConfig {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub progress_interval_secs: u64,
+
+    /// Campaigns to at least this many recipients wait until another admin
+    /// approves them (two-person rule); 0: none wait.
+    #[arg(
+        long = "approval-min-recipients",
+        env = "APPROVAL_MIN_RECIPIENTS",
+        value_name = "APPROVAL_MIN_RECIPIENTS",
+        default_value_t = 0
+    )]
+    pub approval_min_recipients: i64,
+
+    /// Campaigns on the paid lane wait until another admin approves them.
+    #[arg(
+        long = "approval-for-paid",
+        env = "APPROVAL_FOR_PAID",
+        value_name = "APPROVAL_FOR_PAID",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub approval_for_paid: bool,
 }
 
 impl BroadcastConfig {
     pub fn progress_interval(&self) -> Duration {
         Duration::from_secs(self.progress_interval_secs)
+    }
+
+    /// Why a campaign to `recipients` (on the paid lane or not) needs a
+    /// second admin's approval, if it does.
+    pub fn approval_needed(&self, recipients: i64, paid: bool) -> Option<String> {
+        let minimum = self.approval_min_recipients;
+        if minimum > 0 && recipients >= minimum {
+            return Some(format!("{recipients} recipients (approval from {minimum})"));
+        }
+        (paid && self.approval_for_paid).then(|| "the paid lane".to_owned())
     }
 }
 

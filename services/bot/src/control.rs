@@ -75,7 +75,7 @@ pub async fn show(bot: Bot, query: CallbackQuery, campaign: Uuid, cards: Cards) 
     Ok(())
 }
 
-/// Pause, Resume, Cancel or Move on a card.
+/// Pause, Resume, Cancel, Move or Approve on a card.
 #[tracing::instrument(skip_all, fields(admin = query.from.id.0 as i64, %campaign, ?control))]
 pub async fn pressed(
     bot: Bot,
@@ -97,8 +97,25 @@ pub async fn pressed(
         Control::Move => {
             return timing::ask_to_move(bot, &query, campaign, dialogues, store).await;
         }
+        Control::Approve => {
+            let outcome = commands.approve(campaign, by).await;
+            return settled(bot, query, campaign, outcome, store, cards).await;
+        }
     };
     let outcome = commands.change(campaign, change, by).await;
+    settled(bot, query, campaign, outcome, store, cards).await
+}
+
+/// Tells the admin how a press on `campaign`'s card ended, and refreshes
+/// its cards.
+async fn settled(
+    bot: Bot,
+    query: CallbackQuery,
+    campaign: Uuid,
+    outcome: Result<CampaignStatus, CommandError>,
+    store: Store,
+    cards: Cards,
+) -> HandlerResult {
     if let Err(error @ (CommandError::Publish(_) | CommandError::Read(_))) = &outcome {
         tracing::error!(%error, "changing a campaign failed");
     }
@@ -143,6 +160,7 @@ fn answer(outcome: &Result<CampaignStatus, CommandError>) -> (String, bool) {
             "This campaign was changed by a newer version of courier; use that one.".into(),
             true,
         ),
+        Err(error @ CommandError::OwnApproval) => (format!("Nothing changed: {error}."), true),
         Err(CommandError::Publish(_) | CommandError::Read(_) | CommandError::Timer(_)) => (
             "Courier could not record that right now; try again in a moment.".into(),
             true,

@@ -17,6 +17,7 @@
 mod actions;
 mod activity;
 mod admins;
+mod approval;
 mod broadcast;
 mod buttons;
 mod cards;
@@ -109,7 +110,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
     let preview = Preview::new(&config.telegram, limits, store.clone())
         .context("building the preview's HTTP client")?;
     let broadcast = Arc::new(config.broadcast);
-    let choosing_times = timing::Chosen {
+    let campaigning = timing::Campaigning {
         preview: preview.clone(),
         config: broadcast.clone(),
         commands: commands.clone(),
@@ -126,7 +127,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         Activity::default(),
         preview,
         broadcast,
-        choosing_times
+        campaigning
     ];
     let dispatcher = Dispatcher::builder(bot.clone(), metered::metered(handlers::schema()))
         .dependencies(dependencies)

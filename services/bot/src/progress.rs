@@ -137,6 +137,13 @@ pub fn card(snapshot: &Snapshot, rate: Option<f64>) -> String {
         let _ = write!(text, "Starts {}", moment(at));
         return text;
     }
+    if snapshot.status == CampaignStatus::AwaitingApproval {
+        text.push_str("Waiting for another admin to approve it: ✅ Approve below.");
+        if let Some(at) = snapshot.scheduled_at {
+            let _ = write!(text, "\nTo start {}", moment(at));
+        }
+        return text;
+    }
     let Some(recipients) = snapshot.recipients else {
         text.push_str("Starting: fixing the audience…");
         return text;
@@ -179,7 +186,10 @@ pub fn card(snapshot: &Snapshot, rate: Option<f64>) -> String {
                 let _ = write!(text, "\nTook {}", duration(took));
             }
         }
-        CampaignStatus::Pending | CampaignStatus::Scheduled | CampaignStatus::Cancelled => {}
+        CampaignStatus::Pending
+        | CampaignStatus::Scheduled
+        | CampaignStatus::AwaitingApproval
+        | CampaignStatus::Cancelled => {}
     }
     text
 }
@@ -196,6 +206,7 @@ pub fn card_keyboard(id: Uuid, status: CampaignStatus) -> InlineKeyboardMarkup {
         CampaignStatus::Sending => Some((Control::Pause, "⏸ Pause")),
         CampaignStatus::Paused => Some((Control::Resume, "▶️ Resume")),
         CampaignStatus::Scheduled => Some((Control::Move, "🕑 Move")),
+        CampaignStatus::AwaitingApproval => Some((Control::Approve, "✅ Approve")),
         // Not started yet: only a cancel is a change it can take.
         CampaignStatus::Pending | CampaignStatus::Completed | CampaignStatus::Cancelled => None,
     };
@@ -285,6 +296,7 @@ fn status_icon(status: CampaignStatus) -> &'static str {
     match status {
         CampaignStatus::Pending => "⏳",
         CampaignStatus::Scheduled => "🗓",
+        CampaignStatus::AwaitingApproval => "🔐",
         CampaignStatus::Sending => "📤",
         CampaignStatus::Paused => "⏸",
         CampaignStatus::Completed => "✅",

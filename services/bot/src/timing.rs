@@ -178,10 +178,11 @@ pub async fn set_zone(bot: Bot, message: Message, args: String, store: Store) ->
     Ok(())
 }
 
-/// What a chosen time is put to work with: the summary's (draft) or the
-/// commands' and cards' (a move). One dependency of the dispatcher.
+/// What beginning a campaign works with (Start, a chosen start time, a
+/// move, an approval): the summary's preview and settings, the commands,
+/// the cards and the read model. One dependency of the dispatcher.
 #[derive(Clone)]
-pub struct Chosen {
+pub struct Campaigning {
     pub preview: Preview,
     pub config: Arc<BroadcastConfig>,
     pub commands: CampaignCommands,
@@ -195,14 +196,14 @@ pub async fn typed_start(
     message: Message,
     dialogue: Dialogue,
     timing: Timing,
-    chosen: Chosen,
+    campaigning: Campaigning,
 ) -> HandlerResult {
     let Some(admin) = message.from.as_ref().map(|from| from.id.0 as i64) else {
         return Ok(());
     };
-    let zone = chosen.store.time_zone(admin).await?.unwrap_or(Tz::UTC);
+    let zone = campaigning.store.time_zone(admin).await?.unwrap_or(Tz::UTC);
     match schedule::parse_start(message.text().unwrap_or_default(), zone, Utc::now()) {
-        Ok(at) => apply(&bot, &dialogue, timing, Some(at), zone, admin, &chosen).await,
+        Ok(at) => apply(&bot, &dialogue, timing, Some(at), zone, admin, &campaigning).await,
         Err(error) => {
             bot.send_message(message.chat.id, error.to_string()).await?;
             Ok(())
@@ -217,10 +218,10 @@ pub async fn preset(
     dialogue: Dialogue,
     timing: Timing,
     preset: Preset,
-    chosen: Chosen,
+    campaigning: Campaigning,
 ) -> HandlerResult {
     let admin = query.from.id.0 as i64;
-    let zone = chosen.store.time_zone(admin).await?.unwrap_or(Tz::UTC);
+    let zone = campaigning.store.time_zone(admin).await?.unwrap_or(Tz::UTC);
     let at = match preset.written() {
         None => None,
         Some(written) => match schedule::parse_start(written, zone, Utc::now()) {
@@ -240,10 +241,10 @@ pub async fn preset(
         bot.edit_message_reply_markup(message.chat.id, message.id)
             .await?;
     }
-    apply(&bot, &dialogue, timing, at, zone, admin, &chosen).await
+    apply(&bot, &dialogue, timing, at, zone, admin, &campaigning).await
 }
 
-/// Puts the chosen time (`None`: now) where it was asked for: on the
+/// Puts the campaigning time (`None`: now) where it was asked for: on the
 /// draft's summary, or as the scheduled campaign's new time.
 async fn apply(
     bot: &Bot,
@@ -252,7 +253,7 @@ async fn apply(
     at: Option<DateTime<Utc>>,
     zone: Tz,
     admin: i64,
-    chosen: &Chosen,
+    campaigning: &Campaigning,
 ) -> HandlerResult {
     let chat = dialogue.chat_id();
     match timing {
@@ -261,8 +262,8 @@ async fn apply(
                 at,
                 zone: zone.name().to_owned(),
             });
-            let paid_enabled = chosen.config.paid_enabled;
-            let text = chosen.preview.summarize(&draft, paid_enabled).await?;
+            let paid_enabled = campaigning.config.paid_enabled;
+            let text = campaigning.preview.summarize(&draft, paid_enabled).await?;
             let keyboard = preview::keyboard(&draft, paid_enabled);
             let when = draft
                 .start
@@ -286,7 +287,7 @@ async fn apply(
         Timing::Move { campaign } => {
             dialogue.exit().await?;
             let at = at.unwrap_or_else(Utc::now);
-            let moved = chosen.commands.reschedule(campaign, at, admin).await;
+            let moved = campaigning.commands.reschedule(campaign, at, admin).await;
             let reply = match &moved {
                 Ok(_) => format!(
                     "🕑 Campaign {campaign} now starts {}.",
@@ -296,7 +297,7 @@ async fn apply(
             };
             bot.send_message(chat, reply).await?;
             if moved.is_ok() {
-                refreshed(chosen, campaign, at).await?;
+                refreshed(campaigning, campaign, at).await?;
             }
         }
     }
@@ -304,8 +305,8 @@ async fn apply(
 }
 
 /// Refreshes the campaign's cards once the projector shows the new time.
-async fn refreshed(chosen: &Chosen, campaign: Uuid, at: DateTime<Utc>) -> HandlerResult {
-    let store = chosen.store.clone();
+async fn refreshed(campaigning: &Campaigning, campaign: Uuid, at: DateTime<Utc>) -> HandlerResult {
+    let store = campaigning.store.clone();
     wait_for_projection(|| async {
         Ok(store.campaign(campaign).await?.is_some_and(|snapshot| {
             snapshot.status != CampaignStatus::Scheduled
@@ -313,6 +314,9 @@ async fn refreshed(chosen: &Chosen, campaign: Uuid, at: DateTime<Utc>) -> Handle
         }))
     })
     .await;
-    chosen.cards.refresh(Some(campaign), Duration::ZERO).await?;
+    campaigning
+        .cards
+        .refresh(Some(campaign), Duration::ZERO)
+        .await?;
     Ok(())
 }

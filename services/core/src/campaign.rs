@@ -13,6 +13,8 @@ pub enum CampaignStatus {
     Pending,
     /// To start at a set time (a timer NATS holds).
     Scheduled,
+    /// Waiting for a second admin's approval before it starts.
+    AwaitingApproval,
     /// Started: work items are being enqueued and sent.
     Sending,
     /// Sends stopped by an admin or by courier itself (broken content).
@@ -26,6 +28,8 @@ pub enum CampaignStatus {
 /// Something that moves a campaign from one status to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
+    /// Ask another admin to approve the start.
+    RequestApproval,
     /// Set or move the time a campaign starts at.
     Schedule,
     Start,
@@ -48,11 +52,12 @@ impl CampaignStatus {
         use CampaignStatus::*;
         use Transition::*;
         let next = match (self, transition) {
-            (Pending | Scheduled, Schedule) => Scheduled,
-            (Pending | Scheduled, Start) => Sending,
+            (Pending, RequestApproval) => AwaitingApproval,
+            (Pending | Scheduled | AwaitingApproval, Schedule) => Scheduled,
+            (Pending | Scheduled | AwaitingApproval, Start) => Sending,
             (Sending, Pause) => Paused,
             (Paused, Resume) => Sending,
-            (Pending | Scheduled | Sending | Paused, Cancel) => Cancelled,
+            (Pending | Scheduled | AwaitingApproval | Sending | Paused, Cancel) => Cancelled,
             (Sending, Complete) => Completed,
             _ => {
                 return Err(TransitionError {
@@ -73,6 +78,7 @@ impl CampaignStatus {
         match self {
             CampaignStatus::Pending => "pending",
             CampaignStatus::Scheduled => "scheduled",
+            CampaignStatus::AwaitingApproval => "awaiting_approval",
             CampaignStatus::Sending => "sending",
             CampaignStatus::Paused => "paused",
             CampaignStatus::Completed => "completed",
@@ -90,6 +96,7 @@ impl fmt::Display for CampaignStatus {
 impl fmt::Display for Transition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verb = match self {
+            Transition::RequestApproval => "request approval for",
             Transition::Schedule => "schedule",
             Transition::Start => "start",
             Transition::Pause => "pause",
@@ -123,6 +130,7 @@ impl FromStr for CampaignStatus {
         Ok(match s {
             "pending" => CampaignStatus::Pending,
             "scheduled" => CampaignStatus::Scheduled,
+            "awaiting_approval" => CampaignStatus::AwaitingApproval,
             "sending" => CampaignStatus::Sending,
             "paused" => CampaignStatus::Paused,
             "completed" => CampaignStatus::Completed,
@@ -165,9 +173,30 @@ mod tests {
     }
 
     #[test]
+    fn a_campaign_awaiting_approval_starts_is_scheduled_or_cancelled() {
+        let status = Pending.apply(RequestApproval).unwrap();
+        assert_eq!(status, AwaitingApproval);
+        assert_eq!(status.apply(Start), Ok(Sending));
+        assert_eq!(status.apply(Schedule), Ok(Scheduled));
+        assert_eq!(status.apply(Cancel), Ok(Cancelled));
+        for refused in [RequestApproval, Pause, Resume, Complete] {
+            assert!(status.apply(refused).is_err(), "{refused}");
+        }
+        assert!(Sending.apply(RequestApproval).is_err());
+    }
+
+    #[test]
     fn final_statuses_refuse_everything() {
         for from in [Completed, Cancelled] {
-            for transition in [Schedule, Start, Pause, Resume, Cancel, Complete] {
+            for transition in [
+                RequestApproval,
+                Schedule,
+                Start,
+                Pause,
+                Resume,
+                Cancel,
+                Complete,
+            ] {
                 assert_eq!(
                     from.apply(transition),
                     Err(TransitionError { from, transition })
@@ -187,14 +216,22 @@ mod tests {
 
     #[test]
     fn any_unfinished_campaign_can_be_cancelled() {
-        for from in [Pending, Scheduled, Sending, Paused] {
+        for from in [Pending, Scheduled, AwaitingApproval, Sending, Paused] {
             assert_eq!(from.apply(Cancel), Ok(Cancelled));
         }
     }
 
     #[test]
     fn statuses_round_trip_through_their_names() {
-        for status in [Pending, Scheduled, Sending, Paused, Completed, Cancelled] {
+        for status in [
+            Pending,
+            Scheduled,
+            AwaitingApproval,
+            Sending,
+            Paused,
+            Completed,
+            Cancelled,
+        ] {
             assert_eq!(status.as_str().parse::<CampaignStatus>().unwrap(), status);
         }
         assert!("sent".parse::<CampaignStatus>().is_err());

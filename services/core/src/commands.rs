@@ -14,8 +14,9 @@ use uuid::Uuid;
 use crate::campaign::{CampaignStatus, Transition, TransitionError};
 use crate::event::{self, EventPublisher, PublishError};
 use crate::proto::v1::{
-    AudienceFilter, CampaignCancelled, CampaignCreated, CampaignOptions, CampaignPaused,
-    CampaignResumed, CampaignScheduled, CampaignStarted, Content, Event, Variant, event::Payload,
+    AudienceFilter, CampaignApprovalRequested, CampaignCancelled, CampaignCreated, CampaignOptions,
+    CampaignPaused, CampaignResumed, CampaignScheduled, CampaignStarted, Content, Event, Variant,
+    event::Payload,
 };
 use crate::schedule::Timers;
 use crate::telemetry;
@@ -63,6 +64,8 @@ pub enum CommandError {
     Read(async_nats::Error),
     #[error("setting the campaign's start timer: {0}")]
     Timer(async_nats::Error),
+    #[error("you asked for this approval: another admin must give it")]
+    OwnApproval,
 }
 
 /// When a new campaign begins sending.
@@ -79,6 +82,7 @@ pub fn status_after(payload: &Payload) -> Option<CampaignStatus> {
     Some(match payload {
         Payload::CampaignCreated(_) => CampaignStatus::Pending,
         Payload::CampaignScheduled(_) => CampaignStatus::Scheduled,
+        Payload::CampaignApprovalRequested(_) => CampaignStatus::AwaitingApproval,
         Payload::CampaignStarted(_) | Payload::CampaignResumed(_) => CampaignStatus::Sending,
         Payload::CampaignPaused(_) => CampaignStatus::Paused,
         Payload::CampaignCancelled(_) => CampaignStatus::Cancelled,
@@ -132,15 +136,37 @@ impl CampaignCommands {
         campaign: NewCampaign,
         begin: Begin,
     ) -> Result<Uuid, CommandError> {
-        let span = tracing::info_span!(parent: None, "campaign.start", campaign_id = %campaign.id, audience = %crate::audience::to_text(&campaign.audience), ?begin);
+        self.create(campaign, begin, false).await
+    }
+
+    /// Like [`Self::create_and_begin`], but the campaign waits for another
+    /// admin's approval ([`Self::approve`]) before it begins.
+    pub async fn create_for_approval(
+        &self,
+        campaign: NewCampaign,
+        begin: Begin,
+    ) -> Result<Uuid, CommandError> {
+        self.create(campaign, begin, true).await
+    }
+
+    async fn create(
+        &self,
+        campaign: NewCampaign,
+        begin: Begin,
+        approval: bool,
+    ) -> Result<Uuid, CommandError> {
+        let span = tracing::info_span!(parent: None, "campaign.start", campaign_id = %campaign.id, audience = %crate::audience::to_text(&campaign.audience), ?begin, approval);
         telemetry::link_to_current(&span);
-        self.publish_start(campaign, begin).instrument(span).await
+        self.publish_start(campaign, begin, approval)
+            .instrument(span)
+            .await
     }
 
     async fn publish_start(
         &self,
         campaign: NewCampaign,
         begin: Begin,
+        approval: bool,
     ) -> Result<Uuid, CommandError> {
         let id = campaign.id;
         let created_seq = match self.status(id).await {
@@ -177,17 +203,93 @@ impl CampaignCommands {
             Ok(_) => return Ok(id),
             Err(error) => return Err(error),
         };
+        if approval {
+            let requested = Event::with_id(
+                format!("{id}.approval"),
+                Payload::CampaignApprovalRequested(CampaignApprovalRequested {
+                    campaign_id: id.to_string(),
+                    requested_by: campaign.created_by,
+                    start_at_ms: match begin {
+                        Begin::At(at) => at.timestamp_millis(),
+                        Begin::Now => 0,
+                    },
+                }),
+            );
+            self.publisher
+                .publish_expecting(&requested, created_seq)
+                .await
+                .map_err(CommandError::Publish)?;
+            return Ok(id);
+        }
+        self.begin(id, begin, campaign.created_by, created_seq)
+            .await?;
+        Ok(id)
+    }
+
+    /// Starts the campaign now, or schedules it for a time to come.
+    async fn begin(
+        &self,
+        id: Uuid,
+        begin: Begin,
+        by: i64,
+        last_seq: u64,
+    ) -> Result<CampaignStatus, CommandError> {
         match begin {
             Begin::At(at) if at > Utc::now() => {
-                self.publish_schedule(id, at, campaign.created_by, created_seq)
-                    .await?
+                self.publish_schedule(id, at, by, last_seq).await?;
+                Ok(CampaignStatus::Scheduled)
             }
             _ => {
-                self.publish_started(id, campaign.created_by, created_seq)
-                    .await?
+                self.publish_started(id, by, last_seq).await?;
+                Ok(CampaignStatus::Sending)
             }
         }
-        Ok(id)
+    }
+
+    /// A second admin approves a campaign awaiting approval: it begins as
+    /// its creator asked (now, or at its time if that is still to come).
+    /// Whoever asked for the approval cannot give it.
+    pub async fn approve(&self, campaign: Uuid, by: i64) -> Result<CampaignStatus, CommandError> {
+        let span =
+            tracing::info_span!(parent: None, "campaign.approve", campaign_id = %campaign, by);
+        telemetry::link_to_current(&span);
+        async {
+            let (status, last_seq) = self.status(campaign).await?;
+            let refused = TransitionError {
+                from: status,
+                transition: Transition::Start,
+            };
+            if status != CampaignStatus::AwaitingApproval {
+                return Err(refused.into());
+            }
+            let requested = self
+                .history(campaign)
+                .await?
+                .into_iter()
+                .rev()
+                .find_map(|event| match event.payload {
+                    Some(Payload::CampaignApprovalRequested(requested)) => Some(requested),
+                    _ => None,
+                });
+            let Some(requested) = requested else {
+                return Err(refused.into());
+            };
+            if requested.requested_by == by {
+                return Err(CommandError::OwnApproval);
+            }
+            let begin = match DateTime::from_timestamp_millis(requested.start_at_ms) {
+                Some(at) if requested.start_at_ms > 0 => Begin::At(at),
+                _ => Begin::Now,
+            };
+            match self.begin(campaign, begin, by, last_seq).await {
+                Err(CommandError::Publish(PublishError::Conflict)) => {
+                    Err(CommandError::Conflict(self.status(campaign).await?.0))
+                }
+                begun => begun,
+            }
+        }
+        .instrument(span)
+        .await
     }
 
     /// Publishes the start, expecting the campaign's last event at

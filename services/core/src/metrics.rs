@@ -397,7 +397,15 @@ pub fn sender() -> &'static SenderMetrics {
 /// The projector's streams (`stream` label).
 pub const PROJECTED_STREAMS: [&str; 2] = ["events", "outcomes"];
 /// Campaign statuses (`courier_campaigns{status}`).
-pub const CAMPAIGN_STATUSES: [&str; 5] = ["pending", "sending", "paused", "completed", "cancelled"];
+pub const CAMPAIGN_STATUSES: [&str; 7] = [
+    "pending",
+    "scheduled",
+    "awaiting_approval",
+    "sending",
+    "paused",
+    "completed",
+    "cancelled",
+];
 
 pub struct ProjectorMetrics {
     pub lag: Labelled<Gauge, 1>,

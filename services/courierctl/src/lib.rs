@@ -107,6 +107,10 @@ pub fn history_line(event: &Event) -> String {
                     .unwrap_or_default()
             ),
         ),
+        Some(Payload::CampaignApprovalRequested(e)) => (
+            "awaiting approval",
+            format!("asked by {}", by(e.requested_by)),
+        ),
         Some(Payload::CampaignStarted(e)) => (
             "started",
             match e.started_by {
@@ -127,7 +131,7 @@ pub fn history_line(event: &Event) -> String {
         }
         _ => ("(not a campaign event)", String::new()),
     };
-    format!("{at}  {what:<10} {detail}")
+    format!("{at}  {what:<17} {detail}")
 }
 
 #[cfg(test)]

@@ -472,10 +472,10 @@ async fn a_campaign_scheduled_from_the_cli_is_listed_moved_and_cancelled() {
     let lines: Vec<&str> = history.lines().collect();
     assert_eq!(lines.len(), 4, "{history}");
     for (line, said) in lines.iter().zip([
-        "created    by courier, audience all",
-        "scheduled  by courier, to start 2099-01-01 06:00:00 UTC",
-        "scheduled  by courier, to start 2099-02-01 10:00:00 UTC",
-        "cancelled  by courier",
+        "created           by courier, audience all",
+        "scheduled         by courier, to start 2099-01-01 06:00:00 UTC",
+        "scheduled         by courier, to start 2099-02-01 10:00:00 UTC",
+        "cancelled         by courier",
     ]) {
         assert!(line.ends_with(said), "{line:?} ends with {said:?}");
     }

@@ -446,6 +446,7 @@ fn campaign_of(payload: &Payload) -> Option<Uuid> {
     let id = match payload {
         Payload::CampaignCreated(e) => &e.campaign_id,
         Payload::CampaignScheduled(e) => &e.campaign_id,
+        Payload::CampaignApprovalRequested(e) => &e.campaign_id,
         Payload::CampaignStarted(e) => &e.campaign_id,
         Payload::CampaignPaused(e) => &e.campaign_id,
         Payload::CampaignResumed(e) => &e.campaign_id,

@@ -452,7 +452,11 @@ impl Worker {
                 self.ack(message, AckKind::Ack, Handled::Dropped).await?
             }
             Ok(CampaignStatus::Paused) => self.hold(message, item, attempt - 1, seq).await?,
-            Ok(CampaignStatus::Pending | CampaignStatus::Scheduled) => {
+            Ok(
+                CampaignStatus::Pending
+                | CampaignStatus::Scheduled
+                | CampaignStatus::AwaitingApproval,
+            ) => {
                 self.nak(message, NOT_STARTED_RECHECK, "campaign not started")
                     .await?
             }

@@ -11,8 +11,8 @@ use courier_core::audience::{self, Recipients};
 use courier_core::campaign::{CampaignStatus, Transition};
 use courier_core::greeting;
 use courier_core::proto::v1::{
-    Audience, CampaignCancelled, CampaignCompleted, CampaignCreated, CampaignPaused,
-    CampaignResumed, CampaignScheduled, CampaignStarted, Language, Variant,
+    Audience, CampaignApprovalRequested, CampaignCancelled, CampaignCompleted, CampaignCreated,
+    CampaignPaused, CampaignResumed, CampaignScheduled, CampaignStarted, Language, Variant,
 };
 use prost::Message as _;
 use tokio_postgres::types::ToSql;
@@ -159,6 +159,26 @@ pub(super) async fn scheduled(
             .execute(
                 "UPDATE campaigns SET scheduled_at = $2 WHERE campaign_id = $1",
                 &[&campaign.id, &timestamp(scheduled.start_at_ms)],
+            )
+            .await?;
+    }
+    Ok(campaign.id)
+}
+
+/// Waiting for a second admin; who asked is kept to tell approvers.
+pub(super) async fn approval_requested(
+    event: &Applying<'_>,
+    requested: CampaignApprovalRequested,
+) -> Result<Uuid, ApplyError> {
+    let campaign = transition(event, &requested.campaign_id, Transition::RequestApproval).await?;
+    if campaign.moved {
+        let starts_at = (requested.start_at_ms > 0).then(|| timestamp(requested.start_at_ms));
+        event
+            .tx
+            .execute(
+                "UPDATE campaigns SET approval_requested_by = $2, scheduled_at = $3
+                 WHERE campaign_id = $1",
+                &[&campaign.id, &requested.requested_by, &starts_at],
             )
             .await?;
     }

@@ -65,6 +65,9 @@ pub(crate) async fn apply(
     match payload {
         Payload::CampaignCreated(e) => campaigns::created(event, e).await.map(Some),
         Payload::CampaignScheduled(e) => campaigns::scheduled(event, e).await.map(Some),
+        Payload::CampaignApprovalRequested(e) => {
+            campaigns::approval_requested(event, e).await.map(Some)
+        }
         Payload::CampaignStarted(e) => campaigns::started(event, e).await.map(Some),
         Payload::CampaignPaused(e) => campaigns::paused(event, e).await.map(Some),
         Payload::CampaignResumed(e) => campaigns::resumed(event, e).await.map(Some),
