@@ -367,7 +367,8 @@ impl CampaignCommands {
         telemetry::link_to_current(&span);
         async {
             let (status, last_seq) = self.status(campaign).await?;
-            if status.apply(Transition::Start).is_err() {
+            // Not one awaiting approval: a timer is no approver.
+            if !matches!(status, CampaignStatus::Scheduled | CampaignStatus::Pending) {
                 return Ok(false);
             }
             match self.publish_started(campaign, 0, last_seq).await {

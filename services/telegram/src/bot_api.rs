@@ -88,7 +88,7 @@ impl BotApi {
     }
 
     /// Sends one message; returns Telegram's message id.
-    #[tracing::instrument(name = "telegram.request", skip_all, fields(method = call.method, http.status_code))]
+    #[tracing::instrument(name = "telegram.request", skip_all, fields(otel.kind = "client", method = call.method, http.status_code))]
     pub async fn send(&self, call: &Call) -> Result<i64, ApiFailure> {
         let url = self.urls.get(call.method).cloned().ok_or_else(|| {
             ApiFailure::NotSent(format!("{} is not a method campaigns call", call.method))
@@ -102,7 +102,8 @@ impl BotApi {
             .await
             .map_err(transport_failure)?;
         let status = response.status().as_u16();
-        tracing::Span::current().record("http.status_code", status);
+        // A number in the trace (an unsigned one would export as text).
+        tracing::Span::current().record("http.status_code", i64::from(status));
         let bytes = response.bytes().await.map_err(transport_failure)?;
         let envelope: Envelope =
             serde_json::from_slice(&bytes).map_err(|_| ApiFailure::BadAnswer { status })?;

@@ -248,6 +248,23 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
 
     let requests = named("telegram.request");
     assert_eq!(requests.len(), 4 + throttled_sends);
+    for request in &requests {
+        assert_eq!(
+            request.kind,
+            SpanKind::Client as i32,
+            "a call to the Bot API"
+        );
+    }
+    let mut codes: Vec<i64> = requests
+        .iter()
+        .filter_map(|r| number(r, "http.status_code"))
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(codes.len(), requests.len(), "every status code a number");
+    assert!(
+        codes.contains(&200) && codes.contains(&403) && codes.contains(&429),
+        "{codes:?}"
+    );
     assert!(
         requests
             .iter()
