@@ -175,6 +175,10 @@ impl Runner {
         let _working = self.progress.working();
         let began = std::time::Instant::now();
         let mut batch = Batch::begin(&mut self.client, stream).await?;
+        if let Source::Outcomes { .. } = source {
+            let payloads: Vec<&[u8]> = messages.iter().map(|m| m.payload.as_ref()).collect();
+            batch.preload_outcomes(&payloads).await?;
+        }
         let (mut applied, mut parked) = (0, 0);
         let mut done = messages.len();
         // The batch's time is recorded in its last message's trace.

@@ -18,7 +18,7 @@ use prost::Message as _;
 use tokio_postgres::{Client, Transaction};
 use uuid::Uuid;
 
-use super::outcomes::{Outcomes, Recorded};
+use super::outcomes::{self, Outcomes, Recorded};
 use super::users::UserWrites;
 use super::{ApplyError, Applying, TRACE_PARENT, timestamp};
 
@@ -151,6 +151,19 @@ impl<'a> Batch<'a> {
         }
     }
 
+    /// Reads the rows of the recipients `payloads` are outcomes for, in one
+    /// query: a batch of outcomes then applies without one each.
+    pub async fn preload_outcomes(
+        &mut self,
+        payloads: &[&[u8]],
+    ) -> Result<(), tokio_postgres::Error> {
+        let recipients: Vec<_> = payloads
+            .iter()
+            .filter_map(|payload| outcomes::recipient_of(payload))
+            .collect();
+        self.outcomes.preload(&self.tx, recipients).await
+    }
+
     /// Applies one message from the outcomes stream. An outcome for a
     /// recipient the read model does not know is parked when
     /// `park_if_unknown` (every event is applied, so no campaign start will
@@ -220,7 +233,7 @@ impl<'a> Batch<'a> {
     /// Writes the counters and the checkpoint and commits.
     pub async fn commit(mut self) -> Result<Committed, tokio_postgres::Error> {
         self.users.write(&self.tx).await?;
-        self.outcomes.write_counters(&self.tx).await?;
+        self.outcomes.write(&self.tx).await?;
         if self.last_seq > self.checkpoint_seq {
             self.tx
                 .execute(

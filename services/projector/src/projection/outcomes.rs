@@ -1,32 +1,33 @@
 //! Delivery outcomes: each finishes one recipient's `deliveries` row and
 //! moves its campaign's counters. Outcomes arrive by the thousand per
-//! second, so the counters are summed in memory and written once per batch
-//! ([`Outcomes::write_counters`]), and the statement that finishes a
-//! recipient is prepared once per batch.
+//! second, so a batch reads its recipients' rows in one query
+//! ([`Outcomes::preload`]), decides each outcome in memory, and writes the
+//! rows it finished and the counters once, at commit
+//! ([`Outcomes::write`]).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use courier_core::proto::v1::{DeliveryOutcome, delivery_outcome};
-use tokio_postgres::{Statement, Transaction};
+use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::{ApplyError, campaign_uuid, timestamp};
 
-/// Records a recipient's outcome. An outcome may arrive after a cancel
-/// marked the recipient cancelled (the send was in flight): what happened
-/// wins over what was planned. Any other finished recipient keeps its first
-/// outcome. Returns the status it had.
-const FINISH_DELIVERY: &str = "WITH previous AS (
-         SELECT status FROM deliveries
-         WHERE campaign_id = $1 AND user_id = $2 AND status IN ('pending', 'cancelled')
-         FOR UPDATE
-     )
-     UPDATE deliveries d
-     SET status = $3, message_id = $4, reason = $5, attempts = $6, finished_at = $7
-     FROM previous
-     WHERE d.campaign_id = $1 AND d.user_id = $2
-     RETURNING previous.status";
+/// The recipients' rows, locked for the batch: one query for many.
+const READ_RECIPIENTS: &str = "SELECT d.campaign_id, d.user_id, d.status
+     FROM deliveries d
+     JOIN unnest($1::uuid[], $2::bigint[]) AS r(campaign_id, user_id) USING (campaign_id, user_id)
+     FOR UPDATE OF d";
+
+/// Finishes the batch's recipients, one statement for all.
+const FINISH_DELIVERIES: &str = "UPDATE deliveries d
+     SET status = o.status, message_id = o.message_id, reason = o.reason,
+         attempts = o.attempts, finished_at = o.finished_at
+     FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::int[],
+                 $7::timestamptz[])
+         AS o(campaign_id, user_id, status, message_id, reason, attempts, finished_at)
+     WHERE d.campaign_id = o.campaign_id AND d.user_id = o.user_id";
 
 /// What one outcome did.
 pub(super) enum Recorded {
@@ -38,15 +39,30 @@ pub(super) enum Recorded {
     UnknownRecipient,
 }
 
+type Recipient = (Uuid, i64);
+
 /// The outcomes of one batch.
 #[derive(Default)]
 pub(super) struct Outcomes {
-    /// Prepared at the first outcome.
-    finish_delivery: Option<Statement>,
+    /// Each recipient's status as the batch has left it so far; `None`:
+    /// not in the read model.
+    statuses: HashMap<Recipient, Option<String>>,
+    /// The rows to finish at commit, in order.
+    finished: Vec<Finish>,
     counters: HashMap<Uuid, Counters>,
     /// When each recipient finished in this batch got its outcome, by
     /// campaign (the delivery SLI's input).
     resolved: HashMap<Uuid, Vec<DateTime<Utc>>>,
+}
+
+/// A row to finish.
+struct Finish {
+    recipient: Recipient,
+    status: &'static str,
+    message_id: Option<i64>,
+    reason: Option<String>,
+    attempts: i32,
+    at: DateTime<Utc>,
 }
 
 /// How a campaign's counters move in a batch.
@@ -62,7 +78,38 @@ struct Counters {
     refusal: Option<String>,
 }
 
+/// The recipient an outcome is for, if its payload reads as one.
+pub(super) fn recipient_of(payload: &[u8]) -> Option<Recipient> {
+    use prost::Message as _;
+    let outcome = DeliveryOutcome::decode(payload).ok()?;
+    Some((Uuid::parse_str(&outcome.campaign_id).ok()?, outcome.user_id))
+}
+
 impl Outcomes {
+    /// Reads (and locks) the rows of `recipients` in one query, so the
+    /// outcomes for them need none.
+    pub(super) async fn preload(
+        &mut self,
+        tx: &Transaction<'_>,
+        recipients: impl IntoIterator<Item = Recipient>,
+    ) -> Result<(), tokio_postgres::Error> {
+        let (campaigns, users): (Vec<Uuid>, Vec<i64>) = recipients
+            .into_iter()
+            .filter(|recipient| !self.statuses.contains_key(recipient))
+            .unzip();
+        if campaigns.is_empty() {
+            return Ok(());
+        }
+        for (campaign, user) in campaigns.iter().zip(&users) {
+            self.statuses.insert((*campaign, *user), None);
+        }
+        for row in tx.query(READ_RECIPIENTS, &[&campaigns, &users]).await? {
+            self.statuses
+                .insert((row.get(0), row.get(1)), Some(row.get(2)));
+        }
+        Ok(())
+    }
+
     pub(super) async fn apply(
         &mut self,
         tx: &Transaction<'_>,
@@ -81,56 +128,42 @@ impl Outcomes {
             }
         };
         let campaign = campaign_uuid(&outcome.campaign_id)?;
-        let occurred_at = timestamp(outcome.occurred_at_ms);
-        let finish_delivery = match &self.finish_delivery {
-            Some(statement) => statement.clone(),
-            None => self
-                .finish_delivery
-                .insert(tx.prepare(FINISH_DELIVERY).await?)
-                .clone(),
+        let recipient = (campaign, outcome.user_id);
+        // An outcome the batch did not preload (applied alone) reads its row.
+        self.preload(tx, [recipient]).await?;
+        let previous = match self.statuses.get(&recipient) {
+            Some(Some(previous)) => previous.clone(),
+            _ => return Ok(Recorded::UnknownRecipient),
         };
-        let previous = tx
-            .query_opt(
-                &finish_delivery,
-                &[
-                    &campaign,
-                    &outcome.user_id,
-                    &status,
-                    &message_id,
-                    &reason,
-                    &(outcome.attempts as i32),
-                    &occurred_at,
-                ],
-            )
-            .await?;
-        let Some(previous) = previous else {
-            let known = tx
-                .query_opt(
-                    "SELECT 1 FROM deliveries WHERE campaign_id = $1 AND user_id = $2",
-                    &[&campaign, &outcome.user_id],
-                )
-                .await?
-                .is_some();
-            return Ok(if known {
-                Recorded::AlreadyFinished
-            } else {
-                Recorded::UnknownRecipient
-            });
-        };
+        // What happened wins over what was planned (a cancel, with the send
+        // in flight); any other finished recipient keeps its first outcome.
+        if !matches!(previous.as_str(), "pending" | "cancelled") {
+            return Ok(Recorded::AlreadyFinished);
+        }
+        self.statuses.insert(recipient, Some(status.to_owned()));
+        let at = timestamp(outcome.occurred_at_ms);
         let counters = self.counters.entry(campaign).or_default();
         match status {
             "delivered" => counters.delivered += 1,
             "not_alive" => counters.not_alive += 1,
             _ => counters.failed += 1,
         }
-        if let Some(delivery_outcome::Result::Failed(failed)) = outcome.result
+        if let Some(delivery_outcome::Result::Failed(failed)) = &outcome.result
             && failed.content_refused
         {
             counters.refused += 1;
-            counters.refusal = Some(failed.reason);
+            counters.refusal = Some(failed.reason.clone());
         }
-        counters.uncancelled += i32::from(previous.get::<_, &str>(0) == "cancelled");
-        self.resolved.entry(campaign).or_default().push(occurred_at);
+        counters.uncancelled += i32::from(previous == "cancelled");
+        self.resolved.entry(campaign).or_default().push(at);
+        self.finished.push(Finish {
+            recipient,
+            status,
+            message_id,
+            reason,
+            attempts: outcome.attempts as i32,
+            at,
+        });
         Ok(Recorded::Finished(campaign))
     }
 
@@ -139,11 +172,38 @@ impl Outcomes {
         self.resolved
     }
 
+    /// Finishes the batch's recipients and moves their campaigns'
+    /// counters.
+    pub(super) async fn write(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+        if !self.finished.is_empty() {
+            let campaigns: Vec<Uuid> = self.finished.iter().map(|f| f.recipient.0).collect();
+            let users: Vec<i64> = self.finished.iter().map(|f| f.recipient.1).collect();
+            let statuses: Vec<&str> = self.finished.iter().map(|f| f.status).collect();
+            let message_ids: Vec<Option<i64>> =
+                self.finished.iter().map(|f| f.message_id).collect();
+            let reasons: Vec<Option<&str>> =
+                self.finished.iter().map(|f| f.reason.as_deref()).collect();
+            let attempts: Vec<i32> = self.finished.iter().map(|f| f.attempts).collect();
+            let at: Vec<DateTime<Utc>> = self.finished.iter().map(|f| f.at).collect();
+            tx.execute(
+                FINISH_DELIVERIES,
+                &[
+                    &campaigns,
+                    &users,
+                    &statuses,
+                    &message_ids,
+                    &reasons,
+                    &attempts,
+                    &at,
+                ],
+            )
+            .await?;
+        }
+        self.write_counters(tx).await
+    }
+
     /// Adds the batch's counts to the campaigns' counters.
-    pub(super) async fn write_counters(
-        &self,
-        tx: &Transaction<'_>,
-    ) -> Result<(), tokio_postgres::Error> {
+    async fn write_counters(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
         for (campaign, c) in &self.counters {
             tx.execute(
                 "UPDATE campaigns SET delivered = delivered + $2, not_alive = not_alive + $3,
