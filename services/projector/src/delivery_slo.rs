@@ -7,7 +7,7 @@
 //! The projector counts it because it sees every outcome once, with the
 //! campaign's start, audience and pauses beside it. The rate limits are
 //! the ones the senders published (`courier_core::send_limits`), read again
-//! at most once a [`RATES_MAX_AGE`].
+//! at most once a minute.
 
 use std::time::{Duration, Instant};
 
