@@ -557,7 +557,10 @@ pub async fn confirm(
         Some(start) => Begin::At(start.at),
         None => Begin::Now,
     };
-    let recipients = store.audience(&draft.audience).await?.recipients;
+    let recipients = match config.approval_may_apply(draft.paid) {
+        true => store.audience(&draft.audience).await?.recipients,
+        false => 0,
+    };
     let approval = config.approval_needed(recipients, draft.paid);
     let (content, variants) = draft.to_send();
     let by = query.from.id.0 as i64;

@@ -97,6 +97,12 @@ impl BroadcastConfig {
         Duration::from_secs(self.progress_interval_secs)
     }
 
+    /// Whether a campaign (on the paid lane or not) may need approval at
+    /// all: if not, its recipients need not be counted to know.
+    pub fn approval_may_apply(&self, paid: bool) -> bool {
+        self.approval_min_recipients > 0 || (paid && self.approval_for_paid)
+    }
+
     /// Why a campaign to `recipients` (on the paid lane or not) needs a
     /// second admin's approval, if it does.
     pub fn approval_needed(&self, recipients: i64, paid: bool) -> Option<String> {
@@ -197,6 +203,8 @@ mod tests {
             "OWNER_IDS",
             "PAID_BROADCAST_ENABLED",
             "PROGRESS_EDIT_INTERVAL_SECS",
+            "APPROVAL_MIN_RECIPIENTS",
+            "APPROVAL_FOR_PAID",
             "BOT_WEBHOOK_URL",
             "BOT_WEBHOOK_LISTEN",
             "BOT_WEBHOOK_SECRET",
@@ -276,6 +284,33 @@ mod tests {
         assert_eq!(
             (url.as_str(), secret.as_str()),
             ("https://bot.example.com/hook", "s3cret_-x")
+        );
+    }
+
+    #[test]
+    fn approval_is_needed_from_the_threshold_or_for_the_paid_lane() {
+        let config = |min, paid| BroadcastConfig {
+            owner_ids: Vec::new(),
+            paid_enabled: true,
+            progress_interval_secs: 5,
+            approval_min_recipients: min,
+            approval_for_paid: paid,
+        };
+        let off = config(0, false);
+        assert!(!off.approval_may_apply(true));
+        assert_eq!(off.approval_needed(1_000_000, true), None);
+        let large = config(1000, false);
+        assert!(large.approval_may_apply(false));
+        assert_eq!(large.approval_needed(999, false), None);
+        assert_eq!(
+            large.approval_needed(1000, false).as_deref(),
+            Some("1000 recipients (approval from 1000)")
+        );
+        let paid = config(0, true);
+        assert!(!paid.approval_may_apply(false));
+        assert_eq!(
+            paid.approval_needed(5, true).as_deref(),
+            Some("the paid lane")
         );
     }
 }

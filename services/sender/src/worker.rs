@@ -96,6 +96,8 @@ struct Ready {
     attempt: u64,
     /// The item's sequence in the work stream.
     seq: u64,
+    /// When this copy was enqueued (Unix nanoseconds).
+    enqueued_ns: i128,
 }
 
 /// Send attempts so far, this one included: those made before the item was
@@ -189,6 +191,7 @@ impl Worker {
     async fn gate(&self, message: &jetstream::Message) -> Stage<Ready> {
         let info = message.info().map_err(anyhow::Error::msg)?;
         let (delivered, seq) = (info.delivered, info.stream_sequence);
+        let enqueued_ns = info.published.unix_timestamp_nanos();
         let attempt = attempts(message, delivered);
         let item = match SendMessage::decode(message.payload.as_ref()) {
             Ok(item) => item,
@@ -231,6 +234,7 @@ impl Worker {
             campaign,
             attempt,
             seq,
+            enqueued_ns,
         }))
     }
 
@@ -327,7 +331,7 @@ impl Worker {
                 let handled = self
                     .finish(message, item, attempt, outcome, handled)
                     .await?;
-                observe_wait(message, &ready.campaign);
+                observe_wait(ready);
                 Ok(handled)
             }
             Action::RecordNotAlive { reason } => {
@@ -343,7 +347,7 @@ impl Worker {
                 let handled = self
                     .finish(message, item, attempt, outcome, Handled::NotAlive)
                     .await?;
-                observe_wait(message, &ready.campaign);
+                observe_wait(ready);
                 Ok(handled)
             }
             Action::Retry { after } => {
@@ -615,14 +619,13 @@ fn lane_of(campaign: &Campaign) -> Lane {
 
 /// Times a recipient's wait, from its work item's enqueueing (this copy's:
 /// a paused campaign's items are enqueued again on resume) to its outcome.
-fn observe_wait(message: &jetstream::Message, campaign: &Campaign) {
-    let Ok(info) = message.info() else { return };
+fn observe_wait(ready: &Ready) {
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-    let waited = i128::from(now) - info.published.unix_timestamp_nanos();
+    let waited = i128::from(now) - ready.enqueued_ns;
     let waited = Duration::from_nanos(u64::try_from(waited).unwrap_or(0));
     courier_core::metrics::sender()
         .recipient_wait
-        .observe([lane_of(campaign).as_str()], waited);
+        .observe([lane_of(&ready.campaign).as_str()], waited);
 }
 
 /// Records a failed send: counted by class (`courier_send_failures_total`)

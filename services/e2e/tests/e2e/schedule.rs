@@ -1,6 +1,7 @@
 //! Scheduled campaigns: NATS holds the timer, a loader starts the campaign
 //! when it fires; once, on time, whatever is killed at that moment; moved
-//! or dropped before it fires.
+//! or dropped before it fires. The on-time test asserts a duration (the
+//! issue's 2 s), so it runs alone.
 
 use std::time::Duration;
 
@@ -63,7 +64,8 @@ async fn schedule(commands: &CampaignCommands, text: &str, at: DateTime<Utc>) ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_scheduled_campaign_starts_once_within_two_seconds_of_its_time_with_three_loaders() {
+async fn alone_a_scheduled_campaign_starts_once_within_two_seconds_of_its_time_with_three_loaders()
+{
     let s = Setup::new(USERS, unlimited_sandbox()).await;
     let stack = s.stack(100.0, 1);
     // Two more loaders, as processes: three consumers of the timers.
