@@ -28,6 +28,15 @@ fn registered(user_id: i64) -> Event {
     }))
 }
 
+/// A test environment whose events stream has its checkpoint, and a
+/// connection to apply events on (no projector runs).
+async fn events_only() -> (TestEnv, deadpool_postgres::Object) {
+    let env = TestEnv::new().await;
+    let client = env.pool().await.get().await.unwrap();
+    projection::checkpoints(&client, &["EVENTS"]).await.unwrap();
+    (env, client)
+}
+
 /// A campaign of `text` for the old one-tap `audience`, as `CampaignCreated`
 /// was before filters.
 fn created_for(campaign: &str, audience: Audience, text: &str) -> Payload {
@@ -315,10 +324,7 @@ async fn a_start_tried_again_after_failing_halfway_starts_the_same_campaign_once
 #[tokio::test]
 async fn an_event_for_a_campaign_whose_status_is_unknown_is_parked() {
     use courier_core::proto::v1::{CampaignCreated, CampaignStarted};
-    let env = TestEnv::new().await;
-    let pool = env.pool().await;
-    let mut client = pool.get().await.unwrap();
-    projection::checkpoints(&client, &["EVENTS"]).await.unwrap();
+    let (_env, mut client) = events_only().await;
     let campaign = uuid::Uuid::now_v7();
     let id = campaign.to_string();
     let created = Event::new(Payload::CampaignCreated(CampaignCreated {
@@ -389,10 +395,7 @@ async fn an_event_for_a_campaign_whose_status_is_unknown_is_parked() {
 #[tokio::test]
 async fn a_stream_from_before_filters_projects_as_before() {
     use courier_core::proto::v1::{CampaignStarted, UserBlocked};
-    let env = TestEnv::new().await;
-    let pool = env.pool().await;
-    let mut client = pool.get().await.unwrap();
-    projection::checkpoints(&client, &["EVENTS"]).await.unwrap();
+    let (env, mut client) = events_only().await;
     let campaign = uuid::Uuid::now_v7();
     let id = campaign.to_string();
     let user = |user_id, language: Language| {
@@ -663,10 +666,7 @@ async fn user_events_in_one_batch_project_as_one_by_one() {
 #[tokio::test]
 async fn pauses_add_up_from_the_events_times() {
     use courier_core::proto::v1::{CampaignPaused, CampaignResumed, CampaignStarted};
-    let env = TestEnv::new().await;
-    let pool = env.pool().await;
-    let mut client = pool.get().await.unwrap();
-    projection::checkpoints(&client, &["EVENTS"]).await.unwrap();
+    let (env, mut client) = events_only().await;
     let campaign = uuid::Uuid::now_v7();
     let id = campaign.to_string();
     let at = |seconds: i64, payload| Event {
