@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use courier_core::campaign::CampaignStatus;
 use deadpool_postgres::Pool;
 use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
@@ -58,9 +59,10 @@ impl Cards {
     /// then on.
     pub async fn show(&self, chat: ChatId, campaign: Uuid) -> Result<(), CardError> {
         let snapshot = self.store.campaign(campaign).await?;
+        let zone = self.zone_for(chat, snapshot.as_ref()).await;
         let (text, keyboard, done, finished) = match &snapshot {
             Some(snapshot) => (
-                progress::card(snapshot, None),
+                progress::card(snapshot, None, zone),
                 progress::card_keyboard(campaign, snapshot.status),
                 snapshot.done(),
                 // A campaign that ended before its card was asked for has
@@ -161,7 +163,8 @@ impl Cards {
             finished: false,
             edited: false,
         };
-        let text = progress::card(snapshot, update.sample.rate);
+        let zone = self.zone_for(card.chat, Some(snapshot)).await;
+        let text = progress::card(snapshot, update.sample.rate, zone);
         if text != card.shown {
             let edited = self
                 .bot
@@ -205,6 +208,28 @@ impl Cards {
         }
         update.finished = snapshot.status.is_final() && update.reported.is_some();
         update
+    }
+
+    /// The time zone the admin of `chat` reads a card's start time in;
+    /// looked up only for a card that shows one.
+    async fn zone_for(&self, chat: ChatId, snapshot: Option<&Snapshot>) -> Tz {
+        let shows_a_time = snapshot.is_some_and(|snapshot| {
+            snapshot.scheduled_at.is_some()
+                && matches!(
+                    snapshot.status,
+                    CampaignStatus::Scheduled | CampaignStatus::AwaitingApproval
+                )
+        });
+        match shows_a_time {
+            true => self
+                .store
+                .time_zone(chat.0)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(Tz::UTC),
+            false => Tz::UTC,
+        }
     }
 
     /// Refreshes every `interval` until `shutdown`.

@@ -38,17 +38,22 @@ pub async fn list(bot: Bot, message: Message, store: Store) -> HandlerResult {
         .await?;
         return Ok(());
     }
-    bot.send_message(message.chat.id, list_text(&campaigns))
+    let zone = match &message.from {
+        Some(admin) => store.time_zone(admin.id.0 as i64).await?,
+        None => None,
+    };
+    let zone = zone.unwrap_or(chrono_tz::Tz::UTC);
+    bot.send_message(message.chat.id, list_text(&campaigns, zone))
         .reply_markup(list_keyboard(&campaigns))
         .await?;
     Ok(())
 }
 
-fn list_text(campaigns: &[Snapshot]) -> String {
+fn list_text(campaigns: &[Snapshot], zone: chrono_tz::Tz) -> String {
     let lines: Vec<String> = campaigns
         .iter()
         .enumerate()
-        .map(|(i, campaign)| format!("{}. {}", i + 1, progress::list_line(campaign)))
+        .map(|(i, campaign)| format!("{}. {}", i + 1, progress::list_line(campaign, zone)))
         .collect();
     format!(
         "Recent campaigns, newest first. Choose one to see its card:\n\n{}",
@@ -198,7 +203,7 @@ mod tests {
     #[test]
     fn the_list_numbers_campaigns_and_their_buttons() {
         let campaigns: Vec<_> = (1..=7).map(snapshot).collect();
-        assert!(list_text(&campaigns).contains("\n7. 📤"));
+        assert!(list_text(&campaigns, chrono_tz::Tz::UTC).contains("\n7. 📤"));
         let keyboard = list_keyboard(&campaigns);
         let sizes: Vec<_> = keyboard.inline_keyboard.iter().map(Vec::len).collect();
         assert_eq!(sizes, [5, 2]);

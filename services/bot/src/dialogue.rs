@@ -69,18 +69,7 @@ pub struct Start {
 impl Start {
     /// `2026-12-05 10:00 MSK (Europe/Moscow)`.
     pub fn describe(&self) -> String {
-        describe(self.at, &self.zone)
-    }
-}
-
-/// `at` as an admin in `zone` reads it.
-pub fn describe(at: DateTime<Utc>, zone: &str) -> String {
-    match zone.parse::<chrono_tz::Tz>() {
-        Ok(tz) => format!(
-            "{} ({zone})",
-            at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
-        ),
-        Err(_) => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        crate::progress::moment(self.at, self.zone.parse().unwrap_or(chrono_tz::Tz::UTC))
     }
 }
 

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use courier_core::campaign::{CampaignStatus, duration};
 use teloxide::types::InlineKeyboardMarkup;
 use uuid::Uuid;
@@ -123,8 +124,9 @@ pub fn estimate(count: i64, rate: f64) -> Duration {
     Duration::from_secs_f64(count.max(0) as f64 / rate)
 }
 
-/// The card's text. `rate`: recipients per second lately, when known.
-pub fn card(snapshot: &Snapshot, rate: Option<f64>) -> String {
+/// The card's text. `rate`: recipients per second lately, when known;
+/// times are shown in `zone`, the reader's.
+pub fn card(snapshot: &Snapshot, rate: Option<f64>, zone: Tz) -> String {
     let mut text = format!(
         "{} Campaign {}\n{} · audience {} · {}\n",
         status_icon(snapshot.status),
@@ -134,13 +136,13 @@ pub fn card(snapshot: &Snapshot, rate: Option<f64>) -> String {
         snapshot.content_kind,
     );
     if let (CampaignStatus::Scheduled, Some(at)) = (snapshot.status, snapshot.scheduled_at) {
-        let _ = write!(text, "Starts {}", moment(at));
+        let _ = write!(text, "Starts {}", moment(at, zone));
         return text;
     }
     if snapshot.status == CampaignStatus::AwaitingApproval {
         text.push_str("Waiting for another admin to approve it: ✅ Approve below.");
         if let Some(at) = snapshot.scheduled_at {
-            let _ = write!(text, "\nTo start {}", moment(at));
+            let _ = write!(text, "\nTo start {}", moment(at, zone));
         }
         return text;
     }
@@ -194,9 +196,17 @@ pub fn card(snapshot: &Snapshot, rate: Option<f64>) -> String {
     text
 }
 
-/// `2026-12-05 10:00 UTC`: schedules are set and shown to the minute.
-pub fn moment(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
+/// `2026-12-05 10:00 MSK (Europe/Moscow)`, or `2026-12-05 10:00 UTC`: a
+/// start time as an admin in `zone` reads it, to the minute.
+pub fn moment(at: DateTime<Utc>, zone: Tz) -> String {
+    match zone {
+        Tz::UTC => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        zone => format!(
+            "{} ({})",
+            at.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z"),
+            zone.name()
+        ),
+    }
 }
 
 /// The buttons that make sense now: pause or resume (or, scheduled, move),
@@ -221,13 +231,13 @@ pub fn card_keyboard(id: Uuid, status: CampaignStatus) -> InlineKeyboardMarkup {
     }
 }
 
-/// One line of `/campaigns`.
-pub fn list_line(snapshot: &Snapshot) -> String {
+/// One line of `/campaigns`, times in `zone`.
+pub fn list_line(snapshot: &Snapshot, zone: Tz) -> String {
     let recipients = snapshot
         .recipients
         .map_or_else(|| "?".into(), |r| r.to_string());
     let progress = match (snapshot.status, snapshot.scheduled_at) {
-        (CampaignStatus::Scheduled, Some(at)) => format!("starts {}", moment(at)),
+        (CampaignStatus::Scheduled, Some(at)) => format!("starts {}", moment(at, zone)),
         _ => format!(
             "{}/{recipients} done, {} delivered",
             snapshot.done(),
@@ -364,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_sending_card_shows_counts_rate_and_eta() {
-        let text = card(&snapshot(CampaignStatus::Sending), Some(50.0));
+        let text = card(&snapshot(CampaignStatus::Sending), Some(50.0), Tz::UTC);
         assert!(text.contains("sending · audience ru · photo"), "{text}");
         assert!(text.contains("▓▓▓▓▓▓▓░░░░░░░░░░░░░ 35%"), "{text}");
         assert!(
@@ -373,7 +383,7 @@ mod tests {
         );
         assert!(text.contains("Remaining 650 of 1000"), "{text}");
         assert!(text.contains("Rate 50.0/s · ETA 13s"), "{text}");
-        let unknown = card(&snapshot(CampaignStatus::Sending), None);
+        let unknown = card(&snapshot(CampaignStatus::Sending), None, Tz::UTC);
         assert!(unknown.contains("ETA unknown yet"), "{unknown}");
     }
 
@@ -383,7 +393,7 @@ mod tests {
             recipients: None,
             ..snapshot(CampaignStatus::Pending)
         };
-        assert!(card(&starting, None).ends_with("Starting: fixing the audience…"));
+        assert!(card(&starting, None, Tz::UTC).ends_with("Starting: fixing the audience…"));
     }
 
     #[test]
@@ -461,7 +471,7 @@ mod tests {
     #[test]
     fn list_lines_are_compact() {
         assert_eq!(
-            list_line(&snapshot(CampaignStatus::Paused)),
+            list_line(&snapshot(CampaignStatus::Paused), Tz::UTC),
             "⏸ 2025-03-01 12:00 · paused · ru · 350/1000 done, 300 delivered"
         );
     }
@@ -474,13 +484,19 @@ mod tests {
             ..snapshot(CampaignStatus::Scheduled)
         };
         assert!(
-            card(&scheduled, None).ends_with("Starts 2025-03-02 07:00 UTC"),
+            card(&scheduled, None, Tz::UTC).ends_with("Starts 2025-03-02 07:00 UTC"),
             "{}",
-            card(&scheduled, None)
+            card(&scheduled, None, Tz::UTC)
         );
         assert_eq!(
-            list_line(&scheduled),
+            list_line(&scheduled, Tz::UTC),
             "🗓 2025-03-01 12:00 · scheduled · ru · starts 2025-03-02 07:00 UTC"
+        );
+        let moscow: Tz = "Europe/Moscow".parse().unwrap();
+        assert!(
+            card(&scheduled, None, moscow).ends_with("Starts 2025-03-02 10:00 MSK (Europe/Moscow)"),
+            "{}",
+            card(&scheduled, None, moscow)
         );
     }
 
@@ -502,12 +518,12 @@ mod tests {
             .collect();
         let line = "By version: ru 70/70 · default 28/30 delivered";
         assert!(
-            card(&completed, None).contains(line),
+            card(&completed, None, Tz::UTC).contains(line),
             "{}",
-            card(&completed, None)
+            card(&completed, None, Tz::UTC)
         );
         let report = report(&completed).unwrap();
         assert!(report.text.contains(line), "{}", report.text);
-        assert!(!card(&snapshot(CampaignStatus::Sending), None).contains("By version"));
+        assert!(!card(&snapshot(CampaignStatus::Sending), None, Tz::UTC).contains("By version"));
     }
 }

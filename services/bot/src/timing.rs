@@ -22,9 +22,10 @@ use crate::actions::{Action, Preset};
 use crate::broadcast::outdated_press;
 use crate::cards::Cards;
 use crate::config::BroadcastConfig;
-use crate::dialogue::{self, Dialogue, Dialogues, Draft, Start, State, Timing};
+use crate::dialogue::{Dialogue, Dialogues, Draft, Start, State, Timing};
 use crate::handlers::HandlerResult;
 use crate::preview::{self, Preview};
+use crate::progress;
 use crate::storage::{Store, wait_for_projection};
 
 const ZONE_QUESTION: &str = "Which time zone are you in? Send its name, like \
@@ -291,7 +292,7 @@ async fn apply(
             let reply = match &moved {
                 Ok(_) => format!(
                     "🕑 Campaign {campaign} now starts {}.",
-                    dialogue::describe(at, zone.name())
+                    progress::moment(at, zone)
                 ),
                 Err(error) => format!("Nothing changed: {error}."),
             };

@@ -92,7 +92,11 @@ async fn an_admin_schedules_moves_and_cancels_a_campaign_in_their_time_zone() {
     let card = harness
         .wait_for(OWNER, summary_id, &format!("Campaign {id}\n"))
         .await;
-    assert!(text(&card).contains("Starts 20"), "{}", text(&card));
+    assert!(
+        text(&card).contains("Starts 20") && text(&card).contains("MSK (Europe/Moscow)"),
+        "in the admin's zone: {}",
+        text(&card)
+    );
     assert_eq!(labels(&card), ["🕑 Move", "✖️ Cancel"]);
 
     // Move it: the zone is remembered, the time typed.
