@@ -238,6 +238,7 @@ pub fn list_line(snapshot: &Snapshot, zone: Tz) -> String {
         .map_or_else(|| "?".into(), |r| r.to_string());
     let progress = match (snapshot.status, snapshot.scheduled_at) {
         (CampaignStatus::Scheduled, Some(at)) => format!("starts {}", moment(at, zone)),
+        (CampaignStatus::AwaitingApproval, _) => "waits for a second admin".to_owned(),
         _ => format!(
             "{}/{recipients} done, {} delivered",
             snapshot.done(),
