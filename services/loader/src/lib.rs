@@ -93,7 +93,7 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
     courier_core::health::started();
     tracing::info!("loader ready");
     tokio::try_join!(
-        scheduler::run(nats.clone(), shutdown.clone()),
+        scheduler::run(nats.clone(), loader.pool.clone(), shutdown.clone()),
         load(messages, &loader, &held, &shutdown),
     )?;
     Ok(())

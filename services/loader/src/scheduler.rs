@@ -9,6 +9,11 @@
 //! The start is an ordinary `CampaignStarted`: the projector fixes the
 //! audience and the loader's other consumer fans it out, as for a campaign
 //! started by hand.
+//!
+//! A backstop covers a timer that was never set (the bot died between the
+//! campaign's `CampaignScheduled` and its timer) or was lost: every
+//! [`SWEEP_EVERY`] each loader asks the read model for campaigns still
+//! scheduled [`OVERDUE`] after their time and starts them the same way.
 
 use std::time::Duration;
 
@@ -23,9 +28,18 @@ use uuid::Uuid;
 
 /// A firing whose start could not be published comes back after this.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How often the backstop looks for overdue campaigns, and how late one
+/// must be: well past any firing's normal delay.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
+pub const OVERDUE: Duration = Duration::from_secs(10);
 
-pub async fn run(nats: Nats, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    nats: Nats,
+    pool: deadpool_postgres::Pool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let commands = CampaignCommands::new(nats.js.clone(), nats.topology.clone()).await?;
+    tokio::spawn(sweep(commands.clone(), pool, shutdown.clone()));
     let consumer = nats
         .js
         .get_stream(nats.topology.schedules_stream())
@@ -47,6 +61,50 @@ pub async fn run(nats: Nats, shutdown: CancellationToken) -> anyhow::Result<()> 
         let ack = fire(&commands, &message).instrument(span).await;
         message.ack_with(ack).await.map_err(anyhow::Error::msg)?;
     }
+}
+
+/// The backstop: starts the campaigns still scheduled [`OVERDUE`] after
+/// their time, every [`SWEEP_EVERY`].
+async fn sweep(
+    commands: CampaignCommands,
+    pool: deadpool_postgres::Pool,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Err(error) = start_overdue(&commands, &pool).await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "looking for overdue scheduled campaigns failed"
+            );
+        }
+    }
+}
+
+async fn start_overdue(
+    commands: &CampaignCommands,
+    pool: &deadpool_postgres::Pool,
+) -> anyhow::Result<()> {
+    let overdue = pool
+        .get()
+        .await?
+        .query(
+            "SELECT campaign_id FROM campaigns
+             WHERE status = 'scheduled' AND scheduled_at < now() - make_interval(secs => $1)",
+            &[&OVERDUE.as_secs_f64()],
+        )
+        .await?;
+    for row in overdue {
+        let campaign: Uuid = row.get(0);
+        if commands.start_due(campaign).await? {
+            tracing::warn!(%campaign, "started an overdue scheduled campaign whose timer did not fire");
+        }
+    }
+    Ok(())
 }
 
 /// What a firing's acknowledgement is: acked once handled (started, or

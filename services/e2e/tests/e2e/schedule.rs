@@ -181,3 +181,29 @@ async fn a_campaign_moved_or_cancelled_before_its_time_does_not_start_then() {
     assert!(texts.iter().all(|text| text == "moved"), "{texts:?}");
     stack.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scheduled_campaign_whose_timer_is_lost_is_started_by_the_backstop() {
+    let s = Setup::new(USERS, unlimited_sandbox()).await;
+    let stack = s.stack(100.0, 1);
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, USERS, DEADLINE).await;
+    let at = in_seconds(2);
+    let campaign = schedule(&s.commands, "late but sent", at).await;
+    // As if the bot had died before setting the timer.
+    courier_core::schedule::Timers::new(s.env.jetstream().await, s.env.topology())
+        .disarm(campaign)
+        .await
+        .unwrap();
+
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, USERS as i32);
+    let late = started_at(&s, campaign).await - at;
+    let overdue = chrono::Duration::from_std(courier_loader::scheduler::OVERDUE).unwrap();
+    assert!(
+        late >= overdue,
+        "the backstop, not the timer, started it ({late} late)"
+    );
+    assert_eq!(starts_of(&s, campaign).await, 1);
+    stack.stop().await.unwrap();
+}
