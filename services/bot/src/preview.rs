@@ -112,7 +112,7 @@ pub fn only_language(filter: &AudienceFilter, language: &str) -> Option<Audience
 
 /// The senders' budget `draft` will draw from.
 pub fn lane(draft: &Draft) -> Lane {
-    if draft.paid { Lane::Paid } else { Lane::Free }
+    Lane::of_paid(draft.paid)
 }
 
 /// What Start will do, `rate` messages per second; `versions` are the

@@ -254,25 +254,14 @@ impl CampaignCommands {
             tracing::info_span!(parent: None, "campaign.approve", campaign_id = %campaign, by);
         telemetry::link_to_current(&span);
         async {
-            let (status, last_seq) = self.status(campaign).await?;
-            let refused = TransitionError {
-                from: status,
-                transition: Transition::Start,
-            };
-            if status != CampaignStatus::AwaitingApproval {
-                return Err(refused.into());
-            }
-            let requested = self
-                .history(campaign)
-                .await?
-                .into_iter()
-                .rev()
-                .find_map(|event| match event.payload {
-                    Some(Payload::CampaignApprovalRequested(requested)) => Some(requested),
-                    _ => None,
-                });
-            let Some(requested) = requested else {
-                return Err(refused.into());
+            // Awaiting approval means the request is the last event.
+            let (last, status, last_seq) = self.last_event(campaign).await?;
+            let Payload::CampaignApprovalRequested(requested) = last else {
+                return Err(TransitionError {
+                    from: status,
+                    transition: Transition::Start,
+                }
+                .into());
             };
             if requested.requested_by == by {
                 return Err(CommandError::OwnApproval);
@@ -411,6 +400,15 @@ impl CampaignCommands {
 
     /// The campaign's status and the sequence of its last event.
     pub async fn status(&self, campaign: Uuid) -> Result<(CampaignStatus, u64), CommandError> {
+        let (_, status, seq) = self.last_event(campaign).await?;
+        Ok((status, seq))
+    }
+
+    /// The campaign's last event, the status it leaves, and its sequence.
+    async fn last_event(
+        &self,
+        campaign: Uuid,
+    ) -> Result<(Payload, CampaignStatus, u64), CommandError> {
         let subject = self.topology.campaign_subject(&campaign.to_string());
         let last = match self.events.direct_get_last_for_subject(subject).await {
             Ok(message) => message,
@@ -419,11 +417,10 @@ impl CampaignCommands {
             }
             Err(error) => return Err(CommandError::Read(error.into())),
         };
-        let status = event::decode(&last.payload)
-            .ok()
-            .and_then(|(_, _, payload)| status_after(&payload))
-            .ok_or(CommandError::Unreadable(campaign))?;
-        Ok((status, last.sequence))
+        let (_, _, payload) =
+            event::decode(&last.payload).map_err(|_| CommandError::Unreadable(campaign))?;
+        let status = status_after(&payload).ok_or(CommandError::Unreadable(campaign))?;
+        Ok((payload, status, last.sequence))
     }
 
     /// Applies `change` to the campaign; returns its new status. Like a

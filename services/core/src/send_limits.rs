@@ -30,6 +30,11 @@ pub enum Lane {
 }
 
 impl Lane {
+    /// The lane of a campaign on the paid broadcast lane, or not.
+    pub fn of_paid(paid: bool) -> Lane {
+        if paid { Lane::Paid } else { Lane::Free }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Lane::Free => "free",

@@ -252,12 +252,7 @@ impl Runner {
         else {
             return;
         };
-        let lane = if campaign.paid {
-            Lane::Paid
-        } else {
-            Lane::Free
-        };
-        let rate = self.rates.of(lane).await;
+        let rate = self.rates.of(Lane::of_paid(campaign.paid)).await;
         let ideal_end = delivery_slo::ideal_end(started_at, audience, rate, campaign.paused_for);
         let counted = delivery_slo::Resolved::count(resolved_at, ideal_end, Utc::now());
         let metrics = courier_core::metrics::projector();

@@ -610,11 +610,7 @@ impl Worker {
 }
 
 fn lane_of(campaign: &Campaign) -> Lane {
-    if campaign.paid {
-        Lane::Paid
-    } else {
-        Lane::Free
-    }
+    Lane::of_paid(campaign.paid)
 }
 
 /// Times a recipient's wait, from its work item's enqueueing (this copy's:
