@@ -170,8 +170,10 @@ pub fn delivered_outcome(
         chat_id: user_id,
         occurred_at_ms: chrono::Utc::now().timestamp_millis(),
         attempts: 1,
+        amend: None,
         result: Some(delivery_outcome::Result::Delivered(Delivered {
             message_id: user_id,
+            revision: 0,
         })),
     };
     let publish = PublishMessage::build()

@@ -165,7 +165,9 @@ fn answer(outcome: &Result<CampaignStatus, CommandError>) -> (String, bool) {
             "This campaign was changed by a newer version of courier; use that one.".into(),
             true,
         ),
-        Err(error @ CommandError::OwnApproval) => (format!("Nothing changed: {error}."), true),
+        Err(error @ (CommandError::OwnApproval | CommandError::Amend(_))) => {
+            (format!("Nothing changed: {error}."), true)
+        }
         Err(CommandError::Publish(_) | CommandError::Read(_) | CommandError::Timer(_)) => (
             "Courier could not record that right now; try again in a moment.".into(),
             true,

@@ -66,6 +66,8 @@ pub enum CommandError {
     Timer(async_nats::Error),
     #[error("you asked for this approval: another admin must give it")]
     OwnApproval,
+    #[error(transparent)]
+    Amend(#[from] crate::amend::AmendRefused),
 }
 
 /// When a new campaign begins sending.
@@ -114,6 +116,18 @@ impl CampaignCommands {
             timers: Timers::new(js, topology.clone()),
             topology,
         })
+    }
+
+    pub(crate) fn events(&self) -> &jetstream::stream::Stream {
+        &self.events
+    }
+
+    pub(crate) fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub(crate) fn publisher(&self) -> &EventPublisher {
+        &self.publisher
     }
 
     /// Publishes `CampaignCreated` then `CampaignStarted` for a new campaign

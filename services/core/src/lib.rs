@@ -6,6 +6,7 @@
 //! agree on (subject names, stream settings, event encoding, statuses) lives
 //! here exactly once.
 
+pub mod amend;
 pub mod audience;
 pub mod backlog;
 pub mod campaign;

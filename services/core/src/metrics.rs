@@ -308,10 +308,11 @@ pub fn backlog() -> &'static BacklogMetrics {
 }
 
 /// Outcomes of a work item (`courier_sends_total{outcome}`).
-pub const SEND_OUTCOMES: [&str; 7] = [
+pub const SEND_OUTCOMES: [&str; 8] = [
     "delivered",
     "not_alive",
     "failed",
+    "unchanged",
     "duplicate",
     "dropped",
     "held",

@@ -5,12 +5,16 @@
 //! - `p.events.campaign.<campaign id>`: every event of one campaign on one
 //!   subject, so `Nats-Expected-Last-Subject-Sequence` gives optimistic
 //!   concurrency over the whole campaign;
+//! - `p.events.amend.<campaign id>`: edits and the recall of its delivered
+//!   messages, apart so the campaign subject's last event is its status;
 //! - `p.events.user.<user id>`: every event of one user;
-//! - `p.work.send.<campaign id>`: SendMessage items (work queue);
+//! - `p.work.send.<campaign id>`: SendMessage items (work queue): sends,
+//!   and the edits and deletions of delivered messages;
 //! - `p.work.held.<campaign id>`: items of a paused campaign, set aside
 //!   without spending delivery attempts until the campaign resumes;
 //! - `p.outcomes.<campaign id>.<user id>`: one delivery outcome per
-//!   recipient; a direct get on it tells a sender the recipient is done.
+//!   recipient; a direct get on it tells a sender the recipient is done;
+//!   `….edit.<revision>` and `….delete` the same for an amendment.
 //!
 //! A key-value bucket `P_RATE` holds each bot token's shared rate schedule
 //! and the limits senders run with ([`crate::send_limits`]).
@@ -26,6 +30,7 @@ use async_nats::jetstream::stream::ConsumerCreateStrictErrorKind;
 use async_nats::jetstream::{self, ErrorCode, consumer, kv, stream};
 
 use crate::config::Prefix;
+use crate::proto::v1::{Amend, AmendKind};
 
 /// The durable pull consumer all senders share.
 pub const SENDERS_CONSUMER: &str = "senders";
@@ -33,6 +38,8 @@ pub const SENDERS_CONSUMER: &str = "senders";
 pub const LOADER_CONSUMER: &str = "loader";
 /// The durable consumer loaders start scheduled campaigns from.
 pub const SCHEDULER_CONSUMER: &str = "scheduler";
+/// The loaders' durable consumer of amendments (edits, recalls).
+pub const AMENDER_CONSUMER: &str = "amender";
 
 /// How long a sender may hold a work item before JetStream hands it to
 /// another sender. Must exceed the slowest Telegram call (see
@@ -171,6 +178,17 @@ impl Topology {
         format!("{}.events.campaign.*", self.prefix)
     }
 
+    /// Amendments of a campaign's delivered messages (`CampaignEdited`,
+    /// `CampaignRecalled`): a subject of their own, so the campaign
+    /// subject's last event still decides its status.
+    pub fn amend_subject(&self, campaign_id: &str) -> String {
+        format!("{}.events.amend.{campaign_id}", self.prefix)
+    }
+
+    pub fn amend_events(&self) -> String {
+        format!("{}.events.amend.*", self.prefix)
+    }
+
     pub fn user_subject(&self, user_id: i64) -> String {
         format!("{}.events.user.{user_id}", self.prefix)
     }
@@ -204,6 +222,16 @@ impl Topology {
 
     pub fn outcome_subject(&self, campaign_id: &str, user_id: i64) -> String {
         format!("{}.outcomes.{campaign_id}.{user_id}", self.prefix)
+    }
+
+    /// The outcome of an amendment of one recipient's message: an edit to a
+    /// revision, or its deletion.
+    pub fn amend_outcome_subject(&self, campaign_id: &str, user_id: i64, amend: &Amend) -> String {
+        let base = self.outcome_subject(campaign_id, user_id);
+        match amend.kind() {
+            AmendKind::Edit => format!("{base}.edit.{}", amend.revision),
+            AmendKind::Delete | AmendKind::Unspecified => format!("{base}.delete"),
+        }
     }
 
     fn streams(&self) -> [stream::Config; 4] {
@@ -285,6 +313,19 @@ impl Topology {
             description: Some("loaders: start scheduled campaigns when due".into()),
             filter_subject: format!("{}.schedules.due.>", self.prefix),
             ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(15),
+            max_deliver: -1,
+            ..Default::default()
+        }
+    }
+
+    fn amender_consumer(&self) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(AMENDER_CONSUMER.into()),
+            description: Some("loaders: edit or delete delivered messages".into()),
+            filter_subject: self.amend_events(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            // Like the loader's: an amendment reports progress per batch.
             ack_wait: Duration::from_secs(15),
             max_deliver: -1,
             ..Default::default()
@@ -373,6 +414,7 @@ impl Topology {
         ensure_consumer(js, &self.work_stream(), self.senders_consumer()).await?;
         ensure_consumer(js, &self.events_stream(), self.loader_consumer()).await?;
         ensure_consumer(js, &self.schedules_stream(), self.scheduler_consumer()).await?;
+        ensure_consumer(js, &self.events_stream(), self.amender_consumer()).await?;
         Ok(())
     }
 }

@@ -277,8 +277,10 @@ async fn a_retry_inside_the_duplicate_window_keeps_the_message_parked() {
         chat_id: 7,
         occurred_at_ms: 1,
         attempts: 1,
+        amend: None,
         result: Some(delivery_outcome::Result::Delivered(Delivered {
             message_id: 1,
+            revision: 0,
         })),
     };
     js.send_publish(
@@ -505,6 +507,7 @@ async fn a_report_streams_one_csv_row_per_delivery_and_draws_its_picture() {
         let result = match user {
             1..=26 => Result::Delivered(Delivered {
                 message_id: 1000 + user,
+                revision: 0,
             }),
             27 | 28 => Result::NotAlive(NotAlive {
                 reason: "Forbidden: bot was blocked by the user".into(),

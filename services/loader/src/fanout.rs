@@ -122,19 +122,7 @@ impl Loader {
                     )
                     .await?;
             }
-            // One PRODUCER span per batch (OpenTelemetry's batch publish):
-            // its items' sends descend from it.
-            let publish = trace_context::producer_span(&subject);
-            publish.record(
-                "messaging.batch.message_count",
-                i64::try_from(recipients.len()).unwrap_or(i64::MAX),
-            );
-            let mut headers = HeaderMap::new();
-            publish.in_scope(|| trace_context::inject(&mut headers));
-            let mut maybe_duplicate_headers = headers.clone();
-            maybe_duplicate_headers.insert(MAYBE_DUPLICATE_HEADER, "1");
-            let mut acks = Vec::with_capacity(recipients.len());
-            for row in &recipients {
+            let items = recipients.iter().map(|row| {
                 let item = SendMessage {
                     campaign_id: campaign.to_string(),
                     user_id: row.get(0),
@@ -145,21 +133,16 @@ impl Loader {
                         username: row.get(5),
                     }),
                     variant: row.get(2),
+                    amend: None,
                 };
-                let headers = if item.user_id <= maybe_enqueued_through {
-                    &maybe_duplicate_headers
-                } else {
-                    &headers
-                };
-                let message = PublishMessage::build()
-                    .headers(headers.clone())
-                    .message_id(format!("{campaign}.{}", item.user_id))
-                    .payload(item.encode_to_vec().into());
-                acks.push(self.js.send_publish(subject.clone(), message).await?);
-            }
-            try_join_all(acks.into_iter().map(IntoFuture::into_future))
-                .instrument(publish)
-                .await?;
+                let maybe_duplicate = item.user_id <= maybe_enqueued_through;
+                (
+                    format!("{campaign}.{}", item.user_id),
+                    item,
+                    maybe_duplicate,
+                )
+            });
+            self.publish_batch(&subject, items.collect()).await?;
             client
                 .execute(
                     "UPDATE loader_cursors SET last_user_id = $2 WHERE campaign_id = $1",
@@ -182,5 +165,41 @@ impl Loader {
             .await?;
         tracing::info!(%campaign, enqueued, "fan-out finished");
         Ok(FanOut::Done { enqueued })
+    }
+
+    /// Publishes one batch of work items (each with its message id, and
+    /// whether an earlier run may have published it already) and waits
+    /// until JetStream has stored them all. One PRODUCER span per batch
+    /// (OpenTelemetry's batch publish): its items' sends descend from it.
+    pub(crate) async fn publish_batch(
+        &self,
+        subject: &str,
+        items: Vec<(String, SendMessage, bool)>,
+    ) -> anyhow::Result<()> {
+        let publish = trace_context::producer_span(subject);
+        publish.record(
+            "messaging.batch.message_count",
+            i64::try_from(items.len()).unwrap_or(i64::MAX),
+        );
+        let mut headers = HeaderMap::new();
+        publish.in_scope(|| trace_context::inject(&mut headers));
+        let mut maybe_duplicate_headers = headers.clone();
+        maybe_duplicate_headers.insert(MAYBE_DUPLICATE_HEADER, "1");
+        let mut acks = Vec::with_capacity(items.len());
+        for (id, item, maybe_duplicate) in items {
+            let headers = match maybe_duplicate {
+                true => &maybe_duplicate_headers,
+                false => &headers,
+            };
+            let message = PublishMessage::build()
+                .headers(headers.clone())
+                .message_id(id)
+                .payload(item.encode_to_vec().into());
+            acks.push(self.js.send_publish(subject.to_owned(), message).await?);
+        }
+        try_join_all(acks.into_iter().map(IntoFuture::into_future))
+            .instrument(publish)
+            .await?;
+        Ok(())
     }
 }

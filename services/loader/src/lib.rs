@@ -16,8 +16,10 @@
 //!   start yet, a step failed, a second sweep after a resume).
 //!
 //! Beside that path, [`scheduler`] starts scheduled campaigns when the
-//! timers NATS holds for them fire.
+//! timers NATS holds for them fire, and [`amend`] turns edits and recalls
+//! into work items for the messages delivered.
 
+pub mod amend;
 pub mod fanout;
 pub mod held;
 pub mod job;
@@ -94,6 +96,7 @@ pub async fn run(config: LoaderConfig, shutdown: CancellationToken) -> anyhow::R
     tracing::info!("loader ready");
     tokio::try_join!(
         scheduler::run(nats.clone(), loader.pool.clone(), shutdown.clone()),
+        amend::run(nats.clone(), &loader, shutdown.clone()),
         load(messages, &loader, &held, &shutdown),
     )?;
     Ok(())

@@ -55,7 +55,10 @@ async fn completion_and_a_content_pause_are_published_in_the_campaigns_trace() {
 
     let completed = start_text_campaign(&commands, Audience::All, "done").await;
     wait_for_status(&client, completed, "sending", DEADLINE).await;
-    let delivered = delivery_outcome::Result::Delivered(Delivered { message_id: 1 });
+    let delivered = delivery_outcome::Result::Delivered(Delivered {
+        message_id: 1,
+        revision: 0,
+    });
     outcomes(&env, &js, completed, 1..=3, delivered).await;
     wait_for_status(&client, completed, "completed", DEADLINE).await;
 

@@ -4,9 +4,12 @@
 //! An ordered consumer on the campaign subjects, starting from each
 //! subject's last event, keeps every campaign's status (the last event
 //! decides, [`status_after`]) and whether it is sending. A pause or cancel
-//! reaches every replica as it is published. A campaign's content never
-//! changes once created: it is read once, when its first item comes, by a
-//! direct get of the first event on its subject (`CampaignCreated`).
+//! reaches every replica as it is published. A campaign's content is read
+//! when its first item comes, by direct gets of the first event on its
+//! subject (`CampaignCreated`) and the last on its amend subject (the last
+//! edit, [`courier_core::amend`]); a second ordered consumer, on the amend
+//! subjects, drops the content an edit or recall makes stale, so the next
+//! item reads the new revision.
 //!
 //! The view also says whether a campaign may share chats with another one
 //! sending at the same time ([`Overlap`]): then its sends must claim their
@@ -27,13 +30,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
+use courier_core::amend::{self, Revision};
 use courier_core::campaign::CampaignStatus;
 use courier_core::commands::{CampaignCommands, CommandError, status_after};
 use courier_core::event;
 use courier_core::proto::v1::event::Payload;
-use courier_core::proto::v1::{Content as CampaignContent, SendMessage};
+use courier_core::proto::v1::{AmendKind, Content as CampaignContent, SendMessage};
 use courier_core::topology::{PULL_EXPIRES, Topology};
-use courier_telegram::payload::{Call, Template};
+use courier_telegram::payload::{self, Call, Template};
 use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -56,24 +60,100 @@ const RECREATE_AFTER: Duration = Duration::from_secs(1);
 /// A campaign's content, as senders use it.
 #[derive(Debug)]
 pub struct Campaign {
-    /// The call to make, but for the chat: the default content's.
-    template: Template,
+    /// The calls to make, but for the chat: sends, and edits of a message
+    /// delivered earlier to this revision.
+    sends: Templates,
+    edits: Templates,
+    pub paid: bool,
+    /// The content's revision (0 as created, one more per edit).
+    pub revision: u32,
+    /// Recalled: its messages are being deleted, nothing is sent or edited.
+    pub recalled: bool,
+    /// The amend subject's last sequence when this was read.
+    amend_seq: u64,
+}
+
+/// One template for the default content and one per variant.
+#[derive(Debug)]
+struct Templates {
+    default: Template,
     /// Each variant's, by language.
     variants: Vec<(String, Template)>,
-    pub paid: bool,
+}
+
+impl Templates {
+    fn new(
+        revision: &Revision,
+        make: impl Fn(&CampaignContent) -> Result<Template, String>,
+    ) -> Result<Templates, String> {
+        let template = |content: Option<&CampaignContent>| match content {
+            None => Err("the campaign has no content".to_owned()),
+            Some(content) => make(content),
+        };
+        Ok(Templates {
+            default: template(Some(&revision.content))?,
+            variants: revision
+                .variants
+                .iter()
+                .map(|v| Ok((v.language.clone(), template(v.content.as_ref())?)))
+                .collect::<Result<_, String>>()?,
+        })
+    }
+
+    /// The recipient's variant (fixed when the campaign started), or the
+    /// default.
+    fn of(&self, item: &SendMessage) -> &Template {
+        self.variants
+            .iter()
+            .find(|(language, _)| *language == item.variant)
+            .map_or(&self.default, |(_, template)| template)
+    }
 }
 
 impl Campaign {
-    /// The call that delivers `item`: its variant's content (fixed when the
-    /// campaign started), or the default, greeting the recipient by the
-    /// names the item carries.
+    /// A text campaign at `revision`, for tests of what depends on it.
+    #[cfg(test)]
+    pub fn for_tests(revision: u32, recalled: bool) -> Campaign {
+        let content = CampaignContent {
+            kind: courier_core::proto::v1::ContentKind::Text.into(),
+            text: "Hello".into(),
+            ..Default::default()
+        };
+        let revision = Revision {
+            number: revision,
+            content,
+            variants: vec![],
+        };
+        let templates = || {
+            Templates::new(&revision, |c| {
+                Template::new(c, &Default::default()).map_err(|e| e.to_string())
+            })
+            .expect("text content makes a template")
+        };
+        Campaign {
+            sends: templates(),
+            edits: templates(),
+            paid: false,
+            revision: revision.number,
+            recalled,
+            amend_seq: 0,
+        }
+    }
+
+    /// The call that carries out `item`: a send of its variant's content
+    /// greeting the recipient by the names the item carries, or an edit or
+    /// deletion of the message it got.
     pub fn call(&self, item: &SendMessage) -> Call {
-        let template = self
-            .variants
-            .iter()
-            .find(|(language, _)| *language == item.variant)
-            .map_or(&self.template, |(_, template)| template);
-        template.call(item.chat_id, item.names.as_ref())
+        let names = item.names.as_ref();
+        match &item.amend {
+            None => self.sends.of(item).call(item.chat_id, names),
+            Some(amend) if amend.kind() == AmendKind::Edit => {
+                self.edits
+                    .of(item)
+                    .edit_call(item.chat_id, amend.message_id, names)
+            }
+            Some(amend) => payload::delete(item.chat_id, amend.message_id),
+        }
     }
 }
 
@@ -207,6 +287,9 @@ pub struct Campaigns {
     changed: Notify,
     caught_up: Arc<AtomicBool>,
     content: tokio::sync::RwLock<HashMap<Uuid, Content>>,
+    /// The sequence of the last amendment seen of each campaign amended
+    /// while this replica runs: content read before it is stale.
+    amended: std::sync::Mutex<HashMap<Uuid, u64>>,
     events: jetstream::stream::Stream,
     client: async_nats::Client,
     commands: CampaignCommands,
@@ -234,6 +317,7 @@ impl Campaigns {
             changed: Notify::new(),
             caught_up,
             content: tokio::sync::RwLock::new(HashMap::new()),
+            amended: std::sync::Mutex::new(HashMap::new()),
             events: js.get_stream(topology.events_stream()).await?,
             client,
             commands,
@@ -256,7 +340,62 @@ impl Campaigns {
     /// Keeps the view current, and knows how fresh it is, until
     /// `shutdown`.
     pub async fn follow(self: Arc<Self>, shutdown: CancellationToken) {
-        tokio::join!(self.follow_events(&shutdown), self.probe(&shutdown));
+        tokio::join!(
+            self.follow_events(&shutdown),
+            self.probe(&shutdown),
+            self.follow_amendments(&shutdown)
+        );
+    }
+
+    /// Drops the content an amendment makes stale, as amendments come.
+    /// Every time the consumer is made (again), all content is dropped:
+    /// amendments published meanwhile were not seen.
+    async fn follow_amendments(&self, shutdown: &CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let followed = async {
+                let consumer = self
+                    .events
+                    .create_consumer(OrderedConfig {
+                        filter_subject: self.topology.amend_events(),
+                        deliver_policy: DeliverPolicy::New,
+                        max_expires: PULL_EXPIRES,
+                        ..Default::default()
+                    })
+                    .await?;
+                self.content.write().await.clear();
+                let mut messages = consumer.messages().await?;
+                while let Some(message) = messages.next().await {
+                    let message = message?;
+                    let seq = message
+                        .info()
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .stream_sequence;
+                    if let Ok((_, _, payload)) = event::decode(&message.payload)
+                        && let Some(campaign) = campaign_of(&payload)
+                    {
+                        self.lock_amended().insert(campaign, seq);
+                        self.content.write().await.remove(&campaign);
+                    }
+                }
+                anyhow::bail!("the amendments consumer ended")
+            };
+            if let Err(error) = shutdown
+                .run_until_cancelled(followed)
+                .await
+                .unwrap_or(Ok(()))
+            {
+                tracing::warn!(error = format!("{error:#}"), "following amendments");
+            }
+            shutdown
+                .run_until_cancelled(tokio::time::sleep(RECREATE_AFTER))
+                .await;
+        }
+    }
+
+    fn lock_amended(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, u64>> {
+        self.amended
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Applies campaign events as they come, making the consumer again
@@ -396,41 +535,40 @@ impl Campaigns {
         self.overlap(id) == Overlap::Alone
     }
 
-    /// The campaign's content, read once from its `CampaignCreated` event.
+    /// The campaign's content as it stands: `CampaignCreated`'s, or its
+    /// last edit's. Read once, and again after an amendment.
     pub async fn content(&self, id: Uuid) -> anyhow::Result<Content> {
-        if let Some(content) = self.content.read().await.get(&id) {
+        let seen = self.lock_amended().get(&id).copied().unwrap_or(0);
+        if let Some(content) = self.content.read().await.get(&id)
+            && content.as_ref().map_or(true, |c| c.amend_seq >= seen)
+        {
             return Ok(content.clone());
         }
-        let subject = self.topology.campaign_subject(&id.to_string());
-        let first = match self
-            .events
-            .direct_get_next_for_subject(subject, Some(1))
-            .await
-        {
-            Ok(first) => first,
-            Err(error) if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+        let created = match amend::read_created(&self.events, &self.topology, id).await {
+            Ok(created) => created,
+            Err(CommandError::NotFound(_) | CommandError::Unreadable(_)) => {
                 return Ok(Err(NOT_CREATED.to_owned()));
             }
             Err(error) => return Err(error.into()),
         };
-        let Ok((_, _, Payload::CampaignCreated(created))) = event::decode(&first.payload) else {
-            return Ok(Err(NOT_CREATED.to_owned()));
-        };
+        let amended = amend::read_amended(&self.events, &self.topology, id).await?;
         let options = created.options.unwrap_or_default();
-        let template = |content: Option<&CampaignContent>| match content {
-            None => Err("the campaign has no content".to_owned()),
-            Some(content) => Template::new(content, &options).map_err(|e| e.to_string()),
-        };
-        let content = template(created.content.as_ref()).and_then(|default| {
-            let variants = created
-                .variants
-                .iter()
-                .map(|v| Ok((v.language.clone(), template(v.content.as_ref())?)))
-                .collect::<Result<_, String>>()?;
+        let revision = Revision::of(&created, amended.edit.as_ref());
+        let markup_only = amended.edit.as_ref().is_some_and(|e| e.markup_only);
+        let content = Templates::new(&revision, |content| {
+            Template::new(content, &options).map_err(|e| e.to_string())
+        })
+        .and_then(|sends| {
+            let edits = Templates::new(&revision, |content| {
+                Template::edit(content, markup_only).map_err(|e| e.to_string())
+            })?;
             Ok(Arc::new(Campaign {
-                template: default,
-                variants,
+                sends,
+                edits,
                 paid: options.paid_broadcast,
+                revision: revision.number,
+                recalled: amended.recalled,
+                amend_seq: amended.last_seq,
             }))
         });
         self.content.write().await.insert(id, content.clone());
@@ -452,6 +590,8 @@ fn campaign_of(payload: &Payload) -> Option<Uuid> {
         Payload::CampaignResumed(e) => &e.campaign_id,
         Payload::CampaignCancelled(e) => &e.campaign_id,
         Payload::CampaignCompleted(e) => &e.campaign_id,
+        Payload::CampaignEdited(e) => &e.campaign_id,
+        Payload::CampaignRecalled(e) => &e.campaign_id,
         _ => return None,
     };
     Uuid::parse_str(id).ok()

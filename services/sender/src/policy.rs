@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use courier_core::proto::v1::{Delivered, Failed, NotAlive, delivery_outcome};
+use courier_core::proto::v1::{Amend, Delivered, Failed, NotAlive, Unchanged, delivery_outcome};
 use courier_core::topology::SENDER_MAX_ATTEMPTS;
 use courier_telegram::classify::Verdict;
 
@@ -20,6 +20,8 @@ pub enum Handled {
     Delivered,
     NotAlive,
     Failed,
+    /// An edit that changed nothing (the message already read so).
+    Unchanged,
     /// Already had an outcome (a redelivered or duplicated item).
     Duplicate,
     /// Campaign cancelled (or item unreadable): dropped unsent.
@@ -37,6 +39,7 @@ impl Handled {
             Handled::Delivered => "delivered",
             Handled::NotAlive => "not_alive",
             Handled::Failed => "failed",
+            Handled::Unchanged => "unchanged",
             Handled::Duplicate => "duplicate",
             Handled::Dropped => "dropped",
             Handled::Held => "held",
@@ -74,12 +77,19 @@ impl Action {
     }
 }
 
-/// The action for a send's result on attempt `attempt` (1 for the first).
-pub fn after_send(sent: Result<i64, Verdict>, attempt: u64) -> Action {
+/// Telegram's answer to an edit that changes nothing.
+const NOT_MODIFIED: &str = "message is not modified";
+
+/// The action for a send's result on attempt `attempt` (1 for the first),
+/// of the campaign's content revision `revision`.
+pub fn after_send(sent: Result<i64, Verdict>, attempt: u64, revision: u32) -> Action {
     let verdict = match sent {
         Ok(message_id) => {
             return Action::Record {
-                outcome: delivery_outcome::Result::Delivered(Delivered { message_id }),
+                outcome: delivery_outcome::Result::Delivered(Delivered {
+                    message_id,
+                    revision,
+                }),
                 handled: Handled::Delivered,
             };
         }
@@ -104,6 +114,30 @@ pub fn after_send(sent: Result<i64, Verdict>, attempt: u64) -> Action {
         },
         Verdict::RetryAfter(retry_after) => Action::PauseToken { retry_after },
         Verdict::Unauthorized => Action::StopSending,
+    }
+}
+
+/// The action for an amendment's result (an edit or a deletion). Like a
+/// send's, except that a refusal is about this one message (edited
+/// already, deleted by the user, older than Telegram allows), not the
+/// campaign's content: it is recorded as failed for that message (or
+/// unchanged) and never pauses the campaign.
+pub fn after_amend(done: Result<i64, Verdict>, attempt: u64, amend: &Amend) -> Action {
+    match done {
+        // A deletion answers `true`: the message is the one amended.
+        Ok(_) => Action::Record {
+            outcome: delivery_outcome::Result::Delivered(Delivered {
+                message_id: amend.message_id,
+                revision: amend.revision,
+            }),
+            handled: Handled::Delivered,
+        },
+        Err(Verdict::BrokenContent(reason)) if reason.contains(NOT_MODIFIED) => Action::Record {
+            outcome: delivery_outcome::Result::Unchanged(Unchanged { reason }),
+            handled: Handled::Unchanged,
+        },
+        Err(Verdict::BrokenContent(reason)) => record_failed(reason),
+        done => after_send(done, attempt, 0),
     }
 }
 
@@ -154,7 +188,10 @@ mod tests {
                 Ok(7),
                 1,
                 Action::Record {
-                    outcome: delivery_outcome::Result::Delivered(Delivered { message_id: 7 }),
+                    outcome: delivery_outcome::Result::Delivered(Delivered {
+                        message_id: 7,
+                        revision: 0,
+                    }),
                     handled: Handled::Delivered,
                 },
             ),
@@ -213,7 +250,7 @@ mod tests {
         ];
         for (sent, attempt, action) in table {
             let case = format!("{sent:?} on attempt {attempt}");
-            let decided = after_send(sent, attempt);
+            let decided = after_send(sent, attempt, 0);
             let recorded = matches!(
                 decided,
                 Action::Record { .. } | Action::RecordNotAlive { .. }
@@ -230,5 +267,45 @@ mod tests {
         assert_eq!(retry_delay(4), Duration::from_secs(8));
         assert_eq!(retry_delay(7), RETRY_CAP);
         assert_eq!(retry_delay(50), RETRY_CAP);
+    }
+
+    #[test]
+    fn an_amendment_refused_for_its_message_fails_alone_and_never_pauses_the_campaign() {
+        let amend = Amend {
+            kind: courier_core::proto::v1::AmendKind::Edit.into(),
+            message_id: 70,
+            revision: 2,
+        };
+        assert_eq!(
+            after_amend(Ok(70), 1, &amend),
+            Action::Record {
+                outcome: delivery_outcome::Result::Delivered(Delivered {
+                    message_id: 70,
+                    revision: 2,
+                }),
+                handled: Handled::Delivered,
+            }
+        );
+        let not_modified = "Bad Request: message is not modified: specified new message content";
+        assert_eq!(
+            after_amend(Err(Verdict::BrokenContent(not_modified.into())), 1, &amend),
+            Action::Record {
+                outcome: delivery_outcome::Result::Unchanged(Unchanged {
+                    reason: not_modified.into(),
+                }),
+                handled: Handled::Unchanged,
+            }
+        );
+        let too_old = "Bad Request: message can't be deleted for everyone";
+        assert_eq!(
+            after_amend(Err(Verdict::BrokenContent(too_old.into())), 1, &amend),
+            failed_with(too_old)
+        );
+        assert_eq!(
+            after_amend(Err(Verdict::RetryAfter(Duration::from_secs(3))), 1, &amend),
+            Action::PauseToken {
+                retry_after: Duration::from_secs(3)
+            }
+        );
     }
 }

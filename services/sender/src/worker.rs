@@ -23,7 +23,7 @@ use courier_core::campaign::CampaignStatus;
 use courier_core::commands::CommandError;
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{
-    DeliveryOutcome, Event, SendMessage, UserBlocked, delivery_outcome, event::Payload,
+    AmendKind, DeliveryOutcome, Event, SendMessage, UserBlocked, delivery_outcome, event::Payload,
 };
 use courier_core::send_limits::Lane;
 use courier_core::topology::{ATTEMPTS_HEADER, MAYBE_DUPLICATE_HEADER, SENDER_ACK_WAIT, Topology};
@@ -176,7 +176,10 @@ impl Worker {
             ControlFlow::Break(handled) => return Ok(handled),
         };
         let sent = self.call(message, &ready).await;
-        let action = policy::after_send(sent, ready.attempt);
+        let action = match &ready.item.amend {
+            None => policy::after_send(sent, ready.attempt, ready.campaign.revision),
+            Some(amend) => policy::after_amend(sent, ready.attempt, amend),
+        };
         // A send to be tried again gives its recipient back.
         if action.sends_again()
             && let Some(ticket) = &ticket
@@ -209,13 +212,18 @@ impl Worker {
             );
             return done(self.ack(message, AckKind::Term, Handled::Dropped).await);
         };
-        if let ControlFlow::Break(handled) = self
-            .unless_sending(message, &item, campaign_id, attempt, seq)
-            .await?
+        // An amendment goes on whatever the campaign's status: it is about
+        // messages delivered already.
+        if item.amend.is_none()
+            && let ControlFlow::Break(handled) = self
+                .unless_sending(message, &item, campaign_id, attempt, seq)
+                .await?
         {
             return Ok(ControlFlow::Break(handled));
         }
-        if may_have_outcome(message.headers.as_ref(), delivered) && self.has_outcome(&item).await? {
+        let maybe_done =
+            item.amend.is_some() || may_have_outcome(message.headers.as_ref(), delivered);
+        if maybe_done && self.has_outcome(&item).await? {
             return done(self.ack(message, AckKind::Ack, Handled::Duplicate).await);
         }
         let campaign = match self.campaigns.content(campaign_id).await? {
@@ -228,6 +236,19 @@ impl Worker {
                 );
             }
         };
+        match current(&item, &campaign) {
+            Current::Yes => {}
+            Current::Superseded(why) => {
+                tracing::debug!(why, "dropped a work item");
+                return done(self.ack(message, AckKind::Ack, Handled::Dropped).await);
+            }
+            Current::NotSeenYet => {
+                return done(
+                    self.nak(message, NOT_STARTED_RECHECK, "edit not seen yet")
+                        .await,
+                );
+            }
+        }
         Ok(ControlFlow::Continue(Ready {
             item,
             campaign_id,
@@ -251,23 +272,25 @@ impl Worker {
         if let Overlap::JustStarted(wait) = self.campaigns.overlap(ready.campaign_id) {
             return done(self.nak(message, wait, "campaign just started").await);
         }
-        self.wait_for_slot(message, self.lane(&ready.campaign))
-            .await?;
-        if let ControlFlow::Break(handled) = self
-            .unless_sending(
-                message,
-                &ready.item,
-                ready.campaign_id,
-                ready.attempt,
-                ready.seq,
-            )
-            .await?
+        self.wait_for_slot(message, self.lane(ready)).await?;
+        if ready.item.amend.is_none()
+            && let ControlFlow::Break(handled) = self
+                .unless_sending(
+                    message,
+                    &ready.item,
+                    ready.campaign_id,
+                    ready.attempt,
+                    ready.seq,
+                )
+                .await?
         {
             return Ok(ControlFlow::Break(handled));
         }
         // Whether this send must claim its chat: the view is only looked
-        // at here, never waited for (a wait would make the send late).
-        let overlapping = !self.campaigns.still_alone(ready.campaign_id);
+        // at here, never waited for (a wait would make the send late). An
+        // amendment always does: its campaign is not among those sending.
+        let overlapping =
+            ready.item.amend.is_some() || !self.campaigns.still_alone(ready.campaign_id);
         if let Err(wait) = self
             .chat_spacing
             .try_send(ready.item.chat_id, overlapping)
@@ -278,8 +301,7 @@ impl Worker {
             // this slot goes unused rather than earn the token a 429.
             return done(self.nak(message, wait, "chat spacing").await);
         }
-        let recipient = format!("{}.{}", ready.item.campaign_id, ready.item.user_id);
-        let (ticket, before) = self.restart_guard.enter(recipient, receipt);
+        let (ticket, before) = self.restart_guard.enter(item_key(&ready.item), receipt);
         match (before, &ticket) {
             (BeforeCall::Settle(wait), _) => done(
                 self.nak(message, wait, "settling after a NATS reconnect")
@@ -306,7 +328,7 @@ impl Worker {
             self.answered_after(took);
             courier_core::metrics::sender()
                 .telegram_request_duration
-                .observe([call.method, lane_of(&ready.campaign).as_str()], took);
+                .observe([call.method, lane_of(ready).as_str()], took);
         }
         sent.map_err(|failure| {
             observe_failure(
@@ -360,7 +382,7 @@ impl Worker {
                     retry_after_s = retry_after.as_secs(),
                     "429 from Telegram: pausing the token"
                 );
-                self.lane(&ready.campaign)
+                self.lane(ready)
                     .pause_for(retry_after)
                     .await
                     .map_err(anyhow::Error::from)?;
@@ -376,8 +398,8 @@ impl Worker {
         }
     }
 
-    fn lane(&self, campaign: &Campaign) -> &Budget {
-        match lane_of(campaign) {
+    fn lane(&self, ready: &Ready) -> &Budget {
+        match lane_of(ready) {
             Lane::Paid => &self.paid_lane,
             Lane::Free => &self.free_lane,
         }
@@ -543,10 +565,11 @@ impl Worker {
     }
 
     async fn has_outcome(&self, item: &SendMessage) -> anyhow::Result<bool> {
-        let subject = self
-            .topology
-            .outcome_subject(&item.campaign_id, item.user_id);
-        match self.outcomes.direct_get_last_for_subject(subject).await {
+        match self
+            .outcomes
+            .direct_get_last_for_subject(self.outcome_subject(item))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(false),
             Err(error) => Err(error.into()),
@@ -573,17 +596,16 @@ impl Worker {
             chat_id: item.chat_id,
             occurred_at_ms: chrono::Utc::now().timestamp_millis(),
             attempts: attempt as u32,
+            amend: item.amend.clone(),
             result: Some(result),
         };
-        let subject = self
-            .topology
-            .outcome_subject(&item.campaign_id, item.user_id);
+        let subject = self.outcome_subject(item);
         let span = trace_context::producer_span(&subject);
         let mut headers = HeaderMap::new();
         span.in_scope(|| trace_context::inject(&mut headers));
         let publish = PublishMessage::build()
             .headers(headers)
-            .message_id(format!("{}.{}", item.campaign_id, item.user_id))
+            .message_id(item_key(item))
             .payload(outcome.encode_to_vec().into());
         let deadline = tokio::time::Instant::now() + RECORD_FOR;
         let mut tries = 0;
@@ -609,8 +631,64 @@ impl Worker {
     }
 }
 
-fn lane_of(campaign: &Campaign) -> Lane {
-    Lane::of_paid(campaign.paid)
+impl Worker {
+    /// Where the item's outcome is recorded.
+    fn outcome_subject(&self, item: &SendMessage) -> String {
+        match &item.amend {
+            None => self
+                .topology
+                .outcome_subject(&item.campaign_id, item.user_id),
+            Some(amend) => {
+                self.topology
+                    .amend_outcome_subject(&item.campaign_id, item.user_id, amend)
+            }
+        }
+    }
+}
+
+/// What an item is about, as its outcome's message id and its claim name
+/// it: the recipient, and for an amendment what is done to its message.
+fn item_key(item: &SendMessage) -> String {
+    let recipient = format!("{}.{}", item.campaign_id, item.user_id);
+    match &item.amend {
+        None => recipient,
+        Some(amend) if amend.kind() == AmendKind::Edit => {
+            format!("{recipient}.edit.{}", amend.revision)
+        }
+        Some(_) => format!("{recipient}.delete"),
+    }
+}
+
+/// Whether an item still fits its campaign's content.
+#[derive(Debug, PartialEq, Eq)]
+enum Current {
+    Yes,
+    /// A recall, or a later edit, makes it pointless.
+    Superseded(&'static str),
+    /// An edit to a revision this replica has not read yet.
+    NotSeenYet,
+}
+
+fn current(item: &SendMessage, campaign: &Campaign) -> Current {
+    match &item.amend {
+        Some(amend) if amend.kind() == AmendKind::Delete => Current::Yes,
+        _ if campaign.recalled => Current::Superseded("campaign recalled"),
+        None => Current::Yes,
+        Some(amend) if amend.revision < campaign.revision => {
+            Current::Superseded("a later edit covers it")
+        }
+        Some(amend) if amend.revision > campaign.revision => Current::NotSeenYet,
+        Some(_) => Current::Yes,
+    }
+}
+
+/// Amendments are never paid broadcasts: edits and deletions take no
+/// `allow_paid_broadcast`.
+fn lane_of(ready: &Ready) -> Lane {
+    match ready.item.amend {
+        Some(_) => Lane::Free,
+        None => Lane::of_paid(ready.campaign.paid),
+    }
 }
 
 /// Times a recipient's wait, from its work item's enqueueing (this copy's:
@@ -621,7 +699,7 @@ fn observe_wait(ready: &Ready) {
     let waited = Duration::from_nanos(u64::try_from(waited).unwrap_or(0));
     courier_core::metrics::sender()
         .recipient_wait
-        .observe([lane_of(&ready.campaign).as_str()], waited);
+        .observe([lane_of(ready).as_str()], waited);
 }
 
 /// Records a failed send: counted by class (`courier_send_failures_total`)
@@ -682,5 +760,52 @@ mod tests {
             headers.insert(header, "1");
             assert!(may_have_outcome(Some(&headers), 1), "{header}");
         }
+    }
+
+    fn item(amend: Option<(AmendKind, u32)>) -> SendMessage {
+        SendMessage {
+            campaign_id: "c".into(),
+            user_id: 7,
+            amend: amend.map(|(kind, revision)| courier_core::proto::v1::Amend {
+                kind: kind.into(),
+                message_id: 70,
+                revision,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn each_item_has_its_own_key_for_its_outcome_and_claim() {
+        assert_eq!(item_key(&item(None)), "c.7");
+        assert_eq!(item_key(&item(Some((AmendKind::Edit, 2)))), "c.7.edit.2");
+        assert_eq!(item_key(&item(Some((AmendKind::Delete, 0)))), "c.7.delete");
+    }
+
+    #[test]
+    fn an_edit_is_carried_out_only_for_the_revision_the_campaign_has() {
+        let decide = |amend, revision, recalled| {
+            let campaign = Campaign::for_tests(revision, recalled);
+            current(&item(amend), &campaign)
+        };
+        assert_eq!(decide(Some((AmendKind::Edit, 2)), 2, false), Current::Yes);
+        assert_eq!(
+            decide(Some((AmendKind::Edit, 1)), 2, false),
+            Current::Superseded("a later edit covers it")
+        );
+        assert_eq!(
+            decide(Some((AmendKind::Edit, 3)), 2, false),
+            Current::NotSeenYet
+        );
+        assert_eq!(
+            decide(Some((AmendKind::Edit, 2)), 2, true),
+            Current::Superseded("campaign recalled")
+        );
+        assert_eq!(
+            decide(None, 0, true),
+            Current::Superseded("campaign recalled")
+        );
+        assert_eq!(decide(None, 4, false), Current::Yes);
+        assert_eq!(decide(Some((AmendKind::Delete, 0)), 4, true), Current::Yes);
     }
 }

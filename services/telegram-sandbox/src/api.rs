@@ -17,6 +17,8 @@ use crate::record::CallbackAnswer;
 use crate::state::{SendFlags, Shared};
 
 const MAX_UPDATES_LIMIT: i64 = 100;
+/// How long after sending a bot may delete its message in a private chat.
+const DELETABLE_FOR_SECS: i64 = 48 * 3600;
 const NOT_MODIFIED: &str = "message is not modified: specified new message content and reply markup are exactly \
                             the same as a current content and reply markup of the message";
 
@@ -40,9 +42,10 @@ pub async fn call(
         "getme" => Ok(bot.me()),
         "sendmessage" => send(shared, bot, params, "sendMessage", Content::text),
         "copymessage" => copy_message(shared, bot, params),
-        "editmessagetext" => edit_message_text(shared, params),
-        "editmessagereplymarkup" => edit_message_reply_markup(shared, params),
-        "deletemessage" => delete_message(shared, params),
+        "editmessagetext" => edit_message_text(shared, bot, params),
+        "editmessagecaption" => edit_message_caption(shared, bot, params),
+        "editmessagereplymarkup" => edit_message_reply_markup(shared, bot, params),
+        "deletemessage" => delete_message(shared, bot, params),
         "answercallbackquery" => answer_callback_query(shared, params),
         "getupdates" => get_updates(shared, params).await,
         "setwebhook" => set_webhook(shared, params),
@@ -84,10 +87,13 @@ fn copy_message(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, Ap
     Ok(json!({ "message_id": message["message_id"] }))
 }
 
-/// `editMessage*`: finds the message, lets `change` rewrite its content, and refuses an edit
-/// that changes nothing, as Telegram does. Answers the edited `Message`.
+/// `editMessage*`: finds the message, lets `change` rewrite its content, refuses an edit
+/// that changes nothing, as Telegram does, and counts it against the token's rate limit.
+/// Answers the edited `Message`. Telegram sets no time limit on editing a bot's own messages in
+/// private chats (only business messages not sent by the bot, after 48 hours).
 fn edit(
     shared: &Shared,
+    bot: &Bot,
     params: &Params,
     change: impl FnOnce(&mut Content) -> Result<(), ApiError>,
 ) -> Result<Value, ApiError> {
@@ -95,23 +101,31 @@ fn edit(
     let mut world = shared.world();
     world.chats.state(chat_id).resolve()?;
     let message_id = message_id(params);
-    let sent = message_id.and_then(|id| world.chats.message_mut(chat_id, id));
+    let sent = message_id.and_then(|id| world.chats.message(chat_id, id));
     let (Some(message_id), Some(sent)) = (message_id, sent) else {
         return Err(ApiError::bad_request("message to edit not found"));
     };
+    if sent.from["id"] != json!(bot.id) {
+        return Err(ApiError::bad_request("message can't be edited"));
+    }
     let mut content = sent.content.clone();
     change(&mut content)?;
     if content == sent.content {
         return Err(ApiError::bad_request(NOT_MODIFIED));
     }
+    world.amend(bot, "edit", chat_id, message_id)?;
+    let sent = world
+        .chats
+        .message_mut(chat_id, message_id)
+        .expect("found above, under the same lock");
     sent.content = content;
     sent.edit_date = Some(unix_now());
     Ok(chats::render(chat_id, message_id, sent))
 }
 
-fn edit_message_text(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+fn edit_message_text(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
     let new = Content::text(params)?;
-    edit(shared, params, |content| match content.media {
+    edit(shared, bot, params, |content| match content.media {
         Some(_) => Err(ApiError::bad_request(
             "there is no text in the message to edit",
         )),
@@ -123,23 +137,53 @@ fn edit_message_text(shared: &Shared, params: &Params) -> Result<Value, ApiError
     })
 }
 
-fn edit_message_reply_markup(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+fn edit_message_caption(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
+    let (text, entities) = content::caption(params)?;
     let markup = content::reply_markup(params)?;
-    edit(shared, params, |content| {
+    edit(shared, bot, params, |content| match content.media {
+        None => Err(ApiError::bad_request(
+            "there is no caption in the message to edit",
+        )),
+        Some(_) => {
+            (content.text, content.entities) = (text, entities);
+            content.reply_markup = markup;
+            Ok(())
+        }
+    })
+}
+
+fn edit_message_reply_markup(
+    shared: &Shared,
+    bot: &Bot,
+    params: &Params,
+) -> Result<Value, ApiError> {
+    let markup = content::reply_markup(params)?;
+    edit(shared, bot, params, |content| {
         content.reply_markup = markup;
         Ok(())
     })
 }
 
-fn delete_message(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+/// `deleteMessage`: a bot deletes its messages in a private chat only within 48 hours of
+/// sending them (the Bot API's documented limit); each deletion counts against the token's rate
+/// limit.
+fn delete_message(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
     let chat_id = chat_id(params, "chat_id")?;
     let mut world = shared.world();
     world.chats.state(chat_id).resolve()?;
-    let deleted = message_id(params).and_then(|id| world.chats.delete(chat_id, id));
-    match deleted {
-        Some(_) => Ok(json!(true)),
-        None => Err(ApiError::bad_request("message to delete not found")),
+    let message_id = message_id(params);
+    let sent = message_id.and_then(|id| world.chats.message(chat_id, id));
+    let (Some(message_id), Some(sent)) = (message_id, sent) else {
+        return Err(ApiError::bad_request("message to delete not found"));
+    };
+    if sent.from["id"] != json!(bot.id) || unix_now() - sent.date > DELETABLE_FOR_SECS {
+        return Err(ApiError::bad_request(
+            "message can't be deleted for everyone",
+        ));
     }
+    world.amend(bot, "delete", chat_id, message_id)?;
+    world.chats.delete(chat_id, message_id);
+    Ok(json!(true))
 }
 
 /// The sandbox does not track callback queries, so any id is taken as

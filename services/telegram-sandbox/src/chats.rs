@@ -105,6 +105,16 @@ impl Chats {
         self.0.get_mut(&chat_id)?.messages.remove(&message_id)
     }
 
+    /// Makes every message look sent `by_secs` earlier (a test of what Telegram allows only
+    /// within some time of sending).
+    pub fn age(&mut self, by_secs: i64) {
+        for chat in self.0.values_mut() {
+            for sent in chat.messages.values_mut() {
+                sent.date -= by_secs;
+            }
+        }
+    }
+
     /// The chat's messages, oldest first, as the Bot API renders them.
     pub fn rendered(&self, chat_id: i64) -> Vec<Value> {
         let Some(chat) = self.0.get(&chat_id) else {

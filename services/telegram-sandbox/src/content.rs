@@ -254,7 +254,7 @@ impl Content {
     }
 }
 
-fn caption(params: &Params) -> Result<(Option<String>, Vec<Value>), ApiError> {
+pub fn caption(params: &Params) -> Result<(Option<String>, Vec<Value>), ApiError> {
     let caption = params.text("caption").unwrap_or_default();
     if utf16_len(caption) > MAX_CAPTION_LEN {
         return Err(ApiError::bad_request("message caption is too long"));

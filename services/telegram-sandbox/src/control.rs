@@ -32,6 +32,8 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/broken_files", post(break_file))
         .route("/updates", post(push_update))
         .route("/deliveries", get(deliveries))
+        .route("/amendments", get(amendments))
+        .route("/age_messages", post(age_messages))
         .route("/stats", get(stats))
         .route("/reset", post(reset))
 }
@@ -117,6 +119,21 @@ async fn push_update(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
 
 async fn deliveries(State(shared): State<Arc<Shared>>) -> Answer {
     Ok(envelope::ok(json!(shared.deliveries())))
+}
+
+async fn amendments(State(shared): State<Arc<Shared>>) -> Answer {
+    Ok(envelope::ok(json!(shared.amendments())))
+}
+
+/// `{"seconds":N}`: every message sent so far looks sent that much earlier.
+async fn age_messages(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
+    #[derive(Deserialize)]
+    struct Body {
+        seconds: i64,
+    }
+    let Body { seconds } = read(&body)?;
+    shared.age_messages(seconds);
+    Ok(envelope::ok(json!(true)))
 }
 
 #[derive(Deserialize)]

@@ -42,5 +42,5 @@ mod uploads;
 pub use chats::ChatState;
 pub use config::SandboxConfig;
 pub use faults::Failure;
-pub use record::{CallbackAnswer, Delivery, Stats};
+pub use record::{Amendment, CallbackAnswer, Delivery, Stats, most_in_any_window};
 pub use sandbox::Sandbox;

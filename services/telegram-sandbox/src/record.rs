@@ -35,6 +35,17 @@ pub struct Delivery {
 }
 
 /// A bot's `answerCallbackQuery`: what the user who pressed a button saw.
+/// An edit or deletion of a message the bot sent, as accepted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Amendment {
+    /// "edit" or "delete".
+    pub action: &'static str,
+    pub chat_id: i64,
+    pub message_id: i32,
+    #[serde(skip)]
+    pub accepted_at: Instant,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallbackAnswer {
     pub callback_query_id: String,
@@ -64,21 +75,27 @@ pub struct Stats {
 impl Stats {
     /// The most sends accepted within any span of `window` (a half-open `[t, t + window)`).
     pub fn max_sends_in_any_window(&self, window: Duration) -> usize {
-        let mut first = 0;
-        let mut most = 0;
-        for (last, &at) in self.accepted_at.iter().enumerate() {
-            while at.duration_since(self.accepted_at[first]) >= window {
-                first += 1;
-            }
-            most = most.max(last + 1 - first);
-        }
-        most
+        most_in_any_window(&self.accepted_at, window)
     }
+}
+
+/// The most of `times` (oldest first) within any span of `window` (half-open).
+pub fn most_in_any_window(times: &[Instant], window: Duration) -> usize {
+    let mut first = 0;
+    let mut most = 0;
+    for (last, &at) in times.iter().enumerate() {
+        while at.duration_since(times[first]) >= window {
+            first += 1;
+        }
+        most = most.max(last + 1 - first);
+    }
+    most
 }
 
 #[derive(Debug, Default)]
 pub struct Record {
     deliveries: Vec<Delivery>,
+    amendments: Vec<Amendment>,
     callback_answers: Vec<CallbackAnswer>,
     requests: u64,
     errors_by_code: BTreeMap<u16, u64>,
@@ -106,6 +123,14 @@ impl Record {
 
     pub fn deliveries(&self) -> &[Delivery] {
         &self.deliveries
+    }
+
+    pub fn amend(&mut self, amendment: Amendment) {
+        self.amendments.push(amendment);
+    }
+
+    pub fn amendments(&self) -> &[Amendment] {
+        &self.amendments
     }
 
     pub fn keep_upload(&mut self, file_id: &str, bytes: Bytes) {

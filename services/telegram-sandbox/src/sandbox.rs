@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use crate::chats::ChatState;
 use crate::config::SandboxConfig;
 use crate::faults::Failure;
-use crate::record::{CallbackAnswer, Delivery, Stats};
+use crate::record::{Amendment, CallbackAnswer, Delivery, Stats};
 use crate::server;
 use crate::state::Shared;
 
@@ -110,6 +110,18 @@ impl Sandbox {
     /// Every accepted send, oldest first.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.shared.deliveries()
+    }
+
+    /// Every accepted edit and deletion, oldest first.
+    pub fn amendments(&self) -> Vec<Amendment> {
+        self.shared.amendments()
+    }
+
+    /// Makes every message sent so far look sent `by` earlier, as if that much time passed:
+    /// Telegram refuses to delete a message older than 48 hours.
+    pub fn age_messages(&self, by: std::time::Duration) {
+        self.shared
+            .age_messages(i64::try_from(by.as_secs()).unwrap_or(i64::MAX));
     }
 
     /// The bytes of a file uploaded with an accepted send (a photo, a document), by the

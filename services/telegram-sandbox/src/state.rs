@@ -19,7 +19,7 @@ use crate::envelope::ApiError;
 use crate::faults::{Failure, Faults};
 use crate::limits::{Attempt, InFlight, Limits, RateLimiter};
 use crate::params::Params;
-use crate::record::{CallbackAnswer, Delivery, Record, Stats};
+use crate::record::{Amendment, CallbackAnswer, Delivery, Record, Stats};
 use crate::updates::Updates;
 
 /// State shared by the server's handlers and the `Sandbox` handle.
@@ -145,6 +145,40 @@ impl World {
     }
 }
 
+impl World {
+    /// Takes an edit or a deletion through flood control (it counts against the token's limit
+    /// like a send, but not against the chat's one message a second, which is about new
+    /// messages) and records it.
+    pub fn amend(
+        &mut self,
+        bot: &Bot,
+        action: &'static str,
+        chat_id: i64,
+        message_id: i32,
+    ) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let attempt = Attempt {
+            token: &bot.token,
+            chat_id,
+            paid: false,
+        };
+        let limits = Limits {
+            per_chat: 0,
+            ..Limits::from(&self.config)
+        };
+        self.limiter
+            .admit(attempt, limits, now)
+            .map_err(ApiError::too_many_requests)?;
+        self.record.amend(Amendment {
+            action,
+            chat_id,
+            message_id,
+            accepted_at: now,
+        });
+        Ok(())
+    }
+}
+
 impl Shared {
     pub fn new(config: SandboxConfig) -> Self {
         Self {
@@ -200,6 +234,14 @@ impl Shared {
 
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.world().record.deliveries().to_vec()
+    }
+
+    pub fn amendments(&self) -> Vec<Amendment> {
+        self.world().record.amendments().to_vec()
+    }
+
+    pub fn age_messages(&self, by_secs: i64) {
+        self.world().chats.age(by_secs);
     }
 
     pub fn upload(&self, file_id: &str) -> Option<bytes::Bytes> {

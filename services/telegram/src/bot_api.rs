@@ -28,15 +28,18 @@ pub struct BotApi {
 #[derive(Deserialize)]
 struct Envelope {
     ok: bool,
-    result: Option<SentMessage>,
+    result: Option<Answer>,
     error_code: Option<u16>,
     description: Option<String>,
     parameters: Option<Parameters>,
 }
 
+/// A method's result: the message sent or edited, or `true` (a deletion).
 #[derive(Deserialize)]
-struct SentMessage {
-    message_id: i64,
+#[serde(untagged)]
+enum Answer {
+    Message { message_id: i64 },
+    Done(bool),
 }
 
 #[derive(Deserialize)]
@@ -87,7 +90,8 @@ impl BotApi {
             .map(|answer| answer.status().as_u16())
     }
 
-    /// Sends one message; returns Telegram's message id.
+    /// Makes one call; returns the id of the message Telegram sent or
+    /// edited, or 0 for a method that answers `true` (deleteMessage).
     #[tracing::instrument(name = "telegram.request", skip_all, fields(otel.kind = "client", method = call.method, http.status_code))]
     pub async fn send(&self, call: &Call) -> Result<i64, ApiFailure> {
         let url = self.urls.get(call.method).cloned().ok_or_else(|| {
@@ -108,8 +112,9 @@ impl BotApi {
         let envelope: Envelope =
             serde_json::from_slice(&bytes).map_err(|_| ApiFailure::BadAnswer { status })?;
         match (envelope.ok, envelope.result) {
-            (true, Some(message)) => Ok(message.message_id),
-            (true, None) => Err(ApiFailure::BadAnswer { status }),
+            (true, Some(Answer::Message { message_id })) => Ok(message_id),
+            (true, Some(Answer::Done(true))) => Ok(0),
+            (true, _) => Err(ApiFailure::BadAnswer { status }),
             (false, _) => Err(ApiFailure::Api {
                 code: envelope.error_code.unwrap_or(status),
                 description: envelope.description.unwrap_or_default(),

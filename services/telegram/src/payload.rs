@@ -22,8 +22,9 @@ pub struct Call {
 pub struct UnsendableContent(ContentKind);
 
 /// The parts of a call that are the same for every recipient; built once
-/// per campaign, then stamped with each chat id. Content that greets by
-/// name ([`courier_core::greeting`]) is filled and built per recipient.
+/// per campaign, then stamped with each chat id (and, for an edit, the
+/// message id). Content that greets by name ([`courier_core::greeting`])
+/// is filled and built per recipient.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     method: &'static str,
@@ -31,7 +32,17 @@ pub struct Template {
     /// `{"chat_id":N,` in front instead of building and encoding it again.
     rest_of_body: String,
     /// Kept only for content with placeholders, to fill per recipient.
-    personal: Option<(Content, CampaignOptions)>,
+    personal: Option<(Content, Purpose)>,
+}
+
+/// What a template's calls do with the content.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Purpose {
+    /// Send it, with the campaign's options.
+    Send(CampaignOptions),
+    /// Edit a delivered message to it: its text or caption and buttons, or
+    /// (`markup_only`) its buttons alone. The file and options stay.
+    Edit { markup_only: bool },
 }
 
 /// Every kind of content a campaign can send: its Bot API method and the
@@ -46,34 +57,88 @@ const KINDS: [(ContentKind, &str, Option<&str>); 7] = [
     (ContentKind::Voice, "sendVoice", Some("voice")),
 ];
 
+/// The methods that amend a delivered message.
+const AMEND_METHODS: [&str; 4] = [
+    "editMessageText",
+    "editMessageCaption",
+    "editMessageReplyMarkup",
+    "deleteMessage",
+];
+
 /// The Bot API methods a campaign may call.
 pub fn methods() -> impl Iterator<Item = &'static str> {
-    KINDS.iter().map(|(_, method, _)| *method)
+    KINDS
+        .iter()
+        .map(|(_, method, _)| *method)
+        .chain(AMEND_METHODS)
+}
+
+/// The call that deletes message `message_id` of `chat_id`.
+pub fn delete(chat_id: i64, message_id: i64) -> Call {
+    Call {
+        method: "deleteMessage",
+        body: format!("{{\"chat_id\":{chat_id},\"message_id\":{message_id}}}").into(),
+    }
 }
 
 impl Template {
+    /// Sends `content` with `options`.
     pub fn new(
         content: &Content,
         options: &CampaignOptions,
     ) -> Result<Template, UnsendableContent> {
+        Template::for_purpose(content, Purpose::Send(*options))
+    }
+
+    /// Edits a message delivered earlier to `content`: editMessageText for
+    /// text, editMessageCaption for media, editMessageReplyMarkup when only
+    /// the buttons changed (`markup_only`).
+    pub fn edit(content: &Content, markup_only: bool) -> Result<Template, UnsendableContent> {
+        Template::for_purpose(content, Purpose::Edit { markup_only })
+    }
+
+    fn for_purpose(content: &Content, purpose: Purpose) -> Result<Template, UnsendableContent> {
         let kind = content.kind();
-        let Some(&(_, method, _)) = KINDS.iter().find(|(k, _, _)| *k == kind) else {
+        let Some(&(_, send, _)) = KINDS.iter().find(|(k, _, _)| *k == kind) else {
             return Err(UnsendableContent(kind));
+        };
+        let method = match purpose {
+            Purpose::Send(_) => send,
+            Purpose::Edit { markup_only: true } => "editMessageReplyMarkup",
+            Purpose::Edit { .. } if kind == ContentKind::Text => "editMessageText",
+            Purpose::Edit { .. } => "editMessageCaption",
+        };
+        let personal = match purpose {
+            Purpose::Edit { markup_only: true } => false,
+            _ => greeting::is_personal(&content.text),
         };
         Ok(Template {
             method,
-            rest_of_body: rest_of_body(content, options),
-            personal: greeting::is_personal(&content.text).then(|| (content.clone(), *options)),
+            rest_of_body: rest_of_body(content, &purpose),
+            personal: personal.then(|| (content.clone(), purpose)),
         })
     }
 
     /// The call that delivers the content to `chat_id`, greeting `names`
     /// (the recipient's; unknown ones take the placeholders' fallbacks).
     pub fn call(&self, chat_id: i64, names: Option<&Names>) -> Call {
+        self.stamp(format!("{{\"chat_id\":{chat_id},"), names)
+    }
+
+    /// The call that edits message `message_id` of `chat_id` (a template
+    /// made by [`Template::edit`]).
+    pub fn edit_call(&self, chat_id: i64, message_id: i64, names: Option<&Names>) -> Call {
+        self.stamp(
+            format!("{{\"chat_id\":{chat_id},\"message_id\":{message_id},"),
+            names,
+        )
+    }
+
+    fn stamp(&self, mut head: String, names: Option<&Names>) -> Call {
         let filled;
-        let rest_of_body = match &self.personal {
+        let rest = match &self.personal {
             None => &self.rest_of_body,
-            Some((content, options)) => {
+            Some((content, purpose)) => {
                 let (text, entities) = greeting::fill(
                     &content.text,
                     &content.entities,
@@ -84,35 +149,43 @@ impl Template {
                     entities,
                     ..content.clone()
                 };
-                filled = rest_of_body(&content, options);
+                filled = rest_of_body(&content, purpose);
                 &filled
             }
         };
+        // Nothing after the ids (buttons removed): no comma before `}`.
+        if rest == "}" {
+            head.pop();
+        }
+        head.push_str(rest);
         Call {
             method: self.method,
-            body: format!("{{\"chat_id\":{chat_id},{rest_of_body}").into(),
+            body: head.into(),
         }
     }
 }
 
 /// The JSON body of a call for `content` (of a kind in [`KINDS`]), without
 /// its chat id and opening brace.
-fn rest_of_body(content: &Content, options: &CampaignOptions) -> String {
+fn rest_of_body(content: &Content, purpose: &Purpose) -> String {
     let media_field = KINDS
         .iter()
         .find(|(kind, _, _)| *kind == content.kind())
         .and_then(|(_, _, field)| *field);
     let mut body = Map::new();
     let entities: Vec<Value> = content.entities.iter().map(entity).collect();
-    match media_field {
-        None => {
+    match (media_field, purpose) {
+        (_, Purpose::Edit { markup_only: true }) => {}
+        (None, _) => {
             body.insert("text".into(), content.text.clone().into());
             if !entities.is_empty() {
                 body.insert("entities".into(), entities.into());
             }
         }
-        Some(field) => {
-            body.insert(field.into(), content.file_id.clone().into());
+        (Some(field), _) => {
+            if let Purpose::Send(_) = purpose {
+                body.insert(field.into(), content.file_id.clone().into());
+            }
             if !content.text.is_empty() {
                 body.insert("caption".into(), content.text.clone().into());
             }
@@ -137,16 +210,18 @@ fn rest_of_body(content: &Content, options: &CampaignOptions) -> String {
             .collect();
         body.insert("reply_markup".into(), json!({ "inline_keyboard": rows }));
     }
-    for (flag, set) in [
-        ("disable_notification", options.disable_notification),
-        ("protect_content", options.protect_content),
-        ("allow_paid_broadcast", options.paid_broadcast),
-    ] {
-        if set {
-            body.insert(flag.into(), true.into());
+    if let Purpose::Send(options) = purpose {
+        for (flag, set) in [
+            ("disable_notification", options.disable_notification),
+            ("protect_content", options.protect_content),
+            ("allow_paid_broadcast", options.paid_broadcast),
+        ] {
+            if set {
+                body.insert(flag.into(), true.into());
+            }
         }
     }
-    // Never empty: text or a file_id is always there.
+    // Without its opening brace: the ids are written in front.
     let body = Value::Object(body).to_string();
     body[1..].to_owned()
 }
@@ -353,5 +428,80 @@ mod tests {
         };
         assert_eq!(template.call(1, Some(&names)), template.call(1, None));
         assert_eq!(body(&template.call(1, None))["text"], "Hello {world}");
+    }
+
+    fn keyboard() -> InlineKeyboard {
+        InlineKeyboard {
+            rows: vec![ButtonRow {
+                buttons: vec![Button {
+                    text: "Open".into(),
+                    action: Some(button::Action::Url("https://example.com".into())),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn an_edit_names_the_message_and_carries_no_file_or_send_options() {
+        let text = Content {
+            kind: ContentKind::Text.into(),
+            text: "Sale tomorrow".into(),
+            entities: vec![bold(0, 4)],
+            keyboard: Some(keyboard()),
+            ..Default::default()
+        };
+        let call = Template::edit(&text, false).unwrap().edit_call(3, 77, None);
+        assert_eq!(call.method, "editMessageText");
+        let sent = body(&call);
+        assert_eq!(
+            (sent["chat_id"].clone(), sent["message_id"].clone()),
+            (json!(3), json!(77))
+        );
+        assert_eq!(sent["text"], "Sale tomorrow");
+        assert_eq!(sent["entities"][0]["type"], "bold");
+        assert_eq!(
+            sent["reply_markup"]["inline_keyboard"][0][0]["text"],
+            "Open"
+        );
+
+        let photo = Content {
+            kind: ContentKind::Photo.into(),
+            text: "New caption".into(),
+            file_id: "file-1".into(),
+            ..Default::default()
+        };
+        let call = Template::edit(&photo, false)
+            .unwrap()
+            .edit_call(3, 78, None);
+        assert_eq!(call.method, "editMessageCaption");
+        let sent = body(&call);
+        assert_eq!(sent["caption"], "New caption");
+        assert!(sent.get("photo").is_none() && sent.get("protect_content").is_none());
+        assert!(
+            sent.get("reply_markup").is_none(),
+            "no buttons: the edit removes them"
+        );
+    }
+
+    #[test]
+    fn a_buttons_only_edit_sends_only_the_markup_even_when_it_is_empty() {
+        let mut text = Content {
+            kind: ContentKind::Text.into(),
+            text: "Hi {first_name}".into(),
+            keyboard: Some(keyboard()),
+            ..Default::default()
+        };
+        let call = Template::edit(&text, true).unwrap().edit_call(1, 2, None);
+        assert_eq!(call.method, "editMessageReplyMarkup");
+        let sent = body(&call);
+        assert!(sent.get("text").is_none());
+        assert_eq!(
+            sent["reply_markup"]["inline_keyboard"][0][0]["text"],
+            "Open"
+        );
+        text.keyboard = None;
+        let call = Template::edit(&text, true).unwrap().edit_call(1, 2, None);
+        assert_eq!(body(&call), json!({"chat_id": 1, "message_id": 2}));
+        assert_eq!(body(&delete(5, 6)), json!({"chat_id": 5, "message_id": 6}));
     }
 }

@@ -177,6 +177,7 @@ pub async fn publish_outcome(
         chat_id: user_id,
         occurred_at_ms,
         attempts: 1,
+        amend: None,
         result: Some(result),
     };
     js.send_publish(

@@ -185,7 +185,7 @@ impl<'a> Batch<'a> {
             ))),
         };
         let applied = match recorded {
-            Ok(Recorded::Finished(campaign)) => {
+            Ok(Recorded::Finished(campaign) | Recorded::Amended(campaign)) => {
                 self.changed.insert(campaign);
                 Applied::Changed(Some(campaign))
             }

@@ -1,6 +1,6 @@
 //! Applying messages to the Postgres read model: one dispatch on the
 //! event's payload (`apply`), with a module per family of events
-//! (`campaigns`, `users`, `admins`), `outcomes` for the delivery outcomes
+//! (`campaigns`, `amendments`, `users`, `admins`), `outcomes` for the delivery outcomes
 //! stream, and [`Batch`], the transaction they are applied in.
 //!
 //! Every handler decides whether its message can be applied at all (a
@@ -9,6 +9,7 @@
 //! batch's transaction but its row in `parked_messages`.
 
 mod admins;
+mod amendments;
 mod batch;
 mod campaigns;
 mod outcomes;
@@ -73,6 +74,8 @@ pub(crate) async fn apply(
         Payload::CampaignResumed(e) => campaigns::resumed(event, e).await.map(Some),
         Payload::CampaignCancelled(e) => campaigns::cancelled(event, e).await.map(Some),
         Payload::CampaignCompleted(e) => campaigns::completed(event, e).await.map(Some),
+        Payload::CampaignEdited(e) => amendments::edited(event, e).await.map(Some),
+        Payload::CampaignRecalled(e) => amendments::recalled(event, e).await.map(Some),
         Payload::UserRegistered(e) => users.register(event, e).await.map(|()| None),
         Payload::UserLanguageChanged(e) => users::language_changed(event, e).await.map(|()| None),
         Payload::UserBlocked(e) => users::blocked(event, e).await.map(|()| None),

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use courier_core::proto::v1::{DeliveryOutcome, delivery_outcome};
+use courier_core::proto::v1::{Amend, AmendKind, DeliveryOutcome, delivery_outcome};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
@@ -23,11 +23,22 @@ const READ_RECIPIENTS: &str = "SELECT d.campaign_id, d.user_id, d.status
 /// Finishes the batch's recipients, one statement for all.
 const FINISH_DELIVERIES: &str = "UPDATE deliveries d
      SET status = o.status, message_id = o.message_id, reason = o.reason,
-         attempts = o.attempts, finished_at = o.finished_at
+         attempts = o.attempts, finished_at = o.finished_at, revision = o.revision
      FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::int[],
-                 $7::timestamptz[])
-         AS o(campaign_id, user_id, status, message_id, reason, attempts, finished_at)
+                 $7::timestamptz[], $8::int[])
+         AS o(campaign_id, user_id, status, message_id, reason, attempts, finished_at, revision)
      WHERE d.campaign_id = o.campaign_id AND d.user_id = o.user_id";
+
+/// Records the batch's amendments (edits, deletions); the first outcome of
+/// each stands. One of a campaign the read model lacks is dropped, as a
+/// campaign's own outcomes never reach here without it.
+const RECORD_AMENDMENTS: &str = "INSERT INTO amendments
+         (campaign_id, user_id, kind, revision, result, reason, finished_at)
+     SELECT o.* FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::int[], $5::text[],
+                            $6::text[], $7::timestamptz[])
+         AS o(campaign_id, user_id, kind, revision, result, reason, finished_at)
+     WHERE EXISTS (SELECT 1 FROM campaigns c WHERE c.campaign_id = o.campaign_id)
+     ON CONFLICT DO NOTHING";
 
 /// What one outcome did.
 pub(super) enum Recorded {
@@ -35,6 +46,8 @@ pub(super) enum Recorded {
     Finished(Uuid),
     /// The recipient was finished before: the first outcome stands.
     AlreadyFinished,
+    /// An edit or deletion of the recipient's message is recorded.
+    Amended(Uuid),
     /// No campaign start put this recipient in the read model (yet).
     UnknownRecipient,
 }
@@ -53,6 +66,18 @@ pub(super) struct Outcomes {
     /// When each recipient finished in this batch got its outcome, by
     /// campaign (the delivery SLI's input).
     resolved: HashMap<Uuid, Vec<DateTime<Utc>>>,
+    /// The batch's amendments, to record at commit.
+    amended: Vec<AmendRow>,
+}
+
+/// An amendment's outcome, as `amendments` keeps it.
+struct AmendRow {
+    recipient: Recipient,
+    kind: &'static str,
+    revision: i32,
+    result: &'static str,
+    reason: Option<String>,
+    at: DateTime<Utc>,
 }
 
 /// A row to finish.
@@ -63,6 +88,8 @@ struct Finish {
     reason: Option<String>,
     attempts: i32,
     at: DateTime<Utc>,
+    /// The content's revision a delivered recipient got.
+    revision: i32,
 }
 
 /// How a campaign's counters move in a batch.
@@ -78,14 +105,57 @@ struct Counters {
     refusal: Option<String>,
 }
 
-/// The recipient an outcome is for, if its payload reads as one.
+/// The recipient a send's outcome is for, if its payload reads as one
+/// (an amendment's finishes no recipient).
 pub(super) fn recipient_of(payload: &[u8]) -> Option<Recipient> {
     use prost::Message as _;
     let outcome = DeliveryOutcome::decode(payload).ok()?;
+    if outcome.amend.is_some() {
+        return None;
+    }
     Some((Uuid::parse_str(&outcome.campaign_id).ok()?, outcome.user_id))
 }
 
 impl Outcomes {
+    /// Keeps an amendment's outcome for commit: it finishes no recipient
+    /// and moves no counter.
+    fn amended(
+        &mut self,
+        outcome: &DeliveryOutcome,
+        amend: &Amend,
+    ) -> Result<Recorded, ApplyError> {
+        let (result, reason) = match &outcome.result {
+            Some(delivery_outcome::Result::Delivered(_)) => ("done", None),
+            Some(delivery_outcome::Result::Unchanged(u)) => ("unchanged", Some(u.reason.clone())),
+            Some(delivery_outcome::Result::NotAlive(n)) => ("not_alive", Some(n.reason.clone())),
+            Some(delivery_outcome::Result::Failed(f)) => ("failed", Some(f.reason.clone())),
+            None => {
+                return Err(ApplyError::Poison(
+                    "outcome has a result this version does not know".into(),
+                ));
+            }
+        };
+        let (kind, revision) = match amend.kind() {
+            AmendKind::Edit => ("edit", amend.revision as i32),
+            AmendKind::Delete => ("delete", 0),
+            AmendKind::Unspecified => {
+                return Err(ApplyError::Poison(
+                    "an amendment's outcome of a kind this version does not know".into(),
+                ));
+            }
+        };
+        let campaign = campaign_uuid(&outcome.campaign_id)?;
+        self.amended.push(AmendRow {
+            recipient: (campaign, outcome.user_id),
+            kind,
+            revision,
+            result,
+            reason,
+            at: timestamp(outcome.occurred_at_ms),
+        });
+        Ok(Recorded::Amended(campaign))
+    }
+
     /// Reads (and locks) the rows of `recipients` in one query, so the
     /// outcomes for them need none.
     pub(super) async fn preload(
@@ -115,12 +185,20 @@ impl Outcomes {
         tx: &Transaction<'_>,
         outcome: DeliveryOutcome,
     ) -> Result<Recorded, ApplyError> {
+        if let Some(amend) = &outcome.amend {
+            return self.amended(&outcome, amend);
+        }
         let (status, message_id, reason) = match &outcome.result {
             Some(delivery_outcome::Result::Delivered(d)) => ("delivered", Some(d.message_id), None),
             Some(delivery_outcome::Result::NotAlive(n)) => {
                 ("not_alive", None, Some(n.reason.clone()))
             }
             Some(delivery_outcome::Result::Failed(f)) => ("failed", None, Some(f.reason.clone())),
+            Some(delivery_outcome::Result::Unchanged(_)) => {
+                return Err(ApplyError::Poison(
+                    "a send's outcome says unchanged, which only an edit can be".into(),
+                ));
+            }
             None => {
                 return Err(ApplyError::Poison(
                     "outcome has a result this version does not know".into(),
@@ -163,6 +241,10 @@ impl Outcomes {
             reason,
             attempts: outcome.attempts as i32,
             at,
+            revision: match &outcome.result {
+                Some(delivery_outcome::Result::Delivered(d)) => d.revision as i32,
+                _ => 0,
+            },
         });
         Ok(Recorded::Finished(campaign))
     }
@@ -185,6 +267,7 @@ impl Outcomes {
                 self.finished.iter().map(|f| f.reason.as_deref()).collect();
             let attempts: Vec<i32> = self.finished.iter().map(|f| f.attempts).collect();
             let at: Vec<DateTime<Utc>> = self.finished.iter().map(|f| f.at).collect();
+            let revisions: Vec<i32> = self.finished.iter().map(|f| f.revision).collect();
             tx.execute(
                 FINISH_DELIVERIES,
                 &[
@@ -195,11 +278,35 @@ impl Outcomes {
                     &reasons,
                     &attempts,
                     &at,
+                    &revisions,
                 ],
             )
             .await?;
         }
+        self.write_amendments(tx).await?;
         self.write_counters(tx).await
+    }
+
+    async fn write_amendments(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+        if self.amended.is_empty() {
+            return Ok(());
+        }
+        let rows = &self.amended;
+        let campaigns: Vec<Uuid> = rows.iter().map(|r| r.recipient.0).collect();
+        let users: Vec<i64> = rows.iter().map(|r| r.recipient.1).collect();
+        let kinds: Vec<&str> = rows.iter().map(|r| r.kind).collect();
+        let revisions: Vec<i32> = rows.iter().map(|r| r.revision).collect();
+        let results: Vec<&str> = rows.iter().map(|r| r.result).collect();
+        let reasons: Vec<Option<&str>> = rows.iter().map(|r| r.reason.as_deref()).collect();
+        let at: Vec<DateTime<Utc>> = rows.iter().map(|r| r.at).collect();
+        tx.execute(
+            RECORD_AMENDMENTS,
+            &[
+                &campaigns, &users, &kinds, &revisions, &results, &reasons, &at,
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Adds the batch's counts to the campaigns' counters.
