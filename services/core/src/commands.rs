@@ -385,30 +385,37 @@ impl CampaignCommands {
         .await
     }
 
-    /// Every event of the campaign, oldest first: who did what, and when.
+    /// Every event of the campaign, its amendments' too, oldest first: who
+    /// did what, and when.
     pub async fn history(&self, campaign: Uuid) -> Result<Vec<Event>, CommandError> {
-        let subject = self.topology.campaign_subject(&campaign.to_string());
+        let id = campaign.to_string();
         let mut events = Vec::new();
-        let mut from = None;
-        loop {
-            match self
-                .events
-                .direct_get_next_for_subject(subject.as_str(), from)
-                .await
-            {
-                Ok(message) => {
-                    let event = Event::decode(message.payload.as_ref())
-                        .map_err(|_| CommandError::Unreadable(campaign))?;
-                    events.push(event);
-                    from = Some(message.sequence + 1);
+        for subject in [
+            self.topology.campaign_subject(&id),
+            self.topology.amend_subject(&id),
+        ] {
+            let mut from = None;
+            loop {
+                match self
+                    .events
+                    .direct_get_next_for_subject(subject.as_str(), from)
+                    .await
+                {
+                    Ok(message) => {
+                        let event = Event::decode(message.payload.as_ref())
+                            .map_err(|_| CommandError::Unreadable(campaign))?;
+                        events.push((message.sequence, event));
+                        from = Some(message.sequence + 1);
+                    }
+                    Err(error) if error.kind() == DirectGetErrorKind::NotFound => break,
+                    Err(error) => return Err(CommandError::Read(error.into())),
                 }
-                Err(error) if error.kind() == DirectGetErrorKind::NotFound => break,
-                Err(error) => return Err(CommandError::Read(error.into())),
             }
         }
+        events.sort_by_key(|(seq, _)| *seq);
         match events.is_empty() {
             true => Err(CommandError::NotFound(campaign)),
-            false => Ok(events),
+            false => Ok(events.into_iter().map(|(_, event)| event).collect()),
         }
     }
 

@@ -7,6 +7,8 @@
 //! here exactly once.
 
 pub mod amend;
+#[cfg(feature = "postgres")]
+pub mod amend_tally;
 pub mod audience;
 pub mod backlog;
 pub mod campaign;

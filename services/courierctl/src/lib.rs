@@ -3,6 +3,7 @@
 pub mod operations;
 pub mod users;
 
+use courier_core::amend::Revision;
 use courier_core::proto::v1::{Audience, AudienceFilter, Content, ContentKind, Event, Variant};
 use courier_core::{audience, greeting};
 
@@ -35,6 +36,48 @@ pub fn variant(arg: &str) -> Result<Variant, String> {
 pub const MAX_TEXT_LEN: usize = 4096;
 
 /// A plain text message, checked against Telegram's limits.
+/// The content of `current` with its text (or caption) replaced by
+/// `text`, and each given variant's likewise, for an edit: formatting goes
+/// (the text is plain), buttons and files stay.
+pub fn corrected(
+    current: &Revision,
+    text: Option<&str>,
+    variants: Vec<Variant>,
+) -> Result<(Content, Vec<Variant>), String> {
+    if text.is_none() && variants.is_empty() {
+        return Err("give the corrected --text, or a --variant".into());
+    }
+    let replaced = |was: &Content, text: &str| -> Result<Content, String> {
+        let checked = text_content(text)?;
+        Ok(Content {
+            text: checked.text,
+            entities: Vec::new(),
+            ..was.clone()
+        })
+    };
+    let content = match text {
+        Some(text) => replaced(&current.content, text)?,
+        None => current.content.clone(),
+    };
+    let variants = variants
+        .into_iter()
+        .map(|variant| {
+            let was = current
+                .variants
+                .iter()
+                .find(|v| v.language == variant.language)
+                .and_then(|v| v.content.as_ref())
+                .ok_or_else(|| format!("the campaign has no {} version", variant.language))?;
+            let text = variant.content.map(|c| c.text).unwrap_or_default();
+            Ok(Variant {
+                language: variant.language,
+                content: Some(replaced(was, &text)?),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok((content, variants))
+}
+
 pub fn text_content(text: &str) -> Result<Content, String> {
     let length = text.encode_utf16().count();
     if text.trim().is_empty() {
@@ -129,6 +172,19 @@ pub fn history_line(event: &Event) -> String {
         Some(Payload::CampaignCompleted(_)) => {
             ("completed", "every recipient has an outcome".to_owned())
         }
+        Some(Payload::CampaignEdited(e)) => (
+            "edited",
+            format!(
+                "by {}, to version {}{}",
+                by(e.edited_by),
+                e.revision + 1,
+                if e.markup_only { " (buttons only)" } else { "" }
+            ),
+        ),
+        Some(Payload::CampaignRecalled(e)) => (
+            "recalled",
+            format!("by {}: delivered messages deleted", by(e.recalled_by)),
+        ),
         _ => ("(not a campaign event)", String::new()),
     };
     format!("{at}  {what:<17} {detail}")

@@ -129,6 +129,23 @@ enum CampaignCommand {
         #[arg(long, value_name = "FILE")]
         png: Option<std::path::PathBuf>,
     },
+    /// Correct a campaign that started: recipients not sent yet get the new
+    /// text, and every message delivered is edited to it (at the token's
+    /// free rate). The text replaces the message's text or caption; its
+    /// buttons and file stay.
+    Edit {
+        campaign: Uuid,
+        /// The corrected text (plain), for the default version.
+        #[arg(long)]
+        text: Option<String>,
+        /// A language's version corrected, as LANGUAGE=TEXT; repeat for each.
+        #[arg(long = "variant", value_parser = courierctl::variant)]
+        variants: Vec<Variant>,
+    },
+    /// Delete every delivered message of the campaign (cancelling it first
+    /// if it still sends). Telegram lets a bot delete its messages only
+    /// within 48 hours of sending; older ones stay, and are counted.
+    Recall { campaign: Uuid },
     /// Stop sending a campaign until it is resumed.
     Pause {
         campaign: Uuid,
@@ -257,6 +274,27 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Campaign(CampaignCommand::Report { campaign, csv, png }) => {
             operations::report(&pool().await?, campaign, csv, png.as_deref()).await?;
+        }
+        Command::Campaign(CampaignCommand::Edit {
+            campaign,
+            text,
+            variants,
+        }) => {
+            let (current, _) = commands.revision(campaign).await?;
+            let (content, variants) = courierctl::corrected(&current, text.as_deref(), variants)
+                .map_err(anyhow::Error::msg)?;
+            let revision = commands.edit(campaign, 0, content, variants).await?;
+            println!(
+                "{campaign} is at version {}: its delivered messages are being edited",
+                revision + 1
+            );
+        }
+        Command::Campaign(CampaignCommand::Recall { campaign }) => {
+            commands.recall(campaign, 0).await?;
+            println!(
+                "{campaign} is recalled: its delivered messages are being deleted \
+                 (those sent within 48 hours; Telegram keeps older ones)"
+            );
         }
         Command::Campaign(CampaignCommand::Pause { campaign, reason }) => {
             let status = commands

@@ -154,6 +154,12 @@ pub async fn show_campaign(pool: &Pool, campaign: Uuid) -> anyhow::Result<String
         .await?;
     let mut out = row.get::<_, String>(0);
     out.push('\n');
+    for line in courier_core::amend_tally::Tally::read(&client, campaign)
+        .await?
+        .lines()
+    {
+        writeln!(out, "{line}")?;
+    }
     for version in versions {
         let (name, delivered, recipients): (String, i64, i64) =
             (version.get(0), version.get(1), version.get(2));

@@ -13,6 +13,7 @@
     reason = "helpers of a test crate are test code; allow-unwrap-in-tests sees only #[test] fns"
 )]
 
+mod amend;
 mod audience;
 mod campaign;
 mod chaos;
