@@ -287,6 +287,73 @@ async fn messages_can_be_edited_copied_and_deleted() {
 }
 
 #[tokio::test]
+async fn a_caption_is_edited_and_a_message_is_deleted_only_within_48_hours() {
+    let sandbox = start(|_| {}).await;
+    let client = Client::new(&sandbox);
+    client
+        .call(
+            "sendPhoto",
+            json!({"chat_id": 5, "photo": "photo-id", "caption": "old"}),
+        )
+        .await
+        .result();
+    client
+        .call("sendMessage", json!({"chat_id": 5, "text": "words"}))
+        .await
+        .result();
+    let caption = client
+        .call(
+            "editMessageCaption",
+            json!({"chat_id": 5, "message_id": 1, "caption": "new",
+                   "caption_entities": [{"type": "bold", "offset": 0, "length": 3}]}),
+        )
+        .await;
+    let edited = caption.result();
+    assert_eq!(
+        (&edited["caption"], &edited["caption_entities"][0]["type"]),
+        (&json!("new"), &json!("bold"))
+    );
+    assert_eq!(edited["photo"][1]["file_id"], "photo-id", "the photo stays");
+    let no_caption = client
+        .call(
+            "editMessageCaption",
+            json!({"chat_id": 5, "message_id": 2, "caption": "x"}),
+        )
+        .await;
+    assert_eq!(
+        no_caption.error().1,
+        "Bad Request: there is no caption in the message to edit"
+    );
+    let missing = client
+        .call(
+            "editMessageText",
+            json!({"chat_id": 5, "message_id": 9, "text": "x"}),
+        )
+        .await;
+    assert_eq!(missing.error().1, "Bad Request: message to edit not found");
+
+    sandbox.age_messages(std::time::Duration::from_secs(49 * 3600));
+    let too_old = client
+        .call("deleteMessage", json!({"chat_id": 5, "message_id": 1}))
+        .await;
+    assert_eq!(
+        too_old.error(),
+        (400, "Bad Request: message can't be deleted for everyone")
+    );
+    // Editing has no such limit for a bot's own messages.
+    client
+        .call(
+            "editMessageText",
+            json!({"chat_id": 5, "message_id": 2, "text": "later"}),
+        )
+        .await
+        .result();
+    assert_eq!(sandbox.messages_to(5).len(), 2);
+    let actions: Vec<_> = sandbox.amendments().iter().map(|a| a.action).collect();
+    assert_eq!(actions, ["edit", "edit"]);
+}
+
+#[tokio::test]
 async fn scheduled_server_errors_come_then_stop() {
     let sandbox = start(|_| {}).await;
     let client = Client::new(&sandbox);

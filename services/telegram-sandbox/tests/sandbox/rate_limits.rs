@@ -140,3 +140,39 @@ async fn limits_can_be_turned_off() {
     }
     assert_eq!(sandbox.stats().accepted_sends, 50);
 }
+
+#[tokio::test]
+async fn edits_and_deletions_count_against_the_tokens_limit_but_not_the_chats() {
+    let sandbox = start(|c| {
+        c.rate_limit = 4;
+        c.chat_rate_limit = 1;
+    })
+    .await;
+    let client = Client::new(&sandbox);
+    for chat_id in 1..=2 {
+        assert_eq!(send(&client, chat_id, false).await.status, 200);
+    }
+    // Within the same second: two amendments of chat 1's message fit the
+    // token's 4 (a chat's one message a second is about new messages).
+    let edit = client
+        .call(
+            "editMessageText",
+            json!({"chat_id": 1, "message_id": 1, "text": "edited"}),
+        )
+        .await;
+    assert_eq!(edit.result()["text"], "edited");
+    let delete = client
+        .call("deleteMessage", json!({"chat_id": 2, "message_id": 1}))
+        .await;
+    assert_eq!(delete.result(), &json!(true));
+    // The fifth call of the second is one too many, whatever it is.
+    let edit = client
+        .call(
+            "editMessageText",
+            json!({"chat_id": 1, "message_id": 1, "text": "again"}),
+        )
+        .await;
+    assert_429(&edit);
+    let actions: Vec<_> = sandbox.amendments().iter().map(|a| a.action).collect();
+    assert_eq!(actions, ["edit", "delete"]);
+}
