@@ -41,6 +41,19 @@ pub enum Action {
     Show(Uuid),
     /// Under a completed campaign's picture: one CSV row per recipient.
     Csv(Uuid),
+    /// Confirming (or not) an edit or recall asked for on a card.
+    Amend(Uuid, Amend),
+}
+
+/// The answer to "edit (or delete) the messages delivered?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amend {
+    /// Edit them to the corrected message shown.
+    Edit,
+    /// Delete them.
+    Recall,
+    /// Leave them as they are.
+    Keep,
 }
 
 /// One press in the audience builder ([`crate::segment`]).
@@ -72,6 +85,10 @@ pub enum Control {
     Move,
     /// A campaign awaiting approval: let it begin (another admin only).
     Approve,
+    /// Correct the message: asks for it, then to confirm.
+    Edit,
+    /// Delete every delivered message: asks to confirm.
+    Recall,
 }
 
 /// A start time offered as a button.
@@ -144,6 +161,7 @@ impl Action {
             Action::Control(id, control) => format!("cc:{}:{id}", control.code()),
             Action::Show(id) => format!("cc:show:{id}"),
             Action::Csv(id) => format!("cc:csv:{id}"),
+            Action::Amend(id, amend) => format!("am:{}:{id}", amend.code()),
         }
     }
 
@@ -171,6 +189,7 @@ impl Action {
             ["bc", "abort"] => Action::Abort,
             ["cc", "show", id] => Action::Show(id.parse().ok()?),
             ["cc", "csv", id] => Action::Csv(id.parse().ok()?),
+            ["am", code, id] => Action::Amend(id.parse().ok()?, Amend::from_code(code)?),
             ["cc", code, id] => Action::Control(id.parse().ok()?, Control::from_code(code)?),
             _ => return None,
         })
@@ -216,12 +235,14 @@ impl Toggle {
 }
 
 impl Control {
-    const ALL: [Control; 5] = [
+    const ALL: [Control; 7] = [
         Control::Pause,
         Control::Resume,
         Control::Cancel,
         Control::Move,
         Control::Approve,
+        Control::Edit,
+        Control::Recall,
     ];
 
     fn code(self) -> &'static str {
@@ -231,11 +252,29 @@ impl Control {
             Control::Cancel => "cancel",
             Control::Move => "move",
             Control::Approve => "approve",
+            Control::Edit => "edit",
+            Control::Recall => "recall",
         }
     }
 
     fn from_code(code: &str) -> Option<Control> {
         Control::ALL.into_iter().find(|c| c.code() == code)
+    }
+}
+
+impl Amend {
+    const ALL: [Amend; 3] = [Amend::Edit, Amend::Recall, Amend::Keep];
+
+    fn code(self) -> &'static str {
+        match self {
+            Amend::Edit => "edit",
+            Amend::Recall => "recall",
+            Amend::Keep => "keep",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Amend> {
+        Amend::ALL.into_iter().find(|a| a.code() == code)
     }
 }
 
@@ -274,6 +313,7 @@ mod tests {
         );
         actions.extend(Toggle::ALL.map(Action::Toggle));
         actions.extend(Control::ALL.map(|c| Action::Control(id, c)));
+        actions.extend(Amend::ALL.map(|a| Action::Amend(id, a)));
         for action in actions {
             let data = action.data();
             assert!(data.len() <= 64, "{data}");

@@ -243,7 +243,7 @@ pub async fn content(
 
 /// The content of `message`, or `None` once the admin is told why it
 /// cannot be broadcast.
-async fn capture(bot: &Bot, message: &Message) -> HandlerResult<Option<Content>> {
+pub(crate) async fn capture(bot: &Bot, message: &Message) -> HandlerResult<Option<Content>> {
     match content::capture(message) {
         Ok(captured) => Ok(Some(captured)),
         Err(refusal) => {
@@ -696,6 +696,31 @@ pub async fn outdated_press(bot: Bot, query: CallbackQuery) -> HandlerResult {
 /// The names of whoever sent `message` (an admin, in the dialog).
 fn admin(message: &Message) -> Names {
     message.from.as_ref().map(users::names).unwrap_or_default()
+}
+
+/// The dialog of the chat a card's button was pressed in, for a step that
+/// asks something (a new time, a corrected message); `None` once the
+/// admin is told to finish the broadcast they are composing first.
+pub(crate) async fn idle_dialogue(
+    bot: &Bot,
+    query: &CallbackQuery,
+    dialogues: Arc<Dialogues>,
+) -> HandlerResult<Option<Dialogue>> {
+    let Some(chat) = query.regular_message().map(|m| m.chat.id) else {
+        return Ok(None);
+    };
+    let dialogue = Dialogue::new(dialogues, chat);
+    if dialogue
+        .get()
+        .await?
+        .is_some_and(|state| state != State::Idle)
+    {
+        bot.answer_callback_query(query.id.clone())
+            .text("Finish the broadcast you are composing (or /cancel it) first.")
+            .await?;
+        return Ok(None);
+    }
+    Ok(Some(dialogue))
 }
 
 /// Replaces the text of the message whose button was pressed, dropping its

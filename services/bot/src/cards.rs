@@ -63,16 +63,17 @@ impl Cards {
         let (text, keyboard, done, finished) = match &snapshot {
             Some(snapshot) => (
                 progress::card(snapshot, None, zone),
-                progress::card_keyboard(campaign, snapshot.status),
+                progress::card_keyboard(snapshot),
                 snapshot.done(),
                 // A campaign that ended before its card was asked for has
-                // nothing left to follow or report.
-                snapshot.status.is_final(),
+                // nothing left to follow or report, but an amendment's
+                // progress.
+                snapshot.status.is_final() && !snapshot.amending,
             ),
             // Just started: the projector has not applied it yet.
             None => (
                 format!("⏳ Campaign {campaign}\nStarting…"),
-                progress::card_keyboard(campaign, CampaignStatus::Sending),
+                progress::card_keyboard(&Snapshot::starting(campaign)),
                 0,
                 false,
             ),
@@ -128,7 +129,8 @@ impl Cards {
                 },
                 now: row.get(7),
             };
-            let snapshot = storage::snapshot(&row, 8)?;
+            let mut snapshot = storage::snapshot(&row, 8)?;
+            storage::read_amendments(&*tx, &mut snapshot).await?;
             let update = self.refresh_card(&card, &snapshot).await;
             tx.execute(
                 "UPDATE bot_cards SET shown = $3, sampled_done = $4, sampled_at = $5, rate = $6,
@@ -169,7 +171,7 @@ impl Cards {
             let edited = self
                 .bot
                 .edit_message_text(card.chat, card.message, &text)
-                .reply_markup(progress::card_keyboard(snapshot.id, snapshot.status))
+                .reply_markup(progress::card_keyboard(snapshot))
                 .await;
             match edited {
                 Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => {
@@ -206,7 +208,8 @@ impl Cards {
             // Resumed: a later pause by courier is worth reporting again.
             None => update.reported = None,
         }
-        update.finished = snapshot.status.is_final() && update.reported.is_some();
+        update.finished =
+            snapshot.status.is_final() && update.reported.is_some() && !snapshot.amending;
         update
     }
 

@@ -17,6 +17,7 @@ use teloxide::types::{CallbackQuery, InlineKeyboardMarkup, Message};
 use uuid::Uuid;
 
 use crate::actions::{Action, Control};
+use crate::amend;
 use crate::cards::Cards;
 use crate::dialogue::Dialogues;
 use crate::handlers::HandlerResult;
@@ -80,7 +81,8 @@ pub async fn show(bot: Bot, query: CallbackQuery, campaign: Uuid, cards: Cards) 
     Ok(())
 }
 
-/// Pause, Resume, Cancel, Move or Approve on a card.
+/// A button on a card: Pause, Resume, Cancel, Move, Approve, Edit or
+/// Delete everywhere.
 #[tracing::instrument(skip_all, fields(admin = query.from.id.0 as i64, %campaign, ?control))]
 pub async fn pressed(
     bot: Bot,
@@ -106,6 +108,10 @@ pub async fn pressed(
             let outcome = commands.approve(campaign, by).await;
             return settled(bot, query, campaign, outcome, store, cards).await;
         }
+        Control::Edit => {
+            return amend::ask_for_correction(bot, &query, campaign, dialogues).await;
+        }
+        Control::Recall => return amend::ask_to_recall(bot, &query, campaign, store).await,
     };
     let outcome = commands.change(campaign, change, by).await;
     settled(bot, query, campaign, outcome, store, cards).await
@@ -146,7 +152,7 @@ async fn settled(
 }
 
 /// What the admin is told, and whether as an alert they must dismiss.
-fn answer(outcome: &Result<CampaignStatus, CommandError>) -> (String, bool) {
+pub(crate) fn answer(outcome: &Result<CampaignStatus, CommandError>) -> (String, bool) {
     match outcome {
         Ok(status) => (format!("Done: the campaign is {status}."), false),
         Err(CommandError::Conflict(now)) => (
@@ -179,26 +185,15 @@ fn answer(outcome: &Result<CampaignStatus, CommandError>) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
     use courier_core::campaign::{Transition, TransitionError};
 
     fn snapshot(id: u128) -> Snapshot {
         Snapshot {
-            id: Uuid::from_u128(id),
-            status: CampaignStatus::Sending,
-            reason: None,
             audience: "all".into(),
             content_kind: "text".into(),
             recipients: Some(10),
             delivered: 4,
-            not_alive: 0,
-            failed: 0,
-            cancelled: 0,
-            created_at: Utc::now(),
-            started_at: None,
-            finished_at: None,
-            scheduled_at: None,
-            versions: Vec::new(),
+            ..Snapshot::starting(Uuid::from_u128(id))
         }
     }
 

@@ -46,6 +46,16 @@ pub enum State {
     AwaitingTimeZone { timing: Timing },
     /// Waiting for a start time (typed, or a preset pressed).
     AwaitingStart { timing: Timing },
+    /// ✏️ Edit on a card: waiting for the corrected message.
+    AwaitingCorrection { campaign: Uuid },
+    /// The corrected message is previewed; `prompt` is the id of the
+    /// message asking to confirm.
+    ConfirmingCorrection {
+        campaign: Uuid,
+        #[serde(with = "protobuf")]
+        content: Content,
+        prompt: i32,
+    },
 }
 
 /// What a start time is being chosen for.

@@ -17,12 +17,14 @@ use teloxide::types::{CallbackQuery, ChatId, ChatMemberUpdated, Message, Update,
 use teloxide::utils::command::BotCommands;
 use teloxide::{Bot, RequestError};
 
-use crate::actions::Action;
+use crate::actions::{Action, Amend};
 use crate::cards::CardError;
 use crate::dialogue::{DialogueError, Dialogues, State};
 use crate::roles::Roles;
 use crate::storage::{Store, StoreError};
-use crate::{activity, admins, broadcast, control, language, replies, report, tags, timing, users};
+use crate::{
+    activity, admins, amend, broadcast, control, language, replies, report, tags, timing, users,
+};
 
 /// What a handler can fail with; logged by the dispatcher. A failed
 /// publish is not among them: it is answered to the user instead.
@@ -118,7 +120,8 @@ pub fn schema() -> UpdateHandler<HandlerError> {
             case![State::AwaitingVariant { draft, language }].endpoint(broadcast::variant_content),
         )
         .branch(case![State::AwaitingTimeZone { timing }].endpoint(timing::typed_zone))
-        .branch(case![State::AwaitingStart { timing }].endpoint(timing::typed_start));
+        .branch(case![State::AwaitingStart { timing }].endpoint(timing::typed_start))
+        .branch(case![State::AwaitingCorrection { campaign }].endpoint(amend::correction));
     // A campaign's Unsubscribe button, pressed by whoever received it.
     let unsubscribe_buttons = Update::filter_callback_query()
         .filter(|query: CallbackQuery| query.data.as_deref() == Some(audience::UNSUBSCRIBE))
@@ -139,6 +142,12 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         .branch(case![Action::Control(campaign, change)].endpoint(control::pressed))
         .branch(case![Action::Show(campaign)].endpoint(control::show))
         .branch(case![Action::Csv(campaign)].endpoint(report::csv_pressed))
+        .branch(
+            dptree::filter(|action: Action| {
+                matches!(action, Action::Amend(_, Amend::Recall | Amend::Keep))
+            })
+            .branch(case![Action::Amend(campaign, answer)].endpoint(amend::recall_answered)),
+        )
         .branch(
             dialogue::enter::<Update, Dialogues, State, _>()
                 .branch(case![Action::Abort].endpoint(broadcast::abort))
@@ -168,6 +177,15 @@ pub fn schema() -> UpdateHandler<HandlerError> {
                 .branch(
                     case![State::AwaitingStart { timing }]
                         .branch(case![Action::StartAt(preset)].endpoint(timing::preset)),
+                )
+                .branch(
+                    case![State::ConfirmingCorrection {
+                        campaign,
+                        content,
+                        prompt
+                    }]
+                    .filter(|action: Action| matches!(action, Action::Amend(_, Amend::Edit)))
+                    .endpoint(amend::confirm_edit),
                 )
                 .branch(dptree::endpoint(broadcast::outdated_press)),
         );

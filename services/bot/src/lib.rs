@@ -17,6 +17,7 @@
 mod actions;
 mod activity;
 mod admins;
+mod amend;
 mod approval;
 mod broadcast;
 mod buttons;

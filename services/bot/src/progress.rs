@@ -39,6 +39,13 @@ pub struct Snapshot {
     pub scheduled_at: Option<DateTime<Utc>>,
     /// Per version, for a campaign with variants by language (else empty).
     pub versions: Vec<VersionCount>,
+    /// The content's revision: one more per edit.
+    pub revision: i32,
+    pub recalled: bool,
+    /// How its edit and recall went, a line each ([`storage::read_amendments`]).
+    pub amendments: Vec<String>,
+    /// An edit or recall still has messages to go.
+    pub amending: bool,
 }
 
 /// How one version of a campaign's message is doing.
@@ -82,6 +89,31 @@ fn versions_line(snapshot: &Snapshot) -> Option<String> {
 }
 
 impl Snapshot {
+    /// A campaign just started, before the projector applied it.
+    pub fn starting(id: Uuid) -> Snapshot {
+        Snapshot {
+            id,
+            status: CampaignStatus::Sending,
+            reason: None,
+            audience: String::new(),
+            content_kind: String::new(),
+            recipients: None,
+            delivered: 0,
+            not_alive: 0,
+            failed: 0,
+            cancelled: 0,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            scheduled_at: None,
+            versions: Vec::new(),
+            revision: 0,
+            recalled: false,
+            amendments: Vec::new(),
+            amending: false,
+        }
+    }
+
     /// Recipients with an outcome.
     pub fn done(&self) -> i32 {
         self.delivered + self.not_alive + self.failed + self.cancelled
@@ -193,6 +225,9 @@ pub fn card(snapshot: &Snapshot, rate: Option<f64>, zone: Tz) -> String {
         | CampaignStatus::AwaitingApproval
         | CampaignStatus::Cancelled => {}
     }
+    for line in &snapshot.amendments {
+        let _ = write!(text, "\n{line}");
+    }
     text
 }
 
@@ -210,8 +245,10 @@ pub fn moment(at: DateTime<Utc>, zone: Tz) -> String {
 }
 
 /// The buttons that make sense now: pause or resume (or, scheduled, move),
-/// and cancel, until the campaign ends.
-pub fn card_keyboard(id: Uuid, status: CampaignStatus) -> InlineKeyboardMarkup {
+/// and cancel, until the campaign ends; once it sent anything, edit and
+/// delete everywhere, until it is recalled.
+pub fn card_keyboard(snapshot: &Snapshot) -> InlineKeyboardMarkup {
+    let (id, status) = (snapshot.id, snapshot.status);
     let first = match status {
         CampaignStatus::Sending => Some((Control::Pause, "⏸ Pause")),
         CampaignStatus::Paused => Some((Control::Resume, "▶️ Resume")),
@@ -220,15 +257,25 @@ pub fn card_keyboard(id: Uuid, status: CampaignStatus) -> InlineKeyboardMarkup {
         // Not started yet: only a cancel is a change it can take.
         CampaignStatus::Pending | CampaignStatus::Completed | CampaignStatus::Cancelled => None,
     };
-    let row: Vec<_> = first
+    let button = |(control, label)| Action::Control(id, control).button(label);
+    let controls: Vec<_> = first
         .into_iter()
         .chain((!status.is_final()).then_some((Control::Cancel, "✖️ Cancel")))
-        .map(|(control, label)| Action::Control(id, control).button(label))
+        .map(button)
         .collect();
-    match row.is_empty() {
-        true => InlineKeyboardMarkup::default(),
-        false => InlineKeyboardMarkup::new([row]),
-    }
+    let sent_some = snapshot.recipients.is_some() && snapshot.delivered > 0;
+    let amendments: Vec<_> = match sent_some && !snapshot.recalled {
+        true => vec![
+            button((Control::Edit, "✏️ Edit")),
+            button((Control::Recall, "🗑 Delete everywhere")),
+        ],
+        false => Vec::new(),
+    };
+    InlineKeyboardMarkup::new(
+        [controls, amendments]
+            .into_iter()
+            .filter(|row| !row.is_empty()),
+    )
 }
 
 /// One line of `/campaigns`, times in `zone`.
@@ -339,6 +386,10 @@ mod tests {
             finished_at: None,
             scheduled_at: None,
             versions: Vec::new(),
+            revision: 0,
+            recalled: false,
+            amendments: Vec::new(),
+            amending: false,
         }
     }
 
@@ -403,23 +454,12 @@ mod tests {
         let pause = format!("cc:pause:{id}");
         let resume = format!("cc:resume:{id}");
         let cancel = format!("cc:cancel:{id}");
-        let sending = labels(&card_keyboard(id, CampaignStatus::Sending));
-        assert_eq!(
-            sending,
-            [
-                ("⏸ Pause".into(), pause),
-                ("✖️ Cancel".into(), cancel.clone())
-            ]
-        );
-        let paused = labels(&card_keyboard(id, CampaignStatus::Paused));
-        assert_eq!(
-            paused,
-            [
-                ("▶️ Resume".into(), resume),
-                ("✖️ Cancel".into(), cancel.clone())
-            ]
-        );
-        let scheduled = labels(&card_keyboard(id, CampaignStatus::Scheduled));
+        let not_started = |status| Snapshot {
+            recipients: None,
+            delivered: 0,
+            ..snapshot(status)
+        };
+        let scheduled = labels(&card_keyboard(&not_started(CampaignStatus::Scheduled)));
         assert_eq!(
             scheduled,
             [
@@ -427,10 +467,49 @@ mod tests {
                 ("✖️ Cancel".into(), cancel.clone())
             ]
         );
-        let pending = labels(&card_keyboard(id, CampaignStatus::Pending));
-        assert_eq!(pending, [("✖️ Cancel".into(), cancel)]);
-        assert!(labels(&card_keyboard(id, CampaignStatus::Completed)).is_empty());
-        assert!(labels(&card_keyboard(id, CampaignStatus::Cancelled)).is_empty());
+        let pending = labels(&card_keyboard(&not_started(CampaignStatus::Pending)));
+        assert_eq!(pending, [("✖️ Cancel".into(), cancel.clone())]);
+
+        // Once it sent something: edit and delete everywhere, until recalled.
+        let edit = ("✏️ Edit".to_owned(), format!("cc:edit:{id}"));
+        let recall = ("🗑 Delete everywhere".to_owned(), format!("cc:recall:{id}"));
+        let sending = labels(&card_keyboard(&snapshot(CampaignStatus::Sending)));
+        assert_eq!(
+            sending,
+            [
+                ("⏸ Pause".into(), pause),
+                ("✖️ Cancel".into(), cancel.clone()),
+                edit.clone(),
+                recall.clone(),
+            ]
+        );
+        let paused = labels(&card_keyboard(&snapshot(CampaignStatus::Paused)));
+        assert_eq!(
+            paused,
+            [
+                ("▶️ Resume".into(), resume),
+                ("✖️ Cancel".into(), cancel),
+                edit.clone(),
+                recall.clone(),
+            ]
+        );
+        let completed = labels(&card_keyboard(&snapshot(CampaignStatus::Completed)));
+        assert_eq!(completed, [edit, recall]);
+        let recalled = Snapshot {
+            recalled: true,
+            ..snapshot(CampaignStatus::Cancelled)
+        };
+        assert!(labels(&card_keyboard(&recalled)).is_empty());
+    }
+
+    #[test]
+    fn a_card_shows_how_its_amendments_go() {
+        let edited = Snapshot {
+            revision: 1,
+            amendments: vec!["✏️ Edited (version 2): 300 edited".into()],
+            ..snapshot(CampaignStatus::Completed)
+        };
+        assert!(card(&edited, None, Tz::UTC).ends_with("\n✏️ Edited (version 2): 300 edited"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use courier_core::amend::DELETABLE_FOR;
+use courier_core::amend_tally::Tally;
 use courier_core::audience::{AudienceSize, Recipients};
 use courier_core::proto::v1::AudienceFilter;
 use deadpool_postgres::Pool;
@@ -69,7 +71,7 @@ pub const SNAPSHOT_COLUMNS: &str = "c.campaign_id, c.status, c.status_reason, c.
          SELECT d.variant || ' ' || count(*) FILTER (WHERE d.status = 'delivered') || ' ' || count(*) \
          FROM deliveries d WHERE d.campaign_id = c.campaign_id \
          GROUP BY d.variant ORDER BY d.variant = '', d.variant) END, \
-     c.scheduled_at";
+     c.scheduled_at, c.revision, c.recalled_at IS NOT NULL";
 
 #[derive(Clone)]
 pub struct Store {
@@ -210,8 +212,52 @@ impl Store {
                 &[&id],
             )
             .await?;
-        row.map(|row| snapshot(&row, 0)).transpose()
+        let Some(mut snapshot) = row.map(|row| snapshot(&row, 0)).transpose()? else {
+            return Ok(None);
+        };
+        read_amendments(&**client, &mut snapshot).await?;
+        Ok(Some(snapshot))
     }
+
+    /// The campaign's delivered messages, and how many of them are older
+    /// than Telegram lets a bot delete.
+    pub async fn delivered_messages(&self, campaign: Uuid) -> Result<(i64, i64), StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE finished_at <= now() - make_interval(secs => $2))
+                 FROM deliveries WHERE campaign_id = $1
+                   AND status = 'delivered' AND message_id IS NOT NULL",
+                &[&campaign, &DELETABLE_FOR.as_secs_f64()],
+            )
+            .await?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    /// Every card of the campaign follows it again (an amendment began).
+    pub async fn reopen_cards(&self, campaign: Uuid) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE bot_cards SET finished = FALSE WHERE campaign_id = $1",
+                &[&campaign],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Adds how the campaign's amendments went, if it has any.
+pub async fn read_amendments(
+    client: &impl tokio_postgres::GenericClient,
+    snapshot: &mut Snapshot,
+) -> Result<(), StoreError> {
+    if snapshot.revision > 0 || snapshot.recalled {
+        let tally = Tally::read(client, snapshot.id).await?;
+        snapshot.amending = tally.in_progress();
+        snapshot.amendments = tally.lines();
+    }
+    Ok(())
 }
 
 /// Reads [`SNAPSHOT_COLUMNS`] from `row`, starting at column `first`.
@@ -241,5 +287,9 @@ pub fn snapshot(row: &Row, first: usize) -> Result<Snapshot, StoreError> {
             .filter_map(|text| VersionCount::parse(text))
             .collect(),
         scheduled_at: row.get(first + 14),
+        revision: row.get(first + 15),
+        recalled: row.get(first + 16),
+        amendments: Vec::new(),
+        amending: false,
     })
 }

@@ -19,7 +19,7 @@ use teloxide::types::{CallbackQuery, InlineKeyboardMarkup, Message, MessageId, U
 use uuid::Uuid;
 
 use crate::actions::{Action, Preset};
-use crate::broadcast::outdated_press;
+use crate::broadcast::{self, outdated_press};
 use crate::cards::Cards;
 use crate::config::BroadcastConfig;
 use crate::dialogue::{Dialogue, Dialogues, Draft, Start, State, Timing};
@@ -75,20 +75,9 @@ pub async fn ask_to_move(
     dialogues: Arc<Dialogues>,
     store: Store,
 ) -> HandlerResult {
-    let Some(chat) = query.regular_message().map(|m| m.chat.id) else {
+    let Some(dialogue) = broadcast::idle_dialogue(&bot, query, dialogues).await? else {
         return Ok(());
     };
-    let dialogue = Dialogue::new(dialogues, chat);
-    if dialogue
-        .get()
-        .await?
-        .is_some_and(|state| state != State::Idle)
-    {
-        bot.answer_callback_query(query.id.clone())
-            .text("Finish the broadcast you are composing (or /cancel it) first.")
-            .await?;
-        return Ok(());
-    }
     bot.answer_callback_query(query.id.clone()).await?;
     ask(
         &bot,

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::amend::DELETABLE_FOR;
@@ -44,7 +45,7 @@ pub struct Tally {
 impl Tally {
     /// Reads the campaign's amendments.
     pub async fn read(
-        client: &tokio_postgres::Client,
+        client: &impl GenericClient,
         campaign: Uuid,
     ) -> Result<Tally, tokio_postgres::Error> {
         let Some(row) = client
@@ -84,6 +85,12 @@ impl Tally {
             tally.recall = Some(counts);
         }
         Ok(tally)
+    }
+
+    /// Whether an amendment still has messages to go.
+    pub fn in_progress(&self) -> bool {
+        let edit = self.edit.as_ref().map(|(_, c)| c);
+        edit.into_iter().chain(&self.recall).any(|c| c.waiting > 0)
     }
 
     /// One line per amendment, as admins read them.
@@ -135,7 +142,7 @@ fn finish(line: &mut String, c: &Counts) {
 /// The outcomes of one amendment; `applies` messages it is for, of which
 /// `too_old` were not tried.
 async fn counts(
-    client: &tokio_postgres::Client,
+    client: &impl GenericClient,
     campaign: Uuid,
     kind: &str,
     revision: i32,

@@ -154,7 +154,7 @@ pub async fn show_campaign(pool: &Pool, campaign: Uuid) -> anyhow::Result<String
         .await?;
     let mut out = row.get::<_, String>(0);
     out.push('\n');
-    for line in courier_core::amend_tally::Tally::read(&client, campaign)
+    for line in courier_core::amend_tally::Tally::read(&**client, campaign)
         .await?
         .lines()
     {

@@ -5,6 +5,7 @@
 //! on the test's own NATS prefix and database.
 
 mod admins;
+mod amend;
 mod approval;
 mod broadcast;
 mod control;

@@ -95,7 +95,7 @@ async fn an_edit_while_sending_reaches_the_recipients_sent_before_and_after_it()
         "exactly the old ones are edited"
     );
     let tally = wait_until("the edits projected", DEADLINE, || async {
-        let tally = Tally::read(&client, campaign).await.unwrap();
+        let tally = Tally::read(&**client, campaign).await.unwrap();
         tally
             .edit
             .as_ref()
@@ -131,7 +131,7 @@ async fn alone_a_recall_deletes_at_the_free_budget_and_counts_what_telegram_keep
 
     s.commands.recall(campaign, 1).await.unwrap();
     let tally = wait_until("every recent message deleted", DEADLINE, || async {
-        let tally = Tally::read(&client, campaign).await.unwrap();
+        let tally = Tally::read(&**client, campaign).await.unwrap();
         tally
             .recall
             .as_ref()

@@ -1,0 +1,345 @@
+//! ✏️ Edit and 🗑 Delete everywhere, on a campaign's card. An edit asks for
+//! the corrected message, shows it as recipients will see it, and asks to
+//! confirm with the number of delivered messages it edits; a recall asks
+//! to confirm with the number it deletes and the number Telegram keeps
+//! (sent more than 48 hours ago). Confirmed, the command is published
+//! ([`courier_core::amend`]): senders carry it out at the bot's free rate,
+//! and the campaign's cards follow it, counts and reasons included.
+
+use std::sync::Arc;
+
+use courier_core::amend::{Revision, decide_edit};
+use courier_core::commands::{CampaignCommands, CommandError};
+use courier_core::proto::v1::{Content, ContentKind};
+use teloxide::Bot;
+use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{CallbackQuery, InlineKeyboardMarkup, Message};
+use uuid::Uuid;
+
+use crate::actions::{Action, Amend};
+use crate::broadcast::{self, outdated_press, settle};
+use crate::cards::Cards;
+use crate::control;
+use crate::dialogue::{Dialogue, Dialogues, State};
+use crate::handlers::HandlerResult;
+use crate::preview::Preview;
+use crate::storage::{Store, wait_for_projection};
+use crate::users;
+
+const CORRECTION_QUESTION: &str = "✏️ Send the corrected message. Its text (or caption) \
+    replaces the one sent, formatting included; the buttons stay unless it has its own. A photo, \
+    video or file stays what it is: send the new caption as plain text. /cancel leaves the \
+    campaign as it is.";
+
+/// ✏️ Edit on a card: asks for the corrected message.
+pub async fn ask_for_correction(
+    bot: Bot,
+    query: &CallbackQuery,
+    campaign: Uuid,
+    dialogues: Arc<Dialogues>,
+) -> HandlerResult {
+    let Some(dialogue) = broadcast::idle_dialogue(&bot, query, dialogues).await? else {
+        return Ok(());
+    };
+    bot.answer_callback_query(query.id.clone()).await?;
+    dialogue
+        .update(State::AwaitingCorrection { campaign })
+        .await?;
+    bot.send_message(dialogue.chat_id(), CORRECTION_QUESTION)
+        .await?;
+    Ok(())
+}
+
+/// The corrected message: previewed, then a confirmation naming how many
+/// delivered messages it edits.
+pub async fn correction(
+    bot: Bot,
+    message: Message,
+    dialogue: Dialogue,
+    campaign: Uuid,
+    commands: CampaignCommands,
+    preview: Preview,
+    store: Store,
+) -> HandlerResult {
+    let chat = message.chat.id;
+    let Some(captured) = broadcast::capture(&bot, &message).await? else {
+        return Ok(());
+    };
+    let decided = async {
+        let (status, _) = commands.status(campaign).await?;
+        let (current, amended) = commands.revision(campaign).await?;
+        let content = corrected(&current, captured);
+        Ok::<_, CommandError>(decide_edit(status, &amended, &current, content, vec![])?)
+    };
+    let (content, _, markup_only) = match decided.await {
+        Ok(decided) => decided,
+        Err(error) => {
+            let (refusal, _) = control::answer(&Err(error));
+            bot.send_message(
+                chat,
+                format!("{refusal}\n\nSend another message, or /cancel."),
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    let admin = message.from.as_ref().map(users::names).unwrap_or_default();
+    if let Err(error) = preview.send(chat, &content, &admin).await {
+        bot.send_message(
+            chat,
+            format!("Telegram would not show it: {error}\n\nSend another message, or /cancel."),
+        )
+        .await?;
+        return Ok(());
+    }
+    let (delivered, _) = store.delivered_messages(campaign).await?;
+    let what = match markup_only {
+        true => "buttons",
+        false => "message",
+    };
+    let prompt = bot
+        .send_message(
+            chat,
+            format!(
+                "Above: the corrected {what}, as recipients will see it. Confirm to edit the \
+                 {delivered} message(s) delivered so far (at the bot's free rate); recipients \
+                 not sent yet get it as it is now."
+            ),
+        )
+        .reply_markup(InlineKeyboardMarkup::new([[
+            Action::Amend(campaign, Amend::Edit).button(format!("✏️ Edit {delivered} message(s)")),
+            Action::Abort.button("✖️ Cancel"),
+        ]]))
+        .await?;
+    dialogue
+        .update(State::ConfirmingCorrection {
+            campaign,
+            content,
+            prompt: prompt.id.0,
+        })
+        .await?;
+    Ok(())
+}
+
+/// What the admin sent, fitted to the campaign's message: plain text for a
+/// media message is its new caption; without buttons of its own, the
+/// current ones stay.
+fn corrected(current: &Revision, mut captured: Content) -> Content {
+    let was = &current.content;
+    if captured.kind() == ContentKind::Text && was.kind() != ContentKind::Text {
+        captured.kind = was.kind;
+        captured.file_id.clone_from(&was.file_id);
+    }
+    if captured.keyboard.as_ref().is_none_or(|k| k.rows.is_empty()) {
+        captured.keyboard.clone_from(&was.keyboard);
+    }
+    captured
+}
+
+/// ✏️ Edit N messages, under the corrected message.
+pub async fn confirm_edit(
+    bot: Bot,
+    query: CallbackQuery,
+    dialogue: Dialogue,
+    (campaign, content, prompt): (Uuid, Content, i32),
+    commands: CampaignCommands,
+    store: Store,
+    cards: Cards,
+) -> HandlerResult {
+    if query.regular_message().map(|m| m.id.0) != Some(prompt) {
+        return outdated_press(bot, query).await;
+    }
+    let by = query.from.id.0 as i64;
+    match commands.edit(campaign, by, content, vec![]).await {
+        Ok(revision) => {
+            bot.answer_callback_query(query.id.clone()).await?;
+            dialogue.exit().await?;
+            let text = format!(
+                "✏️ Version {} is on its way: its card follows the edits.",
+                revision + 1
+            );
+            settle(&bot, &query, text).await?;
+            follow(&query, campaign, &store, &cards, |s| {
+                s.revision >= revision as i32
+            })
+            .await
+        }
+        Err(error) => refused(&bot, &query, error).await,
+    }
+}
+
+/// 🗑 Delete everywhere on a card: asks to confirm, with the counts.
+pub async fn ask_to_recall(
+    bot: Bot,
+    query: &CallbackQuery,
+    campaign: Uuid,
+    store: Store,
+) -> HandlerResult {
+    let Some(chat) = query.regular_message().map(|m| m.chat.id) else {
+        return Ok(());
+    };
+    let Some(snapshot) = store.campaign(campaign).await? else {
+        return Ok(());
+    };
+    if snapshot.recalled {
+        bot.answer_callback_query(query.id.clone())
+            .text("This campaign was recalled already.")
+            .await?;
+        return Ok(());
+    }
+    bot.answer_callback_query(query.id.clone()).await?;
+    let (delivered, too_old) = store.delivered_messages(campaign).await?;
+    let deletable = delivered - too_old;
+    bot.send_message(
+        chat,
+        recall_question(delivered, too_old, !snapshot.status.is_final()),
+    )
+    .reply_markup(InlineKeyboardMarkup::new([[
+        Action::Amend(campaign, Amend::Recall).button(format!("🗑 Delete {deletable} message(s)")),
+        Action::Amend(campaign, Amend::Keep).button("Keep them"),
+    ]]))
+    .await?;
+    Ok(())
+}
+
+/// The question before a recall: what it deletes, what Telegram keeps,
+/// and that it cannot be undone.
+fn recall_question(delivered: i64, too_old: i64, still_sending: bool) -> String {
+    let mut text = format!(
+        "🗑 Delete the {delivered} message(s) this campaign delivered, in every chat? This \
+         cannot be undone."
+    );
+    if still_sending {
+        text.push_str(" It is still sending: it is cancelled first.");
+    }
+    text.push_str(" Telegram lets a bot delete its messages only within 48 hours of sending them");
+    match too_old {
+        0 => text.push_str(": all of these are recent enough."),
+        n => text.push_str(&format!(": {n} of them are older and will stay.")),
+    }
+    text
+}
+
+/// The answer to the recall question.
+pub async fn recall_answered(
+    bot: Bot,
+    query: CallbackQuery,
+    (campaign, answer): (Uuid, Amend),
+    commands: CampaignCommands,
+    store: Store,
+    cards: Cards,
+) -> HandlerResult {
+    if answer != Amend::Recall {
+        bot.answer_callback_query(query.id.clone()).await?;
+        return settle(&bot, &query, "Kept: nothing was deleted.".into()).await;
+    }
+    let by = query.from.id.0 as i64;
+    match commands.recall(campaign, by).await {
+        Ok(()) => {
+            bot.answer_callback_query(query.id.clone()).await?;
+            settle(
+                &bot,
+                &query,
+                "🗑 Deleting: its card follows the deletions.".into(),
+            )
+            .await?;
+            follow(&query, campaign, &store, &cards, |s| s.recalled).await
+        }
+        Err(error) => refused(&bot, &query, error).await,
+    }
+}
+
+/// Once the read model shows the amendment, every card of the campaign
+/// follows it again, and a new one comes to the admin's chat.
+async fn follow(
+    query: &CallbackQuery,
+    campaign: Uuid,
+    store: &Store,
+    cards: &Cards,
+    shows_it: impl Fn(&crate::progress::Snapshot) -> bool,
+) -> HandlerResult {
+    let Some(chat) = query.regular_message().map(|m| m.chat.id) else {
+        return Ok(());
+    };
+    wait_for_projection(|| async {
+        Ok(store
+            .campaign(campaign)
+            .await?
+            .is_some_and(|s| shows_it(&s)))
+    })
+    .await;
+    store.reopen_cards(campaign).await?;
+    cards.show(chat, campaign).await?;
+    Ok(())
+}
+
+/// Tells the admin why nothing changed.
+async fn refused(bot: &Bot, query: &CallbackQuery, error: CommandError) -> HandlerResult {
+    if let CommandError::Publish(_) | CommandError::Read(_) = &error {
+        tracing::error!(%error, "amending a campaign failed");
+    }
+    let (text, alert) = control::answer(&Err(error));
+    bot.answer_callback_query(query.id.clone())
+        .text(text)
+        .show_alert(alert)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use courier_core::proto::v1::{Button, ButtonRow, InlineKeyboard, button};
+
+    fn keyboard() -> InlineKeyboard {
+        InlineKeyboard {
+            rows: vec![ButtonRow {
+                buttons: vec![Button {
+                    text: "Open".into(),
+                    action: Some(button::Action::Url("https://example.com".into())),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn plain_text_for_a_photo_is_its_caption_and_the_buttons_stay() {
+        let current = Revision {
+            number: 0,
+            content: Content {
+                kind: ContentKind::Photo.into(),
+                text: "Old".into(),
+                file_id: "photo-1".into(),
+                keyboard: Some(keyboard()),
+                ..Default::default()
+            },
+            variants: vec![],
+        };
+        let typed = Content {
+            kind: ContentKind::Text.into(),
+            text: "New".into(),
+            ..Default::default()
+        };
+        let content = corrected(&current, typed);
+        assert_eq!(content.kind(), ContentKind::Photo);
+        assert_eq!(
+            (content.text.as_str(), content.file_id.as_str()),
+            ("New", "photo-1")
+        );
+        assert_eq!(content.keyboard, Some(keyboard()));
+    }
+
+    #[test]
+    fn the_recall_question_says_what_telegram_keeps() {
+        assert_eq!(
+            recall_question(100, 0, false),
+            "🗑 Delete the 100 message(s) this campaign delivered, in every chat? This cannot be \
+             undone. Telegram lets a bot delete its messages only within 48 hours of sending \
+             them: all of these are recent enough."
+        );
+        let question = recall_question(100, 30, true);
+        assert!(question.contains("It is still sending: it is cancelled first."));
+        assert!(question.ends_with(": 30 of them are older and will stay."));
+    }
+}

@@ -1,0 +1,111 @@
+//! ✏️ Edit and 🗑 Delete everywhere from a card, as an admin uses them:
+//! the corrected message previewed and confirmed with its count, every
+//! delivered message edited; a refusal explained; the recall's question
+//! naming its count, Keep changing nothing, Delete removing every message;
+//! the card counting both.
+
+use courier_core::proto::v1::Language;
+use serde_json::json;
+
+use crate::broadcast::{start, to_summary};
+use crate::{DEADLINE, Harness, OWNER, labels, text};
+use courier_testing::wait_until;
+
+const USERS: i64 = 5;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_admin_corrects_a_sent_campaign_then_deletes_it_everywhere() {
+    let harness = Harness::start(1000.0).await;
+    let users: Vec<_> = (1..=USERS).map(|id| (id, Language::En, true)).collect();
+    harness.users(&users).await;
+    let summary = to_summary(
+        &harness,
+        OWNER,
+        "en",
+        json!({ "text": "Sale tomorow" }),
+        None,
+    )
+    .await;
+    let after = summary["message_id"].as_i64().unwrap();
+    let id = start(&harness, OWNER, &summary).await;
+    let card = harness
+        .wait_for(OWNER, after, &format!("Campaign {id}\ncompleted"))
+        .await;
+
+    // ✏️ Edit: the same text again is refused, with the reason.
+    harness.press(OWNER, &card, "✏️ Edit");
+    let asked = harness
+        .wait_for(OWNER, after, "Send the corrected message")
+        .await;
+    let after = asked["message_id"].as_i64().unwrap();
+    harness.say(OWNER, "Sale tomorow");
+    harness
+        .wait_for(OWNER, after, "the same as the one sent")
+        .await;
+    harness.say(OWNER, "Sale tomorrow");
+    harness.wait_for(OWNER, after, "Sale tomorrow").await;
+    let prompt = harness
+        .wait_for(OWNER, after, "Confirm to edit the 5 message(s)")
+        .await;
+    assert_eq!(labels(&prompt), ["✏️ Edit 5 message(s)", "✖️ Cancel"]);
+    harness.press(OWNER, &prompt, "✏️ Edit 5 message(s)");
+    harness
+        .wait_for(OWNER, after, "Version 2 is on its way")
+        .await;
+    wait_until("every recipient's message corrected", DEADLINE, || async {
+        (1..=USERS)
+            .all(|chat| {
+                let messages = harness.messages(chat);
+                messages.len() == 1 && text(&messages[0]) == "Sale tomorrow"
+            })
+            .then_some(())
+    })
+    .await;
+    let card = harness
+        .wait_for(OWNER, after, "✏️ Edited (version 2): 5 edited")
+        .await;
+
+    // 🗑 Delete everywhere: the question names the count; Keep keeps.
+    harness.press(OWNER, &card, "🗑 Delete everywhere");
+    let question = harness
+        .wait_for(
+            OWNER,
+            after,
+            "Delete the 5 message(s) this campaign delivered",
+        )
+        .await;
+    assert!(
+        text(&question).contains("within 48 hours"),
+        "{}",
+        text(&question)
+    );
+    assert_eq!(labels(&question), ["🗑 Delete 5 message(s)", "Keep them"]);
+    harness.press(OWNER, &question, "Keep them");
+    harness
+        .wait_for(OWNER, after, "Kept: nothing was deleted")
+        .await;
+    assert!((1..=USERS).all(|chat| harness.messages(chat).len() == 1));
+
+    let after = question["message_id"].as_i64().unwrap();
+    harness.press(OWNER, &card, "🗑 Delete everywhere");
+    let question = harness
+        .wait_for(
+            OWNER,
+            after,
+            "Delete the 5 message(s) this campaign delivered",
+        )
+        .await;
+    harness.press(OWNER, &question, "🗑 Delete 5 message(s)");
+    harness.wait_for(OWNER, after, "Deleting").await;
+    wait_until("every recipient's message deleted", DEADLINE, || async {
+        (1..=USERS)
+            .all(|chat| harness.messages(chat).is_empty())
+            .then_some(())
+    })
+    .await;
+    let card = harness
+        .wait_for(OWNER, after, "🗑 Recalled: 5 deleted")
+        .await;
+    assert!(labels(&card).is_empty(), "nothing left to amend: {card}");
+    harness.stop().await;
+}
