@@ -41,18 +41,21 @@ pub enum Action {
     Show(Uuid),
     /// Under a completed campaign's picture: one CSV row per recipient.
     Csv(Uuid),
-    /// Confirming (or not) an edit or recall asked for on a card.
-    Amend(Uuid, Amend),
+    /// The answer to a card's question before something that cannot be
+    /// undone.
+    Confirm(Uuid, Confirm),
 }
 
-/// The answer to "edit (or delete) the messages delivered?".
+/// What an admin confirms (or not) after a card's button asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Amend {
-    /// Edit them to the corrected message shown.
+pub enum Confirm {
+    /// Edit the delivered messages to the corrected message shown.
     Edit,
-    /// Delete them.
+    /// Delete the delivered messages.
     Recall,
-    /// Leave them as they are.
+    /// Cancel the campaign.
+    Cancel,
+    /// Neither: leave things as they are.
     Keep,
 }
 
@@ -161,7 +164,7 @@ impl Action {
             Action::Control(id, control) => format!("cc:{}:{id}", control.code()),
             Action::Show(id) => format!("cc:show:{id}"),
             Action::Csv(id) => format!("cc:csv:{id}"),
-            Action::Amend(id, amend) => format!("am:{}:{id}", amend.code()),
+            Action::Confirm(id, answer) => format!("ok:{}:{id}", answer.code()),
         }
     }
 
@@ -189,7 +192,7 @@ impl Action {
             ["bc", "abort"] => Action::Abort,
             ["cc", "show", id] => Action::Show(id.parse().ok()?),
             ["cc", "csv", id] => Action::Csv(id.parse().ok()?),
-            ["am", code, id] => Action::Amend(id.parse().ok()?, Amend::from_code(code)?),
+            ["ok", code, id] => Action::Confirm(id.parse().ok()?, Confirm::from_code(code)?),
             ["cc", code, id] => Action::Control(id.parse().ok()?, Control::from_code(code)?),
             _ => return None,
         })
@@ -262,19 +265,25 @@ impl Control {
     }
 }
 
-impl Amend {
-    const ALL: [Amend; 3] = [Amend::Edit, Amend::Recall, Amend::Keep];
+impl Confirm {
+    const ALL: [Confirm; 4] = [
+        Confirm::Edit,
+        Confirm::Recall,
+        Confirm::Cancel,
+        Confirm::Keep,
+    ];
 
     fn code(self) -> &'static str {
         match self {
-            Amend::Edit => "edit",
-            Amend::Recall => "recall",
-            Amend::Keep => "keep",
+            Confirm::Edit => "edit",
+            Confirm::Recall => "recall",
+            Confirm::Cancel => "cancel",
+            Confirm::Keep => "keep",
         }
     }
 
-    fn from_code(code: &str) -> Option<Amend> {
-        Amend::ALL.into_iter().find(|a| a.code() == code)
+    fn from_code(code: &str) -> Option<Confirm> {
+        Confirm::ALL.into_iter().find(|c| c.code() == code)
     }
 }
 
@@ -313,7 +322,7 @@ mod tests {
         );
         actions.extend(Toggle::ALL.map(Action::Toggle));
         actions.extend(Control::ALL.map(|c| Action::Control(id, c)));
-        actions.extend(Amend::ALL.map(|a| Action::Amend(id, a)));
+        actions.extend(Confirm::ALL.map(|c| Action::Confirm(id, c)));
         for action in actions {
             let data = action.data();
             assert!(data.len() <= 64, "{data}");

@@ -17,7 +17,7 @@ use teloxide::prelude::Requester;
 use teloxide::types::{CallbackQuery, InlineKeyboardMarkup, Message};
 use uuid::Uuid;
 
-use crate::actions::{Action, Amend};
+use crate::actions::{Action, Confirm};
 use crate::broadcast::{self, outdated_press, settle};
 use crate::cards::Cards;
 use crate::control;
@@ -108,7 +108,8 @@ pub async fn correction(
             ),
         )
         .reply_markup(InlineKeyboardMarkup::new([[
-            Action::Amend(campaign, Amend::Edit).button(format!("✏️ Edit {delivered} message(s)")),
+            Action::Confirm(campaign, Confirm::Edit)
+                .button(format!("✏️ Edit {delivered} message(s)")),
             Action::Abort.button("✖️ Cancel"),
         ]]))
         .await?;
@@ -196,8 +197,9 @@ pub async fn ask_to_recall(
         recall_question(delivered, too_old, !snapshot.status.is_final()),
     )
     .reply_markup(InlineKeyboardMarkup::new([[
-        Action::Amend(campaign, Amend::Recall).button(format!("🗑 Delete {deletable} message(s)")),
-        Action::Amend(campaign, Amend::Keep).button("Keep them"),
+        Action::Confirm(campaign, Confirm::Recall)
+            .button(format!("🗑 Delete {deletable} message(s)")),
+        Action::Confirm(campaign, Confirm::Keep).button("Keep them"),
     ]]))
     .await?;
     Ok(())
@@ -221,19 +223,15 @@ fn recall_question(delivered: i64, too_old: i64, still_sending: bool) -> String 
     text
 }
 
-/// The answer to the recall question.
-pub async fn recall_answered(
+/// 🗑 Delete N messages, under the recall's question.
+pub async fn recall(
     bot: Bot,
     query: CallbackQuery,
-    (campaign, answer): (Uuid, Amend),
+    campaign: Uuid,
     commands: CampaignCommands,
     store: Store,
     cards: Cards,
 ) -> HandlerResult {
-    if answer != Amend::Recall {
-        bot.answer_callback_query(query.id.clone()).await?;
-        return settle(&bot, &query, "Kept: nothing was deleted.".into()).await;
-    }
     let by = query.from.id.0 as i64;
     match commands.recall(campaign, by).await {
         Ok(()) => {

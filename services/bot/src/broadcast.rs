@@ -220,11 +220,13 @@ pub async fn content(
     let kept = captured.keyboard.as_ref().map_or(0, |k| k.rows.len());
     let draft = Draft::new(audience, captured);
     dialogue.update(State::AwaitingButtons { draft }).await?;
+    let source = match message.forward_origin() {
+        Some(_) => "the forwarded post",
+        None => "your message",
+    };
     let kept = match kept {
         0 => String::new(),
-        n => format!(
-            " The {n} row(s) of link buttons of the forwarded post are kept; yours go below."
-        ),
+        n => format!(" The {n} row(s) of link buttons of {source} are kept; yours go below."),
     };
     bot.send_message(
         chat,
@@ -619,9 +621,9 @@ pub async fn confirm(
                 .text(answer)
                 .await?;
             settle(&bot, &query, text).await?;
-            if draft.start.is_some() {
-                projected_past_pending(&store, id).await;
-            }
+            // Its card starts as what it is (sending, scheduled), never as
+            // "pending" with only Cancel until the next refresh.
+            projected_past_pending(&store, id).await;
             cards.show(chat, id).await?;
         }
         Err(error) => {
@@ -640,7 +642,7 @@ pub async fn confirm(
 }
 
 /// Waits (briefly) until the read model shows the campaign past `pending`,
-/// so a scheduled or waiting campaign's card does not start as "starting".
+/// so its card does not start as "pending".
 async fn projected_past_pending(store: &Store, id: uuid::Uuid) {
     wait_for_projection(|| async {
         Ok(store

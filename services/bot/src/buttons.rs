@@ -12,7 +12,7 @@ const SEPARATOR: &str = " - ";
 /// Telegram allows at most 100 buttons in one keyboard.
 const MAX_BUTTONS: usize = 100;
 
-pub const FORMAT_HINT: &str = "one button per line, as `Text - https://example.com`";
+pub const FORMAT_HINT: &str = "one button per line, as: Text - https://example.com";
 
 /// A line that is not a button, numbered from 1 as the admin sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +69,7 @@ fn parse_line(line: &str) -> Result<Button, &'static str> {
     // The last separator: a button's text may contain " - " itself.
     let (text, url) = line
         .rsplit_once(SEPARATOR)
-        .ok_or("expected `Text - https://...`")?;
+        .ok_or("expected: Text - https://...")?;
     let (text, url) = (text.trim(), url.trim());
     if text.is_empty() {
         return Err("the button has no text before ` - `");
@@ -135,7 +135,7 @@ mod tests {
         assert_eq!(lines, [2, 4, 5, 6]);
         assert_eq!(
             errors[0].to_string(),
-            "line 2: expected `Text - https://...`"
+            "line 2: expected: Text - https://..."
         );
         assert_eq!(
             errors[1].to_string(),

@@ -16,14 +16,14 @@ use teloxide::prelude::Requester;
 use teloxide::types::{CallbackQuery, InlineKeyboardMarkup, Message};
 use uuid::Uuid;
 
-use crate::actions::{Action, Control};
-use crate::amend;
+use crate::actions::{Action, Confirm, Control};
 use crate::cards::Cards;
 use crate::dialogue::Dialogues;
 use crate::handlers::HandlerResult;
 use crate::progress::{self, Snapshot};
 use crate::storage::{Store, wait_for_projection};
 use crate::timing;
+use crate::{amend, broadcast};
 
 /// Campaigns `/campaigns` lists.
 const RECENT: i64 = 10;
@@ -99,7 +99,8 @@ pub async fn pressed(
             reason: String::new(),
         },
         Control::Resume => Change::Resume,
-        Control::Cancel => Change::Cancel,
+        // Cannot be undone: asked first.
+        Control::Cancel => return ask_to_cancel(bot, &query, campaign, store).await,
         // Not a change yet: the new time is asked for first.
         Control::Move => {
             return timing::ask_to_move(bot, &query, campaign, dialogues, store).await;
@@ -115,6 +116,73 @@ pub async fn pressed(
     };
     let outcome = commands.change(campaign, change, by).await;
     settled(bot, query, campaign, outcome, store, cards).await
+}
+
+/// ✖️ Cancel on a card: asks first, saying what a cancel means now.
+async fn ask_to_cancel(
+    bot: Bot,
+    query: &CallbackQuery,
+    campaign: Uuid,
+    store: Store,
+) -> HandlerResult {
+    let (Some(chat), Some(snapshot)) = (
+        query.regular_message().map(|m| m.chat.id),
+        store.campaign(campaign).await?,
+    ) else {
+        return Ok(());
+    };
+    bot.answer_callback_query(query.id.clone()).await?;
+    bot.send_message(chat, cancel_question(&snapshot))
+        .reply_markup(InlineKeyboardMarkup::new([[
+            Action::Confirm(campaign, Confirm::Cancel).button("✖️ Yes, cancel it"),
+            Action::Confirm(campaign, Confirm::Keep).button("Keep it"),
+        ]]))
+        .await?;
+    Ok(())
+}
+
+/// What cancelling the campaign now would do.
+fn cancel_question(snapshot: &Snapshot) -> String {
+    let consequence = match (snapshot.status, snapshot.recipients) {
+        (CampaignStatus::Sending | CampaignStatus::Paused, Some(recipients)) => format!(
+            "The {} recipient(s) not sent yet will not get it; the {} who did keep it \
+             (🗑 Delete everywhere takes it back).",
+            snapshot.remaining(),
+            recipients - snapshot.remaining()
+        ),
+        _ => "It will not start; nothing was sent.".to_owned(),
+    };
+    format!(
+        "✖️ Cancel campaign {}? {consequence} This cannot be undone.",
+        snapshot.id
+    )
+}
+
+/// The answer to a card's question: cancel, delete everywhere, or leave
+/// things as they are (an edit is confirmed in its dialog).
+pub async fn confirmed(
+    bot: Bot,
+    query: CallbackQuery,
+    (campaign, answer): (Uuid, Confirm),
+    commands: CampaignCommands,
+    store: Store,
+    cards: Cards,
+) -> HandlerResult {
+    match answer {
+        Confirm::Cancel => {
+            let by = query.from.id.0 as i64;
+            let outcome = commands.change(campaign, Change::Cancel, by).await;
+            if outcome.is_ok() {
+                broadcast::settle(&bot, &query, "✖️ Cancelled.".into()).await?;
+            }
+            settled(bot, query, campaign, outcome, store, cards).await
+        }
+        Confirm::Recall => amend::recall(bot, query, campaign, commands, store, cards).await,
+        Confirm::Keep | Confirm::Edit => {
+            bot.answer_callback_query(query.id.clone()).await?;
+            broadcast::settle(&bot, &query, "Kept: nothing changed.".into()).await
+        }
+    }
 }
 
 /// Tells the admin how a press on `campaign`'s card ended, and refreshes

@@ -17,7 +17,7 @@ use teloxide::types::{CallbackQuery, ChatId, ChatMemberUpdated, Message, Update,
 use teloxide::utils::command::BotCommands;
 use teloxide::{Bot, RequestError};
 
-use crate::actions::{Action, Amend};
+use crate::actions::{Action, Confirm};
 use crate::cards::CardError;
 use crate::dialogue::{DialogueError, Dialogues, State};
 use crate::roles::Roles;
@@ -143,10 +143,8 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         .branch(case![Action::Show(campaign)].endpoint(control::show))
         .branch(case![Action::Csv(campaign)].endpoint(report::csv_pressed))
         .branch(
-            dptree::filter(|action: Action| {
-                matches!(action, Action::Amend(_, Amend::Recall | Amend::Keep))
-            })
-            .branch(case![Action::Amend(campaign, answer)].endpoint(amend::recall_answered)),
+            dptree::filter(|action: Action| !matches!(action, Action::Confirm(_, Confirm::Edit)))
+                .branch(case![Action::Confirm(campaign, answer)].endpoint(control::confirmed)),
         )
         .branch(
             dialogue::enter::<Update, Dialogues, State, _>()
@@ -184,7 +182,7 @@ pub fn schema() -> UpdateHandler<HandlerError> {
                         content,
                         prompt
                     }]
-                    .filter(|action: Action| matches!(action, Action::Amend(_, Amend::Edit)))
+                    .filter(|action: Action| matches!(action, Action::Confirm(_, Confirm::Edit)))
                     .endpoint(amend::confirm_edit),
                 )
                 .branch(dptree::endpoint(broadcast::outdated_press)),

@@ -82,7 +82,7 @@ async fn an_admin_corrects_a_sent_campaign_then_deletes_it_everywhere() {
     assert_eq!(labels(&question), ["🗑 Delete 5 message(s)", "Keep them"]);
     harness.press(OWNER, &question, "Keep them");
     harness
-        .wait_for(OWNER, after, "Kept: nothing was deleted")
+        .wait_for(OWNER, after, "Kept: nothing changed")
         .await;
     assert!((1..=USERS).all(|chat| harness.messages(chat).len() == 1));
 

@@ -335,7 +335,7 @@ async fn bad_input_is_refused_with_the_reason_and_the_dialog_goes_on() {
         .await;
     let refusal = text(&refusal);
     assert!(
-        refusal.contains("line 2: expected `Text - https://...`"),
+        refusal.contains("line 2: expected: Text - https://..."),
         "{refusal}"
     );
     assert!(

@@ -41,10 +41,18 @@ async fn admins_pause_resume_and_cancel_from_their_cards_and_a_race_has_one_winn
         .wait_for(ADMIN, 0, &format!("Campaign {id}\n"))
         .await;
 
-    // Both press Cancel at once: one CampaignCancelled, the loser is told.
+    // Cancel asks first, saying what it means now.
+    let (owner_after, admin_after) = (harness.last_id(OWNER), harness.last_id(ADMIN));
+    harness.press(OWNER, &card, "✖️ Cancel");
+    harness.press(ADMIN, &other_card, "✖️ Cancel");
+    let not_yet = "recipient(s) not sent yet will not get it";
+    let question = harness.wait_for(OWNER, owner_after, not_yet).await;
+    let other_question = harness.wait_for(ADMIN, admin_after, not_yet).await;
+    assert_eq!(labels(&question), ["✖️ Yes, cancel it", "Keep it"]);
+    // Both confirm at once: one CampaignCancelled, the loser is told.
     let presses = [
-        harness.press(OWNER, &card, "✖️ Cancel"),
-        harness.press(ADMIN, &other_card, "✖️ Cancel"),
+        harness.press(OWNER, &question, "✖️ Yes, cancel it"),
+        harness.press(ADMIN, &other_question, "✖️ Yes, cancel it"),
     ];
     let answers = wait_until("both presses answered", DEADLINE, || async {
         let answers: Vec<_> = harness

@@ -122,7 +122,16 @@ async fn an_admin_schedules_moves_and_cancels_a_campaign_in_their_time_zone() {
     let card = harness
         .wait_for(OWNER, summary_id, &format!("Campaign {id}\n"))
         .await;
+    let after = harness.last_id(OWNER);
     harness.press(OWNER, &card, "✖️ Cancel");
+    let question = harness
+        .wait_for(
+            OWNER,
+            after,
+            "It will not start; nothing was sent. This cannot be undone.",
+        )
+        .await;
+    harness.press(OWNER, &question, "✖️ Yes, cancel it");
     wait_until("cancelled", DEADLINE, || async {
         let id: uuid::Uuid = id.parse().unwrap();
         let row = harness
