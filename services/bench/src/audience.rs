@@ -155,6 +155,7 @@ async fn count_and_fix(
                 content: fixtures::text_content(),
                 variants: Vec::new(),
                 options: fixtures::options(false),
+                title: String::new(),
             })
             .await?;
         let size = fixtures::wait_for("the audience fixed", Duration::from_secs(120), || async {

@@ -275,6 +275,7 @@ async fn one_run(launcher: &Launcher, options: &Options, run: usize) -> anyhow::
         options: Some(fixtures::options(true)),
         filter: Some(AudienceFilter::default()),
         variants: Vec::new(),
+        title: String::new(),
     }));
     let created_seq = publisher.publish_expecting(&created, 0).await?;
     let pids: Vec<u32> = services.iter().map(Service::pid).collect();

@@ -244,6 +244,7 @@ pub async fn sending_campaign(
             content: text_content(),
             variants: Vec::new(),
             options: options(paid),
+            title: String::new(),
         })
         .await?;
     insert_campaign(client, campaign, paid, None).await?;

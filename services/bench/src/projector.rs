@@ -136,6 +136,7 @@ async fn one_run(
                 content: fixtures::text_content(),
                 variants: Vec::new(),
                 options: fixtures::options(false),
+                title: String::new(),
             })
             .await?;
         fixtures::wait_for(

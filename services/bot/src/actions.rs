@@ -35,6 +35,15 @@ pub enum Action {
     Start,
     /// Any step: leave the dialog (like /cancel).
     Abort,
+    /// Any step after the first: the step before (from a question asked
+    /// on the summary: the summary).
+    Back,
+    /// Step 4: give the campaign a name.
+    Rename,
+    /// Step 4: send another message instead, keeping everything else.
+    ChangeMessage,
+    /// Step 4: set the buttons again.
+    ChangeButtons,
     /// On a progress card.
     Control(Uuid, Control),
     /// In /campaigns: show this campaign's card.
@@ -161,6 +170,10 @@ impl Action {
             Action::StartAt(preset) => format!("bc:at:{}", preset.code()),
             Action::Start => "bc:start".into(),
             Action::Abort => "bc:abort".into(),
+            Action::Back => "bc:back".into(),
+            Action::Rename => "bc:name".into(),
+            Action::ChangeMessage => "bc:msg".into(),
+            Action::ChangeButtons => "bc:btn".into(),
             Action::Control(id, control) => format!("cc:{}:{id}", control.code()),
             Action::Show(id) => format!("cc:show:{id}"),
             Action::Csv(id) => format!("cc:csv:{id}"),
@@ -190,6 +203,10 @@ impl Action {
             ["bc", "at", code] => Action::StartAt(Preset::from_code(code)?),
             ["bc", "start"] => Action::Start,
             ["bc", "abort"] => Action::Abort,
+            ["bc", "back"] => Action::Back,
+            ["bc", "name"] => Action::Rename,
+            ["bc", "msg"] => Action::ChangeMessage,
+            ["bc", "btn"] => Action::ChangeButtons,
             ["cc", "show", id] => Action::Show(id.parse().ok()?),
             ["cc", "csv", id] => Action::Csv(id.parse().ok()?),
             ["ok", code, id] => Action::Confirm(id.parse().ok()?, Confirm::from_code(code)?),
@@ -308,6 +325,10 @@ mod tests {
             Action::Variant(Language::En),
             Action::TestSend,
             Action::When,
+            Action::Back,
+            Action::Rename,
+            Action::ChangeMessage,
+            Action::ChangeButtons,
         ]);
         actions.extend(Preset::ALL.map(Action::StartAt));
         actions.extend(

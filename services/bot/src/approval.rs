@@ -25,6 +25,8 @@ pub struct Request {
     /// Why it needs approval.
     pub why: String,
     pub content: Content,
+    /// What admins call it.
+    pub name: String,
 }
 
 /// Asks every owner and admin but `asker` to approve. One who cannot be
@@ -69,9 +71,9 @@ async fn ask(
     bot.send_message(
         chat,
         format!(
-            "🔐 {asker} asks you to approve campaign {} to {} recipients ({}). \
+            "🔐 {asker} asks you to approve “{}” to {} recipients ({}). \
              What they would get:",
-            request.campaign, request.recipients, request.why
+            request.name, request.recipients, request.why
         ),
     )
     .await?;

@@ -9,6 +9,7 @@ use chrono::Utc;
 use courier_core::audience::{self, AudienceSize};
 use courier_core::campaign::CampaignStatus;
 use courier_core::commands::{Begin, NewCampaign};
+use courier_core::proto::campaign_name;
 use courier_core::proto::v1::{
     Audience, AudienceFilter, Content, InlineKeyboard, Language, Names, Variant,
 };
@@ -33,6 +34,16 @@ const CANCEL_HINT: &str = "(/cancel to stop)";
 
 /// /broadcast: step 1, at any point of a dialog (it starts over).
 pub async fn begin(bot: Bot, message: Message, dialogue: Dialogue, store: Store) -> HandlerResult {
+    ask_for_audience(&bot, message.chat.id, &dialogue, &store).await
+}
+
+/// Step 1's question.
+pub(crate) async fn ask_for_audience(
+    bot: &Bot,
+    chat: ChatId,
+    dialogue: &Dialogue,
+    store: &Store,
+) -> HandlerResult {
     let mut counts = Vec::new();
     for audience in ONE_TAP {
         counts.push((
@@ -44,7 +55,7 @@ pub async fn begin(bot: Bot, message: Message, dialogue: Dialogue, store: Store)
         ));
     }
     bot.send_message(
-        message.chat.id,
+        chat,
         format!(
             "New broadcast, step 1 of 4: who should receive it? \
              The numbers are the users who can be reached now; \
@@ -118,6 +129,23 @@ async fn choose(
     filter: AudienceFilter,
     size: AudienceSize,
 ) -> HandlerResult {
+    bot.answer_callback_query(query.id.clone()).await?;
+    settle(
+        &bot,
+        &query,
+        format!("Audience: {}.", audience::to_text(&filter)),
+    )
+    .await?;
+    ask_for_content(&bot, &dialogue, filter, size).await
+}
+
+/// Step 2's question.
+pub(crate) async fn ask_for_content(
+    bot: &Bot,
+    dialogue: &Dialogue,
+    filter: AudienceFilter,
+    size: AudienceSize,
+) -> HandlerResult {
     let text = format!(
         "Audience: {} · {} recipients now.\n\nStep 2 of 4: send me the message to broadcast: {}. \
          Forward a channel post to keep its link buttons. {CANCEL_HINT}",
@@ -128,8 +156,24 @@ async fn choose(
     dialogue
         .update(State::AwaitingContent { audience: filter })
         .await?;
-    bot.answer_callback_query(query.id.clone()).await?;
-    settle(&bot, &query, text).await
+    bot.send_message(dialogue.chat_id(), text)
+        .reply_markup(back_or_cancel())
+        .await?;
+    Ok(())
+}
+
+/// ⬅️ Back alone, under a question asked from the summary (it leads back
+/// there).
+pub(crate) fn back_only() -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new([[Action::Back.button("⬅️ Back")]])
+}
+
+/// ⬅️ Back and ✖️ Cancel, under a step's question.
+pub(crate) fn back_or_cancel() -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new([[
+        Action::Back.button("⬅️ Back"),
+        Action::Abort.button("✖️ Cancel"),
+    ]])
 }
 
 /// Step 1, building a segment: a press opens the builder or changes one
@@ -228,15 +272,21 @@ pub async fn content(
         0 => String::new(),
         n => format!(" The {n} row(s) of link buttons of {source} are kept; yours go below."),
     };
+    ask_for_buttons(&bot, chat, &format!("Got it.{kept}")).await
+}
+
+/// Step 3's question, after `intro`.
+pub(crate) async fn ask_for_buttons(bot: &Bot, chat: ChatId, intro: &str) -> HandlerResult {
     bot.send_message(
         chat,
         format!(
-            "Got it.{kept}\n\nStep 3 of 4: add link buttons? Send them {}, or press Skip. {CANCEL_HINT}",
+            "{intro}\n\nStep 3 of 4: add link buttons? Send them {}, or press Skip. {CANCEL_HINT}",
             buttons::FORMAT_HINT
         ),
     )
     .reply_markup(InlineKeyboardMarkup::new([[
         Action::SkipButtons.button("Skip"),
+        Action::Back.button("⬅️ Back"),
         Action::Abort.button("✖️ Cancel"),
     ]]))
     .await?;
@@ -324,7 +374,7 @@ pub async fn skip_buttons(
 /// Step 4: the exact message, then the summary with Start. Content that
 /// Telegram refuses sends the admin back to step 2.
 /// A greeting in the preview is filled with the admin's own names.
-async fn show_preview(
+pub(crate) async fn show_preview(
     bot: &Bot,
     chat: ChatId,
     dialogue: &Dialogue,
@@ -405,6 +455,7 @@ pub async fn variant(
                 content::SUPPORTED
             ),
         )
+        .reply_markup(back_only())
         .await?;
         dialogue
             .update(State::AwaitingVariant {
@@ -573,6 +624,7 @@ pub async fn confirm(
         content: content.clone(),
         variants,
         options: draft.options(),
+        title: draft.title.clone(),
     };
     let created = match &approval {
         Some(_) => commands.create_for_approval(campaign, begin).await,
@@ -597,6 +649,7 @@ pub async fn confirm(
                 by: users::names(&query.from),
                 recipients,
                 why,
+                name: campaign_name(&draft.title, &content),
                 content,
             };
             approval::ask_others(&bot, &roles, &store, &preview, &cards, &request, by).await;

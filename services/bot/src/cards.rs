@@ -195,8 +195,7 @@ impl Cards {
                     Ok(_) => {
                         update.reported = Some(report.key.clone());
                         if snapshot.status == CampaignStatus::Completed {
-                            report::send_picture(&self.bot, &self.store, card.chat, snapshot.id)
-                                .await;
+                            report::send_picture(&self.bot, &self.store, card.chat, snapshot).await;
                         }
                     }
                     Err(error) => {

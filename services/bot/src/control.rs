@@ -153,8 +153,8 @@ fn cancel_question(snapshot: &Snapshot) -> String {
         _ => "It will not start; nothing was sent.".to_owned(),
     };
     format!(
-        "✖️ Cancel campaign {}? {consequence} This cannot be undone.",
-        snapshot.id
+        "✖️ Cancel {}? {consequence} This cannot be undone.",
+        snapshot.title()
     )
 }
 

@@ -46,6 +46,10 @@ pub enum State {
     AwaitingTimeZone { timing: Timing },
     /// Waiting for a start time (typed, or a preset pressed).
     AwaitingStart { timing: Timing },
+    /// Step 4, 🏷 Name: waiting for the campaign's name.
+    AwaitingTitle { draft: Draft },
+    /// Step 4, ✏️ Message: waiting for the message to send instead.
+    AwaitingReplacement { draft: Draft },
     /// ✏️ Edit on a card: waiting for the corrected message.
     AwaitingCorrection { campaign: Uuid },
     /// The corrected message is previewed; `prompt` is the id of the
@@ -106,6 +110,9 @@ pub struct Draft {
     /// Start at a set time rather than when Start is pressed.
     #[serde(default)]
     pub start: Option<Start>,
+    /// What admins call it; empty: the first words of the message.
+    #[serde(default)]
+    pub title: String,
 }
 
 impl Draft {
@@ -120,6 +127,7 @@ impl Draft {
             paid: false,
             unsubscribe: false,
             start: None,
+            title: String::new(),
         }
     }
 

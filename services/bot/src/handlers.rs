@@ -23,7 +23,8 @@ use crate::dialogue::{DialogueError, Dialogues, State};
 use crate::roles::Roles;
 use crate::storage::{Store, StoreError};
 use crate::{
-    activity, admins, amend, broadcast, control, language, replies, report, tags, timing, users,
+    activity, admins, amend, broadcast, control, language, replies, report, revise, tags, timing,
+    users,
 };
 
 /// What a handler can fail with; logged by the dispatcher. A failed
@@ -121,6 +122,8 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         )
         .branch(case![State::AwaitingTimeZone { timing }].endpoint(timing::typed_zone))
         .branch(case![State::AwaitingStart { timing }].endpoint(timing::typed_start))
+        .branch(case![State::AwaitingTitle { draft }].endpoint(revise::typed_title))
+        .branch(case![State::AwaitingReplacement { draft }].endpoint(revise::replacement))
         .branch(case![State::AwaitingCorrection { campaign }].endpoint(amend::correction));
     // A campaign's Unsubscribe button, pressed by whoever received it.
     let unsubscribe_buttons = Update::filter_callback_query()
@@ -149,6 +152,7 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         .branch(
             dialogue::enter::<Update, Dialogues, State, _>()
                 .branch(case![Action::Abort].endpoint(broadcast::abort))
+                .branch(case![Action::Back].endpoint(revise::back))
                 .branch(
                     case![State::ChoosingAudience { filter }]
                         .branch(case![Action::Audience(audience)].endpoint(broadcast::audience))
@@ -170,6 +174,9 @@ pub fn schema() -> UpdateHandler<HandlerError> {
                         .branch(case![Action::Variant(language)].endpoint(broadcast::variant))
                         .branch(case![Action::TestSend].endpoint(broadcast::test_send))
                         .branch(case![Action::When].endpoint(timing::ask_for_draft))
+                        .branch(case![Action::Rename].endpoint(revise::rename))
+                        .branch(case![Action::ChangeMessage].endpoint(revise::change_message))
+                        .branch(case![Action::ChangeButtons].endpoint(revise::change_buttons))
                         .branch(case![Action::Start].endpoint(broadcast::confirm)),
                 )
                 .branch(

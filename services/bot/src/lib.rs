@@ -33,6 +33,7 @@ mod preview;
 mod progress;
 mod replies;
 mod report;
+mod revise;
 mod roles;
 mod segment;
 mod storage;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use courier_core::audience::{self, AudienceSize};
 use courier_core::campaign;
 use courier_core::config::TelegramConfig;
+use courier_core::proto::campaign_name;
 use courier_core::proto::v1::{
     AudienceFilter, CampaignOptions, Content, ContentKind, Language, Names, button,
 };
@@ -136,8 +137,10 @@ pub fn summary(
     }
     let mut text = format!(
         "Ready to broadcast (the message above is exactly what recipients get).\n\n\
+         Name: {}\n\
          Audience: {} · {recipients} recipients now{excluded}\n\
          Content: {}{}\n",
+        campaign_name(&draft.title, content),
         audience::to_text(&draft.audience),
         content.kind().admin_name(),
         if content.text.is_empty() || content.kind() == ContentKind::Text {
@@ -230,6 +233,11 @@ pub fn keyboard(draft: &Draft, paid_enabled: bool) -> InlineKeyboardMarkup {
     if !versions.is_empty() {
         rows.push(versions);
     }
+    rows.push(vec![
+        Action::Rename.button("🏷 Name…"),
+        Action::ChangeMessage.button("✏️ Message…"),
+        Action::ChangeButtons.button("🔗 Buttons…"),
+    ]);
     rows.push(vec![Action::TestSend.button("📨 Send to me")]);
     let when = match &draft.start {
         Some(start) => format!("🕑 Starts {}", start.describe()),
@@ -381,14 +389,18 @@ mod tests {
                 ("⬜ Paid lane".into(), "bc:opt:paid".into()),
                 // lang:ru: an en version would reach nobody.
                 ("🌐 Add ru version".into(), "bc:var:ru".into()),
+                ("🏷 Name…".into(), "bc:name".into()),
+                ("✏️ Message…".into(), "bc:msg".into()),
+                ("🔗 Buttons…".into(), "bc:btn".into()),
                 ("📨 Send to me".into(), "bc:test".into()),
                 ("🕑 Starts now: schedule…".into(), "bc:when".into()),
                 ("🚀 Start".into(), "bc:start".into()),
                 ("✖️ Cancel".into(), "bc:abort".into()),
             ]
         );
-        // Without the paid lane: toggles, unsubscribe, versions, test, when, Start.
-        assert_eq!(keyboard(&silent, false).inline_keyboard.len(), 6);
+        // Without the paid lane: toggles, unsubscribe, versions, changes,
+        // test, when, Start.
+        assert_eq!(keyboard(&silent, false).inline_keyboard.len(), 7);
     }
 
     #[test]

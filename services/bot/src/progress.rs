@@ -46,6 +46,28 @@ pub struct Snapshot {
     pub amendments: Vec<String>,
     /// An edit or recall still has messages to go.
     pub amending: bool,
+    /// What admins call it (empty for a campaign projected before names).
+    pub name: String,
+    /// The admin who paused, resumed or cancelled it last (None: courier,
+    /// or nobody yet).
+    pub status_by: Option<Who>,
+}
+
+/// An admin, as a card names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    pub id: i64,
+    /// @username, or first and last name, when the bot knows them.
+    pub name: Option<String>,
+}
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{name}"),
+            None => write!(f, "admin {}", self.id),
+        }
+    }
 }
 
 /// How one version of a campaign's message is doing.
@@ -111,6 +133,17 @@ impl Snapshot {
             recalled: false,
             amendments: Vec::new(),
             amending: false,
+            name: String::new(),
+            status_by: None,
+        }
+    }
+
+    /// Its name in quotes, as cards and reports call it; a campaign from
+    /// before names by its id.
+    pub fn title(&self) -> String {
+        match self.name.is_empty() {
+            true => format!("Campaign {}", self.id),
+            false => format!("“{}”", self.name),
         }
     }
 
@@ -157,12 +190,17 @@ pub fn estimate(count: i64, rate: f64) -> Duration {
 }
 
 /// The card's text. `rate`: recipients per second lately, when known;
-/// times are shown in `zone`, the reader's.
+/// times are shown in `zone`, the reader's. The id comes last, for
+/// courierctl.
 pub fn card(snapshot: &Snapshot, rate: Option<f64>, zone: Tz) -> String {
+    format!("{}\nid {}", card_body(snapshot, rate, zone), snapshot.id)
+}
+
+fn card_body(snapshot: &Snapshot, rate: Option<f64>, zone: Tz) -> String {
     let mut text = format!(
-        "{} Campaign {}\n{} · audience {} · {}\n",
+        "{} {}\n{} · audience {} · {}\n",
         status_icon(snapshot.status),
-        snapshot.id,
+        snapshot.title(),
         snapshot.status,
         snapshot.audience,
         snapshot.content_kind,
@@ -209,9 +247,10 @@ pub fn card(snapshot: &Snapshot, rate: Option<f64>, zone: Tz) -> String {
             let _ = write!(
                 text,
                 "\n{}",
-                match &snapshot.reason {
-                    Some(reason) => format!("Paused by courier: {reason}"),
-                    None => "Paused by an admin".into(),
+                match (&snapshot.reason, &snapshot.status_by) {
+                    (Some(reason), _) => format!("Paused by courier: {reason}"),
+                    (None, Some(who)) => format!("Paused by {who}"),
+                    (None, None) => "Paused by an admin".into(),
                 }
             );
         }
@@ -220,10 +259,12 @@ pub fn card(snapshot: &Snapshot, rate: Option<f64>, zone: Tz) -> String {
                 let _ = write!(text, "\nTook {}", duration(took));
             }
         }
-        CampaignStatus::Pending
-        | CampaignStatus::Scheduled
-        | CampaignStatus::AwaitingApproval
-        | CampaignStatus::Cancelled => {}
+        CampaignStatus::Cancelled => {
+            if let Some(who) = &snapshot.status_by {
+                let _ = write!(text, "\nCancelled by {who}");
+            }
+        }
+        CampaignStatus::Pending | CampaignStatus::Scheduled | CampaignStatus::AwaitingApproval => {}
     }
     for line in &snapshot.amendments {
         let _ = write!(text, "\n{line}");
@@ -293,8 +334,9 @@ pub fn list_line(snapshot: &Snapshot, zone: Tz) -> String {
         ),
     };
     format!(
-        "{} {} · {} · {} · {progress}",
+        "{} {} · {} · {} · {} · {progress}",
         status_icon(snapshot.status),
+        snapshot.title(),
         snapshot.created_at.format("%Y-%m-%d %H:%M"),
         snapshot.status,
         snapshot.audience,
@@ -304,7 +346,7 @@ pub fn list_line(snapshot: &Snapshot, zone: Tz) -> String {
 /// The report this status calls for: at the end, or when courier paused
 /// the campaign itself (an admin who paused it knows already).
 pub fn report(snapshot: &Snapshot) -> Option<Report> {
-    let id = snapshot.id;
+    let (id, name) = (snapshot.id, snapshot.title());
     let mut counts = format!(
         "Recipients {} · delivered {} · not alive {} · failed {}",
         snapshot.recipients.unwrap_or(0),
@@ -321,7 +363,7 @@ pub fn report(snapshot: &Snapshot) -> Option<Report> {
             (
                 "completed".to_owned(),
                 format!(
-                    "✅ Campaign {id} completed{}.\n{counts}",
+                    "✅ {name} completed{}.\n{counts}\nid {id}",
                     took.unwrap_or_default()
                 ),
             )
@@ -329,15 +371,20 @@ pub fn report(snapshot: &Snapshot) -> Option<Report> {
         (CampaignStatus::Cancelled, _) => (
             "cancelled".to_owned(),
             format!(
-                "⛔ Campaign {id} was cancelled.\n{counts} · not sent {}",
+                "⛔ {name} was cancelled{}.\n{counts} · not sent {}\nid {id}",
+                snapshot
+                    .status_by
+                    .as_ref()
+                    .map(|who| format!(" by {who}"))
+                    .unwrap_or_default(),
                 snapshot.cancelled
             ),
         ),
         (CampaignStatus::Paused, Some(reason)) => (
             format!("paused: {reason}"),
             format!(
-                "⚠️ Courier paused campaign {id}: {reason}\n{counts}\n\
-                 Fix the cause, then Resume or Cancel it from its card."
+                "⚠️ Courier paused {name}: {reason}\n{counts}\n\
+                 Fix the cause, then Resume or Cancel it from its card.\nid {id}"
             ),
         ),
         _ => return None,
@@ -371,25 +418,17 @@ mod tests {
     fn snapshot(status: CampaignStatus) -> Snapshot {
         let started = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap();
         Snapshot {
-            id: Uuid::nil(),
             status,
-            reason: None,
             audience: "ru".into(),
             content_kind: "photo".into(),
             recipients: Some(1000),
             delivered: 300,
             not_alive: 40,
             failed: 10,
-            cancelled: 0,
             created_at: started,
             started_at: Some(started),
-            finished_at: None,
-            scheduled_at: None,
-            versions: Vec::new(),
-            revision: 0,
-            recalled: false,
-            amendments: Vec::new(),
-            amending: false,
+            name: "Spring sale".into(),
+            ..Snapshot::starting(Uuid::nil())
         }
     }
 
@@ -445,7 +484,7 @@ mod tests {
             recipients: None,
             ..snapshot(CampaignStatus::Pending)
         };
-        assert!(card(&starting, None, Tz::UTC).ends_with("Starting: fixing the audience…"));
+        assert!(card(&starting, None, Tz::UTC).contains("Starting: fixing the audience…\nid "));
     }
 
     #[test]
@@ -509,7 +548,17 @@ mod tests {
             amendments: vec!["✏️ Edited (version 2): 300 edited".into()],
             ..snapshot(CampaignStatus::Completed)
         };
-        assert!(card(&edited, None, Tz::UTC).ends_with("\n✏️ Edited (version 2): 300 edited"));
+        let card = card(&edited, None, Tz::UTC);
+        assert!(
+            card.starts_with("✅ “Spring sale”\ncompleted · audience ru · photo\n"),
+            "{card}"
+        );
+        assert!(
+            card.ends_with(
+                "\n✏️ Edited (version 2): 300 edited\nid 00000000-0000-0000-0000-000000000000"
+            ),
+            "{card}"
+        );
     }
 
     #[test]
@@ -526,7 +575,7 @@ mod tests {
         assert_eq!(
             report_.text,
             format!(
-                "✅ Campaign {} completed in 2m 05s.\nRecipients 1000 · delivered 950 · not alive 40 · failed 10",
+                "✅ “Spring sale” completed in 2m 05s.\nRecipients 1000 · delivered 950 · not alive 40 · failed 10\nid {}",
                 Uuid::nil()
             )
         );
@@ -543,16 +592,31 @@ mod tests {
         );
         let cancelled = Snapshot {
             cancelled: 650,
+            status_by: Some(Who {
+                id: 7,
+                name: Some("@anna".into()),
+            }),
             ..snapshot(CampaignStatus::Cancelled)
         };
-        assert!(report(&cancelled).unwrap().text.contains("not sent 650"));
+        let text = report(&cancelled).unwrap().text;
+        assert!(
+            text.starts_with("⛔ “Spring sale” was cancelled by @anna."),
+            "{text}"
+        );
+        assert!(text.contains("not sent 650"), "{text}");
+        assert!(card(&cancelled, None, Tz::UTC).contains("\nCancelled by @anna\n"));
+        let paused = Snapshot {
+            status_by: Some(Who { id: 7, name: None }),
+            ..snapshot(CampaignStatus::Paused)
+        };
+        assert!(card(&paused, None, Tz::UTC).contains("\nPaused by admin 7\n"));
     }
 
     #[test]
     fn list_lines_are_compact() {
         assert_eq!(
             list_line(&snapshot(CampaignStatus::Paused), Tz::UTC),
-            "⏸ 2025-03-01 12:00 · paused · ru · 350/1000 done, 300 delivered"
+            "⏸ “Spring sale” · 2025-03-01 12:00 · paused · ru · 350/1000 done, 300 delivered"
         );
     }
 
@@ -564,17 +628,18 @@ mod tests {
             ..snapshot(CampaignStatus::Scheduled)
         };
         assert!(
-            card(&scheduled, None, Tz::UTC).ends_with("Starts 2025-03-02 07:00 UTC"),
+            card(&scheduled, None, Tz::UTC).contains("Starts 2025-03-02 07:00 UTC\nid "),
             "{}",
             card(&scheduled, None, Tz::UTC)
         );
         assert_eq!(
             list_line(&scheduled, Tz::UTC),
-            "🗓 2025-03-01 12:00 · scheduled · ru · starts 2025-03-02 07:00 UTC"
+            "🗓 “Spring sale” · 2025-03-01 12:00 · scheduled · ru · starts 2025-03-02 07:00 UTC"
         );
         let moscow: Tz = "Europe/Moscow".parse().unwrap();
         assert!(
-            card(&scheduled, None, moscow).ends_with("Starts 2025-03-02 10:00 MSK (Europe/Moscow)"),
+            card(&scheduled, None, moscow)
+                .contains("Starts 2025-03-02 10:00 MSK (Europe/Moscow)\n"),
             "{}",
             card(&scheduled, None, moscow)
         );

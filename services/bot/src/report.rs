@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::actions::Action;
 use crate::handlers::HandlerResult;
+use crate::progress::Snapshot;
 use crate::storage::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +30,9 @@ enum ReportError {
 
 /// Sends the campaign's picture to `chat`. A failure is logged: the text
 /// report went out already.
-pub async fn send_picture(bot: &Bot, store: &Store, chat: ChatId, campaign: Uuid) {
-    if let Err(error) = picture(bot, store, chat, campaign).await {
-        tracing::warn!(%error, %campaign, "sending the report's picture failed");
+pub async fn send_picture(bot: &Bot, store: &Store, chat: ChatId, snapshot: &Snapshot) {
+    if let Err(error) = picture(bot, store, chat, snapshot).await {
+        tracing::warn!(%error, campaign = %snapshot.id, "sending the report's picture failed");
     }
 }
 
@@ -39,8 +40,9 @@ async fn picture(
     bot: &Bot,
     store: &Store,
     chat: ChatId,
-    campaign: Uuid,
+    snapshot: &Snapshot,
 ) -> Result<(), ReportError> {
+    let campaign = snapshot.id;
     let client = store.pool().get().await?;
     let Some(report) = report::read(&client, campaign).await? else {
         return Ok(());
@@ -52,7 +54,7 @@ async fn picture(
         chat,
         InputFile::memory(png).file_name(format!("campaign-{campaign}.png")),
     )
-    .caption(format!("📊 How campaign {campaign} went"))
+    .caption(format!("📊 How {} went\nid {campaign}", snapshot.title()))
     .reply_markup(InlineKeyboardMarkup::new([[csv]]))
     .await?;
     Ok(())

@@ -13,7 +13,7 @@ use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::progress::{Snapshot, VersionCount};
+use crate::progress::{Snapshot, VersionCount, Who};
 
 /// How long an answer waits for the projector to apply what the bot has
 /// just published, before answering anyway.
@@ -71,7 +71,10 @@ pub const SNAPSHOT_COLUMNS: &str = "c.campaign_id, c.status, c.status_reason, c.
          SELECT d.variant || ' ' || count(*) FILTER (WHERE d.status = 'delivered') || ' ' || count(*) \
          FROM deliveries d WHERE d.campaign_id = c.campaign_id \
          GROUP BY d.variant ORDER BY d.variant = '', d.variant) END, \
-     c.scheduled_at, c.revision, c.recalled_at IS NOT NULL";
+     c.scheduled_at, c.revision, c.recalled_at IS NOT NULL, c.name, c.status_by, \
+     (SELECT COALESCE(NULLIF('@' || COALESCE(u.username, ''), '@'), \
+                      NULLIF(trim(COALESCE(u.first_name, '') || ' ' || COALESCE(u.last_name, '')), '')) \
+      FROM users u WHERE u.user_id = c.status_by)";
 
 #[derive(Clone)]
 pub struct Store {
@@ -289,6 +292,14 @@ pub fn snapshot(row: &Row, first: usize) -> Result<Snapshot, StoreError> {
         scheduled_at: row.get(first + 14),
         revision: row.get(first + 15),
         recalled: row.get(first + 16),
+        name: row.get(first + 17),
+        status_by: match row.get::<_, Option<i64>>(first + 18) {
+            None | Some(0) => None,
+            Some(id) => Some(Who {
+                id,
+                name: row.get(first + 19),
+            }),
+        },
         amendments: Vec::new(),
         amending: false,
     })

@@ -44,7 +44,10 @@ fn presets() -> InlineKeyboardMarkup {
             .iter()
             .map(|preset| Action::StartAt(*preset).button(preset.label()))
             .collect::<Vec<_>>(),
-        vec![Action::Abort.button("✖️ Cancel")],
+        vec![
+            Action::Back.button("⬅️ Back"),
+            Action::Abort.button("✖️ Cancel"),
+        ],
     ])
 }
 

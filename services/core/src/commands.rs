@@ -34,6 +34,8 @@ pub struct NewCampaign {
     pub content: Content,
     pub variants: Vec<Variant>,
     pub options: CampaignOptions,
+    /// What admins call it; empty: the first words of the message.
+    pub title: String,
 }
 
 /// A change an admin or operator asks for.
@@ -196,6 +198,7 @@ impl CampaignCommands {
                         variants: campaign.variants,
                         content: Some(campaign.content),
                         options: Some(campaign.options),
+                        title: campaign.title,
                     }),
                 );
                 // Expecting an empty subject: an id can never be reused.

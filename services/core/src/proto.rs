@@ -5,7 +5,7 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/courier.v1.rs"));
 }
 
-use v1::{Audience, ContentKind, Language};
+use v1::{Audience, Content, ContentKind, Language};
 
 impl Language {
     /// The name stored in Postgres, or `None` for an unset language.
@@ -78,6 +78,43 @@ impl ContentKind {
     }
 }
 
+/// The longest name a campaign gets from its message's first words.
+const NAME_FROM_WORDS: usize = 40;
+
+/// What admins call a campaign on cards, reports and lists: the `title`
+/// its creator gave, or the first words of its message's first line (or,
+/// with no text, its kind: "Photo").
+pub fn campaign_name(title: &str, content: &Content) -> String {
+    if !title.trim().is_empty() {
+        return title.trim().to_owned();
+    }
+    let line = content.text.lines().map(str::trim).find(|l| !l.is_empty());
+    let Some(line) = line else {
+        let kind = content.kind().admin_name();
+        let mut name: String = kind.chars().take(1).flat_map(char::to_uppercase).collect();
+        name.extend(kind.chars().skip(1));
+        return name;
+    };
+    if line.chars().count() <= NAME_FROM_WORDS {
+        return line.to_owned();
+    }
+    let mut name = String::new();
+    for word in line.split_whitespace() {
+        if name.chars().count() + word.chars().count() + 1 > NAME_FROM_WORDS {
+            break;
+        }
+        if !name.is_empty() {
+            name.push(' ');
+        }
+        name.push_str(word);
+    }
+    if name.is_empty() {
+        name = line.chars().take(NAME_FROM_WORDS).collect();
+    }
+    name.push('…');
+    name
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +129,39 @@ mod tests {
         }
         assert_eq!(ContentKind::Voice.code(), "voice");
         assert_eq!(ContentKind::Voice.admin_name(), "voice message");
+    }
+
+    #[test]
+    fn a_campaign_is_called_by_its_title_or_its_first_words() {
+        let text = |t: &str| Content {
+            kind: ContentKind::Text.into(),
+            text: t.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            campaign_name(" Spring sale ", &text("ignored")),
+            "Spring sale"
+        );
+        assert_eq!(
+            campaign_name("", &text("\n  Sale tomorrow\nDetails")),
+            "Sale tomorrow"
+        );
+        assert_eq!(
+            campaign_name(
+                "",
+                &text("Our biggest sale of the year starts tomorrow at ten")
+            ),
+            "Our biggest sale of the year starts…"
+        );
+        assert_eq!(
+            campaign_name("", &text(&"x".repeat(60))),
+            format!("{}…", "x".repeat(40))
+        );
+        let photo = Content {
+            kind: ContentKind::Photo.into(),
+            ..Default::default()
+        };
+        assert_eq!(campaign_name("", &photo), "Photo");
     }
 
     #[test]

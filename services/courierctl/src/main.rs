@@ -235,6 +235,7 @@ async fn main() -> anyhow::Result<()> {
                             protect_content: protect,
                             paid_broadcast: paid,
                         },
+                        title: String::new(),
                     },
                     begin,
                 )

@@ -61,6 +61,7 @@ async fn start_and_publish_a_first_batch() -> Started {
             },
             variants: Vec::new(),
             options: CampaignOptions::default(),
+            title: String::new(),
         })
         .await
         .unwrap();

@@ -288,6 +288,7 @@ async fn a_start_tried_again_after_failing_halfway_starts_the_same_campaign_once
         },
         variants: Vec::new(),
         options: CampaignOptions::default(),
+        title: String::new(),
     };
     // The first try published CampaignCreated, then failed.
     let created = Event::new(Payload::CampaignCreated(CampaignCreated {
@@ -298,6 +299,7 @@ async fn a_start_tried_again_after_failing_halfway_starts_the_same_campaign_once
         options: Some(CampaignOptions::default()),
         filter: Some(campaign.audience.clone()),
         variants: Vec::new(),
+        title: String::new(),
     }));
     EventPublisher::new(js.clone(), env.topology())
         .publish(&created)

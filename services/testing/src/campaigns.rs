@@ -137,6 +137,7 @@ async fn begin_campaign(
                 content,
                 variants: Vec::new(),
                 options: CampaignOptions::default(),
+                title: String::new(),
             },
             begin,
         )

@@ -29,7 +29,7 @@ async fn an_admin_corrects_a_sent_campaign_then_deletes_it_everywhere() {
     let after = summary["message_id"].as_i64().unwrap();
     let id = start(&harness, OWNER, &summary).await;
     let card = harness
-        .wait_for(OWNER, after, &format!("Campaign {id}\ncompleted"))
+        .wait_for_all(OWNER, after, &[&format!("id {id}"), "\ncompleted ·"])
         .await;
 
     // ✏️ Edit: the same text again is refused, with the reason.

@@ -49,9 +49,7 @@ pub async fn start(harness: &Harness, admin: i64, summary: &Value) -> String {
         .trim_end_matches('.')
         .to_owned();
     // The progress card follows.
-    harness
-        .wait_for(admin, after, &format!("Campaign {id}\n"))
-        .await;
+    harness.wait_for(admin, after, &format!("\nid {id}")).await;
     id
 }
 
@@ -151,7 +149,7 @@ async fn every_kind_of_content_goes_from_broadcast_to_the_final_report() {
         let id = start(&harness, OWNER, &summary).await;
         let after = summary_id;
         let report = harness
-            .wait_for(OWNER, after, &format!("Campaign {id} completed"))
+            .wait_for_all(OWNER, after, &[&format!("id {id}"), " completed"])
             .await;
         assert!(
             text(&report).contains("Recipients 3 · delivered 3 · not alive 0 · failed 0"),
@@ -160,7 +158,7 @@ async fn every_kind_of_content_goes_from_broadcast_to_the_final_report() {
         );
         // The card shows the end too; what is left to do is amend it.
         let card = harness
-            .wait_for(OWNER, after, &format!("Campaign {id}\ncompleted"))
+            .wait_for_all(OWNER, after, &[&format!("id {id}"), "\ncompleted ·"])
             .await;
         assert_eq!(crate::labels(&card), ["✏️ Edit", "🗑 Delete everywhere"]);
 
@@ -226,7 +224,7 @@ async fn a_forwarded_post_keeps_its_url_buttons_and_the_toggles_reach_recipients
     let summary = harness.wait_for(OWNER, before, "Paid lane: on").await;
     let id = start(&harness, OWNER, &summary).await;
     harness
-        .wait_for(OWNER, before, &format!("Campaign {id} completed"))
+        .wait_for_all(OWNER, before, &[&format!("id {id}"), " completed"])
         .await;
     for chat in [101, 102] {
         let delivery = harness
@@ -405,7 +403,7 @@ async fn a_dialog_survives_a_restart_of_the_bot() {
     let summary = harness.wait_for(OWNER, after, "Ready to broadcast").await;
     let id = start(&harness, OWNER, &summary).await;
     harness
-        .wait_for(OWNER, after, &format!("Campaign {id} completed"))
+        .wait_for_all(OWNER, after, &[&format!("id {id}"), " completed"])
         .await;
     let delivery = courier_testing::wait_until("the delivery", DEADLINE, || async {
         harness

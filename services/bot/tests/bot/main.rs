@@ -56,8 +56,12 @@ impl Harness {
         let env = TestEnv::new().await;
         // Admins' chats get a burst of messages (preview, summary, card):
         // Telegram tolerates short bursts, the sandbox's 1/s per chat not.
+        // Nor its 30 a second per token, which counts the bot's edits (a
+        // press on the segment builder, a card refreshed) with the sends:
+        // these tests are about the dialog, the e2e tests about the limits.
         let sandbox = Sandbox::start(SandboxConfig {
             chat_rate_limit: 0,
+            rate_limit: 0,
             ..SandboxConfig::default()
         })
         .await
@@ -202,6 +206,18 @@ impl Harness {
                 .into_iter()
                 .filter(|m| m["message_id"].as_i64() > Some(after))
                 .find(|m| text(m).contains(needle))
+        })
+        .await
+    }
+
+    /// Like [`Harness::wait_for`], for a message containing every needle:
+    /// a campaign's card or report, found by its id and what it says.
+    pub async fn wait_for_all(&self, chat: i64, after: i64, needles: &[&str]) -> Value {
+        wait_until(&format!("{needles:?} in chat {chat}"), DEADLINE, || async {
+            self.messages(chat)
+                .into_iter()
+                .filter(|m| m["message_id"].as_i64() > Some(after))
+                .find(|m| needles.iter().all(|needle| text(m).contains(needle)))
         })
         .await
     }

@@ -22,7 +22,7 @@ async fn a_completed_campaign_comes_with_its_picture_and_a_csv_on_request() {
     let id = start(&harness, OWNER, &summary).await;
 
     let picture = harness
-        .wait_for(OWNER, after, &format!("How campaign {id} went"))
+        .wait_for_all(OWNER, after, &[&format!("id {id}"), "📊 How"])
         .await;
     let largest = picture["photo"].as_array().and_then(|sizes| sizes.last());
     let file_id = largest.and_then(|size| size["file_id"].as_str()).unwrap();

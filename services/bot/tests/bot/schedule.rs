@@ -90,7 +90,7 @@ async fn an_admin_schedules_moves_and_cancels_a_campaign_in_their_time_zone() {
         "an hour after the press: {at}"
     );
     let card = harness
-        .wait_for(OWNER, summary_id, &format!("Campaign {id}\n"))
+        .wait_for(OWNER, summary_id, &format!("\nid {id}"))
         .await;
     assert!(
         text(&card).contains("Starts 20") && text(&card).contains("MSK (Europe/Moscow)"),
@@ -120,7 +120,7 @@ async fn an_admin_schedules_moves_and_cancels_a_campaign_in_their_time_zone() {
 
     // Cancel it before it starts: nobody gets anything.
     let card = harness
-        .wait_for(OWNER, summary_id, &format!("Campaign {id}\n"))
+        .wait_for(OWNER, summary_id, &format!("\nid {id}"))
         .await;
     let after = harness.last_id(OWNER);
     harness.press(OWNER, &card, "✖️ Cancel");

@@ -202,7 +202,7 @@ async fn an_owner_builds_a_segment_and_each_user_gets_their_version() {
     assert_eq!(labels(&ru_test), ["Отписаться от рассылки"]);
     let id = crate::broadcast::start(&harness, OWNER, &summary).await;
     let report = harness
-        .wait_for(OWNER, 0, &format!("Campaign {id} completed"))
+        .wait_for_all(OWNER, 0, &[&format!("id {id}"), " completed"])
         .await;
     assert!(
         text(&report).contains("By version: ru 2/2 · default 1/1 delivered"),

@@ -158,6 +158,7 @@ async fn a_segment_gets_its_language_version_greeting_each_by_name_and_nobody_el
                 )),
             }],
             options: CampaignOptions::default(),
+            title: String::new(),
         })
         .await
         .unwrap();

@@ -10,6 +10,7 @@
 use courier_core::audience::{self, Recipients};
 use courier_core::campaign::{CampaignStatus, Transition};
 use courier_core::greeting;
+use courier_core::proto::campaign_name;
 use courier_core::proto::v1::{
     Audience, CampaignApprovalRequested, CampaignCancelled, CampaignCompleted, CampaignCreated,
     CampaignPaused, CampaignResumed, CampaignScheduled, CampaignStarted, Language, Variant,
@@ -53,8 +54,8 @@ pub(super) async fn created(
         .execute(
             "INSERT INTO campaigns (campaign_id, created_by, audience, content_kind, content,
                 disable_notification, protect_content, paid_broadcast, status, created_at,
-                last_event_seq, variants, personal)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $12)
+                last_event_seq, variants, personal, name)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $12, $13)
              ON CONFLICT DO NOTHING",
             &[
                 &id,
@@ -69,6 +70,7 @@ pub(super) async fn created(
                 &event.seq,
                 &variants,
                 &personal,
+                &campaign_name(&created.title, &content),
             ],
         )
         .await?;
@@ -195,8 +197,9 @@ pub(super) async fn paused(
         event
             .tx
             .execute(
-                "UPDATE campaigns SET status_reason = $2, paused_at = $3 WHERE campaign_id = $1",
-                &[&campaign.id, &reason, &event.at],
+                "UPDATE campaigns SET status_reason = $2, paused_at = $3, status_by = $4
+                 WHERE campaign_id = $1",
+                &[&campaign.id, &reason, &event.at, &paused.paused_by],
             )
             .await?;
     }
@@ -217,9 +220,9 @@ pub(super) async fn resumed(
                 "UPDATE campaigns SET status_reason = NULL, content_refusals = 0,
                      paused_ms = paused_ms
                          + COALESCE((extract(epoch FROM $2 - paused_at) * 1000)::BIGINT, 0),
-                     paused_at = NULL
+                     paused_at = NULL, status_by = $3
                  WHERE campaign_id = $1",
-                &[&campaign.id, &event.at],
+                &[&campaign.id, &event.at, &resumed.resumed_by],
             )
             .await?;
     }
@@ -245,8 +248,14 @@ pub(super) async fn cancelled(
         event
             .tx
             .execute(
-                "UPDATE campaigns SET cancelled = cancelled + $2, finished_at = $3 WHERE campaign_id = $1",
-                &[&campaign.id, &(recipients as i32), &event.at],
+                "UPDATE campaigns SET cancelled = cancelled + $2, finished_at = $3, status_by = $4
+                 WHERE campaign_id = $1",
+                &[
+                    &campaign.id,
+                    &(recipients as i32),
+                    &event.at,
+                    &cancelled.cancelled_by,
+                ],
             )
             .await?;
     }
