@@ -254,8 +254,9 @@ impl Storage<State> for Dialogues {
             let state = serde_json::to_value(&state)?;
             let client = self.pool.get().await?;
             if confirming {
-                // Only a dialog still at step 3 or 4 (or adding a version
-                // or choosing a start time there) may (still) confirm:
+                // Only a dialog still at step 3 or 4 (or adding a version,
+                // naming it, changing its message or choosing a start time
+                // there) may (still) confirm:
                 // a toggle pressed as Start ended the dialog on another
                 // replica must not bring its Start button back.
                 let updated = client
@@ -263,7 +264,8 @@ impl Storage<State> for Dialogues {
                         "UPDATE bot_dialogues SET state = $2, updated_at = now()
                          WHERE chat_id = $1
                            AND state->>'step' IN ('awaiting_buttons', 'confirming', 'awaiting_variant',
-                                                  'awaiting_time_zone', 'awaiting_start')",
+                                                  'awaiting_time_zone', 'awaiting_start',
+                                                  'awaiting_title', 'awaiting_replacement')",
                         &[&chat.0, &state],
                     )
                     .await?;

@@ -11,6 +11,7 @@ mod broadcast;
 mod control;
 mod metrics;
 mod report;
+mod revise;
 mod schedule;
 mod segments;
 mod users;
