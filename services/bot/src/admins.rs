@@ -11,7 +11,8 @@ use teloxide::prelude::Requester;
 use teloxide::types::{Message, User};
 
 use crate::handlers::{HandlerResult, publish};
-use crate::roles::{AdminsRequest, Roles};
+use crate::menu;
+use crate::roles::{AdminsRequest, Role, Roles};
 use crate::storage::{Store, wait_for_projection};
 
 pub async fn manage(
@@ -43,7 +44,7 @@ pub async fn manage(
                 });
                 let done =
                     format!("{user} is an admin now: they can /broadcast and control campaigns.");
-                change(&events, &store, granted, user, true, done).await
+                change(&bot, &events, &store, granted, user, true, done).await
             }
             Ok(AdminsRequest::Revoke(user)) if roles.owners().contains(&user) => format!(
                 "{user} is an owner; owners are set by OWNER_IDS in the bot's configuration."
@@ -57,7 +58,7 @@ pub async fn manage(
                     revoked_by: by,
                 });
                 let done = format!("{user} is no longer an admin.");
-                change(&events, &store, revoked, user, false, done).await
+                change(&bot, &events, &store, revoked, user, false, done).await
             }
         }
     };
@@ -68,6 +69,7 @@ pub async fn manage(
 /// Publishes a grant or revoke of `user` and waits for the read model to
 /// show them as `admin`; answers what to tell the owner.
 async fn change(
+    bot: &Bot,
     events: &EventPublisher,
     store: &Store,
     payload: Payload,
@@ -78,6 +80,11 @@ async fn change(
     if publish(events, payload).await.is_err() {
         return "Courier could not record that right now; try again in a moment.".into();
     }
+    let role = match admin {
+        true => Role::Admin,
+        false => Role::User,
+    };
+    menu::set_for(bot, user, role).await;
     let shown = wait_for_projection(|| async { Ok(store.is_admin(user).await? == admin) }).await;
     match shown {
         true => done,

@@ -28,6 +28,7 @@ mod control;
 mod dialogue;
 mod handlers;
 mod language;
+mod menu;
 mod metered;
 mod preview;
 mod progress;
@@ -101,6 +102,9 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
     }
 
     let store = Store::new(pool.clone());
+    if let Err(error) = menu::install(&bot, &config.broadcast.owner_ids, &store).await {
+        tracing::warn!(%error, "setting the admins' command menus failed");
+    }
     let cards = Cards::new(store.clone(), bot.clone());
     // Its own token: it must also stop when dispatching fails.
     let stop_progress = shutdown.child_token();

@@ -68,11 +68,23 @@ async fn owners_grant_and_revoke_admins() {
     handled_so_far(&harness, ADMIN).await;
     assert_eq!(harness.messages(ADMIN).len(), 1, "only the greeting");
 
+    // The menu: users' commands for everyone, the owner's own in their chat.
+    let chat = |id: i64| json!({ "type": "chat", "chat_id": id });
+    assert_eq!(
+        harness.menu(json!({ "type": "default" })).await,
+        ["start", "language", "stop", "subscribe"]
+    );
+    let owners = harness.menu(chat(OWNER)).await;
+    assert!(owners.contains(&"admins".into()) && owners.contains(&"broadcast".into()));
+    assert!(harness.menu(chat(ADMIN)).await.is_empty());
+
     let after = harness.last_id(OWNER);
     harness.say(OWNER, &format!("/admins add {ADMIN}"));
     harness
         .wait_for(OWNER, after, &format!("{ADMIN} is an admin now"))
         .await;
+    let admins = harness.menu(chat(ADMIN)).await;
+    assert!(admins.contains(&"broadcast".into()) && !admins.contains(&"admins".into()));
     harness.say(OWNER, "/admins");
     let list = harness.wait_for(OWNER, after, "Owners (OWNER_IDS)").await;
     assert!(text(&list).contains(&format!("Owners (OWNER_IDS): {OWNER}\nAdmins: {ADMIN}")));
@@ -93,6 +105,10 @@ async fn owners_grant_and_revoke_admins() {
     harness
         .wait_for(OWNER, after, "is no longer an admin")
         .await;
+    assert!(
+        harness.menu(chat(ADMIN)).await.is_empty(),
+        "back to everyone's menu"
+    );
     harness.say(OWNER, &format!("/admins remove {OWNER}"));
     harness
         .wait_for(OWNER, after, "is an owner; owners are set by OWNER_IDS")

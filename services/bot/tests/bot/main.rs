@@ -223,6 +223,27 @@ impl Harness {
         .await
     }
 
+    /// The command menu set for `scope` (`{"type":"default"}`, or a chat's),
+    /// as getMyCommands answers it.
+    pub async fn menu(&self, scope: Value) -> Vec<String> {
+        let url = format!("{}/bot{BOT_TOKEN}/getMyCommands", self.sandbox.url());
+        let answer: Value = reqwest::Client::new()
+            .post(url)
+            .json(&json!({ "scope": scope }))
+            .send()
+            .await
+            .expect("getMyCommands")
+            .json()
+            .await
+            .expect("its answer");
+        answer["result"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|c| c["command"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// How many events were published about campaigns.
     pub async fn campaign_events(&self) -> usize {
         let js = self.env.jetstream().await;
