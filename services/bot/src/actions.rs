@@ -48,6 +48,8 @@ pub enum Action {
     Control(Uuid, Control),
     /// In /campaigns: show this campaign's card.
     Show(Uuid),
+    /// In /campaigns: the page of campaigns from this one on.
+    Page(i64),
     /// Under a completed campaign's picture: one CSV row per recipient.
     Csv(Uuid),
     /// The answer to a card's question before something that cannot be
@@ -176,6 +178,7 @@ impl Action {
             Action::ChangeButtons => "bc:btn".into(),
             Action::Control(id, control) => format!("cc:{}:{id}", control.code()),
             Action::Show(id) => format!("cc:show:{id}"),
+            Action::Page(offset) => format!("cc:page:{offset}"),
             Action::Csv(id) => format!("cc:csv:{id}"),
             Action::Confirm(id, answer) => format!("ok:{}:{id}", answer.code()),
         }
@@ -208,6 +211,7 @@ impl Action {
             ["bc", "msg"] => Action::ChangeMessage,
             ["bc", "btn"] => Action::ChangeButtons,
             ["cc", "show", id] => Action::Show(id.parse().ok()?),
+            ["cc", "page", offset] => Action::Page(offset.parse().ok().filter(|o| *o >= 0)?),
             ["cc", "csv", id] => Action::Csv(id.parse().ok()?),
             ["ok", code, id] => Action::Confirm(id.parse().ok()?, Confirm::from_code(code)?),
             ["cc", code, id] => Action::Control(id.parse().ok()?, Control::from_code(code)?),
@@ -316,6 +320,7 @@ mod tests {
             Action::Start,
             Action::Abort,
             Action::Show(id),
+            Action::Page(20),
             Action::Csv(id),
         ];
         actions.extend([Audience::All, Audience::Ru, Audience::En].map(Action::Audience));

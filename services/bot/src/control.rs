@@ -11,7 +11,7 @@ use std::time::Duration;
 use courier_core::campaign::CampaignStatus;
 use courier_core::commands::{CampaignCommands, Change, CommandError};
 use teloxide::Bot;
-use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
+use teloxide::payloads::{AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{CallbackQuery, InlineKeyboardMarkup, Message};
 use uuid::Uuid;
@@ -25,51 +25,102 @@ use crate::storage::{Store, wait_for_projection};
 use crate::timing;
 use crate::{amend, broadcast};
 
-/// Campaigns `/campaigns` lists.
-const RECENT: i64 = 10;
+/// Campaigns a page of `/campaigns` lists.
+const PAGE: i64 = 10;
 
-/// `/campaigns`: the recent campaigns, a button each to show its card.
+/// `/campaigns`: the most recent campaigns, a button each to show its
+/// card, and buttons to older and newer pages.
 pub async fn list(bot: Bot, message: Message, store: Store) -> HandlerResult {
-    let campaigns = store.recent_campaigns(RECENT).await?;
-    if campaigns.is_empty() {
+    let admin = message.from.as_ref().map(|from| from.id.0 as i64);
+    let Some((text, keyboard)) = page(&store, admin, 0).await? else {
         bot.send_message(
             message.chat.id,
             "No campaigns yet. Start one with /broadcast.",
         )
         .await?;
         return Ok(());
-    }
-    let zone = match &message.from {
-        Some(admin) => store.time_zone(admin.id.0 as i64).await?,
-        None => None,
     };
-    let zone = zone.unwrap_or(chrono_tz::Tz::UTC);
-    bot.send_message(message.chat.id, list_text(&campaigns, zone))
-        .reply_markup(list_keyboard(&campaigns))
+    bot.send_message(message.chat.id, text)
+        .reply_markup(keyboard)
         .await?;
     Ok(())
 }
 
-fn list_text(campaigns: &[Snapshot], zone: chrono_tz::Tz) -> String {
+/// ◀️ or ▶️ under `/campaigns`: the list shows another page.
+pub async fn turn(bot: Bot, query: CallbackQuery, offset: i64, store: Store) -> HandlerResult {
+    bot.answer_callback_query(query.id.clone()).await?;
+    let admin = Some(query.from.id.0 as i64);
+    if let (Some(message), Some((text, keyboard))) =
+        (query.regular_message(), page(&store, admin, offset).await?)
+    {
+        bot.edit_message_text(message.chat.id, message.id, text)
+            .reply_markup(keyboard)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The page from `offset`, times in `admin`'s zone; `None` for none.
+async fn page(
+    store: &Store,
+    admin: Option<i64>,
+    offset: i64,
+) -> HandlerResult<Option<(String, InlineKeyboardMarkup)>> {
+    let mut campaigns = store.recent_campaigns(PAGE + 1, offset).await?;
+    if campaigns.is_empty() {
+        return Ok(None);
+    }
+    let older = campaigns.len() as i64 > PAGE;
+    campaigns.truncate(PAGE as usize);
+    let zone = match admin {
+        Some(admin) => store.time_zone(admin).await?,
+        None => None,
+    };
+    let zone = zone.unwrap_or(chrono_tz::Tz::UTC);
+    Ok(Some((
+        list_text(&campaigns, offset, zone),
+        list_keyboard(&campaigns, offset, older),
+    )))
+}
+
+fn list_text(campaigns: &[Snapshot], offset: i64, zone: chrono_tz::Tz) -> String {
     let lines: Vec<String> = campaigns
         .iter()
-        .enumerate()
-        .map(|(i, campaign)| format!("{}. {}", i + 1, progress::list_line(campaign, zone)))
+        .zip(offset + 1..)
+        .map(|(campaign, n)| {
+            format!(
+                "{n}. {}\n     {}",
+                progress::list_line(campaign, zone),
+                campaign.preview
+            )
+        })
         .collect();
     format!(
-        "Recent campaigns, newest first. Choose one to see its card:\n\n{}",
+        "Campaigns, newest first. Choose one to see its card:\n\n{}",
         lines.join("\n")
     )
 }
 
-/// Numbered buttons, five to a row.
-fn list_keyboard(campaigns: &[Snapshot]) -> InlineKeyboardMarkup {
+/// Numbered buttons, five to a row, then ◀️ Newer and Older ▶️ where there
+/// are more.
+fn list_keyboard(campaigns: &[Snapshot], offset: i64, older: bool) -> InlineKeyboardMarkup {
     let buttons: Vec<_> = campaigns
         .iter()
-        .enumerate()
-        .map(|(i, campaign)| Action::Show(campaign.id).button((i + 1).to_string()))
+        .zip(offset + 1..)
+        .map(|(campaign, n)| Action::Show(campaign.id).button(n.to_string()))
         .collect();
-    InlineKeyboardMarkup::new(buttons.chunks(5).map(<[_]>::to_vec))
+    let mut rows: Vec<_> = buttons.chunks(5).map(<[_]>::to_vec).collect();
+    let turns: Vec<_> = [
+        (offset > 0).then(|| Action::Page((offset - PAGE).max(0)).button("◀️ Newer")),
+        older.then(|| Action::Page(offset + PAGE).button("Older ▶️")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !turns.is_empty() {
+        rows.push(turns);
+    }
+    InlineKeyboardMarkup::new(rows)
 }
 
 /// A number pressed in `/campaigns`: the campaign's card.
@@ -266,13 +317,31 @@ mod tests {
     }
 
     #[test]
-    fn the_list_numbers_campaigns_and_their_buttons() {
-        let campaigns: Vec<_> = (1..=7).map(snapshot).collect();
-        assert!(list_text(&campaigns, chrono_tz::Tz::UTC).contains("\n7. 📤"));
-        let keyboard = list_keyboard(&campaigns);
+    fn the_list_numbers_campaigns_and_their_buttons_and_turns_pages() {
+        let campaigns: Vec<_> = (1..=7)
+            .map(|id| Snapshot {
+                name: format!("Sale {id}"),
+                preview: format!("text: Sale {id} starts now"),
+                ..snapshot(id)
+            })
+            .collect();
+        let text = list_text(&campaigns, 0, chrono_tz::Tz::UTC);
+        assert!(text.contains("\n7. 📤 “Sale 7”"), "{text}");
+        assert!(text.contains("\n     text: Sale 7 starts now"), "{text}");
+        let keyboard = list_keyboard(&campaigns, 0, false);
         let sizes: Vec<_> = keyboard.inline_keyboard.iter().map(Vec::len).collect();
         assert_eq!(sizes, [5, 2]);
         assert_eq!(keyboard.inline_keyboard[1][1].text, "7");
+
+        // The second page numbers on, and turns both ways.
+        assert!(list_text(&campaigns, 10, chrono_tz::Tz::UTC).contains("\n17. "));
+        let keyboard = list_keyboard(&campaigns, 10, true);
+        let turns: Vec<_> = keyboard.inline_keyboard[2]
+            .iter()
+            .map(|b| b.text.as_str())
+            .collect();
+        assert_eq!(turns, ["◀️ Newer", "Older ▶️"]);
+        assert_eq!(keyboard.inline_keyboard[0][0].text, "11");
     }
 
     #[test]

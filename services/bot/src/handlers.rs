@@ -144,6 +144,7 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         )
         .branch(case![Action::Control(campaign, change)].endpoint(control::pressed))
         .branch(case![Action::Show(campaign)].endpoint(control::show))
+        .branch(case![Action::Page(offset)].endpoint(control::turn))
         .branch(case![Action::Csv(campaign)].endpoint(report::csv_pressed))
         .branch(
             dptree::filter(|action: Action| !matches!(action, Action::Confirm(_, Confirm::Edit)))

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use courier_core::campaign::{CampaignStatus, duration};
+use courier_core::proto::v1::Content;
 use teloxide::types::InlineKeyboardMarkup;
 use uuid::Uuid;
 
@@ -48,6 +49,8 @@ pub struct Snapshot {
     pub amending: bool,
     /// What admins call it (empty for a campaign projected before names).
     pub name: String,
+    /// A line of its message ([`preview`]).
+    pub preview: String,
     /// The admin who paused, resumed or cancelled it last (None: courier,
     /// or nobody yet).
     pub status_by: Option<Who>,
@@ -134,6 +137,7 @@ impl Snapshot {
             amendments: Vec::new(),
             amending: false,
             name: String::new(),
+            preview: String::new(),
             status_by: None,
         }
     }
@@ -317,6 +321,28 @@ pub fn card_keyboard(snapshot: &Snapshot) -> InlineKeyboardMarkup {
             .into_iter()
             .filter(|row| !row.is_empty()),
     )
+}
+
+/// The longest line of a message `/campaigns` shows.
+const PREVIEW_CHARS: usize = 60;
+
+/// A line of a campaign's message, for `/campaigns`: its kind and the
+/// start of its text.
+pub fn preview(content: &Content) -> String {
+    let kind = content.kind().admin_name();
+    let text: String = content
+        .text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    match text.chars().count() {
+        0 => kind.to_owned(),
+        n if n > PREVIEW_CHARS => {
+            let cut: String = text.chars().take(PREVIEW_CHARS).collect();
+            format!("{kind}: {cut}…")
+        }
+        _ => format!("{kind}: {text}"),
+    }
 }
 
 /// One line of `/campaigns`, times in `zone`.

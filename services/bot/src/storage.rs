@@ -8,12 +8,13 @@ use chrono_tz::Tz;
 use courier_core::amend::DELETABLE_FOR;
 use courier_core::amend_tally::Tally;
 use courier_core::audience::{AudienceSize, Recipients};
-use courier_core::proto::v1::AudienceFilter;
+use courier_core::proto::v1::{AudienceFilter, Content};
 use deadpool_postgres::Pool;
+use prost::Message as _;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::progress::{Snapshot, VersionCount, Who};
+use crate::progress::{self, Snapshot, VersionCount, Who};
 
 /// How long an answer waits for the projector to apply what the bot has
 /// just published, before answering anyway.
@@ -74,7 +75,7 @@ pub const SNAPSHOT_COLUMNS: &str = "c.campaign_id, c.status, c.status_reason, c.
      c.scheduled_at, c.revision, c.recalled_at IS NOT NULL, c.name, c.status_by, \
      (SELECT COALESCE(NULLIF('@' || COALESCE(u.username, ''), '@'), \
                       NULLIF(trim(COALESCE(u.first_name, '') || ' ' || COALESCE(u.last_name, '')), '')) \
-      FROM users u WHERE u.user_id = c.status_by)";
+      FROM users u WHERE u.user_id = c.status_by), c.content";
 
 #[derive(Clone)]
 pub struct Store {
@@ -192,15 +193,20 @@ impl Store {
         Ok(())
     }
 
-    /// The most recent campaigns, newest first.
-    pub async fn recent_campaigns(&self, limit: i64) -> Result<Vec<Snapshot>, StoreError> {
+    /// Campaigns, newest first: `limit` of them, after the `offset` newest.
+    pub async fn recent_campaigns(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Snapshot>, StoreError> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
                 &format!(
-                    "SELECT {SNAPSHOT_COLUMNS} FROM campaigns c ORDER BY c.created_at DESC LIMIT $1"
+                    "SELECT {SNAPSHOT_COLUMNS} FROM campaigns c
+                     ORDER BY c.created_at DESC, c.campaign_id LIMIT $1 OFFSET $2"
                 ),
-                &[&limit],
+                &[&limit, &offset],
             )
             .await?;
         rows.iter().map(|row| snapshot(row, 0)).collect()
@@ -293,6 +299,9 @@ pub fn snapshot(row: &Row, first: usize) -> Result<Snapshot, StoreError> {
         revision: row.get(first + 15),
         recalled: row.get(first + 16),
         name: row.get(first + 17),
+        preview: Content::decode(row.get::<_, &[u8]>(first + 20))
+            .map(|content| progress::preview(&content))
+            .unwrap_or_default(),
         status_by: match row.get::<_, Option<i64>>(first + 18) {
             None | Some(0) => None,
             Some(id) => Some(Who {
