@@ -110,7 +110,9 @@ async fn ask(
         }
         None => {
             dialogue.update(State::AwaitingTimeZone { timing }).await?;
-            bot.send_message(chat, ZONE_QUESTION).await?;
+            bot.send_message(chat, ZONE_QUESTION)
+                .reply_markup(broadcast::back_or_cancel())
+                .await?;
         }
     }
     Ok(())
