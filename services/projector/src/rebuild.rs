@@ -22,11 +22,12 @@ pub struct Rebuilt {
 /// The tables the projector owns, all derived from the streams and emptied
 /// by a rebuild. Bot and loader state is not derived from the streams and
 /// stays.
-pub const READ_MODEL: [&str; 6] = [
+pub const READ_MODEL: [&str; 7] = [
     "users",
     "admins",
     "campaigns",
     "deliveries",
+    "amendments",
     "projector_checkpoints",
     "parked_messages",
 ];

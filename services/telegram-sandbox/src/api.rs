@@ -55,6 +55,8 @@ pub async fn call(
         "getmycommands" => Ok(my_commands(shared, params)),
         "deletemycommands" => delete_my_commands(shared, params),
         "getchat" => get_chat(shared, params),
+        "pinchatmessage" => pin_chat_message(shared, params),
+        "unpinchatmessage" => unpin_chat_message(shared, params),
         _ => Err(ApiError::not_found()),
     }
 }
@@ -184,6 +186,29 @@ fn delete_message(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, 
     world.amend(bot, "delete", chat_id, message_id)?;
     world.chats.delete(chat_id, message_id);
     Ok(json!(true))
+}
+
+/// `pinChatMessage`: a bot may pin in a private chat with the user.
+fn pin_chat_message(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let chat_id = chat_id(params, "chat_id")?;
+    let mut world = shared.world();
+    world.chats.state(chat_id).resolve()?;
+    let pinned = message_id(params).is_some_and(|id| world.chats.pin(chat_id, id));
+    match pinned {
+        true => Ok(json!(true)),
+        false => Err(ApiError::bad_request("message to pin not found")),
+    }
+}
+
+/// `unpinChatMessage`: the message given, or the latest pinned one.
+fn unpin_chat_message(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let chat_id = chat_id(params, "chat_id")?;
+    let mut world = shared.world();
+    world.chats.state(chat_id).resolve()?;
+    match world.chats.unpin(chat_id, message_id(params)) {
+        true => Ok(json!(true)),
+        false => Err(ApiError::bad_request("message to unpin not found")),
+    }
 }
 
 /// The sandbox does not track callback queries, so any id is taken as

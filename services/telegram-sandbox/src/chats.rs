@@ -71,6 +71,8 @@ struct Chat {
     state: ChatState,
     last_message_id: i32,
     messages: BTreeMap<i32, Sent>,
+    /// Pinned messages, the latest last.
+    pinned: Vec<i32>,
 }
 
 impl Chats {
@@ -102,7 +104,44 @@ impl Chats {
     }
 
     pub fn delete(&mut self, chat_id: i64, message_id: i32) -> Option<Sent> {
-        self.0.get_mut(&chat_id)?.messages.remove(&message_id)
+        let chat = self.0.get_mut(&chat_id)?;
+        chat.pinned.retain(|&id| id != message_id);
+        chat.messages.remove(&message_id)
+    }
+
+    /// Pins a message of the chat; `false` if there is no such message.
+    pub fn pin(&mut self, chat_id: i64, message_id: i32) -> bool {
+        let Some(chat) = self.0.get_mut(&chat_id) else {
+            return false;
+        };
+        if !chat.messages.contains_key(&message_id) {
+            return false;
+        }
+        chat.pinned.retain(|&id| id != message_id);
+        chat.pinned.push(message_id);
+        true
+    }
+
+    /// Unpins `message_id`, or the latest pinned message; `false` if it was
+    /// not pinned (or none is).
+    pub fn unpin(&mut self, chat_id: i64, message_id: Option<i32>) -> bool {
+        let Some(chat) = self.0.get_mut(&chat_id) else {
+            return false;
+        };
+        let Some(message_id) = message_id.or_else(|| chat.pinned.last().copied()) else {
+            return false;
+        };
+        let before = chat.pinned.len();
+        chat.pinned.retain(|&id| id != message_id);
+        chat.pinned.len() < before
+    }
+
+    /// The chat's pinned messages, oldest pin first.
+    pub fn pinned(&self, chat_id: i64) -> Vec<i32> {
+        self.0
+            .get(&chat_id)
+            .map(|chat| chat.pinned.clone())
+            .unwrap_or_default()
     }
 
     /// Makes every message look sent `by_secs` earlier (a test of what Telegram allows only

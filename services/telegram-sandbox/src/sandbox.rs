@@ -112,6 +112,11 @@ impl Sandbox {
         self.shared.deliveries()
     }
 
+    /// The ids of the chat's pinned messages, oldest pin first.
+    pub fn pinned(&self, chat_id: i64) -> Vec<i32> {
+        self.shared.pinned(chat_id)
+    }
+
     /// Every accepted edit and deletion, oldest first.
     pub fn amendments(&self) -> Vec<Amendment> {
         self.shared.amendments()

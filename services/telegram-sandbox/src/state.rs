@@ -240,6 +240,10 @@ impl Shared {
         self.world().record.amendments().to_vec()
     }
 
+    pub fn pinned(&self, chat_id: i64) -> Vec<i32> {
+        self.world().chats.pinned(chat_id)
+    }
+
     pub fn age_messages(&self, by_secs: i64) {
         self.world().chats.age(by_secs);
     }

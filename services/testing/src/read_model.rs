@@ -19,3 +19,29 @@ pub async fn dump(client: &tokio_postgres::Client) -> Result<Vec<String>, tokio_
     }
     Ok(rows)
 }
+
+/// Replays the streams of `env` into an empty database with a projector of
+/// its own and asserts it ends identical to what `client` reads.
+pub async fn assert_replays_identically(
+    env: &crate::TestEnv,
+    client: &tokio_postgres::Client,
+    deadline: std::time::Duration,
+) {
+    let original = dump(client).await.expect("the read model");
+    let replay_database = env.another_database("replay").await;
+    let replay_pool = courier_core::db::pool(&replay_database).expect("a pool");
+    let replay = tokio::spawn(courier_projector::run(
+        courier_projector::ProjectorConfig {
+            nats: env.nats.clone(),
+            database: replay_database,
+        },
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    let replayed = crate::wait_until("replay caught up", deadline, || async {
+        let client = replay_pool.get().await.ok()?;
+        dump(&client).await.ok().filter(|rows| *rows == original)
+    })
+    .await;
+    assert_eq!(replayed, original);
+    replay.abort();
+}

@@ -36,7 +36,11 @@ async fn admins_pause_resume_and_cancel_from_their_cards_and_a_race_has_one_winn
     harness.say(ADMIN, "/campaigns");
     let list = harness.wait_for(ADMIN, 0, "Campaigns, newest first").await;
     assert!(text(&list).contains("1. 📤 “Slowly”"), "{}", text(&list));
-    assert!(text(&list).contains("\n     text: Slowly"), "{}", text(&list));
+    assert!(
+        text(&list).contains("\n     text: Slowly"),
+        "{}",
+        text(&list)
+    );
     harness.press(ADMIN, &list, "1");
     let other_card = harness.wait_for(ADMIN, 0, &format!("\nid {id}")).await;
 

@@ -13,6 +13,7 @@ use courier_e2e::{Setup, receipts, unlimited_sandbox};
 use courier_testing::campaigns::{
     begin_text_campaign, campaign_row, wait_for_status, wait_for_users,
 };
+use courier_testing::read_model::assert_replays_identically;
 use courier_testing::wait_until;
 use telegram_sandbox::{SandboxConfig, most_in_any_window};
 
@@ -104,6 +105,8 @@ async fn an_edit_while_sending_reaches_the_recipients_sent_before_and_after_it()
     })
     .await;
     assert_eq!(tally.edit.unwrap().1.failed, vec![]);
+    // Revisions and amendments replay into the same read model.
+    assert_replays_identically(&s.env, &client, DEADLINE).await;
     stack.stop().await.unwrap();
 }
 

@@ -10,7 +10,7 @@ use courier_e2e::{SenderSettings, Setup, Stack, unlimited_sandbox};
 use courier_testing::campaigns::{
     CampaignRow, start_text_campaign, wait_for_status, wait_for_users,
 };
-use courier_testing::read_model::dump;
+use courier_testing::read_model::assert_replays_identically;
 use courier_testing::{TestEnv, wait_until};
 use telegram_sandbox::ChatState;
 
@@ -114,22 +114,6 @@ async fn a_campaign_reaches_every_live_ru_user_exactly_once_and_replays_identica
     .await;
 
     // Replay both streams into an empty database: identical tables.
-    let original = dump(&client).await.expect("the read model");
-    let replay_database = env.another_database("replay").await;
-    let replay_pool = courier_core::db::pool(&replay_database).expect("a pool");
-    let replay = tokio::spawn(courier_projector::run(
-        courier_projector::ProjectorConfig {
-            nats: env.nats.clone(),
-            database: replay_database,
-        },
-        tokio_util::sync::CancellationToken::new(),
-    ));
-    let replayed = wait_until("replay caught up", DEADLINE, || async {
-        let client = replay_pool.get().await.ok()?;
-        dump(&client).await.ok().filter(|rows| *rows == original)
-    })
-    .await;
-    assert_eq!(replayed, original);
-    replay.abort();
+    assert_replays_identically(&env, &client, DEADLINE).await;
     stack.stop().await.expect("services stopped cleanly");
 }

@@ -354,6 +354,43 @@ async fn a_caption_is_edited_and_a_message_is_deleted_only_within_48_hours() {
 }
 
 #[tokio::test]
+async fn messages_are_pinned_and_unpinned_as_telegram_answers() {
+    let sandbox = start(|_| {}).await;
+    let client = Client::new(&sandbox);
+    for text in ["one", "two"] {
+        client
+            .call("sendMessage", json!({"chat_id": 5, "text": text}))
+            .await
+            .result();
+    }
+    let pin = |id: i64| client.call("pinChatMessage", json!({"chat_id": 5, "message_id": id}));
+    assert_eq!(pin(1).await.result(), &json!(true));
+    assert_eq!(pin(2).await.result(), &json!(true));
+    assert_eq!(
+        pin(9).await.error(),
+        (400, "Bad Request: message to pin not found")
+    );
+    assert_eq!(sandbox.pinned(5), [1, 2]);
+    // Without a message id, the latest pin goes.
+    let unpin = client.call("unpinChatMessage", json!({"chat_id": 5})).await;
+    assert_eq!(unpin.result(), &json!(true));
+    assert_eq!(sandbox.pinned(5), [1]);
+    client
+        .call("deleteMessage", json!({"chat_id": 5, "message_id": 1}))
+        .await
+        .result();
+    assert!(
+        sandbox.pinned(5).is_empty(),
+        "a deleted message is no longer pinned"
+    );
+    let none = client.call("unpinChatMessage", json!({"chat_id": 5})).await;
+    assert_eq!(
+        none.error(),
+        (400, "Bad Request: message to unpin not found")
+    );
+}
+
+#[tokio::test]
 async fn scheduled_server_errors_come_then_stop() {
     let sandbox = start(|_| {}).await;
     let client = Client::new(&sandbox);
