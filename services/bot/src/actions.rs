@@ -55,6 +55,8 @@ pub enum Action {
     /// The answer to a card's question before something that cannot be
     /// undone.
     Confirm(Uuid, Confirm),
+    /// Asked for a corrected message: correct the buttons alone instead.
+    CorrectButtons(Uuid),
 }
 
 /// What an admin confirms (or not) after a card's button asked.
@@ -181,6 +183,7 @@ impl Action {
             Action::Page(offset) => format!("cc:page:{offset}"),
             Action::Csv(id) => format!("cc:csv:{id}"),
             Action::Confirm(id, answer) => format!("ok:{}:{id}", answer.code()),
+            Action::CorrectButtons(id) => format!("am:btn:{id}"),
         }
     }
 
@@ -214,6 +217,7 @@ impl Action {
             ["cc", "page", offset] => Action::Page(offset.parse().ok().filter(|o| *o >= 0)?),
             ["cc", "csv", id] => Action::Csv(id.parse().ok()?),
             ["ok", code, id] => Action::Confirm(id.parse().ok()?, Confirm::from_code(code)?),
+            ["am", "btn", id] => Action::CorrectButtons(id.parse().ok()?),
             ["cc", code, id] => Action::Control(id.parse().ok()?, Control::from_code(code)?),
             _ => return None,
         })
@@ -321,6 +325,7 @@ mod tests {
             Action::Abort,
             Action::Show(id),
             Action::Page(20),
+            Action::CorrectButtons(id),
             Action::Csv(id),
         ];
         actions.extend([Audience::All, Audience::Ru, Audience::En].map(Action::Audience));

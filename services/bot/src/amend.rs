@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use courier_core::amend::{Revision, decide_edit};
 use courier_core::commands::{CampaignCommands, CommandError};
-use courier_core::proto::v1::{Content, ContentKind};
+use courier_core::proto::v1::{Content, ContentKind, InlineKeyboard, Names};
 use teloxide::Bot;
 use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
 use teloxide::prelude::Requester;
@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::actions::{Action, Confirm};
 use crate::broadcast::{self, outdated_press, settle};
+use crate::buttons;
 use crate::cards::Cards;
 use crate::control;
 use crate::dialogue::{Dialogue, Dialogues, State};
@@ -32,7 +33,8 @@ const CORRECTION_QUESTION: &str = "✏️ Send the corrected message. Its text (
     video or file stays what it is: send the new caption as plain text. /cancel leaves the \
     campaign as it is.";
 
-/// ✏️ Edit on a card: asks for the corrected message.
+/// ✏️ Edit on a card: asks for the corrected message (or, with 🔗, for the
+/// buttons alone).
 pub async fn ask_for_correction(
     bot: Bot,
     query: &CallbackQuery,
@@ -47,7 +49,35 @@ pub async fn ask_for_correction(
         .update(State::AwaitingCorrection { campaign })
         .await?;
     bot.send_message(dialogue.chat_id(), CORRECTION_QUESTION)
+        .reply_markup(InlineKeyboardMarkup::new([[
+            Action::CorrectButtons(campaign).button("🔗 The buttons instead"),
+            Action::Abort.button("✖️ Cancel"),
+        ]]))
         .await?;
+    Ok(())
+}
+
+/// 🔗 The buttons instead: asks for the campaign's new buttons.
+pub async fn ask_for_buttons(
+    bot: Bot,
+    query: CallbackQuery,
+    dialogue: Dialogue,
+    campaign: Uuid,
+) -> HandlerResult {
+    bot.answer_callback_query(query.id.clone()).await?;
+    settle(&bot, &query, "🔗 Correcting the buttons.".into()).await?;
+    dialogue
+        .update(State::AwaitingCorrectedButtons { campaign })
+        .await?;
+    bot.send_message(
+        dialogue.chat_id(),
+        format!(
+            "Send the buttons every delivered message should have, {}; or \"none\" to \
+             remove them. The text stays. /cancel leaves the campaign as it is.",
+            buttons::FORMAT_HINT
+        ),
+    )
+    .await?;
     Ok(())
 }
 
@@ -62,65 +92,136 @@ pub async fn correction(
     preview: Preview,
     store: Store,
 ) -> HandlerResult {
-    let chat = message.chat.id;
     let Some(captured) = broadcast::capture(&bot, &message).await? else {
         return Ok(());
     };
-    let decided = async {
-        let (status, _) = commands.status(campaign).await?;
-        let (current, amended) = commands.revision(campaign).await?;
-        let content = corrected(&current, captured);
-        Ok::<_, CommandError>(decide_edit(status, &amended, &current, content, vec![])?)
+    let proposal = Proposal {
+        campaign,
+        admin: message.from.as_ref().map(users::names).unwrap_or_default(),
     };
-    let (content, _, markup_only) = match decided.await {
-        Ok(decided) => decided,
-        Err(error) => {
-            let (refusal, _) = control::answer(&Err(error));
+    proposal
+        .make(&bot, &dialogue, &commands, &preview, &store, |current| {
+            corrected(current, captured)
+        })
+        .await
+}
+
+/// The corrected buttons, as lines (or "none").
+pub async fn corrected_buttons(
+    bot: Bot,
+    message: Message,
+    dialogue: Dialogue,
+    campaign: Uuid,
+    commands: CampaignCommands,
+    preview: Preview,
+    store: Store,
+) -> HandlerResult {
+    let typed = message.text().unwrap_or_default().trim();
+    let rows = match typed.eq_ignore_ascii_case("none") {
+        true => Vec::new(),
+        false => match buttons::parse(typed) {
+            Ok(rows) => rows,
+            Err(errors) => {
+                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                let reply = format!(
+                    "I couldn't read these lines:\n{}\n\nSend the buttons again, {}.",
+                    lines.join("\n"),
+                    buttons::FORMAT_HINT
+                );
+                bot.send_message(message.chat.id, reply).await?;
+                return Ok(());
+            }
+        },
+    };
+    let proposal = Proposal {
+        campaign,
+        admin: message.from.as_ref().map(users::names).unwrap_or_default(),
+    };
+    proposal
+        .make(&bot, &dialogue, &commands, &preview, &store, |current| {
+            let keyboard = (!rows.is_empty()).then(|| InlineKeyboard { rows });
+            Content {
+                keyboard,
+                ..current.content.clone()
+            }
+        })
+        .await
+}
+
+/// An edit being put to the admin.
+struct Proposal {
+    campaign: Uuid,
+    /// Who asked, to greet in the preview.
+    admin: Names,
+}
+
+impl Proposal {
+    /// Decides the edit `change` makes to the current content; shows it as
+    /// recipients will see it and asks to confirm, naming how many
+    /// delivered messages it edits. A refusal is explained, and the admin
+    /// may send another.
+    async fn make(
+        self,
+        bot: &Bot,
+        dialogue: &Dialogue,
+        commands: &CampaignCommands,
+        preview: &Preview,
+        store: &Store,
+        change: impl FnOnce(&Revision) -> Content,
+    ) -> HandlerResult {
+        let (chat, campaign) = (dialogue.chat_id(), self.campaign);
+        let decided = async {
+            let (status, _) = commands.status(campaign).await?;
+            let (current, amended) = commands.revision(campaign).await?;
+            let content = change(&current);
+            Ok::<_, CommandError>(decide_edit(status, &amended, &current, content, vec![])?)
+        };
+        let (content, _, markup_only) = match decided.await {
+            Ok(decided) => decided,
+            Err(error) => {
+                let (refusal, _) = control::answer(&Err(error));
+                bot.send_message(chat, format!("{refusal}\n\nSend another, or /cancel."))
+                    .await?;
+                return Ok(());
+            }
+        };
+        if let Err(error) = preview.send(chat, &content, &self.admin).await {
             bot.send_message(
                 chat,
-                format!("{refusal}\n\nSend another message, or /cancel."),
+                format!("Telegram would not show it: {error}\n\nSend another, or /cancel."),
             )
             .await?;
             return Ok(());
         }
-    };
-    let admin = message.from.as_ref().map(users::names).unwrap_or_default();
-    if let Err(error) = preview.send(chat, &content, &admin).await {
-        bot.send_message(
-            chat,
-            format!("Telegram would not show it: {error}\n\nSend another message, or /cancel."),
-        )
-        .await?;
-        return Ok(());
+        let (delivered, _) = store.delivered_messages(campaign).await?;
+        let what = match markup_only {
+            true => "buttons",
+            false => "message",
+        };
+        let prompt = bot
+            .send_message(
+                chat,
+                format!(
+                    "Above: the corrected {what}, as recipients will see it. Confirm to edit the \
+                     {delivered} message(s) delivered so far (at the bot's free rate); recipients \
+                     not sent yet get it as it is now."
+                ),
+            )
+            .reply_markup(InlineKeyboardMarkup::new([[
+                Action::Confirm(campaign, Confirm::Edit)
+                    .button(format!("✏️ Edit {delivered} message(s)")),
+                Action::Abort.button("✖️ Cancel"),
+            ]]))
+            .await?;
+        dialogue
+            .update(State::ConfirmingCorrection {
+                campaign,
+                content,
+                prompt: prompt.id.0,
+            })
+            .await?;
+        Ok(())
     }
-    let (delivered, _) = store.delivered_messages(campaign).await?;
-    let what = match markup_only {
-        true => "buttons",
-        false => "message",
-    };
-    let prompt = bot
-        .send_message(
-            chat,
-            format!(
-                "Above: the corrected {what}, as recipients will see it. Confirm to edit the \
-                 {delivered} message(s) delivered so far (at the bot's free rate); recipients \
-                 not sent yet get it as it is now."
-            ),
-        )
-        .reply_markup(InlineKeyboardMarkup::new([[
-            Action::Confirm(campaign, Confirm::Edit)
-                .button(format!("✏️ Edit {delivered} message(s)")),
-            Action::Abort.button("✖️ Cancel"),
-        ]]))
-        .await?;
-    dialogue
-        .update(State::ConfirmingCorrection {
-            campaign,
-            content,
-            prompt: prompt.id.0,
-        })
-        .await?;
-    Ok(())
 }
 
 /// What the admin sent, fitted to the campaign's message: plain text for a

@@ -709,7 +709,7 @@ async fn projected_past_pending(store: &Store, id: uuid::Uuid) {
 /// /cancel: leaves the dialog at any step.
 pub async fn cancel(bot: Bot, message: Message, dialogue: Dialogue, state: State) -> HandlerResult {
     let reply = match end(&dialogue, &state).await? {
-        true => "Cancelled; nothing was sent. Start again with /broadcast.",
+        true => cancelled(&state),
         false => "There is nothing to cancel. Start a broadcast with /broadcast.",
     };
     bot.send_message(message.chat.id, reply).await?;
@@ -724,11 +724,21 @@ pub async fn abort(
     state: State,
 ) -> HandlerResult {
     let text = match end(&dialogue, &state).await? {
-        true => "Cancelled; nothing was sent. Start again with /broadcast.",
+        true => cancelled(&state),
         false => "This broadcast was already started or cancelled.",
     };
     bot.answer_callback_query(query.id.clone()).await?;
     settle(&bot, &query, text.into()).await
+}
+
+/// What leaving the dialog at `state` meant.
+fn cancelled(state: &State) -> &'static str {
+    match state {
+        State::AwaitingCorrection { .. }
+        | State::AwaitingCorrectedButtons { .. }
+        | State::ConfirmingCorrection { .. } => "Left as it was: nothing was edited.",
+        _ => "Cancelled; nothing was sent. Start again with /broadcast.",
+    }
 }
 
 /// Ends the dialog; `false` if none was under way.

@@ -52,6 +52,8 @@ pub enum State {
     AwaitingReplacement { draft: Draft },
     /// ✏️ Edit on a card: waiting for the corrected message.
     AwaitingCorrection { campaign: Uuid },
+    /// ✏️ Edit, then 🔗: waiting for the campaign's corrected buttons.
+    AwaitingCorrectedButtons { campaign: Uuid },
     /// The corrected message is previewed; `prompt` is the id of the
     /// message asking to confirm.
     ConfirmingCorrection {

@@ -124,7 +124,10 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         .branch(case![State::AwaitingStart { timing }].endpoint(timing::typed_start))
         .branch(case![State::AwaitingTitle { draft }].endpoint(revise::typed_title))
         .branch(case![State::AwaitingReplacement { draft }].endpoint(revise::replacement))
-        .branch(case![State::AwaitingCorrection { campaign }].endpoint(amend::correction));
+        .branch(case![State::AwaitingCorrection { campaign }].endpoint(amend::correction))
+        .branch(
+            case![State::AwaitingCorrectedButtons { campaign }].endpoint(amend::corrected_buttons),
+        );
     // A campaign's Unsubscribe button, pressed by whoever received it.
     let unsubscribe_buttons = Update::filter_callback_query()
         .filter(|query: CallbackQuery| query.data.as_deref() == Some(audience::UNSUBSCRIBE))
@@ -183,6 +186,11 @@ pub fn schema() -> UpdateHandler<HandlerError> {
                 .branch(
                     case![State::AwaitingStart { timing }]
                         .branch(case![Action::StartAt(preset)].endpoint(timing::preset)),
+                )
+                .branch(
+                    case![State::AwaitingCorrection { campaign }]
+                        .filter(|action: Action| matches!(action, Action::CorrectButtons(_)))
+                        .endpoint(amend::ask_for_buttons),
                 )
                 .branch(
                     case![State::ConfirmingCorrection {

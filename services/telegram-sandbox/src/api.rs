@@ -167,8 +167,8 @@ fn edit_message_reply_markup(
 }
 
 /// `deleteMessage`: a bot deletes its messages in a private chat only within 48 hours of
-/// sending them (the Bot API's documented limit); each deletion counts against the token's rate
-/// limit.
+/// sending them (the Bot API's documented limit; Telegram answers "message can't be deleted for
+/// everyone" past it); each deletion counts against the token's rate limit.
 fn delete_message(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
     let chat_id = chat_id(params, "chat_id")?;
     let mut world = shared.world();
@@ -178,7 +178,10 @@ fn delete_message(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, 
     let (Some(message_id), Some(sent)) = (message_id, sent) else {
         return Err(ApiError::bad_request("message to delete not found"));
     };
-    if sent.from["id"] != json!(bot.id) || unix_now() - sent.date > DELETABLE_FOR_SECS {
+    if sent.from["id"] != json!(bot.id) {
+        return Err(ApiError::bad_request("message can't be deleted"));
+    }
+    if unix_now() - sent.date > DELETABLE_FOR_SECS {
         return Err(ApiError::bad_request(
             "message can't be deleted for everyone",
         ));

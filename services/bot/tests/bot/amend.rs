@@ -61,8 +61,45 @@ async fn an_admin_corrects_a_sent_campaign_then_deletes_it_everywhere() {
             .then_some(())
     })
     .await;
-    let card = harness
+    harness
         .wait_for(OWNER, after, "✏️ Edited (version 2): 5 edited")
+        .await;
+
+    // The buttons alone: every message gets them, its text unchanged.
+    let card = harness
+        .wait_for_all(OWNER, 0, &[&format!("id {id}"), "\ncompleted ·"])
+        .await;
+    harness.press(OWNER, &card, "✏️ Edit");
+    let asked = harness
+        .wait_for(OWNER, after, "Send the corrected message")
+        .await;
+    let after = asked["message_id"].as_i64().unwrap();
+    harness.press(OWNER, &asked, "🔗 The buttons instead");
+    harness
+        .wait_for(OWNER, after, "Send the buttons every delivered message")
+        .await;
+    harness.say(OWNER, "Shop - https://example.com/shop");
+    let prompt = harness
+        .wait_for(OWNER, after, "Above: the corrected buttons")
+        .await;
+    harness.press(OWNER, &prompt, "✏️ Edit 5 message(s)");
+    wait_until(
+        "every recipient's message has the button",
+        DEADLINE,
+        || async {
+            (1..=USERS)
+                .all(|chat| {
+                    let messages = harness.messages(chat);
+                    messages.len() == 1
+                        && text(&messages[0]) == "Sale tomorrow"
+                        && labels(&messages[0]) == ["Shop"]
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let card = harness
+        .wait_for(OWNER, after, "✏️ Edited (version 3): 5 edited")
         .await;
 
     // 🗑 Delete everywhere: the question names the count; Keep keeps.
