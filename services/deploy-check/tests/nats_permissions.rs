@@ -582,6 +582,37 @@ async fn the_services_run_a_campaign_under_their_own_users() {
         (row.audience_size, row.delivered, row.not_alive, row.failed),
         (Some(40), 39, 1, 0)
     );
+
+    // The admin corrects it, then takes it back (as `bot`): the loaders'
+    // amender enqueues, senders edit and delete, each outcome on its own
+    // subject, the projector records them.
+    let corrected = courier_core::proto::v1::Content {
+        kind: courier_core::proto::v1::ContentKind::Text.into(),
+        text: "Hello again from courier".into(),
+        ..Default::default()
+    };
+    commands
+        .edit(campaign, 1, corrected, Vec::new())
+        .await
+        .expect("editing");
+    courier_testing::wait_until("every delivered message edited", DEADLINE, || async {
+        (sandbox.amendments().len() == 39).then_some(())
+    })
+    .await;
+    commands.recall(campaign, 1).await.expect("recalling");
+    courier_testing::wait_until("every delivered message deleted", DEADLINE, || async {
+        let deleted = db
+            .query_one(
+                "SELECT count(*) FROM amendments WHERE campaign_id = $1 AND kind = 'delete'
+                 AND result = 'done'",
+                &[&campaign],
+            )
+            .await
+            .ok()?
+            .get::<_, i64>(0);
+        (deleted == 39).then_some(())
+    })
+    .await;
     assert_eq!(server.violations(), Vec::<String>::new());
 
     shutdown.cancel();
