@@ -374,6 +374,56 @@ async fn an_import_with_a_user_on_two_lines_or_a_huge_field_is_refused_briefly()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_edit_and_a_recall_from_the_cli_are_checked_and_recorded() {
+    let env = TestEnv::new().await;
+    let js = env.jetstream().await;
+    let commands = CampaignCommands::new(js, env.topology()).await.unwrap();
+    let campaign = start_text_campaign(&commands, Audience::All, "Sale tomorow").await;
+    let id = campaign.to_string();
+    let run = |args: Vec<&'static str>| {
+        let (env, id) = (&env, id.clone());
+        async move {
+            let mut args: Vec<&str> = args;
+            args.insert(2, &id);
+            let output = courierctl(env, &args).await;
+            let said = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            (output.status.success(), said)
+        }
+    };
+
+    let (ok, said) = run(vec!["campaign", "edit"]).await;
+    assert!(!ok && said.contains("give the corrected --text"), "{said}");
+    let (ok, said) = run(vec!["campaign", "edit", "--text", "Sale tomorow"]).await;
+    assert!(!ok && said.contains("the same as the one sent"), "{said}");
+    let (ok, said) = run(vec!["campaign", "edit", "--variant", "ru=Распродажа"]).await;
+    assert!(!ok && said.contains("has no ru version"), "{said}");
+    let (ok, said) = run(vec!["campaign", "edit", "--text", "Sale tomorrow"]).await;
+    assert!(ok && said.contains("is at version 2"), "{said}");
+
+    // A recall of a campaign still sending cancels it first; nothing is
+    // edited after it.
+    let (ok, said) = run(vec!["campaign", "recall"]).await;
+    assert!(ok && said.contains("is recalled"), "{said}");
+    let (ok, said) = run(vec!["campaign", "edit", "--text", "Sale, really"]).await;
+    assert!(!ok && said.contains("was recalled"), "{said}");
+    let (ok, said) = run(vec!["campaign", "recall"]).await;
+    assert!(!ok && said.contains("was recalled"), "{said}");
+
+    let (_, history) = run(vec!["campaign", "history"]).await;
+    let events: Vec<&str> = history
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(3))
+        .collect();
+    assert_eq!(
+        events,
+        ["created", "started", "edited", "cancelled", "recalled"],
+        "{history}"
+    );
+    assert!(history.contains("to version 2"), "{history}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_campaign_scheduled_from_the_cli_is_listed_moved_and_cancelled() {
     let env = TestEnv::new().await;
     let projector = env.start_projector();
