@@ -139,7 +139,7 @@ pub async fn corrected_buttons(
     };
     proposal
         .make(&bot, &dialogue, &commands, &preview, &store, |current| {
-            let keyboard = (!rows.is_empty()).then(|| InlineKeyboard { rows });
+            let keyboard = (!rows.is_empty()).then_some(InlineKeyboard { rows });
             Content {
                 keyboard,
                 ..current.content.clone()

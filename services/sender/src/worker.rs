@@ -596,7 +596,7 @@ impl Worker {
             chat_id: item.chat_id,
             occurred_at_ms: chrono::Utc::now().timestamp_millis(),
             attempts: attempt as u32,
-            amend: item.amend.clone(),
+            amend: item.amend,
             result: Some(result),
         };
         let subject = self.outcome_subject(item);
