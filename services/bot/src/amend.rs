@@ -95,11 +95,7 @@ pub async fn correction(
     let Some(captured) = broadcast::capture(&bot, &message).await? else {
         return Ok(());
     };
-    let proposal = Proposal {
-        campaign,
-        admin: message.from.as_ref().map(users::names).unwrap_or_default(),
-    };
-    proposal
+    Proposal::of(&message, campaign)
         .make(&bot, &dialogue, &commands, &preview, &store, |current| {
             corrected(current, captured)
         })
@@ -133,11 +129,7 @@ pub async fn corrected_buttons(
             }
         },
     };
-    let proposal = Proposal {
-        campaign,
-        admin: message.from.as_ref().map(users::names).unwrap_or_default(),
-    };
-    proposal
+    Proposal::of(&message, campaign)
         .make(&bot, &dialogue, &commands, &preview, &store, |current| {
             let keyboard = (!rows.is_empty()).then_some(InlineKeyboard { rows });
             Content {
@@ -156,6 +148,14 @@ struct Proposal {
 }
 
 impl Proposal {
+    /// The edit of `campaign` the admin who sent `message` proposes.
+    fn of(message: &Message, campaign: Uuid) -> Proposal {
+        Proposal {
+            campaign,
+            admin: message.from.as_ref().map(users::names).unwrap_or_default(),
+        }
+    }
+
     /// Decides the edit `change` makes to the current content; shows it as
     /// recipients will see it and asks to confirm, naming how many
     /// delivered messages it edits. A refusal is explained, and the admin

@@ -83,20 +83,21 @@ pub async fn rename(
     dialogue: Dialogue,
     (draft, summary): (Draft, i32),
 ) -> HandlerResult {
-    if !on_summary(&query, summary) {
-        return outdated_press(bot, query).await;
-    }
-    answer(&bot, &query, "🏷 Naming it.").await?;
-    ask(
-        &bot,
-        &dialogue,
-        format!(
-            "Send a name for this campaign (at most {MAX_NAME} characters, one line): admins \
-             see it on cards, reports and /campaigns. Without one it is called by its first words."
-        ),
+    let question = format!(
+        "Send a name for this campaign (at most {MAX_NAME} characters, one line): admins see it \
+         on cards, reports and /campaigns. Without one it is called by its first words."
+    );
+    let asking = State::AwaitingTitle { draft };
+    ask_from_summary(
+        bot,
+        query,
+        dialogue,
+        summary,
+        "🏷 Naming it.",
+        question,
+        asking,
     )
-    .await?;
-    Ok(dialogue.update(State::AwaitingTitle { draft }).await?)
+    .await
 }
 
 /// The name, typed.
@@ -126,21 +127,40 @@ pub async fn change_message(
     dialogue: Dialogue,
     (draft, summary): (Draft, i32),
 ) -> HandlerResult {
+    let question = "Send the message to broadcast instead. The audience, the options and the \
+                    other languages' versions stay; so do the buttons, unless it has its own.";
+    let asking = State::AwaitingReplacement { draft };
+    let under_way = "✏️ Changing the message.";
+    ask_from_summary(
+        bot,
+        query,
+        dialogue,
+        summary,
+        under_way,
+        question.into(),
+        asking,
+    )
+    .await
+}
+
+/// A question asked by a press on the summary `summary` (any other is
+/// outdated): the summary says what is under way (`under_way`), the
+/// question comes with ⬅️ Back, and the dialog waits in `asking`.
+async fn ask_from_summary(
+    bot: Bot,
+    query: CallbackQuery,
+    dialogue: Dialogue,
+    summary: i32,
+    under_way: &str,
+    question: String,
+    asking: State,
+) -> HandlerResult {
     if !on_summary(&query, summary) {
         return outdated_press(bot, query).await;
     }
-    answer(&bot, &query, "✏️ Changing the message.").await?;
-    ask(
-        &bot,
-        &dialogue,
-        "Send the message to broadcast instead. The audience, the options and the other \
-         languages' versions stay; so do the buttons, unless it has its own."
-            .into(),
-    )
-    .await?;
-    Ok(dialogue
-        .update(State::AwaitingReplacement { draft })
-        .await?)
+    answer(&bot, &query, under_way).await?;
+    ask(&bot, &dialogue, question).await?;
+    Ok(dialogue.update(asking).await?)
 }
 
 /// The message to send instead.

@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::bot::Bot;
-use crate::chats::{self, unix_now};
+use crate::chats::{self, Sent, unix_now};
 use crate::content::{self, Content, MediaKind};
 use crate::envelope::ApiError;
 use crate::params::Params;
 use crate::record::CallbackAnswer;
-use crate::state::{SendFlags, Shared};
+use crate::state::{SendFlags, Shared, World};
 
 const MAX_UPDATES_LIMIT: i64 = 100;
 /// How long after sending a bot may delete its message in a private chat.
@@ -99,17 +99,8 @@ fn edit(
     params: &Params,
     change: impl FnOnce(&mut Content) -> Result<(), ApiError>,
 ) -> Result<Value, ApiError> {
-    let chat_id = chat_id(params, "chat_id")?;
     let mut world = shared.world();
-    world.chats.state(chat_id).resolve()?;
-    let message_id = message_id(params);
-    let sent = message_id.and_then(|id| world.chats.message(chat_id, id));
-    let (Some(message_id), Some(sent)) = (message_id, sent) else {
-        return Err(ApiError::bad_request("message to edit not found"));
-    };
-    if sent.from["id"] != json!(bot.id) {
-        return Err(ApiError::bad_request("message can't be edited"));
-    }
+    let (chat_id, message_id, sent) = own_message(&world, bot, params, "edit", "edited")?;
     let mut content = sent.content.clone();
     change(&mut content)?;
     if content == sent.content {
@@ -166,21 +157,35 @@ fn edit_message_reply_markup(
     })
 }
 
-/// `deleteMessage`: a bot deletes its messages in a private chat only within 48 hours of
-/// sending them (the Bot API's documented limit; Telegram answers "message can't be deleted for
-/// everyone" past it); each deletion counts against the token's rate limit.
-fn delete_message(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
+/// The bot's own message that `chat_id` and `message_id` name, as it stands, for a method that
+/// would `act` on it (Telegram's errors: "message to edit not found", "message can't be
+/// deleted").
+fn own_message(
+    world: &World,
+    bot: &Bot,
+    params: &Params,
+    act: &str,
+    acted: &str,
+) -> Result<(i64, i32, Sent), ApiError> {
     let chat_id = chat_id(params, "chat_id")?;
-    let mut world = shared.world();
     world.chats.state(chat_id).resolve()?;
     let message_id = message_id(params);
     let sent = message_id.and_then(|id| world.chats.message(chat_id, id));
     let (Some(message_id), Some(sent)) = (message_id, sent) else {
-        return Err(ApiError::bad_request("message to delete not found"));
+        return Err(ApiError::bad_request(format!("message to {act} not found")));
     };
     if sent.from["id"] != json!(bot.id) {
-        return Err(ApiError::bad_request("message can't be deleted"));
+        return Err(ApiError::bad_request(format!("message can't be {acted}")));
     }
+    Ok((chat_id, message_id, sent.clone()))
+}
+
+/// `deleteMessage`: a bot deletes its messages in a private chat only within 48 hours of
+/// sending them (the Bot API's documented limit; Telegram answers "message can't be deleted for
+/// everyone" past it); each deletion counts against the token's rate limit.
+fn delete_message(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
+    let mut world = shared.world();
+    let (chat_id, message_id, sent) = own_message(&world, bot, params, "delete", "deleted")?;
     if unix_now() - sent.date > DELETABLE_FOR_SECS {
         return Err(ApiError::bad_request(
             "message can't be deleted for everyone",
