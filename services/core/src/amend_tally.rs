@@ -32,6 +32,16 @@ impl Counts {
     fn failed_total(&self) -> i64 {
         self.failed.iter().map(|(_, n)| n).sum()
     }
+
+    fn resolved(&self) -> i64 {
+        self.done + self.unchanged + self.not_alive + self.failed_total()
+    }
+
+    /// How far along it is, while messages are still to go.
+    fn percent_done(&self) -> Option<i64> {
+        let all = self.resolved() + self.waiting;
+        (self.waiting > 0).then(|| self.resolved() * 100 / all)
+    }
 }
 
 /// A campaign's amendments as they stand.
@@ -97,7 +107,13 @@ impl Tally {
     pub fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
         if let Some((revision, c)) = &self.edit {
-            let mut line = format!("✏️ Edited (version {}): {} edited", revision + 1, c.done);
+            let version = revision + 1;
+            let mut line = match c.percent_done() {
+                None => format!("✏️ Edited (version {version}): {} edited", c.done),
+                Some(done) => {
+                    format!("✏️ Editing (version {version}), {done}%: {} edited", c.done)
+                }
+            };
             if c.unchanged > 0 {
                 let _ = write!(line, " · {} already so", c.unchanged);
             }
@@ -105,7 +121,10 @@ impl Tally {
             lines.push(line);
         }
         if let Some(c) = &self.recall {
-            let mut line = format!("🗑 Recalled: {} deleted", c.done);
+            let mut line = match c.percent_done() {
+                None => format!("🗑 Recalled: {} deleted", c.done),
+                Some(done) => format!("🗑 Deleting, {done}%: {} deleted", c.done),
+            };
             if c.too_old > 0 {
                 let _ = write!(
                     line,
@@ -170,8 +189,7 @@ async fn counts(
             _ => counts.failed.push((reason, n)),
         }
     }
-    let resolved = counts.done + counts.unchanged + counts.not_alive + counts.failed_total();
-    counts.waiting = (applies - too_old - resolved).max(0);
+    counts.waiting = (applies - too_old - counts.resolved()).max(0);
     Ok(counts)
 }
 
@@ -202,7 +220,7 @@ mod tests {
         assert_eq!(
             tally.lines(),
             vec![
-                "✏️ Edited (version 2): 950 edited · 3 already so · 2 failed (2 message to edit not found) · 45 to go",
+                "✏️ Editing (version 2), 95%: 950 edited · 3 already so · 2 failed (2 message to edit not found) · 45 to go",
                 "🗑 Recalled: 990 deleted · 10 older than 48 h (Telegram keeps them) · 1 blocked the bot",
             ]
         );
