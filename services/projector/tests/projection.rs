@@ -715,3 +715,75 @@ async fn pauses_add_up_from_the_events_times() {
     assert_eq!(paused_ms, 65_000, "60 s and 5 s of ended pauses");
     assert!(paused_now, "the third pause has not ended");
 }
+
+/// A replay may bring an amendment's outcome before the campaign's start:
+/// it waits for the recipient's row like a send's, and is then recorded
+/// once.
+#[tokio::test]
+async fn an_amendment_outcome_waits_for_its_recipient_then_is_recorded_once() {
+    use courier_core::proto::v1::{
+        Amend, AmendKind, CampaignStarted, Delivered, DeliveryOutcome, delivery_outcome,
+    };
+    let (env, mut client) = events_only().await;
+    projection::checkpoints(&client, &["OUTCOMES"])
+        .await
+        .unwrap();
+    let campaign = uuid::Uuid::now_v7().to_string();
+    let amend = Amend {
+        kind: AmendKind::Delete.into(),
+        message_id: 70,
+        revision: 0,
+    };
+    let outcome = DeliveryOutcome {
+        campaign_id: campaign.clone(),
+        user_id: 7,
+        chat_id: 7,
+        occurred_at_ms: 1_700_000_000_000,
+        attempts: 1,
+        amend: Some(amend),
+        result: Some(delivery_outcome::Result::Delivered(Delivered {
+            message_id: 70,
+            revision: 0,
+        })),
+    }
+    .encode_to_vec();
+    let subject = env.topology().amend_outcome_subject(&campaign, 7, &amend);
+    let message = StreamMessage {
+        stream: "OUTCOMES",
+        seq: 1,
+        subject: &subject,
+        headers: None,
+        payload: &outcome,
+    };
+    let apply = async |client: &mut tokio_postgres::Client| {
+        let mut batch = Batch::begin(client, "OUTCOMES").await.unwrap();
+        let applied = batch.apply_outcome(&message, false).await.unwrap();
+        batch.commit().await.unwrap();
+        applied
+    };
+    assert_eq!(apply(&mut client).await, Applied::UnknownRecipient);
+
+    let started = Payload::CampaignStarted(CampaignStarted {
+        campaign_id: campaign.clone(),
+        started_by: 1,
+    });
+    let events = [
+        registered(7),
+        Event::new(created_for(&campaign, Audience::Ru, "hi")),
+        Event::new(started),
+    ];
+    apply_each_alone(&mut client, &env.topology(), events).await;
+    let id = uuid::Uuid::parse_str(&campaign).unwrap();
+    assert_eq!(apply(&mut client).await, Applied::Changed(Some(id)));
+    assert_eq!(apply(&mut client).await, Applied::AlreadyApplied);
+    let recorded: i64 = client
+        .query_one(
+            "SELECT count(*) FROM amendments WHERE campaign_id = $1 AND user_id = 7
+             AND kind = 'delete' AND result = 'done'",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, 1);
+}

@@ -30,14 +30,11 @@ const FINISH_DELIVERIES: &str = "UPDATE deliveries d
      WHERE d.campaign_id = o.campaign_id AND d.user_id = o.user_id";
 
 /// Records the batch's amendments (edits, deletions); the first outcome of
-/// each stands. One of a campaign the read model lacks is dropped, as a
-/// campaign's own outcomes never reach here without it.
+/// each stands.
 const RECORD_AMENDMENTS: &str = "INSERT INTO amendments
          (campaign_id, user_id, kind, revision, result, reason, finished_at)
-     SELECT o.* FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::int[], $5::text[],
-                            $6::text[], $7::timestamptz[])
-         AS o(campaign_id, user_id, kind, revision, result, reason, finished_at)
-     WHERE EXISTS (SELECT 1 FROM campaigns c WHERE c.campaign_id = o.campaign_id)
+     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::int[], $5::text[],
+                          $6::text[], $7::timestamptz[])
      ON CONFLICT DO NOTHING";
 
 /// What one outcome did.
@@ -105,22 +102,20 @@ struct Counters {
     refusal: Option<String>,
 }
 
-/// The recipient a send's outcome is for, if its payload reads as one
-/// (an amendment's finishes no recipient).
+/// The recipient an outcome is for, if its payload reads as one.
 pub(super) fn recipient_of(payload: &[u8]) -> Option<Recipient> {
     use prost::Message as _;
     let outcome = DeliveryOutcome::decode(payload).ok()?;
-    if outcome.amend.is_some() {
-        return None;
-    }
     Some((Uuid::parse_str(&outcome.campaign_id).ok()?, outcome.user_id))
 }
 
 impl Outcomes {
     /// Keeps an amendment's outcome for commit: it finishes no recipient
-    /// and moves no counter.
-    fn amended(
+    /// and moves no counter. Like a send's, it waits for its recipient's
+    /// row (a replay may bring outcomes before the start).
+    async fn amended(
         &mut self,
+        tx: &Transaction<'_>,
         outcome: &DeliveryOutcome,
         amend: &Amend,
     ) -> Result<Recorded, ApplyError> {
@@ -145,8 +140,13 @@ impl Outcomes {
             }
         };
         let campaign = campaign_uuid(&outcome.campaign_id)?;
+        let recipient = (campaign, outcome.user_id);
+        self.preload(tx, [recipient]).await?;
+        if !matches!(self.statuses.get(&recipient), Some(Some(_))) {
+            return Ok(Recorded::UnknownRecipient);
+        }
         self.amended.push(AmendRow {
-            recipient: (campaign, outcome.user_id),
+            recipient,
             kind,
             revision,
             result,
@@ -186,7 +186,7 @@ impl Outcomes {
         outcome: DeliveryOutcome,
     ) -> Result<Recorded, ApplyError> {
         if let Some(amend) = &outcome.amend {
-            return self.amended(&outcome, amend);
+            return self.amended(tx, &outcome, amend).await;
         }
         let (status, message_id, reason) = match &outcome.result {
             Some(delivery_outcome::Result::Delivered(d)) => ("delivered", Some(d.message_id), None),
