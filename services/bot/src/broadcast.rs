@@ -331,16 +331,7 @@ pub async fn buttons(
                 .keyboard
                 .get_or_insert_with(InlineKeyboard::default);
             keyboard.rows.extend(rows);
-            show_preview(
-                &bot,
-                chat,
-                &dialogue,
-                draft,
-                &preview,
-                &config,
-                admin(&message),
-            )
-            .await
+            summary_after(&bot, &message, &dialogue, draft, &preview, &config).await
         }
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -374,6 +365,28 @@ pub async fn skip_buttons(
 /// Step 4: the exact message, then the summary with Start. Content that
 /// Telegram refuses sends the admin back to step 2.
 /// A greeting in the preview is filled with the admin's own names.
+/// [`show_preview`] in answer to the admin's `message`.
+pub(crate) async fn summary_after(
+    bot: &Bot,
+    message: &Message,
+    dialogue: &Dialogue,
+    draft: Draft,
+    preview: &Preview,
+    config: &BroadcastConfig,
+) -> HandlerResult {
+    let admin = admin(message);
+    show_preview(
+        bot,
+        message.chat.id,
+        dialogue,
+        draft,
+        preview,
+        config,
+        admin,
+    )
+    .await
+}
+
 pub(crate) async fn show_preview(
     bot: &Bot,
     chat: ChatId,
@@ -486,7 +499,6 @@ pub async fn variant_content(
     preview: Preview,
     config: Arc<BroadcastConfig>,
 ) -> HandlerResult {
-    let chat = message.chat.id;
     let Some(mut captured) = capture(&bot, &message).await? else {
         return Ok(());
     };
@@ -497,16 +509,7 @@ pub async fn variant_content(
         language,
         content: Some(captured),
     });
-    show_preview(
-        &bot,
-        chat,
-        &dialogue,
-        draft,
-        &preview,
-        &config,
-        admin(&message),
-    )
-    .await
+    summary_after(&bot, &message, &dialogue, draft, &preview, &config).await
 }
 
 /// Step 4: the message exactly as recipients will get it (every version,

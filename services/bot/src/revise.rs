@@ -115,9 +115,7 @@ pub async fn typed_title(
         return ask(&bot, &dialogue, reply).await;
     }
     draft.title = name.to_owned();
-    let admin = message.from.as_ref().map(users::names).unwrap_or_default();
-    let chat = message.chat.id;
-    broadcast::show_preview(&bot, chat, &dialogue, draft, &preview, &config, admin).await
+    broadcast::summary_after(&bot, &message, &dialogue, draft, &preview, &config).await
 }
 
 /// ✏️ Message… on the summary.
@@ -179,9 +177,7 @@ pub async fn replacement(
         captured.keyboard = draft.content.keyboard.take();
     }
     draft.content = captured;
-    let admin = message.from.as_ref().map(users::names).unwrap_or_default();
-    let chat = message.chat.id;
-    broadcast::show_preview(&bot, chat, &dialogue, draft, &preview, &config, admin).await
+    broadcast::summary_after(&bot, &message, &dialogue, draft, &preview, &config).await
 }
 
 /// 🔗 Buttons… on the summary: step 3 again, from no buttons.
