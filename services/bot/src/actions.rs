@@ -57,6 +57,8 @@ pub enum Action {
     Confirm(Uuid, Confirm),
     /// Asked for a corrected message: correct the buttons alone instead.
     CorrectButtons(Uuid),
+    /// Asked for a corrected message: correct this language's version.
+    CorrectVersion(Uuid, Language),
 }
 
 /// What an admin confirms (or not) after a card's button asked.
@@ -184,6 +186,9 @@ impl Action {
             Action::Csv(id) => format!("cc:csv:{id}"),
             Action::Confirm(id, answer) => format!("ok:{}:{id}", answer.code()),
             Action::CorrectButtons(id) => format!("am:btn:{id}"),
+            Action::CorrectVersion(id, language) => {
+                format!("am:ver:{}:{id}", language.code().unwrap_or(""))
+            }
         }
     }
 
@@ -218,6 +223,7 @@ impl Action {
             ["cc", "csv", id] => Action::Csv(id.parse().ok()?),
             ["ok", code, id] => Action::Confirm(id.parse().ok()?, Confirm::from_code(code)?),
             ["am", "btn", id] => Action::CorrectButtons(id.parse().ok()?),
+            ["am", "ver", code, id] => Action::CorrectVersion(id.parse().ok()?, language(code)?),
             ["cc", code, id] => Action::Control(id.parse().ok()?, Control::from_code(code)?),
             _ => return None,
         })
@@ -326,6 +332,7 @@ mod tests {
             Action::Show(id),
             Action::Page(20),
             Action::CorrectButtons(id),
+            Action::CorrectVersion(id, Language::Ru),
             Action::Csv(id),
         ];
         actions.extend([Audience::All, Audience::Ru, Audience::En].map(Action::Audience));

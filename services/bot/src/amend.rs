@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use courier_core::amend::{Revision, decide_edit};
 use courier_core::commands::{CampaignCommands, CommandError};
-use courier_core::proto::v1::{Content, ContentKind, InlineKeyboard, Names};
+use courier_core::proto::v1::{Content, ContentKind, InlineKeyboard, Language, Names, Variant};
 use teloxide::Bot;
 use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
 use teloxide::prelude::Requester;
@@ -34,25 +34,77 @@ const CORRECTION_QUESTION: &str = "✏️ Send the corrected message. Its text (
     campaign as it is.";
 
 /// ✏️ Edit on a card: asks for the corrected message (or, with 🔗, for the
-/// buttons alone).
+/// buttons alone; with 🌐, for a language's version).
 pub async fn ask_for_correction(
     bot: Bot,
     query: &CallbackQuery,
     campaign: Uuid,
     dialogues: Arc<Dialogues>,
+    commands: CampaignCommands,
 ) -> HandlerResult {
     let Some(dialogue) = broadcast::idle_dialogue(&bot, query, dialogues).await? else {
         return Ok(());
     };
     bot.answer_callback_query(query.id.clone()).await?;
+    let versions = match commands.revision(campaign).await {
+        Ok((current, _)) => current.variants.into_iter().map(|v| v.language).collect(),
+        Err(_) => Vec::new(),
+    };
     dialogue
-        .update(State::AwaitingCorrection { campaign })
+        .update(State::AwaitingCorrection {
+            campaign,
+            language: None,
+        })
         .await?;
+    let mut rows = vec![vec![
+        Action::CorrectButtons(campaign).button("🔗 The buttons instead"),
+        Action::Abort.button("✖️ Cancel"),
+    ]];
+    let languages = versions.iter().filter_map(|code| language(code));
+    let version_buttons: Vec<_> = languages
+        .map(|l| {
+            let label = format!("🌐 The {} version instead", l.code().unwrap_or_default());
+            Action::CorrectVersion(campaign, l).button(label)
+        })
+        .collect();
+    if !version_buttons.is_empty() {
+        rows.insert(0, version_buttons);
+    }
     bot.send_message(dialogue.chat_id(), CORRECTION_QUESTION)
-        .reply_markup(InlineKeyboardMarkup::new([[
-            Action::CorrectButtons(campaign).button("🔗 The buttons instead"),
-            Action::Abort.button("✖️ Cancel"),
-        ]]))
+        .reply_markup(InlineKeyboardMarkup::new(rows))
+        .await?;
+    Ok(())
+}
+
+fn language(code: &str) -> Option<Language> {
+    [Language::Ru, Language::En]
+        .into_iter()
+        .find(|l| l.code() == Some(code))
+}
+
+/// 🌐 The ru version instead: asks for that version corrected.
+pub async fn ask_for_version(
+    bot: Bot,
+    query: CallbackQuery,
+    dialogue: Dialogue,
+    (campaign, language): (Uuid, Language),
+) -> HandlerResult {
+    let code = language.code().unwrap_or_default().to_owned();
+    bot.answer_callback_query(query.id.clone()).await?;
+    settle(&bot, &query, format!("🌐 Correcting the {code} version.")).await?;
+    bot.send_message(
+        dialogue.chat_id(),
+        format!(
+            "Send the corrected message for users whose language is {code}, as for the main \
+             one. /cancel leaves the campaign as it is."
+        ),
+    )
+    .await?;
+    dialogue
+        .update(State::AwaitingCorrection {
+            campaign,
+            language: Some(code),
+        })
         .await?;
     Ok(())
 }
@@ -87,7 +139,7 @@ pub async fn correction(
     bot: Bot,
     message: Message,
     dialogue: Dialogue,
-    campaign: Uuid,
+    (campaign, language): (Uuid, Option<String>),
     commands: CampaignCommands,
     preview: Preview,
     store: Store,
@@ -97,7 +149,20 @@ pub async fn correction(
     };
     Proposal::of(&message, campaign)
         .make(&bot, &dialogue, &commands, &preview, &store, |current| {
-            corrected(current, captured)
+            let Some(language) = language else {
+                return (corrected(&current.content, captured), None);
+            };
+            let was = current
+                .variants
+                .iter()
+                .find(|v| v.language == language)
+                .and_then(|v| v.content.as_ref())
+                .unwrap_or(&current.content);
+            let version = Variant {
+                language,
+                content: Some(corrected(was, captured)),
+            };
+            (current.content.clone(), Some(version))
         })
         .await
 }
@@ -132,10 +197,11 @@ pub async fn corrected_buttons(
     Proposal::of(&message, campaign)
         .make(&bot, &dialogue, &commands, &preview, &store, |current| {
             let keyboard = (!rows.is_empty()).then_some(InlineKeyboard { rows });
-            Content {
+            let content = Content {
                 keyboard,
                 ..current.content.clone()
-            }
+            };
+            (content, None)
         })
         .await
 }
@@ -156,10 +222,11 @@ impl Proposal {
         }
     }
 
-    /// Decides the edit `change` makes to the current content; shows it as
-    /// recipients will see it and asks to confirm, naming how many
-    /// delivered messages it edits. A refusal is explained, and the admin
-    /// may send another.
+    /// Decides the edit `change` makes to the current content (the
+    /// default, and a language's version if it corrects one); shows what
+    /// it changes as recipients will see it and asks to confirm, naming how
+    /// many delivered messages it edits. A refusal is explained, and the
+    /// admin may send another.
     async fn make(
         self,
         bot: &Bot,
@@ -167,16 +234,24 @@ impl Proposal {
         commands: &CampaignCommands,
         preview: &Preview,
         store: &Store,
-        change: impl FnOnce(&Revision) -> Content,
+        change: impl FnOnce(&Revision) -> (Content, Option<Variant>),
     ) -> HandlerResult {
         let (chat, campaign) = (dialogue.chat_id(), self.campaign);
         let decided = async {
             let (status, _) = commands.status(campaign).await?;
             let (current, amended) = commands.revision(campaign).await?;
-            let content = change(&current);
-            Ok::<_, CommandError>(decide_edit(status, &amended, &current, content, vec![])?)
+            let (content, version) = change(&current);
+            let shown = version.as_ref().map(|v| v.language.clone());
+            let edit = decide_edit(
+                status,
+                &amended,
+                &current,
+                content,
+                version.into_iter().collect(),
+            )?;
+            Ok::<_, CommandError>((edit, shown))
         };
-        let (content, _, markup_only) = match decided.await {
+        let ((content, variants, markup_only), shown) = match decided.await {
             Ok(decided) => decided,
             Err(error) => {
                 let (refusal, _) = control::answer(&Err(error));
@@ -185,7 +260,11 @@ impl Proposal {
                 return Ok(());
             }
         };
-        if let Err(error) = preview.send(chat, &content, &self.admin).await {
+        let shown = shown
+            .and_then(|language| variants.iter().find(|v| v.language == language))
+            .and_then(|v| v.content.as_ref())
+            .unwrap_or(&content);
+        if let Err(error) = preview.send(chat, shown, &self.admin).await {
             bot.send_message(
                 chat,
                 format!("Telegram would not show it: {error}\n\nSend another, or /cancel."),
@@ -217,6 +296,7 @@ impl Proposal {
             .update(State::ConfirmingCorrection {
                 campaign,
                 content,
+                variants,
                 prompt: prompt.id.0,
             })
             .await?;
@@ -224,11 +304,10 @@ impl Proposal {
     }
 }
 
-/// What the admin sent, fitted to the campaign's message: plain text for a
-/// media message is its new caption; without buttons of its own, the
-/// current ones stay.
-fn corrected(current: &Revision, mut captured: Content) -> Content {
-    let was = &current.content;
+/// What the admin sent, fitted to the message it corrects (`was`): plain
+/// text for a media message is its new caption; without buttons of its
+/// own, the current ones stay.
+fn corrected(was: &Content, mut captured: Content) -> Content {
     if captured.kind() == ContentKind::Text && was.kind() != ContentKind::Text {
         captured.kind = was.kind;
         captured.file_id.clone_from(&was.file_id);
@@ -244,7 +323,7 @@ pub async fn confirm_edit(
     bot: Bot,
     query: CallbackQuery,
     dialogue: Dialogue,
-    (campaign, content, prompt): (Uuid, Content, i32),
+    (campaign, content, variants, prompt): (Uuid, Content, Vec<Variant>, i32),
     commands: CampaignCommands,
     store: Store,
     cards: Cards,
@@ -253,7 +332,7 @@ pub async fn confirm_edit(
         return outdated_press(bot, query).await;
     }
     let by = query.from.id.0 as i64;
-    match commands.edit(campaign, by, content, vec![]).await {
+    match commands.edit(campaign, by, content, variants).await {
         Ok(revision) => {
             bot.answer_callback_query(query.id.clone()).await?;
             dialogue.exit().await?;
@@ -420,7 +499,7 @@ mod tests {
             text: "New".into(),
             ..Default::default()
         };
-        let content = corrected(&current, typed);
+        let content = corrected(&current.content, typed);
         assert_eq!(content.kind(), ContentKind::Photo);
         assert_eq!(
             (content.text.as_str(), content.file_id.as_str()),

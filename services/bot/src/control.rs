@@ -161,7 +161,7 @@ pub async fn pressed(
             return settled(bot, query, campaign, outcome, store, cards).await;
         }
         Control::Edit => {
-            return amend::ask_for_correction(bot, &query, campaign, dialogues).await;
+            return amend::ask_for_correction(bot, &query, campaign, dialogues, commands).await;
         }
         Control::Recall => return amend::ask_to_recall(bot, &query, campaign, store).await,
     };

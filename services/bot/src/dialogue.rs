@@ -50,8 +50,13 @@ pub enum State {
     AwaitingTitle { draft: Draft },
     /// Step 4, ✏️ Message: waiting for the message to send instead.
     AwaitingReplacement { draft: Draft },
-    /// ✏️ Edit on a card: waiting for the corrected message.
-    AwaitingCorrection { campaign: Uuid },
+    /// ✏️ Edit on a card: waiting for the corrected message (of the
+    /// version in `language`, if set).
+    AwaitingCorrection {
+        campaign: Uuid,
+        #[serde(default)]
+        language: Option<String>,
+    },
     /// ✏️ Edit, then 🔗: waiting for the campaign's corrected buttons.
     AwaitingCorrectedButtons { campaign: Uuid },
     /// The corrected message is previewed; `prompt` is the id of the
@@ -60,6 +65,8 @@ pub enum State {
         campaign: Uuid,
         #[serde(with = "protobuf")]
         content: Content,
+        #[serde(default, with = "protobufs")]
+        variants: Vec<Variant>,
         prompt: i32,
     },
 }

@@ -124,7 +124,7 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         .branch(case![State::AwaitingStart { timing }].endpoint(timing::typed_start))
         .branch(case![State::AwaitingTitle { draft }].endpoint(revise::typed_title))
         .branch(case![State::AwaitingReplacement { draft }].endpoint(revise::replacement))
-        .branch(case![State::AwaitingCorrection { campaign }].endpoint(amend::correction))
+        .branch(case![State::AwaitingCorrection { campaign, language }].endpoint(amend::correction))
         .branch(
             case![State::AwaitingCorrectedButtons { campaign }].endpoint(amend::corrected_buttons),
         );
@@ -188,14 +188,21 @@ pub fn schema() -> UpdateHandler<HandlerError> {
                         .branch(case![Action::StartAt(preset)].endpoint(timing::preset)),
                 )
                 .branch(
-                    case![State::AwaitingCorrection { campaign }]
-                        .filter(|action: Action| matches!(action, Action::CorrectButtons(_)))
-                        .endpoint(amend::ask_for_buttons),
+                    case![State::AwaitingCorrection { campaign, language }]
+                        .branch(
+                            case![Action::CorrectButtons(campaign)]
+                                .endpoint(amend::ask_for_buttons),
+                        )
+                        .branch(
+                            case![Action::CorrectVersion(campaign, language)]
+                                .endpoint(amend::ask_for_version),
+                        ),
                 )
                 .branch(
                     case![State::ConfirmingCorrection {
                         campaign,
                         content,
+                        variants,
                         prompt
                     }]
                     .filter(|action: Action| matches!(action, Action::Confirm(_, Confirm::Edit)))

@@ -146,3 +146,70 @@ async fn an_admin_corrects_a_sent_campaign_then_deletes_it_everywhere() {
     assert!(labels(&card).is_empty(), "nothing left to amend: {card}");
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_admin_corrects_one_language_version_and_only_its_recipients_see_it() {
+    let harness = Harness::start(1000.0).await;
+    harness
+        .users(&[(7_401, Language::Ru, true), (7_402, Language::En, true)])
+        .await;
+    let summary = to_summary(
+        &harness,
+        OWNER,
+        "all",
+        json!({ "text": "Sale tomorrow" }),
+        None,
+    )
+    .await;
+    let after = harness.last_id(OWNER);
+    harness.press(OWNER, &summary, "🌐 Add ru version");
+    harness
+        .wait_for(OWNER, after, "users whose language is ru")
+        .await;
+    harness.say(OWNER, "Распродажа завтро");
+    let summary = harness.wait_for(OWNER, after, "Ready to broadcast").await;
+    let after = summary["message_id"].as_i64().unwrap();
+    let id = start(&harness, OWNER, &summary).await;
+    let card = harness
+        .wait_for_all(OWNER, after, &[&format!("id {id}"), "\ncompleted ·"])
+        .await;
+
+    harness.press(OWNER, &card, "✏️ Edit");
+    let asked = harness
+        .wait_for(OWNER, after, "Send the corrected message")
+        .await;
+    let after = asked["message_id"].as_i64().unwrap();
+    harness.press(OWNER, &asked, "🌐 The ru version instead");
+    harness
+        .wait_for(OWNER, after, "for users whose language is ru")
+        .await;
+    harness.say(OWNER, "Распродажа завтра");
+    let prompt = harness
+        .wait_for(OWNER, after, "Confirm to edit the 2 message(s)")
+        .await;
+    assert!(
+        harness
+            .messages(OWNER)
+            .iter()
+            .any(|m| text(m) == "Распродажа завтра"),
+        "the corrected version is previewed"
+    );
+    harness.press(OWNER, &prompt, "✏️ Edit 2 message(s)");
+    harness.wait_for(7_401, 0, "Распродажа завтра").await;
+    harness
+        .wait_for(
+            OWNER,
+            after,
+            "✏️ Edited (version 2): 1 edited · 1 already so",
+        )
+        .await;
+    let en = harness.messages(7_402);
+    assert_eq!(en.len(), 1);
+    assert_eq!(
+        text(&en[0]),
+        "Sale tomorrow",
+        "the en recipient's message is left as it was"
+    );
+    assert_eq!(harness.messages(7_401).len(), 1);
+    harness.stop().await;
+}
