@@ -194,8 +194,11 @@ impl Loader {
 
     /// Whether every work item of `campaign` is done (its work subject is
     /// empty: the work stream drops items as they are acked).
-    async fn no_work_left(&self, campaign: Uuid) -> anyhow::Result<bool> {
-        let work = self.js.get_stream(self.topology.work_stream()).await?;
+    async fn no_work_left(
+        &self,
+        work: &jetstream::stream::Stream,
+        campaign: Uuid,
+    ) -> anyhow::Result<bool> {
         let subject = self.topology.work_subject(&campaign.to_string());
         match work.get_last_raw_message_by_subject(&subject).await {
             Ok(_) => Ok(false),
@@ -217,13 +220,17 @@ impl Loader {
                 &[&SWEEP_FOR.as_secs_f64()],
             )
             .await?;
+        if amended.is_empty() {
+            return Ok(());
+        }
+        let work = self.js.get_stream(self.topology.work_stream()).await?;
         for row in amended {
             let campaign: Uuid = row.get(0);
             let amendment = match row.get::<_, bool>(2) {
                 true => Amendment::Recall,
                 false => Amendment::Edit(row.get::<_, i32>(1) as u32),
             };
-            if self.no_work_left(campaign).await?
+            if self.no_work_left(&work, campaign).await?
                 && let Amended::Done { enqueued } = self.amend(campaign, amendment).await?
                 && enqueued > 0
             {

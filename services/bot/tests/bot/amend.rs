@@ -5,13 +5,30 @@
 //! the card counting both.
 
 use courier_core::proto::v1::Language;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::broadcast::{start, to_summary};
 use crate::{DEADLINE, Harness, OWNER, labels, text};
 use courier_testing::wait_until;
 
 const USERS: i64 = 5;
+
+/// The card of campaign `id` once it completed (a message after `after`).
+async fn completed_card(harness: &Harness, id: &str, after: i64) -> Value {
+    harness
+        .wait_for_all(OWNER, after, &[&format!("id {id}"), "\ncompleted ·"])
+        .await
+}
+
+/// Presses ✏️ Edit on `card`; answers the question asked, and its id.
+async fn ask_to_edit(harness: &Harness, card: &Value, after: i64) -> (Value, i64) {
+    harness.press(OWNER, card, "✏️ Edit");
+    let asked = harness
+        .wait_for(OWNER, after, "Send the corrected message")
+        .await;
+    let id = asked["message_id"].as_i64().expect("a message id");
+    (asked, id)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_admin_corrects_a_sent_campaign_then_deletes_it_everywhere() {
@@ -28,16 +45,10 @@ async fn an_admin_corrects_a_sent_campaign_then_deletes_it_everywhere() {
     .await;
     let after = summary["message_id"].as_i64().unwrap();
     let id = start(&harness, OWNER, &summary).await;
-    let card = harness
-        .wait_for_all(OWNER, after, &[&format!("id {id}"), "\ncompleted ·"])
-        .await;
+    let card = completed_card(&harness, &id, after).await;
 
     // ✏️ Edit: the same text again is refused, with the reason.
-    harness.press(OWNER, &card, "✏️ Edit");
-    let asked = harness
-        .wait_for(OWNER, after, "Send the corrected message")
-        .await;
-    let after = asked["message_id"].as_i64().unwrap();
+    let (_, after) = ask_to_edit(&harness, &card, after).await;
     harness.say(OWNER, "Sale tomorow");
     harness
         .wait_for(OWNER, after, "the same as the one sent")
@@ -66,14 +77,8 @@ async fn an_admin_corrects_a_sent_campaign_then_deletes_it_everywhere() {
         .await;
 
     // The buttons alone: every message gets them, its text unchanged.
-    let card = harness
-        .wait_for_all(OWNER, 0, &[&format!("id {id}"), "\ncompleted ·"])
-        .await;
-    harness.press(OWNER, &card, "✏️ Edit");
-    let asked = harness
-        .wait_for(OWNER, after, "Send the corrected message")
-        .await;
-    let after = asked["message_id"].as_i64().unwrap();
+    let card = completed_card(&harness, &id, 0).await;
+    let (asked, after) = ask_to_edit(&harness, &card, after).await;
     harness.press(OWNER, &asked, "🔗 The buttons instead");
     harness
         .wait_for(OWNER, after, "Send the buttons every delivered message")
@@ -170,15 +175,8 @@ async fn an_admin_corrects_one_language_version_and_only_its_recipients_see_it()
     let summary = harness.wait_for(OWNER, after, "Ready to broadcast").await;
     let after = summary["message_id"].as_i64().unwrap();
     let id = start(&harness, OWNER, &summary).await;
-    let card = harness
-        .wait_for_all(OWNER, after, &[&format!("id {id}"), "\ncompleted ·"])
-        .await;
-
-    harness.press(OWNER, &card, "✏️ Edit");
-    let asked = harness
-        .wait_for(OWNER, after, "Send the corrected message")
-        .await;
-    let after = asked["message_id"].as_i64().unwrap();
+    let card = completed_card(&harness, &id, after).await;
+    let (asked, after) = ask_to_edit(&harness, &card, after).await;
     harness.press(OWNER, &asked, "🌐 The ru version instead");
     harness
         .wait_for(OWNER, after, "for users whose language is ru")
