@@ -24,6 +24,7 @@ use crate::cards::Cards;
 use crate::control;
 use crate::dialogue::{Dialogue, Dialogues, State};
 use crate::handlers::HandlerResult;
+use crate::incoming::Original;
 use crate::preview::Preview;
 use crate::storage::{Store, wait_for_projection};
 use crate::users;
@@ -135,16 +136,21 @@ pub async fn ask_for_buttons(
 
 /// The corrected message: previewed, then a confirmation naming how many
 /// delivered messages it edits.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a handler's injected dependencies"
+)]
 pub async fn correction(
     bot: Bot,
     message: Message,
+    original: Original,
     dialogue: Dialogue,
     (campaign, language): (Uuid, Option<String>),
     commands: CampaignCommands,
     preview: Preview,
     store: Store,
 ) -> HandlerResult {
-    let Some(captured) = broadcast::capture(&bot, &message).await? else {
+    let Some(captured) = broadcast::capture(&bot, &message, &original).await? else {
         return Ok(());
     };
     Proposal::of(&message, campaign)
@@ -476,6 +482,7 @@ mod tests {
                 buttons: vec![Button {
                     text: "Open".into(),
                     action: Some(button::Action::Url("https://example.com".into())),
+                    ..Default::default()
                 }],
             }],
         }

@@ -24,6 +24,7 @@ use crate::actions::{Action, Toggle};
 use crate::config::BroadcastConfig;
 use crate::dialogue::{Dialogue, Dialogues, Draft, State};
 use crate::handlers::HandlerResult;
+use crate::incoming::Original;
 use crate::preview::{self, Preview};
 use crate::roles::Roles;
 use crate::storage::{Store, wait_for_projection};
@@ -254,11 +255,12 @@ async fn segment_card(
 pub async fn content(
     bot: Bot,
     message: Message,
+    original: Original,
     dialogue: Dialogue,
     audience: AudienceFilter,
 ) -> HandlerResult {
     let chat = message.chat.id;
-    let Some(captured) = capture(&bot, &message).await? else {
+    let Some(captured) = capture(&bot, &message, &original).await? else {
         return Ok(());
     };
     let kept = captured.keyboard.as_ref().map_or(0, |k| k.rows.len());
@@ -295,8 +297,12 @@ pub(crate) async fn ask_for_buttons(bot: &Bot, chat: ChatId, intro: &str) -> Han
 
 /// The content of `message`, or `None` once the admin is told why it
 /// cannot be broadcast.
-pub(crate) async fn capture(bot: &Bot, message: &Message) -> HandlerResult<Option<Content>> {
-    match content::capture(message) {
+pub(crate) async fn capture(
+    bot: &Bot,
+    message: &Message,
+    original: &Original,
+) -> HandlerResult<Option<Content>> {
+    match content::capture(&original.of(message)) {
         Ok(captured) => Ok(Some(captured)),
         Err(refusal) => {
             let reply = format!("{refusal}\n\nSend another message {CANCEL_HINT}.");
@@ -494,12 +500,13 @@ pub async fn variant(
 pub async fn variant_content(
     bot: Bot,
     message: Message,
+    original: Original,
     dialogue: Dialogue,
     (mut draft, language): (Draft, String),
     preview: Preview,
     config: Arc<BroadcastConfig>,
 ) -> HandlerResult {
-    let Some(mut captured) = capture(&bot, &message).await? else {
+    let Some(mut captured) = capture(&bot, &message, &original).await? else {
         return Ok(());
     };
     if captured.keyboard.as_ref().is_none_or(|k| k.rows.is_empty()) {

@@ -80,6 +80,7 @@ fn parse_line(line: &str) -> Result<Button, &'static str> {
     Ok(Button {
         text: text.to_owned(),
         action: Some(button::Action::Url(url.to_owned())),
+        ..Default::default()
     })
 }
 
@@ -102,6 +103,7 @@ mod tests {
             buttons: vec![Button {
                 text: text.into(),
                 action: Some(button::Action::Url(url.into())),
+                ..Default::default()
             }],
         }
     }

@@ -1,15 +1,18 @@
 //! The message an admin sends to /broadcast, turned into the
 //! `courier.v1.Content` a campaign stores: its kind, text or caption,
-//! entities (Telegram's type names, UTF-16 offsets), the file_id of the
-//! media, and the URL buttons of a forwarded channel post. Everything
+//! entities (every field, UTF-16 offsets), the file_id of the media, the
+//! link preview, spoiler, caption placement and effect, and the link and
+//! copy buttons of a forwarded channel post. It reads the message's JSON
+//! as Telegram sent it, not teloxide's types: those predate Bot API 9
+//! (a date_time entity, a button's style) and would drop what they lack. Everything
 //! Telegram would refuse to send to recipients is refused here, with the
 //! reason, before any campaign exists. Pure: the handlers do the I/O.
 
 use courier_core::greeting;
-use courier_core::proto::v1::{Button, ButtonRow, Content, ContentKind, InlineKeyboard, button};
-use teloxide::types::{
-    InlineKeyboardButtonKind, InlineKeyboardMarkup, MediaKind, Message, MessageEntity, MessageKind,
+use courier_core::proto::v1::{
+    Button, ButtonRow, Content, ContentKind, InlineKeyboard, LinkPreviewOptions, button,
 };
+use serde_json::Value;
 
 /// Telegram's limits on what a bot sends, in UTF-16 code units as it counts.
 pub const MAX_TEXT_LEN: usize = 4096;
@@ -48,41 +51,22 @@ pub enum ContentError {
     GreetingTooLong { length: usize, limit: usize },
 }
 
-/// The content of `message`, or why it cannot be broadcast.
-pub fn capture(message: &Message) -> Result<Content, ContentError> {
+/// The content of `message` (its JSON as Telegram sent it, see
+/// [`crate::incoming`]), or why it cannot be broadcast.
+pub fn capture(message: &Value) -> Result<Content, ContentError> {
     // Each item of an album arrives as its own message; sending only one
     // of them would surprise the admin.
-    if message.media_group_id().is_some() {
+    if message.get("media_group_id").is_some() {
         return Err(ContentError::Unsupported("an album"));
     }
-    let MessageKind::Common(common) = &message.kind else {
+    let Some((kind, file_id)) = media(message)? else {
         return Err(ContentError::Unsupported("this kind of message"));
     };
-    let (kind, file_id) = match &common.media_kind {
-        MediaKind::Text(_) => (ContentKind::Text, None),
-        MediaKind::Photo(photo) => {
-            // Telegram lists several sizes of one photo; send the largest.
-            let largest = photo
-                .photo
-                .iter()
-                .max_by_key(|size| size.width * size.height);
-            (ContentKind::Photo, largest.map(|size| &size.file.id))
-        }
-        MediaKind::Video(video) => (ContentKind::Video, Some(&video.video.file.id)),
-        MediaKind::Animation(animation) => {
-            (ContentKind::Animation, Some(&animation.animation.file.id))
-        }
-        MediaKind::Document(document) => (ContentKind::Document, Some(&document.document.file.id)),
-        MediaKind::Audio(audio) => (ContentKind::Audio, Some(&audio.audio.file.id)),
-        MediaKind::Voice(voice) => (ContentKind::Voice, Some(&voice.voice.file.id)),
-        other => return Err(ContentError::Unsupported(describe(other))),
+    let (text, entities) = match kind {
+        ContentKind::Text => (&message["text"], &message["entities"]),
+        _ => (&message["caption"], &message["caption_entities"]),
     };
-    let (text, entities) = if kind == ContentKind::Text {
-        (message.text(), message.entities())
-    } else {
-        (message.caption(), message.caption_entities())
-    };
-    let text = text.unwrap_or_default();
+    let text = text.as_str().unwrap_or_default();
     let length = utf16_len(text);
     let limit = match kind {
         ContentKind::Text => MAX_TEXT_LEN,
@@ -105,12 +89,24 @@ pub fn capture(message: &Message) -> Result<Content, ContentError> {
             limit,
         });
     }
+    let flag = |field: &str| message[field].as_bool().unwrap_or_default();
     Ok(Content {
         kind: kind.into(),
         text: text.to_owned(),
-        entities: entities.unwrap_or_default().iter().map(entity).collect(),
-        file_id: file_id.map(|id| id.0.clone()).unwrap_or_default(),
-        keyboard: message.reply_markup().and_then(url_buttons),
+        entities: entities
+            .as_array()
+            .map(|all| all.iter().filter_map(entity).collect())
+            .unwrap_or_default(),
+        file_id: file_id.to_owned(),
+        keyboard: message["reply_markup"]["inline_keyboard"]
+            .as_array()
+            .and_then(|rows| portable_buttons(rows)),
+        link_preview_options: message
+            .get("link_preview_options")
+            .map(link_preview_options),
+        show_caption_above_media: flag("show_caption_above_media"),
+        has_spoiler: flag("has_media_spoiler"),
+        message_effect_id: message["effect_id"].as_str().unwrap_or_default().to_owned(),
     })
 }
 
@@ -119,54 +115,122 @@ pub fn utf16_len(text: &str) -> usize {
     text.encode_utf16().count()
 }
 
-fn describe(media: &MediaKind) -> &'static str {
-    match media {
-        MediaKind::Sticker(_) => "a sticker",
-        MediaKind::Poll(_) => "a poll",
-        MediaKind::Location(_) => "a location",
-        MediaKind::Venue(_) => "a venue",
-        MediaKind::Contact(_) => "a contact",
-        MediaKind::VideoNote(_) => "a video message (round video)",
-        MediaKind::Game(_) => "a game",
-        MediaKind::Story(_) => "a story",
-        MediaKind::PaidMedia(_) => "paid media",
-        MediaKind::Checklist(_) => "a checklist",
-        _ => "this kind of message",
+/// The message fields that hold media a campaign can send, by kind. An
+/// animation also carries a `document` (for old clients), so it comes
+/// first.
+const MEDIA_FIELDS: [(&str, ContentKind); 6] = [
+    ("animation", ContentKind::Animation),
+    ("photo", ContentKind::Photo),
+    ("video", ContentKind::Video),
+    ("document", ContentKind::Document),
+    ("audio", ContentKind::Audio),
+    ("voice", ContentKind::Voice),
+];
+
+/// Message fields of what cannot be broadcast, and how replies name it.
+const UNSUPPORTED_FIELDS: [(&str, &str); 11] = [
+    ("sticker", "a sticker"),
+    ("poll", "a poll"),
+    ("location", "a location"),
+    ("venue", "a venue"),
+    ("contact", "a contact"),
+    ("video_note", "a video message (round video)"),
+    ("game", "a game"),
+    ("story", "a story"),
+    ("paid_media", "paid media"),
+    ("checklist", "a checklist"),
+    ("dice", "a dice"),
+];
+
+/// The kind of `message` and its file_id (empty for text); `None` for a
+/// message with nothing to broadcast.
+fn media(message: &Value) -> Result<Option<(ContentKind, &str)>, ContentError> {
+    // A venue also carries its location: what is unsupported is named first.
+    if let Some((_, what)) = UNSUPPORTED_FIELDS
+        .iter()
+        .filter(|(field, _)| message.get(*field).is_some())
+        .min_by_key(|(field, _)| *field != "venue")
+    {
+        return Err(ContentError::Unsupported(what));
+    }
+    for (field, kind) in MEDIA_FIELDS {
+        let media = &message[field];
+        // Telegram lists several sizes of one photo; send the largest.
+        let file = match media.as_array() {
+            Some(sizes) => sizes.iter().max_by_key(|size| {
+                size["width"].as_u64().unwrap_or(0) * size["height"].as_u64().unwrap_or(0)
+            }),
+            None => Some(media),
+        };
+        if let Some(id) = file.and_then(|f| f["file_id"].as_str()) {
+            return Ok(Some((kind, id)));
+        }
+    }
+    Ok(message["text"]
+        .is_string()
+        .then_some((ContentKind::Text, "")))
+}
+
+/// Telegram's entity, field for field: the fields courier reads by name,
+/// and every other one kept as JSON, so new fields and types pass through.
+fn entity(json: &Value) -> Option<courier_core::proto::v1::MessageEntity> {
+    let mut other = json.as_object()?.clone();
+    let mut text = |field: &str| match other.remove(field) {
+        Some(Value::String(value)) => value,
+        _ => String::new(),
+    };
+    let r#type = text("type");
+    let (url, language, custom_emoji_id, date_time_format) = (
+        text("url"),
+        text("language"),
+        text("custom_emoji_id"),
+        text("date_time_format"),
+    );
+    let mut number = |field: &str| other.remove(field).and_then(|v| v.as_i64());
+    let (offset, length, unix_time) = (number("offset")?, number("length")?, number("unix_time"));
+    // Only the user's id is needed to mention them.
+    let user_id = other.remove("user").and_then(|user| user["id"].as_i64());
+    Some(courier_core::proto::v1::MessageEntity {
+        r#type,
+        offset,
+        length,
+        url,
+        user_id: user_id.unwrap_or_default(),
+        language,
+        custom_emoji_id,
+        unix_time: unix_time.unwrap_or_default(),
+        date_time_format,
+        other_fields_json: if other.is_empty() {
+            String::new()
+        } else {
+            Value::Object(other).to_string()
+        },
+    })
+}
+
+fn link_preview_options(json: &Value) -> LinkPreviewOptions {
+    let flag = |field: &str| json[field].as_bool().unwrap_or_default();
+    LinkPreviewOptions {
+        is_disabled: flag("is_disabled"),
+        url: json["url"].as_str().unwrap_or_default().to_owned(),
+        prefer_small_media: flag("prefer_small_media"),
+        prefer_large_media: flag("prefer_large_media"),
+        show_above_text: flag("show_above_text"),
     }
 }
 
-/// Telegram's entity, field for field, through its own JSON form, so the
-/// type stays Telegram's name and new fields need no code here.
-fn entity(entity: &MessageEntity) -> courier_core::proto::v1::MessageEntity {
-    let json = serde_json::to_value(entity).unwrap_or_default();
-    let text = |field: &str| json[field].as_str().unwrap_or_default().to_owned();
-    courier_core::proto::v1::MessageEntity {
-        r#type: text("type"),
-        offset: entity.offset as i64,
-        length: entity.length as i64,
-        url: text("url"),
-        user_id: json["user"]["id"].as_i64().unwrap_or_default(),
-        language: text("language"),
-        custom_emoji_id: text("custom_emoji_id"),
-    }
-}
-
-/// The URL buttons of a keyboard (a forwarded channel post keeps them);
-/// other buttons only make sense in their original chat.
-fn url_buttons(markup: &InlineKeyboardMarkup) -> Option<InlineKeyboard> {
-    let rows: Vec<ButtonRow> = markup
-        .inline_keyboard
+/// The buttons of a keyboard that work in any chat (a forwarded channel
+/// post keeps them): links and copy-to-clipboard, with their style and
+/// icon. Callback buttons only make sense in their original chat.
+fn portable_buttons(rows: &[Value]) -> Option<InlineKeyboard> {
+    let rows: Vec<ButtonRow> = rows
         .iter()
         .map(|row| ButtonRow {
             buttons: row
-                .iter()
-                .filter_map(|b| match &b.kind {
-                    InlineKeyboardButtonKind::Url(url) => Some(Button {
-                        text: b.text.clone(),
-                        action: Some(button::Action::Url(url.to_string())),
-                    }),
-                    _ => None,
-                })
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(portable_button)
                 .collect(),
         })
         .filter(|row| !row.buttons.is_empty())
@@ -174,12 +238,27 @@ fn url_buttons(markup: &InlineKeyboardMarkup) -> Option<InlineKeyboard> {
     (!rows.is_empty()).then_some(InlineKeyboard { rows })
 }
 
+fn portable_button(json: &Value) -> Option<Button> {
+    let text = |value: &Value| value.as_str().map(str::to_owned);
+    let action = match (text(&json["url"]), text(&json["copy_text"]["text"])) {
+        (Some(url), _) => button::Action::Url(url),
+        (None, Some(copied)) => button::Action::CopyText(copied),
+        (None, None) => return None,
+    };
+    Some(Button {
+        text: text(&json["text"])?,
+        action: Some(action),
+        style: text(&json["style"]).unwrap_or_default(),
+        icon_custom_emoji_id: text(&json["icon_custom_emoji_id"]).unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn message(fields: Value) -> Message {
+    fn message(fields: Value) -> Value {
         let mut message = json!({
             "message_id": 5,
             "date": 1_700_000_000,
@@ -190,7 +269,7 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .extend(fields.as_object().unwrap().clone());
-        serde_json::from_value(message).expect("a valid Message")
+        message
     }
 
     /// A file object as Telegram sends it (teloxide wants `mime_type`).
@@ -314,8 +393,67 @@ mod tests {
             [Button {
                 text: "Read".into(),
                 action: Some(button::Action::Url("https://example.com/read".into())),
+                ..Default::default()
             }]
         );
+    }
+
+    /// Every field Bot API 9.x added that an admin can compose, as
+    /// Telegram sends it: what the call to each recipient carries.
+    #[test]
+    fn what_the_admin_composed_reaches_the_call_field_for_field() {
+        use courier_core::proto::v1::CampaignOptions;
+        use courier_telegram::payload::Template;
+
+        let entities = json!([
+            { "type": "date_time", "offset": 8, "length": 5,
+              "unix_time": 1_790_000_000, "date_time_format": "wDt" },
+            { "type": "expandable_blockquote", "offset": 0, "length": 7 },
+            { "type": "custom_emoji", "offset": 14, "length": 2, "custom_emoji_id": "5368" },
+            // A type and a field from a later Bot API pass through as sent.
+            { "type": "future_kind", "offset": 0, "length": 2, "future_field": { "a": 1 } },
+        ]);
+        let buttons = json!([[
+            { "text": "Open", "url": "https://example.com", "style": "success",
+              "icon_custom_emoji_id": "5370" },
+            { "text": "Code", "copy_text": { "text": "SPRING26" }, "style": "primary" },
+        ]]);
+        let preview = json!({ "url": "https://example.com/a", "prefer_large_media": true,
+                              "show_above_text": true });
+        let text = message(json!({
+            "text": "Meet at 10:00 😀",
+            "entities": entities,
+            "reply_markup": { "inline_keyboard": buttons },
+            "link_preview_options": preview,
+            "effect_id": "5104841245755180586",
+        }));
+        let content = capture(&text).unwrap();
+        let call = Template::new(&content, &CampaignOptions::default())
+            .unwrap()
+            .call(42, None);
+        let sent: Value = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(sent["entities"], entities);
+        assert_eq!(sent["reply_markup"]["inline_keyboard"], buttons);
+        assert_eq!(sent["link_preview_options"], preview);
+        assert_eq!(sent["message_effect_id"], "5104841245755180586");
+
+        let mut photo = file("photo-id");
+        photo["width"] = json!(1280);
+        photo["height"] = json!(720);
+        let media = message(json!({
+            "photo": [photo],
+            "caption": "Look",
+            "show_caption_above_media": true,
+            "has_media_spoiler": true,
+        }));
+        let content = capture(&media).unwrap();
+        let call = Template::new(&content, &CampaignOptions::default())
+            .unwrap()
+            .call(42, None);
+        let sent: Value = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(call.method, "sendPhoto");
+        assert_eq!(sent["show_caption_above_media"], true);
+        assert_eq!(sent["has_spoiler"], true);
     }
 
     #[test]

@@ -436,6 +436,7 @@ mod tests {
             }],
             file_id: "AgAC".into(),
             keyboard: None,
+            ..Default::default()
         };
         let mut draft = Draft::new(
             audience::parse("lang:ru tag:vip active:30d").unwrap(),

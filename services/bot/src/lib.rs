@@ -27,6 +27,7 @@ mod content;
 mod control;
 mod dialogue;
 mod handlers;
+mod incoming;
 mod language;
 mod menu;
 mod metered;
@@ -123,7 +124,9 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         cards: cards.clone(),
         store: store.clone(),
     };
+    let originals = incoming::Originals::default();
     let dependencies = dptree::deps![
+        originals.clone(),
         events,
         commands,
         Roles::new(&broadcast.owner_ids, store.clone()),
@@ -135,22 +138,26 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         broadcast,
         campaigning
     ];
-    let dispatcher = Dispatcher::builder(bot.clone(), metered::metered(handlers::schema()))
-        .dependencies(dependencies)
-        // Not `Debug` of the update, as by default: that would log what users write.
-        .default_handler(|update| async move {
-            tracing::debug!(update_id = update.id.0, "nothing to do for this update");
-        })
-        .error_handler(Arc::new(|error: HandlerError| async move {
-            tracing::error!(%error, "handling an update failed");
-        }))
-        .build();
+    let dispatcher = Dispatcher::builder(
+        bot.clone(),
+        metered::metered(incoming::with_originals(handlers::schema())),
+    )
+    .dependencies(dependencies)
+    // Not `Debug` of the update, as by default: that would log what users write.
+    .default_handler(|update| async move {
+        tracing::debug!(update_id = update.id.0, "nothing to do for this update");
+    })
+    .error_handler(Arc::new(|error: HandlerError| async move {
+        tracing::error!(%error, "handling an update failed");
+    }))
+    .build();
     let dispatched = match webhook {
-        None => transport::poll(bot, dispatcher, shutdown).await,
+        None => transport::poll(bot, dispatcher, originals, shutdown).await,
         Some((url, secret)) => {
             transport::webhook(
                 bot,
                 dispatcher,
+                originals,
                 url,
                 config.webhook.listen,
                 secret,

@@ -156,6 +156,7 @@ pub fn summary(
         .flat_map(|row| &row.buttons)
         .map(|b| match &b.action {
             Some(button::Action::Url(url)) => format!("{} → {url}", b.text),
+            Some(button::Action::CopyText(copied)) => format!("{} (copies “{copied}”)", b.text),
             _ => b.text.clone(),
         })
         .collect();
@@ -273,6 +274,7 @@ mod tests {
                         buttons: vec![Button {
                             text: "Open".into(),
                             action: Some(button::Action::Url("https://example.com".into())),
+                            ..Default::default()
                         }],
                     }],
                 }),

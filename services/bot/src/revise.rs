@@ -14,6 +14,7 @@ use crate::config::BroadcastConfig;
 use crate::content::utf16_len;
 use crate::dialogue::{Dialogue, Draft, State, Timing};
 use crate::handlers::HandlerResult;
+use crate::incoming::Original;
 use crate::preview::Preview;
 use crate::storage::Store;
 use crate::users;
@@ -165,12 +166,13 @@ async fn ask_from_summary(
 pub async fn replacement(
     bot: Bot,
     message: Message,
+    original: Original,
     dialogue: Dialogue,
     mut draft: Draft,
     preview: Preview,
     config: Arc<BroadcastConfig>,
 ) -> HandlerResult {
-    let Some(mut captured) = broadcast::capture(&bot, &message).await? else {
+    let Some(mut captured) = broadcast::capture(&bot, &message, &original).await? else {
         return Ok(());
     };
     if captured.keyboard.as_ref().is_none_or(|k| k.rows.is_empty()) {

@@ -1,20 +1,35 @@
 //! How updates arrive: long polling by default, or a webhook (axum) when
 //! `BOT_WEBHOOK_URL` is set, with Telegram's secret-token header checked
-//! on every request (teloxide answers 401 without it). Either way the
-//! dispatcher handles them until shutdown, then finishes those in hand.
+//! on every request (teloxide answers 401 without it). Either way each
+//! update goes through [`Originals`] first (a message is kept as Telegram
+//! sent it), and the dispatcher handles them until shutdown, then finishes
+//! those in hand.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use teloxide::Bot;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use futures::Stream;
+use serde::{Deserialize as _, Serialize};
+use serde_json::Value;
 use teloxide::dispatching::Dispatcher;
 use teloxide::error_handlers::LoggingErrorHandler;
+use teloxide::prelude::Requester as _;
+use teloxide::requests::{JsonRequest, Payload, Request as _};
+use teloxide::stop::{StopFlag, StopToken, mk_stop_token};
+use teloxide::types::{AllowedUpdate, Update};
 use teloxide::update_listeners::webhooks::{self, Options};
-use teloxide::update_listeners::{Polling, UpdateListener};
+use teloxide::update_listeners::{StatefulListener, UpdateListener};
+use teloxide::{Bot, RequestError};
 use tokio_util::sync::CancellationToken;
 
 use crate::handlers::HandlerError;
+use crate::incoming::Originals;
 
 /// How long one `getUpdates` call waits for news: below the HTTP client's
 /// own timeout, and the longest a stop can wait for the call in flight.
@@ -22,22 +37,191 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 
 type BotDispatcher = Dispatcher<Bot, HandlerError, teloxide::dispatching::DefaultKey>;
 
+/// After a failed `getUpdates`, the wait before the next one.
+const POLL_RETRY: Duration = Duration::from_secs(1);
+
+/// The largest update body the webhook reads (Telegram's are a few KiB).
+const MAX_UPDATE_BYTES: usize = 1 << 20;
+
+/// Telegram's header with the webhook's secret.
+const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+
 pub async fn poll(
     bot: Bot,
     dispatcher: BotDispatcher,
+    originals: Originals,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let polling = Polling::builder(bot)
-        .timeout(POLL_TIMEOUT)
-        .delete_webhook()
+    // Polling and a webhook exclude each other.
+    bot.delete_webhook()
         .await
-        .build();
-    dispatch(dispatcher, polling, shutdown).await
+        .context("deleting the webhook before polling")?;
+    dispatch(dispatcher, polling(bot, originals), shutdown).await
+}
+
+/// getUpdates answered as JSON, so each update reaches [`Originals`] before
+/// teloxide reads it.
+#[derive(Debug, Clone, Serialize)]
+struct GetUpdatesAsJson {
+    offset: i32,
+    timeout: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_updates: Option<Vec<AllowedUpdate>>,
+}
+
+impl Payload for GetUpdatesAsJson {
+    type Output = Vec<Value>;
+    const NAME: &'static str = "getUpdates";
+
+    fn timeout_hint(&self) -> Option<Duration> {
+        Some(Duration::from_secs(self.timeout.into()))
+    }
+}
+
+type UpdateStream = Pin<Box<dyn Stream<Item = Result<Update, RequestError>> + Send>>;
+
+/// The long-polling listener: the update kinds the handlers asked for
+/// (teloxide hints them before the first call), and a stop that confirms
+/// the updates handed out so far with one last call, as teloxide's own
+/// `Polling` does.
+struct PollingListener {
+    updates: UpdateStream,
+    stop: StopToken,
+    allowed: Arc<Mutex<Option<Vec<AllowedUpdate>>>>,
+}
+
+struct PollingState {
+    bot: Bot,
+    originals: Originals,
+    offset: i32,
+    ready: VecDeque<Update>,
+    allowed: Arc<Mutex<Option<Vec<AllowedUpdate>>>>,
+    stopped: StopFlag,
+    confirmed: bool,
+}
+
+fn polling(bot: Bot, originals: Originals) -> impl UpdateListener<Err = RequestError> {
+    let (stop, stopped) = mk_stop_token();
+    let allowed = Arc::new(Mutex::new(None));
+    let state = PollingState {
+        bot,
+        originals,
+        offset: 0,
+        ready: VecDeque::new(),
+        allowed: allowed.clone(),
+        stopped,
+        confirmed: false,
+    };
+    let listener = PollingListener {
+        updates: Box::pin(futures::stream::unfold(state, next_update)),
+        stop,
+        allowed,
+    };
+    StatefulListener::new_with_hints(
+        listener,
+        updates_of,
+        |listener: &mut PollingListener| listener.stop.clone(),
+        Some(
+            |listener: &mut PollingListener, hint: &mut dyn Iterator<Item = AllowedUpdate>| {
+                *listener.allowed.lock().expect("no panic holding the hint") = Some(hint.collect());
+            },
+        ),
+    )
+}
+
+fn updates_of(listener: &mut PollingListener) -> &mut UpdateStream {
+    &mut listener.updates
+}
+
+async fn next_update(
+    mut state: PollingState,
+) -> Option<(Result<Update, RequestError>, PollingState)> {
+    loop {
+        if let Some(update) = state.ready.pop_front() {
+            return Some((Ok(update), state));
+        }
+        if state.stopped.is_stopped() {
+            if !state.confirmed {
+                state.confirmed = true;
+                // Confirms what was handed out, without waiting for more.
+                let _ = state.get_updates(0).await;
+            }
+            return None;
+        }
+        let answer = tokio::select! {
+            () = state.stopped.clone() => continue,
+            answer = state.get_updates(POLL_TIMEOUT.as_secs() as u32) => answer,
+        };
+        match answer {
+            Ok(updates) => {
+                for update in updates {
+                    let id = update["update_id"].as_i64().unwrap_or_default();
+                    state.offset = state.offset.max(i32::try_from(id + 1).unwrap_or(i32::MAX));
+                    // From a borrowed `Value`: teloxide's `Update` reads
+                    // its keys as borrowed strings.
+                    match Update::deserialize(&state.originals.admit(update)) {
+                        Ok(update) => state.ready.push_back(update),
+                        Err(error) => tracing::warn!(id, %error, "an update teloxide cannot read"),
+                    }
+                }
+            }
+            Err(error) => {
+                // The dispatcher logs it; the next call waits a little.
+                tokio::select! {
+                    () = state.stopped.clone() => {}
+                    () = tokio::time::sleep(POLL_RETRY) => {}
+                }
+                return Some((Err(error), state));
+            }
+        }
+    }
+}
+
+impl PollingState {
+    async fn get_updates(&self, timeout: u32) -> Result<Vec<Value>, RequestError> {
+        let allowed_updates = self
+            .allowed
+            .lock()
+            .expect("no panic holding the hint")
+            .clone();
+        let payload = GetUpdatesAsJson {
+            offset: self.offset,
+            timeout,
+            allowed_updates,
+        };
+        JsonRequest::new(self.bot.clone(), payload).send().await
+    }
+}
+
+/// Lets [`Originals`] see each update the webhook receives before teloxide
+/// reads it: only one carrying the secret, so nobody else can plant a
+/// message for the admin's next one.
+async fn admit_webhook_update(
+    State((originals, secret)): State<(Originals, Arc<str>)>,
+    request: Request,
+) -> Result<Request, axum::http::StatusCode> {
+    let authentic = request
+        .headers()
+        .get(SECRET_HEADER)
+        .is_some_and(|value| value.as_bytes() == secret.as_bytes());
+    if !authentic {
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_UPDATE_BYTES)
+        .await
+        .map_err(|_| axum::http::StatusCode::PAYLOAD_TOO_LARGE)?;
+    let body = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(update) => Bytes::from(originals.admit(update).to_string()),
+        Err(_) => bytes,
+    };
+    Ok(Request::from_parts(parts, Body::from(body)))
 }
 
 pub async fn webhook(
     bot: Bot,
     dispatcher: BotDispatcher,
+    originals: Originals,
     url: url::Url,
     listen: SocketAddr,
     secret: String,
@@ -47,11 +231,15 @@ pub async fn webhook(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on BOT_WEBHOOK_LISTEN {listen}"))?;
-    let options = Options::new(listen, url).secret_token(secret);
+    let options = Options::new(listen, url).secret_token(secret.clone());
     // Calls setWebhook (with the secret); deletes the webhook when stopped.
     let (updates, stopped, router) = webhooks::axum_to_router(bot, options)
         .await
         .context("setting the webhook at BOT_WEBHOOK_URL")?;
+    let router = router.layer(axum::middleware::map_request_with_state(
+        (originals, Arc::<str>::from(secret)),
+        admit_webhook_update,
+    ));
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(stopped)

@@ -335,6 +335,7 @@ mod tests {
                 buttons: vec![Button {
                     text: "Open".into(),
                     action: Some(button::Action::Url("https://example.com".into())),
+                    ..Default::default()
                 }],
             }],
         });

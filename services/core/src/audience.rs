@@ -110,6 +110,7 @@ fn with_unsubscribe_button(mut content: Content, language: &str) -> Content {
         buttons: vec![Button {
             text: label.to_owned(),
             action: Some(button::Action::CallbackData(UNSUBSCRIBE.to_owned())),
+            ..Default::default()
         }],
     };
     content

@@ -123,8 +123,10 @@ fn edit_message_text(shared: &Shared, bot: &Bot, params: &Params) -> Result<Valu
             "there is no text in the message to edit",
         )),
         None => {
-            // Like Telegram, an edit without reply_markup drops the keyboard.
-            *content = new;
+            // Like Telegram, an edit without reply_markup drops the keyboard; the effect the
+            // message arrived with stays.
+            let effect_id = content.effect_id.take();
+            *content = Content { effect_id, ..new };
             Ok(())
         }
     })
@@ -133,11 +135,13 @@ fn edit_message_text(shared: &Shared, bot: &Bot, params: &Params) -> Result<Valu
 fn edit_message_caption(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
     let (text, entities) = content::caption(params)?;
     let markup = content::reply_markup(params)?;
-    edit(shared, bot, params, |content| match content.media {
+    edit(shared, bot, params, |content| match &content.media {
         None => Err(ApiError::bad_request(
             "there is no caption in the message to edit",
         )),
-        Some(_) => {
+        Some(media) => {
+            content.show_caption_above_media =
+                media.kind.shows_beside_caption() && params.flag("show_caption_above_media");
             (content.text, content.entities) = (text, entities);
             content.reply_markup = markup;
             Ok(())

@@ -204,8 +204,7 @@ mod tests {
         let content = Content {
             text: Some(text.into()),
             entities: Vec::new(),
-            media: None,
-            reply_markup: None,
+            ..Default::default()
         };
         Sent {
             content,

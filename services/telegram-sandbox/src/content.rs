@@ -19,14 +19,17 @@ const MAX_TEXT_LEN: usize = 4096;
 const MAX_CAPTION_LEN: usize = 1024;
 const MAX_CALLBACK_DATA_BYTES: usize = 64;
 const PARSE_MODES: [&str; 3] = ["HTML", "Markdown", "MarkdownV2"];
+/// The text a copy button copies: 1 to 256 characters.
+const MAX_COPY_TEXT_LEN: usize = 256;
+/// A button's `style` (Bot API 9.4); without one the app chooses.
+const BUTTON_STYLES: [&str; 3] = ["danger", "success", "primary"];
 /// Inline button fields other than `url` and `callback_data` that make a button do something.
-const OTHER_BUTTON_ACTIONS: [&str; 8] = [
+const OTHER_BUTTON_ACTIONS: [&str; 7] = [
     "web_app",
     "login_url",
     "switch_inline_query",
     "switch_inline_query_current_chat",
     "switch_inline_query_chosen_chat",
-    "copy_text",
     "callback_game",
     "pay",
 ];
@@ -62,6 +65,11 @@ impl MediaKind {
             Self::Audio => "audio",
             Self::Voice => "voice",
         }
+    }
+
+    /// A photo, video or animation: shown beside its caption, and it can hide under a spoiler.
+    pub fn shows_beside_caption(self) -> bool {
+        matches!(self, Self::Photo | Self::Video | Self::Animation)
     }
 
     pub fn method(self) -> &'static str {
@@ -142,7 +150,7 @@ pub struct Media {
 }
 
 /// A message's content, as it was accepted.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Content {
     /// The text, or the media's caption.
     pub text: Option<String>,
@@ -150,6 +158,13 @@ pub struct Content {
     pub entities: Vec<Value>,
     pub media: Option<Media>,
     pub reply_markup: Option<Value>,
+    /// Text only: `link_preview_options` as sent.
+    pub link_preview_options: Option<Value>,
+    /// A photo, video or animation only: the caption above it, the media under a spoiler.
+    pub show_caption_above_media: bool,
+    pub has_spoiler: bool,
+    /// `message_effect_id`, shown as the message's `effect_id`.
+    pub effect_id: Option<String>,
 }
 
 impl Content {
@@ -160,11 +175,24 @@ impl Content {
         if utf16_len(text) > MAX_TEXT_LEN {
             return Err(ApiError::bad_request("message is too long"));
         }
+        let link_preview_options = match params.json::<Value>("link_preview_options") {
+            None => None,
+            Some(Ok(options)) if options.is_object() => Some(options),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "can't parse link preview options JSON object",
+                ));
+            }
+        };
         Ok(Self {
             entities: entities(params, "entities", text)?,
             text: Some(text.to_owned()),
             media: None,
             reply_markup: reply_markup(params)?,
+            link_preview_options,
+            show_caption_above_media: false,
+            has_spoiler: false,
+            effect_id: effect_id(params)?,
         })
     }
 
@@ -197,12 +225,17 @@ impl Content {
             },
         };
         let (text, entities) = caption(params)?;
+        let beside_caption = kind.shows_beside_caption();
         let media = Some(media);
         Ok(Self {
             text,
             entities,
             media,
             reply_markup: reply_markup(params)?,
+            link_preview_options: None,
+            show_caption_above_media: beside_caption && params.flag("show_caption_above_media"),
+            has_spoiler: beside_caption && params.flag("has_spoiler"),
+            effect_id: effect_id(params)?,
         })
     }
 
@@ -239,6 +272,20 @@ impl Content {
         };
         if let Some(text) = &self.text {
             message.insert(text_field.into(), json!(text));
+        }
+        for (field, set) in [
+            ("show_caption_above_media", self.show_caption_above_media),
+            ("has_media_spoiler", self.has_spoiler),
+        ] {
+            if set {
+                message.insert(field.into(), json!(true));
+            }
+        }
+        if let Some(options) = &self.link_preview_options {
+            message.insert("link_preview_options".into(), options.clone());
+        }
+        if let Some(effect_id) = &self.effect_id {
+            message.insert("effect_id".into(), json!(effect_id));
         }
         if !self.entities.is_empty() {
             message.insert(entities_field.into(), json!(self.entities));
@@ -293,8 +340,56 @@ fn entities(params: &Params, name: &str, text: &str) -> Result<Vec<Value>, ApiEr
                  the end of the text ({text_len} UTF-16 code units)"
             )));
         }
+        if entity["type"] == "date_time" {
+            check_date_time(entity)?;
+        }
     }
     Ok(entities)
+}
+
+/// The longest a `date_time` entity may look ahead: Telegram's 1,098 days.
+const DATE_TIME_HORIZON_SECS: i64 = 1098 * 86_400;
+
+/// A `date_time` entity (Bot API 9.5) needs its `unix_time`, within Telegram's range, and a
+/// `date_time_format` that is "r" (relative) or, in this order, any of "w" (weekday), "t" or "T"
+/// (short or long time), "d" or "D" (short or long date).
+fn check_date_time(entity: &Value) -> Result<(), ApiError> {
+    let refused = |why: &str| ApiError::bad_request(format!("can't parse entities: {why}"));
+    let unix_time = entity.get("unix_time").and_then(Value::as_i64);
+    let latest = crate::chats::unix_now() + DATE_TIME_HORIZON_SECS;
+    if !unix_time.is_some_and(|time| (0..=latest).contains(&time)) {
+        return Err(refused("date_time entity has an invalid unix_time"));
+    }
+    let format = entity
+        .get("date_time_format")
+        .map(|f| f.as_str().unwrap_or("?"));
+    let well_formed = |format: &str| {
+        let mut rest = format;
+        for options in ["w", "tT", "dD"] {
+            if let Some(first) = rest.chars().next()
+                && options.contains(first)
+            {
+                rest = &rest[1..];
+            }
+        }
+        !format.is_empty() && rest.is_empty()
+    };
+    match format {
+        None | Some("r") => Ok(()),
+        Some(format) if well_formed(format) => Ok(()),
+        Some(_) => Err(refused("date_time entity has an invalid date_time_format")),
+    }
+}
+
+/// `message_effect_id`: an effect's numeric id.
+fn effect_id(params: &Params) -> Result<Option<String>, ApiError> {
+    match params.text("message_effect_id") {
+        None => Ok(None),
+        Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(Some(id.to_owned()))
+        }
+        Some(_) => Err(ApiError::bad_request("EFFECT_ID_INVALID")),
+    }
 }
 
 /// Reads and checks `reply_markup`; inline keyboards get Telegram's button checks.
@@ -330,6 +425,11 @@ fn check_button(button: &Value) -> Result<(), ApiError> {
     if !button.get("text").is_some_and(Value::is_string) {
         return Err(unreadable("Field \"text\" must be of type String"));
     }
+    if let Some(style) = button.get("style")
+        && !style.as_str().is_some_and(|s| BUTTON_STYLES.contains(&s))
+    {
+        return Err(ApiError::bad_request("BUTTON_STYLE_INVALID"));
+    }
     if let Some(url) = button.get("url") {
         if !url.as_str().is_some_and(is_button_url) {
             return Err(ApiError::bad_request("BUTTON_URL_INVALID"));
@@ -340,6 +440,13 @@ fn check_button(button: &Value) -> Result<(), ApiError> {
             .is_some_and(|d| (1..=MAX_CALLBACK_DATA_BYTES).contains(&d.len()));
         if !fits {
             return Err(ApiError::bad_request("BUTTON_DATA_INVALID"));
+        }
+    } else if let Some(copied) = button.get("copy_text") {
+        let fits = copied["text"]
+            .as_str()
+            .is_some_and(|text| (1..=MAX_COPY_TEXT_LEN).contains(&text.chars().count()));
+        if !fits {
+            return Err(ApiError::bad_request("BUTTON_COPY_TEXT_INVALID"));
         }
     } else if !OTHER_BUTTON_ACTIONS
         .iter()
@@ -389,6 +496,123 @@ mod tests {
             "Bad Request: message text is empty"
         );
         assert_eq!(text_error(&[]), "Bad Request: message text is empty");
+    }
+
+    #[test]
+    fn a_date_time_entity_needs_a_time_in_range_and_a_known_format() {
+        let with = |entity: &str| {
+            let entities = format!("[{entity}]");
+            Content::text(&Params::from_iter([
+                ("text", "at 10:00"),
+                ("entities", &entities),
+            ]))
+        };
+        for good in [
+            r#"{"type":"date_time","offset":3,"length":5,"unix_time":1790000000}"#,
+            r#"{"type":"date_time","offset":3,"length":5,"unix_time":1790000000,"date_time_format":"r"}"#,
+            r#"{"type":"date_time","offset":3,"length":5,"unix_time":1790000000,"date_time_format":"wTD"}"#,
+            r#"{"type":"date_time","offset":3,"length":5,"unix_time":1790000000,"date_time_format":"d"}"#,
+        ] {
+            assert!(with(good).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            (r#"{"type":"date_time","offset":3,"length":5}"#, "unix_time"),
+            (
+                r#"{"type":"date_time","offset":3,"length":5,"unix_time":99999999999}"#,
+                "unix_time",
+            ),
+            (
+                r#"{"type":"date_time","offset":3,"length":5,"unix_time":1,"date_time_format":"tw"}"#,
+                "date_time_format",
+            ),
+            (
+                r#"{"type":"date_time","offset":3,"length":5,"unix_time":1,"date_time_format":"rt"}"#,
+                "date_time_format",
+            ),
+            (
+                r#"{"type":"date_time","offset":3,"length":5,"unix_time":1,"date_time_format":""}"#,
+                "date_time_format",
+            ),
+        ] {
+            let refusal = with(bad).expect_err(bad).description;
+            assert!(
+                refusal.starts_with("Bad Request: can't parse entities:") && refusal.contains(why),
+                "{bad}: {refusal}"
+            );
+        }
+    }
+
+    #[test]
+    fn copy_buttons_styles_and_effects_are_checked_and_shown_as_sent() {
+        let keyboard = r#"{"inline_keyboard":[[{"text":"Code","copy_text":{"text":"SPRING26"},"style":"success","icon_custom_emoji_id":"5370"}]]}"#;
+        let preview = r#"{"is_disabled":true}"#;
+        let params = Params::from_iter([
+            ("text", "Hi"),
+            ("reply_markup", keyboard),
+            ("link_preview_options", preview),
+            ("message_effect_id", "5104841245755180586"),
+        ]);
+        let mut message = Map::new();
+        Content::text(&params)
+            .expect("accepted")
+            .render_into(&mut message);
+        assert_eq!(
+            message["reply_markup"],
+            serde_json::from_str::<Value>(keyboard).unwrap()
+        );
+        assert_eq!(
+            message["link_preview_options"],
+            json!({ "is_disabled": true })
+        );
+        assert_eq!(message["effect_id"], "5104841245755180586");
+
+        for (field, value, refusal) in [
+            (
+                "reply_markup",
+                r#"{"inline_keyboard":[[{"text":"C","copy_text":{"text":""}}]]}"#,
+                "BUTTON_COPY_TEXT_INVALID",
+            ),
+            (
+                "reply_markup",
+                r#"{"inline_keyboard":[[{"text":"C","url":"https://a.b","style":"red"}]]}"#,
+                "BUTTON_STYLE_INVALID",
+            ),
+            ("message_effect_id", "fire", "EFFECT_ID_INVALID"),
+            (
+                "link_preview_options",
+                "[]",
+                "can't parse link preview options JSON object",
+            ),
+        ] {
+            assert_eq!(
+                text_error(&[("text", "Hi"), (field, value)]),
+                format!("Bad Request: {refusal}")
+            );
+        }
+    }
+
+    #[test]
+    fn a_spoiler_and_the_caption_above_belong_to_photos_videos_and_animations() {
+        let params = Params::from_iter([
+            ("photo", "p"),
+            ("caption", "Look"),
+            ("has_spoiler", "true"),
+            ("show_caption_above_media", "true"),
+        ]);
+        let mut message = Map::new();
+        Content::media(MediaKind::Photo, &params)
+            .expect("accepted")
+            .render_into(&mut message);
+        assert_eq!(
+            (
+                &message["has_media_spoiler"],
+                &message["show_caption_above_media"]
+            ),
+            (&json!(true), &json!(true))
+        );
+        let params = Params::from_iter([("document", "d"), ("has_spoiler", "true")]);
+        let document = Content::media(MediaKind::Document, &params).expect("accepted");
+        assert!(!document.has_spoiler);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use courier_core::greeting;
 use courier_core::proto::v1::{
-    CampaignOptions, Content, ContentKind, MessageEntity, Names, button,
+    CampaignOptions, Content, ContentKind, LinkPreviewOptions, MessageEntity, Names, button,
 };
 use serde_json::{Map, Value, json};
 
@@ -181,6 +181,9 @@ fn rest_of_body(content: &Content, purpose: &Purpose) -> String {
             if !entities.is_empty() {
                 body.insert("entities".into(), entities.into());
             }
+            if let Some(options) = &content.link_preview_options {
+                body.insert("link_preview_options".into(), link_preview(options));
+            }
         }
         (Some(field), _) => {
             if let Purpose::Send(_) = purpose {
@@ -191,6 +194,16 @@ fn rest_of_body(content: &Content, purpose: &Purpose) -> String {
             }
             if !entities.is_empty() {
                 body.insert("caption_entities".into(), entities.into());
+            }
+            // Only a photo, video or animation shows its media beside the
+            // caption, or under a spoiler.
+            if SPOILABLE.contains(&content.kind()) {
+                if content.show_caption_above_media {
+                    body.insert("show_caption_above_media".into(), true.into());
+                }
+                if content.has_spoiler && matches!(purpose, Purpose::Send(_)) {
+                    body.insert("has_spoiler".into(), true.into());
+                }
             }
         }
     }
@@ -220,14 +233,30 @@ fn rest_of_body(content: &Content, purpose: &Purpose) -> String {
                 body.insert(flag.into(), true.into());
             }
         }
+        if !content.message_effect_id.is_empty() {
+            body.insert(
+                "message_effect_id".into(),
+                content.message_effect_id.clone().into(),
+            );
+        }
     }
     // Without its opening brace: the ids are written in front.
     let body = Value::Object(body).to_string();
     body[1..].to_owned()
 }
 
+/// The kinds whose media can sit under a spoiler or below the caption.
+const SPOILABLE: [ContentKind; 3] = [
+    ContentKind::Photo,
+    ContentKind::Video,
+    ContentKind::Animation,
+];
+
+/// Telegram's entity from the stored one: the fields courier knows, then
+/// every other field it was sent with, unchanged.
 fn entity(e: &MessageEntity) -> Value {
-    let mut out = Map::new();
+    let mut out =
+        serde_json::from_str::<Map<String, Value>>(&e.other_fields_json).unwrap_or_default();
     out.insert("type".into(), e.r#type.clone().into());
     out.insert("offset".into(), e.offset.into());
     out.insert("length".into(), e.length.into());
@@ -245,6 +274,11 @@ fn entity(e: &MessageEntity) -> Value {
             "custom_emoji_id",
             (!e.custom_emoji_id.is_empty()).then(|| e.custom_emoji_id.clone().into()),
         ),
+        ("unix_time", (e.unix_time != 0).then(|| e.unix_time.into())),
+        (
+            "date_time_format",
+            (!e.date_time_format.is_empty()).then(|| e.date_time_format.clone().into()),
+        ),
     ];
     for (key, value) in optional {
         if let Some(value) = value {
@@ -254,14 +288,48 @@ fn entity(e: &MessageEntity) -> Value {
     Value::Object(out)
 }
 
-fn button_json(b: &courier_core::proto::v1::Button) -> Value {
-    match &b.action {
-        Some(button::Action::Url(url)) => json!({ "text": b.text, "url": url }),
-        Some(button::Action::CallbackData(data)) => {
-            json!({ "text": b.text, "callback_data": data })
+fn link_preview(options: &LinkPreviewOptions) -> Value {
+    let mut out = Map::new();
+    for (flag, set) in [
+        ("is_disabled", options.is_disabled),
+        ("prefer_small_media", options.prefer_small_media),
+        ("prefer_large_media", options.prefer_large_media),
+        ("show_above_text", options.show_above_text),
+    ] {
+        if set {
+            out.insert(flag.into(), true.into());
         }
-        None => json!({ "text": b.text }),
     }
+    if !options.url.is_empty() {
+        out.insert("url".into(), options.url.clone().into());
+    }
+    Value::Object(out)
+}
+
+fn button_json(b: &courier_core::proto::v1::Button) -> Value {
+    let mut out = Map::new();
+    out.insert("text".into(), b.text.clone().into());
+    match &b.action {
+        Some(button::Action::Url(url)) => {
+            out.insert("url".into(), url.clone().into());
+        }
+        Some(button::Action::CallbackData(data)) => {
+            out.insert("callback_data".into(), data.clone().into());
+        }
+        Some(button::Action::CopyText(text)) => {
+            out.insert("copy_text".into(), json!({ "text": text }));
+        }
+        None => {}
+    }
+    for (field, value) in [
+        ("style", &b.style),
+        ("icon_custom_emoji_id", &b.icon_custom_emoji_id),
+    ] {
+        if !value.is_empty() {
+            out.insert(field.into(), value.clone().into());
+        }
+    }
+    Value::Object(out)
 }
 
 #[cfg(test)]
@@ -293,6 +361,7 @@ mod tests {
                     buttons: vec![Button {
                         text: "Open".into(),
                         action: Some(button::Action::Url("https://example.com".into())),
+                        ..Default::default()
                     }],
                 }],
             }),
@@ -436,6 +505,7 @@ mod tests {
                 buttons: vec![Button {
                     text: "Open".into(),
                     action: Some(button::Action::Url("https://example.com".into())),
+                    ..Default::default()
                 }],
             }],
         }

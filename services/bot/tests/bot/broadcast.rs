@@ -418,3 +418,73 @@ async fn a_dialog_survives_a_restart_of_the_bot() {
     assert_eq!(harness.campaign_events().await, 3);
     harness.stop().await;
 }
+
+/// What Bot API 9.x lets an admin compose: each field, as the admin's
+/// client sent it, is in the preview and in every recipient's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_field_an_admin_composes_reaches_recipients_as_composed() {
+    let harness = Harness::start(1000.0).await;
+    harness
+        .users(&[(101, Language::Ru, true), (102, Language::Ru, true)])
+        .await;
+    let in_a_month = chrono::Utc::now().timestamp() + 30 * 86_400;
+    let text = json!({
+        "text": "Sale at 10:00 ⭐ read more",
+        "entities": [
+            { "type": "date_time", "offset": 8, "length": 5,
+              "unix_time": in_a_month, "date_time_format": "wt" },
+            { "type": "custom_emoji", "offset": 14, "length": 1, "custom_emoji_id": "5368" },
+            { "type": "expandable_blockquote", "offset": 16, "length": 9 },
+        ],
+        "link_preview_options": { "url": "https://example.com/sale",
+                                  "prefer_large_media": true, "show_above_text": true },
+        "effect_id": "5104841245755180586",
+        "reply_markup": { "inline_keyboard": [
+            [{ "text": "Shop", "url": "https://example.com/shop", "style": "success",
+               "icon_custom_emoji_id": "5370" }],
+            [{ "text": "Promo code", "copy_text": { "text": "SPRING26" }, "style": "primary" }],
+        ]},
+    });
+    let mut photo = file("photo-id");
+    photo["width"] = json!(1280);
+    let photo = json!({
+        "photo": [photo],
+        "caption": "Look ⭐",
+        "caption_entities": [{ "type": "spoiler", "offset": 0, "length": 4 }],
+        "show_caption_above_media": true,
+        "has_media_spoiler": true,
+        "effect_id": "5046509860389126442",
+    });
+    // The fields as a recipient's message shows them.
+    let shown = |message: &Value| -> Value {
+        let fields = [
+            "text", "entities", "caption", "caption_entities", "link_preview_options",
+            "effect_id", "reply_markup", "show_caption_above_media", "has_media_spoiler",
+        ];
+        fields
+            .iter()
+            .filter_map(|&field| Some((field.to_owned(), message.get(field)?.clone())))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    for composed in [text, photo] {
+        let expected = shown(&composed);
+        let summary = to_summary(&harness, OWNER, "ru", composed, None).await;
+        let summary_id = summary["message_id"].as_i64().expect("an id");
+        let preview = harness
+            .messages(OWNER)
+            .into_iter()
+            .find(|m| m["message_id"].as_i64() == Some(summary_id - 1))
+            .expect("the preview");
+        assert_eq!(shown(&preview), expected, "the preview");
+        let id = start(&harness, OWNER, &summary).await;
+        harness
+            .wait_for_all(OWNER, summary_id, &[&format!("id {id}"), " completed"])
+            .await;
+        for chat in [101, 102] {
+            let received = harness.messages(chat).pop().expect("a message");
+            assert_eq!(shown(&received), expected, "what {chat} received");
+        }
+    }
+    harness.stop().await;
+}
