@@ -38,6 +38,7 @@ mod report;
 mod revise;
 mod roles;
 mod segment;
+mod star_balance;
 mod storage;
 mod tags;
 mod timing;
@@ -114,7 +115,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
             .clone()
             .run(config.broadcast.progress_interval(), stop_progress.clone()),
     );
-    let preview = Preview::new(&config.telegram, limits, store.clone())
+    let preview = Preview::new(bot.clone(), &config.telegram, limits, store.clone())
         .context("building the preview's HTTP client")?;
     let broadcast = Arc::new(config.broadcast);
     let campaigning = timing::Campaigning {

@@ -17,14 +17,17 @@ use courier_core::proto::v1::{
     AudienceFilter, CampaignOptions, Content, ContentKind, Language, Names, button,
 };
 use courier_core::send_limits::{Lane, PublishedLimits};
+use courier_core::stars;
 use courier_telegram::bot_api::BotApi;
 use courier_telegram::classify::ApiFailure;
 use courier_telegram::payload::Template;
+use teloxide::Bot;
 use teloxide::types::{ChatId, InlineKeyboardMarkup};
 
 use crate::actions::{Action, Toggle};
 use crate::dialogue::Draft;
 use crate::progress;
+use crate::star_balance;
 use crate::storage::{Store, StoreError};
 
 /// A preview is one message: an answer takes well under this.
@@ -43,6 +46,7 @@ pub enum PreviewError {
 
 #[derive(Clone)]
 pub struct Preview {
+    bot: Bot,
     api: BotApi,
     limits: PublishedLimits,
     store: Store,
@@ -50,11 +54,13 @@ pub struct Preview {
 
 impl Preview {
     pub fn new(
+        bot: Bot,
         telegram: &TelegramConfig,
         limits: PublishedLimits,
         store: Store,
     ) -> anyhow::Result<Preview> {
         Ok(Preview {
+            bot,
             api: BotApi::new(telegram, PREVIEW_TIMEOUT, 1)?,
             limits,
             store,
@@ -74,7 +80,11 @@ impl Preview {
             versions.push((variant.language.clone(), recipients));
         }
         let rate = self.limits.rate(lane(draft)).await;
-        Ok(summary(draft, size, &versions, paid_enabled, rate))
+        let balance = match paid_enabled && draft.paid {
+            true => star_balance::ask(&self.bot).await,
+            false => None,
+        };
+        Ok(summary(draft, size, &versions, paid_enabled, rate, balance))
     }
 
     /// Sends `content` to `chat` as a campaign would send it to a
@@ -117,13 +127,15 @@ pub fn lane(draft: &Draft) -> Lane {
 }
 
 /// What Start will do, `rate` messages per second; `versions` are the
-/// recipients of each variant.
+/// recipients of each variant; `balance` the bot's Stars (in nanostars),
+/// when the paid lane is on and Telegram said.
 pub fn summary(
     draft: &Draft,
     size: AudienceSize,
     versions: &[(String, i64)],
     paid_enabled: bool,
     rate: f64,
+    balance: Option<i64>,
 ) -> String {
     let on_off = |on: bool| if on { "on" } else { "off" };
     let content = &draft.content;
@@ -184,6 +196,25 @@ pub fn summary(
     );
     if paid_enabled {
         let _ = write!(text, " · Paid lane: {}", on_off(draft.paid));
+    }
+    if paid_enabled && draft.paid {
+        let cost = stars::paid_lane_cost(recipients, rate);
+        let balance_text =
+            balance.map_or("unknown (Telegram did not say)".to_owned(), stars::describe);
+        let _ = write!(
+            text,
+            "\nPaid lane cost: about {} (0.1 Star a message above {}/s) · the bot's balance: {balance_text}",
+            stars::describe(cost),
+            stars::FREE_PER_SECOND,
+        );
+        if balance.is_some_and(|balance| balance < cost) {
+            let _ = write!(
+                text,
+                "\n⚠️ The balance cannot cover it. Press ✅ Paid lane to send on the free lane \
+                 ({}/s, free) instead, or top up the bot's Stars first.",
+                stars::FREE_PER_SECOND
+            );
+        }
     }
     let starts = match &draft.start {
         Some(start) => format!(
@@ -285,7 +316,7 @@ mod tests {
 
     #[test]
     fn the_summary_says_everything_start_will_do() {
-        let text = summary(&draft(), size(1800, 0), &[], false, 30.0);
+        let text = summary(&draft(), size(1800, 0), &[], false, 30.0, None);
         assert!(
             text.contains("Audience: lang:ru · 1800 recipients now\n"),
             "{text}"
@@ -304,12 +335,50 @@ mod tests {
     }
 
     #[test]
+    fn the_paid_lane_shows_its_cost_beside_the_balance_and_says_when_it_cannot_pay() {
+        use courier_core::stars::NANOSTARS_PER_STAR;
+        let mut paid = draft();
+        paid.toggle(Toggle::Paid);
+        // 10,000 at 1,000/s: ten seconds, 300 free, 9,700 × 0.1 Star.
+        let enough = summary(
+            &paid,
+            size(10_000, 0),
+            &[],
+            true,
+            1000.0,
+            Some(10_000 * NANOSTARS_PER_STAR),
+        );
+        assert!(
+            enough.contains("Paid lane cost: about 970 Stars (0.1 Star a message above 30/s) · the bot's balance: 10000 Stars"),
+            "{enough}"
+        );
+        assert!(!enough.contains("cannot cover"), "{enough}");
+        let short = summary(
+            &paid,
+            size(10_000, 0),
+            &[],
+            true,
+            1000.0,
+            Some(969 * NANOSTARS_PER_STAR),
+        );
+        assert!(
+            short.contains("⚠️ The balance cannot cover it. Press ✅ Paid lane"),
+            "{short}"
+        );
+        let unknown = summary(&paid, size(10_000, 0), &[], true, 1000.0, None);
+        assert!(unknown.contains("balance: unknown"), "{unknown}");
+        // The free lane costs nothing and says nothing of Stars.
+        let free = summary(&draft(), size(10_000, 0), &[], true, 30.0, None);
+        assert!(!free.contains("Stars"), "{free}");
+    }
+
+    #[test]
     fn the_paid_lane_shows_only_when_enabled_and_draws_on_the_paid_budget() {
         assert_eq!(lane(&draft()), Lane::Free);
         let mut paid = draft();
         paid.toggle(Toggle::Paid);
         assert_eq!(lane(&paid), Lane::Paid);
-        let text = summary(&paid, size(10_000, 0), &[], true, 1000.0);
+        let text = summary(&paid, size(10_000, 0), &[], true, 1000.0, None);
         assert!(text.contains("Paid lane: on"), "{text}");
         assert!(text.contains("about 10s at 1000/s"), "{text}");
     }
@@ -323,13 +392,13 @@ mod tests {
 
     #[test]
     fn the_summary_counts_who_opted_out_and_warns_of_nobody() {
-        let text = summary(&draft(), size(40, 2), &[], false, 30.0);
+        let text = summary(&draft(), size(40, 2), &[], false, 30.0, None);
         assert!(
             text.contains("40 recipients now (2 more opted out with /stop)"),
             "{text}"
         );
         assert!(!text.contains("Nobody"), "{text}");
-        let text = summary(&draft(), size(0, 0), &[], false, 30.0);
+        let text = summary(&draft(), size(0, 0), &[], false, 30.0, None);
         assert!(text.contains("Nobody matches this audience now"), "{text}");
     }
 
@@ -341,7 +410,14 @@ mod tests {
             language: "ru".into(),
             content: Some(Content::default()),
         });
-        let text = summary(&everyone, size(100, 0), &[("ru".into(), 70)], false, 30.0);
+        let text = summary(
+            &everyone,
+            size(100, 0),
+            &[("ru".into(), 70)],
+            false,
+            30.0,
+            None,
+        );
         assert!(text.contains("Versions: ru · 70; default · 30\n"), "{text}");
         let labels: Vec<String> = keyboard(&everyone, false)
             .inline_keyboard

@@ -29,6 +29,7 @@ pub mod schedule;
 pub mod send_limits;
 pub mod service;
 pub mod shutdown;
+pub mod stars;
 pub mod startup;
 pub mod telemetry;
 pub mod topology;

@@ -40,6 +40,7 @@ pub async fn call(
     }
     match method.as_str() {
         "getme" => Ok(bot.me()),
+        "getmystarbalance" => Ok(star_balance(shared)),
         "sendmessage" => send(shared, bot, params, "sendMessage", Content::text),
         "copymessage" => copy_message(shared, bot, params),
         "editmessagetext" => edit_message_text(shared, bot, params),
@@ -365,6 +366,11 @@ fn scope(params: &Params) -> Value {
 
 fn language(params: &Params) -> &str {
     params.text("language_code").unwrap_or_default()
+}
+
+/// `getMyStarBalance`: a `StarAmount`, whole Stars and nanostars.
+fn star_balance(shared: &Shared) -> Value {
+    json!({ "amount": shared.world().config.stars_balance, "nanostar_amount": 0 })
 }
 
 /// A private chat's `ChatFullInfo`, with the fields teloxide requires.

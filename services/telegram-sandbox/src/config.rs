@@ -14,6 +14,8 @@ const DEFAULT_PAID_RATE_LIMIT: u32 = 1000;
 const DEFAULT_CHAT_RATE_LIMIT: u32 = 1;
 /// Past this many requests of one token in flight, Telegram answers 429 with retry_after 60.
 const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
+/// Enough for paid broadcasts (Telegram asks for a balance of at least 10,000 Stars).
+const DEFAULT_STARS_BALANCE: u64 = 100_000;
 
 /// The sandbox's settings; every field but `addr` can change while it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
@@ -54,6 +56,10 @@ pub struct SandboxConfig {
     /// Requests of one token in flight at once before 429 with retry_after 60; 0 turns the cap off.
     #[arg(long, env = "SANDBOX_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
+
+    /// The Telegram Stars balance getMyStarBalance answers, in whole Stars.
+    #[arg(long, env = "SANDBOX_STARS_BALANCE", default_value_t = DEFAULT_STARS_BALANCE)]
+    pub stars_balance: u64,
 }
 
 impl SandboxConfig {
@@ -81,6 +87,7 @@ impl Default for SandboxConfig {
             latency_ms: 0,
             error_rate: 0.0,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            stars_balance: DEFAULT_STARS_BALANCE,
         }
     }
 }
