@@ -40,7 +40,8 @@ pub async fn call(
     }
     match method.as_str() {
         "getme" => Ok(bot.me()),
-        "getmystarbalance" => Ok(star_balance(shared)),
+        "getmystarbalance" => Ok(star_balance(shared, bot)),
+        "getstartransactions" => Ok(star_transactions(shared, bot, params)),
         "sendmessage" => send(shared, bot, params, "sendMessage", Content::text),
         "copymessage" => copy_message(shared, bot, params),
         "editmessagetext" => edit_message_text(shared, bot, params),
@@ -369,8 +370,18 @@ fn language(params: &Params) -> &str {
 }
 
 /// `getMyStarBalance`: a `StarAmount`, whole Stars and nanostars.
-fn star_balance(shared: &Shared) -> Value {
-    json!({ "amount": shared.world().config.stars_balance, "nanostar_amount": 0 })
+fn star_balance(shared: &Shared, bot: &Bot) -> Value {
+    let world = shared.world();
+    let nanostars = world.stars.balance(&bot.token, world.config.stars_balance);
+    json!({ "amount": nanostars / 1_000_000_000, "nanostar_amount": nanostars % 1_000_000_000 })
+}
+
+/// `getStarTransactions`: `offset` (0 by default) and `limit` (1 to 100, 100 by default).
+fn star_transactions(shared: &Shared, bot: &Bot, params: &Params) -> Value {
+    let offset = params.integer("offset").unwrap_or(0).max(0);
+    let limit = params.integer("limit").unwrap_or(100).clamp(1, 100);
+    let (offset, limit) = (offset as usize, limit as usize);
+    shared.world().stars.transactions(&bot.token, offset, limit)
 }
 
 /// A private chat's `ChatFullInfo`, with the fields teloxide requires.

@@ -20,7 +20,8 @@
 //! - `api`: one function per method; `content` checks what a message carries.
 //! - `state`: the one lock over the world, and the order every send is checked in:
 //!   `chats` (who can be reached), `faults` (injected failures), `limits` (flood control),
-//!   then `record` (what tests read back). `updates` feeds `getUpdates`.
+//!   `stars` (what a paid message costs), then `record` (what tests read back). `updates` feeds
+//!   `getUpdates`.
 
 mod api;
 mod bot;
@@ -35,6 +36,7 @@ mod params;
 mod record;
 mod sandbox;
 mod server;
+mod stars;
 mod state;
 mod updates;
 mod uploads;

@@ -65,13 +65,7 @@ impl Window {
         if limit == 0 {
             return None;
         }
-        while self
-            .0
-            .front()
-            .is_some_and(|&t| now.duration_since(t) >= WINDOW)
-        {
-            self.0.pop_front();
-        }
+        self.count(now);
         // One more fits once this many of the oldest sends have left the window.
         let must_leave = (self.0.len() + 1).saturating_sub(limit as usize);
         if must_leave == 0 {
@@ -83,6 +77,18 @@ impl Window {
 
     fn record(&mut self, now: Instant) {
         self.0.push_back(now);
+    }
+
+    /// The sends within the last [`WINDOW`].
+    fn count(&mut self, now: Instant) -> usize {
+        while self
+            .0
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= WINDOW)
+        {
+            self.0.pop_front();
+        }
+        self.0.len()
     }
 }
 
@@ -115,6 +121,13 @@ impl RateLimiter {
         window.record(now);
         chat.record(now);
         Ok(())
+    }
+
+    /// The sends of `token`, free and paid, accepted within the last second.
+    pub fn sent_in_last_second(&mut self, token: &str, now: Instant) -> usize {
+        self.bots
+            .get_mut(token)
+            .map_or(0, |bot| bot.free.count(now) + bot.paid.count(now))
     }
 
     /// Puts `token` in a penalty of `retry_after` seconds from `now` (an injected 429).

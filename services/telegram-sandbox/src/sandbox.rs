@@ -146,6 +146,12 @@ impl Sandbox {
         self.shared.messages_to(chat_id)
     }
 
+    /// What bot `token` spent on paid messages above the free rate, in nanostars (0.1 Star,
+    /// 100,000,000, each).
+    pub fn stars_spent(&self, token: &str) -> i64 {
+        self.shared.world().stars.spent(token)
+    }
+
     pub fn stats(&self) -> Stats {
         self.shared.stats()
     }

@@ -20,6 +20,7 @@ use crate::faults::{Failure, Faults};
 use crate::limits::{Attempt, InFlight, Limits, RateLimiter};
 use crate::params::Params;
 use crate::record::{Amendment, CallbackAnswer, Delivery, Record, Stats};
+use crate::stars::{self, Stars};
 use crate::updates::Updates;
 
 /// State shared by the server's handlers and the `Sandbox` handle.
@@ -44,6 +45,7 @@ pub struct World {
     pub updates: Updates,
     pub faults: Faults,
     pub settings: BotSettings,
+    pub stars: Stars,
 }
 
 /// The per-send options every `send*` method takes.
@@ -76,6 +78,7 @@ impl World {
             updates: Updates::default(),
             faults: Faults::default(),
             settings: BotSettings::default(),
+            stars: Stars::default(),
         }
     }
 
@@ -107,10 +110,19 @@ impl World {
             chat_id,
             paid: flags.allow_paid_broadcast,
         };
+        // A paid message above the free ones of the last second costs Stars.
+        let billed = flags.allow_paid_broadcast
+            && self.limiter.sent_in_last_second(&bot.token, now) >= stars::FREE_PER_SECOND;
+        if billed {
+            self.stars.check(&bot.token, self.config.stars_balance)?;
+        }
         self.limiter
             .admit(attempt, Limits::from(&self.config), now)
             .map_err(ApiError::too_many_requests)?;
         state.receive()?;
+        if billed {
+            self.stars.charge(&bot.token, chats::unix_now());
+        }
 
         let sent = Sent {
             from: bot.user(),

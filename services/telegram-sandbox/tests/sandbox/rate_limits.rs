@@ -176,3 +176,46 @@ async fn edits_and_deletions_count_against_the_tokens_limit_but_not_the_chats() 
     let actions: Vec<_> = sandbox.amendments().iter().map(|a| a.action).collect();
     assert_eq!(actions, ["edit", "delete"]);
 }
+
+/// Paid messages above the free 30 of a second cost 0.1 Star each, once the balance cannot
+/// pay Telegram refuses them, and getStarTransactions lists what was billed.
+#[tokio::test]
+async fn paid_messages_above_the_free_rate_cost_stars_until_the_balance_runs_out() {
+    let sandbox = start(|c| {
+        c.stars_balance = 1;
+        c.chat_rate_limit = 0;
+    })
+    .await;
+    let client = Client::new(&sandbox);
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    for chat_id in 0..45 {
+        answers.push(send(&client, chat_id, true).await);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "45 sends took {:?}",
+        started.elapsed()
+    );
+    // 30 free, 10 at 0.1 Star (the whole balance), then refused.
+    assert!(answers[..40].iter().all(|a| a.status == 200));
+    for answer in &answers[40..] {
+        assert_eq!(answer.error(), (400, "Bad Request: BALANCE_TOO_LOW"));
+    }
+    assert_eq!(sandbox.stars_spent(crate::TOKEN), 1_000_000_000);
+    let balance = client.call("getMyStarBalance", json!({})).await;
+    assert_eq!(balance.body["result"], json!({ "amount": 0, "nanostar_amount": 0 }));
+    let listed = client.call("getStarTransactions", json!({})).await;
+    let billed: i64 = listed.body["result"]["transactions"]
+        .as_array()
+        .expect("transactions")
+        .iter()
+        .map(|t| {
+            assert_eq!(t["receiver"]["type"], "telegram_api");
+            t["receiver"]["request_count"].as_i64().expect("a count")
+        })
+        .sum();
+    assert_eq!(billed, 10);
+    // The free lane does not need Stars.
+    assert_eq!(send(&client, 99, false).await.status, 200);
+}
