@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use courier_core::campaign::CampaignStatus;
+use courier_core::send_limits::{self, PublishedLimits};
 use deadpool_postgres::Pool;
 use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
@@ -24,6 +25,7 @@ use uuid::Uuid;
 use crate::progress::{self, Snapshot};
 use crate::report;
 use crate::storage::{self, SNAPSHOT_COLUMNS, Store, StoreError};
+use crate::telegram_stars;
 
 /// A rate measured over less than this is noise.
 const MIN_SAMPLE: Duration = Duration::from_secs(1);
@@ -44,11 +46,12 @@ pub enum CardError {
 pub struct Cards {
     store: Store,
     bot: Bot,
+    limits: PublishedLimits,
 }
 
 impl Cards {
-    pub fn new(store: Store, bot: Bot) -> Cards {
-        Cards { store, bot }
+    pub fn new(store: Store, bot: Bot, limits: PublishedLimits) -> Cards {
+        Cards { store, bot, limits }
     }
 
     fn pool(&self) -> &Pool {
@@ -131,6 +134,10 @@ impl Cards {
             };
             let mut snapshot = storage::snapshot(&row, 8)?;
             storage::read_amendments(&*tx, &mut snapshot).await?;
+            self.read_stars_out(&mut snapshot).await;
+            if snapshot.paid && snapshot.status.is_final() && card.reported.is_none() {
+                snapshot.stars_billed = self.stars_billed(&snapshot).await;
+            }
             let update = self.refresh_card(&card, &snapshot).await;
             tx.execute(
                 "UPDATE bot_cards SET shown = $3, sampled_done = $4, sampled_at = $5, rate = $6,
@@ -153,6 +160,26 @@ impl Cards {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Whether a paid campaign sending now is on the free lane because the
+    /// bot's Stars ran out (the senders' mark, [`send_limits`]).
+    async fn read_stars_out(&self, snapshot: &mut Snapshot) {
+        if !(snapshot.paid && snapshot.status == CampaignStatus::Sending) {
+            return;
+        }
+        let out = self.limits.stars_out().await;
+        if !send_limits::paid_lane_open(out, Utc::now().timestamp_millis()) {
+            snapshot.stars_out = out.and_then(DateTime::from_timestamp_millis);
+        }
+    }
+
+    /// What Telegram billed for paid sends while the campaign ran, for its
+    /// report (a second either side: Telegram dates by the second).
+    async fn stars_billed(&self, snapshot: &Snapshot) -> Option<i64> {
+        let from = snapshot.started_at? - chrono::Duration::seconds(1);
+        let to = snapshot.finished_at? + chrono::Duration::seconds(1);
+        telegram_stars::billed_between(&self.bot, from, to).await
     }
 
     /// One card: edited if its text changed, reported if a report is due.

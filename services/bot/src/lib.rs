@@ -38,9 +38,9 @@ mod report;
 mod revise;
 mod roles;
 mod segment;
-mod star_balance;
 mod storage;
 mod tags;
+mod telegram_stars;
 mod timing;
 mod transport;
 mod users;
@@ -107,7 +107,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
     if let Err(error) = menu::install(&bot, &config.broadcast.owner_ids, &store).await {
         tracing::warn!(%error, "setting the admins' command menus failed");
     }
-    let cards = Cards::new(store.clone(), bot.clone());
+    let cards = Cards::new(store.clone(), bot.clone(), limits.clone());
     // Its own token: it must also stop when dispatching fails.
     let stop_progress = shutdown.child_token();
     let progress = tokio::spawn(

@@ -27,8 +27,8 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup};
 use crate::actions::{Action, Toggle};
 use crate::dialogue::Draft;
 use crate::progress;
-use crate::star_balance;
 use crate::storage::{Store, StoreError};
+use crate::telegram_stars;
 
 /// A preview is one message: an answer takes well under this.
 const PREVIEW_TIMEOUT: Duration = Duration::from_secs(20);
@@ -81,7 +81,7 @@ impl Preview {
         }
         let rate = self.limits.rate(lane(draft)).await;
         let balance = match paid_enabled && draft.paid {
-            true => star_balance::ask(&self.bot).await,
+            true => telegram_stars::balance(&self.bot).await,
             false => None,
         };
         Ok(summary(draft, size, &versions, paid_enabled, rate, balance))

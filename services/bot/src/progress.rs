@@ -54,6 +54,14 @@ pub struct Snapshot {
     /// The admin who paused, resumed or cancelled it last (None: courier,
     /// or nobody yet).
     pub status_by: Option<Who>,
+    /// On the paid broadcast lane.
+    pub paid: bool,
+    /// A paid campaign sending on the free lane because the bot's Stars ran
+    /// out at this time ([`courier_core::send_limits::STARS_RECHECK`]).
+    pub stars_out: Option<DateTime<Utc>>,
+    /// A paid campaign's messages Telegram billed while it ran, by its own
+    /// record (getStarTransactions), once it ended.
+    pub stars_billed: Option<i64>,
 }
 
 /// An admin, as a card names them.
@@ -138,6 +146,9 @@ impl Snapshot {
             amending: false,
             name: String::new(),
             preview: String::new(),
+            paid: false,
+            stars_out: None,
+            stars_billed: None,
             status_by: None,
         }
     }
@@ -246,6 +257,15 @@ fn card_body(snapshot: &Snapshot, rate: Option<f64>, zone: Tz) -> String {
                 false => "unknown yet".into(),
             };
             let _ = write!(text, "\nRate {rate:.1}/s · ETA {eta}");
+            if let Some(at) = snapshot.stars_out {
+                let _ = write!(
+                    text,
+                    "\n⭐ The bot's Stars ran out {}: sending on the free lane ({}/s, free) \
+                     until they are topped up",
+                    moment(at, zone),
+                    courier_core::stars::FREE_PER_SECOND
+                );
+            }
         }
         CampaignStatus::Paused => {
             let _ = write!(
@@ -382,6 +402,14 @@ pub fn report(snapshot: &Snapshot) -> Option<Report> {
     );
     if let Some(versions) = versions_line(snapshot) {
         counts = format!("{counts}\n{versions}");
+    }
+    if let Some(billed) = snapshot.stars_billed {
+        counts = format!(
+            "{counts}\nPaid lane: Telegram billed {billed} message(s) above the free {}/s, {} \
+             (its own record, for all the bot's paid sends while this one ran)",
+            courier_core::stars::FREE_PER_SECOND,
+            courier_core::stars::describe(billed * courier_core::stars::NANOSTARS_PER_PAID_MESSAGE)
+        );
     }
     let (key, text) = match (snapshot.status, &snapshot.reason) {
         (CampaignStatus::Completed, _) => {

@@ -75,7 +75,7 @@ pub const SNAPSHOT_COLUMNS: &str = "c.campaign_id, c.status, c.status_reason, c.
      c.scheduled_at, c.revision, c.recalled_at IS NOT NULL, c.name, c.status_by, \
      (SELECT COALESCE(NULLIF('@' || COALESCE(u.username, ''), '@'), \
                       NULLIF(trim(COALESCE(u.first_name, '') || ' ' || COALESCE(u.last_name, '')), '')) \
-      FROM users u WHERE u.user_id = c.status_by), c.content";
+      FROM users u WHERE u.user_id = c.status_by), c.content, c.paid_broadcast";
 
 #[derive(Clone)]
 pub struct Store {
@@ -311,5 +311,8 @@ pub fn snapshot(row: &Row, first: usize) -> Result<Snapshot, StoreError> {
         },
         amendments: Vec::new(),
         amending: false,
+        paid: row.get(first + 21),
+        stars_out: None,
+        stars_billed: None,
     })
 }

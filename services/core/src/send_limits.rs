@@ -7,6 +7,13 @@
 //! Key `<bot id>.<lane>.limit`, value the messages per second as text.
 //! Replicas configured differently overwrite each other: the last one to
 //! start is what the bot shows.
+//!
+//! Beside them, key `<bot id>.paid.stars_out`: when (Unix milliseconds)
+//! Telegram last refused a paid send because the bot's Stars balance could
+//! not pay for it. For [`STARS_RECHECK`] after, senders send paid
+//! campaigns on the free lane instead of failing their recipients; then
+//! one paid send tells whether the balance was topped up. The bot reads it
+//! for the campaign's card.
 
 use std::time::Duration;
 
@@ -17,6 +24,10 @@ use futures::StreamExt as _;
 pub const DEFAULT_FREE_RATE: f64 = 30.0;
 /// `SENDER_PAID_RATE_LIMIT` unless configured: the paid broadcast lane's.
 pub const DEFAULT_PAID_RATE: f64 = 1000.0;
+
+/// How long after the bot's Stars ran out paid campaigns stay on the free
+/// lane before a paid send is tried again.
+pub const STARS_RECHECK: Duration = Duration::from_secs(600);
 
 /// A reader waits this long for NATS before it settles for the default.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -81,6 +92,42 @@ pub async fn publish(
     Ok(())
 }
 
+fn stars_out_key(bot_id: &str) -> String {
+    format!("{bot_id}.paid.stars_out")
+}
+
+/// Whether paid sends go out as paid, `now_ms` (Unix milliseconds), when
+/// the bot's Stars last ran out at `stars_out_ms`.
+pub fn paid_lane_open(stars_out_ms: Option<i64>, now_ms: i64) -> bool {
+    let recheck = i64::try_from(STARS_RECHECK.as_millis()).unwrap_or(i64::MAX);
+    stars_out_ms.is_none_or(|out| now_ms.saturating_sub(out) >= recheck)
+}
+
+/// Records that Telegram refused a paid send of bot `bot_id` at `at_ms` for
+/// its Stars balance.
+pub async fn mark_stars_out(
+    rates: &kv::Store,
+    bot_id: &str,
+    at_ms: i64,
+) -> Result<(), kv::PutError> {
+    rates
+        .put(stars_out_key(bot_id), at_ms.to_string().into())
+        .await?;
+    Ok(())
+}
+
+/// When bot `bot_id`'s Stars last ran out, if they did and NATS answers.
+pub async fn stars_out(rates: &kv::Store, bot_id: &str) -> Option<i64> {
+    match tokio::time::timeout(READ_TIMEOUT, rates.get(stars_out_key(bot_id))).await {
+        Ok(Ok(value)) => value.and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "reading whether the bot's Stars ran out");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// The lowest limit any bot's senders published on `lane` (one bot per
 /// deployment today, so that bot's), or the senders' default when none did
 /// or NATS does not answer.
@@ -142,6 +189,11 @@ impl PublishedLimits {
         };
         published.unwrap_or(lane.default_rate())
     }
+
+    /// When the bot's Stars last ran out (Unix milliseconds), if they did.
+    pub async fn stars_out(&self) -> Option<i64> {
+        stars_out(&self.rates, &self.bot_id).await
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +217,16 @@ mod tests {
         for garbage in [&b"inf"[..], b"NaN", b"-3", b"0", b"fast", b"\xff"] {
             assert_eq!(parse(garbage), None, "{garbage:?}");
         }
+    }
+
+    #[test]
+    fn paid_sends_wait_out_the_recheck_after_the_stars_ran_out() {
+        let recheck = STARS_RECHECK.as_millis() as i64;
+        assert!(paid_lane_open(None, 5));
+        assert!(!paid_lane_open(Some(1_000), 1_000));
+        assert!(!paid_lane_open(Some(1_000), 1_000 + recheck - 1));
+        assert!(paid_lane_open(Some(1_000), 1_000 + recheck));
+        assert_eq!(stars_out_key("123"), "123.paid.stars_out");
     }
 
     #[test]

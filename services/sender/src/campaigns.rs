@@ -35,7 +35,10 @@ use courier_core::campaign::CampaignStatus;
 use courier_core::commands::{CampaignCommands, CommandError, status_after};
 use courier_core::event;
 use courier_core::proto::v1::event::Payload;
-use courier_core::proto::v1::{AmendKind, Content as CampaignContent, SendMessage};
+use courier_core::proto::v1::{
+    AmendKind, CampaignOptions, Content as CampaignContent, SendMessage,
+};
+use courier_core::send_limits::Lane;
 use courier_core::topology::{PULL_EXPIRES, Topology};
 use courier_telegram::payload::{self, Call, Template};
 use futures::StreamExt;
@@ -63,6 +66,9 @@ pub struct Campaign {
     /// The calls to make, but for the chat: sends, and edits of a message
     /// delivered earlier to this revision.
     sends: Templates,
+    /// A paid campaign's sends without `allow_paid_broadcast`, for while
+    /// the bot's Stars cannot pay ([`crate::stars_out`]).
+    free_sends: Option<Templates>,
     edits: Templates,
     pub paid: bool,
     /// The content's revision (0 as created, one more per edit).
@@ -132,6 +138,7 @@ impl Campaign {
         };
         Campaign {
             sends: templates(),
+            free_sends: None,
             edits: templates(),
             paid: false,
             revision: revision.number,
@@ -143,10 +150,14 @@ impl Campaign {
     /// The call that carries out `item`: a send of its variant's content
     /// greeting the recipient by the names the item carries, or an edit or
     /// deletion of the message it got.
-    pub fn call(&self, item: &SendMessage) -> Call {
+    pub fn call(&self, item: &SendMessage, lane: Lane) -> Call {
         let names = item.names.as_ref();
+        let sends = match (lane, &self.free_sends) {
+            (Lane::Free, Some(free_sends)) => free_sends,
+            _ => &self.sends,
+        };
         match &item.amend {
-            None => self.sends.of(item).call(item.chat_id, names),
+            None => sends.of(item).call(item.chat_id, names),
             Some(amend) if amend.kind() == AmendKind::Edit => {
                 self.edits
                     .of(item)
@@ -562,8 +573,19 @@ impl Campaigns {
             let edits = Templates::new(&revision, |content| {
                 Template::edit(content, markup_only).map_err(|e| e.to_string())
             })?;
+            let unpaid = CampaignOptions {
+                paid_broadcast: false,
+                ..options
+            };
+            let free_sends = match options.paid_broadcast {
+                true => Some(Templates::new(&revision, |content| {
+                    Template::new(content, &unpaid).map_err(|e| e.to_string())
+                })?),
+                false => None,
+            };
             Ok(Arc::new(Campaign {
                 sends,
+                free_sends,
                 edits,
                 paid: options.paid_broadcast,
                 revision: revision.number,

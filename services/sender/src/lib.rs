@@ -29,6 +29,7 @@ pub mod limits;
 pub mod policy;
 pub mod rate;
 pub mod restart_guard;
+pub mod stars_out;
 pub mod worker;
 
 use async_nats::jetstream;
@@ -124,7 +125,8 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         api: BotApi::new(&config.telegram, SEND_TIMEOUT, max_in_flight)?,
         campaigns: campaigns.clone(),
         free_lane: budget::Budget::new(rates.clone(), bot_id, "free", config.rate_limit),
-        paid_lane: budget::Budget::new(rates, bot_id, "paid", config.paid_rate_limit),
+        paid_lane: budget::Budget::new(rates.clone(), bot_id, "paid", config.paid_rate_limit),
+        stars_out: stars_out::StarsOut::new(rates, bot_id),
         chat_spacing,
         in_flight: std::sync::Mutex::new(in_flight::InFlightLimit::new(
             max_in_flight,
@@ -138,6 +140,7 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         topology: nats.topology.clone(),
     };
     tokio::spawn(worker.restart_guard.clone().watch(shutdown.clone()));
+    tokio::spawn(worker.stars_out.clone().follow(shutdown.clone()));
     let connections = max_in_flight.min(WARM_CONNECTIONS);
     tracing::info!(bot = bot_id, connections, "connecting to the Bot API");
     match worker.api.warm_up(connections).await {

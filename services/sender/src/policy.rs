@@ -63,6 +63,10 @@ pub enum Action {
     Retry { after: Duration },
     /// Telegram said 429: pause the whole token, and the item with it.
     PauseToken { retry_after: Duration },
+    /// The bot's Stars cannot pay for a paid broadcast: every replica sends
+    /// the bot's paid campaigns on the free lane for a while, this item
+    /// first (it comes again at once).
+    FreeLane,
     /// The token is refused: nothing this sender does can succeed.
     StopSending,
 }
@@ -72,7 +76,10 @@ impl Action {
     pub fn sends_again(&self) -> bool {
         matches!(
             self,
-            Action::Retry { .. } | Action::PauseToken { .. } | Action::StopSending
+            Action::Retry { .. }
+                | Action::PauseToken { .. }
+                | Action::FreeLane
+                | Action::StopSending
         )
     }
 }
@@ -113,6 +120,8 @@ pub fn after_send(sent: Result<i64, Verdict>, attempt: u64, revision: u32) -> Ac
             after: retry_delay(attempt),
         },
         Verdict::RetryAfter(retry_after) => Action::PauseToken { retry_after },
+        // Not an attempt that failed: the same message, unpaid, is fine.
+        Verdict::StarsExhausted => Action::FreeLane,
         Verdict::Unauthorized => Action::StopSending,
     }
 }
@@ -246,6 +255,7 @@ mod tests {
                     retry_after: Duration::from_secs(5),
                 },
             ),
+            (Err(Verdict::StarsExhausted), last, Action::FreeLane),
             (Err(Verdict::Unauthorized), 1, Action::StopSending),
         ];
         for (sent, attempt, action) in table {

@@ -42,6 +42,7 @@ use crate::policy::{self, Action, Handled, retry_delay};
 use crate::restart_guard::{
     BeforeCall, Claim, ClaimedElsewhere, Receipt, RestartGuard, Ticket, claimed_elsewhere,
 };
+use crate::stars_out::StarsOut;
 
 /// An item of a campaign not started yet comes back after this long.
 const NOT_STARTED_RECHECK: Duration = Duration::from_secs(1);
@@ -82,6 +83,7 @@ pub struct Worker {
     pub campaigns: Arc<Campaigns>,
     pub free_lane: Budget,
     pub paid_lane: Budget,
+    pub stars_out: StarsOut,
     pub chat_spacing: ChatSpacing,
     pub in_flight: Mutex<InFlightLimit>,
     pub restart_guard: Arc<RestartGuard>,
@@ -92,6 +94,8 @@ struct Ready {
     item: SendMessage,
     campaign_id: Uuid,
     campaign: Arc<Campaign>,
+    /// The budget it draws on, and whether it goes as a paid broadcast.
+    lane: Lane,
     /// Send attempts so far, this one included.
     attempt: u64,
     /// The item's sequence in the work stream.
@@ -249,10 +253,17 @@ impl Worker {
                 );
             }
         }
+        // Amendments take no `allow_paid_broadcast`; a paid campaign goes
+        // free while the bot's Stars cannot pay.
+        let lane = match item.amend {
+            Some(_) => Lane::Free,
+            None => Lane::of_paid(campaign.paid && self.stars_out.paid_lane_open()),
+        };
         Ok(ControlFlow::Continue(Ready {
             item,
             campaign_id,
             campaign,
+            lane,
             attempt,
             seq,
             enqueued_ns,
@@ -321,14 +332,14 @@ impl Worker {
     /// counted and traced).
     async fn call(&self, message: &jetstream::Message, ready: &Ready) -> Result<i64, Verdict> {
         let asked = std::time::Instant::now();
-        let call = ready.campaign.call(&ready.item);
+        let call = ready.campaign.call(&ready.item, ready.lane);
         let sent = self.api.send(&call).await;
         if answered(&sent) {
             let took = asked.elapsed();
             self.answered_after(took);
             courier_core::metrics::sender()
                 .telegram_request_duration
-                .observe([call.method, lane_of(ready).as_str()], took);
+                .observe([call.method, ready.lane.as_str()], took);
         }
         sent.map_err(|failure| {
             observe_failure(
@@ -388,6 +399,12 @@ impl Worker {
                     .map_err(anyhow::Error::from)?;
                 Ok(self.nak(message, retry_after, "429").await?)
             }
+            Action::FreeLane => {
+                self.stars_out.mark().await.map_err(anyhow::Error::from)?;
+                Ok(self
+                    .nak(message, Duration::ZERO, "the bot's Stars ran out")
+                    .await?)
+            }
             Action::StopSending => {
                 message
                     .ack_with(AckKind::Nak(Some(UNAUTHORIZED_RECHECK)))
@@ -399,7 +416,7 @@ impl Worker {
     }
 
     fn lane(&self, ready: &Ready) -> &Budget {
-        match lane_of(ready) {
+        match ready.lane {
             Lane::Paid => &self.paid_lane,
             Lane::Free => &self.free_lane,
         }
@@ -682,15 +699,6 @@ fn current(item: &SendMessage, campaign: &Campaign) -> Current {
     }
 }
 
-/// Amendments are never paid broadcasts: edits and deletions take no
-/// `allow_paid_broadcast`.
-fn lane_of(ready: &Ready) -> Lane {
-    match ready.item.amend {
-        Some(_) => Lane::Free,
-        None => Lane::of_paid(ready.campaign.paid),
-    }
-}
-
 /// Times a recipient's wait, from its work item's enqueueing (this copy's:
 /// a paused campaign's items are enqueued again on resume) to its outcome.
 fn observe_wait(ready: &Ready) {
@@ -699,7 +707,7 @@ fn observe_wait(ready: &Ready) {
     let waited = Duration::from_nanos(u64::try_from(waited).unwrap_or(0));
     courier_core::metrics::sender()
         .recipient_wait
-        .observe([lane_of(ready).as_str()], waited);
+        .observe([ready.lane.as_str()], waited);
 }
 
 /// Records a failed send: counted by class (`courier_send_failures_total`)
@@ -721,7 +729,7 @@ fn observe_failure(
         | Verdict::BrokenContent(r)
         | Verdict::Transient(r)
         | Verdict::Uncertain(r) => r.as_str(),
-        Verdict::Unauthorized | Verdict::RetryAfter(_) => "",
+        Verdict::Unauthorized | Verdict::RetryAfter(_) | Verdict::StarsExhausted => "",
     };
     let span = tracing::warn_span!(
         parent: None,

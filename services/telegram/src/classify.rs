@@ -35,6 +35,9 @@ pub enum Verdict {
     Unauthorized,
     /// Slow down: the whole token pauses this long.
     RetryAfter(Duration),
+    /// A paid broadcast the bot's Stars balance cannot pay for: the same
+    /// message goes out on the free lane instead.
+    StarsExhausted,
     /// Worth another try later (through redelivery).
     Transient(String),
     /// Maybe delivered, maybe not. Courier does not retry these: a
@@ -51,6 +54,7 @@ impl Verdict {
             Verdict::BrokenContent(_) => "broken_content",
             Verdict::Unauthorized => "unauthorized",
             Verdict::RetryAfter(_) => "retry_after",
+            Verdict::StarsExhausted => "stars_exhausted",
             Verdict::Transient(_) => "transient",
             Verdict::Uncertain(_) => "uncertain",
         }
@@ -93,6 +97,9 @@ fn classify_api(code: u16, description: &str, retry_after: Option<u64>) -> Verdi
         // blocked, deactivated, never started the bot, kicked.
         403 => Verdict::NotAlive(detail.to_owned()),
         400 if is_unreachable_chat(detail) => Verdict::NotAlive(detail.to_owned()),
+        // The MTProto error's name, which the Bot API passes on; not about
+        // the content, so it must not count as its refusal.
+        400 if detail.eq_ignore_ascii_case("BALANCE_TOO_LOW") => Verdict::StarsExhausted,
         // Any other 400 is about the request, which is the same for every
         // recipient of the campaign.
         400 => Verdict::BrokenContent(detail.to_owned()),
@@ -173,6 +180,15 @@ mod tests {
                 "{description}"
             );
         }
+    }
+
+    #[test]
+    fn a_balance_too_low_for_a_paid_broadcast_is_not_the_contents_fault() {
+        assert_eq!(
+            classify(&api(400, "Bad Request: BALANCE_TOO_LOW")),
+            Verdict::StarsExhausted
+        );
+        assert_eq!(Verdict::StarsExhausted.class(), "stars_exhausted");
     }
 
     #[test]

@@ -246,34 +246,6 @@ async fn a_forwarded_post_keeps_its_url_buttons_and_the_toggles_reach_recipients
     harness.stop().await;
 }
 
-/// The paid lane spends Stars: the summary says about how many, beside the
-/// bot's balance as Telegram answers getMyStarBalance, and says so plainly
-/// when the balance falls short.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_paid_campaign_shows_its_cost_beside_the_balance() {
-    let harness = Harness::start(1000.0).await;
-    let users: Vec<_> = (1..=100).map(|id| (id, Language::Ru, true)).collect();
-    harness.users(&users).await;
-    harness.sandbox.configure(|c| c.stars_balance = 5);
-    let summary = to_summary(&harness, OWNER, "ru", json!({ "text": "Sale" }), None).await;
-    assert!(!text(&summary).contains("Stars"), "{}", text(&summary));
-    let before = summary["message_id"].as_i64().expect("an id") - 1;
-    harness.press(OWNER, &summary, "⬜ Paid lane");
-    let summary = harness.wait_for(OWNER, before, "Paid lane: on").await;
-    let shown = text(&summary);
-    assert!(shown.contains("Paid lane cost: about "), "{shown}");
-    assert!(shown.contains("the bot's balance: 5 Stars"), "{shown}");
-    assert!(shown.contains("⚠️ The balance cannot cover it"), "{shown}");
-
-    harness.sandbox.configure(|c| c.stars_balance = 100_000);
-    harness.press(OWNER, &summary, "⬜ Silent");
-    let summary = harness.wait_for(OWNER, before, "Silent: on").await;
-    let shown = text(&summary);
-    assert!(shown.contains("the bot's balance: 100000 Stars"), "{shown}");
-    assert!(!shown.contains("cannot cover"), "{shown}");
-    harness.stop().await;
-}
-
 /// The estimate before Start is at the limit the senders run with, which
 /// they publish as they start: the bot has no rate setting of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

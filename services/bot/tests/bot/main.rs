@@ -14,6 +14,7 @@ mod report;
 mod revise;
 mod schedule;
 mod segments;
+mod stars;
 mod users;
 mod webhook;
 

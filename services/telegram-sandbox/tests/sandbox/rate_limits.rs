@@ -204,7 +204,10 @@ async fn paid_messages_above_the_free_rate_cost_stars_until_the_balance_runs_out
     }
     assert_eq!(sandbox.stars_spent(crate::TOKEN), 1_000_000_000);
     let balance = client.call("getMyStarBalance", json!({})).await;
-    assert_eq!(balance.body["result"], json!({ "amount": 0, "nanostar_amount": 0 }));
+    assert_eq!(
+        balance.body["result"],
+        json!({ "amount": 0, "nanostar_amount": 0 })
+    );
     let listed = client.call("getStarTransactions", json!({})).await;
     let billed: i64 = listed.body["result"]["transactions"]
         .as_array()
