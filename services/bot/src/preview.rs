@@ -211,8 +211,17 @@ pub fn summary(
             let _ = write!(
                 text,
                 "\n⚠️ The balance cannot cover it. Press ✅ Paid lane to send on the free lane \
-                 ({}/s, free) instead, or top up the bot's Stars first.",
+                 ({}/s, free) instead, or top up the bot's Stars first. If it runs out while \
+                 sending, the rest goes on the free lane.",
                 stars::FREE_PER_SECOND
+            );
+        } else if balance.is_some_and(|balance| balance < stars::PAID_BROADCAST_MIN_BALANCE) {
+            let _ = write!(
+                text,
+                "\n⚠️ Telegram allows paid broadcasts only to bots with at least {} (and 10000 \
+                 monthly users); below that it may refuse them, and the campaign goes on the \
+                 free lane.",
+                stars::describe(stars::PAID_BROADCAST_MIN_BALANCE)
             );
         }
     }
@@ -352,7 +361,21 @@ mod tests {
             enough.contains("Paid lane cost: about 970 Stars (0.1 Star a message above 30/s) · the bot's balance: 10000 Stars"),
             "{enough}"
         );
-        assert!(!enough.contains("cannot cover"), "{enough}");
+        assert!(!enough.contains("⚠️"), "{enough}");
+        // Enough for this campaign, not for Telegram's threshold.
+        let under_threshold = summary(
+            &paid,
+            size(10_000, 0),
+            &[],
+            true,
+            1000.0,
+            Some(5_000 * NANOSTARS_PER_STAR),
+        );
+        assert!(
+            under_threshold
+                .contains("Telegram allows paid broadcasts only to bots with at least 10000 Stars"),
+            "{under_threshold}"
+        );
         let short = summary(
             &paid,
             size(10_000, 0),

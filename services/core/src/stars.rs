@@ -10,6 +10,9 @@ pub const NANOSTARS_PER_STAR: i64 = 1_000_000_000;
 pub const NANOSTARS_PER_PAID_MESSAGE: i64 = NANOSTARS_PER_STAR / 10;
 /// Messages a second a bot sends without charge.
 pub const FREE_PER_SECOND: i64 = 30;
+/// The balance Telegram asks of a bot before it may broadcast paid (its
+/// FAQ, 2026: 10,000 Stars, and 10,000 monthly active users).
+pub const PAID_BROADCAST_MIN_BALANCE: i64 = 10_000 * NANOSTARS_PER_STAR;
 
 /// The cost, in nanostars, of sending to `recipients` on the paid lane at
 /// `rate` messages a second: every second, the first 30 are free.
