@@ -174,6 +174,7 @@ pub fn delivered_outcome(
         result: Some(delivery_outcome::Result::Delivered(Delivered {
             message_id: user_id,
             revision: 0,
+            ..Default::default()
         })),
     };
     let publish = PublishMessage::build()

@@ -107,6 +107,7 @@ pub fn capture(message: &Value) -> Result<Content, ContentError> {
         show_caption_above_media: flag("show_caption_above_media"),
         has_spoiler: flag("has_media_spoiler"),
         message_effect_id: message["effect_id"].as_str().unwrap_or_default().to_owned(),
+        album: Vec::new(),
     })
 }
 

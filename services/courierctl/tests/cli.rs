@@ -281,6 +281,7 @@ async fn a_retry_inside_the_duplicate_window_keeps_the_message_parked() {
         result: Some(delivery_outcome::Result::Delivered(Delivered {
             message_id: 1,
             revision: 0,
+            ..Default::default()
         })),
     };
     js.send_publish(
@@ -558,6 +559,7 @@ async fn a_report_streams_one_csv_row_per_delivery_and_draws_its_picture() {
             1..=26 => Result::Delivered(Delivered {
                 message_id: 1000 + user,
                 revision: 0,
+                ..Default::default()
             }),
             27 | 28 => Result::NotAlive(NotAlive {
                 reason: "Forbidden: bot was blocked by the user".into(),

@@ -61,17 +61,21 @@ impl Amendment {
         Some((Uuid::parse_str(campaign).ok()?, amendment))
     }
 
-    fn amend(self, message_id: i64) -> Amend {
+    /// The amendment of message `message_id` (an album's first, whose
+    /// caption an edit changes; a recall deletes all of `album`).
+    fn amend(self, message_id: i64, album: Vec<i64>) -> Amend {
         match self {
             Amendment::Edit(revision) => Amend {
                 kind: AmendKind::Edit.into(),
                 message_id,
                 revision,
+                album_message_ids: Vec::new(),
             },
             Amendment::Recall => Amend {
                 kind: AmendKind::Delete.into(),
                 message_id,
                 revision: 0,
+                album_message_ids: album,
             },
         }
     }
@@ -88,7 +92,7 @@ impl Amendment {
 /// The delivered messages still to edit to revision `$4`: sent with an
 /// earlier one, not edited to it (or later) and not deleted.
 const TO_EDIT: &str = "SELECT d.user_id, d.chat_id, d.variant, d.message_id,
-         u.first_name, u.last_name, u.username
+         u.first_name, u.last_name, u.username, d.album_message_ids
      FROM deliveries d LEFT JOIN users u ON u.user_id = d.user_id
      WHERE d.campaign_id = $1 AND d.user_id > $2 AND d.status = 'delivered'
        AND d.message_id IS NOT NULL AND d.revision < $4
@@ -100,7 +104,7 @@ const TO_EDIT: &str = "SELECT d.user_id, d.chat_id, d.variant, d.message_id,
 /// The delivered messages still to delete: not deleted yet, and sent less
 /// than `$4` seconds (48 hours) before the recall.
 const TO_DELETE: &str = "SELECT d.user_id, d.chat_id, d.variant, d.message_id,
-         u.first_name, u.last_name, u.username
+         u.first_name, u.last_name, u.username, d.album_message_ids
      FROM deliveries d LEFT JOIN users u ON u.user_id = d.user_id
      WHERE d.campaign_id = $1 AND d.user_id > $2 AND d.status = 'delivered'
        AND d.message_id IS NOT NULL
@@ -182,7 +186,10 @@ impl Loader {
                     chat_id: row.get(1),
                     names: Some(names),
                     variant: row.get(2),
-                    amend: Some(amendment.amend(row.get(3))),
+                    amend: Some(amendment.amend(
+                        row.get(3),
+                        row.get::<_, Option<Vec<i64>>>(7).unwrap_or_default(),
+                    )),
                 };
                 (amendment.item_id(campaign, user_id), item, false)
             });

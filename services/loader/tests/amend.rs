@@ -77,6 +77,7 @@ async fn amendments_enqueue_exactly_the_delivered_messages_that_need_them() {
         delivery_outcome::Result::Delivered(Delivered {
             message_id,
             revision,
+            ..Default::default()
         })
     };
     for user in [1, 2, 4] {
@@ -117,6 +118,7 @@ async fn amendments_enqueue_exactly_the_delivered_messages_that_need_them() {
         kind: AmendKind::Edit.into(),
         message_id: 102,
         revision: 1,
+        ..Default::default()
     };
     let outcome = DeliveryOutcome {
         campaign_id: campaign.to_string(),
@@ -124,7 +126,7 @@ async fn amendments_enqueue_exactly_the_delivered_messages_that_need_them() {
         chat_id: 2,
         occurred_at_ms: now,
         attempts: 1,
-        amend: Some(edit),
+        amend: Some(edit.clone()),
         result: Some(delivered(102, 1)),
     };
     js.send_publish(

@@ -733,6 +733,7 @@ async fn an_amendment_outcome_waits_for_its_recipient_then_is_recorded_once() {
         kind: AmendKind::Delete.into(),
         message_id: 70,
         revision: 0,
+        ..Default::default()
     };
     let outcome = DeliveryOutcome {
         campaign_id: campaign.clone(),
@@ -740,10 +741,11 @@ async fn an_amendment_outcome_waits_for_its_recipient_then_is_recorded_once() {
         chat_id: 7,
         occurred_at_ms: 1_700_000_000_000,
         attempts: 1,
-        amend: Some(amend),
+        amend: Some(amend.clone()),
         result: Some(delivery_outcome::Result::Delivered(Delivered {
             message_id: 70,
             revision: 0,
+            ..Default::default()
         })),
     }
     .encode_to_vec();

@@ -58,6 +58,7 @@ async fn completion_and_a_content_pause_are_published_in_the_campaigns_trace() {
     let delivered = delivery_outcome::Result::Delivered(Delivered {
         message_id: 1,
         revision: 0,
+        ..Default::default()
     });
     outcomes(&env, &js, completed, 1..=3, delivered).await;
     wait_for_status(&client, completed, "completed", DEADLINE).await;

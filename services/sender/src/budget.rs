@@ -65,7 +65,7 @@ impl Budget {
                 slots.pop_front();
             }
             if slots.is_empty() {
-                let reservation = self.reserve().await?;
+                let reservation = self.reserve(self.chunk).await?;
                 slots.extend((0..reservation.count).map(|i| reservation.slot(i)));
             }
             let slot = slots
@@ -89,6 +89,27 @@ impl Budget {
         }
     }
 
+    /// Waits for the turn of a send of `messages` messages at once (an
+    /// album): the middle of a block of slots of its own
+    /// ([`rate::block_for`]). One message is [`Budget::acquire`].
+    pub async fn acquire_many(&self, messages: u32) -> Result<(), BudgetError> {
+        if messages <= 1 {
+            return self.acquire().await;
+        }
+        loop {
+            let pauses = self.pauses.load(Ordering::Acquire);
+            let slot = self.reserve(rate::block_for(messages)).await?.middle();
+            let wait = slot.saturating_sub(now_us());
+            if wait >= TIMER_TICK_US {
+                tokio::time::sleep(Duration::from_micros(wait)).await;
+            }
+            let late = now_us() > slot + rate::lateness_tolerance_us(self.interval_us);
+            if self.pauses.load(Ordering::Acquire) == pauses && !late {
+                return Ok(());
+            }
+        }
+    }
+
     /// Telegram said 429: no replica sends on this lane for `retry_after`.
     pub async fn pause_for(&self, retry_after: Duration) -> Result<(), BudgetError> {
         self.pauses.fetch_add(1, Ordering::AcqRel);
@@ -97,11 +118,12 @@ impl Budget {
         Ok(())
     }
 
-    async fn reserve(&self) -> Result<Reservation, BudgetError> {
-        let (chunk, interval) = (self.chunk, self.interval_us);
+    /// Reserves `count` consecutive slots of the shared schedule.
+    async fn reserve(&self, count: u32) -> Result<Reservation, BudgetError> {
+        let interval = self.interval_us;
         let mut reservation = None;
         self.update(|next| {
-            let r = rate::reserve(next, now_us(), chunk, interval);
+            let r = rate::reserve(next, now_us(), count, interval);
             reservation = Some(r);
             r.end()
         })

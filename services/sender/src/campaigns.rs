@@ -150,6 +150,15 @@ impl Campaign {
     /// The call that carries out `item`: a send of its variant's content
     /// greeting the recipient by the names the item carries, or an edit or
     /// deletion of the message it got.
+    /// Messages the call for `item` delivers, as Telegram counts them for
+    /// its limits (an album's items; an amendment is one call).
+    pub fn messages(&self, item: &SendMessage) -> u32 {
+        match item.amend {
+            None => self.sends.of(item).messages(),
+            Some(_) => 1,
+        }
+    }
+
     pub fn call(&self, item: &SendMessage, lane: Lane) -> Call {
         let names = item.names.as_ref();
         let sends = match (lane, &self.free_sends) {
@@ -163,7 +172,9 @@ impl Campaign {
                     .of(item)
                     .edit_call(item.chat_id, amend.message_id, names)
             }
-            Some(amend) => payload::delete(item.chat_id, amend.message_id),
+            Some(amend) => {
+                payload::delete(item.chat_id, amend.message_id, &amend.album_message_ids)
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use courier_core::proto::v1::{Amend, Delivered, Failed, NotAlive, Unchanged, delivery_outcome};
 use courier_core::topology::SENDER_MAX_ATTEMPTS;
+use courier_telegram::bot_api::Sent;
 use courier_telegram::classify::Verdict;
 
 /// The first transient failure's retry delay; each further one doubles it.
@@ -89,13 +90,14 @@ const NOT_MODIFIED: &str = "message is not modified";
 
 /// The action for a send's result on attempt `attempt` (1 for the first),
 /// of the campaign's content revision `revision`.
-pub fn after_send(sent: Result<i64, Verdict>, attempt: u64, revision: u32) -> Action {
+pub fn after_send(sent: Result<Sent, Verdict>, attempt: u64, revision: u32) -> Action {
     let verdict = match sent {
-        Ok(message_id) => {
+        Ok(sent) => {
             return Action::Record {
                 outcome: delivery_outcome::Result::Delivered(Delivered {
-                    message_id,
+                    message_id: sent.message_id,
                     revision,
+                    album_message_ids: sent.album,
                 }),
                 handled: Handled::Delivered,
             };
@@ -131,13 +133,14 @@ pub fn after_send(sent: Result<i64, Verdict>, attempt: u64, revision: u32) -> Ac
 /// already, deleted by the user, older than Telegram allows), not the
 /// campaign's content: it is recorded as failed for that message (or
 /// unchanged) and never pauses the campaign.
-pub fn after_amend(done: Result<i64, Verdict>, attempt: u64, amend: &Amend) -> Action {
+pub fn after_amend(done: Result<Sent, Verdict>, attempt: u64, amend: &Amend) -> Action {
     match done {
         // A deletion answers `true`: the message is the one amended.
         Ok(_) => Action::Record {
             outcome: delivery_outcome::Result::Delivered(Delivered {
                 message_id: amend.message_id,
                 revision: amend.revision,
+                album_message_ids: amend.album_message_ids.clone(),
             }),
             handled: Handled::Delivered,
         },
@@ -192,14 +195,32 @@ mod tests {
     #[test]
     fn each_verdict_and_attempt_has_one_action() {
         let last = SENDER_MAX_ATTEMPTS;
-        let table: Vec<(Result<i64, Verdict>, u64, Action)> = vec![
+        let sent = |message_id, album: &[i64]| Sent {
+            message_id,
+            album: album.to_vec(),
+        };
+        let table: Vec<(Result<Sent, Verdict>, u64, Action)> = vec![
             (
-                Ok(7),
+                Ok(sent(7, &[])),
                 1,
                 Action::Record {
                     outcome: delivery_outcome::Result::Delivered(Delivered {
                         message_id: 7,
                         revision: 0,
+                        album_message_ids: vec![],
+                    }),
+                    handled: Handled::Delivered,
+                },
+            ),
+            // An album: every item's message, for a recall.
+            (
+                Ok(sent(8, &[8, 9, 10])),
+                1,
+                Action::Record {
+                    outcome: delivery_outcome::Result::Delivered(Delivered {
+                        message_id: 8,
+                        revision: 0,
+                        album_message_ids: vec![8, 9, 10],
                     }),
                     handled: Handled::Delivered,
                 },
@@ -285,13 +306,19 @@ mod tests {
             kind: courier_core::proto::v1::AmendKind::Edit.into(),
             message_id: 70,
             revision: 2,
+            ..Default::default()
+        };
+        let edited = Sent {
+            message_id: 70,
+            album: vec![],
         };
         assert_eq!(
-            after_amend(Ok(70), 1, &amend),
+            after_amend(Ok(edited), 1, &amend),
             Action::Record {
                 outcome: delivery_outcome::Result::Delivered(Delivered {
                     message_id: 70,
                     revision: 2,
+                    album_message_ids: vec![],
                 }),
                 handled: Handled::Delivered,
             }

@@ -55,6 +55,21 @@ impl Reservation {
     }
 }
 
+/// Slots a send of `messages` messages at one instant (an album: Telegram
+/// counts each item) takes: `messages − 1` left empty on each side of the
+/// one it goes in, so any one-second window around it holds no more than
+/// the slots it spans would have.
+pub fn block_for(messages: u32) -> u32 {
+    (2 * messages.max(1)).saturating_sub(1)
+}
+
+impl Reservation {
+    /// The middle slot: where a block's burst goes.
+    pub fn middle(&self) -> u64 {
+        self.slot(self.count / 2)
+    }
+}
+
 /// Reserves `count` slots on a schedule whose next free slot is `next`.
 pub fn reserve(next: u64, now: u64, count: u32, interval_us: u64) -> Reservation {
     Reservation {
@@ -142,6 +157,28 @@ mod tests {
                 "{rate}/s"
             );
         }
+    }
+
+    #[test]
+    fn an_album_in_the_middle_of_its_block_keeps_every_second_under_the_rate() {
+        let interval = interval_us(30.0);
+        let mut next = 0;
+        let mut arrivals = Vec::new();
+        // Single sends with an album of 10 among them, then singles again.
+        for messages in [1, 1, 1, 10, 1, 1, 1, 1, 10, 10, 1] {
+            let block = reserve(next, 0, block_for(messages), interval);
+            next = block.end();
+            arrivals.extend(std::iter::repeat_n(block.middle(), messages as usize));
+        }
+        for _ in 0..60 {
+            let single = reserve(next, 0, 1, interval);
+            next = single.end();
+            arrivals.push(single.first);
+        }
+        arrivals.sort_unstable();
+        assert!(most_in_any_second(&arrivals) <= 30);
+        assert_eq!(block_for(1), 1);
+        assert_eq!(block_for(10), 19);
     }
 
     #[test]

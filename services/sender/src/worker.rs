@@ -28,7 +28,7 @@ use courier_core::proto::v1::{
 use courier_core::send_limits::Lane;
 use courier_core::topology::{ATTEMPTS_HEADER, MAYBE_DUPLICATE_HEADER, SENDER_ACK_WAIT, Topology};
 use courier_core::{retry, telemetry, trace_context};
-use courier_telegram::bot_api::BotApi;
+use courier_telegram::bot_api::{BotApi, Sent};
 use courier_telegram::classify::{ApiFailure, Verdict, classify};
 use prost::Message as _;
 use tracing::Instrument as _;
@@ -118,7 +118,7 @@ fn attempts(message: &jetstream::Message, delivered: i64) -> u64 {
 
 /// Whether Telegram answered: only an answer's time says how long requests
 /// take (a timeout or a refused connection says nothing about it).
-fn answered(sent: &std::result::Result<i64, ApiFailure>) -> bool {
+fn answered(sent: &std::result::Result<Sent, ApiFailure>) -> bool {
     matches!(
         sent,
         Ok(_) | Err(ApiFailure::Api { .. } | ApiFailure::BadAnswer { .. })
@@ -283,7 +283,9 @@ impl Worker {
         if let Overlap::JustStarted(wait) = self.campaigns.overlap(ready.campaign_id) {
             return done(self.nak(message, wait, "campaign just started").await);
         }
-        self.wait_for_slot(message, self.lane(ready)).await?;
+        let messages = ready.campaign.messages(&ready.item);
+        self.wait_for_slot(message, self.lane(ready), messages)
+            .await?;
         if ready.item.amend.is_none()
             && let ControlFlow::Break(handled) = self
                 .unless_sending(
@@ -330,7 +332,7 @@ impl Worker {
 
     /// Call: the Bot API request, its answer classified (and a failure
     /// counted and traced).
-    async fn call(&self, message: &jetstream::Message, ready: &Ready) -> Result<i64, Verdict> {
+    async fn call(&self, message: &jetstream::Message, ready: &Ready) -> Result<Sent, Verdict> {
         let asked = std::time::Instant::now();
         let call = ready.campaign.call(&ready.item, ready.lane);
         let sent = self.api.send(&call).await;
@@ -566,8 +568,9 @@ impl Worker {
         &self,
         message: &jetstream::Message,
         lane: &Budget,
+        messages: u32,
     ) -> anyhow::Result<()> {
-        let acquire = lane.acquire();
+        let acquire = lane.acquire_many(messages);
         tokio::pin!(acquire);
         let mut progress = tokio::time::interval(PROGRESS_EVERY);
         progress.tick().await;
@@ -613,7 +616,7 @@ impl Worker {
             chat_id: item.chat_id,
             occurred_at_ms: chrono::Utc::now().timestamp_millis(),
             attempts: attempt as u32,
-            amend: item.amend,
+            amend: item.amend.clone(),
             result: Some(result),
         };
         let subject = self.outcome_subject(item);
@@ -778,6 +781,7 @@ mod tests {
                 kind: kind.into(),
                 message_id: 70,
                 revision,
+                ..Default::default()
             }),
             ..Default::default()
         }

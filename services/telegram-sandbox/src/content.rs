@@ -165,6 +165,8 @@ pub struct Content {
     pub has_spoiler: bool,
     /// `message_effect_id`, shown as the message's `effect_id`.
     pub effect_id: Option<String>,
+    /// An album's items share it.
+    pub media_group_id: Option<String>,
 }
 
 impl Content {
@@ -193,6 +195,7 @@ impl Content {
             show_caption_above_media: false,
             has_spoiler: false,
             effect_id: effect_id(params)?,
+            media_group_id: None,
         })
     }
 
@@ -236,6 +239,7 @@ impl Content {
             show_caption_above_media: beside_caption && params.flag("show_caption_above_media"),
             has_spoiler: beside_caption && params.flag("has_spoiler"),
             effect_id: effect_id(params)?,
+            media_group_id: None,
         })
     }
 
@@ -286,6 +290,9 @@ impl Content {
         }
         if let Some(effect_id) = &self.effect_id {
             message.insert("effect_id".into(), json!(effect_id));
+        }
+        if let Some(group) = &self.media_group_id {
+            message.insert("media_group_id".into(), json!(group));
         }
         if !self.entities.is_empty() {
             message.insert(entities_field.into(), json!(self.entities));
@@ -382,7 +389,7 @@ fn check_date_time(entity: &Value) -> Result<(), ApiError> {
 }
 
 /// `message_effect_id`: an effect's numeric id.
-fn effect_id(params: &Params) -> Result<Option<String>, ApiError> {
+pub fn effect_id(params: &Params) -> Result<Option<String>, ApiError> {
     match params.text("message_effect_id") {
         None => Ok(None),
         Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {

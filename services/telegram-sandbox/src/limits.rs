@@ -40,6 +40,9 @@ pub struct Attempt<'a> {
     pub chat_id: i64,
     /// `allow_paid_broadcast: true`: counts against the paid limit instead of the free one.
     pub paid: bool,
+    /// Counts against the chat's limit: an album's items after the first do not (the chat
+    /// gets one album).
+    pub counts_for_chat: bool,
 }
 
 #[derive(Debug, Default)]
@@ -109,9 +112,14 @@ impl RateLimiter {
             .chats
             .entry((attempt.token.to_owned(), attempt.chat_id))
             .or_default();
+        let chat_limit = if attempt.counts_for_chat {
+            limits.per_chat
+        } else {
+            0
+        };
         if let Some(wait) = window
             .wait(limit, now)
-            .or_else(|| chat.wait(limits.per_chat, now))
+            .or_else(|| chat.wait(chat_limit, now))
         {
             // Any 429 pauses the whole token, as Telegram does in practice.
             let retry_after = whole_seconds(wait);
@@ -119,7 +127,9 @@ impl RateLimiter {
             return Err(retry_after);
         }
         window.record(now);
-        chat.record(now);
+        if attempt.counts_for_chat {
+            chat.record(now);
+        }
         Ok(())
     }
 
@@ -193,6 +203,7 @@ mod tests {
             token: "1:a",
             chat_id,
             paid: false,
+            counts_for_chat: true,
         }
     }
 

@@ -139,7 +139,7 @@ impl Params {
     }
 }
 
-#[cfg(test)]
+/// Parameters given as pairs: in tests, and for each item of an album.
 impl<'a> FromIterator<(&'a str, &'a str)> for Params {
     fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(pairs: I) -> Self {
         Self {

@@ -48,9 +48,10 @@ impl Stars {
         granted.saturating_mul(NANOSTARS_PER_STAR) - self.bots.get(token).map_or(0, |b| b.spent)
     }
 
-    /// Refuses a paid message the balance cannot pay for, as Telegram does.
-    pub fn check(&self, token: &str, stars_balance: u64) -> Result<(), ApiError> {
-        match self.balance(token, stars_balance) >= NANOSTARS_PER_PAID_MESSAGE {
+    /// Refuses `messages` paid messages (an album's) the balance cannot pay for, as Telegram
+    /// does.
+    pub fn check(&self, token: &str, stars_balance: u64, messages: i64) -> Result<(), ApiError> {
+        match self.balance(token, stars_balance) >= messages * NANOSTARS_PER_PAID_MESSAGE {
             true => Ok(()),
             false => Err(ApiError::bad_request(BALANCE_TOO_LOW)),
         }
@@ -103,7 +104,7 @@ mod tests {
         let mut stars = Stars::default();
         assert_eq!(stars.balance("t", 1), NANOSTARS_PER_STAR);
         for date in [100, 100, 100, 101] {
-            stars.check("t", 1).expect("paid for");
+            stars.check("t", 1, 1).expect("paid for");
             stars.charge("t", date);
         }
         assert_eq!(stars.balance("t", 1), 6 * NANOSTARS_PER_PAID_MESSAGE);
@@ -126,9 +127,10 @@ mod tests {
         for _ in 0..10 {
             stars.charge("t", 1);
         }
-        let refusal = stars.check("t", 1).expect_err("nothing left");
+        let refusal = stars.check("t", 1, 1).expect_err("nothing left");
         assert_eq!(refusal.description, "Bad Request: BALANCE_TOO_LOW");
         // Topped up: the setting grows.
-        assert!(stars.check("t", 2).is_ok());
+        assert!(stars.check("t", 2, 10).is_ok());
+        assert!(stars.check("t", 2, 11).is_err());
     }
 }

@@ -93,9 +93,23 @@ impl World {
         content: Content,
         flags: SendFlags,
     ) -> Result<Value, ApiError> {
+        let mut sent = self.send_all(bot, method, chat_id, vec![content], flags)?;
+        Ok(sent.remove(0))
+    }
+
+    /// [`World::send`] for the messages of one call: one, or an album's items. Each counts
+    /// against the token's limit (and its Stars), the call once against the chat's.
+    pub fn send_all(
+        &mut self,
+        bot: &Bot,
+        method: &str,
+        chat_id: i64,
+        contents: Vec<Content>,
+        flags: SendFlags,
+    ) -> Result<Vec<Value>, ApiError> {
         let state = self.chats.state(chat_id);
         state.resolve()?;
-        if let Some(media) = &content.media {
+        for media in contents.iter().filter_map(|c| c.media.as_ref()) {
             self.faults.check_file(&media.file_id)?;
         }
         if let Some(error) = self.faults.server_error(self.config.error_rate) {
@@ -105,25 +119,46 @@ impl World {
         if let Some(retry_after) = self.faults.take_injected_429() {
             self.limiter.penalize(&bot.token, retry_after, now);
         }
-        let attempt = Attempt {
-            token: &bot.token,
-            chat_id,
-            paid: flags.allow_paid_broadcast,
-        };
-        // A paid message above the free ones of the last second costs Stars.
-        let billed = flags.allow_paid_broadcast
-            && self.limiter.sent_in_last_second(&bot.token, now) >= stars::FREE_PER_SECOND;
-        if billed {
-            self.stars.check(&bot.token, self.config.stars_balance)?;
+        let mut billed = 0;
+        for index in 0..contents.len() {
+            let attempt = Attempt {
+                token: &bot.token,
+                chat_id,
+                paid: flags.allow_paid_broadcast,
+                counts_for_chat: index == 0,
+            };
+            // A paid message above the free ones of the last second costs Stars.
+            if flags.allow_paid_broadcast
+                && self.limiter.sent_in_last_second(&bot.token, now) >= stars::FREE_PER_SECOND
+            {
+                self.stars
+                    .check(&bot.token, self.config.stars_balance, billed + 1)?;
+                billed += 1;
+            }
+            self.limiter
+                .admit(attempt, Limits::from(&self.config), now)
+                .map_err(ApiError::too_many_requests)?;
         }
-        self.limiter
-            .admit(attempt, Limits::from(&self.config), now)
-            .map_err(ApiError::too_many_requests)?;
         state.receive()?;
-        if billed {
+        for _ in 0..billed {
             self.stars.charge(&bot.token, chats::unix_now());
         }
+        Ok(contents
+            .into_iter()
+            .map(|content| self.hand_over(bot, method, chat_id, content, flags, now))
+            .collect())
+    }
 
+    /// Stores a message the chat received and records its delivery; answers it rendered.
+    fn hand_over(
+        &mut self,
+        bot: &Bot,
+        method: &str,
+        chat_id: i64,
+        content: Content,
+        flags: SendFlags,
+        now: Instant,
+    ) -> Value {
         let sent = Sent {
             from: bot.user(),
             date: chats::unix_now(),
@@ -153,7 +188,7 @@ impl World {
             accepted_ms: u64::try_from(now.duration_since(self.started).as_millis())
                 .unwrap_or(u64::MAX),
         });
-        Ok(chats::render(chat_id, message_id, &sent))
+        chats::render(chat_id, message_id, &sent)
     }
 }
 
@@ -173,13 +208,10 @@ impl World {
             token: &bot.token,
             chat_id,
             paid: false,
-        };
-        let limits = Limits {
-            per_chat: 0,
-            ..Limits::from(&self.config)
+            counts_for_chat: false,
         };
         self.limiter
-            .admit(attempt, limits, now)
+            .admit(attempt, Limits::from(&self.config), now)
             .map_err(ApiError::too_many_requests)?;
         self.record.amend(Amendment {
             action,

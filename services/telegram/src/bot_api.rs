@@ -34,12 +34,29 @@ struct Envelope {
     parameters: Option<Parameters>,
 }
 
-/// A method's result: the message sent or edited, or `true` (a deletion).
+/// A method's result: the message sent or edited, an album's messages, or
+/// `true` (a deletion).
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Answer {
     Message { message_id: i64 },
+    Album(Vec<AlbumMessage>),
     Done(bool),
+}
+
+#[derive(Deserialize)]
+struct AlbumMessage {
+    message_id: i64,
+}
+
+/// What Telegram answered a call that succeeded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// The message sent or edited (an album's first, with the caption), or
+    /// 0 for a deletion.
+    pub message_id: i64,
+    /// An album's messages, in order (empty for anything else).
+    pub album: Vec<i64>,
 }
 
 #[derive(Deserialize)]
@@ -90,10 +107,11 @@ impl BotApi {
             .map(|answer| answer.status().as_u16())
     }
 
-    /// Makes one call; returns the id of the message Telegram sent or
-    /// edited, or 0 for a method that answers `true` (deleteMessage).
+    /// Makes one call; returns the message Telegram sent or edited (an
+    /// album's messages), or 0 for a method that answers `true`
+    /// (deleteMessage).
     #[tracing::instrument(name = "telegram.request", skip_all, fields(otel.kind = "client", method = call.method, http.status_code))]
-    pub async fn send(&self, call: &Call) -> Result<i64, ApiFailure> {
+    pub async fn send(&self, call: &Call) -> Result<Sent, ApiFailure> {
         let url = self.urls.get(call.method).cloned().ok_or_else(|| {
             ApiFailure::NotSent(format!("{} is not a method campaigns call", call.method))
         })?;
@@ -112,8 +130,18 @@ impl BotApi {
         let envelope: Envelope =
             serde_json::from_slice(&bytes).map_err(|_| ApiFailure::BadAnswer { status })?;
         match (envelope.ok, envelope.result) {
-            (true, Some(Answer::Message { message_id })) => Ok(message_id),
-            (true, Some(Answer::Done(true))) => Ok(0),
+            (true, Some(Answer::Message { message_id })) => Ok(Sent {
+                message_id,
+                album: Vec::new(),
+            }),
+            (true, Some(Answer::Album(messages))) if !messages.is_empty() => {
+                let album: Vec<i64> = messages.iter().map(|m| m.message_id).collect();
+                Ok(Sent {
+                    message_id: album[0],
+                    album,
+                })
+            }
+            (true, Some(Answer::Done(true))) => Ok(Sent::default()),
             (true, _) => Err(ApiFailure::BadAnswer { status }),
             (false, _) => Err(ApiFailure::Api {
                 code: envelope.error_code.unwrap_or(status),

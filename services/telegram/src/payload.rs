@@ -33,6 +33,8 @@ pub struct Template {
     rest_of_body: String,
     /// Kept only for content with placeholders, to fill per recipient.
     personal: Option<(Content, Purpose)>,
+    /// Messages each call delivers, as Telegram counts them for its limits.
+    messages: u32,
 }
 
 /// What a template's calls do with the content.
@@ -46,8 +48,9 @@ enum Purpose {
 }
 
 /// Every kind of content a campaign can send: its Bot API method and the
-/// parameter that carries its file_id (none for text).
-const KINDS: [(ContentKind, &str, Option<&str>); 7] = [
+/// parameter that carries its file_id (none for text and albums). The
+/// parameter is also the `type` of the kind's `InputMedia` in an album.
+const KINDS: [(ContentKind, &str, Option<&str>); 8] = [
     (ContentKind::Text, "sendMessage", None),
     (ContentKind::Photo, "sendPhoto", Some("photo")),
     (ContentKind::Video, "sendVideo", Some("video")),
@@ -55,14 +58,16 @@ const KINDS: [(ContentKind, &str, Option<&str>); 7] = [
     (ContentKind::Document, "sendDocument", Some("document")),
     (ContentKind::Audio, "sendAudio", Some("audio")),
     (ContentKind::Voice, "sendVoice", Some("voice")),
+    (ContentKind::Album, "sendMediaGroup", None),
 ];
 
-/// The methods that amend a delivered message.
-const AMEND_METHODS: [&str; 4] = [
+/// The methods that amend a delivered message (an album's, all at once).
+const AMEND_METHODS: [&str; 5] = [
     "editMessageText",
     "editMessageCaption",
     "editMessageReplyMarkup",
     "deleteMessage",
+    "deleteMessages",
 ];
 
 /// The Bot API methods a campaign may call.
@@ -73,11 +78,31 @@ pub fn methods() -> impl Iterator<Item = &'static str> {
         .chain(AMEND_METHODS)
 }
 
-/// The call that deletes message `message_id` of `chat_id`.
-pub fn delete(chat_id: i64, message_id: i64) -> Call {
-    Call {
-        method: "deleteMessage",
-        body: format!("{{\"chat_id\":{chat_id},\"message_id\":{message_id}}}").into(),
+/// The call that deletes message `message_id` of `chat_id`, or, for an
+/// album, every message of it (`album`, its items' ids).
+pub fn delete(chat_id: i64, message_id: i64, album: &[i64]) -> Call {
+    match album {
+        [] | [_] => Call {
+            method: "deleteMessage",
+            body: format!("{{\"chat_id\":{chat_id},\"message_id\":{message_id}}}").into(),
+        },
+        ids => Call {
+            method: "deleteMessages",
+            body: json!({ "chat_id": chat_id, "message_ids": ids })
+                .to_string()
+                .into(),
+        },
+    }
+}
+
+/// How many messages a send of `content` is, as Telegram counts them for
+/// its limits: one per item of an album.
+fn messages_in(content: &Content) -> u32 {
+    match content.kind() {
+        ContentKind::Album => u32::try_from(content.album.len())
+            .unwrap_or(u32::MAX)
+            .max(1),
+        _ => 1,
     }
 }
 
@@ -112,11 +137,22 @@ impl Template {
             Purpose::Edit { markup_only: true } => false,
             _ => greeting::is_personal(&content.text),
         };
+        let messages = match purpose {
+            Purpose::Send(_) => messages_in(content),
+            Purpose::Edit { .. } => 1,
+        };
         Ok(Template {
             method,
             rest_of_body: rest_of_body(content, &purpose),
             personal: personal.then(|| (content.clone(), purpose)),
+            messages,
         })
+    }
+
+    /// Messages each call delivers, as Telegram counts them for its limits:
+    /// an album's items, else one.
+    pub fn messages(&self) -> u32 {
+        self.messages
     }
 
     /// The call that delivers the content to `chat_id`, greeting `names`
@@ -176,6 +212,13 @@ fn rest_of_body(content: &Content, purpose: &Purpose) -> String {
     let entities: Vec<Value> = content.entities.iter().map(entity).collect();
     match (media_field, purpose) {
         (_, Purpose::Edit { markup_only: true }) => {}
+        (None, Purpose::Send(_)) if content.kind() == ContentKind::Album => {
+            body.insert("media".into(), album(content, entities).into());
+        }
+        // An album's caption is its first message's.
+        (None, Purpose::Edit { .. }) if content.kind() == ContentKind::Album => {
+            caption_fields(&mut body, content, entities);
+        }
         (None, _) => {
             body.insert("text".into(), content.text.clone().into());
             if !entities.is_empty() {
@@ -189,26 +232,19 @@ fn rest_of_body(content: &Content, purpose: &Purpose) -> String {
             if let Purpose::Send(_) = purpose {
                 body.insert(field.into(), content.file_id.clone().into());
             }
-            if !content.text.is_empty() {
-                body.insert("caption".into(), content.text.clone().into());
-            }
-            if !entities.is_empty() {
-                body.insert("caption_entities".into(), entities.into());
-            }
-            // Only a photo, video or animation shows its media beside the
-            // caption, or under a spoiler.
-            if SPOILABLE.contains(&content.kind()) {
-                if content.show_caption_above_media {
-                    body.insert("show_caption_above_media".into(), true.into());
-                }
-                if content.has_spoiler && matches!(purpose, Purpose::Send(_)) {
-                    body.insert("has_spoiler".into(), true.into());
-                }
+            caption_fields(&mut body, content, entities);
+            if content.has_spoiler
+                && SPOILABLE.contains(&content.kind())
+                && matches!(purpose, Purpose::Send(_))
+            {
+                body.insert("has_spoiler".into(), true.into());
             }
         }
     }
+    // sendMediaGroup takes no buttons.
     if let Some(keyboard) = &content.keyboard
         && !keyboard.rows.is_empty()
+        && content.kind() != ContentKind::Album
     {
         let rows: Vec<Value> = keyboard
             .rows
@@ -243,6 +279,48 @@ fn rest_of_body(content: &Content, purpose: &Purpose) -> String {
     // Without its opening brace: the ids are written in front.
     let body = Value::Object(body).to_string();
     body[1..].to_owned()
+}
+
+/// A media message's caption, its entities and, for what shows its media
+/// beside it (a photo, video or animation, or an album), its placement.
+fn caption_fields(body: &mut Map<String, Value>, content: &Content, entities: Vec<Value>) {
+    if !content.text.is_empty() {
+        body.insert("caption".into(), content.text.clone().into());
+    }
+    if !entities.is_empty() {
+        body.insert("caption_entities".into(), entities.into());
+    }
+    let beside = SPOILABLE.contains(&content.kind()) || content.kind() == ContentKind::Album;
+    if beside && content.show_caption_above_media {
+        body.insert("show_caption_above_media".into(), true.into());
+    }
+}
+
+/// sendMediaGroup's `media`: one `InputMedia` per item, the caption on the
+/// first.
+fn album(content: &Content, entities: Vec<Value>) -> Vec<Value> {
+    content
+        .album
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let kind = KINDS
+                .iter()
+                .find(|(kind, _, _)| *kind == item.kind())
+                .and_then(|(_, _, field)| *field)
+                .unwrap_or("photo");
+            let mut media = Map::new();
+            media.insert("type".into(), kind.into());
+            media.insert("media".into(), item.file_id.clone().into());
+            if index == 0 {
+                caption_fields(&mut media, content, entities.clone());
+            }
+            if item.has_spoiler && SPOILABLE.contains(&item.kind()) {
+                media.insert("has_spoiler".into(), true.into());
+            }
+            Value::Object(media)
+        })
+        .collect()
 }
 
 /// The kinds whose media can sit under a spoiler or below the caption.
@@ -572,6 +650,72 @@ mod tests {
         text.keyboard = None;
         let call = Template::edit(&text, true).unwrap().edit_call(1, 2, None);
         assert_eq!(body(&call), json!({"chat_id": 1, "message_id": 2}));
-        assert_eq!(body(&delete(5, 6)), json!({"chat_id": 5, "message_id": 6}));
+        assert_eq!(
+            body(&delete(5, 6, &[])),
+            json!({"chat_id": 5, "message_id": 6})
+        );
+    }
+
+    fn album() -> Content {
+        use courier_core::proto::v1::AlbumItem;
+        let item = |kind: ContentKind, file_id: &str, has_spoiler| AlbumItem {
+            kind: kind.into(),
+            file_id: file_id.into(),
+            has_spoiler,
+        };
+        Content {
+            kind: ContentKind::Album.into(),
+            text: "Look".into(),
+            entities: vec![bold(0, 4)],
+            album: vec![
+                item(ContentKind::Photo, "p1", true),
+                item(ContentKind::Video, "v1", false),
+                item(ContentKind::Photo, "p2", false),
+            ],
+            show_caption_above_media: true,
+            // Albums carry no buttons, even the unsubscribe one.
+            keyboard: Some(keyboard()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_album_goes_in_one_call_with_the_caption_on_its_first_item() {
+        let options = CampaignOptions {
+            disable_notification: true,
+            ..Default::default()
+        };
+        let template = Template::new(&album(), &options).unwrap();
+        assert_eq!(template.messages(), 3);
+        let call = template.call(7, None);
+        assert_eq!(call.method, "sendMediaGroup");
+        assert_eq!(
+            body(&call),
+            json!({
+                "chat_id": 7,
+                "media": [
+                    { "type": "photo", "media": "p1", "caption": "Look", "has_spoiler": true,
+                      "caption_entities": [{ "type": "bold", "offset": 0, "length": 4 }],
+                      "show_caption_above_media": true },
+                    { "type": "video", "media": "v1" },
+                    { "type": "photo", "media": "p2" },
+                ],
+                "disable_notification": true,
+            })
+        );
+        // An edit changes the caption, on the first item's message.
+        let edit = Template::edit(&album(), false).unwrap();
+        assert_eq!(edit.messages(), 1);
+        let call = edit.edit_call(7, 40, None);
+        assert_eq!(call.method, "editMessageCaption");
+        assert_eq!(body(&call)["caption"], "Look");
+        assert!(body(&call).get("reply_markup").is_none());
+        // A recall deletes every item.
+        let call = delete(7, 40, &[40, 41, 42]);
+        assert_eq!(call.method, "deleteMessages");
+        assert_eq!(
+            body(&call),
+            json!({"chat_id": 7, "message_ids": [40, 41, 42]})
+        );
     }
 }

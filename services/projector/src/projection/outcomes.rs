@@ -20,13 +20,17 @@ const READ_RECIPIENTS: &str = "SELECT d.campaign_id, d.user_id, d.status
      JOIN unnest($1::uuid[], $2::bigint[]) AS r(campaign_id, user_id) USING (campaign_id, user_id)
      FOR UPDATE OF d";
 
-/// Finishes the batch's recipients, one statement for all.
+/// Finishes the batch's recipients, one statement for all (an album's
+/// message ids as array literals, `{8,9,10}`: unnest cannot take an array
+/// of arrays of different lengths).
 const FINISH_DELIVERIES: &str = "UPDATE deliveries d
      SET status = o.status, message_id = o.message_id, reason = o.reason,
-         attempts = o.attempts, finished_at = o.finished_at, revision = o.revision
+         attempts = o.attempts, finished_at = o.finished_at, revision = o.revision,
+         album_message_ids = o.album::bigint[]
      FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::int[],
-                 $7::timestamptz[], $8::int[])
-         AS o(campaign_id, user_id, status, message_id, reason, attempts, finished_at, revision)
+                 $7::timestamptz[], $8::int[], $9::text[])
+         AS o(campaign_id, user_id, status, message_id, reason, attempts, finished_at, revision,
+              album)
      WHERE d.campaign_id = o.campaign_id AND d.user_id = o.user_id";
 
 /// Records the batch's amendments (edits, deletions); the first outcome of
@@ -87,6 +91,8 @@ struct Finish {
     at: DateTime<Utc>,
     /// The content's revision a delivered recipient got.
     revision: i32,
+    /// An album's message ids, as an array literal.
+    album: Option<String>,
 }
 
 /// How a campaign's counters move in a batch.
@@ -245,6 +251,13 @@ impl Outcomes {
                 Some(delivery_outcome::Result::Delivered(d)) => d.revision as i32,
                 _ => 0,
             },
+            album: match &outcome.result {
+                Some(delivery_outcome::Result::Delivered(d)) if !d.album_message_ids.is_empty() => {
+                    let ids: Vec<String> = d.album_message_ids.iter().map(i64::to_string).collect();
+                    Some(format!("{{{}}}", ids.join(",")))
+                }
+                _ => None,
+            },
         });
         Ok(Recorded::Finished(campaign))
     }
@@ -268,6 +281,8 @@ impl Outcomes {
             let attempts: Vec<i32> = self.finished.iter().map(|f| f.attempts).collect();
             let at: Vec<DateTime<Utc>> = self.finished.iter().map(|f| f.at).collect();
             let revisions: Vec<i32> = self.finished.iter().map(|f| f.revision).collect();
+            let albums: Vec<Option<&str>> =
+                self.finished.iter().map(|f| f.album.as_deref()).collect();
             tx.execute(
                 FINISH_DELIVERIES,
                 &[
@@ -279,6 +294,7 @@ impl Outcomes {
                     &attempts,
                     &at,
                     &revisions,
+                    &albums,
                 ],
             )
             .await?;

@@ -222,3 +222,74 @@ async fn paid_messages_above_the_free_rate_cost_stars_until_the_balance_runs_out
     // The free lane does not need Stars.
     assert_eq!(send(&client, 99, false).await.status, 200);
 }
+
+/// An album is one call, as many messages as it has items for the token's limit, one for
+/// the chat's; its items share a media_group_id, and deleteMessages takes them all back.
+#[tokio::test]
+async fn an_album_counts_each_item_against_the_token_and_deletes_in_one_call() {
+    let sandbox = start(|c| c.rate_limit = 5).await;
+    let client = Client::new(&sandbox);
+    let album = |chat_id: i64| {
+        json!({ "chat_id": chat_id, "media": [
+            { "type": "photo", "media": "p1", "caption": "Look", "has_spoiler": true },
+            { "type": "video", "media": "v1" },
+            { "type": "photo", "media": "p2" },
+        ]})
+    };
+    let sent = client.call("sendMediaGroup", album(1)).await;
+    assert_eq!(sent.status, 200, "{:?}", sent.body);
+    let messages = sent.body["result"]
+        .as_array()
+        .expect("the album's messages")
+        .clone();
+    assert_eq!(messages.len(), 3);
+    let group = &messages[0]["media_group_id"];
+    assert!(group.is_string());
+    assert!(messages.iter().all(|m| &m["media_group_id"] == group));
+    assert_eq!(messages[0]["caption"], "Look");
+    assert_eq!(messages[0]["has_media_spoiler"], true);
+    assert!(messages[1]["video"]["file_id"] == "v1");
+    // 3 of the token's 5 are gone: another album of 3 is over the limit.
+    let over = client.call("sendMediaGroup", album(2)).await;
+    assert_eq!(over.status, 429);
+
+    let mixed = client
+        .call(
+            "sendMediaGroup",
+            json!({ "chat_id": 3, "media": [
+                { "type": "photo", "media": "p1" },
+                { "type": "document", "media": "d1" },
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        mixed.error(),
+        (
+            400,
+            "Bad Request: document can't be mixed with other media types"
+        )
+    );
+    let alone = client
+        .call(
+            "sendMediaGroup",
+            json!({ "chat_id": 3, "media": [{ "type": "photo", "media": "p1" }] }),
+        )
+        .await;
+    assert_eq!(alone.error().0, 400);
+
+    let ids: Vec<i64> = messages
+        .iter()
+        .map(|m| m["message_id"].as_i64().expect("an id"))
+        .collect();
+    wait_until("the penalty to end", Duration::from_secs(5), || async {
+        let deleted = client
+            .call(
+                "deleteMessages",
+                json!({ "chat_id": 1, "message_ids": ids }),
+            )
+            .await;
+        (deleted.status == 200).then_some(())
+    })
+    .await;
+    assert!(sandbox.messages_to(1).is_empty());
+}
