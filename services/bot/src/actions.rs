@@ -19,6 +19,8 @@ pub enum Action {
     Refine(Refinement),
     /// Step 1: the segment built is the audience.
     UseSegment,
+    /// Step 2: the album sent is complete.
+    UseAlbum,
     /// Step 3: no extra buttons.
     SkipButtons,
     /// Step 4: flip an option in the summary.
@@ -168,6 +170,7 @@ impl Action {
             Action::Refine(Refinement::Active(days)) => format!("bc:f:act:{days}"),
             Action::Refine(Refinement::Source(source)) => format!("bc:f:src:{source}"),
             Action::Refine(Refinement::Everyone) => "bc:f:all".into(),
+            Action::UseAlbum => "bc:album".into(),
             Action::SkipButtons => "bc:skip".into(),
             Action::Toggle(toggle) => format!("bc:opt:{}", toggle.code()),
             Action::Variant(language) => format!("bc:var:{}", language.code().unwrap_or("")),
@@ -207,6 +210,7 @@ impl Action {
                 Action::Refine(Refinement::Source(audience::source(source).ok()?))
             }
             ["bc", "f", "all"] => Action::Refine(Refinement::Everyone),
+            ["bc", "album"] => Action::UseAlbum,
             ["bc", "skip"] => Action::SkipButtons,
             ["bc", "opt", code] => Action::Toggle(Toggle::from_code(code)?),
             ["bc", "test"] => Action::TestSend,
@@ -339,6 +343,7 @@ mod tests {
         actions.extend([
             Action::Segment,
             Action::UseSegment,
+            Action::UseAlbum,
             Action::Variant(Language::En),
             Action::TestSend,
             Action::When,

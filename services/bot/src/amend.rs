@@ -317,6 +317,7 @@ fn corrected(was: &Content, mut captured: Content) -> Content {
     if captured.kind() == ContentKind::Text && was.kind() != ContentKind::Text {
         captured.kind = was.kind;
         captured.file_id.clone_from(&was.file_id);
+        captured.album.clone_from(&was.album);
     }
     if captured.keyboard.as_ref().is_none_or(|k| k.rows.is_empty()) {
         captured.keyboard.clone_from(&was.keyboard);

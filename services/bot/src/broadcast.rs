@@ -260,6 +260,11 @@ pub async fn content(
     audience: AudienceFilter,
 ) -> HandlerResult {
     let chat = message.chat.id;
+    let sent = original.of(&message);
+    if let Some(group) = content::album_of(&sent) {
+        let album = (audience, group.to_owned(), Content::default(), 0);
+        return collect_album_item(&bot, chat, &dialogue, album, &sent).await;
+    }
     let Some(captured) = capture(&bot, &message, &original).await? else {
         return Ok(());
     };
@@ -275,6 +280,104 @@ pub async fn content(
         n => format!(" The {n} row(s) of link buttons of {source} are kept; yours go below."),
     };
     ask_for_buttons(&bot, chat, &format!("Got it.{kept}")).await
+}
+
+/// Step 2: the next item of an album; any other message replaces it.
+pub async fn album_item(
+    bot: Bot,
+    message: Message,
+    original: Original,
+    dialogue: Dialogue,
+    album: (AudienceFilter, String, Content, i32),
+) -> HandlerResult {
+    let sent = original.of(&message);
+    if content::album_of(&sent) == Some(album.1.as_str()) {
+        return collect_album_item(&bot, message.chat.id, &dialogue, album, &sent).await;
+    }
+    content(bot, message, original, dialogue, album.0).await
+}
+
+/// Adds `sent` to the album being collected, and counts its items in the
+/// prompt (sent with the first, edited after).
+async fn collect_album_item(
+    bot: &Bot,
+    chat: ChatId,
+    dialogue: &Dialogue,
+    (audience, group, mut album, prompt): (AudienceFilter, String, Content, i32),
+    sent: &serde_json::Value,
+) -> HandlerResult {
+    if let Err(refusal) = content::add_to_album(&mut album, sent) {
+        dialogue.update(State::AwaitingContent { audience }).await?;
+        let reply = format!("{refusal}\n\nSend another message {CANCEL_HINT}.");
+        bot.send_message(chat, reply).await?;
+        return Ok(());
+    }
+    let count = album.album.len();
+    let text = format!(
+        "Got an album: {count} item(s) so far. Albums go out without buttons (Telegram takes \
+         none on them). When all its items are here, press ➡️ Use this album."
+    );
+    let keyboard = InlineKeyboardMarkup::new([[
+        Action::UseAlbum.button("➡️ Use this album"),
+        Action::Abort.button("✖️ Cancel"),
+    ]]);
+    let prompt = match prompt {
+        0 => {
+            bot.send_message(chat, text)
+                .reply_markup(keyboard)
+                .await?
+                .id
+                .0
+        }
+        id => {
+            bot.edit_message_text(chat, MessageId(id), text)
+                .reply_markup(keyboard)
+                .await?;
+            id
+        }
+    };
+    dialogue
+        .update(State::CollectingAlbum {
+            audience,
+            group,
+            album,
+            prompt,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Step 2: the album is complete; it has no buttons to ask for, so the
+/// preview follows.
+pub async fn use_album(
+    bot: Bot,
+    query: CallbackQuery,
+    dialogue: Dialogue,
+    (audience, _, album, _): (AudienceFilter, String, Content, i32),
+    preview: Preview,
+    config: Arc<BroadcastConfig>,
+) -> HandlerResult {
+    bot.answer_callback_query(query.id.clone()).await?;
+    let chat = dialogue.chat_id();
+    match content::finish_album(album) {
+        Ok(album) => {
+            settle(
+                &bot,
+                &query,
+                format!("An album of {} items.", album.album.len()),
+            )
+            .await?;
+            let admin = users::names(&query.from);
+            let draft = Draft::new(audience, album);
+            show_preview(&bot, chat, &dialogue, draft, &preview, &config, admin).await
+        }
+        Err(refusal) => {
+            dialogue.update(State::AwaitingContent { audience }).await?;
+            let reply = format!("{refusal}\n\nSend another message {CANCEL_HINT}.");
+            bot.send_message(chat, reply).await?;
+            Ok(())
+        }
+    }
 }
 
 /// Step 3's question, after `intro`.

@@ -10,7 +10,7 @@
 
 use courier_core::greeting;
 use courier_core::proto::v1::{
-    Button, ButtonRow, Content, ContentKind, InlineKeyboard, LinkPreviewOptions, button,
+    AlbumItem, Button, ButtonRow, Content, ContentKind, InlineKeyboard, LinkPreviewOptions, button,
 };
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ pub const MAX_CAPTION_LEN: usize = 1024;
 /// What can be broadcast, for replies that list it.
 pub const SUPPORTED: &str = "text (with its formatting), a photo, a video, an animation (GIF), \
                              a document, an audio file or a voice message, each with a caption \
-                             if you like";
+                             if you like, or (at step 2) an album of photos and videos";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContentError {
@@ -49,15 +49,30 @@ pub enum ContentError {
          long; Telegram lets bots send at most {limit}. Shorten it and send it again."
     )]
     GreetingTooLong { length: usize, limit: usize },
+    #[error(
+        "An album holds 2 to 10 photos and videos (or documents, or audio files); this one has \
+         {0}. Send it again."
+    )]
+    AlbumSize(usize),
+    #[error(
+        "Telegram sends documents only with documents, and audio files only with audio files, \
+         in an album. Send it again without mixing them."
+    )]
+    AlbumMix,
+    #[error(
+        "Only one item of an album may have a caption (it shows under the album). Send it again \
+         with one caption."
+    )]
+    AlbumCaptions,
 }
 
 /// The content of `message` (its JSON as Telegram sent it, see
 /// [`crate::incoming`]), or why it cannot be broadcast.
 pub fn capture(message: &Value) -> Result<Content, ContentError> {
-    // Each item of an album arrives as its own message; sending only one
-    // of them would surprise the admin.
-    if message.get("media_group_id").is_some() {
-        return Err(ContentError::Unsupported("an album"));
+    // Each item of an album arrives as its own message: step 2 gathers
+    // them ([`add_to_album`]); elsewhere sending only one would surprise.
+    if album_of(message).is_some() {
+        return Err(ContentError::Unsupported("an album here"));
     }
     let Some((kind, file_id)) = media(message)? else {
         return Err(ContentError::Unsupported("this kind of message"));
@@ -67,6 +82,32 @@ pub fn capture(message: &Value) -> Result<Content, ContentError> {
         _ => (&message["caption"], &message["caption_entities"]),
     };
     let text = text.as_str().unwrap_or_default();
+    check_text(kind, text)?;
+    let flag = |field: &str| message[field].as_bool().unwrap_or_default();
+    Ok(Content {
+        kind: kind.into(),
+        text: text.to_owned(),
+        entities: entities
+            .as_array()
+            .map(|all| all.iter().filter_map(entity).collect())
+            .unwrap_or_default(),
+        file_id: file_id.to_owned(),
+        keyboard: message["reply_markup"]["inline_keyboard"]
+            .as_array()
+            .and_then(|rows| portable_buttons(rows)),
+        link_preview_options: message
+            .get("link_preview_options")
+            .map(link_preview_options),
+        show_caption_above_media: flag("show_caption_above_media"),
+        has_spoiler: flag("has_media_spoiler"),
+        message_effect_id: message["effect_id"].as_str().unwrap_or_default().to_owned(),
+        album: Vec::new(),
+    })
+}
+
+/// Telegram's limit on a message's text or a media caption, and the
+/// greeting's placeholders.
+fn check_text(kind: ContentKind, text: &str) -> Result<(), ContentError> {
     let length = utf16_len(text);
     let limit = match kind {
         ContentKind::Text => MAX_TEXT_LEN,
@@ -89,26 +130,71 @@ pub fn capture(message: &Value) -> Result<Content, ContentError> {
             limit,
         });
     }
-    let flag = |field: &str| message[field].as_bool().unwrap_or_default();
-    Ok(Content {
-        kind: kind.into(),
-        text: text.to_owned(),
-        entities: entities
+    Ok(())
+}
+
+/// The album `message` is an item of (its `media_group_id`), if it is one.
+pub fn album_of(message: &Value) -> Option<&str> {
+    message["media_group_id"].as_str()
+}
+
+/// The most items Telegram takes in an album, and the fewest.
+pub const ALBUM_ITEMS: std::ops::RangeInclusive<usize> = 2..=10;
+
+/// Adds the item `message` to `album` (Telegram sends each item of an
+/// album as its own message): its media, spoiler and, on the one item
+/// that has it, the caption.
+pub fn add_to_album(album: &mut Content, message: &Value) -> Result<(), ContentError> {
+    let (kind, file_id) = match media(message)? {
+        Some((
+            kind @ (ContentKind::Photo
+            | ContentKind::Video
+            | ContentKind::Document
+            | ContentKind::Audio),
+            file_id,
+        )) => (kind, file_id),
+        _ => return Err(ContentError::Unsupported("this kind of album")),
+    };
+    let caption = message["caption"].as_str().unwrap_or_default();
+    if !caption.is_empty() {
+        if !album.text.is_empty() {
+            return Err(ContentError::AlbumCaptions);
+        }
+        check_text(ContentKind::Album, caption)?;
+        album.text = caption.to_owned();
+        album.entities = message["caption_entities"]
             .as_array()
             .map(|all| all.iter().filter_map(entity).collect())
-            .unwrap_or_default(),
+            .unwrap_or_default();
+        album.show_caption_above_media = message["show_caption_above_media"]
+            .as_bool()
+            .unwrap_or_default();
+    }
+    if album.message_effect_id.is_empty() {
+        album.message_effect_id = message["effect_id"].as_str().unwrap_or_default().to_owned();
+    }
+    album.kind = ContentKind::Album.into();
+    album.album.push(AlbumItem {
+        kind: kind.into(),
         file_id: file_id.to_owned(),
-        keyboard: message["reply_markup"]["inline_keyboard"]
-            .as_array()
-            .and_then(|rows| portable_buttons(rows)),
-        link_preview_options: message
-            .get("link_preview_options")
-            .map(link_preview_options),
-        show_caption_above_media: flag("show_caption_above_media"),
-        has_spoiler: flag("has_media_spoiler"),
-        message_effect_id: message["effect_id"].as_str().unwrap_or_default().to_owned(),
-        album: Vec::new(),
-    })
+        has_spoiler: message["has_media_spoiler"].as_bool().unwrap_or_default(),
+    });
+    Ok(())
+}
+
+/// The album as it will be sent, or why Telegram would refuse it: 2 to 10
+/// items, documents only with documents and audio only with audio.
+pub fn finish_album(album: Content) -> Result<Content, ContentError> {
+    if !ALBUM_ITEMS.contains(&album.album.len()) {
+        return Err(ContentError::AlbumSize(album.album.len()));
+    }
+    for alone in [ContentKind::Document, ContentKind::Audio] {
+        let kinds: Vec<ContentKind> = album.album.iter().map(AlbumItem::kind).collect();
+        if kinds.contains(&alone) && kinds.iter().any(|kind| *kind != alone) {
+            return Err(ContentError::AlbumMix);
+        }
+    }
+    Ok(album)
 }
 
 /// Lengths as Telegram counts them (and as entity offsets are given).
@@ -458,6 +544,63 @@ mod tests {
     }
 
     #[test]
+    fn an_albums_items_make_one_album_with_one_caption() {
+        let photo = |id: &str, extra: Value| {
+            let mut fields = json!({ "media_group_id": "g1", "photo": [
+                { "file_id": id, "file_unique_id": id, "width": 1280, "height": 720 },
+            ]});
+            fields
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            message(fields)
+        };
+        let video = message(json!({ "media_group_id": "g1", "video": file("v1") }));
+        assert_eq!(album_of(&video), Some("g1"));
+        let mut album = Content::default();
+        add_to_album(
+            &mut album,
+            &photo("p1", json!({ "has_media_spoiler": true })),
+        )
+        .unwrap();
+        assert_eq!(finish_album(album.clone()), Err(ContentError::AlbumSize(1)));
+        add_to_album(&mut album, &video).unwrap();
+        let captioned = photo(
+            "p2",
+            json!({ "caption": "Look", "show_caption_above_media": true,
+            "caption_entities": [{ "type": "bold", "offset": 0, "length": 4 }] }),
+        );
+        add_to_album(&mut album, &captioned).unwrap();
+        let album = finish_album(album).unwrap();
+        assert_eq!(album.kind(), ContentKind::Album);
+        let items: Vec<_> = album
+            .album
+            .iter()
+            .map(|i| (i.kind(), i.file_id.as_str(), i.has_spoiler))
+            .collect();
+        assert_eq!(
+            items,
+            [
+                (ContentKind::Photo, "p1", true),
+                (ContentKind::Video, "v1", false),
+                (ContentKind::Photo, "p2", false)
+            ]
+        );
+        assert_eq!((album.text.as_str(), album.entities.len()), ("Look", 1));
+        assert!(album.show_caption_above_media);
+
+        let mut twice = album.clone();
+        assert_eq!(
+            add_to_album(&mut twice, &photo("p3", json!({ "caption": "Again" }))),
+            Err(ContentError::AlbumCaptions)
+        );
+        let document = message(json!({ "media_group_id": "g1", "document": file("d1") }));
+        let mut mixed = album;
+        add_to_album(&mut mixed, &document).unwrap();
+        assert_eq!(finish_album(mixed), Err(ContentError::AlbumMix));
+    }
+
+    #[test]
     fn unsupported_kinds_say_what_works() {
         let sticker = json!({ "sticker": {
             "file_id": "s", "file_unique_id": "s", "type": "regular", "width": 1, "height": 1,
@@ -472,7 +615,7 @@ mod tests {
             (sticker, "a sticker"),
             (location, "a location"),
             (contact, "a contact"),
-            (album, "an album"),
+            (album, "an album here"),
         ] {
             let error = capture(&message(fields)).unwrap_err();
             assert_eq!(error, ContentError::Unsupported(what));

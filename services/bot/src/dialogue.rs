@@ -34,6 +34,17 @@ pub enum State {
         #[serde(with = "filter_text")]
         audience: AudienceFilter,
     },
+    /// Step 2: an album's items arriving (Telegram sends each as its own
+    /// message) until ➡️ Use this album; `prompt` is the message counting
+    /// them.
+    CollectingAlbum {
+        #[serde(with = "filter_text")]
+        audience: AudienceFilter,
+        group: String,
+        #[serde(with = "protobuf")]
+        album: Content,
+        prompt: i32,
+    },
     /// Step 3: waiting for button lines, or Skip.
     AwaitingButtons { draft: Draft },
     /// Step 4: the preview and the summary are shown; `summary` is the id
@@ -263,7 +274,8 @@ impl Storage<State> for Dialogues {
             let state = serde_json::to_value(&state)?;
             let client = self.pool.get().await?;
             if confirming {
-                // Only a dialog still at step 3 or 4 (or adding a version,
+                // Only a dialog still at step 3 or 4 (or an album at step
+                // 2, which has no step 3; or adding a version,
                 // naming it, changing its message or choosing a start time
                 // there) may (still) confirm:
                 // a toggle pressed as Start ended the dialog on another
@@ -272,7 +284,8 @@ impl Storage<State> for Dialogues {
                     .execute(
                         "UPDATE bot_dialogues SET state = $2, updated_at = now()
                          WHERE chat_id = $1
-                           AND state->>'step' IN ('awaiting_buttons', 'confirming', 'awaiting_variant',
+                           AND state->>'step' IN ('collecting_album', 'awaiting_buttons',
+                                                  'confirming', 'awaiting_variant',
                                                   'awaiting_time_zone', 'awaiting_start',
                                                   'awaiting_title', 'awaiting_replacement')",
                         &[&chat.0, &state],

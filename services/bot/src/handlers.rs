@@ -116,6 +116,15 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         )
         .branch(case![State::ChoosingAudience { filter }].endpoint(broadcast::typed_filter))
         .branch(case![State::AwaitingContent { audience }].endpoint(broadcast::content))
+        .branch(
+            case![State::CollectingAlbum {
+                audience,
+                group,
+                album,
+                prompt
+            }]
+            .endpoint(broadcast::album_item),
+        )
         .branch(case![State::AwaitingButtons { draft }].endpoint(broadcast::buttons))
         .branch(
             case![State::AwaitingVariant { draft, language }].endpoint(broadcast::variant_content),
@@ -171,6 +180,15 @@ pub fn schema() -> UpdateHandler<HandlerError> {
                 .branch(
                     case![State::AwaitingButtons { draft }]
                         .branch(case![Action::SkipButtons].endpoint(broadcast::skip_buttons)),
+                )
+                .branch(
+                    case![State::CollectingAlbum {
+                        audience,
+                        group,
+                        album,
+                        prompt
+                    }]
+                    .branch(case![Action::UseAlbum].endpoint(broadcast::use_album)),
                 )
                 .branch(
                     case![State::Confirming { draft, summary }]

@@ -154,7 +154,10 @@ pub fn summary(
          Content: {}{}\n",
         campaign_name(&draft.title, content),
         audience::to_text(&draft.audience),
-        content.kind().admin_name(),
+        match content.kind() {
+            ContentKind::Album => format!("album of {} items", content.album.len()),
+            kind => kind.admin_name().to_owned(),
+        },
         if content.text.is_empty() || content.kind() == ContentKind::Text {
             ""
         } else {
@@ -192,7 +195,10 @@ pub fn summary(
         "Silent: {} · Protected: {} · Unsubscribe button: {}",
         on_off(draft.silent),
         on_off(draft.protected),
-        on_off(draft.unsubscribe)
+        match content.kind() {
+            ContentKind::Album => "not on albums",
+            _ => on_off(draft.unsubscribe),
+        }
     );
     if paid_enabled {
         let _ = write!(text, " · Paid lane: {}", on_off(draft.paid));
@@ -251,11 +257,15 @@ pub fn keyboard(draft: &Draft, paid_enabled: bool) -> InlineKeyboardMarkup {
         toggle(draft.silent, "Silent", Toggle::Silent),
         toggle(draft.protected, "Protected", Toggle::Protected),
     ]];
-    rows.push(vec![toggle(
-        draft.unsubscribe,
-        "Unsubscribe button",
-        Toggle::Unsubscribe,
-    )]);
+    // An album takes no buttons (sendMediaGroup has no reply_markup).
+    let album = draft.content.kind() == ContentKind::Album;
+    if !album {
+        rows.push(vec![toggle(
+            draft.unsubscribe,
+            "Unsubscribe button",
+            Toggle::Unsubscribe,
+        )]);
+    }
     if paid_enabled {
         rows.push(vec![toggle(draft.paid, "Paid lane", Toggle::Paid)]);
     }
@@ -274,11 +284,14 @@ pub fn keyboard(draft: &Draft, paid_enabled: bool) -> InlineKeyboardMarkup {
     if !versions.is_empty() {
         rows.push(versions);
     }
-    rows.push(vec![
+    let mut changes = vec![
         Action::Rename.button("🏷 Name…"),
         Action::ChangeMessage.button("✏️ Message…"),
-        Action::ChangeButtons.button("🔗 Buttons…"),
-    ]);
+    ];
+    if !album {
+        changes.push(Action::ChangeButtons.button("🔗 Buttons…"));
+    }
+    rows.push(changes);
     rows.push(vec![Action::TestSend.button("📨 Send to me")]);
     let when = match &draft.start {
         Some(start) => format!("🕑 Starts {}", start.describe()),

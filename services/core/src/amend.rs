@@ -44,6 +44,8 @@ pub enum AmendRefused {
     Unchanged,
     #[error("the corrected message names a {0} version the campaign does not have")]
     UnknownVariant(String),
+    #[error("an album carries no buttons: Telegram sends albums without them")]
+    AlbumButtons,
 }
 
 /// A campaign's content as it stands: as created, or as last edited.
@@ -130,7 +132,8 @@ pub fn decide_edit(
     Ok((content, variants, markup_only))
 }
 
-/// A corrected content keeps the original's kind and file.
+/// A corrected content keeps the original's kind and file (an album's
+/// items); only its text, entities and buttons change.
 fn keep_the_original(was: &Content, now: &mut Content) -> Result<(), AmendRefused> {
     if now.kind() != was.kind() {
         return Err(AmendRefused::KindChanged {
@@ -141,7 +144,12 @@ fn keep_the_original(was: &Content, now: &mut Content) -> Result<(), AmendRefuse
     if now.kind() == ContentKind::Text && now.text.trim().is_empty() {
         return Err(AmendRefused::Empty);
     }
+    if now.kind() == ContentKind::Album && now.keyboard.as_ref().is_some_and(|k| !k.rows.is_empty())
+    {
+        return Err(AmendRefused::AlbumButtons);
+    }
     now.file_id.clone_from(&was.file_id);
+    now.album.clone_from(&was.album);
     Ok(())
 }
 

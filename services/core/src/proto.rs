@@ -49,7 +49,7 @@ impl Audience {
 
 /// Every content kind once: its code (metrics, logs, courierctl) and its
 /// name as admins read it (the bot's cards and replies).
-const KINDS: [(ContentKind, &str, &str); 8] = [
+const KINDS: [(ContentKind, &str, &str); 9] = [
     (ContentKind::Unspecified, "unspecified", "nothing"),
     (ContentKind::Text, "text", "text"),
     (ContentKind::Photo, "photo", "photo"),
@@ -58,6 +58,7 @@ const KINDS: [(ContentKind, &str, &str); 8] = [
     (ContentKind::Document, "document", "document"),
     (ContentKind::Audio, "audio", "audio"),
     (ContentKind::Voice, "voice", "voice message"),
+    (ContentKind::Album, "album", "album"),
 ];
 
 impl ContentKind {

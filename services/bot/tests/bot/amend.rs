@@ -14,14 +14,14 @@ use courier_testing::wait_until;
 const USERS: i64 = 5;
 
 /// The card of campaign `id` once it completed (a message after `after`).
-async fn completed_card(harness: &Harness, id: &str, after: i64) -> Value {
+pub async fn completed_card(harness: &Harness, id: &str, after: i64) -> Value {
     harness
         .wait_for_all(OWNER, after, &[&format!("id {id}"), "\ncompleted ·"])
         .await
 }
 
 /// Presses ✏️ Edit on `card`; answers the question asked, and its id.
-async fn ask_to_edit(harness: &Harness, card: &Value, after: i64) -> (Value, i64) {
+pub async fn ask_to_edit(harness: &Harness, card: &Value, after: i64) -> (Value, i64) {
     harness.press(OWNER, card, "✏️ Edit");
     let asked = harness
         .wait_for(OWNER, after, "Send the corrected message")

@@ -53,7 +53,7 @@ pub async fn start(harness: &Harness, admin: i64, summary: &Value) -> String {
     id
 }
 
-fn file(id: &str) -> Value {
+pub fn file(id: &str) -> Value {
     json!({ "file_id": id, "file_unique_id": format!("u-{id}"), "mime_type": "application/octet-stream",
             "width": 640, "height": 480, "duration": 3 })
 }

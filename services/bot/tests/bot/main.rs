@@ -5,6 +5,7 @@
 //! on the test's own NATS prefix and database.
 
 mod admins;
+mod album;
 mod amend;
 mod approval;
 mod broadcast;
