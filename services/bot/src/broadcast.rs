@@ -22,7 +22,7 @@ use teloxide::types::{
 
 use crate::actions::{Action, Toggle};
 use crate::config::BroadcastConfig;
-use crate::dialogue::{Dialogue, Dialogues, Draft, State};
+use crate::dialogue::{AlbumInProgress, Dialogue, Dialogues, Draft, State};
 use crate::handlers::HandlerResult;
 use crate::incoming::Original;
 use crate::preview::{self, Preview};
@@ -262,7 +262,12 @@ pub async fn content(
     let chat = message.chat.id;
     let sent = original.of(&message);
     if let Some(group) = content::album_of(&sent) {
-        let album = (audience, group.to_owned(), Content::default(), 0);
+        let album = AlbumInProgress {
+            audience,
+            group: group.to_owned(),
+            album: Content::default(),
+            prompt: 0,
+        };
         return collect_album_item(&bot, chat, &dialogue, album, &sent).await;
     }
     let Some(captured) = capture(&bot, &message, &original).await? else {
@@ -288,13 +293,13 @@ pub async fn album_item(
     message: Message,
     original: Original,
     dialogue: Dialogue,
-    album: (AudienceFilter, String, Content, i32),
+    album: AlbumInProgress,
 ) -> HandlerResult {
     let sent = original.of(&message);
-    if content::album_of(&sent) == Some(album.1.as_str()) {
+    if content::album_of(&sent) == Some(album.group.as_str()) {
         return collect_album_item(&bot, message.chat.id, &dialogue, album, &sent).await;
     }
-    content(bot, message, original, dialogue, album.0).await
+    content(bot, message, original, dialogue, album.audience).await
 }
 
 /// Adds `sent` to the album being collected, and counts its items in the
@@ -303,16 +308,17 @@ async fn collect_album_item(
     bot: &Bot,
     chat: ChatId,
     dialogue: &Dialogue,
-    (audience, group, mut album, prompt): (AudienceFilter, String, Content, i32),
+    mut collecting: AlbumInProgress,
     sent: &serde_json::Value,
 ) -> HandlerResult {
-    if let Err(refusal) = content::add_to_album(&mut album, sent) {
+    if let Err(refusal) = content::add_to_album(&mut collecting.album, sent) {
+        let audience = collecting.audience;
         dialogue.update(State::AwaitingContent { audience }).await?;
         let reply = format!("{refusal}\n\nSend another message {CANCEL_HINT}.");
         bot.send_message(chat, reply).await?;
         return Ok(());
     }
-    let count = album.album.len();
+    let count = collecting.album.album.len();
     let text = format!(
         "Got an album: {count} item(s) so far. Albums go out without buttons (Telegram takes \
          none on them). When all its items are here, press ➡️ Use this album."
@@ -321,7 +327,7 @@ async fn collect_album_item(
         Action::UseAlbum.button("➡️ Use this album"),
         Action::Abort.button("✖️ Cancel"),
     ]]);
-    let prompt = match prompt {
+    collecting.prompt = match collecting.prompt {
         0 => {
             bot.send_message(chat, text)
                 .reply_markup(keyboard)
@@ -336,14 +342,7 @@ async fn collect_album_item(
             id
         }
     };
-    dialogue
-        .update(State::CollectingAlbum {
-            audience,
-            group,
-            album,
-            prompt,
-        })
-        .await?;
+    dialogue.update(State::CollectingAlbum(collecting)).await?;
     Ok(())
 }
 
@@ -353,7 +352,9 @@ pub async fn use_album(
     bot: Bot,
     query: CallbackQuery,
     dialogue: Dialogue,
-    (audience, _, album, _): (AudienceFilter, String, Content, i32),
+    AlbumInProgress {
+        audience, album, ..
+    }: AlbumInProgress,
     preview: Preview,
     config: Arc<BroadcastConfig>,
 ) -> HandlerResult {

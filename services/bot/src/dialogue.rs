@@ -35,16 +35,8 @@ pub enum State {
         audience: AudienceFilter,
     },
     /// Step 2: an album's items arriving (Telegram sends each as its own
-    /// message) until ➡️ Use this album; `prompt` is the message counting
-    /// them.
-    CollectingAlbum {
-        #[serde(with = "filter_text")]
-        audience: AudienceFilter,
-        group: String,
-        #[serde(with = "protobuf")]
-        album: Content,
-        prompt: i32,
-    },
+    /// message) until ➡️ Use this album.
+    CollectingAlbum(AlbumInProgress),
     /// Step 3: waiting for button lines, or Skip.
     AwaitingButtons { draft: Draft },
     /// Step 4: the preview and the summary are shown; `summary` is the id
@@ -80,6 +72,20 @@ pub enum State {
         variants: Vec<Variant>,
         prompt: i32,
     },
+}
+
+/// An album being gathered at step 2.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlbumInProgress {
+    #[serde(with = "filter_text")]
+    pub audience: AudienceFilter,
+    /// Its `media_group_id`: the items that share it.
+    pub group: String,
+    /// The items so far (a `ContentKind::Album`).
+    #[serde(with = "protobuf")]
+    pub album: Content,
+    /// The message counting them (0 until the first is counted).
+    pub prompt: i32,
 }
 
 /// What a start time is being chosen for.

@@ -116,15 +116,7 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         )
         .branch(case![State::ChoosingAudience { filter }].endpoint(broadcast::typed_filter))
         .branch(case![State::AwaitingContent { audience }].endpoint(broadcast::content))
-        .branch(
-            case![State::CollectingAlbum {
-                audience,
-                group,
-                album,
-                prompt
-            }]
-            .endpoint(broadcast::album_item),
-        )
+        .branch(case![State::CollectingAlbum(album)].endpoint(broadcast::album_item))
         .branch(case![State::AwaitingButtons { draft }].endpoint(broadcast::buttons))
         .branch(
             case![State::AwaitingVariant { draft, language }].endpoint(broadcast::variant_content),
@@ -182,13 +174,8 @@ pub fn schema() -> UpdateHandler<HandlerError> {
                         .branch(case![Action::SkipButtons].endpoint(broadcast::skip_buttons)),
                 )
                 .branch(
-                    case![State::CollectingAlbum {
-                        audience,
-                        group,
-                        album,
-                        prompt
-                    }]
-                    .branch(case![Action::UseAlbum].endpoint(broadcast::use_album)),
+                    case![State::CollectingAlbum(album)]
+                        .branch(case![Action::UseAlbum].endpoint(broadcast::use_album)),
                 )
                 .branch(
                     case![State::Confirming { draft, summary }]

@@ -260,15 +260,14 @@ fn rest_of_body(content: &Content, purpose: &Purpose) -> String {
         body.insert("reply_markup".into(), json!({ "inline_keyboard": rows }));
     }
     if let Purpose::Send(options) = purpose {
-        for (flag, set) in [
-            ("disable_notification", options.disable_notification),
-            ("protect_content", options.protect_content),
-            ("allow_paid_broadcast", options.paid_broadcast),
-        ] {
-            if set {
-                body.insert(flag.into(), true.into());
-            }
-        }
+        set_flags(
+            &mut body,
+            [
+                ("disable_notification", options.disable_notification),
+                ("protect_content", options.protect_content),
+                ("allow_paid_broadcast", options.paid_broadcast),
+            ],
+        );
         if !content.message_effect_id.is_empty() {
             body.insert(
                 "message_effect_id".into(),
@@ -366,18 +365,26 @@ fn entity(e: &MessageEntity) -> Value {
     Value::Object(out)
 }
 
-fn link_preview(options: &LinkPreviewOptions) -> Value {
-    let mut out = Map::new();
-    for (flag, set) in [
-        ("is_disabled", options.is_disabled),
-        ("prefer_small_media", options.prefer_small_media),
-        ("prefer_large_media", options.prefer_large_media),
-        ("show_above_text", options.show_above_text),
-    ] {
+/// Adds each flag that is set as `true`; the Bot API's default is false.
+fn set_flags<const N: usize>(out: &mut Map<String, Value>, flags: [(&str, bool); N]) {
+    for (flag, set) in flags {
         if set {
             out.insert(flag.into(), true.into());
         }
     }
+}
+
+fn link_preview(options: &LinkPreviewOptions) -> Value {
+    let mut out = Map::new();
+    set_flags(
+        &mut out,
+        [
+            ("is_disabled", options.is_disabled),
+            ("prefer_small_media", options.prefer_small_media),
+            ("prefer_large_media", options.prefer_large_media),
+            ("show_above_text", options.show_above_text),
+        ],
+    );
     if !options.url.is_empty() {
         out.insert("url".into(), options.url.clone().into());
     }
