@@ -16,7 +16,7 @@ use courier_core::proto::campaign_name;
 use courier_core::proto::v1::{
     AudienceFilter, CampaignOptions, Content, ContentKind, Language, Names, button,
 };
-use courier_core::send_limits::{Lane, PublishedLimits};
+use courier_core::send_limits::{self, Lane, PublishedLimits};
 use courier_core::stars;
 use courier_telegram::bot_api::BotApi;
 use courier_telegram::classify::ApiFailure;
@@ -203,8 +203,16 @@ pub fn summary(
     if paid_enabled {
         let _ = write!(text, " · Paid lane: {}", on_off(draft.paid));
     }
+    // An album is a message per item to each recipient, and a send takes
+    // more than one slot of the schedule (`send_limits::slots_per_send`).
+    let per_send = match content.kind() {
+        ContentKind::Album => u32::try_from(content.album.len()).unwrap_or(1),
+        _ => 1,
+    };
+    let sends_per_second = rate / f64::from(send_limits::slots_per_send(per_send));
     if paid_enabled && draft.paid {
-        let cost = stars::paid_lane_cost(recipients, rate);
+        let messages = recipients * i64::from(per_send);
+        let cost = stars::paid_lane_cost(messages, sends_per_second * f64::from(per_send));
         let balance_text =
             balance.map_or("unknown (Telegram did not say)".to_owned(), stars::describe);
         let _ = write!(
@@ -241,7 +249,7 @@ pub fn summary(
     let _ = write!(
         text,
         "\nEstimated duration: about {} at {rate}/s\n\n{starts}.",
-        campaign::duration(progress::estimate(recipients, rate))
+        campaign::duration(progress::estimate(recipients, sends_per_second))
     );
     text
 }
@@ -406,6 +414,40 @@ mod tests {
         // The free lane costs nothing and says nothing of Stars.
         let free = summary(&draft(), size(10_000, 0), &[], true, 30.0, None);
         assert!(!free.contains("Stars"), "{free}");
+    }
+
+    #[test]
+    fn an_album_takes_longer_and_costs_a_message_per_item() {
+        use courier_core::proto::v1::AlbumItem;
+        let photo = AlbumItem {
+            kind: ContentKind::Photo.into(),
+            file_id: "p".into(),
+            has_spoiler: false,
+        };
+        let mut album = Draft::new(
+            audience::parse("lang:ru").unwrap(),
+            Content {
+                kind: ContentKind::Album.into(),
+                album: vec![photo; 3],
+                ..Default::default()
+            },
+        );
+        // Each send of 3 takes 5 slots: 1,800 recipients at 30/s take 5 minutes.
+        let text = summary(&album, size(1800, 0), &[], false, 30.0, None);
+        assert!(text.contains("Content: album of 3 items\n"), "{text}");
+        assert!(text.contains("about 5m 00s at 30/s"), "{text}");
+        assert!(
+            !keyboard(&album, false)
+                .inline_keyboard
+                .iter()
+                .flatten()
+                .any(|b| b.text.contains("Unsubscribe") || b.text.contains("Buttons"))
+        );
+        // 1,000 albums at 1,000/s: 200 sends, 600 messages a second; 30 of
+        // each second free over five seconds, 2,850 × 0.1 Star.
+        album.toggle(Toggle::Paid);
+        let paid = summary(&album, size(1000, 0), &[], true, 1000.0, None);
+        assert!(paid.contains("Paid lane cost: about 285 Stars"), "{paid}");
     }
 
     #[test]

@@ -66,6 +66,15 @@ impl Lane {
     }
 }
 
+/// Slots of a lane's schedule a send of `messages` messages at one instant
+/// takes (an album: Telegram counts each item): `messages − 1` left empty
+/// on each side of the one it goes in, so no one-second window around it
+/// holds more than the slots it spans would have. Senders pace by it; the
+/// bot estimates with it.
+pub fn slots_per_send(messages: u32) -> u32 {
+    (2 * messages.max(1)).saturating_sub(1)
+}
+
 /// A usable limit: a finite number of messages per second above zero.
 /// NaN, infinity, zero and negatives are not.
 pub fn is_usable(rate: f64) -> bool {

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
+use courier_core::send_limits;
 use tokio::sync::Mutex;
 
 use crate::kv_number::{self, now_us};
@@ -91,14 +92,17 @@ impl Budget {
 
     /// Waits for the turn of a send of `messages` messages at once (an
     /// album): the middle of a block of slots of its own
-    /// ([`rate::block_for`]). One message is [`Budget::acquire`].
+    /// ([`send_limits::slots_per_send`]). One message is [`Budget::acquire`].
     pub async fn acquire_many(&self, messages: u32) -> Result<(), BudgetError> {
         if messages <= 1 {
             return self.acquire().await;
         }
         loop {
             let pauses = self.pauses.load(Ordering::Acquire);
-            let slot = self.reserve(rate::block_for(messages)).await?.middle();
+            let slot = self
+                .reserve(send_limits::slots_per_send(messages))
+                .await?
+                .middle();
             let wait = slot.saturating_sub(now_us());
             if wait >= TIMER_TICK_US {
                 tokio::time::sleep(Duration::from_micros(wait)).await;

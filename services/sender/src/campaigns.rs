@@ -147,9 +147,6 @@ impl Campaign {
         }
     }
 
-    /// The call that carries out `item`: a send of its variant's content
-    /// greeting the recipient by the names the item carries, or an edit or
-    /// deletion of the message it got.
     /// Messages the call for `item` delivers, as Telegram counts them for
     /// its limits (an album's items; an amendment is one call).
     pub fn messages(&self, item: &SendMessage) -> u32 {
@@ -159,6 +156,11 @@ impl Campaign {
         }
     }
 
+    /// The call that carries out `item`: a send of its variant's content
+    /// greeting the recipient by the names the item carries (on `lane`: a
+    /// paid campaign on the free lane goes without `allow_paid_broadcast`),
+    /// or an edit or deletion of the message it got (every item of an
+    /// album).
     pub fn call(&self, item: &SendMessage, lane: Lane) -> Call {
         let names = item.names.as_ref();
         let sends = match (lane, &self.free_sends) {

@@ -55,14 +55,6 @@ impl Reservation {
     }
 }
 
-/// Slots a send of `messages` messages at one instant (an album: Telegram
-/// counts each item) takes: `messages − 1` left empty on each side of the
-/// one it goes in, so any one-second window around it holds no more than
-/// the slots it spans would have.
-pub fn block_for(messages: u32) -> u32 {
-    (2 * messages.max(1)).saturating_sub(1)
-}
-
 impl Reservation {
     /// The middle slot: where a block's burst goes.
     pub fn middle(&self) -> u64 {
@@ -94,6 +86,7 @@ pub fn chunk(rate: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use courier_core::send_limits;
 
     const SECOND: u64 = 1_000_000;
 
@@ -166,7 +159,7 @@ mod tests {
         let mut arrivals = Vec::new();
         // Single sends with an album of 10 among them, then singles again.
         for messages in [1, 1, 1, 10, 1, 1, 1, 1, 10, 10, 1] {
-            let block = reserve(next, 0, block_for(messages), interval);
+            let block = reserve(next, 0, send_limits::slots_per_send(messages), interval);
             next = block.end();
             arrivals.extend(std::iter::repeat_n(block.middle(), messages as usize));
         }
@@ -177,8 +170,8 @@ mod tests {
         }
         arrivals.sort_unstable();
         assert!(most_in_any_second(&arrivals) <= 30);
-        assert_eq!(block_for(1), 1);
-        assert_eq!(block_for(10), 19);
+        assert_eq!(send_limits::slots_per_send(1), 1);
+        assert_eq!(send_limits::slots_per_send(10), 19);
     }
 
     #[test]
