@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use courier_core::proto::v1::{
-    Audience, Content, ContentKind, DeliveryOutcome, Failed, SendMessage, delivery_outcome,
+    AlbumItem, Audience, Content, ContentKind, DeliveryOutcome, Failed, SendMessage,
+    delivery_outcome,
 };
 use courier_core::topology::{
     ATTEMPTS_HEADER, MAYBE_DUPLICATE_HEADER, SENDER_MAX_ATTEMPTS, SENDERS_CONSUMER,
@@ -16,7 +17,7 @@ use courier_testing::campaigns::{
 };
 use courier_testing::wait_until;
 use prost::Message as _;
-use telegram_sandbox::Failure;
+use telegram_sandbox::{Failure, SandboxConfig, most_in_any_window};
 use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -292,5 +293,58 @@ async fn sends_go_on_while_the_projector_is_stuck() {
     lock.rollback().await.unwrap();
     let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
     assert_eq!(i64::from(row.delivered), USERS, "{row:?}");
+    stack.stop().await.unwrap();
+}
+
+/// An album of N is N messages for Telegram's limits: with Telegram's
+/// limits on, two senders keep every sliding second at 30 messages or
+/// fewer, counting each item, and Telegram never answers 429; every
+/// recipient gets the whole album once, its items' ids recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alone_an_album_campaign_counts_each_item_against_the_limit() {
+    const USERS: i64 = 40;
+    let s = Setup::new(USERS, SandboxConfig::default()).await;
+    let stack = s.stack(30.0, 2);
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, USERS, DEADLINE).await;
+    let item = |kind: ContentKind, file_id: &str| AlbumItem {
+        kind: kind.into(),
+        file_id: file_id.into(),
+        has_spoiler: false,
+    };
+    let content = Content {
+        kind: ContentKind::Album.into(),
+        text: "Three views".into(),
+        album: vec![
+            item(ContentKind::Photo, "p1"),
+            item(ContentKind::Video, "v1"),
+            item(ContentKind::Photo, "p2"),
+        ],
+        ..Default::default()
+    };
+    let campaign = start_campaign(&s.commands, Audience::All, content).await;
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!((row.delivered, row.failed), (USERS as i32, 0));
+    let deliveries = s.sandbox.deliveries();
+    assert_eq!(deliveries.len() as i64, 3 * USERS);
+    for chat in 1..=USERS {
+        let messages = s.sandbox.messages_to(chat);
+        assert_eq!(messages.len(), 3, "chat {chat}");
+        assert_eq!(messages[0]["caption"], "Three views");
+    }
+    let accepted: Vec<_> = deliveries.iter().map(|d| d.accepted_at).collect();
+    let most = most_in_any_window(&accepted, Duration::from_secs(1));
+    assert!(most <= 30, "{most} messages within one second");
+    assert_eq!(s.sandbox.stats().too_many_requests, 0, "no 429");
+    let recorded: i64 = client
+        .query_one(
+            "SELECT count(*) FROM deliveries
+             WHERE campaign_id = $1 AND cardinality(album_message_ids) = 3",
+            &[&campaign],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, USERS);
     stack.stop().await.unwrap();
 }
