@@ -10,21 +10,13 @@ use serde::{Deserialize, Serialize};
 use teloxide::Bot;
 use teloxide::requests::{JsonRequest, Payload, Request as _};
 
-use courier_core::stars::NANOSTARS_PER_STAR;
+use courier_telegram::bot_api::StarAmount;
 
 /// The most transactions getStarTransactions answers at once.
 const PAGE: u32 = 100;
 
 #[derive(Debug, Clone, Serialize)]
 struct GetMyStarBalance {}
-
-/// Telegram's `StarAmount`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct StarAmount {
-    amount: i64,
-    #[serde(default)]
-    nanostar_amount: i64,
-}
 
 impl Payload for GetMyStarBalance {
     type Output = StarAmount;
@@ -68,10 +60,7 @@ pub async fn balance(bot: &Bot) -> Option<i64> {
         .send()
         .await
     {
-        Ok(StarAmount {
-            amount,
-            nanostar_amount,
-        }) => Some(amount * NANOSTARS_PER_STAR + nanostar_amount),
+        Ok(balance) => Some(balance.nanostars()),
         Err(error) => {
             tracing::warn!(%error, "asking for the bot's Stars balance failed");
             None

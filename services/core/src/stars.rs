@@ -25,6 +25,19 @@ pub fn paid_lane_cost(recipients: i64, rate: f64) -> i64 {
     charged * NANOSTARS_PER_PAID_MESSAGE
 }
 
+/// How far ahead senders look while paid broadcasts go out: a balance that
+/// cannot pay for this long of them is running low.
+pub const LOW_BALANCE_HORIZON_SECS: i64 = 10;
+
+/// Whether `balance` (nanostars) is running low for paid broadcasts at
+/// `paid_rate` a second: it cannot pay for [`LOW_BALANCE_HORIZON_SECS`] of
+/// them. Then senders move the bot's paid campaigns to the free lane
+/// before Telegram refuses a send.
+pub fn running_low(balance: i64, paid_rate: f64) -> bool {
+    let messages = (paid_rate * LOW_BALANCE_HORIZON_SECS as f64).ceil() as i64;
+    balance < paid_lane_cost(messages, paid_rate)
+}
+
 /// `nanostars` as people read Stars: "291 Stars", "7.5 Stars" (tenths,
 /// rounded up: an estimate must not come out short).
 pub fn describe(nanostars: i64) -> String {
@@ -53,6 +66,15 @@ mod tests {
         assert_eq!(paid_lane_cost(10_000, 30.0), 0);
         assert_eq!(paid_lane_cost(0, 1000.0), 0);
         assert_eq!(paid_lane_cost(100, f64::NAN), 0);
+    }
+
+    #[test]
+    fn a_balance_for_less_than_ten_seconds_of_paid_sends_runs_low() {
+        // Ten seconds at 1,000/s: 9,700 charged, 970 Stars.
+        assert!(running_low(969 * NANOSTARS_PER_STAR, 1000.0));
+        assert!(!running_low(970 * NANOSTARS_PER_STAR, 1000.0));
+        // At the free rate nothing is charged: never low.
+        assert!(!running_low(0, 30.0));
     }
 
     #[test]

@@ -119,14 +119,15 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
     )
     .await?;
     tokio::spawn(campaigns.clone().follow(shutdown.clone()));
+    let api = BotApi::new(&config.telegram, SEND_TIMEOUT, max_in_flight)?;
     let worker = Worker {
         outcomes: nats.js.get_stream(nats.topology.outcomes_stream()).await?,
         events: EventPublisher::new(nats.js.clone(), nats.topology.clone()),
-        api: BotApi::new(&config.telegram, SEND_TIMEOUT, max_in_flight)?,
+        api: api.clone(),
         campaigns: campaigns.clone(),
         free_lane: budget::Budget::new(rates.clone(), bot_id, "free", config.rate_limit),
         paid_lane: budget::Budget::new(rates.clone(), bot_id, "paid", config.paid_rate_limit),
-        stars_out: stars_out::StarsOut::new(rates, bot_id),
+        stars_out: stars_out::StarsOut::new(rates, bot_id, api, config.paid_rate_limit),
         chat_spacing,
         in_flight: std::sync::Mutex::new(in_flight::InFlightLimit::new(
             max_in_flight,

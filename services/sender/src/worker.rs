@@ -336,6 +336,9 @@ impl Worker {
         let asked = std::time::Instant::now();
         let call = ready.campaign.call(&ready.item, ready.lane);
         let sent = self.api.send(&call).await;
+        if ready.lane == Lane::Paid {
+            self.stars_out.paid_sent();
+        }
         if answered(&sent) {
             let took = asked.elapsed();
             self.answered_after(took);

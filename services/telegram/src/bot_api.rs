@@ -23,6 +23,7 @@ pub struct BotApi {
     /// are never logged.
     urls: HashMap<&'static str, reqwest::Url>,
     get_me: reqwest::Url,
+    get_my_star_balance: reqwest::Url,
 }
 
 #[derive(Deserialize)]
@@ -90,6 +91,7 @@ impl BotApi {
             http,
             urls,
             get_me: url("getMe")?,
+            get_my_star_balance: url("getMyStarBalance")?,
         })
     }
 
@@ -149,6 +151,38 @@ impl BotApi {
                 retry_after: envelope.parameters.and_then(|p| p.retry_after),
             }),
         }
+    }
+}
+
+/// Telegram's `StarAmount`: whole Stars and nanostars (getMyStarBalance).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StarAmount {
+    pub amount: i64,
+    #[serde(default)]
+    pub nanostar_amount: i64,
+}
+
+impl StarAmount {
+    pub fn nanostars(&self) -> i64 {
+        self.amount * courier_core::stars::NANOSTARS_PER_STAR + self.nanostar_amount
+    }
+}
+
+impl BotApi {
+    /// The bot's Telegram Stars balance, in nanostars (getMyStarBalance),
+    /// or `None` when Telegram did not answer with one.
+    pub async fn star_balance(&self) -> Option<i64> {
+        #[derive(Deserialize)]
+        struct Answer {
+            result: Option<StarAmount>,
+        }
+        let response = self
+            .http
+            .post(self.get_my_star_balance.clone())
+            .send()
+            .await;
+        let answer: Answer = response.ok()?.json().await.ok()?;
+        answer.result.as_ref().map(StarAmount::nanostars)
     }
 }
 

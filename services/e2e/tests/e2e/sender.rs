@@ -348,3 +348,79 @@ async fn alone_an_album_campaign_counts_each_item_against_the_limit() {
     assert_eq!(recorded, USERS);
     stack.stop().await.unwrap();
 }
+
+/// A paid campaign whose bot's balance runs low moves to the free lane
+/// before Telegram refuses anything: the senders ask for the balance while
+/// they send paid, and one that cannot pay for ten more seconds of it
+/// marks the Stars out for every replica. Nobody is lost, nobody is sent
+/// twice, and the balance is never exhausted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alone_a_paid_campaign_whose_balance_runs_low_moves_to_the_free_lane() {
+    use courier_core::commands::{Begin, NewCampaign};
+    use courier_core::proto::v1::CampaignOptions;
+
+    const USERS: i64 = 3000;
+    // 900 Stars pay for about nine seconds at 1,000/s: "low" from the start.
+    let sandbox = SandboxConfig {
+        rate_limit: 0,
+        stars_balance: 900,
+        ..SandboxConfig::default()
+    };
+    let s = Setup::new(USERS, sandbox).await;
+    let stack = s.stack(400.0, 2);
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, USERS, DEADLINE).await;
+    let campaign = s
+        .commands
+        .create_and_begin(
+            NewCampaign {
+                id: uuid::Uuid::now_v7(),
+                created_by: 1,
+                audience: courier_core::audience::from_legacy(Audience::All),
+                content: Content {
+                    kind: ContentKind::Text.into(),
+                    text: "Flash sale".into(),
+                    ..Default::default()
+                },
+                variants: Vec::new(),
+                options: CampaignOptions {
+                    paid_broadcast: true,
+                    ..Default::default()
+                },
+                title: String::new(),
+            },
+            Begin::Now,
+        )
+        .await
+        .unwrap();
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!((row.delivered, row.failed), (USERS as i32, 0));
+    let deliveries = s.sandbox.deliveries();
+    assert_eq!(deliveries.len() as i64, USERS, "each recipient once");
+    let paid = deliveries.iter().filter(|d| d.allow_paid_broadcast).count();
+    assert!(paid > 0 && paid < USERS as usize, "{paid} of {USERS} paid");
+    // Once one replica closed the paid lane, every replica saw it within
+    // its next read of the mark (a second), and it stayed closed.
+    let first_free = deliveries
+        .iter()
+        .find(|d| !d.allow_paid_broadcast)
+        .expect("a free send")
+        .accepted_at;
+    let last_paid = deliveries
+        .iter()
+        .filter(|d| d.allow_paid_broadcast)
+        .map(|d| d.accepted_at)
+        .max()
+        .expect("a paid send");
+    assert!(
+        last_paid <= first_free + Duration::from_secs(2),
+        "paid {:?} after the lane closed",
+        last_paid - first_free
+    );
+    let spent = s.sandbox.stars_spent(courier_e2e::BOT_TOKEN);
+    assert!(
+        spent < 900 * 1_000_000_000,
+        "the balance was exhausted: {spent}"
+    );
+    stack.stop().await.unwrap();
+}
