@@ -319,12 +319,13 @@ pub const SEND_OUTCOMES: [&str; 8] = [
     "deferred",
 ];
 /// Classes of Telegram's failures (`courier_send_failures_total{class}`).
-pub const FAILURE_CLASSES: [&str; 6] = [
+pub const FAILURE_CLASSES: [&str; 7] = [
     "not_alive",
     "broken_content",
     "transient",
     "uncertain",
     "retry_after",
+    "stars_exhausted",
     "unauthorized",
 ];
 /// Rate budgets per bot token.
