@@ -2,8 +2,8 @@
 //! paid send refused for the balance (`Verdict::StarsExhausted`) marks it
 //! in the rate bucket ([`send_limits::mark_stars_out`]), and so does a
 //! replica that finds the balance running low while it sends paid
-//! ([`stars::running_low`], asked every [`BALANCE_EVERY`]). Every replica
-//! reads the mark each [`FOLLOW_EVERY`], and for
+//! ([`stars::running_low`], asked every `BALANCE_EVERY`). Every replica
+//! reads the mark each `FOLLOW_EVERY`, and for
 //! [`send_limits::STARS_RECHECK`] after it sends paid campaigns' items on
 //! the free lane (its budget, no `allow_paid_broadcast`) instead of
 //! failing their recipients. A replica that has not seen the mark yet gets
