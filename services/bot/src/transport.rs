@@ -52,10 +52,11 @@ pub async fn poll(
     originals: Originals,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    // Polling and a webhook exclude each other.
-    bot.delete_webhook()
-        .await
-        .context("deleting the webhook before polling")?;
+    // Polling and a webhook exclude each other; if this fails, getUpdates
+    // says why, and polling retries.
+    if let Err(error) = bot.delete_webhook().await {
+        tracing::warn!(%error, "deleting the webhook before polling failed");
+    }
     dispatch(dispatcher, polling(bot, originals), shutdown).await
 }
 
