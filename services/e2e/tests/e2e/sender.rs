@@ -346,6 +346,8 @@ async fn alone_an_album_campaign_counts_each_item_against_the_limit() {
         .unwrap()
         .get(0);
     assert_eq!(recorded, USERS);
+    // The albums' message ids replay into the same read model.
+    courier_testing::read_model::assert_replays_identically(&s.env, &client, DEADLINE).await;
     stack.stop().await.unwrap();
 }
 
