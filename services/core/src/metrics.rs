@@ -338,6 +338,7 @@ pub struct SenderMetrics {
     pub rate_limit: Labelled<Gauge, 1>,
     pub in_flight: Gauge,
     pub in_flight_limit: Gauge,
+    pub paid_lane_closed: Gauge,
     /// By `method` and `lane`.
     pub telegram_request_duration: Latency<2>,
     /// By `lane`.
@@ -377,6 +378,10 @@ pub fn sender() -> &'static SenderMetrics {
             in_flight_limit: d.gauge(
                 "courier_sends_in_flight_limit",
                 "Work items this sender may work on at once",
+            ),
+            paid_lane_closed: d.gauge(
+                "courier_paid_lane_closed",
+                "1 while this sender sends paid campaigns on the free lane because the bot's Stars ran out or run low",
             ),
             telegram_request_duration: d.latency(
                 "courier_telegram_request_duration",

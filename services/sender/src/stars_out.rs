@@ -84,6 +84,9 @@ impl StarsOut {
             if let Some(since) = send_limits::stars_out(&self.rates, &self.bot_id).await {
                 self.since_ms.fetch_max(since, Ordering::Relaxed);
             }
+            courier_core::metrics::sender()
+                .paid_lane_closed
+                .set(f64::from(u8::from(!self.paid_lane_open())));
             if balance_asked.elapsed() >= BALANCE_EVERY
                 && self.paid_lane_open()
                 && self.paid_sends.swap(0, Ordering::Relaxed) > 0
