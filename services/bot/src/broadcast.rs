@@ -22,14 +22,14 @@ use teloxide::types::{
 
 use crate::actions::{Action, Toggle};
 use crate::config::BroadcastConfig;
-use crate::dialogue::{AlbumInProgress, Dialogue, Dialogues, Draft, State};
+use crate::dialogue::{AlbumInProgress, AlbumInto, Dialogue, Dialogues, Draft, State};
 use crate::handlers::HandlerResult;
 use crate::incoming::Original;
 use crate::preview::{self, Preview};
 use crate::roles::Roles;
 use crate::storage::{Store, wait_for_projection};
 use crate::timing::Campaigning;
-use crate::{approval, buttons, content, segment, users};
+use crate::{approval, buttons, content, revise, segment, users};
 
 const CANCEL_HINT: &str = "(/cancel to stop)";
 
@@ -262,13 +262,8 @@ pub async fn content(
     let chat = message.chat.id;
     let sent = original.of(&message);
     if let Some(group) = content::album_of(&sent) {
-        let album = AlbumInProgress {
-            audience,
-            group: group.to_owned(),
-            album: Content::default(),
-            prompt: 0,
-        };
-        return collect_album_item(&bot, chat, &dialogue, album, &sent).await;
+        let into = AlbumInto::NewDraft { audience };
+        return begin_album(&bot, chat, &dialogue, group, into, &sent).await;
     }
     let Some(captured) = capture(&bot, &message, &original).await? else {
         return Ok(());
@@ -287,19 +282,60 @@ pub async fn content(
     ask_for_buttons(&bot, chat, &format!("Got it.{kept}")).await
 }
 
-/// Step 2: the next item of an album; any other message replaces it.
+/// The first item of an album: the rest are gathered in
+/// [`State::CollectingAlbum`].
+pub(crate) async fn begin_album(
+    bot: &Bot,
+    chat: ChatId,
+    dialogue: &Dialogue,
+    group: &str,
+    into: AlbumInto,
+    sent: &serde_json::Value,
+) -> HandlerResult {
+    let album = AlbumInProgress {
+        group: group.to_owned(),
+        album: Content::default(),
+        prompt: 0,
+        into,
+    };
+    collect_album_item(bot, chat, dialogue, album, sent).await
+}
+
+/// The next item of an album; any other message answers the question the
+/// album was answering.
 pub async fn album_item(
     bot: Bot,
     message: Message,
     original: Original,
     dialogue: Dialogue,
     album: AlbumInProgress,
+    preview: Preview,
+    config: Arc<BroadcastConfig>,
 ) -> HandlerResult {
     let sent = original.of(&message);
     if content::album_of(&sent) == Some(album.group.as_str()) {
         return collect_album_item(&bot, message.chat.id, &dialogue, album, &sent).await;
     }
-    content(bot, message, original, dialogue, album.audience).await
+    match album.into {
+        AlbumInto::NewDraft { audience } => {
+            content(bot, message, original, dialogue, audience).await
+        }
+        AlbumInto::Replacement { draft } => {
+            revise::replacement(bot, message, original, dialogue, *draft, preview, config).await
+        }
+        AlbumInto::Version { draft, language } => {
+            variant_content(
+                bot,
+                message,
+                original,
+                dialogue,
+                (*draft, language),
+                preview,
+                config,
+            )
+            .await
+        }
+    }
 }
 
 /// Adds `sent` to the album being collected, and counts its items in the
@@ -312,8 +348,7 @@ async fn collect_album_item(
     sent: &serde_json::Value,
 ) -> HandlerResult {
     if let Err(refusal) = content::add_to_album(&mut collecting.album, sent) {
-        let audience = collecting.audience;
-        dialogue.update(State::AwaitingContent { audience }).await?;
+        dialogue.update(collecting.into.before()).await?;
         let reply = format!("{refusal}\n\nSend another message {CANCEL_HINT}.");
         bot.send_message(chat, reply).await?;
         return Ok(());
@@ -352,9 +387,7 @@ pub async fn use_album(
     bot: Bot,
     query: CallbackQuery,
     dialogue: Dialogue,
-    AlbumInProgress {
-        audience, album, ..
-    }: AlbumInProgress,
+    AlbumInProgress { album, into, .. }: AlbumInProgress,
     preview: Preview,
     config: Arc<BroadcastConfig>,
 ) -> HandlerResult {
@@ -369,11 +402,11 @@ pub async fn use_album(
             )
             .await?;
             let admin = users::names(&query.from);
-            let draft = Draft::new(audience, album);
+            let draft = into.with(album);
             show_preview(&bot, chat, &dialogue, draft, &preview, &config, admin).await
         }
         Err(refusal) => {
-            dialogue.update(State::AwaitingContent { audience }).await?;
+            dialogue.update(into.before()).await?;
             let reply = format!("{refusal}\n\nSend another message {CANCEL_HINT}.");
             bot.send_message(chat, reply).await?;
             Ok(())
@@ -610,6 +643,14 @@ pub async fn variant_content(
     preview: Preview,
     config: Arc<BroadcastConfig>,
 ) -> HandlerResult {
+    let sent = original.of(&message);
+    if let Some(group) = content::album_of(&sent) {
+        let into = AlbumInto::Version {
+            draft: Box::new(draft),
+            language,
+        };
+        return begin_album(&bot, message.chat.id, &dialogue, group, into, &sent).await;
+    }
     let Some(mut captured) = capture(&bot, &message, &original).await? else {
         return Ok(());
     };

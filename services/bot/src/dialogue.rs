@@ -34,8 +34,8 @@ pub enum State {
         #[serde(with = "filter_text")]
         audience: AudienceFilter,
     },
-    /// Step 2: an album's items arriving (Telegram sends each as its own
-    /// message) until ➡️ Use this album.
+    /// An album's items arriving (at step 2, or as a draft's replacement or
+    /// language version) until ➡️ Use this album.
     CollectingAlbum(AlbumInProgress),
     /// Step 3: waiting for button lines, or Skip.
     AwaitingButtons { draft: Draft },
@@ -74,11 +74,9 @@ pub enum State {
     },
 }
 
-/// An album being gathered at step 2.
+/// An album being gathered (Telegram sends each item as its own message).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlbumInProgress {
-    #[serde(with = "filter_text")]
-    pub audience: AudienceFilter,
     /// Its `media_group_id`: the items that share it.
     pub group: String,
     /// The items so far (a `ContentKind::Album`).
@@ -86,6 +84,58 @@ pub struct AlbumInProgress {
     pub album: Content,
     /// The message counting them (0 until the first is counted).
     pub prompt: i32,
+    /// What the album is for.
+    pub into: AlbumInto,
+}
+
+/// Where an album goes once complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "for", rename_all = "snake_case")]
+pub enum AlbumInto {
+    /// Step 2: a new draft's message.
+    NewDraft {
+        #[serde(with = "filter_text")]
+        audience: AudienceFilter,
+    },
+    /// ✏️ Message… on the summary: the draft's message instead.
+    Replacement { draft: Box<Draft> },
+    /// 🌐 on the summary: the draft's message for users of `language`.
+    Version { draft: Box<Draft>, language: String },
+}
+
+impl AlbumInto {
+    /// The question the album answers, to ask again when it is refused.
+    pub fn before(self) -> State {
+        match self {
+            AlbumInto::NewDraft { audience } => State::AwaitingContent { audience },
+            AlbumInto::Replacement { draft } => State::AwaitingReplacement { draft: *draft },
+            AlbumInto::Version { draft, language } => State::AwaitingVariant {
+                draft: *draft,
+                language,
+            },
+        }
+    }
+
+    /// The draft with `album` where it goes.
+    pub fn with(self, album: Content) -> Draft {
+        match self {
+            AlbumInto::NewDraft { audience } => Draft::new(audience, album),
+            AlbumInto::Replacement { mut draft } => {
+                draft.content = album;
+                *draft
+            }
+            AlbumInto::Version {
+                mut draft,
+                language,
+            } => {
+                draft.variants.push(Variant {
+                    language,
+                    content: Some(album),
+                });
+                *draft
+            }
+        }
+    }
 }
 
 /// What a start time is being chosen for.

@@ -11,8 +11,8 @@ use teloxide::types::{CallbackQuery, Message};
 
 use crate::broadcast::{self, outdated_press, settle};
 use crate::config::BroadcastConfig;
-use crate::content::utf16_len;
-use crate::dialogue::{Dialogue, Draft, State, Timing};
+use crate::content::{self, utf16_len};
+use crate::dialogue::{AlbumInto, Dialogue, Draft, State, Timing};
 use crate::handlers::HandlerResult;
 use crate::incoming::Original;
 use crate::preview::Preview;
@@ -172,6 +172,13 @@ pub async fn replacement(
     preview: Preview,
     config: Arc<BroadcastConfig>,
 ) -> HandlerResult {
+    let sent = original.of(&message);
+    if let Some(group) = content::album_of(&sent) {
+        let into = AlbumInto::Replacement {
+            draft: Box::new(draft),
+        };
+        return broadcast::begin_album(&bot, message.chat.id, &dialogue, group, into, &sent).await;
+    }
     let Some(mut captured) = broadcast::capture(&bot, &message, &original).await? else {
         return Ok(());
     };

@@ -2,14 +2,15 @@
 //! gathered into one campaign, previewed as the album it is, sent to each
 //! recipient in one sendMediaGroup (every item, one caption, one
 //! media_group_id), its caption edited on the first item, and every item
-//! deleted by a recall.
+//! deleted by a recall; an album as a draft's replacement and as a
+//! language version.
 
 use courier_core::proto::v1::Language;
 use courier_testing::wait_until;
 use serde_json::{Value, json};
 
 use crate::amend::{ask_to_edit, completed_card};
-use crate::broadcast::start;
+use crate::broadcast::{start, to_summary};
 use crate::{DEADLINE, Harness, OWNER, text};
 
 const USERS: i64 = 3;
@@ -146,5 +147,76 @@ async fn an_album_goes_out_whole_and_is_edited_and_recalled_whole() {
             .then_some(())
     })
     .await;
+    harness.stop().await;
+}
+
+/// ✏️ Message… on the summary and 🌐 a language version take an album too:
+/// the draft's message becomes the album, the ru version another one, and
+/// each recipient gets the album of their language.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_album_replaces_a_drafts_message_and_makes_a_language_version() {
+    let harness = Harness::start(1000.0).await;
+    harness
+        .users(&[
+            (1, Language::En, true),
+            (2, Language::En, true),
+            (3, Language::Ru, true),
+        ])
+        .await;
+    let summary = to_summary(&harness, OWNER, "all", json!({ "text": "Hello" }), None).await;
+    let send_album = |group: &str, ids: &[&str]| {
+        for (index, id) in ids.iter().enumerate() {
+            let mut fields = json!({ "media_group_id": group, "photo": photo(id) });
+            if index == 0 {
+                fields["caption"] = json!(format!("Album {group}"));
+            }
+            harness.send(OWNER, fields);
+        }
+    };
+
+    let after = harness.last_id(OWNER);
+    harness.press(OWNER, &summary, "🌐 Add ru version");
+    harness
+        .wait_for(
+            OWNER,
+            after,
+            "Send the message for users whose language is ru",
+        )
+        .await;
+    send_album("ru", &["r1", "r2", "r3"]);
+    let prompt = harness
+        .wait_for(OWNER, after, "Got an album: 3 item(s)")
+        .await;
+    harness.press(OWNER, &prompt, "➡️ Use this album");
+    let summary = harness.wait_for(OWNER, after, "Versions: ru · 1").await;
+
+    let after = harness.last_id(OWNER);
+    harness.press(OWNER, &summary, "✏️ Message…");
+    harness
+        .wait_for(OWNER, after, "Send the message to broadcast instead")
+        .await;
+    send_album("en", &["e1", "e2"]);
+    let prompt = harness
+        .wait_for(OWNER, after, "Got an album: 2 item(s)")
+        .await;
+    harness.press(OWNER, &prompt, "➡️ Use this album");
+    let summary = harness
+        .wait_for(OWNER, after, "Content: album of 2 items with caption")
+        .await;
+    assert!(
+        text(&summary).contains("Versions: ru · 1"),
+        "{}",
+        text(&summary)
+    );
+
+    let summary_id = summary["message_id"].as_i64().expect("an id");
+    let id = start(&harness, OWNER, &summary).await;
+    completed_card(&harness, &id, summary_id).await;
+    for (chat, expected) in [(1, "Album en"), (2, "Album en"), (3, "Album ru")] {
+        let items = if chat == 3 { 3 } else { 2 };
+        let mut captions = vec![String::new(); items];
+        captions[0] = expected.into();
+        assert_eq!(album_in(&harness, chat), Some(captions), "chat {chat}");
+    }
     harness.stop().await;
 }
