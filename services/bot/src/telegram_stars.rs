@@ -92,7 +92,9 @@ pub async fn billed_between(bot: &Bot, from: DateTime<Utc>, to: DateTime<Utc>) -
             .filter(|partner| partner.kind == "telegram_api")
             .map(|partner| partner.request_count)
             .sum::<i64>();
-        if listed.len() < PAGE as usize {
+        // Chronological: a page past the campaign's end is the last needed.
+        let past_the_end = listed.last().is_some_and(|t| t.date > to);
+        if past_the_end || listed.len() < PAGE as usize {
             break;
         }
     }

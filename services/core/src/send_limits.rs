@@ -9,8 +9,8 @@
 //! start is what the bot shows.
 //!
 //! Beside them, key `<bot id>.paid.stars_out`: when (Unix milliseconds)
-//! Telegram last refused a paid send because the bot's Stars balance could
-//! not pay for it. For [`STARS_RECHECK`] after, senders send paid
+//! a sender last found the bot's Stars balance running low, or Telegram
+//! refused a paid send for it. For [`STARS_RECHECK`] after, senders send paid
 //! campaigns on the free lane instead of failing their recipients; then
 //! one paid send tells whether the balance was topped up. The bot reads it
 //! for the campaign's card.
@@ -112,8 +112,8 @@ pub fn paid_lane_open(stars_out_ms: Option<i64>, now_ms: i64) -> bool {
     stars_out_ms.is_none_or(|out| now_ms.saturating_sub(out) >= recheck)
 }
 
-/// Records that Telegram refused a paid send of bot `bot_id` at `at_ms` for
-/// its Stars balance.
+/// Records that bot `bot_id`'s Stars balance ran low, or Telegram refused
+/// a paid send for it, at `at_ms`.
 pub async fn mark_stars_out(
     rates: &kv::Store,
     bot_id: &str,

@@ -40,6 +40,16 @@ pub struct Budget {
     pauses: AtomicU64,
 }
 
+/// How a wait for a slot ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Woke {
+    InTime,
+    /// Telegram said 429 meanwhile: the slot is void.
+    AfterPause,
+    /// Too late to send without pushing a second over the limit.
+    TooLate,
+}
+
 impl Budget {
     /// The budget of `lane` ("free" or "paid") of bot `bot_id` at `rate`/s.
     pub fn new(kv: kv::Store, bot_id: &str, lane: &str, rate: f64) -> Budget {
@@ -72,21 +82,31 @@ impl Budget {
             let slot = slots
                 .pop_front()
                 .expect("a reservation has at least one slot");
-            // tokio's timer ticks once a millisecond: a shorter wait would
-            // sleep a whole tick, so a slot that close is taken now.
-            let wait = slot.saturating_sub(now_us());
-            if wait >= TIMER_TICK_US {
-                tokio::time::sleep(Duration::from_micros(wait)).await;
+            match self.sleep_until(slot, pauses).await {
+                Woke::InTime => return Ok(()),
+                // Telegram said 429 while we waited: these slots are void.
+                Woke::AfterPause => slots.clear(),
+                // A busy machine: take a fresh slot instead.
+                Woke::TooLate => {}
             }
-            if self.pauses.load(Ordering::Acquire) != pauses {
-                // Telegram said 429 while we waited: this slot is void.
-                slots.clear();
-                continue;
-            }
-            // Woken too late (a busy machine): take a fresh slot instead.
-            if now_us() <= slot + rate::lateness_tolerance_us(self.interval_us) {
-                return Ok(());
-            }
+        }
+    }
+
+    /// Sleeps until `slot`; says whether it may still be used (the lane's
+    /// pause count was `pauses` when the slot was taken).
+    async fn sleep_until(&self, slot: u64, pauses: u64) -> Woke {
+        // tokio's timer ticks once a millisecond: a shorter wait would
+        // sleep a whole tick, so a slot that close is taken now.
+        let wait = slot.saturating_sub(now_us());
+        if wait >= TIMER_TICK_US {
+            tokio::time::sleep(Duration::from_micros(wait)).await;
+        }
+        if self.pauses.load(Ordering::Acquire) != pauses {
+            Woke::AfterPause
+        } else if now_us() > slot + rate::lateness_tolerance_us(self.interval_us) {
+            Woke::TooLate
+        } else {
+            Woke::InTime
         }
     }
 
@@ -103,12 +123,7 @@ impl Budget {
                 .reserve(send_limits::slots_per_send(messages))
                 .await?
                 .middle();
-            let wait = slot.saturating_sub(now_us());
-            if wait >= TIMER_TICK_US {
-                tokio::time::sleep(Duration::from_micros(wait)).await;
-            }
-            let late = now_us() > slot + rate::lateness_tolerance_us(self.interval_us);
-            if self.pauses.load(Ordering::Acquire) == pauses && !late {
+            if self.sleep_until(slot, pauses).await == Woke::InTime {
                 return Ok(());
             }
         }
