@@ -121,6 +121,22 @@ impl fmt::Debug for TelegramConfig {
     }
 }
 
+/// The key the tokens of bots added with `courierctl bots add` are sealed
+/// with ([`crate::bot_tokens`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenKeyConfig {
+    /// 32 random bytes in base64, from a secret (make one with
+    /// `head -c 32 /dev/urandom | base64`); never logged.
+    #[arg(
+        long = "token-key",
+        env = "COURIER_TOKEN_KEY",
+        value_name = "COURIER_TOKEN_KEY",
+        hide_env_values = true,
+        value_parser = Quiet::<crate::bot_tokens::TokenKey>::parsed("COURIER_TOKEN_KEY")
+    )]
+    pub token_key: crate::bot_tokens::TokenKey,
+}
+
 /// A subject/stream prefix: lowercase letters, digits, `-` and `_`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prefix(String);

@@ -61,6 +61,8 @@ impl Payload {
             Payload::UserActive(_) => "UserActive",
             Payload::UserOptedOut(_) => "UserOptedOut",
             Payload::UserOptedIn(_) => "UserOptedIn",
+            Payload::BotAdded(_) => "BotAdded",
+            Payload::BotRemoved(_) => "BotRemoved",
         }
     }
 
@@ -88,6 +90,8 @@ impl Payload {
             Payload::UserActive(e) => topology.user_subject(e.user_id),
             Payload::UserOptedOut(e) => topology.user_subject(e.user_id),
             Payload::UserOptedIn(e) => topology.user_subject(e.user_id),
+            Payload::BotAdded(e) => topology.bot_subject(e.bot_id),
+            Payload::BotRemoved(e) => topology.bot_subject(e.bot_id),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - `p.events.amend.<campaign id>`: edits and the recall of its delivered
 //!   messages, apart so the campaign subject's last event is its status;
 //! - `p.events.user.<user id>`: every event of one user;
+//! - `p.events.bot.<bot id>`: a bot added to or removed from the deployment;
 //! - `p.work.send.<campaign id>`: SendMessage items (work queue): sends,
 //!   and the edits and deletions of delivered messages;
 //! - `p.work.held.<campaign id>`: items of a paused campaign, set aside
@@ -17,7 +18,9 @@
 //!   `….edit.<revision>` and `….delete` the same for an amendment.
 //!
 //! A key-value bucket `P_RATE` holds each bot token's shared rate schedule
-//! and the limits senders run with ([`crate::send_limits`]).
+//! and the limits senders run with ([`crate::send_limits`]); `P_CHATS` the
+//! last send to each chat, `P_CLAIMS` recipients claimed around a NATS
+//! restart, `P_BOTS` each bot's token, sealed ([`crate::bot_tokens`]).
 //!
 //! [`Topology::ensure`] creates them idempotently at start-up. A second
 //! service doing the same is a no-op; an existing stream or consumer with a
@@ -189,6 +192,10 @@ impl Topology {
         format!("{}.events.amend.*", self.prefix)
     }
 
+    pub fn bot_subject(&self, bot_id: i64) -> String {
+        format!("{}.events.bot.{bot_id}", self.prefix)
+    }
+
     pub fn user_subject(&self, user_id: i64) -> String {
         format!("{}.events.user.{user_id}", self.prefix)
     }
@@ -218,6 +225,12 @@ impl Topology {
     /// handed out twice wins.
     pub fn claims_bucket(&self) -> String {
         self.stream_name("claims")
+    }
+
+    /// The bucket of bot tokens, one key per bot id, each sealed with the
+    /// deployment's token key ([`crate::bot_tokens`]).
+    pub fn bots_bucket(&self) -> String {
+        self.stream_name("bots")
     }
 
     pub fn outcome_subject(&self, campaign_id: &str, user_id: i64) -> String {
@@ -333,6 +346,47 @@ impl Topology {
     }
 
     /// Creates every stream and consumer, or checks the existing ones match.
+    /// Every key-value bucket, on file like the streams: a memory bucket
+    /// vanishes when NATS restarts.
+    fn buckets(&self) -> [kv::Config; 4] {
+        let bucket = |name: String, description: &str| kv::Config {
+            bucket: name,
+            description: description.into(),
+            history: 1,
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            ..Default::default()
+        };
+        [
+            // A stale schedule is harmless (slots are never in the past).
+            bucket(
+                self.rate_bucket(),
+                "courier rate schedules, one per bot token and lane",
+            ),
+            kv::Config {
+                // A record older than any chat interval decides nothing.
+                max_age: CHAT_RECORD_MAX_AGE,
+                ..bucket(
+                    self.chat_bucket(),
+                    "courier's last send to each chat, per bot token",
+                )
+            },
+            kv::Config {
+                // A claim must outlive the next restart, not much longer.
+                max_age: CLAIM_MAX_AGE,
+                ..bucket(
+                    self.claims_bucket(),
+                    "courier recipients claimed by sends around a NATS restart",
+                )
+            },
+            // Sealed, never in clear (crate::bot_tokens).
+            bucket(
+                self.bots_bucket(),
+                "courier bot tokens, sealed, one per bot id",
+            ),
+        ]
+    }
+
     pub async fn ensure(&self, js: &jetstream::Context) -> Result<(), TopologyError> {
         for wanted in self.streams() {
             let mut stream = js
@@ -363,54 +417,15 @@ impl Topology {
                 .clone();
             check_stream(&existing, &wanted)?;
         }
-        js.create_or_update_key_value(kv::Config {
-            bucket: self.rate_bucket(),
-            description: "courier rate schedules, one per bot token and lane".into(),
-            history: 1,
-            // On file, like the streams: a memory bucket vanishes when NATS
-            // restarts and every sender would lose its budget. A stale
-            // schedule is harmless (slots are never in the past).
-            storage: stream::StorageType::File,
-            num_replicas: self.replicas,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| TopologyError::JetStream {
-            what: format!("key-value bucket {}", self.rate_bucket()),
-            source: e.into(),
-        })?;
-        js.create_or_update_key_value(kv::Config {
-            bucket: self.chat_bucket(),
-            description: "courier's last send to each chat, per bot token".into(),
-            history: 1,
-            // A record older than any chat interval decides nothing.
-            max_age: CHAT_RECORD_MAX_AGE,
-            // On file, like the rate bucket: a memory bucket vanishes when
-            // NATS restarts, and claims would fail until services restart.
-            storage: stream::StorageType::File,
-            num_replicas: self.replicas,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| TopologyError::JetStream {
-            what: format!("key-value bucket {}", self.chat_bucket()),
-            source: e.into(),
-        })?;
-        js.create_or_update_key_value(kv::Config {
-            bucket: self.claims_bucket(),
-            description: "courier recipients claimed by sends around a NATS restart".into(),
-            history: 1,
-            max_age: CLAIM_MAX_AGE,
-            // On file: a claim must outlive the next restart.
-            storage: stream::StorageType::File,
-            num_replicas: self.replicas,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| TopologyError::JetStream {
-            what: format!("key-value bucket {}", self.claims_bucket()),
-            source: e.into(),
-        })?;
+        for bucket in self.buckets() {
+            let what = format!("key-value bucket {}", bucket.bucket);
+            js.create_or_update_key_value(bucket)
+                .await
+                .map_err(|e| TopologyError::JetStream {
+                    what,
+                    source: e.into(),
+                })?;
+        }
         ensure_consumer(js, &self.work_stream(), self.senders_consumer()).await?;
         ensure_consumer(js, &self.events_stream(), self.loader_consumer()).await?;
         ensure_consumer(js, &self.schedules_stream(), self.scheduler_consumer()).await?;
@@ -537,6 +552,7 @@ mod tests {
         for subject in [
             t.campaign_subject("c"),
             t.user_subject(1),
+            t.bot_subject(1),
             t.work_subject("c"),
             t.held_subject("c"),
             t.outcome_subject("c", 1),

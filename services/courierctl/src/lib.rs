@@ -1,5 +1,6 @@
 //! courierctl's commands, as a library so tests drive them without a shell.
 
+pub mod bots;
 pub mod operations;
 pub mod users;
 

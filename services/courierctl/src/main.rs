@@ -41,6 +41,10 @@ enum Command {
     /// Users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// The bots this deployment serves, their tokens sealed with
+    /// COURIER_TOKEN_KEY.
+    #[command(subcommand)]
+    Bots(BotsCommand),
     /// Count who an audience filter reaches now, as a campaign would.
     Audience {
         /// The filter (see `campaign start --audience`).
@@ -169,6 +173,27 @@ enum UsersCommand {
     Tag { user: i64, tags: Vec<String> },
     /// Take tags off a user.
     Untag { user: i64, tags: Vec<String> },
+}
+
+#[derive(Subcommand)]
+enum BotsCommand {
+    /// Add a bot, or replace its token: the token is read from FILE (or
+    /// standard input with -, the default), checked with getMe, sealed.
+    Add {
+        #[arg(long = "token-file", default_value = "-")]
+        token_file: PathBuf,
+        #[command(flatten)]
+        access: courierctl::bots::Access,
+    },
+    /// List the bots.
+    List,
+    /// Say for each bot whether its sealed token opens and Telegram takes it.
+    Check {
+        #[command(flatten)]
+        access: courierctl::bots::Access,
+    },
+    /// Remove a bot: its sealed token is deleted.
+    Remove { bot: i64 },
 }
 
 #[derive(Subcommand)]
@@ -329,6 +354,36 @@ async fn main() -> anyhow::Result<()> {
             let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
             let tags = courierctl::users::tag(&publisher, user, &tags, Tagging::TakeOff).await?;
             println!("took {} off {user}", tags.join(", "));
+        }
+        Command::Bots(BotsCommand::Add { token_file, access }) => {
+            let token = if token_file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading the token")?
+            } else {
+                std::fs::read_to_string(&token_file)
+                    .with_context(|| format!("reading {}", token_file.display()))?
+            };
+            let bots = courierctl::bots::Bots::new(&nats).await?;
+            let (me, added) = bots.add(&access, &token).await?;
+            let what = match added {
+                courierctl::bots::Added::New => "added",
+                courierctl::bots::Added::TokenReplaced => "token replaced",
+                courierctl::bots::Added::Unchanged => "already added with this token",
+            };
+            println!("{} @{}: {what}", me.id, me.username);
+        }
+        Command::Bots(BotsCommand::List) => {
+            print!("{}", courierctl::bots::list(&pool().await?).await?);
+        }
+        Command::Bots(BotsCommand::Check { access }) => {
+            let bots = courierctl::bots::Bots::new(&nats).await?;
+            print!("{}", bots.check(&pool().await?, &access).await?);
+        }
+        Command::Bots(BotsCommand::Remove { bot }) => {
+            courierctl::bots::Bots::new(&nats)
+                .await?
+                .remove(bot)
+                .await?;
+            println!("{bot} removed: its token is deleted");
         }
         Command::Audience { filter } => {
             println!("{}", operations::audience(&pool().await?, &filter).await?);

@@ -22,7 +22,8 @@ pub struct Rebuilt {
 /// The tables the projector owns, all derived from the streams and emptied
 /// by a rebuild. Bot and loader state is not derived from the streams and
 /// stays.
-pub const READ_MODEL: [&str; 7] = [
+pub const READ_MODEL: [&str; 8] = [
+    "bots",
     "users",
     "admins",
     "campaigns",

@@ -27,12 +27,36 @@ pub struct BotApi {
 }
 
 #[derive(Deserialize)]
-struct Envelope {
+struct Envelope<T> {
     ok: bool,
-    result: Option<Answer>,
+    result: Option<T>,
     error_code: Option<u16>,
     description: Option<String>,
     parameters: Option<Parameters>,
+}
+
+impl<T> Envelope<T> {
+    /// The result of a call that succeeded, or Telegram's refusal.
+    fn result(self, status: u16) -> Result<T, ApiFailure> {
+        match (self.ok, self.result) {
+            (true, Some(result)) => Ok(result),
+            (true, None) => Err(ApiFailure::BadAnswer { status }),
+            (false, _) => Err(ApiFailure::Api {
+                code: self.error_code.unwrap_or(status),
+                description: self.description.unwrap_or_default(),
+                retry_after: self.parameters.and_then(|p| p.retry_after),
+            }),
+        }
+    }
+}
+
+/// The bot a token belongs to (getMe).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Me {
+    pub id: i64,
+    pub first_name: String,
+    #[serde(default)]
+    pub username: String,
 }
 
 /// A method's result: the message sent or edited, an album's messages, or
@@ -117,40 +141,47 @@ impl BotApi {
         let url = self.urls.get(call.method).cloned().ok_or_else(|| {
             ApiFailure::NotSent(format!("{} is not a method campaigns call", call.method))
         })?;
-        let response = self
+        let request = self
             .http
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(call.body.clone())
-            .send()
-            .await
-            .map_err(transport_failure)?;
-        let status = response.status().as_u16();
-        // A number in the trace (an unsigned one would export as text).
-        tracing::Span::current().record("http.status_code", i64::from(status));
-        let bytes = response.bytes().await.map_err(transport_failure)?;
-        let envelope: Envelope =
-            serde_json::from_slice(&bytes).map_err(|_| ApiFailure::BadAnswer { status })?;
-        match (envelope.ok, envelope.result) {
-            (true, Some(Answer::Message { message_id })) => Ok(Sent {
+            .body(call.body.clone());
+        match self.request(request).await? {
+            Answer::Message { message_id } => Ok(Sent {
                 message_id,
                 album: Vec::new(),
             }),
-            (true, Some(Answer::Album(messages))) if !messages.is_empty() => {
+            Answer::Album(messages) if !messages.is_empty() => {
                 let album: Vec<i64> = messages.iter().map(|m| m.message_id).collect();
                 Ok(Sent {
                     message_id: album[0],
                     album,
                 })
             }
-            (true, Some(Answer::Done(true))) => Ok(Sent::default()),
-            (true, _) => Err(ApiFailure::BadAnswer { status }),
-            (false, _) => Err(ApiFailure::Api {
-                code: envelope.error_code.unwrap_or(status),
-                description: envelope.description.unwrap_or_default(),
-                retry_after: envelope.parameters.and_then(|p| p.retry_after),
-            }),
+            Answer::Done(true) => Ok(Sent::default()),
+            Answer::Album(_) | Answer::Done(false) => Err(ApiFailure::BadAnswer { status: 200 }),
         }
+    }
+
+    /// Who the token belongs to, or why Telegram refused it (401 for a
+    /// revoked or mistyped token).
+    pub async fn get_me(&self) -> Result<Me, ApiFailure> {
+        self.request(self.http.post(self.get_me.clone())).await
+    }
+
+    /// Makes a request and reads Telegram's envelope around its result.
+    async fn request<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ApiFailure> {
+        let response = request.send().await.map_err(transport_failure)?;
+        let status = response.status().as_u16();
+        // A number in the trace (an unsigned one would export as text).
+        tracing::Span::current().record("http.status_code", i64::from(status));
+        let bytes = response.bytes().await.map_err(transport_failure)?;
+        let envelope: Envelope<T> =
+            serde_json::from_slice(&bytes).map_err(|_| ApiFailure::BadAnswer { status })?;
+        envelope.result(status)
     }
 }
 

@@ -11,6 +11,7 @@
 mod admins;
 mod amendments;
 mod batch;
+mod bots;
 mod campaigns;
 mod outcomes;
 mod users;
@@ -87,6 +88,8 @@ pub(crate) async fn apply(
         Payload::UserOptedIn(e) => users::opted(event, e.user_id, false).await.map(|()| None),
         Payload::AdminGranted(e) => admins::granted(event, e).await.map(|()| None),
         Payload::AdminRevoked(e) => admins::revoked(event, e).await.map(|()| None),
+        Payload::BotAdded(e) => bots::added(event, e).await.map(|()| None),
+        Payload::BotRemoved(e) => bots::removed(event, e).await.map(|()| None),
     }
 }
 

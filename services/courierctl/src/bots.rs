@@ -1,0 +1,223 @@
+//! `courierctl bots`: the bots this deployment serves. A token is read from
+//! a file or standard input, never from an argument (arguments show in `ps`
+//! and shell history); Telegram must know it (getMe) before anything is
+//! kept. The token is sealed into the bots bucket
+//! ([`courier_core::bot_tokens`]), and only then is `BotAdded` published,
+//! with the bot's name and the token's fingerprint, never the token.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use courier_core::bot_tokens::{self, TokenKey};
+use courier_core::config::{BotToken, TelegramConfig, TokenKeyConfig};
+use courier_core::event::EventPublisher;
+use courier_core::proto::v1::{BotAdded, BotRemoved, Event, event::Payload};
+use courier_core::startup::Nats;
+use courier_telegram::bot_api::{BotApi, Me};
+use courier_telegram::classify::ApiFailure;
+use deadpool_postgres::Pool;
+
+/// What `bots add` and `bots check` need: the key tokens are sealed with,
+/// and where Telegram is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Access {
+    #[command(flatten)]
+    pub key: TokenKeyConfig,
+    /// Bot API base URL (telegram-sandbox for tests and demos).
+    #[arg(
+        long = "telegram-api-url",
+        env = "TELEGRAM_API_URL",
+        value_name = "TELEGRAM_API_URL",
+        default_value = "https://api.telegram.org"
+    )]
+    pub api_url: url::Url,
+}
+
+/// How long getMe may take.
+const GET_ME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The bots bucket and the events stream.
+pub struct Bots {
+    sealed: kv::Store,
+    publisher: EventPublisher,
+}
+
+/// What `bots add` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Added {
+    New,
+    /// The bot was there with another token: this one replaces it.
+    TokenReplaced,
+    /// The bot was there with this very token.
+    Unchanged,
+}
+
+impl Bots {
+    pub async fn new(nats: &Nats) -> anyhow::Result<Bots> {
+        Ok(Bots {
+            sealed: nats.js.get_key_value(nats.topology.bots_bucket()).await?,
+            publisher: EventPublisher::new(nats.js.clone(), nats.topology.clone()),
+        })
+    }
+
+    /// Adds the bot `token` belongs to, or replaces its token (a rotation:
+    /// services reading the bucket take the new one; the old one keeps
+    /// working at Telegram until revoked there).
+    pub async fn add(&self, access: &Access, token: &str) -> anyhow::Result<(Me, Added)> {
+        let token: BotToken = token.trim().parse().map_err(|_| {
+            anyhow::anyhow!(
+                "that is not a bot token: expected <bot id>:<secret> as @BotFather gives it"
+            )
+        })?;
+        let me = get_me(&access.api_url, &token)
+            .await
+            .map_err(|error| error.context("nothing was added"))?;
+        anyhow::ensure!(
+            me.id.to_string() == token.bot_id(),
+            "Telegram says this token belongs to bot {}, not {}: nothing was added",
+            me.id,
+            token.bot_id()
+        );
+        let key = &access.key.token_key;
+        let added = match self.sealed_token(key, me.id).await? {
+            None => Added::New,
+            Some(Ok(old)) if old == token => Added::Unchanged,
+            // One that does not open (another key) is replaced as well.
+            Some(_) => Added::TokenReplaced,
+        };
+        self.sealed
+            .put(me.id.to_string(), key.seal(&token).into())
+            .await?;
+        self.publisher
+            .publish(&Event::new(Payload::BotAdded(BotAdded {
+                bot_id: me.id,
+                username: me.username.clone(),
+                first_name: me.first_name.clone(),
+                token_fingerprint: bot_tokens::fingerprint(&token),
+            })))
+            .await?;
+        Ok((me, added))
+    }
+
+    /// Removes a bot: its sealed token is deleted first, so nothing sends
+    /// for it after this returns, whatever happens to the event.
+    pub async fn remove(&self, bot_id: i64) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.sealed.get(bot_id.to_string()).await?.is_some(),
+            "bot {bot_id} is not in this deployment (see `courierctl bots list`)"
+        );
+        self.sealed.purge(bot_id.to_string()).await?;
+        self.publisher
+            .publish(&Event::new(Payload::BotRemoved(BotRemoved { bot_id })))
+            .await?;
+        Ok(())
+    }
+
+    /// The bot's token as sealed in the bucket, opened with `key`.
+    async fn sealed_token(
+        &self,
+        key: &TokenKey,
+        bot_id: i64,
+    ) -> anyhow::Result<Option<Result<BotToken, bot_tokens::OpenError>>> {
+        Ok(self
+            .sealed
+            .get(bot_id.to_string())
+            .await?
+            .map(|sealed| key.open(bot_id, &sealed)))
+    }
+
+    /// One line per bot of the read model, saying whether its sealed token
+    /// opens and Telegram still takes it.
+    pub async fn check(&self, pool: &Pool, access: &Access) -> anyhow::Result<String> {
+        let mut out = String::new();
+        for bot in listed(pool).await? {
+            let verdict = match self.sealed_token(&access.key.token_key, bot.id).await? {
+                None => "no sealed token: add it again".to_owned(),
+                Some(Err(error)) => error.to_string(),
+                Some(Ok(token)) => match get_me(&access.api_url, &token).await {
+                    Ok(_) => "token works".to_owned(),
+                    Err(error) => format!("{error:#}"),
+                },
+            };
+            writeln!(out, "{}  @{}  {verdict}", bot.id, bot.username)?;
+        }
+        Ok(out)
+    }
+}
+
+/// A bot as the read model lists it.
+struct Listed {
+    id: i64,
+    username: String,
+    first_name: String,
+    fingerprint: String,
+    added_at: chrono::DateTime<chrono::Utc>,
+    token_changed_at: chrono::DateTime<chrono::Utc>,
+}
+
+async fn listed(pool: &Pool) -> anyhow::Result<Vec<Listed>> {
+    let rows = pool
+        .get()
+        .await?
+        .query(
+            "SELECT bot_id, username, first_name, token_fingerprint, added_at, token_changed_at
+             FROM bots WHERE removed_at IS NULL ORDER BY bot_id",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Listed {
+            id: row.get(0),
+            username: row.get(1),
+            first_name: row.get(2),
+            fingerprint: row.get(3),
+            added_at: row.get(4),
+            token_changed_at: row.get(5),
+        })
+        .collect())
+}
+
+/// `bots list`: the bots the read model knows, one per line.
+pub async fn list(pool: &Pool) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for bot in listed(pool).await? {
+        let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+        write!(
+            out,
+            "{}  @{}  {}  token {}  added {}",
+            bot.id,
+            bot.username,
+            bot.first_name,
+            bot.fingerprint,
+            time(bot.added_at)
+        )?;
+        if bot.token_changed_at != bot.added_at {
+            write!(out, ", token replaced {}", time(bot.token_changed_at))?;
+        }
+        out.push('\n');
+    }
+    if out.is_empty() {
+        out.push_str("no bots added (the services' own TELEGRAM_BOT_TOKEN still serves)\n");
+    }
+    Ok(out)
+}
+
+/// getMe with `token`, its refusal explained.
+async fn get_me(api_url: &url::Url, token: &BotToken) -> anyhow::Result<Me> {
+    let config = TelegramConfig {
+        bot_token: token.clone(),
+        api_url: api_url.clone(),
+    };
+    let api = BotApi::new(&config, GET_ME_TIMEOUT, 1)?;
+    api.get_me().await.map_err(|failure| match failure {
+        ApiFailure::Api {
+            code: 401 | 404, ..
+        } => anyhow::anyhow!(
+            "Telegram does not take the token of bot {} (revoked, or mistyped)",
+            token.bot_id()
+        ),
+        other => anyhow::anyhow!("Telegram did not say whose token this is: {other:?}"),
+    })
+}

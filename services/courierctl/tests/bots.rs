@@ -1,0 +1,223 @@
+//! `courierctl bots` as an operator runs it: the binary against real NATS,
+//! Postgres and a projector, with the Telegram sandbox answering getMe.
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers of a test crate are test code; allow-unwrap-in-tests sees only #[test] fns"
+)]
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use courier_testing::read_model::{assert_replays_identically, dump};
+use courier_testing::{TestEnv, wait_until};
+use telegram_sandbox::{Sandbox, SandboxConfig};
+
+/// Bot 111 and a second token of it (a rotation), and bot 222.
+const FIRST: &str = "111:AAF-first_secret_0123456789";
+const ROTATED: &str = "111:AAF-rotated_secret_9876543210";
+const OTHER: &str = "222:AAG-other_secret_0123456789";
+/// Telegram does not know it (revoked, say).
+const REVOKED: &str = "333:AAH-revoked_secret_0123456789";
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const ANOTHER_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
+/// Runs courierctl with `stdin` on its standard input.
+async fn courierctl(
+    env: &TestEnv,
+    sandbox: &Sandbox,
+    key: &str,
+    args: &[&str],
+    stdin: &str,
+) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_courierctl"));
+    command
+        .env_clear()
+        .envs(env.service_env())
+        .env("TELEGRAM_API_URL", sandbox.url())
+        .env("COURIER_TOKEN_KEY", key)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().expect("running courierctl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Every message `stream` holds, headers and payload, end to end.
+async fn stored_bytes(js: &async_nats::jetstream::Context, stream: &str) -> Vec<u8> {
+    let mut stream = js.get_stream(stream).await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut bytes = Vec::new();
+    for seq in 1..=last {
+        // Deleted and purged messages are gone: nothing to read there.
+        if let Ok(message) = stream.get_raw_message(seq).await {
+            bytes.extend_from_slice(format!("{:?}", message.headers).as_bytes());
+            bytes.extend_from_slice(&message.payload);
+        }
+    }
+    bytes
+}
+
+fn secret(token: &str) -> &str {
+    token.split_once(':').unwrap().1
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bots_are_added_rotated_checked_and_removed_and_no_token_is_kept_in_clear() {
+    let env = TestEnv::new().await;
+    let sandbox = Sandbox::start(SandboxConfig {
+        tokens: vec![FIRST.into(), ROTATED.into(), OTHER.into()],
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let projector = env.start_projector();
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    let printed = std::sync::Mutex::new(String::new());
+    let run = &async |key: &str, args: &[&str], stdin: &str| {
+        let output = courierctl(&env, &sandbox, key, args, stdin).await;
+        printed.lock().unwrap().push_str(&text(&output));
+        output
+    };
+
+    let added = run(KEY, &["bots", "add"], FIRST).await;
+    assert!(added.status.success(), "{}", text(&added));
+    assert!(text(&added).contains("111 @"), "{}", text(&added));
+    assert!(text(&added).contains(": added"), "{}", text(&added));
+    let again = run(KEY, &["bots", "add"], &format!("{FIRST}\n")).await;
+    assert!(
+        text(&again).contains("already added with this token"),
+        "{}",
+        text(&again)
+    );
+    assert!(run(KEY, &["bots", "add"], OTHER).await.status.success());
+    let rotated = run(KEY, &["bots", "add"], ROTATED).await;
+    assert!(
+        text(&rotated).contains("token replaced"),
+        "{}",
+        text(&rotated)
+    );
+
+    // Refused before anything is kept: a token Telegram does not take, and
+    // something that is not a token at all (not echoed back).
+    let revoked = run(KEY, &["bots", "add"], REVOKED).await;
+    assert!(!revoked.status.success());
+    assert!(
+        text(&revoked).contains("Telegram does not take the token of bot 333"),
+        "{}",
+        text(&revoked)
+    );
+    assert!(
+        text(&revoked).contains("nothing was added"),
+        "{}",
+        text(&revoked)
+    );
+    let malformed = run(KEY, &["bots", "add"], "not-a-token-secret").await;
+    assert!(!malformed.status.success());
+    assert!(
+        text(&malformed).contains("not a bot token"),
+        "{}",
+        text(&malformed)
+    );
+    assert!(!text(&malformed).contains("not-a-token-secret"));
+    let bad_key = run("c2hvcnQ=", &["bots", "add"], FIRST).await;
+    assert!(
+        text(&bad_key).contains("COURIER_TOKEN_KEY is malformed"),
+        "{}",
+        text(&bad_key)
+    );
+
+    let listed = wait_until(
+        "both bots listed",
+        Duration::from_secs(30),
+        move || async move {
+            let out = run(KEY, &["bots", "list"], "").await;
+            let out = text(&out);
+            (out.contains("111  @") && out.contains("222  @") && out.contains("token replaced"))
+                .then_some(out)
+        },
+    )
+    .await;
+    assert!(!listed.contains("333"), "{listed}");
+    let checked = text(&run(KEY, &["bots", "check"], "").await);
+    assert_eq!(checked.matches("token works").count(), 2, "{checked}");
+    let wrong_key = text(&run(ANOTHER_KEY, &["bots", "check"], "").await);
+    assert_eq!(
+        wrong_key
+            .matches("does not open with COURIER_TOKEN_KEY")
+            .count(),
+        2,
+        "{wrong_key}"
+    );
+
+    let removed = run(KEY, &["bots", "remove", "222"], "").await;
+    assert!(removed.status.success(), "{}", text(&removed));
+    let unknown = run(KEY, &["bots", "remove", "222"], "").await;
+    assert!(
+        text(&unknown).contains("not in this deployment"),
+        "{}",
+        text(&unknown)
+    );
+    wait_until(
+        "bot 222 gone from the list",
+        Duration::from_secs(30),
+        move || async move {
+            let out = text(&run(KEY, &["bots", "list"], "").await);
+            (out.contains("111  @") && !out.contains("222  @")).then_some(())
+        },
+    )
+    .await;
+
+    // No token in clear anywhere: events, the bots bucket's stream, the
+    // read model, or anything courierctl printed.
+    let js = env.jetstream().await;
+    let topology = env.topology();
+    let mut stored = Vec::new();
+    for stream in [
+        topology.events_stream(),
+        format!("KV_{}", topology.bots_bucket()),
+    ] {
+        stored.extend(stored_bytes(&js, &stream).await);
+    }
+    let read_model = dump(&client).await.unwrap().join("\n");
+    for token in [FIRST, ROTATED, OTHER, REVOKED] {
+        let part = secret(token).as_bytes();
+        assert!(
+            !stored.windows(part.len()).any(|w| w == part),
+            "{token} stored"
+        );
+        assert!(
+            !read_model.contains(secret(token)),
+            "{token} in the read model"
+        );
+        assert!(
+            !printed.lock().unwrap().contains(secret(token)),
+            "{token} printed"
+        );
+    }
+
+    // The bots are events like any other: a replay rebuilds them.
+    assert_replays_identically(&env, &client, Duration::from_secs(30)).await;
+    projector.stop().await;
+}

@@ -1,0 +1,45 @@
+//! Bot events: the `bots` table `courierctl bots list` reads. A second add
+//! of the same bot is a rotation when its token's fingerprint differs.
+
+use courier_core::proto::v1::{BotAdded, BotRemoved};
+
+use super::{ApplyError, Applying};
+
+/// An add of a removed bot brings it back, as a fresh add.
+pub(super) async fn added(event: &Applying<'_>, added: BotAdded) -> Result<(), ApplyError> {
+    event
+        .tx
+        .execute(
+            "INSERT INTO bots (bot_id, username, first_name, token_fingerprint, added_at, token_changed_at)
+             VALUES ($1, $2, $3, $4, $5, $5)
+             ON CONFLICT (bot_id) DO UPDATE SET
+               username = EXCLUDED.username,
+               first_name = EXCLUDED.first_name,
+               added_at = CASE WHEN bots.removed_at IS NULL THEN bots.added_at ELSE EXCLUDED.added_at END,
+               token_changed_at = CASE
+                 WHEN bots.token_fingerprint = EXCLUDED.token_fingerprint AND bots.removed_at IS NULL
+                 THEN bots.token_changed_at ELSE EXCLUDED.token_changed_at END,
+               token_fingerprint = EXCLUDED.token_fingerprint,
+               removed_at = NULL",
+            &[
+                &added.bot_id,
+                &added.username,
+                &added.first_name,
+                &added.token_fingerprint,
+                &event.at,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn removed(event: &Applying<'_>, removed: BotRemoved) -> Result<(), ApplyError> {
+    event
+        .tx
+        .execute(
+            "UPDATE bots SET removed_at = $2 WHERE bot_id = $1 AND removed_at IS NULL",
+            &[&removed.bot_id, &event.at],
+        )
+        .await?;
+    Ok(())
+}
