@@ -346,27 +346,31 @@ impl Topology {
     }
 
     /// Creates every stream and consumer, or checks the existing ones match.
-    /// Every key-value bucket, on file like the streams: a memory bucket
+    /// A key-value bucket on file, like the streams: a memory bucket
     /// vanishes when NATS restarts.
-    fn buckets(&self) -> [kv::Config; 4] {
-        let bucket = |name: String, description: &str| kv::Config {
+    fn bucket(&self, name: String, description: &str) -> kv::Config {
+        kv::Config {
             bucket: name,
             description: description.into(),
             history: 1,
             storage: stream::StorageType::File,
             num_replicas: self.replicas,
             ..Default::default()
-        };
+        }
+    }
+
+    /// The buckets every service ensures at start.
+    fn buckets(&self) -> [kv::Config; 3] {
         [
             // A stale schedule is harmless (slots are never in the past).
-            bucket(
+            self.bucket(
                 self.rate_bucket(),
                 "courier rate schedules, one per bot token and lane",
             ),
             kv::Config {
                 // A record older than any chat interval decides nothing.
                 max_age: CHAT_RECORD_MAX_AGE,
-                ..bucket(
+                ..self.bucket(
                     self.chat_bucket(),
                     "courier's last send to each chat, per bot token",
                 )
@@ -374,17 +378,30 @@ impl Topology {
             kv::Config {
                 // A claim must outlive the next restart, not much longer.
                 max_age: CLAIM_MAX_AGE,
-                ..bucket(
+                ..self.bucket(
                     self.claims_bucket(),
                     "courier recipients claimed by sends around a NATS restart",
                 )
             },
-            // Sealed, never in clear (crate::bot_tokens).
-            bucket(
-                self.bots_bucket(),
-                "courier bot tokens, sealed, one per bot id",
-            ),
         ]
+    }
+
+    /// The bots bucket: ensured only by what reads or writes tokens (today
+    /// `courierctl bots`), so NATS permissions can keep every other
+    /// service away from it.
+    pub async fn ensure_bots_bucket(
+        &self,
+        js: &jetstream::Context,
+    ) -> Result<kv::Store, TopologyError> {
+        js.create_or_update_key_value(self.bucket(
+            self.bots_bucket(),
+            "courier bot tokens, sealed, one per bot id",
+        ))
+        .await
+        .map_err(|e| TopologyError::JetStream {
+            what: format!("key-value bucket {}", self.bots_bucket()),
+            source: e.into(),
+        })
     }
 
     pub async fn ensure(&self, js: &jetstream::Context) -> Result<(), TopologyError> {

@@ -56,7 +56,7 @@ pub enum Added {
 impl Bots {
     pub async fn new(nats: &Nats) -> anyhow::Result<Bots> {
         Ok(Bots {
-            sealed: nats.js.get_key_value(nats.topology.bots_bucket()).await?,
+            sealed: nats.topology.ensure_bots_bucket(&nats.js).await?,
             publisher: EventPublisher::new(nats.js.clone(), nats.topology.clone()),
         })
     }
