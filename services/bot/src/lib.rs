@@ -91,8 +91,8 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
     let commands = CampaignCommands::new(nats.js, nats.topology)
         .await
         .context("opening the events stream")?;
-    let bot =
-        Bot::new(config.telegram.bot_token.expose()).set_api_url(config.telegram.api_url.clone());
+    let bot = Bot::new(config.telegram.bot_token.expose())
+        .set_api_url(config.telegram.api.api_url.clone());
     let Some(me) = bot_api(&bot, &shutdown).await? else {
         return Ok(());
     };

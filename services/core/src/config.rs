@@ -102,6 +102,14 @@ pub struct TelegramConfig {
     )]
     pub bot_token: BotToken,
 
+    #[command(flatten)]
+    pub api: TelegramApiConfig,
+}
+
+/// Where the Bot API is: with the services' own token above, or alone for
+/// `courierctl bots`, which brings the tokens.
+#[derive(Clone, clap::Args)]
+pub struct TelegramApiConfig {
     /// Bot API base URL; point it at telegram-sandbox for tests and demos.
     #[arg(
         long = "telegram-api-url",
@@ -116,8 +124,14 @@ impl fmt::Debug for TelegramConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TelegramConfig")
             .field("bot_token", &self.bot_token)
-            .field("api_url", &self.api_url.as_str())
+            .field("api_url", &self.api.api_url.as_str())
             .finish()
+    }
+}
+
+impl fmt::Debug for TelegramApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.api_url.as_str())
     }
 }
 

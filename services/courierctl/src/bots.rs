@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use courier_core::bot_tokens::{self, TokenKey};
-use courier_core::config::{BotToken, TelegramConfig, TokenKeyConfig};
+use courier_core::config::{BotToken, TelegramApiConfig, TelegramConfig, TokenKeyConfig};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{BotAdded, BotRemoved, Event, event::Payload};
 use courier_core::startup::Nats;
@@ -24,14 +24,8 @@ use deadpool_postgres::Pool;
 pub struct Access {
     #[command(flatten)]
     pub key: TokenKeyConfig,
-    /// Bot API base URL (telegram-sandbox for tests and demos).
-    #[arg(
-        long = "telegram-api-url",
-        env = "TELEGRAM_API_URL",
-        value_name = "TELEGRAM_API_URL",
-        default_value = "https://api.telegram.org"
-    )]
-    pub api_url: url::Url,
+    #[command(flatten)]
+    pub telegram: TelegramApiConfig,
 }
 
 /// How long getMe may take.
@@ -70,7 +64,7 @@ impl Bots {
                 "that is not a bot token: expected <bot id>:<secret> as @BotFather gives it"
             )
         })?;
-        let me = get_me(&access.api_url, &token)
+        let me = get_me(&access.telegram, &token)
             .await
             .map_err(|error| error.context("nothing was added"))?;
         anyhow::ensure!(
@@ -135,7 +129,7 @@ impl Bots {
             let verdict = match self.sealed_token(&access.key.token_key, bot.id).await? {
                 None => "no sealed token: add it again".to_owned(),
                 Some(Err(error)) => error.to_string(),
-                Some(Ok(token)) => match get_me(&access.api_url, &token).await {
+                Some(Ok(token)) => match get_me(&access.telegram, &token).await {
                     Ok(_) => "token works".to_owned(),
                     Err(error) => format!("{error:#}"),
                 },
@@ -205,10 +199,10 @@ pub async fn list(pool: &Pool) -> anyhow::Result<String> {
 }
 
 /// getMe with `token`, its refusal explained.
-async fn get_me(api_url: &url::Url, token: &BotToken) -> anyhow::Result<Me> {
+async fn get_me(telegram: &TelegramApiConfig, token: &BotToken) -> anyhow::Result<Me> {
     let config = TelegramConfig {
         bot_token: token.clone(),
-        api_url: api_url.clone(),
+        api: telegram.clone(),
     };
     let api = BotApi::new(&config, GET_ME_TIMEOUT, 1)?;
     api.get_me().await.map_err(|failure| match failure {

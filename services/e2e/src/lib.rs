@@ -3,7 +3,7 @@
 //! The tests themselves are in `tests/e2e/`.
 
 use courier_core::commands::CampaignCommands;
-use courier_core::config::{BotToken, TelegramConfig};
+use courier_core::config::{BotToken, TelegramApiConfig, TelegramConfig};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::Language;
 use courier_testing::TestEnv;
@@ -95,7 +95,9 @@ pub fn sender_config(
         nats: env.nats.clone(),
         telegram: TelegramConfig {
             bot_token: BOT_TOKEN.parse::<BotToken>().expect("a well-formed token"),
-            api_url: telegram_api_url.parse().expect("the sandbox URL"),
+            api: TelegramApiConfig {
+                api_url: telegram_api_url.parse().expect("the sandbox URL"),
+            },
         },
         rate_limit,
         paid_rate_limit: 1000.0,

@@ -101,7 +101,7 @@ impl BotApi {
             .pool_max_idle_per_host(max_idle)
             .tcp_nodelay(true)
             .build()?;
-        let api = config.api_url.as_str().trim_end_matches('/');
+        let api = config.api.api_url.as_str().trim_end_matches('/');
         let token = config.bot_token.expose();
         let url = |method: &str| {
             reqwest::Url::parse(&format!("{api}/bot{token}/{method}"))
