@@ -80,9 +80,12 @@ impl Bots {
             // One that does not open (another key) is replaced as well.
             Some(_) => Added::TokenReplaced,
         };
-        self.sealed
-            .put(me.id.to_string(), key.seal(&token).into())
-            .await?;
+        if added != Added::Unchanged {
+            self.sealed
+                .put(me.id.to_string(), key.seal(&token).into())
+                .await?;
+        }
+        // Published even when unchanged: the bot's name may have changed.
         self.publisher
             .publish(&Event::new(Payload::BotAdded(BotAdded {
                 bot_id: me.id,
