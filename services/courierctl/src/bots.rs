@@ -129,7 +129,7 @@ impl Bots {
     }
 
     /// One line per bot of the read model, saying whether its sealed token
-    /// opens and Telegram still takes it ([`CHECKS_AT_ONCE`] bots at a time:
+    /// opens and Telegram still takes it (`CHECKS_AT_ONCE` bots at a time:
     /// with thousands of bots, one after another would take minutes).
     pub async fn check(&self, pool: &Pool, access: &Access) -> anyhow::Result<String> {
         let lines: Vec<anyhow::Result<String>> = futures::stream::iter(listed(pool).await?)
