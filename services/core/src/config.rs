@@ -124,7 +124,7 @@ impl fmt::Debug for TelegramConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TelegramConfig")
             .field("bot_token", &self.bot_token)
-            .field("api_url", &self.api.api_url.as_str())
+            .field("api_url", &self.api)
             .finish()
     }
 }

@@ -345,7 +345,6 @@ impl Topology {
         }
     }
 
-    /// Creates every stream and consumer, or checks the existing ones match.
     /// A key-value bucket on file, like the streams: a memory bucket
     /// vanishes when NATS restarts.
     fn bucket(&self, name: String, description: &str) -> kv::Config {
@@ -404,6 +403,8 @@ impl Topology {
         })
     }
 
+    /// Creates every stream, bucket and consumer, or checks the existing
+    /// ones match.
     pub async fn ensure(&self, js: &jetstream::Context) -> Result<(), TopologyError> {
         for wanted in self.streams() {
             let mut stream = js
