@@ -407,6 +407,32 @@ async fn only_the_loader_enqueues_sends_and_only_senders_pull_them() {
 }
 
 #[tokio::test]
+async fn only_courierctl_reads_and_writes_the_sealed_bot_tokens() {
+    let server = NatsServer::start();
+    let courierctl = Connection::open(&server, "courierctl").await;
+    let bots = Topology::new("courier".parse().unwrap(), 1)
+        .ensure_bots_bucket(&jetstream::new(courierctl.client.clone()))
+        .await
+        .expect("creating the bots bucket as courierctl");
+    bots.put("111", "sealed".into())
+        .await
+        .expect("sealing as courierctl");
+    assert!(
+        bots.get("111")
+            .await
+            .expect("reading as courierctl")
+            .is_some()
+    );
+    for user in SERVICE_USERS {
+        let mut connection = Connection::open(&server, user).await;
+        connection.publish_refused("$KV.COURIER_BOTS.111").await;
+        connection
+            .publish_refused("$JS.API.DIRECT.GET.KV_COURIER_BOTS.$KV.COURIER_BOTS.111")
+            .await;
+    }
+}
+
+#[tokio::test]
 async fn every_service_user_can_set_up_the_topology_it_starts_with() {
     let users: Vec<String> = nats_users().into_iter().map(|(user, _)| user).collect();
     for user in SERVICE_USERS {
