@@ -149,6 +149,7 @@ async fn count_and_fix(
         let started = Instant::now();
         let campaign = commands
             .create_and_start(NewCampaign {
+                bot_id: courier_core::topology::DEFAULT_BOT,
                 id: uuid::Uuid::now_v7(),
                 created_by: 1,
                 audience: filter.clone(),

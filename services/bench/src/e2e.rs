@@ -276,6 +276,7 @@ async fn one_run(launcher: &Launcher, options: &Options, run: usize) -> anyhow::
         filter: Some(AudienceFilter::default()),
         variants: Vec::new(),
         title: String::new(),
+        bot_id: courier_core::topology::DEFAULT_BOT,
     }));
     let created_seq = publisher.publish_expecting(&created, 0).await?;
     let pids: Vec<u32> = services.iter().map(Service::pid).collect();

@@ -155,7 +155,10 @@ pub fn work_item(topology: &Topology, campaign: Uuid, user_id: i64) -> (String, 
     let publish = PublishMessage::build()
         .message_id(format!("{campaign}.{user_id}"))
         .payload(item.encode_to_vec().into());
-    (topology.work_subject(&item.campaign_id), publish)
+    (
+        topology.work_subject(item.bot_id, &item.campaign_id),
+        publish,
+    )
 }
 
 /// One delivered outcome as a sender publishes it (see `courier_sender::worker`).
@@ -239,6 +242,7 @@ pub async fn sending_campaign(
     let commands = CampaignCommands::new(js.clone(), env.topology()).await?;
     let campaign = commands
         .create_and_start(NewCampaign {
+            bot_id: courier_core::topology::DEFAULT_BOT,
             id: uuid::Uuid::now_v7(),
             created_by: 1,
             audience: AudienceFilter::default(),

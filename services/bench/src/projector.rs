@@ -130,6 +130,7 @@ async fn one_run(
         )?];
         let campaign = commands
             .create_and_start(NewCampaign {
+                bot_id: courier_core::topology::DEFAULT_BOT,
                 id: uuid::Uuid::now_v7(),
                 created_by: 1,
                 audience: AudienceFilter::default(),

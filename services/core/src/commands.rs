@@ -36,6 +36,9 @@ pub struct NewCampaign {
     pub options: CampaignOptions,
     /// What admins call it; empty: the first words of the message.
     pub title: String,
+    /// The bot that sends it ([`crate::topology::DEFAULT_BOT`]: the
+    /// services' own).
+    pub bot_id: i64,
 }
 
 /// A change an admin or operator asks for.
@@ -199,6 +202,7 @@ impl CampaignCommands {
                         content: Some(campaign.content),
                         options: Some(campaign.options),
                         title: campaign.title,
+                        bot_id: campaign.bot_id,
                     }),
                 );
                 // Expecting an empty subject: an id can never be reused.

@@ -140,7 +140,8 @@ impl fmt::Debug for TelegramApiConfig {
 #[derive(Debug, Clone, clap::Args)]
 pub struct TokenKeyConfig {
     /// 32 random bytes in base64, from a secret (make one with
-    /// `head -c 32 /dev/urandom | base64`); never logged.
+    /// `head -c 32 /dev/urandom | base64`); never logged. Unset: a sender
+    /// serves only TELEGRAM_BOT_TOKEN's bot.
     #[arg(
         long = "token-key",
         env = "COURIER_TOKEN_KEY",
@@ -148,7 +149,18 @@ pub struct TokenKeyConfig {
         hide_env_values = true,
         value_parser = Quiet::<crate::bot_tokens::TokenKey>::parsed("COURIER_TOKEN_KEY")
     )]
-    pub token_key: crate::bot_tokens::TokenKey,
+    pub token_key: Option<crate::bot_tokens::TokenKey>,
+}
+
+impl TokenKeyConfig {
+    /// The key, for what cannot do without it.
+    pub fn required(&self) -> Result<&crate::bot_tokens::TokenKey, String> {
+        self.token_key.as_ref().ok_or_else(|| {
+            "COURIER_TOKEN_KEY is not set: bot tokens are sealed with it \
+             (make one with: head -c 32 /dev/urandom | base64)"
+                .to_owned()
+        })
+    }
 }
 
 /// A subject/stream prefix: lowercase letters, digits, `-` and `_`.

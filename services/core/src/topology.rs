@@ -9,8 +9,11 @@
 //!   messages, apart so the campaign subject's last event is its status;
 //! - `p.events.user.<user id>`: every event of one user;
 //! - `p.events.bot.<bot id>`: a bot added to or removed from the deployment;
-//! - `p.work.send.<campaign id>`: SendMessage items (work queue): sends,
-//!   and the edits and deletions of delivered messages;
+//! - `p.work.send.<campaign id>`: SendMessage items (work queue) of the
+//!   default bot: sends, and the edits and deletions of delivered messages;
+//! - `p.work.bot.<bot id>.<campaign id>`: the same for every other bot,
+//!   each bot with a consumer of its own, so one bot's million items wait
+//!   in the stream, not in front of another bot's hundred;
 //! - `p.work.held.<campaign id>`: items of a paused campaign, set aside
 //!   without spending delivery attempts until the campaign resumes;
 //! - `p.outcomes.<campaign id>.<user id>`: one delivery outcome per
@@ -35,8 +38,16 @@ use async_nats::jetstream::{self, ErrorCode, consumer, kv, stream};
 use crate::config::Prefix;
 use crate::proto::v1::{Amend, AmendKind};
 
-/// The durable pull consumer all senders share.
+/// The durable pull consumer all senders share for the default bot's work.
 pub const SENDERS_CONSUMER: &str = "senders";
+/// The default bot's id in events and work items: the bot of the services'
+/// own `TELEGRAM_BOT_TOKEN`, which everything before bots were added
+/// belongs to. Other bots go by their Telegram id.
+pub const DEFAULT_BOT: i64 = 0;
+/// How long a bot's consumer outlives its last pull: the bot's senders stop
+/// pulling when it is removed. Its unsent items stay in the stream (a work
+/// queue keeps what nobody acked) for a consumer made again.
+pub const BOT_CONSUMER_IDLE: Duration = Duration::from_secs(3600);
 /// The durable consumer the loaders share to see started campaigns.
 pub const LOADER_CONSUMER: &str = "loader";
 /// The durable consumer loaders start scheduled campaigns from.
@@ -200,8 +211,22 @@ impl Topology {
         format!("{}.events.user.{user_id}", self.prefix)
     }
 
-    pub fn work_subject(&self, campaign_id: &str) -> String {
-        format!("{}.work.send.{campaign_id}", self.prefix)
+    /// Where the work items of bot `bot_id`'s campaign go. The default
+    /// bot's keep the subject they had before there were other bots, so
+    /// items enqueued by an older loader are still sent.
+    pub fn work_subject(&self, bot_id: i64, campaign_id: &str) -> String {
+        match bot_id {
+            DEFAULT_BOT => format!("{}.work.send.{campaign_id}", self.prefix),
+            bot => format!("{}.work.bot.{bot}.{campaign_id}", self.prefix),
+        }
+    }
+
+    /// The consumer senders pull bot `bot_id`'s work items from.
+    pub fn senders_consumer_of(&self, bot_id: i64) -> String {
+        match bot_id {
+            DEFAULT_BOT => SENDERS_CONSUMER.to_owned(),
+            bot => format!("{SENDERS_CONSUMER}-{bot}"),
+        }
     }
 
     pub fn held_subject(&self, campaign_id: &str) -> String {
@@ -290,18 +315,40 @@ impl Topology {
         ]
     }
 
-    fn senders_consumer(&self) -> consumer::pull::Config {
-        consumer::pull::Config {
-            durable_name: Some(SENDERS_CONSUMER.into()),
-            description: Some("all sender replicas".into()),
-            // Held items of paused campaigns are not for senders.
-            filter_subject: format!("{}.work.send.>", self.prefix),
+    /// The consumer of bot `bot_id`'s work items, shared by all senders.
+    /// Held items of paused campaigns are not for senders.
+    fn senders_consumer(&self, bot_id: i64) -> consumer::pull::Config {
+        let config = consumer::pull::Config {
+            durable_name: Some(self.senders_consumer_of(bot_id)),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: SENDER_ACK_WAIT,
             max_deliver: -1,
             max_ack_pending: SENDER_MAX_ACK_PENDING,
             ..Default::default()
+        };
+        match bot_id {
+            DEFAULT_BOT => consumer::pull::Config {
+                description: Some("all sender replicas".into()),
+                filter_subject: format!("{}.work.send.>", self.prefix),
+                ..config
+            },
+            bot => consumer::pull::Config {
+                description: Some(format!("all sender replicas, bot {bot}")),
+                filter_subject: format!("{}.work.bot.{bot}.*", self.prefix),
+                inactive_threshold: BOT_CONSUMER_IDLE,
+                ..config
+            },
         }
+    }
+
+    /// Creates the consumer of an added bot's work items (senders do, when
+    /// they begin to serve the bot), or checks the existing one matches.
+    pub async fn ensure_bot_consumer(
+        &self,
+        js: &jetstream::Context,
+        bot_id: i64,
+    ) -> Result<(), TopologyError> {
+        ensure_consumer(js, &self.work_stream(), self.senders_consumer(bot_id)).await
     }
 
     fn loader_consumer(&self) -> consumer::pull::Config {
@@ -444,7 +491,7 @@ impl Topology {
                     source: e.into(),
                 })?;
         }
-        ensure_consumer(js, &self.work_stream(), self.senders_consumer()).await?;
+        ensure_consumer(js, &self.work_stream(), self.senders_consumer(DEFAULT_BOT)).await?;
         ensure_consumer(js, &self.events_stream(), self.loader_consumer()).await?;
         ensure_consumer(js, &self.schedules_stream(), self.scheduler_consumer()).await?;
         ensure_consumer(js, &self.events_stream(), self.amender_consumer()).await?;
@@ -548,7 +595,10 @@ mod tests {
         assert_eq!(t.outcomes_stream(), "T_1_OUTCOMES");
         assert_eq!(t.campaign_subject("c1"), "t-1.events.campaign.c1");
         assert_eq!(t.user_subject(42), "t-1.events.user.42");
-        assert_eq!(t.work_subject("c1"), "t-1.work.send.c1");
+        assert_eq!(t.work_subject(DEFAULT_BOT, "c1"), "t-1.work.send.c1");
+        assert_eq!(t.work_subject(7, "c1"), "t-1.work.bot.7.c1");
+        assert_eq!(t.senders_consumer_of(DEFAULT_BOT), "senders");
+        assert_eq!(t.senders_consumer_of(7), "senders-7");
         assert_eq!(t.held_subject("c1"), "t-1.work.held.c1");
         assert_eq!(t.rate_bucket(), "T_1_RATE");
         assert_eq!(t.outcome_subject("c1", 42), "t-1.outcomes.c1.42");
@@ -571,7 +621,8 @@ mod tests {
             t.campaign_subject("c"),
             t.user_subject(1),
             t.bot_subject(1),
-            t.work_subject("c"),
+            t.work_subject(DEFAULT_BOT, "c"),
+            t.work_subject(7, "c"),
             t.held_subject("c"),
             t.outcome_subject("c", 1),
             t.schedule_subject("c"),
@@ -579,6 +630,26 @@ mod tests {
         ] {
             assert_eq!(owner(&subject), 1, "{subject}");
         }
+    }
+
+    /// A work queue refuses consumers whose filters overlap, and an item
+    /// no consumer takes is never sent.
+    #[test]
+    fn each_bots_work_is_pulled_by_its_own_consumer_only() {
+        let t = topology();
+        let bots = [DEFAULT_BOT, 7, 8, 70];
+        for bot in bots {
+            let item = t.work_subject(bot, "c");
+            let pulled_by: Vec<i64> = bots
+                .into_iter()
+                .filter(|&other| subject_matches(&t.senders_consumer(other).filter_subject, &item))
+                .collect();
+            assert_eq!(pulled_by, [bot], "{item}");
+        }
+        assert!(!subject_matches(
+            &t.senders_consumer(7).filter_subject,
+            &t.held_subject("c")
+        ));
     }
 
     #[test]

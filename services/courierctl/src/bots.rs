@@ -63,6 +63,7 @@ impl Bots {
     /// services reading the bucket take the new one; the old one keeps
     /// working at Telegram until revoked there).
     pub async fn add(&self, access: &Access, token: &str) -> anyhow::Result<(Me, Added)> {
+        let key = access.key.required().map_err(anyhow::Error::msg)?;
         let token: BotToken = token.trim().parse().map_err(|_| {
             anyhow::anyhow!(
                 "that is not a bot token: expected <bot id>:<secret> as @BotFather gives it"
@@ -77,7 +78,6 @@ impl Bots {
             me.id,
             token.bot_id()
         );
-        let key = &access.key.token_key;
         let added = match self.sealed_token(key, me.id).await? {
             None => Added::New,
             Some(Ok(old)) if old == token => Added::Unchanged,
@@ -132,9 +132,10 @@ impl Bots {
     /// opens and Telegram still takes it (`CHECKS_AT_ONCE` bots at a time:
     /// with thousands of bots, one after another would take minutes).
     pub async fn check(&self, pool: &Pool, access: &Access) -> anyhow::Result<String> {
+        let key = access.key.required().map_err(anyhow::Error::msg)?;
         let lines: Vec<anyhow::Result<String>> = futures::stream::iter(listed(pool).await?)
             .map(|bot| async move {
-                let verdict = match self.sealed_token(&access.key.token_key, bot.id).await? {
+                let verdict = match self.sealed_token(key, bot.id).await? {
                     None => "no sealed token: add it again".to_owned(),
                     Some(Err(error)) => error.to_string(),
                     Some(Ok(token)) => match get_me(&access.telegram, &token).await {

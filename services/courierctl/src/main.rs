@@ -250,6 +250,7 @@ async fn main() -> anyhow::Result<()> {
             let id = commands
                 .create_and_begin(
                     NewCampaign {
+                        bot_id: courier_core::topology::DEFAULT_BOT,
                         id: uuid::Uuid::now_v7(),
                         created_by,
                         audience,

@@ -407,7 +407,7 @@ async fn only_the_loader_enqueues_sends_and_only_senders_pull_them() {
 }
 
 #[tokio::test]
-async fn only_courierctl_reads_and_writes_the_sealed_bot_tokens() {
+async fn only_courierctl_writes_the_sealed_bot_tokens_and_only_senders_read_them_too() {
     let server = NatsServer::start();
     let courierctl = Connection::open(&server, "courierctl").await;
     let bots = Topology::new("courier".parse().unwrap(), 1)
@@ -426,10 +426,29 @@ async fn only_courierctl_reads_and_writes_the_sealed_bot_tokens() {
     for user in SERVICE_USERS {
         let mut connection = Connection::open(&server, user).await;
         connection.publish_refused("$KV.COURIER_BOTS.111").await;
-        connection
-            .publish_refused("$JS.API.DIRECT.GET.KV_COURIER_BOTS.$KV.COURIER_BOTS.111")
-            .await;
+        if user != "sender" {
+            connection
+                .publish_refused("$JS.API.DIRECT.GET.KV_COURIER_BOTS.$KV.COURIER_BOTS.111")
+                .await;
+        }
     }
+    // Senders follow the bucket (courier_sender::added_bots).
+    let sender = Connection::open(&server, "sender").await;
+    let seen = jetstream::new(sender.client.clone())
+        .get_key_value("COURIER_BOTS")
+        .await
+        .expect("the bucket, as sender")
+        .watch_all_from_revision(1)
+        .await
+        .expect("watching the bucket, as sender")
+        .next()
+        .await
+        .expect("an entry")
+        .expect("an entry, read");
+    assert_eq!(
+        (seen.key.as_str(), seen.value.as_ref()),
+        ("111", &b"sealed"[..])
+    );
 }
 
 #[tokio::test]

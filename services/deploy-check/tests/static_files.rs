@@ -560,8 +560,13 @@ fn kubernetes_deployments_run_the_services_with_their_configuration() {
             matches!(service, "sender" | "bot"),
             "{service}"
         );
-        // Sealed bot tokens are courierctl's alone (docs/decisions/0016).
-        assert!(!secrets.contains("COURIER_TOKEN_KEY"), "{service}");
+        // Sealed bot tokens open only in courierctl and the senders
+        // (docs/decisions/0016).
+        assert_eq!(
+            secrets.contains("COURIER_TOKEN_KEY"),
+            service == "sender",
+            "{service}"
+        );
         // Senders know campaigns from the event stream, not Postgres.
         assert_eq!(
             secrets.contains("DATABASE_URL"),

@@ -3,7 +3,7 @@
 //! The tests themselves are in `tests/e2e/`.
 
 use courier_core::commands::CampaignCommands;
-use courier_core::config::{BotToken, TelegramApiConfig, TelegramConfig};
+use courier_core::config::{BotToken, TelegramApiConfig, TelegramConfig, TokenKeyConfig};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::Language;
 use courier_testing::TestEnv;
@@ -99,6 +99,7 @@ pub fn sender_config(
                 api_url: telegram_api_url.parse().expect("the sandbox URL"),
             },
         },
+        token_key: TokenKeyConfig { token_key: None },
         rate_limit,
         paid_rate_limit: 1000.0,
         chat_rate_limit: 1.0,

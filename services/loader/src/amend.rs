@@ -133,14 +133,14 @@ impl Loader {
         let client = self.pool.get().await?;
         let Some(row) = client
             .query_opt(
-                "SELECT revision, recalled_at IS NOT NULL FROM campaigns WHERE campaign_id = $1",
+                "SELECT revision, recalled_at IS NOT NULL, bot_id FROM campaigns WHERE campaign_id = $1",
                 &[&campaign],
             )
             .await?
         else {
             return Ok(Amended::NotProjectedYet);
         };
-        let (revision, recalled): (i32, bool) = (row.get(0), row.get(1));
+        let (revision, recalled, bot_id): (i32, bool, i64) = (row.get(0), row.get(1), row.get(2));
         match amendment {
             Amendment::Edit(_) if recalled => return Ok(Amended::Superseded),
             Amendment::Edit(wanted) if revision < wanted as i32 => {
@@ -153,7 +153,7 @@ impl Loader {
             _ => {}
         }
         let deletable_for = DELETABLE_FOR.as_secs_f64();
-        let subject = self.topology.work_subject(&campaign.to_string());
+        let subject = self.topology.work_subject(bot_id, &campaign.to_string());
         let (mut after, mut enqueued) = (i64::MIN, 0u64);
         loop {
             let rows = match amendment {
@@ -190,6 +190,7 @@ impl Loader {
                         row.get(3),
                         row.get::<_, Option<Vec<i64>>>(7).unwrap_or_default(),
                     )),
+                    bot_id,
                 };
                 (amendment.item_id(campaign, user_id), item, false)
             });
@@ -199,14 +200,16 @@ impl Loader {
         Ok(Amended::Done { enqueued })
     }
 
-    /// Whether every work item of `campaign` is done (its work subject is
-    /// empty: the work stream drops items as they are acked).
+    /// Whether every work item of bot `bot_id`'s `campaign` is done (its
+    /// work subject is empty: the work stream drops items as they are
+    /// acked).
     async fn no_work_left(
         &self,
         work: &jetstream::stream::Stream,
+        bot_id: i64,
         campaign: Uuid,
     ) -> anyhow::Result<bool> {
-        let subject = self.topology.work_subject(&campaign.to_string());
+        let subject = self.topology.work_subject(bot_id, &campaign.to_string());
         match work.get_last_raw_message_by_subject(&subject).await {
             Ok(_) => Ok(false),
             Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(true),
@@ -222,7 +225,7 @@ impl Loader {
             .get()
             .await?
             .query(
-                "SELECT campaign_id, revision, recalled_at IS NOT NULL FROM campaigns
+                "SELECT campaign_id, revision, recalled_at IS NOT NULL, bot_id FROM campaigns
                  WHERE GREATEST(edited_at, recalled_at) > now() - make_interval(secs => $1)",
                 &[&SWEEP_FOR.as_secs_f64()],
             )
@@ -237,7 +240,7 @@ impl Loader {
                 true => Amendment::Recall,
                 false => Amendment::Edit(row.get::<_, i32>(1) as u32),
             };
-            if self.no_work_left(&work, campaign).await?
+            if self.no_work_left(&work, row.get(3), campaign).await?
                 && let Amended::Done { enqueued } = self.amend(campaign, amendment).await?
                 && enqueued > 0
             {

@@ -66,7 +66,7 @@ impl Loader {
         let client = self.pool.get().await?;
         let Some(row) = client
             .query_opt(
-                "SELECT status, audience_size, personal FROM campaigns WHERE campaign_id = $1",
+                "SELECT status, audience_size, personal, bot_id FROM campaigns WHERE campaign_id = $1",
                 &[&campaign],
             )
             .await?
@@ -81,6 +81,7 @@ impl Loader {
         let Some(audience_size) = row.get::<_, Option<i32>>(1) else {
             return Ok(FanOut::NotProjectedYet);
         };
+        let bot_id: i64 = row.get(3);
         client
             .execute(
                 "INSERT INTO loader_cursors (campaign_id, last_user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -101,7 +102,7 @@ impl Loader {
             return Ok(FanOut::Done { enqueued: 0 });
         }
         tracing::info!(%campaign, audience_size, resume_after = last_user_id, "fanning out");
-        let subject = self.topology.work_subject(&campaign.to_string());
+        let subject = self.topology.work_subject(bot_id, &campaign.to_string());
         let mut enqueued = 0u64;
         let metrics = courier_core::metrics::loader();
         loop {
@@ -134,6 +135,7 @@ impl Loader {
                     }),
                     variant: row.get(2),
                     amend: None,
+                    bot_id,
                 };
                 let maybe_duplicate = item.user_id <= maybe_enqueued_through;
                 (

@@ -6,8 +6,10 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, message::PublishMessage};
-use courier_core::topology::Topology;
+use courier_core::proto::v1::SendMessage;
+use courier_core::topology::{DEFAULT_BOT, Topology};
 use futures::StreamExt;
+use prost::Message as _;
 use uuid::Uuid;
 
 pub struct Held {
@@ -32,7 +34,6 @@ impl Held {
                 ..Default::default()
             })
             .await?;
-        let work_subject = self.topology.work_subject(&campaign);
         let mut moved = 0;
         loop {
             let mut batch = consumer
@@ -45,6 +46,10 @@ impl Held {
             while let Some(message) = batch.next().await {
                 let message = message.map_err(anyhow::Error::msg)?;
                 let held_seq = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
+                // Back to its bot's work (an item senders could not read
+                // goes to the default bot's, whose sender drops it).
+                let bot_id = SendMessage::decode(message.payload.as_ref())
+                    .map_or(DEFAULT_BOT, |item| item.bot_id);
                 // Headers first: `headers()` replaces the whole map, and the
                 // held copy's Nats-Msg-Id would make JetStream drop this one.
                 let back = PublishMessage::build()
@@ -52,7 +57,7 @@ impl Held {
                     .message_id(format!("{campaign}.released.{held_seq}"))
                     .payload(message.payload.clone());
                 self.js
-                    .send_publish(work_subject.clone(), back)
+                    .send_publish(self.topology.work_subject(bot_id, &campaign), back)
                     .await?
                     .await?;
                 message.double_ack().await.map_err(anyhow::Error::msg)?;

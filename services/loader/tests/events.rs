@@ -75,7 +75,7 @@ async fn a_start_and_a_resume_published_without_headers_are_handled() {
     .await
     .unwrap();
     let work = topology.work_stream();
-    let send_subject = topology.work_subject(&id);
+    let send_subject = topology.work_subject(courier_core::topology::DEFAULT_BOT, &id);
     wait_until("the campaign fanned out", DEADLINE, || async {
         (messages_on(&js, &work, &send_subject).await == 3).then_some(())
     })

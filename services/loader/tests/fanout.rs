@@ -51,6 +51,7 @@ async fn start_and_publish_a_first_batch() -> Started {
         .unwrap();
     let campaign = commands
         .create_and_start(NewCampaign {
+            bot_id: courier_core::topology::DEFAULT_BOT,
             id: uuid::Uuid::now_v7(),
             created_by: 1,
             audience: AudienceFilter::default(),

@@ -279,6 +279,7 @@ async fn a_start_tried_again_after_failing_halfway_starts_the_same_campaign_once
         .await
         .unwrap();
     let campaign = NewCampaign {
+        bot_id: courier_core::topology::DEFAULT_BOT,
         id: uuid::Uuid::now_v7(),
         created_by: 1,
         audience: courier_core::audience::from_legacy(Audience::Ru),
@@ -300,6 +301,7 @@ async fn a_start_tried_again_after_failing_halfway_starts_the_same_campaign_once
         filter: Some(campaign.audience.clone()),
         variants: Vec::new(),
         title: String::new(),
+        bot_id: courier_core::topology::DEFAULT_BOT,
     }));
     EventPublisher::new(js.clone(), env.topology())
         .publish(&created)

@@ -20,6 +20,8 @@
 //! [`limits`] checks and publishes the configured rates for the bot's
 //! estimates.
 
+pub mod added_bots;
+pub mod bot;
 pub mod budget;
 pub mod campaigns;
 pub mod chat_spacing;
@@ -32,19 +34,22 @@ pub mod restart_guard;
 pub mod stars_out;
 pub mod worker;
 
+use std::sync::Arc;
+
 use async_nats::jetstream;
 use courier_core::commands::CampaignCommands;
-use courier_core::config::{NatsConfig, TelegramConfig};
+use courier_core::config::{NatsConfig, TelegramConfig, TokenKeyConfig};
 use courier_core::event::EventPublisher;
 use courier_core::send_limits::{self, Lane};
 use courier_core::startup;
-use courier_core::topology::{PULL_EXPIRES, SEND_TIMEOUT, SENDERS_CONSUMER};
+use courier_core::topology::{DEFAULT_BOT, PULL_EXPIRES, SEND_TIMEOUT, SENDERS_CONSUMER};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use courier_telegram::bot_api::BotApi;
 
+use crate::bot::Bot;
 use crate::worker::Worker;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -53,6 +58,10 @@ pub struct SenderConfig {
     pub nats: NatsConfig,
     #[command(flatten)]
     pub telegram: TelegramConfig,
+    /// Set, the sender also serves every bot added with `courierctl bots
+    /// add` ([`added_bots`]).
+    #[command(flatten)]
+    pub token_key: TokenKeyConfig,
     /// Messages per second for the bot token (Telegram's bulk limit is ~30).
     #[arg(
         long = "rate-limit",
@@ -99,52 +108,42 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         return Ok(());
     };
     let max_in_flight = usize::from(config.max_in_flight);
-    let rates = nats.js.get_key_value(nats.topology.rate_bucket()).await?;
-    let bot_id = config.telegram.bot_token.bot_id();
-    limits::publish(&rates, bot_id, &config).await;
+    let kit = bot::BotKit {
+        rates: nats.js.get_key_value(nats.topology.rate_bucket()).await?,
+        chats: nats.js.get_key_value(nats.topology.chat_bucket()).await?,
+        chat_bucket: nats.topology.chat_bucket(),
+        client: nats.client.clone(),
+        config: config.clone(),
+    };
+    let api = BotApi::new(&config.telegram, SEND_TIMEOUT, max_in_flight)?;
+    let token_bot_id = config.telegram.bot_token.bot_id();
+    let default_bot = kit.bot(DEFAULT_BOT, token_bot_id, api).await;
     let commands = CampaignCommands::new(nats.js.clone(), nats.topology.clone()).await?;
-    let chat_spacing = chat_spacing::ChatSpacing::new(
-        nats.js.get_key_value(nats.topology.chat_bucket()).await?,
-        nats.client.clone(),
-        &nats.topology.chat_bucket(),
-        bot_id,
-        config.chat_rate_limit,
-    );
     let campaigns = campaigns::Campaigns::new(
         &nats.js,
         nats.client.clone(),
         nats.topology.clone(),
         commands,
-        chat_spacing.interval(),
+        default_bot.chat_spacing.interval(),
     )
     .await?;
     tokio::spawn(campaigns.clone().follow(shutdown.clone()));
-    let api = BotApi::new(&config.telegram, SEND_TIMEOUT, max_in_flight)?;
-    let worker = Worker {
+    let worker = Arc::new(Worker {
         outcomes: nats.js.get_stream(nats.topology.outcomes_stream()).await?,
         events: EventPublisher::new(nats.js.clone(), nats.topology.clone()),
-        api: api.clone(),
         campaigns: campaigns.clone(),
-        free_lane: budget::Budget::new(rates.clone(), bot_id, "free", config.rate_limit),
-        paid_lane: budget::Budget::new(rates.clone(), bot_id, "paid", config.paid_rate_limit),
-        stars_out: stars_out::StarsOut::new(rates, bot_id, api, config.paid_rate_limit),
-        chat_spacing,
-        in_flight: std::sync::Mutex::new(in_flight::InFlightLimit::new(
-            max_in_flight,
-            std::time::Instant::now(),
-        )),
         restart_guard: restart_guard::RestartGuard::new(
             nats.js.get_key_value(nats.topology.claims_bucket()).await?,
             &nats.client,
         ),
         js: nats.js.clone(),
         topology: nats.topology.clone(),
-    };
+    });
     tokio::spawn(worker.restart_guard.clone().watch(shutdown.clone()));
-    tokio::spawn(worker.stars_out.clone().follow(shutdown.clone()));
+    tokio::spawn(default_bot.stars_out.clone().follow(shutdown.clone()));
     let connections = max_in_flight.min(WARM_CONNECTIONS);
-    tracing::info!(bot = bot_id, connections, "connecting to the Bot API");
-    match worker.api.warm_up(connections).await {
+    tracing::info!(bot = token_bot_id, connections, "connecting to the Bot API");
+    match default_bot.api.warm_up(connections).await {
         Some(401 | 404) => anyhow::bail!(worker::WorkError::Unauthorized),
         Some(_) => {}
         None => tracing::warn!("Telegram did not answer getMe; sends will retry"),
@@ -153,17 +152,9 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         .js
         .get_stream(nats.topology.work_stream())
         .await?
-        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(SENDERS_CONSUMER)
+        .get_consumer::<jetstream::consumer::pull::Config>(SENDERS_CONSUMER)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    // Pull in batches of the smallest in-flight limit: items buffered here
-    // age towards their ack deadline.
-    let messages = consumer
-        .stream()
-        .max_messages_per_batch(worker.in_flight_limit())
-        .expires(PULL_EXPIRES)
-        .messages()
-        .await?;
     let metrics = courier_core::metrics::sender();
     metrics
         .rate_limit
@@ -173,31 +164,85 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         .rate_limit
         .get([Lane::Paid.as_str()])
         .set(config.paid_rate_limit);
-    metrics.in_flight_limit.set(worker.in_flight_limit() as f64);
+    metrics
+        .in_flight_limit
+        .set(default_bot.in_flight_limit() as f64);
     tokio::spawn(courier_core::backlog::watch_senders_backlog(
         nats.js.clone(),
         nats.topology.clone(),
         shutdown.clone(),
     ));
+    if let Some(key) = config.token_key.token_key.clone() {
+        let added = added_bots::AddedBots {
+            worker: worker.clone(),
+            kit,
+            api: default_bot.api.clone(),
+            key,
+            js: nats.js.clone(),
+            topology: nats.topology.clone(),
+        };
+        tokio::spawn(added.follow(shutdown.clone()));
+    }
     courier_core::health::started();
     tracing::info!(
-        bot = config.telegram.bot_token.bot_id(),
+        bot = token_bot_id,
         rate = config.rate_limit,
         max_in_flight,
         "sender ready"
     );
-    let stop = shutdown.child_token();
-    let mut messages = std::pin::pin!(messages.take_until(stop.clone().cancelled_owned()));
+    match serve(&worker, &default_bot, consumer, &shutdown).await {
+        Served::Stopped => Ok(()),
+        Served::TokenRefused => anyhow::bail!(worker::WorkError::Unauthorized),
+    }
+}
+
+/// How serving a bot ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Served {
+    /// Shutdown, or the sender was told to stop serving the bot.
+    Stopped,
+    /// Telegram refused the bot's token: its items wait for a new one.
+    TokenRefused,
+}
+
+/// Works `bot`'s items from `consumer`, as many at once as its in-flight
+/// limit allows, until `stop` (then it finishes what it started) or a
+/// refused token.
+pub async fn serve(
+    worker: &Worker,
+    bot: &Bot,
+    consumer: jetstream::consumer::PullConsumer,
+    stop: &CancellationToken,
+) -> Served {
+    let refused = stop.child_token();
+    // Pull in batches of the smallest in-flight limit: items buffered here
+    // age towards their ack deadline.
+    let messages = match consumer
+        .stream()
+        .max_messages_per_batch(bot.in_flight_limit())
+        .expires(PULL_EXPIRES)
+        .messages()
+        .await
+    {
+        Ok(messages) => messages,
+        Err(error) => {
+            // The stream's own requests are retried; only a bad
+            // configuration ends up here.
+            tracing::error!(bot = bot.id, %error, "pulling work items");
+            return Served::Stopped;
+        }
+    };
+    let mut messages = std::pin::pin!(messages.take_until(refused.clone().cancelled_owned()));
     // Items being worked on, as many as the in-flight limit allows; a new
     // one is pulled only when there is room, so none waits here for its
     // turn while its ack deadline runs.
     let mut working = futures::stream::FuturesUnordered::new();
     loop {
-        let room = working.len() < worker.in_flight_limit();
+        let room = working.len() < bot.in_flight_limit();
         tokio::select! {
             Some(()) = working.next(), if !working.is_empty() => {}
             message = messages.next(), if room => match message {
-                Some(Ok(message)) => working.push(work_on(&worker, &stop, message)),
+                Some(Ok(message)) => working.push(work_on(worker, bot, &refused, message)),
                 Some(Err(error)) => tracing::warn!(%error, "pulling work items"),
                 None => break,
             },
@@ -205,14 +250,19 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
     }
     // Stopping: finish what was started.
     while working.next().await.is_some() {}
-    if stop.is_cancelled() && !shutdown.is_cancelled() {
-        anyhow::bail!(worker::WorkError::Unauthorized);
+    match refused.is_cancelled() && !stop.is_cancelled() {
+        true => Served::TokenRefused,
+        false => Served::Stopped,
     }
-    Ok(())
 }
 
 /// Works one item in its own span, and counts how it ended.
-async fn work_on(worker: &Worker, stop: &CancellationToken, message: jetstream::Message) {
+async fn work_on(
+    worker: &Worker,
+    bot: &Bot,
+    refused: &CancellationToken,
+    message: jetstream::Message,
+) {
     let span = courier_core::consumer_span!(
         courier_core::telemetry::SEND_SPAN,
         message,
@@ -223,7 +273,7 @@ async fn work_on(worker: &Worker, stop: &CancellationToken, message: jetstream::
     metrics.in_flight.inc();
     let receipt = worker.restart_guard.receipt();
     let handled = worker
-        .handle(&message, receipt)
+        .handle(bot, &message, receipt)
         .instrument(span.clone())
         .await;
     metrics.in_flight.dec();
@@ -232,9 +282,9 @@ async fn work_on(worker: &Worker, stop: &CancellationToken, message: jetstream::
             span.record("outcome", handled.as_str());
             metrics.sends.get([handled.as_str()]).inc();
         }
-        Err(stop_sending @ worker::WorkError::Unauthorized) => {
-            tracing::error!("{stop_sending}");
-            stop.cancel();
+        Err(worker::WorkError::Unauthorized) => {
+            tracing::error!(bot = bot.id, "Telegram refused the bot's token (401/404)");
+            refused.cancel();
         }
         Err(worker::WorkError::Unfinished(error)) => {
             // The worker sent it back to be tried again.

@@ -13,7 +13,7 @@
 //! never by sleeping and trying again here.
 
 use std::ops::ControlFlow;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -28,26 +28,24 @@ use courier_core::proto::v1::{
 use courier_core::send_limits::Lane;
 use courier_core::topology::{ATTEMPTS_HEADER, MAYBE_DUPLICATE_HEADER, SENDER_ACK_WAIT, Topology};
 use courier_core::{retry, telemetry, trace_context};
-use courier_telegram::bot_api::{BotApi, Sent};
+use courier_telegram::bot_api::Sent;
 use courier_telegram::classify::{ApiFailure, Verdict, classify};
 use prost::Message as _;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
+use crate::bot::Bot;
 use crate::budget::Budget;
 use crate::campaigns::{Campaign, Campaigns, Overlap};
-use crate::chat_spacing::ChatSpacing;
-use crate::in_flight::InFlightLimit;
 use crate::policy::{self, Action, Handled, retry_delay};
 use crate::restart_guard::{
     BeforeCall, Claim, ClaimedElsewhere, Receipt, RestartGuard, Ticket, claimed_elsewhere,
 };
-use crate::stars_out::StarsOut;
 
 /// An item of a campaign not started yet comes back after this long.
 const NOT_STARTED_RECHECK: Duration = Duration::from_secs(1);
 /// After a refused token, the item comes back after this long (to a sender
-/// restarted with the right token).
+/// restarted with the right token, or given the bot's new one).
 const UNAUTHORIZED_RECHECK: Duration = Duration::from_secs(30);
 /// While an item waits for its rate slot (a 429 pause), JetStream is told
 /// this often that it is still being worked on.
@@ -74,18 +72,14 @@ pub enum WorkError {
 /// A stage's result: go on to the next stage with `T`, or the item is done.
 type Stage<T> = Result<ControlFlow<Handled, T>, WorkError>;
 
+/// What working an item needs whichever bot it is for; the bot's own side
+/// is its [`Bot`].
 pub struct Worker {
     pub js: jetstream::Context,
     pub topology: Topology,
     pub outcomes: jetstream::stream::Stream,
     pub events: EventPublisher,
-    pub api: BotApi,
     pub campaigns: Arc<Campaigns>,
-    pub free_lane: Budget,
-    pub paid_lane: Budget,
-    pub stars_out: StarsOut,
-    pub chat_spacing: ChatSpacing,
-    pub in_flight: Mutex<InFlightLimit>,
     pub restart_guard: Arc<RestartGuard>,
 }
 
@@ -144,15 +138,16 @@ fn done<T>(handled: anyhow::Result<Handled>) -> Stage<T> {
 }
 
 impl Worker {
-    /// Works the item. If NATS fails midway, the item is sent back with
-    /// the retry delay rather than left to come back after the whole ack
-    /// wait.
+    /// Works bot `bot`'s item. If NATS fails midway, the item is sent back
+    /// with the retry delay rather than left to come back after the whole
+    /// ack wait.
     pub async fn handle(
         &self,
+        bot: &Bot,
         message: &jetstream::Message,
         receipt: Receipt,
     ) -> Result<Handled, WorkError> {
-        let worked = self.work(message, receipt).await;
+        let worked = self.work(bot, message, receipt).await;
         if let Err(WorkError::Unfinished(_)) = &worked {
             let attempt = message
                 .info()
@@ -168,18 +163,19 @@ impl Worker {
 
     async fn work(
         &self,
+        bot: &Bot,
         message: &jetstream::Message,
         receipt: Receipt,
     ) -> Result<Handled, WorkError> {
-        let ready = match self.gate(message).await? {
+        let ready = match self.gate(bot, message).await? {
             ControlFlow::Continue(ready) => ready,
             ControlFlow::Break(handled) => return Ok(handled),
         };
-        let ticket = match self.pace(message, &ready, receipt).await? {
+        let ticket = match self.pace(bot, message, &ready, receipt).await? {
             ControlFlow::Continue(ticket) => ticket,
             ControlFlow::Break(handled) => return Ok(handled),
         };
-        let sent = self.call(message, &ready).await;
+        let sent = self.call(bot, message, &ready).await;
         let action = match &ready.item.amend {
             None => policy::after_send(sent, ready.attempt, ready.campaign.revision),
             Some(amend) => policy::after_amend(sent, ready.attempt, amend),
@@ -190,12 +186,12 @@ impl Worker {
         {
             self.restart_guard.release(ticket).await;
         }
-        self.record(message, &ready, action).await
+        self.record(bot, message, &ready, action).await
     }
 
     /// Gate: whether the item may be sent at all. Finishes it unsent if
     /// not.
-    async fn gate(&self, message: &jetstream::Message) -> Stage<Ready> {
+    async fn gate(&self, bot: &Bot, message: &jetstream::Message) -> Stage<Ready> {
         let info = message.info().map_err(anyhow::Error::msg)?;
         let (delivered, seq) = (info.delivered, info.stream_sequence);
         let enqueued_ns = info.published.unix_timestamp_nanos();
@@ -257,7 +253,7 @@ impl Worker {
         // free while the bot's Stars cannot pay.
         let lane = match item.amend {
             Some(_) => Lane::Free,
-            None => Lane::of_paid(campaign.paid && self.stars_out.paid_lane_open()),
+            None => Lane::of_paid(campaign.paid && bot.stars_out.paid_lane_open()),
         };
         Ok(ControlFlow::Continue(Ready {
             item,
@@ -276,6 +272,7 @@ impl Worker {
     /// Goes on with the restart guard's ticket, if the send took one.
     async fn pace<'g>(
         &'g self,
+        bot: &Bot,
         message: &jetstream::Message,
         ready: &Ready,
         receipt: Receipt,
@@ -284,7 +281,7 @@ impl Worker {
             return done(self.nak(message, wait, "campaign just started").await);
         }
         let messages = ready.campaign.messages(&ready.item);
-        self.wait_for_slot(message, self.lane(ready), messages)
+        self.wait_for_slot(message, bot.lane(ready.lane), messages)
             .await?;
         if ready.item.amend.is_none()
             && let ControlFlow::Break(handled) = self
@@ -304,7 +301,7 @@ impl Worker {
         // amendment always does: its campaign is not among those sending.
         let overlapping =
             ready.item.amend.is_some() || !self.campaigns.still_alone(ready.campaign_id);
-        if let Err(wait) = self
+        if let Err(wait) = bot
             .chat_spacing
             .try_send(ready.item.chat_id, overlapping)
             .await
@@ -332,16 +329,21 @@ impl Worker {
 
     /// Call: the Bot API request, its answer classified (and a failure
     /// counted and traced).
-    async fn call(&self, message: &jetstream::Message, ready: &Ready) -> Result<Sent, Verdict> {
+    async fn call(
+        &self,
+        bot: &Bot,
+        message: &jetstream::Message,
+        ready: &Ready,
+    ) -> Result<Sent, Verdict> {
         let asked = std::time::Instant::now();
         let call = ready.campaign.call(&ready.item, ready.lane);
-        let sent = self.api.send(&call).await;
+        let sent = bot.api.send(&call).await;
         if ready.lane == Lane::Paid {
-            self.stars_out.paid_sent();
+            bot.stars_out.paid_sent();
         }
         if answered(&sent) {
             let took = asked.elapsed();
-            self.answered_after(took);
+            bot.answered_after(took);
             courier_core::metrics::sender()
                 .telegram_request_duration
                 .observe([call.method, ready.lane.as_str()], took);
@@ -359,6 +361,7 @@ impl Worker {
     /// Record: carries out what the answer means for the item.
     async fn record(
         &self,
+        bot: &Bot,
         message: &jetstream::Message,
         ready: &Ready,
         action: Action,
@@ -398,14 +401,14 @@ impl Worker {
                     retry_after_s = retry_after.as_secs(),
                     "429 from Telegram: pausing the token"
                 );
-                self.lane(ready)
+                bot.lane(ready.lane)
                     .pause_for(retry_after)
                     .await
                     .map_err(anyhow::Error::from)?;
                 Ok(self.nak(message, retry_after, "429").await?)
             }
             Action::FreeLane => {
-                self.stars_out.mark().await.map_err(anyhow::Error::from)?;
+                bot.stars_out.mark().await.map_err(anyhow::Error::from)?;
                 Ok(self
                     .nak(message, Duration::ZERO, "the bot's Stars ran out")
                     .await?)
@@ -417,13 +420,6 @@ impl Worker {
                     .map_err(anyhow::Error::msg)?;
                 Err(WorkError::Unauthorized)
             }
-        }
-    }
-
-    fn lane(&self, ready: &Ready) -> &Budget {
-        match ready.lane {
-            Lane::Paid => &self.paid_lane,
-            Lane::Free => &self.free_lane,
         }
     }
 
@@ -457,28 +453,6 @@ impl Worker {
             }
         };
         Ok(ControlFlow::Break(handled))
-    }
-
-    /// Lets the in-flight limit follow Telegram's answer time.
-    fn answered_after(&self, took: Duration) {
-        let now = std::time::Instant::now();
-        if let Some(limit) = self.lock_in_flight().answered(took, now) {
-            courier_core::metrics::sender()
-                .in_flight_limit
-                .set(limit as f64);
-        }
-    }
-
-    /// Items this sender may work on at once now.
-    pub fn in_flight_limit(&self) -> usize {
-        self.lock_in_flight().limit()
-    }
-
-    fn lock_in_flight(&self) -> MutexGuard<'_, InFlightLimit> {
-        // Plain numbers: consistent whatever a panicking holder did.
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Finishes the item without sending when its campaign is not sending:

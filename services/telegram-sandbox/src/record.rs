@@ -16,6 +16,9 @@ use serde_json::Value;
 pub struct Delivery {
     /// The canonical method name, e.g. `sendPhoto`, whatever case the client used.
     pub method: String,
+    /// The bot that sent it (its token's id).
+    #[serde(default)]
+    pub bot_id: i64,
     pub chat_id: i64,
     pub message_id: i32,
     /// The text, or the media's caption.

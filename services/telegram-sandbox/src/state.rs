@@ -175,6 +175,7 @@ impl World {
         }
         self.record.deliver(Delivery {
             method: method.to_owned(),
+            bot_id: bot.id,
             chat_id,
             message_id,
             text: sent.content.text.clone(),

@@ -101,6 +101,17 @@ impl BotApi {
             .pool_max_idle_per_host(max_idle)
             .tcp_nodelay(true)
             .build()?;
+        Self::with_http(http, config)
+    }
+
+    /// A client of another bot (`config`'s token) over this one's
+    /// connections: every bot talks to the same Bot API host, so one pool
+    /// serves them all.
+    pub fn for_bot(&self, config: &TelegramConfig) -> anyhow::Result<BotApi> {
+        Self::with_http(self.http.clone(), config)
+    }
+
+    fn with_http(http: reqwest::Client, config: &TelegramConfig) -> anyhow::Result<BotApi> {
         let api = config.api.api_url.as_str().trim_end_matches('/');
         let token = config.bot_token.expose();
         let url = |method: &str| {

@@ -131,6 +131,7 @@ async fn begin_campaign(
     commands
         .create_and_begin(
             NewCampaign {
+                bot_id: courier_core::topology::DEFAULT_BOT,
                 id: uuid::Uuid::now_v7(),
                 created_by: 1,
                 audience: courier_core::audience::from_legacy(audience),

@@ -141,6 +141,7 @@ async fn a_segment_gets_its_language_version_greeting_each_by_name_and_nobody_el
     let filter = audience::parse("tag:vip -tag:churned").unwrap();
     let campaign = commands
         .create_and_start(NewCampaign {
+            bot_id: courier_core::topology::DEFAULT_BOT,
             id: uuid::Uuid::now_v7(),
             created_by: 1,
             audience: filter,

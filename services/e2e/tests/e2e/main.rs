@@ -15,6 +15,7 @@
 
 mod amend;
 mod audience;
+mod bots;
 mod campaign;
 mod chaos;
 mod operations;

@@ -149,7 +149,7 @@ async fn a_conflicting_topology_stops_the_service_with_a_clear_error() {
     let squatter = format!("{}_SQUATTER", topology.work_stream());
     js.create_stream(stream::Config {
         name: squatter.clone(),
-        subjects: vec![topology.work_subject("*")],
+        subjects: vec![topology.work_subject(courier_core::topology::DEFAULT_BOT, "*")],
         ..Default::default()
     })
     .await

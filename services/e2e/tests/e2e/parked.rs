@@ -186,7 +186,8 @@ async fn a_retried_parked_resume_releases_held_items_and_a_retried_cancel_drops_
     let cancelled = start_text_campaign(&setup.commands, Audience::All, "cancelled").await;
     let work = topology.work_stream();
     for campaign in [resumed, cancelled] {
-        let to_send = topology.work_subject(&campaign.to_string());
+        let to_send =
+            topology.work_subject(courier_core::topology::DEFAULT_BOT, &campaign.to_string());
         wait_until("the campaign fanned out", DEADLINE, || async {
             (messages_on(&js, &work, &to_send).await == 3).then_some(())
         })

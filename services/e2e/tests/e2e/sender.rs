@@ -246,7 +246,9 @@ async fn enqueue_for_user_1(
         .jetstream()
         .await
         .publish_with_headers(
-            s.env.topology().work_subject(&item.campaign_id),
+            s.env
+                .topology()
+                .work_subject(item.bot_id, &item.campaign_id),
             headers,
             item.encode_to_vec().into(),
         )
@@ -376,6 +378,7 @@ async fn alone_a_paid_campaign_whose_balance_runs_low_moves_to_the_free_lane() {
         .commands
         .create_and_begin(
             NewCampaign {
+                bot_id: courier_core::topology::DEFAULT_BOT,
                 id: uuid::Uuid::now_v7(),
                 created_by: 1,
                 audience: courier_core::audience::from_legacy(Audience::All),

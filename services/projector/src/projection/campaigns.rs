@@ -54,8 +54,8 @@ pub(super) async fn created(
         .execute(
             "INSERT INTO campaigns (campaign_id, created_by, audience, content_kind, content,
                 disable_notification, protect_content, paid_broadcast, status, created_at,
-                last_event_seq, variants, personal, name)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $12, $13)
+                last_event_seq, variants, personal, name, bot_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $12, $13, $14)
              ON CONFLICT DO NOTHING",
             &[
                 &id,
@@ -71,6 +71,7 @@ pub(super) async fn created(
                 &variants,
                 &personal,
                 &campaign_name(&created.title, &content),
+                &created.bot_id,
             ],
         )
         .await?;

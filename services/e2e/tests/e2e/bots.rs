@@ -1,0 +1,212 @@
+//! Several bots through one deployment: the default bot (the senders'
+//! `TELEGRAM_BOT_TOKEN`) and bots added to the bots bucket, each served
+//! from its own consumer at its own limit (courier_sender::added_bots).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use courier_core::bot_tokens::TokenKey;
+use courier_core::commands::{Begin, NewCampaign};
+use courier_core::config::{BotToken, TokenKeyConfig};
+use courier_core::proto::v1::{Audience, CampaignOptions, Content, ContentKind, Language};
+use courier_core::topology::DEFAULT_BOT;
+use courier_e2e::{BOT_TOKEN, Setup, sender_config};
+use courier_testing::campaigns::{campaign_row, wait_for_status, wait_for_users};
+use courier_testing::wait_until;
+use telegram_sandbox::{Sandbox, SandboxConfig, most_in_any_window};
+use tokio_util::sync::CancellationToken;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+/// The sandbox's limit per token, and the senders' rate.
+const RATE: u32 = 20;
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const SECOND_BOT: i64 = 222;
+const SECOND_TOKEN: &str = "222:AAF-second_secret_0123456789";
+const SECOND_TOKEN_ROTATED: &str = "222:AAF-rotated_secret_0123456789";
+/// The default bot's Telegram id (its token's).
+fn default_bot_id() -> i64 {
+    BOT_TOKEN.split_once(':').unwrap().0.parse().unwrap()
+}
+
+/// 200 en users (the default bot's big campaign) and 20 ru ones (the
+/// second bot's small one).
+async fn setup() -> Setup {
+    let users: Vec<(i64, Language, bool)> = (1..=220)
+        .map(|id| match id <= 200 {
+            true => (id, Language::En, true),
+            false => (id, Language::Ru, true),
+        })
+        .collect();
+    let sandbox = SandboxConfig {
+        rate_limit: RATE,
+        chat_rate_limit: 0,
+        ..SandboxConfig::default()
+    };
+    Setup::on(courier_testing::TestEnv::new().await, &users, sandbox).await
+}
+
+/// Seals `token` into the bots bucket, as `courierctl bots add` does.
+async fn add_bot(s: &Setup, token: &str) {
+    let bucket = s
+        .env
+        .topology()
+        .ensure_bots_bucket(&s.env.jetstream().await)
+        .await
+        .unwrap();
+    let token: BotToken = token.parse().unwrap();
+    let key: TokenKey = KEY.parse().unwrap();
+    bucket
+        .put(token.bot_id(), key.seal(&token).into())
+        .await
+        .unwrap();
+}
+
+/// Two senders serving the default bot and every added one.
+fn start_senders(
+    s: &Setup,
+    stop: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    (0..2)
+        .map(|_| {
+            let config = courier_sender::SenderConfig {
+                token_key: TokenKeyConfig {
+                    token_key: Some(KEY.parse().unwrap()),
+                },
+                chat_rate_limit: 1000.0,
+                ..sender_config(&s.env, &s.sandbox.url(), f64::from(RATE))
+            };
+            tokio::spawn(courier_sender::run(config, stop.clone()))
+        })
+        .collect()
+}
+
+async fn start(s: &Setup, bot_id: i64, audience: Audience, text: &str) -> uuid::Uuid {
+    let content = Content {
+        kind: ContentKind::Text.into(),
+        text: text.into(),
+        ..Default::default()
+    };
+    s.commands
+        .create_and_begin(
+            NewCampaign {
+                bot_id,
+                id: uuid::Uuid::now_v7(),
+                created_by: 1,
+                audience: courier_core::audience::from_legacy(audience),
+                content,
+                variants: Vec::new(),
+                options: CampaignOptions::default(),
+                title: String::new(),
+            },
+            Begin::Now,
+        )
+        .await
+        .unwrap()
+}
+
+/// Deliveries per (bot, chat), as the sandbox recorded them.
+fn receipts(sandbox: &Sandbox) -> HashMap<(i64, i64), usize> {
+    let mut received = HashMap::new();
+    for delivery in sandbox.deliveries() {
+        *received
+            .entry((delivery.bot_id, delivery.chat_id))
+            .or_default() += 1;
+    }
+    received
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_small_campaign_of_another_bot_is_not_kept_behind_a_big_one() {
+    let s = setup().await;
+    add_bot(&s, SECOND_TOKEN).await;
+    let stack = s.stack(f64::from(RATE), 0);
+    let stop = CancellationToken::new();
+    let senders = start_senders(&s, &stop);
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 220, DEADLINE).await;
+
+    // The default bot's 200 take 10 s at 20/s; the second bot's 20, put
+    // behind them in the work stream, about one second.
+    let big = start(&s, DEFAULT_BOT, Audience::En, "big").await;
+    wait_until("the big campaign sending", DEADLINE, || async {
+        (s.sandbox.deliveries().len() >= 20).then_some(())
+    })
+    .await;
+    let small = start(&s, SECOND_BOT, Audience::Ru, "small").await;
+    wait_for_status(&client, small, "completed", DEADLINE).await;
+    let big_then = campaign_row(&client, big).await.unwrap();
+    assert_eq!(
+        big_then.status, "sending",
+        "the small campaign finished while the big one still sent: {big_then:?}"
+    );
+    let big_row = wait_for_status(&client, big, "completed", DEADLINE).await;
+    assert_eq!(big_row.delivered, 200, "{big_row:?}");
+    let small_row = campaign_row(&client, small).await.unwrap();
+    assert_eq!(small_row.delivered, 20, "{small_row:?}");
+
+    // Each campaign went out under its own bot, once per recipient, each
+    // bot within its own limit.
+    let received = receipts(&s.sandbox);
+    assert_eq!(received.len(), 220);
+    assert!(received.values().all(|&count| count == 1), "{received:?}");
+    assert!((1..=200).all(|chat| received.contains_key(&(default_bot_id(), chat))));
+    assert!((201..=220).all(|chat| received.contains_key(&(SECOND_BOT, chat))));
+    assert_eq!(s.sandbox.stats().too_many_requests, 0);
+    for bot in [default_bot_id(), SECOND_BOT] {
+        let times: Vec<_> = s
+            .sandbox
+            .deliveries()
+            .iter()
+            .filter(|d| d.bot_id == bot)
+            .map(|d| d.accepted_at)
+            .collect();
+        let peak = most_in_any_window(&times, Duration::from_secs(1));
+        assert!(peak <= RATE as usize, "bot {bot}: {peak} in one second");
+    }
+
+    stop.cancel();
+    for sender in senders {
+        sender.await.unwrap().unwrap();
+    }
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_token_stops_only_its_bot_until_it_is_replaced() {
+    let s = setup().await;
+    add_bot(&s, SECOND_TOKEN).await;
+    // Telegram takes the default bot's token and not the second bot's.
+    s.sandbox.configure(|c| c.tokens = vec![BOT_TOKEN.into()]);
+    let stack = s.stack(f64::from(RATE), 0);
+    let stop = CancellationToken::new();
+    let senders = start_senders(&s, &stop);
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 220, DEADLINE).await;
+
+    let refused = start(&s, SECOND_BOT, Audience::Ru, "refused").await;
+    let other = start(&s, DEFAULT_BOT, Audience::Ru, "goes on").await;
+    let row = wait_for_status(&client, other, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, 20, "{row:?}");
+    let waiting = campaign_row(&client, refused).await.unwrap();
+    assert_eq!(
+        (waiting.status.as_str(), waiting.delivered, waiting.failed),
+        ("sending", 0, 0),
+        "the refused bot's recipients wait, none lost: {waiting:?}"
+    );
+
+    // The token is replaced (`courierctl bots add` with the new one): the
+    // senders take it and the waiting campaign is delivered.
+    s.sandbox
+        .configure(|c| c.tokens = vec![BOT_TOKEN.into(), SECOND_TOKEN_ROTATED.into()]);
+    add_bot(&s, SECOND_TOKEN_ROTATED).await;
+    let row = wait_for_status(&client, refused, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, 20, "{row:?}");
+    let received = receipts(&s.sandbox);
+    assert!((201..=220).all(|chat| received.get(&(SECOND_BOT, chat)) == Some(&1)));
+
+    stop.cancel();
+    for sender in senders {
+        sender.await.unwrap().unwrap();
+    }
+    stack.stop().await.unwrap();
+}

@@ -1,0 +1,111 @@
+//! One bot's side of sending: its Bot API client, the budgets of its two
+//! lanes, its chats' spacing, its Stars and how many of its items a
+//! replica works on at once. A sender serves several bots with one
+//! [`crate::worker::Worker`] and one `Bot` each; nothing here is shared
+//! between bots, so one bot's 429 or revoked token leaves the others'
+//! pace alone.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv;
+use courier_core::send_limits::Lane;
+use courier_telegram::bot_api::BotApi;
+
+use crate::budget::Budget;
+use crate::chat_spacing::ChatSpacing;
+use crate::in_flight::InFlightLimit;
+use crate::stars_out::StarsOut;
+use crate::{SenderConfig, limits};
+
+pub struct Bot {
+    /// Its id in work items ([`courier_core::topology::DEFAULT_BOT`] for
+    /// the services' own).
+    pub id: i64,
+    pub api: BotApi,
+    free_lane: Budget,
+    paid_lane: Budget,
+    pub stars_out: StarsOut,
+    pub chat_spacing: ChatSpacing,
+    in_flight: Mutex<InFlightLimit>,
+}
+
+/// What every bot's state is made from: the buckets its budgets and chat
+/// records live in, and the configured rates.
+#[derive(Clone)]
+pub struct BotKit {
+    pub rates: kv::Store,
+    pub chats: kv::Store,
+    pub chat_bucket: String,
+    pub client: async_nats::Client,
+    pub config: SenderConfig,
+}
+
+impl BotKit {
+    /// The state of bot `id` calling Telegram through `api`, whose token
+    /// says its Telegram id (`token_bot_id`): budgets and chat records are
+    /// keyed by that, so every replica serving the bot shares them.
+    pub async fn bot(&self, id: i64, token_bot_id: &str, api: BotApi) -> Bot {
+        let config = &self.config;
+        limits::publish(&self.rates, token_bot_id, config).await;
+        Bot {
+            id,
+            free_lane: Budget::new(self.rates.clone(), token_bot_id, "free", config.rate_limit),
+            paid_lane: Budget::new(
+                self.rates.clone(),
+                token_bot_id,
+                "paid",
+                config.paid_rate_limit,
+            ),
+            stars_out: StarsOut::new(
+                self.rates.clone(),
+                token_bot_id,
+                api.clone(),
+                config.paid_rate_limit,
+            ),
+            chat_spacing: ChatSpacing::new(
+                self.chats.clone(),
+                self.client.clone(),
+                &self.chat_bucket,
+                token_bot_id,
+                config.chat_rate_limit,
+            ),
+            in_flight: Mutex::new(InFlightLimit::new(
+                usize::from(config.max_in_flight),
+                Instant::now(),
+            )),
+            api,
+        }
+    }
+}
+
+impl Bot {
+    /// The budget a send on `lane` draws on.
+    pub fn lane(&self, lane: Lane) -> &Budget {
+        match lane {
+            Lane::Paid => &self.paid_lane,
+            Lane::Free => &self.free_lane,
+        }
+    }
+
+    /// Lets the in-flight limit follow Telegram's answer time.
+    pub fn answered_after(&self, took: Duration) {
+        if let Some(limit) = self.lock_in_flight().answered(took, Instant::now()) {
+            courier_core::metrics::sender()
+                .in_flight_limit
+                .set(limit as f64);
+        }
+    }
+
+    /// This bot's items a replica may work on at once now.
+    pub fn in_flight_limit(&self) -> usize {
+        self.lock_in_flight().limit()
+    }
+
+    fn lock_in_flight(&self) -> MutexGuard<'_, InFlightLimit> {
+        // Plain numbers: consistent whatever a panicking holder did.
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
