@@ -35,6 +35,7 @@ const SERVICE_USERS: [&str; 4] = ["bot", "projector", "loader", "sender"];
 /// Long enough for the server to answer; a refusal arrives well within it.
 const REFUSAL_WAIT: Duration = Duration::from_secs(5);
 const BOT_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+const TOKEN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// A nats-server with the repository's configuration; killed on drop.
 struct NatsServer {
@@ -549,6 +550,8 @@ async fn the_services_run_a_campaign_under_their_own_users() {
             &sandbox.url(),
             "--rate-limit",
             "20",
+            "--token-key",
+            TOKEN_KEY,
         ]);
         sender.nats = nats("sender").await;
         services.push(tokio::spawn(courier_sender::run(sender, shutdown.clone())));
@@ -637,7 +640,7 @@ async fn the_services_run_a_campaign_under_their_own_users() {
         ..Default::default()
     };
     commands
-        .edit(campaign, 1, corrected, Vec::new())
+        .edit(campaign, 1, corrected.clone(), Vec::new())
         .await
         .expect("editing");
     courier_testing::wait_until("every delivered message edited", DEADLINE, || async {
@@ -658,6 +661,46 @@ async fn the_services_run_a_campaign_under_their_own_users() {
         (deleted == 39).then_some(())
     })
     .await;
+
+    // courierctl adds a second bot; a campaign of it goes out under its
+    // token, from its own consumer (the senders read the bucket and make
+    // the consumer, the loader enqueues on the bot's subject).
+    let second: courier_core::config::BotToken =
+        "222:AAF-second_secret_0123456789".parse().unwrap();
+    let key: courier_core::bot_tokens::TokenKey = TOKEN_KEY.parse().unwrap();
+    Topology::new("courier".parse().unwrap(), 1)
+        .ensure_bots_bucket(&operator_js)
+        .await
+        .expect("the bots bucket, as courierctl")
+        .put("222", key.seal(&second).into())
+        .await
+        .expect("sealing, as courierctl");
+    let of_second = commands
+        .create_and_begin(
+            courier_core::commands::NewCampaign {
+                bot_id: 222,
+                id: uuid::Uuid::now_v7(),
+                created_by: 1,
+                audience: courier_core::audience::from_legacy(Audience::Ru),
+                content: corrected.clone(),
+                variants: Vec::new(),
+                options: Default::default(),
+                title: String::new(),
+            },
+            courier_core::commands::Begin::Now,
+        )
+        .await
+        .expect("a campaign of the second bot");
+    let row = wait_for_status(&db, of_second, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, 39, "{row:?}");
+    assert_eq!(
+        sandbox
+            .deliveries()
+            .iter()
+            .filter(|d| d.bot_id == 222)
+            .count(),
+        39
+    );
     assert_eq!(server.violations(), Vec::<String>::new());
 
     shutdown.cancel();
