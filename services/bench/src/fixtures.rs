@@ -21,7 +21,7 @@ use courier_core::proto::v1::{
     AudienceFilter, CampaignOptions, Content, ContentKind, Delivered, DeliveryOutcome, SendMessage,
     delivery_outcome,
 };
-use courier_core::topology::{SENDERS_CONSUMER, Topology};
+use courier_core::topology::{DEFAULT_BOT, SENDERS_CONSUMER, Topology};
 use courier_testing::TestEnv;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -144,12 +144,24 @@ where
     Ok(start.elapsed())
 }
 
-/// One work item as the loader publishes it (see `courier_loader::fanout`).
+/// One work item of the default bot as the loader publishes it (see
+/// `courier_loader::fanout`).
 pub fn work_item(topology: &Topology, campaign: Uuid, user_id: i64) -> (String, PublishMessage) {
+    work_item_of(topology, DEFAULT_BOT, campaign, user_id)
+}
+
+/// The same for bot `bot_id`.
+pub fn work_item_of(
+    topology: &Topology,
+    bot_id: i64,
+    campaign: Uuid,
+    user_id: i64,
+) -> (String, PublishMessage) {
     let item = SendMessage {
         campaign_id: campaign.to_string(),
         user_id,
         chat_id: user_id,
+        bot_id,
         ..Default::default()
     };
     let publish = PublishMessage::build()
@@ -237,12 +249,13 @@ pub async fn sending_campaign(
     env: &TestEnv,
     js: &jetstream::Context,
     client: &tokio_postgres::Client,
+    bot_id: i64,
     paid: bool,
 ) -> anyhow::Result<Uuid> {
     let commands = CampaignCommands::new(js.clone(), env.topology()).await?;
     let campaign = commands
         .create_and_start(NewCampaign {
-            bot_id: courier_core::topology::DEFAULT_BOT,
+            bot_id,
             id: uuid::Uuid::now_v7(),
             created_by: 1,
             audience: AudienceFilter::default(),

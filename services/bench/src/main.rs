@@ -19,6 +19,7 @@
 //! removed afterwards, so the benchmark can share servers with tests.
 
 mod audience;
+mod bots;
 mod e2e;
 mod fanout;
 mod fixtures;
@@ -51,7 +52,7 @@ struct Cli {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "fanout,sender,rate,e2e,projector,pause,audience"
+        default_value = "fanout,sender,rate,e2e,projector,pause,audience,bots"
     )]
     only: Vec<Measurement>,
 
@@ -151,6 +152,14 @@ struct Cli {
     /// Audiences: users to count, fix and replay.
     #[arg(long, default_value_t = 1_000_000)]
     audience_users: u64,
+
+    /// Many bots: bots served at once (the last starts late).
+    #[arg(long, default_value_t = 50)]
+    bots: usize,
+
+    /// Many bots: seconds each busy bot's campaign takes at its limit.
+    #[arg(long, default_value_t = 20.0)]
+    bots_seconds: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,10 +171,11 @@ enum Measurement {
     Projector,
     Pause,
     Audience,
+    Bots,
 }
 
 impl Measurement {
-    const ALL: [Measurement; 7] = [
+    const ALL: [Measurement; 8] = [
         Measurement::Fanout,
         Measurement::Sender,
         Measurement::Rate,
@@ -173,6 +183,7 @@ impl Measurement {
         Measurement::Projector,
         Measurement::Pause,
         Measurement::Audience,
+        Measurement::Bots,
     ];
 
     fn title(self) -> &'static str {
@@ -184,13 +195,16 @@ impl Measurement {
             Measurement::Projector => "5. Projector",
             Measurement::Pause => "6. Pause latency",
             Measurement::Audience => "7. Audiences",
+            Measurement::Bots => "8. Many bots",
         }
     }
 
     fn binaries(self) -> &'static [&'static str] {
         match self {
             Measurement::Fanout => &["courier-loader"],
-            Measurement::Sender | Measurement::Rate | Measurement::Pause => &["courier-sender"],
+            Measurement::Sender | Measurement::Rate | Measurement::Pause | Measurement::Bots => {
+                &["courier-sender"]
+            }
             Measurement::E2e => &["courier-projector", "courier-loader", "courier-sender"],
             Measurement::Projector | Measurement::Audience => &["courier-projector"],
         }
@@ -262,6 +276,17 @@ impl Measurement {
                     &audience::Options {
                         users: cli.audience_users,
                         runs,
+                    },
+                )
+                .await
+            }
+            Measurement::Bots => {
+                bots::run(
+                    launcher,
+                    &bots::Options {
+                        bots: cli.bots,
+                        seconds: cli.bots_seconds,
+                        latency_ms: cli.rate_latency_ms,
                     },
                 )
                 .await

@@ -14,6 +14,8 @@ use courier_core::commands::{CampaignCommands, Change};
 use courier_core::topology::SENDERS_CONSUMER;
 use telegram_sandbox::{Sandbox, SandboxConfig};
 
+use courier_core::topology::DEFAULT_BOT;
+
 use crate::fixtures;
 use crate::process::{Launcher, ensure_running};
 use crate::report::{Section, Table, median, verdict};
@@ -89,7 +91,7 @@ async fn one_run(launcher: &Launcher, run: usize) -> anyhow::Result<(usize, Dura
         ..SandboxConfig::default()
     })
     .await?;
-    let campaign = fixtures::sending_campaign(&env, &js, &client, true).await?;
+    let campaign = fixtures::sending_campaign(&env, &js, &client, DEFAULT_BOT, true).await?;
     let vars = fixtures::sender_vars(
         &sandbox.url(),
         30.0,

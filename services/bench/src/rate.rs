@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use telegram_sandbox::{Sandbox, SandboxConfig};
 
+use courier_core::topology::DEFAULT_BOT;
+
 use crate::fixtures;
 use crate::hog::Hog;
 use crate::process::{Launcher, ensure_running};
@@ -262,7 +264,7 @@ async fn one_run(
         ..SandboxConfig::default()
     })
     .await?;
-    let campaign = fixtures::sending_campaign(&env, &js, &client, lane.paid).await?;
+    let campaign = fixtures::sending_campaign(&env, &js, &client, DEFAULT_BOT, lane.paid).await?;
 
     let vars = fixtures::sender_vars(
         &sandbox.url(),
@@ -311,7 +313,7 @@ async fn one_run(
 }
 
 /// Sends per second from `warm_up` after the first send to the last.
-fn steady_rate(accepted_at: &[Instant], warm_up: Duration) -> Option<f64> {
+pub fn steady_rate(accepted_at: &[Instant], warm_up: Duration) -> Option<f64> {
     let first = *accepted_at.first()?;
     let steady: Vec<Instant> = accepted_at
         .iter()

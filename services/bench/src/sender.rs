@@ -20,6 +20,8 @@ use anyhow::ensure;
 use telegram_sandbox::{Sandbox, SandboxConfig};
 use uuid::Uuid;
 
+use courier_core::topology::DEFAULT_BOT;
+
 use crate::fixtures;
 use crate::process::{Launcher, Snapshot, ensure_running, pids_named};
 use crate::report::{Section, Table, median, percent, runs, thousands, verdict};
@@ -227,7 +229,7 @@ async fn one_run(
         ..SandboxConfig::default()
     })
     .await?;
-    let campaign: Uuid = fixtures::sending_campaign(&env, &js, &client, false).await?;
+    let campaign: Uuid = fixtures::sending_campaign(&env, &js, &client, DEFAULT_BOT, false).await?;
     fixtures::publish_windowed(&js, options.items, 1000, |i| {
         fixtures::work_item(&topology, campaign, i as i64 + 1)
     })

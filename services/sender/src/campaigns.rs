@@ -202,6 +202,10 @@ struct Known {
     status: CampaignStatus,
     /// When its last event was published (the server's clock).
     since: SystemTime,
+    /// Its bot, once seen (its `CampaignCreated`, or its content read).
+    /// Chats are per bot, so only a campaign of the same bot overlaps; one
+    /// of a bot not known yet might be the same.
+    bot: Option<i64>,
 }
 
 /// Every campaign's status, folded from the stream, and how fresh it is.
@@ -225,14 +229,31 @@ struct View {
 }
 
 impl View {
-    fn apply(&mut self, seq: u64, campaign: Uuid, status: CampaignStatus, published: SystemTime) {
+    fn apply(
+        &mut self,
+        seq: u64,
+        campaign: Uuid,
+        status: CampaignStatus,
+        published: SystemTime,
+        bot: Option<i64>,
+    ) {
         let known = Known {
             status,
             since: published,
+            bot: bot.or_else(|| self.campaigns.get(&campaign).and_then(|known| known.bot)),
         };
         self.campaigns.insert(campaign, known);
         self.active.insert(campaign, known);
         self.applied_up_to(seq);
+    }
+
+    /// Campaign `campaign` is bot `bot`'s.
+    fn learn_bot(&mut self, campaign: Uuid, bot: i64) {
+        for known in [&mut self.campaigns, &mut self.active] {
+            if let Some(known) = known.get_mut(&campaign) {
+                known.bot = Some(bot);
+            }
+        }
     }
 
     /// Events up to `seq` are applied (some need no change).
@@ -262,7 +283,8 @@ impl View {
             .is_some_and(|at| now.duration_since(at).unwrap_or_default() <= FRESH_FOR)
     }
 
-    fn overlap(&self, campaign: Uuid, now: SystemTime) -> Overlap {
+    /// Who else may send to the chats of bot `bot`'s `campaign`.
+    fn overlap(&self, campaign: Uuid, bot: i64, now: SystemTime) -> Overlap {
         if !self.fresh(now) {
             return Overlap::Others;
         }
@@ -270,7 +292,11 @@ impl View {
         let mut others = self
             .active
             .iter()
-            .filter(|(id, known)| **id != campaign && may_still_send(known, now, self.linger))
+            .filter(|(id, known)| {
+                **id != campaign
+                    && known.bot.is_none_or(|other| other == bot)
+                    && may_still_send(known, now, self.linger)
+            })
             .map(|(_, known)| known)
             .peekable();
         if others.peek().is_none() {
@@ -518,7 +544,11 @@ impl Campaigns {
             self.write().applied_up_to(seq);
             return;
         };
-        self.write().apply(seq, campaign, status, published);
+        let bot = match payload {
+            Payload::CampaignCreated(created) => Some(created.bot_id),
+            _ => None,
+        };
+        self.write().apply(seq, campaign, status, published, bot);
         self.changed.notify_waiters();
         if status.is_final()
             && let Ok(mut content) = self.content.try_write()
@@ -549,14 +579,15 @@ impl Campaigns {
     }
 
     /// Whether other campaigns may reach campaign `id`'s chats now.
-    pub fn overlap(&self, id: Uuid) -> Overlap {
-        self.read().overlap(id, SystemTime::now())
+    /// Who else may send to the chats of bot `bot`'s campaign `id`.
+    pub fn overlap(&self, id: Uuid, bot: i64) -> Overlap {
+        self.read().overlap(id, bot, SystemTime::now())
     }
 
-    /// Whether campaign `id` is still the only one sending; if in doubt,
-    /// no (the send claims its chat).
-    pub fn still_alone(&self, id: Uuid) -> bool {
-        self.overlap(id) == Overlap::Alone
+    /// Whether campaign `id` is still the only one of bot `bot` sending; if
+    /// in doubt, no (the send claims its chat).
+    pub fn still_alone(&self, id: Uuid, bot: i64) -> bool {
+        self.overlap(id, bot) == Overlap::Alone
     }
 
     /// The campaign's content as it stands: `CampaignCreated`'s, or its
@@ -575,6 +606,7 @@ impl Campaigns {
             }
             Err(error) => return Err(error.into()),
         };
+        self.write().learn_bot(id, created.bot_id);
         let amended = amend::read_amended(&self.events, &self.topology, id).await?;
         let options = created.options.unwrap_or_default();
         let revision = Revision::of(&created, amended.edit.as_ref());
@@ -653,54 +685,76 @@ mod tests {
     fn a_campaign_sending_alone_skips_the_claims() {
         let t0 = SystemTime::now();
         let mut view = fresh_at(t0);
-        view.apply(1, A, CampaignStatus::Sending, t0);
+        view.apply(1, A, CampaignStatus::Sending, t0, None);
         let long_ago = t0 - Duration::from_secs(10);
-        view.apply(2, B, CampaignStatus::Completed, long_ago);
-        assert_eq!(view.overlap(A, t0), Overlap::Alone);
+        view.apply(2, B, CampaignStatus::Completed, long_ago, None);
+        assert_eq!(view.overlap(A, 0, t0), Overlap::Alone);
     }
 
     #[test]
     fn a_campaign_starting_beside_another_waits_until_every_replica_knows() {
         let t0 = SystemTime::now();
         let mut view = fresh_at(t0);
-        view.apply(1, A, CampaignStatus::Sending, t0);
+        view.apply(1, A, CampaignStatus::Sending, t0, None);
         let started = t0 + Duration::from_millis(50);
-        view.apply(2, B, CampaignStatus::Sending, started);
+        view.apply(2, B, CampaignStatus::Sending, started, None);
         view.probed(2, started);
         let soon = started + Duration::from_millis(30);
         assert_eq!(
-            view.overlap(B, soon),
+            view.overlap(B, 0, soon),
             Overlap::JustStarted(PROPAGATION - Duration::from_millis(30))
         );
-        assert_eq!(view.overlap(B, started + PROPAGATION), Overlap::Others);
+        assert_eq!(view.overlap(B, 0, started + PROPAGATION), Overlap::Others);
         assert_eq!(
-            view.overlap(A, soon),
+            view.overlap(A, 0, soon),
             Overlap::Others,
             "the older one claims at once"
         );
     }
 
     #[test]
+    fn only_a_campaign_of_the_same_bot_or_of_a_bot_not_known_overlaps() {
+        let t0 = SystemTime::now();
+        let mut view = fresh_at(t0);
+        view.apply(1, A, CampaignStatus::Sending, t0, Some(7));
+        view.apply(2, B, CampaignStatus::Sending, t0, Some(8));
+        assert_eq!(
+            view.overlap(A, 7, t0),
+            Overlap::Alone,
+            "another bot's chats"
+        );
+        assert_eq!(view.overlap(B, 8, t0), Overlap::Alone);
+        // A later event names no bot: the one seen first stays.
+        view.apply(3, B, CampaignStatus::Sending, t0, None);
+        assert_eq!(view.overlap(A, 7, t0), Overlap::Alone);
+        let c = Uuid::from_u128(3);
+        view.apply(4, c, CampaignStatus::Sending, t0, None);
+        assert_ne!(view.overlap(A, 7, t0), Overlap::Alone, "c may be bot 7's");
+        view.learn_bot(c, 9);
+        assert_eq!(view.overlap(A, 7, t0), Overlap::Alone);
+    }
+
+    #[test]
     fn a_campaign_stopped_less_than_the_chat_spacing_ago_still_counts() {
         let t0 = SystemTime::now();
         let mut view = fresh_at(t0);
-        view.apply(1, A, CampaignStatus::Sending, t0);
-        view.apply(2, B, CampaignStatus::Sending, t0);
+        view.apply(1, A, CampaignStatus::Sending, t0, None);
+        view.apply(2, B, CampaignStatus::Sending, t0, None);
         let completed = t0 + Duration::from_secs(5);
-        view.apply(3, A, CampaignStatus::Completed, completed);
+        view.apply(3, A, CampaignStatus::Completed, completed, None);
         view.probed(3, completed);
         let soon = completed + Duration::from_millis(10);
-        assert_eq!(view.overlap(B, soon), Overlap::Others);
+        assert_eq!(view.overlap(B, 0, soon), Overlap::Others);
         view.probed(3, completed + view.linger);
-        assert_eq!(view.overlap(B, completed + view.linger), Overlap::Alone);
+        assert_eq!(view.overlap(B, 0, completed + view.linger), Overlap::Alone);
     }
 
     #[test]
     fn campaigns_stopped_long_ago_leave_the_active_set() {
         let t0 = SystemTime::now();
         let mut view = fresh_at(t0);
-        view.apply(1, A, CampaignStatus::Completed, t0);
-        view.apply(2, B, CampaignStatus::Sending, t0);
+        view.apply(1, A, CampaignStatus::Completed, t0, None);
+        view.apply(2, B, CampaignStatus::Sending, t0, None);
         view.probed(2, t0 + view.linger);
         assert_eq!(view.active.len(), 1, "{:?}", view.active);
         assert!(view.active.contains_key(&B));
@@ -711,12 +765,12 @@ mod tests {
     fn a_view_fresh_too_long_ago_claims_everything() {
         let t0 = SystemTime::now();
         let mut view = fresh_at(t0);
-        view.apply(1, A, CampaignStatus::Sending, t0);
-        assert_eq!(view.overlap(A, t0 + FRESH_FOR), Overlap::Alone);
+        view.apply(1, A, CampaignStatus::Sending, t0, None);
+        assert_eq!(view.overlap(A, 0, t0 + FRESH_FOR), Overlap::Alone);
         let later = t0 + FRESH_FOR + Duration::from_millis(1);
-        assert_eq!(view.overlap(A, later), Overlap::Others);
+        assert_eq!(view.overlap(A, 0, later), Overlap::Others);
         assert_eq!(
-            View::default().overlap(A, t0),
+            View::default().overlap(A, 0, t0),
             Overlap::Others,
             "never fresh"
         );
@@ -726,15 +780,21 @@ mod tests {
     fn a_view_is_fresh_as_of_a_probe_once_it_applied_what_the_probe_found() {
         let t0 = SystemTime::now();
         let mut view = fresh_at(t0);
-        view.apply(1, A, CampaignStatus::Sending, t0);
+        view.apply(1, A, CampaignStatus::Sending, t0, None);
         // Asked later; B's start (seq 2) is on the stream, not in the view.
         let asked = t0 + FRESH_FOR;
         view.probed(2, asked);
         let now = asked + Duration::from_millis(50);
-        assert_eq!(view.overlap(A, now), Overlap::Others, "stale meanwhile");
-        view.apply(2, B, CampaignStatus::Paused, t0 - Duration::from_secs(10));
+        assert_eq!(view.overlap(A, 0, now), Overlap::Others, "stale meanwhile");
+        view.apply(
+            2,
+            B,
+            CampaignStatus::Paused,
+            t0 - Duration::from_secs(10),
+            None,
+        );
         assert_eq!(view.fresh_as_of, Some(asked));
-        assert_eq!(view.overlap(A, now), Overlap::Alone);
+        assert_eq!(view.overlap(A, 0, now), Overlap::Alone);
     }
 
     #[test]

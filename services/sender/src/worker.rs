@@ -277,7 +277,7 @@ impl Worker {
         ready: &Ready,
         receipt: Receipt,
     ) -> Stage<Option<Ticket<'g>>> {
-        if let Overlap::JustStarted(wait) = self.campaigns.overlap(ready.campaign_id) {
+        if let Overlap::JustStarted(wait) = self.campaigns.overlap(ready.campaign_id, bot.id) {
             return done(self.nak(message, wait, "campaign just started").await);
         }
         let messages = ready.campaign.messages(&ready.item);
@@ -300,7 +300,7 @@ impl Worker {
         // at here, never waited for (a wait would make the send late). An
         // amendment always does: its campaign is not among those sending.
         let overlapping =
-            ready.item.amend.is_some() || !self.campaigns.still_alone(ready.campaign_id);
+            ready.item.amend.is_some() || !self.campaigns.still_alone(ready.campaign_id, bot.id);
         if let Err(wait) = bot
             .chat_spacing
             .try_send(ready.item.chat_id, overlapping)

@@ -12,6 +12,7 @@ use courier_core::proto::v1::{Audience, CampaignOptions, Content, ContentKind, L
 use courier_core::topology::DEFAULT_BOT;
 use courier_e2e::{BOT_TOKEN, Setup, sender_config};
 use courier_testing::campaigns::{campaign_row, wait_for_status, wait_for_users};
+use courier_testing::read_model::assert_replays_identically;
 use courier_testing::wait_until;
 use telegram_sandbox::{Sandbox, SandboxConfig, most_in_any_window};
 use tokio_util::sync::CancellationToken;
@@ -61,10 +62,12 @@ async fn add_bot(s: &Setup, token: &str) {
         .unwrap();
 }
 
-/// Two senders serving the default bot and every added one.
+/// Two senders serving the default bot and every added one, each working
+/// on at most `max_in_flight` items of a bot at once.
 fn start_senders(
     s: &Setup,
     stop: &CancellationToken,
+    max_in_flight: u16,
 ) -> Vec<tokio::task::JoinHandle<anyhow::Result<()>>> {
     (0..2)
         .map(|_| {
@@ -73,6 +76,7 @@ fn start_senders(
                     token_key: Some(KEY.parse().unwrap()),
                 },
                 chat_rate_limit: 1000.0,
+                max_in_flight,
                 ..sender_config(&s.env, &s.sandbox.url(), f64::from(RATE))
             };
             tokio::spawn(courier_sender::run(config, stop.clone()))
@@ -121,7 +125,7 @@ async fn a_small_campaign_of_another_bot_is_not_kept_behind_a_big_one() {
     add_bot(&s, SECOND_TOKEN).await;
     let stack = s.stack(f64::from(RATE), 0);
     let stop = CancellationToken::new();
-    let senders = start_senders(&s, &stop);
+    let senders = start_senders(&s, &stop, courier_sender::DEFAULT_MAX_IN_FLIGHT);
     let client = s.pool.get().await.unwrap();
     wait_for_users(&client, 220, DEADLINE).await;
 
@@ -163,6 +167,16 @@ async fn a_small_campaign_of_another_bot_is_not_kept_behind_a_big_one() {
         let peak = most_in_any_window(&times, Duration::from_secs(1));
         assert!(peak <= RATE as usize, "bot {bot}: {peak} in one second");
     }
+    // Both bots' campaigns, rebuilt from the streams: the same read model.
+    let bots: Vec<i64> = client
+        .query("SELECT DISTINCT bot_id FROM campaigns ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(bots, [DEFAULT_BOT, SECOND_BOT]);
+    assert_replays_identically(&s.env, &client, DEADLINE).await;
 
     stop.cancel();
     for sender in senders {
@@ -179,7 +193,7 @@ async fn a_revoked_token_stops_only_its_bot_until_it_is_replaced() {
     s.sandbox.configure(|c| c.tokens = vec![BOT_TOKEN.into()]);
     let stack = s.stack(f64::from(RATE), 0);
     let stop = CancellationToken::new();
-    let senders = start_senders(&s, &stop);
+    let senders = start_senders(&s, &stop, courier_sender::DEFAULT_MAX_IN_FLIGHT);
     let client = s.pool.get().await.unwrap();
     wait_for_users(&client, 220, DEADLINE).await;
 
@@ -203,6 +217,111 @@ async fn a_revoked_token_stops_only_its_bot_until_it_is_replaced() {
     assert_eq!(row.delivered, 20, "{row:?}");
     let received = receipts(&s.sandbox);
     assert!((201..=220).all(|chat| received.get(&(SECOND_BOT, chat)) == Some(&1)));
+
+    stop.cancel();
+    for sender in senders {
+        sender.await.unwrap().unwrap();
+    }
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bot_added_while_its_campaign_waits_or_removed_midway_loses_nobody() {
+    let s = setup().await;
+    // No bot added yet: the senders find no bucket and look again. Few
+    // items in flight, so most of the big campaign is still unpulled when
+    // the bot is removed.
+    let stack = s.stack(f64::from(RATE), 0);
+    let stop = CancellationToken::new();
+    let senders = start_senders(&s, &stop, 4);
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 220, DEADLINE).await;
+    let early = start(&s, SECOND_BOT, Audience::Ru, "before the bot").await;
+    wait_for_status(&client, early, "sending", DEADLINE).await;
+    add_bot(&s, SECOND_TOKEN).await;
+    let row = wait_for_status(&client, early, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, 20, "{row:?}");
+
+    // Removed while its 200 go out: the items in hand finish, the rest
+    // wait in the bot's consumer, nobody pulling.
+    let big = start(&s, SECOND_BOT, Audience::En, "removed midway").await;
+    wait_until("the big campaign sending", DEADLINE, || async {
+        (s.sandbox.deliveries().len() >= 60).then_some(())
+    })
+    .await;
+    let bucket = s
+        .env
+        .topology()
+        .ensure_bots_bucket(&s.env.jetstream().await)
+        .await
+        .unwrap();
+    bucket.delete(SECOND_BOT.to_string()).await.unwrap();
+    let consumer = s
+        .env
+        .jetstream()
+        .await
+        .get_stream(s.env.topology().work_stream())
+        .await
+        .unwrap()
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(
+            &s.env.topology().senders_consumer_of(SECOND_BOT),
+        )
+        .await
+        .unwrap();
+    wait_until("nobody pulling the removed bot's items", DEADLINE, || {
+        let mut consumer = consumer.clone();
+        async move {
+            let info = consumer.info().await.ok()?;
+            (info.num_waiting == 0 && info.num_pending > 0).then_some(())
+        }
+    })
+    .await;
+    let stopped = campaign_row(&client, big).await.unwrap();
+    assert_eq!(stopped.status, "sending", "{stopped:?}");
+    assert!(stopped.delivered < 200, "{stopped:?}");
+
+    // Added again: the rest goes out, once each.
+    add_bot(&s, SECOND_TOKEN).await;
+    let row = wait_for_status(&client, big, "completed", DEADLINE).await;
+    assert_eq!((row.delivered, row.failed), (200, 0), "{row:?}");
+    let received = receipts(&s.sandbox);
+    assert!((1..=220).all(|chat| received.get(&(SECOND_BOT, chat)) == Some(&1)));
+
+    stop.cancel();
+    for sender in senders {
+        sender.await.unwrap().unwrap();
+    }
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_pauses_only_the_bot_that_got_it() {
+    let s = setup().await;
+    add_bot(&s, SECOND_TOKEN).await;
+    let stack = s.stack(f64::from(RATE), 0);
+    let stop = CancellationToken::new();
+    let senders = start_senders(&s, &stop, courier_sender::DEFAULT_MAX_IN_FLIGHT);
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 220, DEADLINE).await;
+
+    // The second bot's first send gets a 429 with retry_after 30: its
+    // token is paused for half a minute, at Telegram and in its budget.
+    s.sandbox.inject_429(30);
+    let paused = start(&s, SECOND_BOT, Audience::Ru, "paused bot").await;
+    wait_until("the second bot's 429", DEADLINE, || async {
+        (s.sandbox.stats().too_many_requests >= 1).then_some(())
+    })
+    .await;
+    // The default bot is not paused: its campaign goes out meanwhile.
+    let other = start(&s, DEFAULT_BOT, Audience::Ru, "unpaused bot").await;
+    let row = wait_for_status(&client, other, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, 20, "{row:?}");
+    let waiting = campaign_row(&client, paused).await.unwrap();
+    assert_eq!(
+        (waiting.status.as_str(), waiting.delivered),
+        ("sending", 0),
+        "{waiting:?}"
+    );
 
     stop.cancel();
     for sender in senders {

@@ -1,6 +1,7 @@
-//! The bot token never appears in what a sender prints: run the real
-//! binary with debug logs through connection failures and a refused token,
-//! and search everything it wrote for the secret.
+//! Bot tokens never appear in what a sender prints: run the real binary
+//! with debug logs through connection failures, sends and refused tokens,
+//! its own and an added bot's, and search everything it wrote for the
+//! secrets.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -17,9 +18,9 @@ use tokio::process::Command;
 const SECRET: &str = "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Runs a sender with debug logs until it exits or prints a line
-/// containing `until`; returns everything it printed.
-async fn sender_output(env: &TestEnv, api_url: &str, until: &str) -> String {
+/// Runs a sender with debug logs (and `vars`) until it exits or prints a
+/// line containing `until`; returns everything it printed.
+async fn sender_output(env: &TestEnv, api_url: &str, vars: &[(&str, &str)], until: &str) -> String {
     let mut child = Command::new(process::binary("courier-sender"))
         .env_clear()
         .envs(env.service_env())
@@ -27,6 +28,7 @@ async fn sender_output(env: &TestEnv, api_url: &str, until: &str) -> String {
         .env("NO_COLOR", "1")
         .env("TELEGRAM_BOT_TOKEN", format!("123456789:{SECRET}"))
         .env("TELEGRAM_API_URL", api_url)
+        .envs(vars.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -75,7 +77,8 @@ async fn the_token_never_appears_in_a_senders_output() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let unreachable = sender_output(&env, &format!("http://{closed}"), "transient failure").await;
+    let unreachable =
+        sender_output(&env, &format!("http://{closed}"), &[], "transient failure").await;
     // A Bot API that refuses the token: the sender stops with an error.
     // (A second campaign: the first one's item waits out its ack deadline.)
     start_text_campaign(&commands, Audience::All, "secret-free again").await;
@@ -85,7 +88,7 @@ async fn the_token_never_appears_in_a_senders_output() {
     })
     .await
     .unwrap();
-    let refused = sender_output(&env, &sandbox.url(), "TELEGRAM_BOT_TOKEN").await;
+    let refused = sender_output(&env, &sandbox.url(), &[], "TELEGRAM_BOT_TOKEN").await;
 
     for (case, output) in [
         ("unreachable API", &unreachable),
@@ -104,6 +107,82 @@ async fn the_token_never_appears_in_a_senders_output() {
     assert!(
         refused.contains("Telegram refused TELEGRAM_BOT_TOKEN"),
         "{refused}"
+    );
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_added_bots_token_never_appears_in_a_senders_output() {
+    const ADDED_SECRET: &str = "AAF-added_bots_secret_0123456789";
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let s = Setup::new(1, unlimited_sandbox()).await;
+    let token: courier_core::config::BotToken = format!("222:{ADDED_SECRET}").parse().unwrap();
+    let key: courier_core::bot_tokens::TokenKey = KEY.parse().unwrap();
+    s.env
+        .topology()
+        .ensure_bots_bucket(&s.env.jetstream().await)
+        .await
+        .unwrap()
+        .put("222", key.seal(&token).into())
+        .await
+        .unwrap();
+    let stack = s.stack(10.0, 0);
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 1, DEADLINE).await;
+    let start = async |text: &str| {
+        s.commands
+            .create_and_begin(
+                courier_core::commands::NewCampaign {
+                    bot_id: 222,
+                    id: uuid::Uuid::now_v7(),
+                    created_by: 1,
+                    audience: courier_core::audience::from_legacy(Audience::All),
+                    content: courier_core::proto::v1::Content {
+                        kind: courier_core::proto::v1::ContentKind::Text.into(),
+                        text: text.into(),
+                        ..Default::default()
+                    },
+                    variants: Vec::new(),
+                    options: Default::default(),
+                    title: String::new(),
+                },
+                courier_core::commands::Begin::Now,
+            )
+            .await
+            .unwrap()
+    };
+    // The added bot sends one campaign; then Telegram stops taking its
+    // token and the next campaign's send is refused.
+    let first = start("sent with the added bot").await;
+    let api_url = s.sandbox.url();
+    let (output, ()) = tokio::join!(
+        sender_output(
+            &s.env,
+            &api_url,
+            &[("COURIER_TOKEN_KEY", KEY)],
+            "Telegram refused the bot's token",
+        ),
+        async {
+            wait_for_status(&client, first, "completed", DEADLINE).await;
+            s.sandbox
+                .configure(|c| c.tokens = vec![format!("123456789:{SECRET}")]);
+            start("refused").await;
+        }
+    );
+    assert_eq!(
+        s.sandbox
+            .deliveries()
+            .iter()
+            .filter(|d| d.bot_id == 222)
+            .count(),
+        1
+    );
+    for secret in [SECRET, ADDED_SECRET] {
+        assert!(!output.contains(secret), "a secret leaked:\n{output}");
+    }
+    assert!(
+        output.contains("bot=222"),
+        "the bot id is fine to show:\n{output}"
     );
     stack.stop().await.unwrap();
 }
