@@ -35,6 +35,7 @@ pub mod stars_out;
 pub mod worker;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream;
 use courier_core::commands::CampaignCommands;
@@ -101,6 +102,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: u16 = 500;
 
 /// Connections to the Bot API opened before the first send.
 const WARM_CONNECTIONS: usize = 8;
+/// When a sender stops serving a bot, how long it waits for more of the
+/// items already pulled for it, to hand them back.
+const HAND_BACK_WAIT: Duration = Duration::from_millis(50);
 
 pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     limits::check(&config).map_err(anyhow::Error::msg)?;
@@ -232,7 +236,7 @@ pub async fn serve(
             return Served::Stopped;
         }
     };
-    let mut messages = std::pin::pin!(messages.take_until(refused.clone().cancelled_owned()));
+    let mut messages = std::pin::pin!(messages);
     // Items being worked on, as many as the in-flight limit allows; a new
     // one is pulled only when there is room, so none waits here for its
     // turn while its ack deadline runs.
@@ -240,6 +244,7 @@ pub async fn serve(
     loop {
         let room = working.len() < bot.in_flight_limit();
         tokio::select! {
+            () = refused.cancelled() => break,
             Some(()) = working.next(), if !working.is_empty() => {}
             message = messages.next(), if room => match message {
                 Some(Ok(message)) => working.push(work_on(worker, bot, &refused, message)),
@@ -248,8 +253,17 @@ pub async fn serve(
             },
         }
     }
-    // Stopping: finish what was started.
-    while working.next().await.is_some() {}
+    // Stopping: what was pulled but not started goes back at once (not
+    // after its ack wait); what was started finishes, or goes back if it
+    // still waits for its slot.
+    let hand_back = async {
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout(HAND_BACK_WAIT, messages.next()).await
+        {
+            let _ = message.ack_with(jetstream::AckKind::Nak(None)).await;
+        }
+    };
+    tokio::join!(hand_back, async { while working.next().await.is_some() {} });
     match refused.is_cancelled() && !stop.is_cancelled() {
         true => Served::TokenRefused,
         false => Served::Stopped,
@@ -273,7 +287,7 @@ async fn work_on(
     metrics.in_flight.inc();
     let receipt = worker.restart_guard.receipt();
     let handled = worker
-        .handle(bot, &message, receipt)
+        .handle(bot, &message, receipt, refused)
         .instrument(span.clone())
         .await;
     metrics.in_flight.dec();

@@ -31,6 +31,7 @@ use courier_core::{retry, telemetry, trace_context};
 use courier_telegram::bot_api::Sent;
 use courier_telegram::classify::{ApiFailure, Verdict, classify};
 use prost::Message as _;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
@@ -140,14 +141,17 @@ fn done<T>(handled: anyhow::Result<Handled>) -> Stage<T> {
 impl Worker {
     /// Works bot `bot`'s item. If NATS fails midway, the item is sent back
     /// with the retry delay rather than left to come back after the whole
-    /// ack wait.
+    /// ack wait; if `stop` comes while it waits for its slot (shutdown, or
+    /// the bot's token refused, replaced or removed), it is sent back at
+    /// once for whoever serves the bot next.
     pub async fn handle(
         &self,
         bot: &Bot,
         message: &jetstream::Message,
         receipt: Receipt,
+        stop: &CancellationToken,
     ) -> Result<Handled, WorkError> {
-        let worked = self.work(bot, message, receipt).await;
+        let worked = self.work(bot, message, receipt, stop).await;
         if let Err(WorkError::Unfinished(_)) = &worked {
             let attempt = message
                 .info()
@@ -166,12 +170,13 @@ impl Worker {
         bot: &Bot,
         message: &jetstream::Message,
         receipt: Receipt,
+        stop: &CancellationToken,
     ) -> Result<Handled, WorkError> {
         let ready = match self.gate(bot, message).await? {
             ControlFlow::Continue(ready) => ready,
             ControlFlow::Break(handled) => return Ok(handled),
         };
-        let ticket = match self.pace(bot, message, &ready, receipt).await? {
+        let ticket = match self.pace(bot, message, &ready, receipt, stop).await? {
             ControlFlow::Continue(ticket) => ticket,
             ControlFlow::Break(handled) => return Ok(handled),
         };
@@ -276,13 +281,19 @@ impl Worker {
         message: &jetstream::Message,
         ready: &Ready,
         receipt: Receipt,
+        stop: &CancellationToken,
     ) -> Stage<Option<Ticket<'g>>> {
         if let Overlap::JustStarted(wait) = self.campaigns.overlap(ready.campaign_id, bot.id) {
             return done(self.nak(message, wait, "campaign just started").await);
         }
         let messages = ready.campaign.messages(&ready.item);
-        self.wait_for_slot(message, bot.lane(ready.lane), messages)
-            .await?;
+        let slot = self.wait_for_slot(message, bot.lane(ready.lane), messages);
+        if stop.run_until_cancelled(slot).await.transpose()?.is_none() {
+            return done(
+                self.nak(message, Duration::ZERO, "stopped serving the bot")
+                    .await,
+            );
+        }
         if ready.item.amend.is_none()
             && let ControlFlow::Break(handled) = self
                 .unless_sending(
