@@ -14,7 +14,7 @@ use courier_e2e::{BOT_TOKEN, Setup, sender_config};
 use courier_testing::campaigns::{campaign_row, wait_for_status, wait_for_users};
 use courier_testing::read_model::assert_replays_identically;
 use courier_testing::wait_until;
-use telegram_sandbox::{Sandbox, SandboxConfig, most_in_any_window};
+use telegram_sandbox::{ChatState, Sandbox, SandboxConfig, most_in_any_window};
 use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -322,6 +322,37 @@ async fn a_429_pauses_only_the_bot_that_got_it() {
         ("sending", 0),
         "{waiting:?}"
     );
+
+    stop.cancel();
+    for sender in senders {
+        sender.await.unwrap().unwrap();
+    }
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recipient_an_added_bot_cannot_reach_stays_alive_for_the_default_bot() {
+    const BLOCKED: i64 = 201;
+    let s = setup().await;
+    add_bot(&s, SECOND_TOKEN).await;
+    s.sandbox.set_chat_state(BLOCKED, ChatState::Blocked);
+    let stack = s.stack(f64::from(RATE), 0);
+    let stop = CancellationToken::new();
+    let senders = start_senders(&s, &stop, courier_sender::DEFAULT_MAX_IN_FLIGHT);
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 220, DEADLINE).await;
+
+    let campaign = start(&s, SECOND_BOT, Audience::Ru, "not for everyone").await;
+    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    assert_eq!((row.delivered, row.not_alive), (19, 1), "{row:?}");
+    // Users are the default bot's until users are per bot: the added bot's
+    // 403 is its delivery's outcome, not the user's state.
+    let alive: bool = client
+        .query_one("SELECT is_alive FROM users WHERE user_id = $1", &[&BLOCKED])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(alive);
 
     stop.cancel();
     for sender in senders {
