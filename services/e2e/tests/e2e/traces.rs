@@ -62,8 +62,9 @@ fn number(span: &Span, key: &str) -> Option<i64> {
         })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request() {
+/// This process's telemetry exporting every span to an OTLP receiver of
+/// the test's own; the spans it received.
+async fn collect_spans() -> (Received, telemetry::TelemetryGuard) {
     let spans: Received = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -87,6 +88,12 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
         "courier-test",
     )
     .unwrap();
+    (spans, telemetry)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request() {
+    let (spans, telemetry) = collect_spans().await;
 
     // After telemetry::init: the test environment's own log subscriber
     // must not take its place.
@@ -346,4 +353,78 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
             "{histogram} has an exemplar of the campaign's trace in {exposition}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_added_bots_token_is_in_no_span_and_no_metric() {
+    const SECRET: &str = "AAF-added_bots_secret_0123456789";
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let (spans, telemetry) = collect_spans().await;
+    let s = Setup::new(3, unlimited_sandbox()).await;
+    let token: courier_core::config::BotToken = format!("222:{SECRET}").parse().unwrap();
+    let key: courier_core::bot_tokens::TokenKey = KEY.parse().unwrap();
+    s.env
+        .topology()
+        .ensure_bots_bucket(&s.env.jetstream().await)
+        .await
+        .unwrap()
+        .put("222", key.seal(&token).into())
+        .await
+        .unwrap();
+    let stack = s.stack(100.0, 0);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sender = tokio::spawn(courier_sender::run(
+        courier_sender::SenderConfig {
+            token_key: courier_core::config::TokenKeyConfig {
+                token_key: Some(key),
+            },
+            ..courier_e2e::sender_config(&s.env, &s.sandbox.url(), 100.0)
+        },
+        stop.clone(),
+    ));
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 3, Duration::from_secs(30)).await;
+    let campaign = s
+        .commands
+        .create_and_begin(
+            courier_core::commands::NewCampaign {
+                bot_id: 222,
+                id: uuid::Uuid::now_v7(),
+                created_by: 1,
+                audience: courier_core::audience::from_legacy(Audience::All),
+                content: courier_core::proto::v1::Content {
+                    kind: courier_core::proto::v1::ContentKind::Text.into(),
+                    text: "traced".into(),
+                    ..Default::default()
+                },
+                variants: Vec::new(),
+                options: Default::default(),
+                title: String::new(),
+            },
+            courier_core::commands::Begin::Now,
+        )
+        .await
+        .unwrap();
+    wait_for_status(&client, campaign, "completed", Duration::from_secs(30)).await;
+    stop.cancel();
+    sender.await.unwrap().unwrap();
+    stack.stop().await.unwrap();
+    let exposition = metrics::render(Format::OpenMetrics);
+    courier_core::service::flush(telemetry).await;
+
+    let spans = wait_until("the sends' spans", Duration::from_secs(10), || async {
+        let spans = spans.lock().unwrap().clone();
+        let requests = spans
+            .iter()
+            .filter(|s| s.name == "telegram.request")
+            .count();
+        (requests == 3).then_some(spans)
+    })
+    .await;
+    for span in &spans {
+        let text = format!("{span:?}");
+        assert!(!text.contains(SECRET), "a span holds the token: {text}");
+    }
+    assert!(exposition.contains("courier_sends_total"), "{exposition}");
+    assert!(!exposition.contains(SECRET), "a metric holds the token");
 }
