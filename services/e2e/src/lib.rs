@@ -156,6 +156,37 @@ impl Setup {
     }
 }
 
+/// The key the tests seal added bots' tokens with (`COURIER_TOKEN_KEY`).
+pub const TOKEN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// Adds the bot of `token` to `env`'s bots bucket, sealed with
+/// [`TOKEN_KEY`], as `courierctl bots add` does.
+pub async fn add_bot(env: &TestEnv, token: &str) {
+    let token: BotToken = token.parse().expect("a well-formed token");
+    let key: courier_core::bot_tokens::TokenKey = TOKEN_KEY.parse().expect("the tests' key");
+    env.topology()
+        .ensure_bots_bucket(&env.jetstream().await)
+        .await
+        .expect("the bots bucket")
+        .put(token.bot_id(), key.seal(&token).into())
+        .await
+        .expect("sealing the token");
+}
+
+/// A sender that also serves the bots added with [`add_bot`].
+pub fn sender_serving_added_bots(
+    env: &TestEnv,
+    telegram_api_url: &str,
+    rate_limit: f64,
+) -> courier_sender::SenderConfig {
+    courier_sender::SenderConfig {
+        token_key: TokenKeyConfig {
+            token_key: Some(TOKEN_KEY.parse().expect("the tests' key")),
+        },
+        ..sender_config(env, telegram_api_url, rate_limit)
+    }
+}
+
 /// Live en users with ids 1 to `count`.
 pub fn en_users(count: i64) -> Vec<(i64, Language, bool)> {
     (1..=count).map(|id| (id, Language::En, true)).collect()

@@ -114,12 +114,15 @@ pub async fn begin_text_campaign(
     text: &str,
     begin: Begin,
 ) -> uuid::Uuid {
-    let content = Content {
+    begin_campaign(commands, audience, text_content(text), begin).await
+}
+
+fn text_content(text: &str) -> Content {
+    Content {
         kind: ContentKind::Text.into(),
         text: text.into(),
         ..Default::default()
-    };
-    begin_campaign(commands, audience, content, begin).await
+    }
 }
 
 async fn begin_campaign(
@@ -128,10 +131,37 @@ async fn begin_campaign(
     content: Content,
     begin: Begin,
 ) -> uuid::Uuid {
+    begin_campaign_of(
+        commands,
+        courier_core::topology::DEFAULT_BOT,
+        audience,
+        content,
+        begin,
+    )
+    .await
+}
+
+/// A text campaign of bot `bot_id` (one added to the bots bucket), begun now.
+pub async fn start_text_campaign_of(
+    commands: &CampaignCommands,
+    bot_id: i64,
+    audience: Audience,
+    text: &str,
+) -> uuid::Uuid {
+    begin_campaign_of(commands, bot_id, audience, text_content(text), Begin::Now).await
+}
+
+async fn begin_campaign_of(
+    commands: &CampaignCommands,
+    bot_id: i64,
+    audience: Audience,
+    content: Content,
+    begin: Begin,
+) -> uuid::Uuid {
     commands
         .create_and_begin(
             NewCampaign {
-                bot_id: courier_core::topology::DEFAULT_BOT,
+                bot_id,
                 id: uuid::Uuid::now_v7(),
                 created_by: 1,
                 audience: courier_core::audience::from_legacy(audience),

@@ -5,13 +5,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use courier_core::bot_tokens::TokenKey;
-use courier_core::commands::{Begin, NewCampaign};
-use courier_core::config::{BotToken, TokenKeyConfig};
-use courier_core::proto::v1::{Audience, CampaignOptions, Content, ContentKind, Language};
+use courier_core::proto::v1::{Audience, Language};
 use courier_core::topology::DEFAULT_BOT;
-use courier_e2e::{BOT_TOKEN, Setup, sender_config};
-use courier_testing::campaigns::{campaign_row, wait_for_status, wait_for_users};
+use courier_e2e::{BOT_TOKEN, Setup, Stack, add_bot, sender_serving_added_bots};
+use courier_testing::campaigns::{
+    campaign_row, start_text_campaign_of, wait_for_status, wait_for_users,
+};
 use courier_testing::read_model::assert_replays_identically;
 use courier_testing::wait_until;
 use telegram_sandbox::{ChatState, Sandbox, SandboxConfig, most_in_any_window};
@@ -20,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 const DEADLINE: Duration = Duration::from_secs(60);
 /// The sandbox's limit per token, and the senders' rate.
 const RATE: u32 = 20;
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const SECOND_BOT: i64 = 222;
 const SECOND_TOKEN: &str = "222:AAF-second_secret_0123456789";
 const SECOND_TOKEN_ROTATED: &str = "222:AAF-rotated_secret_0123456789";
@@ -46,66 +44,51 @@ async fn setup() -> Setup {
     Setup::on(courier_testing::TestEnv::new().await, &users, sandbox).await
 }
 
-/// Seals `token` into the bots bucket, as `courierctl bots add` does.
-async fn add_bot(s: &Setup, token: &str) {
-    let bucket = s
-        .env
-        .topology()
-        .ensure_bots_bucket(&s.env.jetstream().await)
-        .await
-        .unwrap();
-    let token: BotToken = token.parse().unwrap();
-    let key: TokenKey = KEY.parse().unwrap();
-    bucket
-        .put(token.bot_id(), key.seal(&token).into())
-        .await
-        .unwrap();
+/// The services of a test: projector, loader, and two senders serving
+/// the default bot and every added one, each working on at most
+/// `max_in_flight` items of a bot at once.
+struct Running {
+    stack: Stack,
+    stop: CancellationToken,
+    senders: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    client: deadpool_postgres::Client,
 }
 
-/// Two senders serving the default bot and every added one, each working
-/// on at most `max_in_flight` items of a bot at once.
-fn start_senders(
-    s: &Setup,
-    stop: &CancellationToken,
-    max_in_flight: u16,
-) -> Vec<tokio::task::JoinHandle<anyhow::Result<()>>> {
-    (0..2)
-        .map(|_| {
-            let config = courier_sender::SenderConfig {
-                token_key: TokenKeyConfig {
-                    token_key: Some(KEY.parse().unwrap()),
-                },
-                chat_rate_limit: 1000.0,
-                max_in_flight,
-                ..sender_config(&s.env, &s.sandbox.url(), f64::from(RATE))
-            };
-            tokio::spawn(courier_sender::run(config, stop.clone()))
-        })
-        .collect()
+impl Running {
+    async fn start(s: &Setup, max_in_flight: u16) -> Running {
+        let stack = s.stack(f64::from(RATE), 0);
+        let stop = CancellationToken::new();
+        let senders = (0..2)
+            .map(|_| {
+                let config = courier_sender::SenderConfig {
+                    chat_rate_limit: 1000.0,
+                    max_in_flight,
+                    ..sender_serving_added_bots(&s.env, &s.sandbox.url(), f64::from(RATE))
+                };
+                tokio::spawn(courier_sender::run(config, stop.clone()))
+            })
+            .collect();
+        let client = s.pool.get().await.unwrap();
+        wait_for_users(&client, 220, DEADLINE).await;
+        Running {
+            stack,
+            stop,
+            senders,
+            client,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        for sender in self.senders {
+            sender.await.unwrap().unwrap();
+        }
+        self.stack.stop().await.unwrap();
+    }
 }
 
 async fn start(s: &Setup, bot_id: i64, audience: Audience, text: &str) -> uuid::Uuid {
-    let content = Content {
-        kind: ContentKind::Text.into(),
-        text: text.into(),
-        ..Default::default()
-    };
-    s.commands
-        .create_and_begin(
-            NewCampaign {
-                bot_id,
-                id: uuid::Uuid::now_v7(),
-                created_by: 1,
-                audience: courier_core::audience::from_legacy(audience),
-                content,
-                variants: Vec::new(),
-                options: CampaignOptions::default(),
-                title: String::new(),
-            },
-            Begin::Now,
-        )
-        .await
-        .unwrap()
+    start_text_campaign_of(&s.commands, bot_id, audience, text).await
 }
 
 /// Deliveries per (bot, chat), as the sandbox recorded them.
@@ -122,12 +105,9 @@ fn receipts(sandbox: &Sandbox) -> HashMap<(i64, i64), usize> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_small_campaign_of_another_bot_is_not_kept_behind_a_big_one() {
     let s = setup().await;
-    add_bot(&s, SECOND_TOKEN).await;
-    let stack = s.stack(f64::from(RATE), 0);
-    let stop = CancellationToken::new();
-    let senders = start_senders(&s, &stop, courier_sender::DEFAULT_MAX_IN_FLIGHT);
-    let client = s.pool.get().await.unwrap();
-    wait_for_users(&client, 220, DEADLINE).await;
+    add_bot(&s.env, SECOND_TOKEN).await;
+    let running = Running::start(&s, courier_sender::DEFAULT_MAX_IN_FLIGHT).await;
+    let client = &running.client;
 
     // The default bot's 200 take 10 s at 20/s; the second bot's 20, put
     // behind them in the work stream, about one second.
@@ -137,15 +117,15 @@ async fn a_small_campaign_of_another_bot_is_not_kept_behind_a_big_one() {
     })
     .await;
     let small = start(&s, SECOND_BOT, Audience::Ru, "small").await;
-    wait_for_status(&client, small, "completed", DEADLINE).await;
-    let big_then = campaign_row(&client, big).await.unwrap();
+    wait_for_status(client, small, "completed", DEADLINE).await;
+    let big_then = campaign_row(client, big).await.unwrap();
     assert_eq!(
         big_then.status, "sending",
         "the small campaign finished while the big one still sent: {big_then:?}"
     );
-    let big_row = wait_for_status(&client, big, "completed", DEADLINE).await;
+    let big_row = wait_for_status(client, big, "completed", DEADLINE).await;
     assert_eq!(big_row.delivered, 200, "{big_row:?}");
-    let small_row = campaign_row(&client, small).await.unwrap();
+    let small_row = campaign_row(client, small).await.unwrap();
     assert_eq!(small_row.delivered, 20, "{small_row:?}");
 
     // Each campaign went out under its own bot, once per recipient, each
@@ -176,32 +156,25 @@ async fn a_small_campaign_of_another_bot_is_not_kept_behind_a_big_one() {
         .map(|row| row.get(0))
         .collect();
     assert_eq!(bots, [DEFAULT_BOT, SECOND_BOT]);
-    assert_replays_identically(&s.env, &client, DEADLINE).await;
+    assert_replays_identically(&s.env, client, DEADLINE).await;
 
-    stop.cancel();
-    for sender in senders {
-        sender.await.unwrap().unwrap();
-    }
-    stack.stop().await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revoked_token_stops_only_its_bot_until_it_is_replaced() {
     let s = setup().await;
-    add_bot(&s, SECOND_TOKEN).await;
+    add_bot(&s.env, SECOND_TOKEN).await;
     // Telegram takes the default bot's token and not the second bot's.
     s.sandbox.configure(|c| c.tokens = vec![BOT_TOKEN.into()]);
-    let stack = s.stack(f64::from(RATE), 0);
-    let stop = CancellationToken::new();
-    let senders = start_senders(&s, &stop, courier_sender::DEFAULT_MAX_IN_FLIGHT);
-    let client = s.pool.get().await.unwrap();
-    wait_for_users(&client, 220, DEADLINE).await;
+    let running = Running::start(&s, courier_sender::DEFAULT_MAX_IN_FLIGHT).await;
+    let client = &running.client;
 
     let refused = start(&s, SECOND_BOT, Audience::Ru, "refused").await;
     let other = start(&s, DEFAULT_BOT, Audience::Ru, "goes on").await;
-    let row = wait_for_status(&client, other, "completed", DEADLINE).await;
+    let row = wait_for_status(client, other, "completed", DEADLINE).await;
     assert_eq!(row.delivered, 20, "{row:?}");
-    let waiting = campaign_row(&client, refused).await.unwrap();
+    let waiting = campaign_row(client, refused).await.unwrap();
     assert_eq!(
         (waiting.status.as_str(), waiting.delivered, waiting.failed),
         ("sending", 0, 0),
@@ -212,17 +185,13 @@ async fn a_revoked_token_stops_only_its_bot_until_it_is_replaced() {
     // senders take it and the waiting campaign is delivered.
     s.sandbox
         .configure(|c| c.tokens = vec![BOT_TOKEN.into(), SECOND_TOKEN_ROTATED.into()]);
-    add_bot(&s, SECOND_TOKEN_ROTATED).await;
-    let row = wait_for_status(&client, refused, "completed", DEADLINE).await;
+    add_bot(&s.env, SECOND_TOKEN_ROTATED).await;
+    let row = wait_for_status(client, refused, "completed", DEADLINE).await;
     assert_eq!(row.delivered, 20, "{row:?}");
     let received = receipts(&s.sandbox);
     assert!((201..=220).all(|chat| received.get(&(SECOND_BOT, chat)) == Some(&1)));
 
-    stop.cancel();
-    for sender in senders {
-        sender.await.unwrap().unwrap();
-    }
-    stack.stop().await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -231,15 +200,12 @@ async fn a_bot_added_while_its_campaign_waits_or_removed_midway_loses_nobody() {
     // No bot added yet: the senders find no bucket and look again. Few
     // items in flight, so most of the big campaign is still unpulled when
     // the bot is removed.
-    let stack = s.stack(f64::from(RATE), 0);
-    let stop = CancellationToken::new();
-    let senders = start_senders(&s, &stop, 4);
-    let client = s.pool.get().await.unwrap();
-    wait_for_users(&client, 220, DEADLINE).await;
+    let running = Running::start(&s, 4).await;
+    let client = &running.client;
     let early = start(&s, SECOND_BOT, Audience::Ru, "before the bot").await;
-    wait_for_status(&client, early, "sending", DEADLINE).await;
-    add_bot(&s, SECOND_TOKEN).await;
-    let row = wait_for_status(&client, early, "completed", DEADLINE).await;
+    wait_for_status(client, early, "sending", DEADLINE).await;
+    add_bot(&s.env, SECOND_TOKEN).await;
+    let row = wait_for_status(client, early, "completed", DEADLINE).await;
     assert_eq!(row.delivered, 20, "{row:?}");
 
     // Removed while its 200 go out: the items in hand finish, the rest
@@ -276,33 +242,26 @@ async fn a_bot_added_while_its_campaign_waits_or_removed_midway_loses_nobody() {
         }
     })
     .await;
-    let stopped = campaign_row(&client, big).await.unwrap();
+    let stopped = campaign_row(client, big).await.unwrap();
     assert_eq!(stopped.status, "sending", "{stopped:?}");
     assert!(stopped.delivered < 200, "{stopped:?}");
 
     // Added again: the rest goes out, once each.
-    add_bot(&s, SECOND_TOKEN).await;
-    let row = wait_for_status(&client, big, "completed", DEADLINE).await;
+    add_bot(&s.env, SECOND_TOKEN).await;
+    let row = wait_for_status(client, big, "completed", DEADLINE).await;
     assert_eq!((row.delivered, row.failed), (200, 0), "{row:?}");
     let received = receipts(&s.sandbox);
     assert!((1..=220).all(|chat| received.get(&(SECOND_BOT, chat)) == Some(&1)));
 
-    stop.cancel();
-    for sender in senders {
-        sender.await.unwrap().unwrap();
-    }
-    stack.stop().await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_pauses_only_the_bot_that_got_it() {
     let s = setup().await;
-    add_bot(&s, SECOND_TOKEN).await;
-    let stack = s.stack(f64::from(RATE), 0);
-    let stop = CancellationToken::new();
-    let senders = start_senders(&s, &stop, courier_sender::DEFAULT_MAX_IN_FLIGHT);
-    let client = s.pool.get().await.unwrap();
-    wait_for_users(&client, 220, DEADLINE).await;
+    add_bot(&s.env, SECOND_TOKEN).await;
+    let running = Running::start(&s, courier_sender::DEFAULT_MAX_IN_FLIGHT).await;
+    let client = &running.client;
 
     // The second bot's first send gets a 429 with retry_after 30: its
     // token is paused for half a minute, at Telegram and in its budget.
@@ -314,36 +273,29 @@ async fn a_429_pauses_only_the_bot_that_got_it() {
     .await;
     // The default bot is not paused: its campaign goes out meanwhile.
     let other = start(&s, DEFAULT_BOT, Audience::Ru, "unpaused bot").await;
-    let row = wait_for_status(&client, other, "completed", DEADLINE).await;
+    let row = wait_for_status(client, other, "completed", DEADLINE).await;
     assert_eq!(row.delivered, 20, "{row:?}");
-    let waiting = campaign_row(&client, paused).await.unwrap();
+    let waiting = campaign_row(client, paused).await.unwrap();
     assert_eq!(
         (waiting.status.as_str(), waiting.delivered),
         ("sending", 0),
         "{waiting:?}"
     );
 
-    stop.cancel();
-    for sender in senders {
-        sender.await.unwrap().unwrap();
-    }
-    stack.stop().await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_recipient_an_added_bot_cannot_reach_stays_alive_for_the_default_bot() {
     const BLOCKED: i64 = 201;
     let s = setup().await;
-    add_bot(&s, SECOND_TOKEN).await;
+    add_bot(&s.env, SECOND_TOKEN).await;
     s.sandbox.set_chat_state(BLOCKED, ChatState::Blocked);
-    let stack = s.stack(f64::from(RATE), 0);
-    let stop = CancellationToken::new();
-    let senders = start_senders(&s, &stop, courier_sender::DEFAULT_MAX_IN_FLIGHT);
-    let client = s.pool.get().await.unwrap();
-    wait_for_users(&client, 220, DEADLINE).await;
+    let running = Running::start(&s, courier_sender::DEFAULT_MAX_IN_FLIGHT).await;
+    let client = &running.client;
 
     let campaign = start(&s, SECOND_BOT, Audience::Ru, "not for everyone").await;
-    let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+    let row = wait_for_status(client, campaign, "completed", DEADLINE).await;
     assert_eq!((row.delivered, row.not_alive), (19, 1), "{row:?}");
     // Users are the default bot's until users are per bot: the added bot's
     // 403 is its delivery's outcome, not the user's state.
@@ -354,9 +306,5 @@ async fn a_recipient_an_added_bot_cannot_reach_stays_alive_for_the_default_bot()
         .get(0);
     assert!(alive);
 
-    stop.cancel();
-    for sender in senders {
-        sender.await.unwrap().unwrap();
-    }
-    stack.stop().await.unwrap();
+    running.stop().await;
 }

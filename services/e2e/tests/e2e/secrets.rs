@@ -114,42 +114,14 @@ async fn the_token_never_appears_in_a_senders_output() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_added_bots_token_never_appears_in_a_senders_output() {
     const ADDED_SECRET: &str = "AAF-added_bots_secret_0123456789";
-    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     let s = Setup::new(1, unlimited_sandbox()).await;
-    let token: courier_core::config::BotToken = format!("222:{ADDED_SECRET}").parse().unwrap();
-    let key: courier_core::bot_tokens::TokenKey = KEY.parse().unwrap();
-    s.env
-        .topology()
-        .ensure_bots_bucket(&s.env.jetstream().await)
-        .await
-        .unwrap()
-        .put("222", key.seal(&token).into())
-        .await
-        .unwrap();
+    courier_e2e::add_bot(&s.env, &format!("222:{ADDED_SECRET}")).await;
     let stack = s.stack(10.0, 0);
     let client = s.pool.get().await.unwrap();
     wait_for_users(&client, 1, DEADLINE).await;
     let start = async |text: &str| {
-        s.commands
-            .create_and_begin(
-                courier_core::commands::NewCampaign {
-                    bot_id: 222,
-                    id: uuid::Uuid::now_v7(),
-                    created_by: 1,
-                    audience: courier_core::audience::from_legacy(Audience::All),
-                    content: courier_core::proto::v1::Content {
-                        kind: courier_core::proto::v1::ContentKind::Text.into(),
-                        text: text.into(),
-                        ..Default::default()
-                    },
-                    variants: Vec::new(),
-                    options: Default::default(),
-                    title: String::new(),
-                },
-                courier_core::commands::Begin::Now,
-            )
+        courier_testing::campaigns::start_text_campaign_of(&s.commands, 222, Audience::All, text)
             .await
-            .unwrap()
     };
     // The added bot sends one campaign; then Telegram stops taking its
     // token and the next campaign's send is refused.
@@ -159,7 +131,7 @@ async fn an_added_bots_token_never_appears_in_a_senders_output() {
         sender_output(
             &s.env,
             &api_url,
-            &[("COURIER_TOKEN_KEY", KEY)],
+            &[("COURIER_TOKEN_KEY", courier_e2e::TOKEN_KEY)],
             "Telegram refused the bot's token",
         ),
         async {

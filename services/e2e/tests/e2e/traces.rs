@@ -358,53 +358,24 @@ async fn one_trace_follows_a_campaign_from_the_start_to_every_telegram_request()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_added_bots_token_is_in_no_span_and_no_metric() {
     const SECRET: &str = "AAF-added_bots_secret_0123456789";
-    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     let (spans, telemetry) = collect_spans().await;
     let s = Setup::new(3, unlimited_sandbox()).await;
-    let token: courier_core::config::BotToken = format!("222:{SECRET}").parse().unwrap();
-    let key: courier_core::bot_tokens::TokenKey = KEY.parse().unwrap();
-    s.env
-        .topology()
-        .ensure_bots_bucket(&s.env.jetstream().await)
-        .await
-        .unwrap()
-        .put("222", key.seal(&token).into())
-        .await
-        .unwrap();
+    courier_e2e::add_bot(&s.env, &format!("222:{SECRET}")).await;
     let stack = s.stack(100.0, 0);
     let stop = tokio_util::sync::CancellationToken::new();
     let sender = tokio::spawn(courier_sender::run(
-        courier_sender::SenderConfig {
-            token_key: courier_core::config::TokenKeyConfig {
-                token_key: Some(key),
-            },
-            ..courier_e2e::sender_config(&s.env, &s.sandbox.url(), 100.0)
-        },
+        courier_e2e::sender_serving_added_bots(&s.env, &s.sandbox.url(), 100.0),
         stop.clone(),
     ));
     let client = s.pool.get().await.unwrap();
     wait_for_users(&client, 3, Duration::from_secs(30)).await;
-    let campaign = s
-        .commands
-        .create_and_begin(
-            courier_core::commands::NewCampaign {
-                bot_id: 222,
-                id: uuid::Uuid::now_v7(),
-                created_by: 1,
-                audience: courier_core::audience::from_legacy(Audience::All),
-                content: courier_core::proto::v1::Content {
-                    kind: courier_core::proto::v1::ContentKind::Text.into(),
-                    text: "traced".into(),
-                    ..Default::default()
-                },
-                variants: Vec::new(),
-                options: Default::default(),
-                title: String::new(),
-            },
-            courier_core::commands::Begin::Now,
-        )
-        .await
-        .unwrap();
+    let campaign = courier_testing::campaigns::start_text_campaign_of(
+        &s.commands,
+        222,
+        Audience::All,
+        "traced",
+    )
+    .await;
     wait_for_status(&client, campaign, "completed", Duration::from_secs(30)).await;
     stop.cancel();
     sender.await.unwrap().unwrap();
