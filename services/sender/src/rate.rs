@@ -78,7 +78,7 @@ pub fn pause(next: u64, now: u64, retry_after: Duration) -> u64 {
 
 /// Slots reserved at once by one replica: about 50 ms worth, so a busy
 /// replica touches the shared schedule ~20 times a second whatever the
-/// rate, and slots never sit unused for long; at least [`MIN_CHUNK`], so a
+/// rate, and slots never sit unused for long; at least `MIN_CHUNK`, so a
 /// bot at 30/s costs a schedule write per few sends, not per send (one
 /// deployment serving fifty such bots would write 1,500 times a second).
 pub fn chunk(rate: f64) -> u32 {
