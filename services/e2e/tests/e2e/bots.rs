@@ -22,6 +22,8 @@ const RATE: u32 = 20;
 const SECOND_BOT: i64 = 222;
 const SECOND_TOKEN: &str = "222:AAF-second_secret_0123456789";
 const SECOND_TOKEN_ROTATED: &str = "222:AAF-rotated_secret_0123456789";
+const THIRD_BOT: i64 = 333;
+const THIRD_TOKEN: &str = "333:AAF-third_secret_0123456789";
 /// The default bot's Telegram id (its token's).
 fn default_bot_id() -> i64 {
     BOT_TOKEN.split_once(':').unwrap().0.parse().unwrap()
@@ -103,21 +105,24 @@ fn receipts(sandbox: &Sandbox) -> HashMap<(i64, i64), usize> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_small_campaign_of_another_bot_is_not_kept_behind_a_big_one() {
+async fn small_campaigns_of_other_bots_are_not_kept_behind_a_big_one() {
     let s = setup().await;
     add_bot(&s.env, SECOND_TOKEN).await;
+    add_bot(&s.env, THIRD_TOKEN).await;
     let running = Running::start(&s, courier_sender::DEFAULT_MAX_IN_FLIGHT).await;
     let client = &running.client;
 
-    // The default bot's 200 take 10 s at 20/s; the second bot's 20, put
-    // behind them in the work stream, about one second.
+    // The default bot's 200 take 10 s at 20/s; the second and third bots'
+    // 20 each, put behind them in the work stream, about one second.
     let big = start(&s, DEFAULT_BOT, Audience::En, "big").await;
     wait_until("the big campaign sending", DEADLINE, || async {
         (s.sandbox.deliveries().len() >= 20).then_some(())
     })
     .await;
     let small = start(&s, SECOND_BOT, Audience::Ru, "small").await;
+    let third = start(&s, THIRD_BOT, Audience::Ru, "third").await;
     wait_for_status(client, small, "completed", DEADLINE).await;
+    wait_for_status(client, third, "completed", DEADLINE).await;
     let big_then = campaign_row(client, big).await.unwrap();
     assert_eq!(
         big_then.status, "sending",
@@ -125,18 +130,22 @@ async fn a_small_campaign_of_another_bot_is_not_kept_behind_a_big_one() {
     );
     let big_row = wait_for_status(client, big, "completed", DEADLINE).await;
     assert_eq!(big_row.delivered, 200, "{big_row:?}");
-    let small_row = campaign_row(client, small).await.unwrap();
-    assert_eq!(small_row.delivered, 20, "{small_row:?}");
+    for campaign in [small, third] {
+        let row = campaign_row(client, campaign).await.unwrap();
+        assert_eq!(row.delivered, 20, "{row:?}");
+    }
 
     // Each campaign went out under its own bot, once per recipient, each
     // bot within its own limit.
     let received = receipts(&s.sandbox);
-    assert_eq!(received.len(), 220);
+    assert_eq!(received.len(), 240);
     assert!(received.values().all(|&count| count == 1), "{received:?}");
     assert!((1..=200).all(|chat| received.contains_key(&(default_bot_id(), chat))));
-    assert!((201..=220).all(|chat| received.contains_key(&(SECOND_BOT, chat))));
+    for bot in [SECOND_BOT, THIRD_BOT] {
+        assert!((201..=220).all(|chat| received.contains_key(&(bot, chat))));
+    }
     assert_eq!(s.sandbox.stats().too_many_requests, 0);
-    for bot in [default_bot_id(), SECOND_BOT] {
+    for bot in [default_bot_id(), SECOND_BOT, THIRD_BOT] {
         let times: Vec<_> = s
             .sandbox
             .deliveries()
@@ -147,7 +156,8 @@ async fn a_small_campaign_of_another_bot_is_not_kept_behind_a_big_one() {
         let peak = most_in_any_window(&times, Duration::from_secs(1));
         assert!(peak <= RATE as usize, "bot {bot}: {peak} in one second");
     }
-    // Both bots' campaigns, rebuilt from the streams: the same read model.
+    // The three bots' campaigns, rebuilt from the streams: the same read
+    // model.
     let bots: Vec<i64> = client
         .query("SELECT DISTINCT bot_id FROM campaigns ORDER BY 1", &[])
         .await
@@ -155,7 +165,7 @@ async fn a_small_campaign_of_another_bot_is_not_kept_behind_a_big_one() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(bots, [DEFAULT_BOT, SECOND_BOT]);
+    assert_eq!(bots, [DEFAULT_BOT, SECOND_BOT, THIRD_BOT]);
     assert_replays_identically(&s.env, client, DEADLINE).await;
 
     running.stop().await;
