@@ -486,7 +486,10 @@ impl Campaigns {
             let (pending, seq) = (info.pending, info.stream_sequence);
             let published = SystemTime::from(info.published);
             match event::decode(&message.payload) {
-                Ok((_, _, payload)) => self.apply(seq, &payload, published),
+                Ok((_, _, payload)) => {
+                    self.apply(seq, &payload, published);
+                    self.learn_bot_of_sending(&payload).await;
+                }
                 Err(error) => {
                     tracing::warn!(%error, "skipped an unreadable campaign event");
                     self.write().applied_up_to(seq);
@@ -554,6 +557,24 @@ impl Campaigns {
             && let Ok(mut content) = self.content.try_write()
         {
             content.remove(&campaign);
+        }
+    }
+
+    /// Reads whose a sending campaign is when the view saw only its last
+    /// event (one that was sending before this replica started): until
+    /// then, every send of every bot would claim its chat.
+    async fn learn_bot_of_sending(&self, payload: &Payload) {
+        let Some(campaign) = campaign_of(payload) else {
+            return;
+        };
+        let unknown =
+            self.read().campaigns.get(&campaign).is_some_and(|known| {
+                known.status == CampaignStatus::Sending && known.bot.is_none()
+            });
+        if unknown
+            && let Ok(created) = amend::read_created(&self.events, &self.topology, campaign).await
+        {
+            self.write().learn_bot(campaign, created.bot_id);
         }
     }
 
