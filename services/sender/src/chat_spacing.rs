@@ -74,25 +74,25 @@ impl ChatSpacing {
         Duration::from_micros(self.interval_us)
     }
 
-    /// Records a send to `chat` now, or returns how long it must wait.
-    /// `overlapping`: other campaigns may be sending to the same chats.
-    pub async fn try_send(
-        &self,
-        chat: i64,
-        overlapping: bool,
-    ) -> Result<Result<(), Duration>, SpacingError> {
+    /// Records a send to `chat` now, without waiting for NATS to store
+    /// it: while a campaign sends alone, only a campaign that starts later
+    /// reads it (after [`crate::campaigns::PROPAGATION`]).
+    pub async fn record(&self, chat: i64) -> Result<(), SpacingError> {
+        let key = format!("{}.{chat}", self.bot_id);
+        self.client
+            .publish(
+                format!("{}{key}", self.subject_prefix),
+                now_us().to_string().into(),
+            )
+            .await
+            .map_err(SpacingError::Record)
+    }
+
+    /// Claims `chat` for a send now, or returns how long it must wait:
+    /// other campaigns of the bot may be sending to the same chats.
+    pub async fn claim(&self, chat: i64) -> Result<Result<(), Duration>, SpacingError> {
         let key = format!("{}.{chat}", self.bot_id);
         let now = now_us();
-        if !overlapping {
-            self.client
-                .publish(
-                    format!("{}{key}", self.subject_prefix),
-                    now.to_string().into(),
-                )
-                .await
-                .map_err(SpacingError::Record)?;
-            return Ok(Ok(()));
-        }
         let read = kv_number::read(&self.kv, &key)
             .await
             .map_err(SpacingError::Claim)?;

@@ -86,6 +86,14 @@ pub struct Worker {
     pub restart_guard: Arc<RestartGuard>,
 }
 
+/// An item whose turn came: the restart guard's ticket, if the send took
+/// one, and whether its chat's record is still to be published (a send
+/// that claimed its chat has it already).
+struct Paced<'g> {
+    ticket: Option<Ticket<'g>>,
+    record_chat: bool,
+}
+
 /// An item that passed the gate.
 struct Ready {
     item: SendMessage,
@@ -178,11 +186,21 @@ impl Worker {
             ControlFlow::Continue(ready) => ready,
             ControlFlow::Break(handled) => return Ok(handled),
         };
-        let ticket = match self.pace(bot, message, &ready, receipt, stop).await? {
-            ControlFlow::Continue(ticket) => ticket,
+        let Paced {
+            ticket,
+            record_chat,
+        } = match self.pace(bot, message, &ready, receipt, stop).await? {
+            ControlFlow::Continue(paced) => paced,
             ControlFlow::Break(handled) => return Ok(handled),
         };
-        let sent = self.call(bot, message, &ready).await;
+        // The chat's record goes out beside the call, not before it: a
+        // NATS hiccup must not make the send leave late for its slot.
+        let record = async {
+            if record_chat && let Err(error) = bot.chat_spacing.record(ready.item.chat_id).await {
+                tracing::warn!(error = format!("{error:#}"), "recording a send to a chat");
+            }
+        };
+        let (sent, ()) = tokio::join!(self.call(bot, message, &ready), record);
         let action = match &ready.item.amend {
             None => policy::after_send(sent, ready.attempt, ready.campaign.revision),
             Some(amend) => policy::after_amend(sent, ready.attempt, amend),
@@ -284,7 +302,7 @@ impl Worker {
         ready: &Ready,
         receipt: Receipt,
         stop: &CancellationToken,
-    ) -> Stage<Option<Ticket<'g>>> {
+    ) -> Stage<Paced<'g>> {
         if let Overlap::JustStarted(wait) = self.campaigns.overlap(ready.campaign_id, bot.id) {
             return done(self.nak(message, wait, "campaign just started").await);
         }
@@ -314,16 +332,23 @@ impl Worker {
         // amendment always does: its campaign is not among those sending.
         let overlapping =
             ready.item.amend.is_some() || !self.campaigns.still_alone(ready.campaign_id, bot.id);
-        if let Err(wait) = bot
-            .chat_spacing
-            .try_send(ready.item.chat_id, overlapping)
-            .await
-            .map_err(anyhow::Error::from)?
+        if overlapping
+            && let Err(wait) = bot
+                .chat_spacing
+                .claim(ready.item.chat_id)
+                .await
+                .map_err(anyhow::Error::from)?
         {
             // The chat got a message a moment ago (another campaign's):
             // this slot goes unused rather than earn the token a 429.
             return done(self.nak(message, wait, "chat spacing").await);
         }
+        let paced = |ticket| {
+            Ok(ControlFlow::Continue(Paced {
+                ticket,
+                record_chat: !overlapping,
+            }))
+        };
         let (ticket, before) = self.restart_guard.enter(item_key(&ready.item), receipt);
         match (before, &ticket) {
             (BeforeCall::Settle(wait), _) => done(
@@ -333,10 +358,10 @@ impl Worker {
             (BeforeCall::Claim, Some(claiming)) => {
                 match self.claim_recipient(message, ready, claiming).await? {
                     ControlFlow::Break(handled) => Ok(ControlFlow::Break(handled)),
-                    ControlFlow::Continue(()) => Ok(ControlFlow::Continue(ticket)),
+                    ControlFlow::Continue(()) => paced(ticket),
                 }
             }
-            _ => Ok(ControlFlow::Continue(ticket)),
+            _ => paced(ticket),
         }
     }
 
