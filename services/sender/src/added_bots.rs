@@ -151,7 +151,10 @@ impl AddedBots {
             return;
         }
         let bot = self.kit.bot(bot_id, &bot_id.to_string(), api).await;
-        tokio::spawn(bot.stars_out.clone().follow(stop.clone()));
+        // Its Stars are followed while it is served, not after a refusal.
+        let served = stop.child_token();
+        let _stop_following = served.clone().drop_guard();
+        tokio::spawn(bot.stars_out.clone().follow(served));
         let consumer = loop {
             match self.consumer(bot_id).await {
                 Ok(consumer) => break consumer,

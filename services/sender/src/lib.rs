@@ -1,11 +1,14 @@
 //! The sender: any number of replicas pull SendMessage items from one
-//! JetStream consumer and deliver them through the Bot API at the rate
-//! budget, recording one outcome per recipient.
+//! JetStream consumer per bot and deliver them through the Bot API at the
+//! bot's rate budget, recording one outcome per recipient.
 //!
 //! A work item's way through the modules:
-//! - [`run`] pulls items from the `senders` consumer, as many at once as
-//!   [`in_flight`] allows (it follows Telegram's measured answer time), and
-//!   hands each to the [`worker`].
+//! - [`serve`] pulls a bot's items from its consumer (`senders` for the
+//!   default bot, whose token is `TELEGRAM_BOT_TOKEN`; one per bot added
+//!   with `courierctl bots add`, served by [`added_bots`]), as many at once
+//!   as that bot's [`in_flight`] limit allows (it follows Telegram's
+//!   measured answer time), and hands each to the [`worker`] with the
+//!   bot's own state ([`bot`]: client, budgets, chat spacing, Stars).
 //! - [`worker`] works it in four stages. *Gate*: the campaign's status and
 //!   content from the [`campaigns`] view (fed by the event stream), and an
 //!   outcome the recipient may already have. *Pace*: a slot from the
@@ -210,8 +213,8 @@ pub enum Served {
 }
 
 /// Works `bot`'s items from `consumer`, as many at once as its in-flight
-/// limit allows, until `stop` (then it finishes what it started) or a
-/// refused token.
+/// limit allows, until `stop` or a refused token; then it hands back what
+/// it pulled but has not sent, and finishes the sends on their way.
 pub async fn serve(
     worker: &Worker,
     bot: &Bot,
