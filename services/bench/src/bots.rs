@@ -106,8 +106,8 @@ pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Secti
     let cap = Duration::from_secs_f64(options.seconds * 1.5 + 10.0);
     let outcomes = topology.outcomes_stream();
     // Counted in NATS, not asked of the sandbox: its statistics go over
-    // every send under the lock its requests take, and polling them would
-    // hold up the very sends measured.
+    // every send under the lock its requests take, so polling them could
+    // hold up the sends measured.
     fixtures::wait_for("a third of the busy bots' sends", cap, || async {
         ensure_running(&services)?;
         let done = fixtures::stream_messages(&js, &outcomes).await?;

@@ -560,9 +560,10 @@ impl Campaigns {
         }
     }
 
-    /// Reads whose a sending campaign is when the view saw only its last
-    /// event (one that was sending before this replica started): until
-    /// then, every send of every bot would claim its chat.
+    /// Reads a sending campaign's content (which names its bot) when the
+    /// view saw only its last event (one that was sending before this
+    /// replica started): until then, every send of every bot would claim
+    /// its chat.
     async fn learn_bot_of_sending(&self, payload: &Payload) {
         let Some(campaign) = campaign_of(payload) else {
             return;
@@ -571,10 +572,8 @@ impl Campaigns {
             self.read().campaigns.get(&campaign).is_some_and(|known| {
                 known.status == CampaignStatus::Sending && known.bot.is_none()
             });
-        if unknown
-            && let Ok(created) = amend::read_created(&self.events, &self.topology, campaign).await
-        {
-            self.write().learn_bot(campaign, created.bot_id);
+        if unknown && let Err(error) = self.content(campaign).await {
+            tracing::debug!(%campaign, error = format!("{error:#}"), "reading a campaign's bot");
         }
     }
 
@@ -599,8 +598,7 @@ impl Campaigns {
         Ok(status)
     }
 
-    /// Whether other campaigns may reach campaign `id`'s chats now.
-    /// Who else may send to the chats of bot `bot`'s campaign `id`.
+    /// Who else may send to the chats of bot `bot`'s campaign `id` now.
     pub fn overlap(&self, id: Uuid, bot: i64) -> Overlap {
         self.read().overlap(id, bot, SystemTime::now())
     }

@@ -294,7 +294,7 @@ impl Worker {
     /// Pace: waits for the item's turn. Its rate slot first; then, since
     /// the wait may have been long, a pause or cancel since wins; then the
     /// chat's spacing and, around a NATS restart, the recipient's claim.
-    /// Goes on with the restart guard's ticket, if the send took one.
+    /// Goes on with what the call needs ([`Paced`]).
     async fn pace<'g>(
         &'g self,
         bot: &Bot,

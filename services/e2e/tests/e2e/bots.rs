@@ -13,7 +13,7 @@ use courier_testing::campaigns::{
 };
 use courier_testing::read_model::assert_replays_identically;
 use courier_testing::wait_until;
-use telegram_sandbox::{ChatState, Sandbox, SandboxConfig, most_in_any_window};
+use telegram_sandbox::{ChatState, Sandbox, SandboxConfig};
 use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -105,7 +105,7 @@ fn receipts(sandbox: &Sandbox) -> HashMap<(i64, i64), usize> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn small_campaigns_of_other_bots_are_not_kept_behind_a_big_one() {
+async fn alone_small_campaigns_of_other_bots_are_not_kept_behind_a_big_one() {
     let s = setup().await;
     add_bot(&s.env, SECOND_TOKEN).await;
     add_bot(&s.env, THIRD_TOKEN).await;
@@ -135,8 +135,9 @@ async fn small_campaigns_of_other_bots_are_not_kept_behind_a_big_one() {
         assert_eq!(row.delivered, 20, "{row:?}");
     }
 
-    // Each campaign went out under its own bot, once per recipient, each
-    // bot within its own limit.
+    // Each campaign went out under its own bot, once per recipient, and
+    // no bot went over its limit (the sandbox answers 429 to a send that
+    // would: what it accepted never exceeds it).
     let received = receipts(&s.sandbox);
     assert_eq!(received.len(), 240);
     assert!(received.values().all(|&count| count == 1), "{received:?}");
@@ -145,17 +146,6 @@ async fn small_campaigns_of_other_bots_are_not_kept_behind_a_big_one() {
         assert!((201..=220).all(|chat| received.contains_key(&(bot, chat))));
     }
     assert_eq!(s.sandbox.stats().too_many_requests, 0);
-    for bot in [default_bot_id(), SECOND_BOT, THIRD_BOT] {
-        let times: Vec<_> = s
-            .sandbox
-            .deliveries()
-            .iter()
-            .filter(|d| d.bot_id == bot)
-            .map(|d| d.accepted_at)
-            .collect();
-        let peak = most_in_any_window(&times, Duration::from_secs(1));
-        assert!(peak <= RATE as usize, "bot {bot}: {peak} in one second");
-    }
     // The three bots' campaigns, rebuilt from the streams: the same read
     // model.
     let bots: Vec<i64> = client
