@@ -135,7 +135,7 @@ async fn count_and_fix(
     let mut recipients = 0;
     for _ in 0..options.runs {
         let started = Instant::now();
-        recipients = Recipients::new(&filter, Utc::now())
+        recipients = Recipients::new(courier_core::topology::DEFAULT_BOT, &filter, Utc::now())
             .size(&client)
             .await?
             .recipients;
@@ -224,12 +224,14 @@ async fn replay(launcher: &Launcher, options: &Options) -> anyhow::Result<Replay
                     first_name: format!("User {user_id}"),
                     ..Names::default()
                 }),
+                ..Default::default()
             }))
         } else {
             event(Payload::UserTagged(UserTagged {
                 user_id: ((i - users) * 10 + 10) as i64,
                 tag: "vip".into(),
                 tagged_by: 0,
+                ..Default::default()
             }))
         }
     })

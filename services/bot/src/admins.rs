@@ -41,6 +41,7 @@ pub async fn manage(
                 let granted = Payload::AdminGranted(AdminGranted {
                     user_id: user,
                     granted_by: by,
+                    bot_id: store.bot_id(),
                 });
                 let done =
                     format!("{user} is an admin now: they can /broadcast and control campaigns.");
@@ -56,6 +57,7 @@ pub async fn manage(
                 let revoked = Payload::AdminRevoked(AdminRevoked {
                     user_id: user,
                     revoked_by: by,
+                    bot_id: store.bot_id(),
                 });
                 let done = format!("{user} is no longer an admin.");
                 change(&bot, &events, &store, revoked, user, false, done).await

@@ -53,6 +53,7 @@ use anyhow::Context as _;
 use courier_core::commands::CampaignCommands;
 use courier_core::event::EventPublisher;
 use courier_core::send_limits::PublishedLimits;
+use courier_core::topology::DEFAULT_BOT;
 use courier_core::{retry, startup};
 use teloxide::dispatching::Dispatcher;
 use teloxide::dptree;
@@ -103,7 +104,9 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         tracing::warn!("OWNER_IDS is empty: nobody can broadcast");
     }
 
-    let store = Store::new(pool.clone());
+    // This process serves the default bot; others are served by senders only
+    // until the bot service serves every bot.
+    let store = Store::new(pool.clone(), DEFAULT_BOT);
     if let Err(error) = menu::install(&bot, &config.broadcast.owner_ids, &store).await {
         tracing::warn!(%error, "setting the admins' command menus failed");
     }

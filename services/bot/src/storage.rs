@@ -1,5 +1,6 @@
 //! The bot's Postgres queries: what it reads from the read model the
-//! projector maintains (admins, audiences, campaigns and their counts).
+//! projector maintains (admins, audiences, campaigns and their counts), for
+//! the one bot it serves: users, admins and campaigns are per bot.
 //! Dialogues and progress cards keep their own SQL next to their logic
 //! ([`crate::dialogue`], [`crate::cards`]).
 
@@ -75,16 +76,22 @@ pub const SNAPSHOT_COLUMNS: &str = "c.campaign_id, c.status, c.status_reason, c.
      c.scheduled_at, c.revision, c.recalled_at IS NOT NULL, c.name, c.status_by, \
      (SELECT COALESCE(NULLIF('@' || COALESCE(u.username, ''), '@'), \
                       NULLIF(trim(COALESCE(u.first_name, '') || ' ' || COALESCE(u.last_name, '')), '')) \
-      FROM users u WHERE u.user_id = c.status_by), c.content, c.paid_broadcast";
+      FROM users u WHERE u.bot_id = c.bot_id AND u.user_id = c.status_by), c.content, c.paid_broadcast";
 
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// The bot whose users, admins and campaigns these are.
+    bot_id: i64,
 }
 
 impl Store {
-    pub fn new(pool: Pool) -> Store {
-        Store { pool }
+    pub fn new(pool: Pool, bot_id: i64) -> Store {
+        Store { pool, bot_id }
+    }
+
+    pub fn bot_id(&self) -> i64 {
+        self.bot_id
     }
 
     pub fn pool(&self) -> &Pool {
@@ -96,7 +103,10 @@ impl Store {
     pub async fn is_registered(&self, user: i64) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt("SELECT 1 FROM users WHERE user_id = $1", &[&user])
+            .query_opt(
+                "SELECT 1 FROM users WHERE bot_id = $1 AND user_id = $2",
+                &[&self.bot_id, &user],
+            )
             .await?;
         Ok(row.is_some())
     }
@@ -104,7 +114,10 @@ impl Store {
     pub async fn is_admin(&self, user: i64) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt("SELECT 1 FROM admins WHERE user_id = $1", &[&user])
+            .query_opt(
+                "SELECT 1 FROM admins WHERE bot_id = $1 AND user_id = $2",
+                &[&self.bot_id, &user],
+            )
             .await?;
         Ok(row.is_some())
     }
@@ -112,7 +125,10 @@ impl Store {
     pub async fn admins(&self) -> Result<Vec<i64>, StoreError> {
         let client = self.pool.get().await?;
         let rows = client
-            .query("SELECT user_id FROM admins ORDER BY granted_at", &[])
+            .query(
+                "SELECT user_id FROM admins WHERE bot_id = $1 ORDER BY granted_at",
+                &[&self.bot_id],
+            )
             .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
@@ -122,8 +138,8 @@ impl Store {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "SELECT 1 FROM users WHERE user_id = $1 AND last_active_at >= $2",
-                &[&user, &since],
+                "SELECT 1 FROM users WHERE bot_id = $3 AND user_id = $1 AND last_active_at >= $2",
+                &[&user, &since, &self.bot_id],
             )
             .await?;
         Ok(row.is_some())
@@ -133,32 +149,34 @@ impl Store {
     /// it when the campaign starts.
     pub async fn audience(&self, filter: &AudienceFilter) -> Result<AudienceSize, StoreError> {
         let client = self.pool.get().await?;
-        Ok(Recipients::new(filter, Utc::now()).size(&client).await?)
+        Ok(Recipients::new(self.bot_id, filter, Utc::now())
+            .size(&client)
+            .await?)
     }
 
     /// Tags `filter` names that no user has.
     pub async fn unknown_tags(&self, filter: &AudienceFilter) -> Result<Vec<String>, StoreError> {
         let client = self.pool.get().await?;
-        Ok(Recipients::new(filter, Utc::now())
+        Ok(Recipients::new(self.bot_id, filter, Utc::now())
             .unknown_tags(&client)
             .await?)
     }
 
     /// The most common tags of live users.
     pub async fn popular_tags(&self) -> Result<Vec<Popular>, StoreError> {
-        self.popular("SELECT tag, count(*) FROM users, unnest(tags) AS tag WHERE is_alive GROUP BY tag ORDER BY 2 DESC, 1 LIMIT $1")
+        self.popular("SELECT tag, count(*) FROM users, unnest(tags) AS tag WHERE bot_id = $2 AND is_alive GROUP BY tag ORDER BY 2 DESC, 1 LIMIT $1")
             .await
     }
 
     /// The most common deep-link sources of live users.
     pub async fn popular_sources(&self) -> Result<Vec<Popular>, StoreError> {
-        self.popular("SELECT source, count(*) FROM users WHERE is_alive AND source IS NOT NULL GROUP BY source ORDER BY 2 DESC, 1 LIMIT $1")
+        self.popular("SELECT source, count(*) FROM users WHERE bot_id = $2 AND is_alive AND source IS NOT NULL GROUP BY source ORDER BY 2 DESC, 1 LIMIT $1")
             .await
     }
 
     async fn popular(&self, query: &str) -> Result<Vec<Popular>, StoreError> {
         let client = self.pool.get().await?;
-        let rows = client.query(query, &[&POPULAR]).await?;
+        let rows = client.query(query, &[&POPULAR, &self.bot_id]).await?;
         Ok(rows
             .iter()
             .map(|row| Popular {
@@ -203,10 +221,10 @@ impl Store {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {SNAPSHOT_COLUMNS} FROM campaigns c
+                    "SELECT {SNAPSHOT_COLUMNS} FROM campaigns c WHERE c.bot_id = $3
                      ORDER BY c.created_at DESC, c.campaign_id LIMIT $1 OFFSET $2"
                 ),
-                &[&limit, &offset],
+                &[&limit, &offset, &self.bot_id],
             )
             .await?;
         rows.iter().map(|row| snapshot(row, 0)).collect()

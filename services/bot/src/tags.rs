@@ -54,7 +54,7 @@ pub async fn change(
             Ok((user_id, tags)) => {
                 let mut failed = false;
                 for tag in &tags {
-                    let event = tagging.event(user_id, tag.clone(), by);
+                    let event = tagging.event(store.bot_id(), user_id, tag.clone(), by);
                     failed |= publish(&events, event).await.is_err();
                 }
                 match (failed, tagging) {

@@ -1,11 +1,13 @@
 //! Telegram updates about a user, turned into the user events courier
-//! records. Pure functions: the handlers do the I/O.
+//! records, as the default bot's users (the bot service serves the default
+//! bot). Pure functions: the handlers do the I/O.
 
 use courier_core::audience;
 use courier_core::proto::v1::event::Payload;
 use courier_core::proto::v1::{
     Language, Names, UserActive, UserBlocked, UserLanguageChanged, UserRegistered, UserUnblocked,
 };
+use courier_core::topology::DEFAULT_BOT;
 use teloxide::types::{ChatId, ChatMemberUpdated, User};
 
 /// Why a user is no longer reachable, as recorded on `UserBlocked`.
@@ -24,6 +26,7 @@ pub fn registration(user: &User, chat: ChatId, payload: &str) -> UserRegistered 
         language_chosen: false,
         source: audience::source(payload.trim()).unwrap_or_default(),
         names: Some(names(user)),
+        bot_id: DEFAULT_BOT,
     }
 }
 
@@ -41,6 +44,7 @@ pub fn activity(user: &User) -> UserActive {
     UserActive {
         user_id: id(user),
         names: Some(names(user)),
+        bot_id: DEFAULT_BOT,
     }
 }
 
@@ -57,6 +61,7 @@ pub fn language_change(user: &User, language: Language) -> UserLanguageChanged {
     UserLanguageChanged {
         user_id: id(user),
         language: language.into(),
+        bot_id: DEFAULT_BOT,
     }
 }
 
@@ -74,9 +79,13 @@ pub fn membership_change(update: &ChatMemberUpdated) -> Option<Payload> {
         Some(Payload::UserBlocked(UserBlocked {
             user_id,
             reason: BLOCKED_REASON.to_owned(),
+            bot_id: DEFAULT_BOT,
         }))
     } else if old.is_banned() && new.is_member() {
-        Some(Payload::UserUnblocked(UserUnblocked { user_id }))
+        Some(Payload::UserUnblocked(UserUnblocked {
+            user_id,
+            bot_id: DEFAULT_BOT,
+        }))
     } else {
         None
     }
@@ -142,6 +151,7 @@ mod tests {
                     first_name: "Ann".into(),
                     ..Names::default()
                 }),
+                bot_id: DEFAULT_BOT,
             }
         );
         assert_eq!(
@@ -184,6 +194,7 @@ mod tests {
             UserLanguageChanged {
                 user_id: USER,
                 language: Language::Ru.into(),
+                bot_id: DEFAULT_BOT,
             }
         );
     }
@@ -195,6 +206,7 @@ mod tests {
             Some(Payload::UserBlocked(UserBlocked {
                 user_id: USER,
                 reason: "blocked the bot".into(),
+                bot_id: DEFAULT_BOT,
             }))
         );
     }
@@ -203,7 +215,10 @@ mod tests {
     fn unblocking_the_bot_unblocks_the_user() {
         assert_eq!(
             membership_change(&private_update("kicked", "member")),
-            Some(Payload::UserUnblocked(UserUnblocked { user_id: USER }))
+            Some(Payload::UserUnblocked(UserUnblocked {
+                user_id: USER,
+                bot_id: DEFAULT_BOT,
+            }))
         );
     }
 

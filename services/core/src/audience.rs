@@ -129,19 +129,21 @@ pub enum Tagging {
 }
 
 impl Tagging {
-    /// The event that records it; `by` is the Telegram user who did it, 0
-    /// for an operator (courierctl, an import).
-    pub fn event(self, user_id: i64, tag: String, by: i64) -> Payload {
+    /// The event that records it on bot `bot_id`'s user; `by` is the
+    /// Telegram user who did it, 0 for an operator (courierctl, an import).
+    pub fn event(self, bot_id: i64, user_id: i64, tag: String, by: i64) -> Payload {
         match self {
             Tagging::Put => Payload::UserTagged(UserTagged {
                 user_id,
                 tag,
                 tagged_by: by,
+                bot_id,
             }),
             Tagging::TakeOff => Payload::UserUntagged(UserUntagged {
                 user_id,
                 tag,
                 untagged_by: by,
+                bot_id,
             }),
         }
     }
@@ -410,6 +412,8 @@ mod recipients {
     /// set, so Postgres can use the index of each (GIN on tags, b-trees on
     /// source and the times).
     pub struct Recipients {
+        /// Users are per bot: a campaign's audience is its bot's users.
+        bot_id: i64,
         filter: AudienceFilter,
         bounds: Bounds,
     }
@@ -424,12 +428,15 @@ mod recipients {
 
     /// Live users only, always: blocked users are nobody's audience.
     const LIVE: &str = "is_alive";
+    /// The bot's users, by the first parameter.
+    const OF_THE_BOT: &str = "bot_id = $";
     /// And never those who opted out.
     const SUBSCRIBED: &str = "NOT opted_out";
 
     impl Recipients {
-        pub fn new(filter: &AudienceFilter, now: DateTime<Utc>) -> Recipients {
+        pub fn new(bot_id: i64, filter: &AudienceFilter, now: DateTime<Utc>) -> Recipients {
             Recipients {
+                bot_id,
                 filter: filter.clone(),
                 bounds: Bounds::new(filter, now),
             }
@@ -463,7 +470,8 @@ mod recipients {
             })
         }
 
-        /// Tags the filter names that no user has: most likely a typo.
+        /// Tags the filter names that no user of the bot has: most likely a
+        /// typo.
         pub async fn unknown_tags(
             &self,
             client: &tokio_postgres::Client,
@@ -479,14 +487,15 @@ mod recipients {
             let rows = client
                 .query(
                     "SELECT tag FROM unnest($1::text[]) AS tag
-                     WHERE NOT EXISTS (SELECT 1 FROM users WHERE tags @> ARRAY[tag])",
-                    &[&named],
+                     WHERE NOT EXISTS (SELECT 1 FROM users WHERE bot_id = $2 AND tags @> ARRAY[tag])",
+                    &[&named, &self.bot_id],
                 )
                 .await?;
             Ok(rows.iter().map(|row| row.get(0)).collect())
         }
 
-        /// The filter's own parts, live users only, opted out or not.
+        /// The filter's own parts, the bot's live users only, opted out or
+        /// not.
         fn matching(&self, first: usize) -> (String, Vec<&(dyn ToSql + Sync)>) {
             let f = &self.filter;
             let b = &self.bounds;
@@ -516,8 +525,8 @@ mod recipients {
                     &b.active_since,
                 ),
             ];
-            let mut sql = String::from(LIVE);
-            let mut params = Vec::new();
+            let mut sql = format!("{OF_THE_BOT}{first} AND {LIVE}");
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.bot_id];
             for (set, condition, param) in parts {
                 if set {
                     let number = format!("${}", first + params.len());

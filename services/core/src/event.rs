@@ -79,17 +79,17 @@ impl Payload {
             Payload::CampaignApprovalRequested(e) => topology.campaign_subject(&e.campaign_id),
             Payload::CampaignEdited(e) => topology.amend_subject(&e.campaign_id),
             Payload::CampaignRecalled(e) => topology.amend_subject(&e.campaign_id),
-            Payload::UserRegistered(e) => topology.user_subject(e.user_id),
-            Payload::UserLanguageChanged(e) => topology.user_subject(e.user_id),
-            Payload::UserBlocked(e) => topology.user_subject(e.user_id),
-            Payload::UserUnblocked(e) => topology.user_subject(e.user_id),
-            Payload::AdminGranted(e) => topology.user_subject(e.user_id),
-            Payload::AdminRevoked(e) => topology.user_subject(e.user_id),
-            Payload::UserTagged(e) => topology.user_subject(e.user_id),
-            Payload::UserUntagged(e) => topology.user_subject(e.user_id),
-            Payload::UserActive(e) => topology.user_subject(e.user_id),
-            Payload::UserOptedOut(e) => topology.user_subject(e.user_id),
-            Payload::UserOptedIn(e) => topology.user_subject(e.user_id),
+            Payload::UserRegistered(e) => topology.user_subject(e.bot_id, e.user_id),
+            Payload::UserLanguageChanged(e) => topology.user_subject(e.bot_id, e.user_id),
+            Payload::UserBlocked(e) => topology.user_subject(e.bot_id, e.user_id),
+            Payload::UserUnblocked(e) => topology.user_subject(e.bot_id, e.user_id),
+            Payload::AdminGranted(e) => topology.user_subject(e.bot_id, e.user_id),
+            Payload::AdminRevoked(e) => topology.user_subject(e.bot_id, e.user_id),
+            Payload::UserTagged(e) => topology.user_subject(e.bot_id, e.user_id),
+            Payload::UserUntagged(e) => topology.user_subject(e.bot_id, e.user_id),
+            Payload::UserActive(e) => topology.user_subject(e.bot_id, e.user_id),
+            Payload::UserOptedOut(e) => topology.user_subject(e.bot_id, e.user_id),
+            Payload::UserOptedIn(e) => topology.user_subject(e.bot_id, e.user_id),
             Payload::BotAdded(e) => topology.bot_subject(e.bot_id),
             Payload::BotRemoved(e) => topology.bot_subject(e.bot_id),
         }
@@ -223,6 +223,7 @@ mod tests {
         let event = Event::new(Payload::UserBlocked(UserBlocked {
             user_id: 7,
             reason: "blocked".into(),
+            ..Default::default()
         }));
         let (id, at, payload) = decode(&event.encode_to_vec()).unwrap();
         assert_eq!(id, event.event_id);
@@ -257,8 +258,17 @@ mod tests {
         assert_eq!(started.subject(&topology), "courier.events.campaign.c9");
         let blocked = Payload::UserBlocked(UserBlocked {
             user_id: 5,
-            reason: String::new(),
+            ..UserBlocked::default()
         });
         assert_eq!(blocked.subject(&topology), "courier.events.user.5");
+        let blocked_by_another_bot = Payload::UserBlocked(UserBlocked {
+            user_id: 5,
+            bot_id: 7,
+            ..UserBlocked::default()
+        });
+        assert_eq!(
+            blocked_by_another_bot.subject(&topology),
+            "courier.events.bot.7.user.5"
+        );
     }
 }

@@ -7,7 +7,9 @@
 //!   concurrency over the whole campaign;
 //! - `p.events.amend.<campaign id>`: edits and the recall of its delivered
 //!   messages, apart so the campaign subject's last event is its status;
-//! - `p.events.user.<user id>`: every event of one user;
+//! - `p.events.user.<user id>`: every event of one user of the default bot;
+//!   `p.events.bot.<bot id>.user.<user id>` of another bot's user (users
+//!   are per bot);
 //! - `p.events.bot.<bot id>`: a bot added to or removed from the deployment;
 //! - `p.work.send.<campaign id>`: SendMessage items (work queue) of the
 //!   default bot: sends, and the edits and deletions of delivered messages;
@@ -207,8 +209,13 @@ impl Topology {
         format!("{}.events.bot.{bot_id}", self.prefix)
     }
 
-    pub fn user_subject(&self, user_id: i64) -> String {
-        format!("{}.events.user.{user_id}", self.prefix)
+    /// The subject of one user's events. The default bot's users keep the
+    /// subject they had before there were other bots.
+    pub fn user_subject(&self, bot_id: i64, user_id: i64) -> String {
+        match bot_id {
+            DEFAULT_BOT => format!("{}.events.user.{user_id}", self.prefix),
+            bot => format!("{}.events.bot.{bot}.user.{user_id}", self.prefix),
+        }
     }
 
     /// Where the work items of bot `bot_id`'s campaign go. The default
@@ -594,7 +601,8 @@ mod tests {
         assert_eq!(t.work_stream(), "T_1_WORK");
         assert_eq!(t.outcomes_stream(), "T_1_OUTCOMES");
         assert_eq!(t.campaign_subject("c1"), "t-1.events.campaign.c1");
-        assert_eq!(t.user_subject(42), "t-1.events.user.42");
+        assert_eq!(t.user_subject(DEFAULT_BOT, 42), "t-1.events.user.42");
+        assert_eq!(t.user_subject(7, 42), "t-1.events.bot.7.user.42");
         assert_eq!(t.work_subject(DEFAULT_BOT, "c1"), "t-1.work.send.c1");
         assert_eq!(t.work_subject(7, "c1"), "t-1.work.bot.7.c1");
         assert_eq!(t.senders_consumer_of(DEFAULT_BOT), "senders");
@@ -619,7 +627,8 @@ mod tests {
         };
         for subject in [
             t.campaign_subject("c"),
-            t.user_subject(1),
+            t.user_subject(DEFAULT_BOT, 1),
+            t.user_subject(7, 1),
             t.bot_subject(1),
             t.work_subject(DEFAULT_BOT, "c"),
             t.work_subject(7, "c"),

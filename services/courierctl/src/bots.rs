@@ -14,6 +14,7 @@ use courier_core::config::{BotToken, TelegramApiConfig, TelegramConfig, TokenKey
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{BotAdded, BotRemoved, Event, event::Payload};
 use courier_core::startup::Nats;
+use courier_core::topology::DEFAULT_BOT;
 use courier_telegram::bot_api::{BotApi, Me};
 use courier_telegram::classify::ApiFailure;
 use deadpool_postgres::Pool;
@@ -183,6 +184,16 @@ async fn listed(pool: &Pool) -> anyhow::Result<Vec<Listed>> {
             token_changed_at: row.get(5),
         })
         .collect())
+}
+
+/// Refuses a bot that is not added (a typo in `--bot` would otherwise
+/// register users or start a campaign nobody can ever send). The default
+/// bot is always there.
+pub async fn ensure_added(pool: &Pool, bot: i64) -> anyhow::Result<()> {
+    if bot == DEFAULT_BOT || listed(pool).await?.iter().any(|listed| listed.id == bot) {
+        return Ok(());
+    }
+    anyhow::bail!("bot {bot} is not added: `courierctl bots list` shows the bots there are")
 }
 
 /// `bots list`: the bots the read model knows, one per line.

@@ -14,6 +14,7 @@ use courier_core::proto::v1::{AudienceFilter, CampaignOptions, Variant};
 use courier_core::schedule;
 use courier_core::startup;
 use courier_core::telemetry::{self, TelemetryConfig};
+use courier_core::topology::DEFAULT_BOT;
 use courierctl::operations;
 use uuid::Uuid;
 
@@ -25,6 +26,10 @@ use uuid::Uuid;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The bot whose users, audiences and campaigns a command is about: its
+    /// id from `bots list`. 0 is the default bot, TELEGRAM_BOT_TOKEN's.
+    #[arg(long, global = true, value_name = "BOT_ID", default_value_t = DEFAULT_BOT)]
+    bot: i64,
     #[command(flatten)]
     nats: NatsConfig,
     #[command(flatten)]
@@ -220,6 +225,12 @@ async fn main() -> anyhow::Result<()> {
             .await?
             .ok_or_else(|| anyhow::anyhow!("interrupted while waiting for Postgres"))
     };
+    // A bot named by --bot must be added (`bots` commands name their bot
+    // otherwise); the default one always is.
+    let bot = cli.bot;
+    if bot != DEFAULT_BOT && !matches!(cli.command, Command::Bots(_)) {
+        courierctl::bots::ensure_added(&pool().await?, bot).await?;
+    }
     match cli.command {
         Command::Campaign(CampaignCommand::Start {
             audience,
@@ -242,7 +253,7 @@ async fn main() -> anyhow::Result<()> {
                 true => audience::with_unsubscribe_buttons(content, variants),
                 false => (content, variants),
             };
-            let size = operations::audience(&pool().await?, &audience).await?;
+            let size = operations::audience(&pool().await?, bot, &audience).await?;
             eprintln!("{size}");
             if size.recipients == 0 {
                 anyhow::bail!("nothing started: the audience matches nobody now");
@@ -250,7 +261,7 @@ async fn main() -> anyhow::Result<()> {
             let id = commands
                 .create_and_begin(
                     NewCampaign {
-                        bot_id: courier_core::topology::DEFAULT_BOT,
+                        bot_id: bot,
                         id: uuid::Uuid::now_v7(),
                         created_by,
                         audience,
@@ -343,17 +354,18 @@ async fn main() -> anyhow::Result<()> {
             let users = courierctl::users::parse(input)
                 .with_context(|| format!("in {}", file.display()))?;
             let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
-            courierctl::users::publish(&publisher, &users).await?;
+            courierctl::users::publish(&publisher, bot, &users).await?;
             println!("{}", courierctl::users::summary(&users));
         }
         Command::Users(UsersCommand::Tag { user, tags }) => {
             let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
-            let tags = courierctl::users::tag(&publisher, user, &tags, Tagging::Put).await?;
+            let tags = courierctl::users::tag(&publisher, bot, user, &tags, Tagging::Put).await?;
             println!("tagged {user}: {}", tags.join(", "));
         }
         Command::Users(UsersCommand::Untag { user, tags }) => {
             let publisher = EventPublisher::new(nats.js.clone(), nats.topology.clone());
-            let tags = courierctl::users::tag(&publisher, user, &tags, Tagging::TakeOff).await?;
+            let tags =
+                courierctl::users::tag(&publisher, bot, user, &tags, Tagging::TakeOff).await?;
             println!("took {} off {user}", tags.join(", "));
         }
         Command::Bots(BotsCommand::Add { token_file, access }) => {
@@ -387,7 +399,8 @@ async fn main() -> anyhow::Result<()> {
             println!("{bot} removed: its token is deleted");
         }
         Command::Audience { filter } => {
-            println!("{}", operations::audience(&pool().await?, &filter).await?);
+            let report = operations::audience(&pool().await?, bot, &filter).await?;
+            println!("{report}");
         }
         Command::Parked(ParkedCommand::List) => {
             print!("{}", operations::list_parked(&pool().await?).await?);

@@ -81,9 +81,14 @@ impl std::fmt::Display for AudienceReport {
     }
 }
 
-pub async fn audience(pool: &Pool, filter: &AudienceFilter) -> anyhow::Result<AudienceReport> {
+/// Who `filter` reaches among bot `bot`'s users now.
+pub async fn audience(
+    pool: &Pool,
+    bot: i64,
+    filter: &AudienceFilter,
+) -> anyhow::Result<AudienceReport> {
     let client = pool.get().await?;
-    let recipients = Recipients::new(filter, chrono::Utc::now());
+    let recipients = Recipients::new(bot, filter, chrono::Utc::now());
     let size = recipients.size(&client).await?;
     Ok(AudienceReport {
         recipients: size.recipients,

@@ -15,6 +15,7 @@ use courier_core::audience::{self, Tagging};
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{Event, Language, Names, UserRegistered, event::Payload};
 use courier_core::telemetry::REGISTRATION_SPAN;
+use courier_core::topology::DEFAULT_BOT;
 use futures::future::try_join_all;
 use tracing::Instrument as _;
 
@@ -126,6 +127,8 @@ pub fn parse(input: impl Read) -> Result<Vec<ImportedUser>, ImportError> {
                     last_name,
                     username: username.trim_start_matches('@').to_owned(),
                 }),
+                // The command names the bot: `publish` sets it.
+                bot_id: DEFAULT_BOT,
             },
             tags,
         });
@@ -133,10 +136,11 @@ pub fn parse(input: impl Read) -> Result<Vec<ImportedUser>, ImportError> {
     Ok(users)
 }
 
-/// Puts `tags` on `user_id` (or takes them off): all are checked before any
-/// is published. Returns the tags as stored.
+/// Puts `tags` on bot `bot`'s user `user_id` (or takes them off): all are
+/// checked before any is published. Returns the tags as stored.
 pub async fn tag(
     publisher: &EventPublisher,
+    bot: i64,
     user_id: i64,
     tags: &[String],
     tagging: Tagging,
@@ -150,7 +154,7 @@ pub async fn tag(
         anyhow::bail!("name at least one tag");
     }
     for tag in &tags {
-        let event = Event::new(tagging.event(user_id, tag.clone(), 0));
+        let event = Event::new(tagging.event(bot, user_id, tag.clone(), 0));
         publisher.publish(&event).await?;
     }
     Ok(tags)
@@ -182,10 +186,14 @@ pub fn summary(users: &[ImportedUser]) -> String {
     )
 }
 
-/// Publishes the users, a window of acks at a time. The import is one
-/// trace; each user's registration in it is a `register` span, kept at
-/// `COURIER_USER_TRACE_RATIO`.
-pub async fn publish(publisher: &EventPublisher, users: &[ImportedUser]) -> anyhow::Result<()> {
+/// Publishes the users as bot `bot`'s, a window of acks at a time. The
+/// import is one trace; each user's registration in it is a `register`
+/// span, kept at `COURIER_USER_TRACE_RATIO`.
+pub async fn publish(
+    publisher: &EventPublisher,
+    bot: i64,
+    users: &[ImportedUser],
+) -> anyhow::Result<()> {
     let import = tracing::info_span!("users.import", users = users.len() as i64);
     async {
         for chunk in users.chunks(512) {
@@ -194,10 +202,13 @@ pub async fn publish(publisher: &EventPublisher, users: &[ImportedUser]) -> anyh
                 let registration = tracing::info_span!(REGISTRATION_SPAN, user_id);
                 // One user's events in order: registered, then tagged.
                 async move {
-                    let registered = Payload::UserRegistered(user.registration.clone());
+                    let registered = Payload::UserRegistered(UserRegistered {
+                        bot_id: bot,
+                        ..user.registration.clone()
+                    });
                     publisher.publish(&Event::new(registered)).await?;
                     for tag in &user.tags {
-                        let tagged = Tagging::Put.event(user_id, tag.clone(), 0);
+                        let tagged = Tagging::Put.event(bot, user_id, tag.clone(), 0);
                         publisher.publish(&Event::new(tagged)).await?;
                     }
                     Ok::<_, courier_core::event::PublishError>(())
@@ -232,6 +243,7 @@ mod tests {
                     language_chosen: true,
                     source: String::new(),
                     names: names.clone(),
+                    ..Default::default()
                 },
                 UserRegistered {
                     user_id: 2,
@@ -240,6 +252,7 @@ mod tests {
                     language_chosen: true,
                     source: String::new(),
                     names,
+                    ..Default::default()
                 },
             ]
         );

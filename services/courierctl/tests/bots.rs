@@ -221,3 +221,92 @@ async fn bots_are_added_rotated_checked_and_removed_and_no_token_is_kept_in_clea
     assert_replays_identically(&env, &client, Duration::from_secs(30)).await;
     projector.stop().await;
 }
+
+/// `--bot` names whose users, audiences and campaigns a command is about:
+/// users are per bot, and a bot must be added before it has any.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_added_bots_users_audiences_and_campaigns_are_its_own() {
+    let env = TestEnv::new().await;
+    let sandbox = Sandbox::start(SandboxConfig {
+        tokens: vec![OTHER.into()],
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let projector = env.start_projector();
+    let pool = env.pool().await;
+    let client = pool.get().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("courierctl-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ru_vip = dir.join("ru.csv");
+    std::fs::write(&ru_vip, "user_id,language,tags\n1,ru,vip\n2,ru,\n").unwrap();
+    let en = dir.join("en.csv");
+    std::fs::write(&en, "user_id,language\n1,en\n").unwrap();
+    let run = async |args: &[&str]| courierctl(&env, &sandbox, KEY, args, "").await;
+
+    let refused = run(&["--bot", "222", "users", "import", ru_vip.to_str().unwrap()]).await;
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("bot 222 is not added"),
+        "{}",
+        text(&refused)
+    );
+    let added = courierctl(&env, &sandbox, KEY, &["bots", "add"], OTHER).await;
+    assert!(added.status.success(), "{}", text(&added));
+    wait_until("the bot projected", Duration::from_secs(30), || async {
+        let listed = run(&["bots", "list"]).await;
+        text(&listed).starts_with("222 ").then_some(())
+    })
+    .await;
+    let imported = run(&["--bot", "222", "users", "import", ru_vip.to_str().unwrap()]).await;
+    assert!(imported.status.success(), "{}", text(&imported));
+    // User 1 of the default bot too, in another language, untagged.
+    let imported = run(&["users", "import", en.to_str().unwrap()]).await;
+    assert!(imported.status.success(), "{}", text(&imported));
+    std::fs::remove_dir_all(&dir).unwrap();
+    wait_until("tags projected", Duration::from_secs(30), || async {
+        let row = client
+            .query_one("SELECT count(*) FROM users WHERE tags <> '{}'", &[])
+            .await
+            .ok()?;
+        (row.get::<_, i64>(0) == 1).then_some(())
+    })
+    .await;
+
+    let of_bot = run(&["--bot", "222", "audience", "lang:ru tag:vip"]).await;
+    assert_eq!(text(&of_bot), "1 recipients now\n");
+    let of_default = run(&["audience", "tag:vip"]).await;
+    assert_eq!(
+        text(&of_default),
+        "0 recipients now; warning: no user has the tag(s) vip\n"
+    );
+    let started = run(&[
+        "campaign",
+        "start",
+        "--bot",
+        "222",
+        "--audience",
+        "ru",
+        "--text",
+        "hi",
+    ])
+    .await;
+    assert!(started.status.success(), "{}", text(&started));
+    let id: uuid::Uuid = String::from_utf8_lossy(&started.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let (bot, size) = wait_until("the start projected", Duration::from_secs(30), || async {
+        let row = client
+            .query_one(
+                "SELECT bot_id, audience_size FROM campaigns WHERE campaign_id = $1",
+                &[&id],
+            )
+            .await
+            .ok()?;
+        Some((row.get::<_, i64>(0), row.get::<_, Option<i32>>(1)?))
+    })
+    .await;
+    assert_eq!((bot, size), (222, 2));
+    projector.stop().await;
+}

@@ -36,6 +36,7 @@ async fn rebuild_replays_an_identical_read_model_and_refuses_while_a_projector_r
     let granted = Payload::AdminGranted(AdminGranted {
         user_id: 1,
         granted_by: 99,
+        ..Default::default()
     });
     publisher.publish(&Event::new(granted)).await.unwrap();
     let commands = CampaignCommands::new(js, env.topology()).await.unwrap();

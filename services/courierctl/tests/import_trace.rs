@@ -26,7 +26,7 @@ async fn an_import_is_one_trace_with_a_registration_per_user() {
     let users =
         courierctl::users::parse("user_id,language\n1,ru\n2,en\n3,en\n".as_bytes()).unwrap();
 
-    courierctl::users::publish(&publisher, &users)
+    courierctl::users::publish(&publisher, courier_core::topology::DEFAULT_BOT, &users)
         .await
         .unwrap();
 

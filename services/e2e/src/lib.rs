@@ -7,7 +7,7 @@ use courier_core::config::{BotToken, TelegramApiConfig, TelegramConfig, TokenKey
 use courier_core::event::EventPublisher;
 use courier_core::proto::v1::Language;
 use courier_testing::TestEnv;
-use courier_testing::campaigns::register_users;
+use courier_testing::campaigns::{register_users, register_users_of};
 use telegram_sandbox::{Sandbox, SandboxConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -143,6 +143,13 @@ impl Setup {
             commands,
             pool,
         }
+    }
+
+    /// `users` registered as bot `bot_id`'s too (users are per bot: an added
+    /// bot's campaign reaches only its own).
+    pub async fn register_users_of(&self, bot_id: i64, users: &[(i64, Language, bool)]) {
+        let publisher = EventPublisher::new(self.env.jetstream().await, self.env.topology());
+        register_users_of(&publisher, bot_id, users).await
     }
 
     /// Every service, in-process, against this setup's sandbox, with

@@ -93,7 +93,9 @@ impl Amendment {
 /// earlier one, not edited to it (or later) and not deleted.
 const TO_EDIT: &str = "SELECT d.user_id, d.chat_id, d.variant, d.message_id,
          u.first_name, u.last_name, u.username, d.album_message_ids
-     FROM deliveries d LEFT JOIN users u ON u.user_id = d.user_id
+     FROM deliveries d LEFT JOIN users u
+         ON u.bot_id = (SELECT bot_id FROM campaigns WHERE campaign_id = $1)
+        AND u.user_id = d.user_id
      WHERE d.campaign_id = $1 AND d.user_id > $2 AND d.status = 'delivered'
        AND d.message_id IS NOT NULL AND d.revision < $4
        AND NOT EXISTS (SELECT 1 FROM amendments a
@@ -105,7 +107,9 @@ const TO_EDIT: &str = "SELECT d.user_id, d.chat_id, d.variant, d.message_id,
 /// than `$4` seconds (48 hours) before the recall.
 const TO_DELETE: &str = "SELECT d.user_id, d.chat_id, d.variant, d.message_id,
          u.first_name, u.last_name, u.username, d.album_message_ids
-     FROM deliveries d LEFT JOIN users u ON u.user_id = d.user_id
+     FROM deliveries d LEFT JOIN users u
+         ON u.bot_id = (SELECT bot_id FROM campaigns WHERE campaign_id = $1)
+        AND u.user_id = d.user_id
      WHERE d.campaign_id = $1 AND d.user_id > $2 AND d.status = 'delivered'
        AND d.message_id IS NOT NULL
        AND d.finished_at > (SELECT recalled_at FROM campaigns c WHERE c.campaign_id = $1)

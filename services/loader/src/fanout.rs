@@ -29,10 +29,13 @@ const RECIPIENTS: &str = "SELECT user_id, chat_id, variant FROM deliveries
      WHERE campaign_id = $1 AND user_id > $2 AND status = 'pending'
      ORDER BY user_id LIMIT $3";
 
-/// The same, then the names a greeting uses, as the registry has them now.
+/// The same, then the names a greeting uses, as the campaign's bot's
+/// registry has them now.
 const RECIPIENTS_WITH_NAMES: &str =
     "SELECT d.user_id, d.chat_id, d.variant, u.first_name, u.last_name, u.username
-     FROM deliveries d JOIN users u ON u.user_id = d.user_id
+     FROM deliveries d JOIN users u
+         ON u.bot_id = (SELECT bot_id FROM campaigns WHERE campaign_id = $1)
+        AND u.user_id = d.user_id
      WHERE d.campaign_id = $1 AND d.user_id > $2 AND d.status = 'pending'
      ORDER BY d.user_id LIMIT $3";
 

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Days, Utc};
 use courier_core::audience::{self, Recipients};
 use courier_core::proto::v1::AudienceFilter;
+use courier_core::topology::DEFAULT_BOT;
 use courier_testing::TestEnv;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -161,7 +162,7 @@ fn random_filters_pick_exactly_what_a_plain_reading_picks() {
     runner
         .run(&filters(), |filter| {
             let expected = users.iter().filter(|u| matches(&filter, u, now())).count() as i64;
-            let recipients = Recipients::new(&filter, now());
+            let recipients = Recipients::new(DEFAULT_BOT, &filter, now());
             let (condition, params) = recipients.condition(1);
             let (fixed, shown) = runtime.block_on(async {
                 let fixed: i64 = client

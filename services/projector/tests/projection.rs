@@ -12,6 +12,7 @@ use courier_core::event::EventPublisher;
 use courier_core::proto::v1::{
     AdminGranted, AdminRevoked, Audience, Event, Language, UserRegistered, event::Payload,
 };
+use courier_core::topology::DEFAULT_BOT;
 use courier_projector::projection::{self, Applied, Batch, StreamMessage};
 use courier_testing::campaigns::{start_text_campaign, wait_for_status};
 use courier_testing::read_model::dump;
@@ -114,7 +115,7 @@ async fn a_poison_event_is_parked_and_the_projector_moves_on() {
     let js = env.jetstream().await;
     let topology = env.topology();
     js.publish(
-        topology.user_subject(1),
+        topology.user_subject(DEFAULT_BOT, 1),
         "not protobuf at all \u{ff}".into(),
     )
     .await
@@ -127,7 +128,7 @@ async fn a_poison_event_is_parked_and_the_projector_moves_on() {
         payload: None,
     };
     js.publish(
-        topology.user_subject(2),
+        topology.user_subject(DEFAULT_BOT, 2),
         from_the_future.encode_to_vec().into(),
     )
     .await
@@ -239,6 +240,7 @@ async fn admins_are_projected_from_grants_and_revokes() {
         Payload::AdminGranted(AdminGranted {
             user_id,
             granted_by: 1,
+            ..Default::default()
         })
     };
     for payload in [
@@ -248,6 +250,7 @@ async fn admins_are_projected_from_grants_and_revokes() {
         Payload::AdminRevoked(AdminRevoked {
             user_id: 5,
             revoked_by: 1,
+            ..Default::default()
         }),
     ] {
         publisher.publish(&Event::new(payload)).await.unwrap();
@@ -279,7 +282,7 @@ async fn a_start_tried_again_after_failing_halfway_starts_the_same_campaign_once
         .await
         .unwrap();
     let campaign = NewCampaign {
-        bot_id: courier_core::topology::DEFAULT_BOT,
+        bot_id: DEFAULT_BOT,
         id: uuid::Uuid::now_v7(),
         created_by: 1,
         audience: courier_core::audience::from_legacy(Audience::Ru),
@@ -301,7 +304,7 @@ async fn a_start_tried_again_after_failing_halfway_starts_the_same_campaign_once
         filter: Some(campaign.audience.clone()),
         variants: Vec::new(),
         title: String::new(),
-        bot_id: courier_core::topology::DEFAULT_BOT,
+        bot_id: DEFAULT_BOT,
     }));
     EventPublisher::new(js.clone(), env.topology())
         .publish(&created)
@@ -419,6 +422,7 @@ async fn a_stream_from_before_filters_projects_as_before() {
         Event::new(Payload::UserBlocked(UserBlocked {
             user_id: 4,
             reason: "blocked the bot".into(),
+            ..Default::default()
         })),
         Event::new(created_for(&id, Audience::Ru, "old")),
         Event::new(Payload::CampaignStarted(CampaignStarted {
@@ -487,6 +491,7 @@ async fn user_facts_accumulate_as_the_events_say() {
             user_id: 1,
             tag: tag.into(),
             tagged_by: 0,
+            ..Default::default()
         })
     };
     let payloads = [
@@ -498,14 +503,19 @@ async fn user_facts_accumulate_as_the_events_say() {
             user_id: 1,
             tag: "beta".into(),
             untagged_by: 0,
+            ..Default::default()
         }),
         tagged("gold"),
-        Payload::UserOptedOut(UserOptedOut { user_id: 1 }),
+        Payload::UserOptedOut(UserOptedOut {
+            user_id: 1,
+            ..Default::default()
+        }),
         // A second /start from another link, from an older bot (no names).
         registered("blog", None),
         Payload::UserActive(UserActive {
             user_id: 1,
             names: names("Анна"),
+            ..Default::default()
         }),
     ];
     // One a day from 2026-01-02.
@@ -539,8 +549,12 @@ async fn user_facts_accumulate_as_the_events_say() {
         ("2026-01-02", "2026-01-10")
     );
 
-    let opted_in = Event::new(Payload::UserOptedIn(UserOptedIn { user_id: 1 })).encode_to_vec();
-    let subject = env.topology().user_subject(1);
+    let opted_in = Event::new(Payload::UserOptedIn(UserOptedIn {
+        user_id: 1,
+        ..Default::default()
+    }))
+    .encode_to_vec();
+    let subject = env.topology().user_subject(DEFAULT_BOT, 1);
     let message = StreamMessage {
         stream: "EVENTS",
         seq: 10,
@@ -579,6 +593,7 @@ async fn user_events_in_one_batch_project_as_one_by_one() {
                 first_name: first.into(),
                 ..Names::default()
             }),
+            ..Default::default()
         })
     };
     let tagged = |user_id, tag: &str| {
@@ -586,6 +601,7 @@ async fn user_events_in_one_batch_project_as_one_by_one() {
             user_id,
             tag: tag.into(),
             tagged_by: 0,
+            ..Default::default()
         })
     };
     let payloads = [
@@ -599,6 +615,7 @@ async fn user_events_in_one_batch_project_as_one_by_one() {
             user_id: 2,
             tag: "vip".into(),
             untagged_by: 0,
+            ..Default::default()
         }),
         Payload::CampaignCreated(CampaignCreated {
             campaign_id: campaign.clone(),
@@ -790,4 +807,135 @@ async fn an_amendment_outcome_waits_for_its_recipient_then_is_recorded_once() {
         .unwrap()
         .get(0);
     assert_eq!(recorded, 1);
+}
+
+/// Users are per bot: the same Telegram user registered with two bots is
+/// two users, each with their own language, tags, liveness and admin
+/// rights, and a campaign's audience is drawn from its own bot's users.
+/// Applied in one batch, where registrations and tags wait to be written
+/// together.
+#[tokio::test]
+async fn a_user_of_two_bots_is_two_users() {
+    use courier_core::proto::v1::{
+        CampaignCreated, CampaignStarted, Content, UserBlocked, UserTagged,
+    };
+    const BOT: i64 = 7;
+    let (env, mut client) = events_only().await;
+    let registered_with = |bot_id, language: Language| {
+        Payload::UserRegistered(UserRegistered {
+            user_id: 1,
+            chat_id: 1,
+            language: language.into(),
+            bot_id,
+            ..Default::default()
+        })
+    };
+    let campaign_of = |bot_id, filter: &str| {
+        let campaign_id = uuid::Uuid::now_v7().to_string();
+        let created = Payload::CampaignCreated(CampaignCreated {
+            campaign_id: campaign_id.clone(),
+            created_by: 1,
+            content: Some(Content {
+                text: "hi".into(),
+                ..Default::default()
+            }),
+            filter: Some(courier_core::audience::parse(filter).unwrap()),
+            bot_id,
+            ..Default::default()
+        });
+        let started = Payload::CampaignStarted(CampaignStarted {
+            campaign_id: campaign_id.clone(),
+            started_by: 1,
+        });
+        (campaign_id, [created, started])
+    };
+    let (of_default, default_events) = campaign_of(DEFAULT_BOT, "all");
+    let (of_bot, bot_events) = campaign_of(BOT, "tag:vip");
+    let payloads = [
+        registered_with(DEFAULT_BOT, Language::Ru),
+        registered_with(BOT, Language::En),
+        Payload::UserTagged(UserTagged {
+            user_id: 1,
+            tag: "vip".into(),
+            bot_id: BOT,
+            ..Default::default()
+        }),
+        Payload::UserBlocked(UserBlocked {
+            user_id: 1,
+            bot_id: DEFAULT_BOT,
+            ..Default::default()
+        }),
+        Payload::AdminGranted(AdminGranted {
+            user_id: 1,
+            granted_by: 9,
+            bot_id: BOT,
+        }),
+    ]
+    .into_iter()
+    .chain(default_events)
+    .chain(bot_events);
+    let events: Vec<(String, Vec<u8>)> = payloads
+        .map(|payload| {
+            let subject = payload.subject(&env.topology());
+            (subject, Event::new(payload).encode_to_vec())
+        })
+        .collect();
+    let mut batch = Batch::begin(&mut client, "EVENTS").await.unwrap();
+    for (seq, (subject, payload)) in (1..).zip(&events) {
+        let message = StreamMessage {
+            stream: "EVENTS",
+            seq,
+            subject,
+            headers: None,
+            payload,
+        };
+        assert_ne!(batch.apply_event(&message).await.unwrap(), Applied::Parked);
+    }
+    batch.commit().await.unwrap();
+
+    let users: Vec<(i64, String, bool, Vec<String>)> = client
+        .query(
+            "SELECT bot_id, language, is_alive, tags FROM users WHERE user_id = 1 ORDER BY bot_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect();
+    assert_eq!(
+        users,
+        [
+            (DEFAULT_BOT, "ru".into(), false, vec![]),
+            (BOT, "en".into(), true, vec!["vip".to_owned()]),
+        ]
+    );
+    let admins: Vec<(i64, i64)> = client
+        .query("SELECT bot_id, user_id FROM admins", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(admins, [(BOT, 1)]);
+    let audience = |campaign: String| {
+        let client = &client;
+        async move {
+            let id: uuid::Uuid = campaign.parse().unwrap();
+            client
+                .query_one(
+                    "SELECT audience_size FROM campaigns WHERE campaign_id = $1",
+                    &[&id],
+                )
+                .await
+                .unwrap()
+                .get::<_, Option<i32>>(0)
+        }
+    };
+    assert_eq!(
+        audience(of_default).await,
+        Some(0),
+        "blocked the default bot"
+    );
+    assert_eq!(audience(of_bot).await, Some(1), "the other bot's vip");
 }

@@ -26,9 +26,7 @@ use courier_core::proto::v1::{
     AmendKind, DeliveryOutcome, Event, SendMessage, UserBlocked, delivery_outcome, event::Payload,
 };
 use courier_core::send_limits::Lane;
-use courier_core::topology::{
-    ATTEMPTS_HEADER, DEFAULT_BOT, MAYBE_DUPLICATE_HEADER, SENDER_ACK_WAIT, Topology,
-};
+use courier_core::topology::{ATTEMPTS_HEADER, MAYBE_DUPLICATE_HEADER, SENDER_ACK_WAIT, Topology};
 use courier_core::{retry, telemetry, trace_context};
 use courier_telegram::bot_api::Sent;
 use courier_telegram::classify::{ApiFailure, Verdict, classify};
@@ -414,19 +412,16 @@ impl Worker {
                 Ok(handled)
             }
             Action::RecordNotAlive { reason } => {
-                // Users are the default bot's until users are per bot: a
-                // user who never started an added bot is not alive for it,
-                // and must stay alive for the default bot.
-                if bot.id == DEFAULT_BOT {
-                    let blocked = Event::new(Payload::UserBlocked(UserBlocked {
-                        user_id: item.user_id,
-                        reason: reason.clone(),
-                    }));
-                    self.events
-                        .publish(&blocked)
-                        .await
-                        .map_err(anyhow::Error::from)?;
-                }
+                // Users are per bot: only this bot's user is marked.
+                let blocked = Event::new(Payload::UserBlocked(UserBlocked {
+                    user_id: item.user_id,
+                    reason: reason.clone(),
+                    bot_id: bot.id,
+                }));
+                self.events
+                    .publish(&blocked)
+                    .await
+                    .map_err(anyhow::Error::from)?;
                 let outcome = policy::not_alive(reason);
                 let handled = self
                     .finish(message, item, attempt, outcome, Handled::NotAlive)

@@ -9,11 +9,21 @@ use courier_core::proto::v1::{
     Audience, CampaignOptions, Content, ContentKind, DeliveryOutcome, Event, Language, UserBlocked,
     UserRegistered, delivery_outcome, event::Payload,
 };
+use courier_core::topology::DEFAULT_BOT;
 use prost::Message as _;
 
-/// Registers users through events, as the bot or `courierctl users import`
-/// would, and blocks those marked not alive.
+/// Registers users of the default bot through events, as the bot or
+/// `courierctl users import` would, and blocks those marked not alive.
 pub async fn register_users(publisher: &EventPublisher, users: &[(i64, Language, bool)]) {
+    register_users_of(publisher, DEFAULT_BOT, users).await
+}
+
+/// The same for bot `bot_id`'s users.
+pub async fn register_users_of(
+    publisher: &EventPublisher,
+    bot_id: i64,
+    users: &[(i64, Language, bool)],
+) {
     // Users are independent aggregates: publish a window of them at once.
     // Each user's own events stay in order (registered, then blocked).
     for chunk in users.chunks(256) {
@@ -23,6 +33,7 @@ pub async fn register_users(publisher: &EventPublisher, users: &[(i64, Language,
                 chat_id: user_id,
                 language: language.into(),
                 language_chosen: true,
+                bot_id,
                 ..Default::default()
             }));
             publisher
@@ -33,6 +44,7 @@ pub async fn register_users(publisher: &EventPublisher, users: &[(i64, Language,
                 let blocked = Event::new(Payload::UserBlocked(UserBlocked {
                     user_id,
                     reason: "blocked the bot".into(),
+                    bot_id,
                 }));
                 publisher
                     .publish(&blocked)

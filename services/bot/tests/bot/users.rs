@@ -124,7 +124,10 @@ async fn the_first_message_of_a_day_records_the_user_active_once() {
     }));
     registered.occurred_at_ms -= 3 * 86_400_000;
     harness.publisher.publish(&registered).await.unwrap();
-    let user_subject = harness.env.topology().user_subject(ANN);
+    let user_subject = harness
+        .env
+        .topology()
+        .user_subject(courier_core::topology::DEFAULT_BOT, ANN);
     let js = harness.env.jetstream().await;
     let events = harness.env.topology().events_stream();
     let last_active = || async {

@@ -81,7 +81,7 @@ async fn a_segment_gets_its_language_version_greeting_each_by_name_and_nobody_el
         Event::new(Payload::UserTagged(UserTagged {
             user_id,
             tag: tag.into(),
-            tagged_by: 0,
+            ..Default::default()
         }))
     };
     for id in 1..=60 {
@@ -92,7 +92,10 @@ async fn a_segment_gets_its_language_version_greeting_each_by_name_and_nobody_el
             publisher.publish(&tag(id, "churned")).await.unwrap();
         }
     }
-    let opted_out = Event::new(Payload::UserOptedOut(UserOptedOut { user_id: 9 }));
+    let opted_out = Event::new(Payload::UserOptedOut(UserOptedOut {
+        user_id: 9,
+        ..Default::default()
+    }));
     publisher.publish(&opted_out).await.unwrap();
     for (user_id, first_name, last_name, username) in
         [(3, "Анна", "🦊 Лиса", "anna"), (6, "🦊", "", "")]
@@ -104,6 +107,7 @@ async fn a_segment_gets_its_language_version_greeting_each_by_name_and_nobody_el
                 last_name: last_name.into(),
                 username: username.into(),
             }),
+            ..Default::default()
         }));
         publisher.publish(&active).await.unwrap();
     }

@@ -29,8 +29,9 @@ fn default_bot_id() -> i64 {
     BOT_TOKEN.split_once(':').unwrap().0.parse().unwrap()
 }
 
-/// 200 en users (the default bot's big campaign) and 20 ru ones (the
-/// second bot's small one).
+/// Users are per bot. The default and the second bot each have 200 en
+/// users (for a big campaign) and 20 ru ones, 201-220 (for a small one);
+/// the third bot only 20 ru users of its own, 301-320.
 async fn setup() -> Setup {
     let users: Vec<(i64, Language, bool)> = (1..=220)
         .map(|id| match id <= 200 {
@@ -43,8 +44,15 @@ async fn setup() -> Setup {
         chat_rate_limit: 0,
         ..SandboxConfig::default()
     };
-    Setup::on(courier_testing::TestEnv::new().await, &users, sandbox).await
+    let s = Setup::on(courier_testing::TestEnv::new().await, &users, sandbox).await;
+    s.register_users_of(SECOND_BOT, &users).await;
+    let third: Vec<_> = (301..=320).map(|id| (id, Language::Ru, true)).collect();
+    s.register_users_of(THIRD_BOT, &third).await;
+    s
 }
+
+/// Every bot's users, as [`setup`] registers them.
+const USERS: i64 = 220 + 220 + 20;
 
 /// The services of a test: projector, loader, and two senders serving
 /// the default bot and every added one, each working on at most
@@ -71,7 +79,7 @@ impl Running {
             })
             .collect();
         let client = s.pool.get().await.unwrap();
-        wait_for_users(&client, 220, DEADLINE).await;
+        wait_for_users(&client, USERS, DEADLINE).await;
         Running {
             stack,
             stop,
@@ -113,7 +121,8 @@ async fn alone_small_campaigns_of_other_bots_are_not_kept_behind_a_big_one() {
     let client = &running.client;
 
     // The default bot's 200 take 10 s at 20/s; the second and third bots'
-    // 20 each, put behind them in the work stream, about one second.
+    // 20 each (each bot's own ru users), put behind them in the work
+    // stream, about one second.
     let big = start(&s, DEFAULT_BOT, Audience::En, "big").await;
     wait_until("the big campaign sending", DEADLINE, || async {
         (s.sandbox.deliveries().len() >= 20).then_some(())
@@ -142,9 +151,8 @@ async fn alone_small_campaigns_of_other_bots_are_not_kept_behind_a_big_one() {
     assert_eq!(received.len(), 240);
     assert!(received.values().all(|&count| count == 1), "{received:?}");
     assert!((1..=200).all(|chat| received.contains_key(&(default_bot_id(), chat))));
-    for bot in [SECOND_BOT, THIRD_BOT] {
-        assert!((201..=220).all(|chat| received.contains_key(&(bot, chat))));
-    }
+    assert!((201..=220).all(|chat| received.contains_key(&(SECOND_BOT, chat))));
+    assert!((301..=320).all(|chat| received.contains_key(&(THIRD_BOT, chat))));
     assert_eq!(s.sandbox.stats().too_many_requests, 0);
     // The three bots' campaigns, rebuilt from the streams: the same read
     // model.
@@ -286,7 +294,7 @@ async fn a_429_pauses_only_the_bot_that_got_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_recipient_an_added_bot_cannot_reach_stays_alive_for_the_default_bot() {
+async fn a_user_who_blocked_one_bot_stays_in_the_others_audience() {
     const BLOCKED: i64 = 201;
     let s = setup().await;
     add_bot(&s.env, SECOND_TOKEN).await;
@@ -297,14 +305,42 @@ async fn a_recipient_an_added_bot_cannot_reach_stays_alive_for_the_default_bot()
     let campaign = start(&s, SECOND_BOT, Audience::Ru, "not for everyone").await;
     let row = wait_for_status(client, campaign, "completed", DEADLINE).await;
     assert_eq!((row.delivered, row.not_alive), (19, 1), "{row:?}");
-    // Users are the default bot's until users are per bot: the added bot's
-    // 403 is its delivery's outcome, not the user's state.
-    let alive: bool = client
-        .query_one("SELECT is_alive FROM users WHERE user_id = $1", &[&BLOCKED])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(alive);
+    let alive = |bot: i64| async move {
+        client
+            .query_one(
+                "SELECT is_alive FROM users WHERE bot_id = $1 AND user_id = $2",
+                &[&bot, &BLOCKED],
+            )
+            .await
+            .unwrap()
+            .get::<_, bool>(0)
+    };
+    wait_until("the second bot's user not alive", DEADLINE, || async {
+        (!alive(SECOND_BOT).await).then_some(())
+    })
+    .await;
+    assert!(alive(DEFAULT_BOT).await, "blocked for the default bot too");
+
+    // Each bot's next campaign: the second bot's leaves the user out, the
+    // default bot's (whose chat Telegram still delivers to) reaches them.
+    s.sandbox.set_chat_state(BLOCKED, ChatState::Active);
+    let again = start(&s, SECOND_BOT, Audience::Ru, "again").await;
+    let row = wait_for_status(client, again, "completed", DEADLINE).await;
+    assert_eq!(
+        (row.audience_size, row.delivered),
+        (Some(19), 19),
+        "{row:?}"
+    );
+    let other = start(&s, DEFAULT_BOT, Audience::Ru, "the other bot").await;
+    let row = wait_for_status(client, other, "completed", DEADLINE).await;
+    assert_eq!(
+        (row.audience_size, row.delivered),
+        (Some(20), 20),
+        "{row:?}"
+    );
+    let received = receipts(&s.sandbox);
+    assert_eq!(received.get(&(default_bot_id(), BLOCKED)), Some(&1));
+    assert_eq!(received.get(&(SECOND_BOT, BLOCKED)), None);
 
     running.stop().await;
 }

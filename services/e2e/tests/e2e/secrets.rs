@@ -116,9 +116,10 @@ async fn an_added_bots_token_never_appears_in_a_senders_output() {
     const ADDED_SECRET: &str = "AAF-added_bots_secret_0123456789";
     let s = Setup::new(1, unlimited_sandbox()).await;
     courier_e2e::add_bot(&s.env, &format!("222:{ADDED_SECRET}")).await;
+    s.register_users_of(222, &courier_e2e::en_users(1)).await;
     let stack = s.stack(10.0, 0);
     let client = s.pool.get().await.unwrap();
-    wait_for_users(&client, 1, DEADLINE).await;
+    wait_for_users(&client, 2, DEADLINE).await;
     let start = async |text: &str| {
         courier_testing::campaigns::start_text_campaign_of(&s.commands, 222, Audience::All, text)
             .await

@@ -361,6 +361,7 @@ async fn an_added_bots_token_is_in_no_span_and_no_metric() {
     let (spans, telemetry) = collect_spans().await;
     let s = Setup::new(3, unlimited_sandbox()).await;
     courier_e2e::add_bot(&s.env, &format!("222:{SECRET}")).await;
+    s.register_users_of(222, &courier_e2e::en_users(3)).await;
     let stack = s.stack(100.0, 0);
     let stop = tokio_util::sync::CancellationToken::new();
     let sender = tokio::spawn(courier_sender::run(
@@ -368,7 +369,7 @@ async fn an_added_bots_token_is_in_no_span_and_no_metric() {
         stop.clone(),
     ));
     let client = s.pool.get().await.unwrap();
-    wait_for_users(&client, 3, Duration::from_secs(30)).await;
+    wait_for_users(&client, 6, Duration::from_secs(30)).await;
     let campaign = courier_testing::campaigns::start_text_campaign_of(
         &s.commands,
         222,

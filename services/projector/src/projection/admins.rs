@@ -1,5 +1,5 @@
 //! Admin events: the `admins` table the bot reads to decide who may
-//! broadcast. An owner's `/admins` publishes them; owners themselves come
+//! broadcast, per bot (an admin of one bot is not one of another). An owner's `/admins` publishes them; owners themselves come
 //! from the bot's configuration, not from here.
 
 use courier_core::proto::v1::{AdminGranted, AdminRevoked};
@@ -11,9 +11,14 @@ pub(super) async fn granted(event: &Applying<'_>, granted: AdminGranted) -> Resu
     event
         .tx
         .execute(
-            "INSERT INTO admins (user_id, granted_by, granted_at) VALUES ($1, $2, $3)
+            "INSERT INTO admins (bot_id, user_id, granted_by, granted_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT DO NOTHING",
-            &[&granted.user_id, &granted.granted_by, &event.at],
+            &[
+                &granted.bot_id,
+                &granted.user_id,
+                &granted.granted_by,
+                &event.at,
+            ],
         )
         .await?;
     Ok(())
@@ -22,7 +27,10 @@ pub(super) async fn granted(event: &Applying<'_>, granted: AdminGranted) -> Resu
 pub(super) async fn revoked(event: &Applying<'_>, revoked: AdminRevoked) -> Result<(), ApplyError> {
     event
         .tx
-        .execute("DELETE FROM admins WHERE user_id = $1", &[&revoked.user_id])
+        .execute(
+            "DELETE FROM admins WHERE bot_id = $1 AND user_id = $2",
+            &[&revoked.bot_id, &revoked.user_id],
+        )
         .await?;
     Ok(())
 }

@@ -101,8 +101,8 @@ fn variant_languages(variants: &[Variant]) -> Result<Vec<String>, String> {
     Ok(languages)
 }
 
-/// The audience is fixed now: the live, subscribed users matching the
-/// campaign's filter as of this point of the stream (and "active within N
+/// The audience is fixed now: the live, subscribed users of the campaign's
+/// bot matching its filter as of this point of the stream (and "active within N
 /// days" counts back from the start's own time), which a replay sees
 /// identically because user events share the stream. The start's trace is kept: what the
 /// projector publishes about the campaign later continues it.
@@ -119,7 +119,7 @@ pub(super) async fn started(
                 campaign.id, campaign.audience
             ))
         })?;
-        let recipients = Recipients::new(&filter, event.at);
+        let recipients = Recipients::new(campaign.bot_id, &filter, event.at);
         let (condition, filter_params) = recipients.condition(2);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&campaign.id];
         params.extend(filter_params);
@@ -284,6 +284,8 @@ pub(super) async fn completed(
 struct Transitioned {
     id: Uuid,
     audience: String,
+    /// The bot whose users the audience is drawn from.
+    bot_id: i64,
     /// The state machine allowed the event: its status is the new one.
     moved: bool,
 }
@@ -301,7 +303,7 @@ async fn transition(
     let Some(row) = event
         .tx
         .query_opt(
-            "SELECT status, audience FROM campaigns WHERE campaign_id = $1 FOR UPDATE",
+            "SELECT status, audience, bot_id FROM campaigns WHERE campaign_id = $1 FOR UPDATE",
             &[&id],
         )
         .await?
@@ -332,6 +334,7 @@ async fn transition(
     Ok(Transitioned {
         id,
         audience: row.get(1),
+        bot_id: row.get(2),
         moved: next.is_ok(),
     })
 }

@@ -84,8 +84,12 @@ pub(crate) async fn apply(
         Payload::UserTagged(e) => users.tag(event, e).await.map(|()| None),
         Payload::UserUntagged(e) => users::untagged(event, e).await.map(|()| None),
         Payload::UserActive(e) => users::active(event, e).await.map(|()| None),
-        Payload::UserOptedOut(e) => users::opted(event, e.user_id, true).await.map(|()| None),
-        Payload::UserOptedIn(e) => users::opted(event, e.user_id, false).await.map(|()| None),
+        Payload::UserOptedOut(e) => users::opted(event, (e.bot_id, e.user_id), true)
+            .await
+            .map(|()| None),
+        Payload::UserOptedIn(e) => users::opted(event, (e.bot_id, e.user_id), false)
+            .await
+            .map(|()| None),
         Payload::AdminGranted(e) => admins::granted(event, e).await.map(|()| None),
         Payload::AdminRevoked(e) => admins::revoked(event, e).await.map(|()| None),
         Payload::BotAdded(e) => bots::added(event, e).await.map(|()| None),

@@ -1,5 +1,6 @@
-//! User events: the `users` table, which fixes each campaign's audience
-//! when the campaign starts (see `courier_core::audience`): language,
+//! User events: the `users` table, one row per user of each bot (a person
+//! who writes to two bots is two users), which fixes each campaign's
+//! audience when the campaign starts (see `courier_core::audience`): language,
 //! liveness, tags, source, when a user joined and was last active, whether
 //! they opted out, and the names greetings use.
 
@@ -15,6 +16,9 @@ use tokio_postgres::Transaction;
 
 use super::{ApplyError, Applying};
 
+/// A user is one bot's: (bot id, user id).
+pub(super) type UserKey = (i64, i64);
+
 /// Registrations and tags of distinct users, waiting in a batch to be
 /// written by one statement each: an import or a replay brings them by the
 /// hundred thousand, and a statement per event would make Postgres round
@@ -24,8 +28,8 @@ use super::{ApplyError, Applying};
 #[derive(Default)]
 pub(crate) struct UserWrites {
     registered: Vec<(UserRegistered, DateTime<Utc>)>,
-    tagged: Vec<(i64, String, DateTime<Utc>)>,
-    users: HashSet<i64>,
+    tagged: Vec<(UserKey, String, DateTime<Utc>)>,
+    users: HashSet<UserKey>,
 }
 
 impl UserWrites {
@@ -35,10 +39,11 @@ impl UserWrites {
         event: &Applying<'_>,
         registered: UserRegistered,
     ) -> Result<(), ApplyError> {
-        if !self.tagged.is_empty() || self.users.contains(&registered.user_id) {
+        let user = (registered.bot_id, registered.user_id);
+        if !self.tagged.is_empty() || self.users.contains(&user) {
             self.write(event.tx).await?;
         }
-        self.users.insert(registered.user_id);
+        self.users.insert(user);
         self.registered.push((registered, event.at));
         Ok(())
     }
@@ -51,11 +56,12 @@ impl UserWrites {
         tagged: UserTagged,
     ) -> Result<(), ApplyError> {
         let tag = audience::tag(&tagged.tag).map_err(ApplyError::Poison)?;
-        if !self.registered.is_empty() || self.users.contains(&tagged.user_id) {
+        let user = (tagged.bot_id, tagged.user_id);
+        if !self.registered.is_empty() || self.users.contains(&user) {
             self.write(event.tx).await?;
         }
-        self.users.insert(tagged.user_id);
-        self.tagged.push((tagged.user_id, tag, event.at));
+        self.users.insert(user);
+        self.tagged.push((user, tag, event.at));
         Ok(())
     }
 
@@ -86,6 +92,7 @@ async fn registered(
     let column = |f: fn(&UserRegistered) -> String| -> Vec<String> {
         users.iter().map(|(user, _)| f(user)).collect()
     };
+    let bots: Vec<i64> = users.iter().map(|(user, _)| user.bot_id).collect();
     let ids: Vec<i64> = users.iter().map(|(user, _)| user.user_id).collect();
     let chats: Vec<i64> = users.iter().map(|(user, _)| user.chat_id).collect();
     let languages = column(|user| user.language().code().unwrap_or("en").to_owned());
@@ -98,14 +105,15 @@ async fn registered(
     let first_names = column(|user| user.names.clone().unwrap_or_default().first_name);
     let last_names = column(|user| user.names.clone().unwrap_or_default().last_name);
     let usernames = column(|user| user.names.clone().unwrap_or_default().username);
-    let sql = "INSERT INTO users (user_id, chat_id, language, language_chosen, is_alive, registered_at,
+    let sql = "INSERT INTO users (bot_id, user_id, chat_id, language, language_chosen, is_alive, registered_at,
              updated_at, source, first_name, last_name, username, last_active_at)
-         SELECT u.user_id, u.chat_id, u.language, u.chosen, TRUE, u.at, u.at, u.source,
+         SELECT u.bot_id, u.user_id, u.chat_id, u.language, u.chosen, TRUE, u.at, u.at, u.source,
              u.first_name, u.last_name, u.username, u.at
          FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bool[], $5::timestamptz[],
-                     $6::text[], $7::text[], $8::text[], $9::text[])
-             AS u(user_id, chat_id, language, chosen, at, source, first_name, last_name, username)
-         ON CONFLICT (user_id) DO UPDATE
+                     $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[])
+             AS u(user_id, chat_id, language, chosen, at, source, first_name, last_name, username,
+                  bot_id)
+         ON CONFLICT (bot_id, user_id) DO UPDATE
          SET chat_id = EXCLUDED.chat_id,
              language = CASE WHEN users.language_chosen AND NOT EXCLUDED.language_chosen
                              THEN users.language ELSE EXCLUDED.language END,
@@ -128,6 +136,7 @@ async fn registered(
             &first_names,
             &last_names,
             &usernames,
+            &bots,
         ],
     )
     .await?;
@@ -138,20 +147,22 @@ async fn registered(
 /// the same array. `tags` are of distinct users.
 async fn tagged(
     tx: &Transaction<'_>,
-    tags: &[(i64, String, DateTime<Utc>)],
+    tags: &[(UserKey, String, DateTime<Utc>)],
 ) -> Result<(), tokio_postgres::Error> {
     if tags.is_empty() {
         return Ok(());
     }
-    let ids: Vec<i64> = tags.iter().map(|(id, _, _)| *id).collect();
+    let bots: Vec<i64> = tags.iter().map(|((bot, _), _, _)| *bot).collect();
+    let ids: Vec<i64> = tags.iter().map(|((_, id), _, _)| *id).collect();
     let names: Vec<&str> = tags.iter().map(|(_, tag, _)| tag.as_str()).collect();
     let at: Vec<DateTime<Utc>> = tags.iter().map(|(_, _, at)| *at).collect();
     tx.execute(
         "UPDATE users SET updated_at = t.at,
              tags = ARRAY(SELECT DISTINCT x FROM unnest(array_append(users.tags, t.tag)) AS x ORDER BY x)
-         FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS t(user_id, tag, at)
-         WHERE users.user_id = t.user_id",
-        &[&ids, &names, &at],
+         FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::bigint[])
+             AS t(user_id, tag, at, bot_id)
+         WHERE users.bot_id = t.bot_id AND users.user_id = t.user_id",
+        &[&ids, &names, &at, &bots],
     )
     .await?;
     Ok(())
@@ -168,13 +179,14 @@ pub(super) async fn active(event: &Applying<'_>, active: UserActive) -> Result<(
                  first_name = CASE WHEN ($3::text, $4::text, $5::text) <> ('', '', '') THEN $3 ELSE first_name END,
                  last_name = CASE WHEN ($3::text, $4::text, $5::text) <> ('', '', '') THEN $4 ELSE last_name END,
                  username = CASE WHEN ($3::text, $4::text, $5::text) <> ('', '', '') THEN $5 ELSE username END
-             WHERE user_id = $1",
+             WHERE bot_id = $6 AND user_id = $1",
             &[
                 &active.user_id,
                 &event.at,
                 &names.first_name,
                 &names.last_name,
                 &names.username,
+                &active.bot_id,
             ],
         )
         .await?;
@@ -188,20 +200,30 @@ pub(super) async fn untagged(
     event
         .tx
         .execute(
-            "UPDATE users SET tags = array_remove(tags, $2), updated_at = $3 WHERE user_id = $1",
-            &[&untagged.user_id, &untagged.tag, &event.at],
+            "UPDATE users SET tags = array_remove(tags, $2), updated_at = $3
+             WHERE bot_id = $4 AND user_id = $1",
+            &[
+                &untagged.user_id,
+                &untagged.tag,
+                &event.at,
+                &untagged.bot_id,
+            ],
         )
         .await?;
     Ok(())
 }
 
 /// /stop and /subscribe: in no audience while opted out, still alive.
-pub(super) async fn opted(event: &Applying<'_>, user_id: i64, out: bool) -> Result<(), ApplyError> {
+pub(super) async fn opted(
+    event: &Applying<'_>,
+    (bot_id, user_id): UserKey,
+    out: bool,
+) -> Result<(), ApplyError> {
     event
         .tx
         .execute(
-            "UPDATE users SET opted_out = $2, updated_at = $3 WHERE user_id = $1",
-            &[&user_id, &out, &event.at],
+            "UPDATE users SET opted_out = $2, updated_at = $3 WHERE bot_id = $4 AND user_id = $1",
+            &[&user_id, &out, &event.at, &bot_id],
         )
         .await?;
     Ok(())
@@ -217,8 +239,8 @@ pub(super) async fn language_changed(
             .tx
             .execute(
                 "UPDATE users SET language = $2, language_chosen = TRUE, updated_at = $3
-                 WHERE user_id = $1",
-                &[&changed.user_id, &language, &event.at],
+                 WHERE bot_id = $4 AND user_id = $1",
+                &[&changed.user_id, &language, &event.at, &changed.bot_id],
             )
             .await?;
     }
@@ -226,22 +248,26 @@ pub(super) async fn language_changed(
 }
 
 pub(super) async fn blocked(event: &Applying<'_>, blocked: UserBlocked) -> Result<(), ApplyError> {
-    set_alive(event, blocked.user_id, false).await
+    set_alive(event, (blocked.bot_id, blocked.user_id), false).await
 }
 
 pub(super) async fn unblocked(
     event: &Applying<'_>,
     unblocked: UserUnblocked,
 ) -> Result<(), ApplyError> {
-    set_alive(event, unblocked.user_id, true).await
+    set_alive(event, (unblocked.bot_id, unblocked.user_id), true).await
 }
 
-async fn set_alive(event: &Applying<'_>, user_id: i64, alive: bool) -> Result<(), ApplyError> {
+async fn set_alive(
+    event: &Applying<'_>,
+    (bot_id, user_id): UserKey,
+    alive: bool,
+) -> Result<(), ApplyError> {
     event
         .tx
         .execute(
-            "UPDATE users SET is_alive = $2, updated_at = $3 WHERE user_id = $1",
-            &[&user_id, &alive, &event.at],
+            "UPDATE users SET is_alive = $2, updated_at = $3 WHERE bot_id = $4 AND user_id = $1",
+            &[&user_id, &alive, &event.at, &bot_id],
         )
         .await?;
     Ok(())
