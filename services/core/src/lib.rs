@@ -6,6 +6,7 @@
 //! agree on (subject names, stream settings, event encoding, statuses) lives
 //! here exactly once.
 
+pub mod added_bots;
 pub mod amend;
 #[cfg(feature = "postgres")]
 pub mod amend_tally;

@@ -35,6 +35,7 @@ const SERVICE_USERS: [&str; 4] = ["bot", "projector", "loader", "sender"];
 /// Long enough for the server to answer; a refusal arrives well within it.
 const REFUSAL_WAIT: Duration = Duration::from_secs(5);
 const BOT_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+const BOT_ID: i64 = 123_456_789;
 const TOKEN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// A nats-server with the repository's configuration; killed on drop.
@@ -567,13 +568,16 @@ async fn the_services_run_a_campaign_under_their_own_users() {
 
     // Someone starts the bot: it registers them (a user event, as `bot`).
     let newcomer = 7_001;
-    sandbox.push_update(json!({ "message": {
-        "message_id": 1,
-        "date": 1_700_000_000,
-        "chat": { "id": newcomer, "type": "private", "first_name": "Ann" },
-        "from": { "id": newcomer, "is_bot": false, "first_name": "Ann" },
-        "text": "/start",
-    }}));
+    sandbox.push_update(
+        BOT_ID,
+        json!({ "message": {
+            "message_id": 1,
+            "date": 1_700_000_000,
+            "chat": { "id": newcomer, "type": "private", "first_name": "Ann" },
+            "from": { "id": newcomer, "is_bot": false, "first_name": "Ann" },
+            "text": "/start",
+        }}),
+    );
     // courierctl imports 40 ru users.
     let operator = Connection::open(&server, "courierctl").await;
     let operator_js = jetstream::new(operator.client.clone());

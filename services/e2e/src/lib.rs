@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 /// The token the tests' bot uses; the sandbox accepts any well-formed one.
 pub const BOT_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+/// [`BOT_TOKEN`]'s bot: the part before the colon, the default bot's
+/// Telegram id.
+pub const BOT_ID: i64 = 123_456_789;
 
 /// Running services; stopped (gracefully) on drop.
 pub struct Stack {

@@ -1,6 +1,6 @@
 //! The bots added with `courierctl bots add`. With `COURIER_TOKEN_KEY` set,
-//! a sender follows the bots bucket and serves every bot whose sealed token
-//! opens: each from its own consumer (`senders-<bot id>`), so a bot's
+//! a sender follows the bots bucket ([`courier_core::added_bots`]) and
+//! serves every bot whose sealed token opens: each from its own consumer (`senders-<bot id>`), so a bot's
 //! million items wait in the stream rather than in front of another bot's
 //! hundred, with its own budgets, in-flight limit and Stars
 //! ([`crate::bot`]). A bot added is served at once, a replaced token is
@@ -8,15 +8,13 @@
 //! Telegram refuses stops alone: its items wait in its consumer until the
 //! token is replaced. Why one consumer per bot: docs/decisions/0016.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_nats::jetstream::{self, kv};
-use courier_core::bot_tokens::{TokenKey, fingerprint};
+use async_nats::jetstream;
+use courier_core::added_bots::{self, BUCKET_RECHECK};
+use courier_core::bot_tokens::TokenKey;
 use courier_core::config::{BotToken, TelegramConfig};
 use courier_core::topology::Topology;
-use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 use courier_telegram::bot_api::BotApi;
@@ -24,10 +22,6 @@ use courier_telegram::bot_api::BotApi;
 use crate::bot::BotKit;
 use crate::worker::Worker;
 use crate::{Served, serve};
-
-/// How often the sender looks again for a bucket not made yet (no bot was
-/// ever added), or for a watch NATS ended.
-const BUCKET_RECHECK: Duration = Duration::from_secs(5);
 
 pub struct AddedBots {
     pub worker: Arc<Worker>,
@@ -39,97 +33,12 @@ pub struct AddedBots {
     pub topology: Topology,
 }
 
-/// A bot being served: its token's fingerprint (a repeated entry with the
-/// same token changes nothing) and what stops serving it.
-struct Serving {
-    fingerprint: String,
-    stop: CancellationToken,
-}
-
 impl AddedBots {
     /// Serves the added bots, following the bucket, until shutdown.
     pub async fn follow(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
-        let mut serving: HashMap<i64, Serving> = HashMap::new();
-        loop {
-            match this.js.get_key_value(this.topology.bots_bucket()).await {
-                Ok(bucket) => this.follow_bucket(&bucket, &mut serving, &shutdown).await,
-                // Made by the first `courierctl bots add`.
-                Err(error) => tracing::debug!(%error, "no bots bucket yet"),
-            }
-            let pause = tokio::time::sleep(BUCKET_RECHECK);
-            if shutdown.run_until_cancelled(pause).await.is_none() {
-                return;
-            }
-        }
-    }
-
-    /// Applies every entry of the bucket, then each change, until the
-    /// watch ends or shutdown.
-    async fn follow_bucket(
-        self: &Arc<Self>,
-        bucket: &kv::Store,
-        serving: &mut HashMap<i64, Serving>,
-        shutdown: &CancellationToken,
-    ) {
-        let mut watch = match bucket.watch_all_from_revision(1).await {
-            Ok(watch) => watch,
-            Err(error) => {
-                tracing::warn!(%error, "watching the bots bucket");
-                return;
-            }
-        };
-        while let Some(Some(entry)) = shutdown.run_until_cancelled(watch.next()).await {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(error) => {
-                    tracing::warn!(%error, "reading the bots bucket");
-                    continue;
-                }
-            };
-            let Ok(bot_id) = entry.key.parse::<i64>() else {
-                tracing::warn!(
-                    key = entry.key,
-                    "ignored a bots bucket key that is no bot id"
-                );
-                continue;
-            };
-            let token = match entry.operation {
-                kv::Operation::Put => match self.key.open(bot_id, &entry.value) {
-                    Ok(token) => Some(token),
-                    Err(error) => {
-                        tracing::error!(bot = bot_id, %error, "bot not served");
-                        None
-                    }
-                },
-                kv::Operation::Delete | kv::Operation::Purge => None,
-            };
-            let unchanged = token
-                .as_ref()
-                .zip(serving.get(&bot_id))
-                .is_some_and(|(token, now)| fingerprint(token) == now.fingerprint);
-            if unchanged {
-                continue;
-            }
-            if let Some(old) = serving.remove(&bot_id) {
-                tracing::info!(
-                    bot = bot_id,
-                    "bot's token replaced or bot removed: no longer served with the old token"
-                );
-                old.stop.cancel();
-            }
-            if let Some(token) = token {
-                let stop = shutdown.child_token();
-                serving.insert(
-                    bot_id,
-                    Serving {
-                        fingerprint: fingerprint(&token),
-                        stop: stop.clone(),
-                    },
-                );
-                tokio::spawn(self.clone().serve_bot(bot_id, token, stop));
-            }
-        }
+        let serve = |bot_id, token, stop| this.clone().serve_bot(bot_id, token, stop);
+        added_bots::follow(&this.js, &this.topology, &this.key, serve, shutdown).await
     }
 
     /// Serves bot `bot_id` with `token` until `stop` or Telegram refuses

@@ -51,13 +51,13 @@ pub async fn call(
         "deletemessages" => delete_messages(shared, bot, params),
         "sendmediagroup" => send_media_group(shared, bot, params),
         "answercallbackquery" => answer_callback_query(shared, params),
-        "getupdates" => get_updates(shared, params).await,
-        "setwebhook" => set_webhook(shared, params),
-        "deletewebhook" => store_webhook(shared, params, None),
-        "getwebhookinfo" => Ok(webhook_info(shared)),
-        "setmycommands" => set_my_commands(shared, params),
-        "getmycommands" => Ok(my_commands(shared, params)),
-        "deletemycommands" => delete_my_commands(shared, params),
+        "getupdates" => get_updates(shared, bot, params).await,
+        "setwebhook" => set_webhook(shared, bot, params),
+        "deletewebhook" => store_webhook(shared, bot, params, None),
+        "getwebhookinfo" => Ok(webhook_info(shared, bot)),
+        "setmycommands" => set_my_commands(shared, bot, params),
+        "getmycommands" => Ok(my_commands(shared, bot, params)),
+        "deletemycommands" => delete_my_commands(shared, bot, params),
         "getchat" => get_chat(shared, params),
         "pinchatmessage" => pin_chat_message(shared, params),
         "unpinchatmessage" => unpin_chat_message(shared, params),
@@ -357,9 +357,9 @@ fn answer_callback_query(shared: &Shared, params: &Params) -> Result<Value, ApiE
     Ok(json!(true))
 }
 
-/// Long polling: answers at once if updates are waiting, else waits up to `timeout` seconds for
-/// one to be pushed.
-async fn get_updates(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+/// Long polling: answers at once if updates of `bot` are waiting, else waits up to `timeout`
+/// seconds for one to be pushed.
+async fn get_updates(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
     let offset = params.integer("offset").unwrap_or(0);
     let limit = params
         .integer("limit")
@@ -374,12 +374,12 @@ async fn get_updates(shared: &Shared, params: &Params) -> Result<Value, ApiError
         arrived.as_mut().enable();
         {
             let mut world = shared.world();
-            if world.settings.webhook_url.is_some() {
+            if world.settings_of(bot.id).webhook_url.is_some() {
                 return Err(ApiError::conflict(
                     "can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
                 ));
             }
-            let updates = world.updates.take(offset, limit);
+            let updates = world.updates_of(bot.id).take(offset, limit);
             if !updates.is_empty() || Instant::now() >= deadline {
                 return Ok(json!(updates));
             }
@@ -394,55 +394,60 @@ async fn get_updates(shared: &Shared, params: &Params) -> Result<Value, ApiError
 
 /// Telegram only sends updates to HTTPS webhooks. The sandbox keeps the URL (so getUpdates
 /// conflicts with it) but posts nothing to it.
-fn set_webhook(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+fn set_webhook(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
     let url = params.text("url");
     if url.is_some_and(|u| !u.to_ascii_lowercase().starts_with("https://")) {
         return Err(ApiError::bad_request(
             "bad webhook: An HTTPS URL must be provided for webhook",
         ));
     }
-    store_webhook(shared, params, url.map(str::to_owned))
+    store_webhook(shared, bot, params, url.map(str::to_owned))
 }
 
 /// `setWebhook` and `deleteWebhook`; both may drop the updates still queued.
-fn store_webhook(shared: &Shared, params: &Params, url: Option<String>) -> Result<Value, ApiError> {
+fn store_webhook(
+    shared: &Shared,
+    bot: &Bot,
+    params: &Params,
+    url: Option<String>,
+) -> Result<Value, ApiError> {
     let mut world = shared.world();
-    world.settings.webhook_url = url;
+    world.settings_of(bot.id).webhook_url = url;
     if params.flag("drop_pending_updates") {
-        world.updates.clear();
+        world.updates_of(bot.id).clear();
     }
     Ok(json!(true))
 }
 
-fn webhook_info(shared: &Shared) -> Value {
-    let world = shared.world();
+fn webhook_info(shared: &Shared, bot: &Bot) -> Value {
+    let mut world = shared.world();
     json!({
-        "url": world.settings.webhook_url.clone().unwrap_or_default(),
+        "url": world.settings_of(bot.id).webhook_url.clone().unwrap_or_default(),
         "has_custom_certificate": false,
-        "pending_update_count": world.updates.pending_count(),
+        "pending_update_count": world.updates_of(bot.id).pending_count(),
     })
 }
 
-fn set_my_commands(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+fn set_my_commands(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
     let commands = commands(params)?;
     let mut world = shared.world();
     world
-        .settings
+        .settings_of(bot.id)
         .set_commands(&scope(params), language(params), commands);
     Ok(json!(true))
 }
 
-fn my_commands(shared: &Shared, params: &Params) -> Value {
+fn my_commands(shared: &Shared, bot: &Bot, params: &Params) -> Value {
     shared
         .world()
-        .settings
+        .settings_of(bot.id)
         .commands(&scope(params), language(params))
 }
 
-fn delete_my_commands(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+fn delete_my_commands(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
     let mut world = shared.world();
     world
-        .settings
+        .settings_of(bot.id)
         .delete_commands(&scope(params), language(params));
     Ok(json!(true))
 }

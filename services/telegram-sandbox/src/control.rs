@@ -30,7 +30,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/fail_next", post(fail_next))
         .route("/inject_429", post(inject_429))
         .route("/broken_files", post(break_file))
-        .route("/updates", post(push_update))
+        .route("/bots/{bot_id}/updates", post(push_update))
         .route("/deliveries", get(deliveries))
         .route("/amendments", get(amendments))
         .route("/age_messages", post(age_messages))
@@ -111,9 +111,14 @@ async fn break_file(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
     Ok(envelope::ok(json!(true)))
 }
 
-/// An `Update` object without `update_id`; answers `{"update_id":N}`.
-async fn push_update(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
-    let update_id = shared.push_update(read(&body)?);
+/// An `Update` object without `update_id`, for bot `bot_id` (its token's part before the
+/// colon); answers `{"update_id":N}`.
+async fn push_update(
+    State(shared): State<Arc<Shared>>,
+    Path(bot_id): Path<i64>,
+    body: Bytes,
+) -> Answer {
+    let update_id = shared.push_update(bot_id, read(&body)?);
     Ok(envelope::ok(json!({ "update_id": update_id })))
 }
 

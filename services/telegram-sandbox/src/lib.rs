@@ -11,7 +11,7 @@
 //! - `GET /_sandbox/config`; `PATCH /_sandbox/config` with any fields of [`SandboxConfig`]
 //! - `POST /_sandbox/fail_next` `{"count":2,"failure":"bad_gateway"}` (see [`Failure`])
 //! - `POST /_sandbox/inject_429` `{"retry_after":5}`; `POST /_sandbox/broken_files` `{"file_id":"..."}`
-//! - `POST /_sandbox/updates` with an `Update` minus `update_id`
+//! - `POST /_sandbox/bots/<bot id>/updates` with an `Update` minus `update_id`
 //! - `GET /_sandbox/deliveries`; `GET /_sandbox/stats?window_ms=1000`; `POST /_sandbox/reset`
 //!
 //! A request's way through the modules:

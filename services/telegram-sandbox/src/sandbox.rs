@@ -96,13 +96,14 @@ impl Sandbox {
         self.shared.break_file(file_id.into());
     }
 
-    /// Queues an update for `getUpdates` and answers the `update_id` it was given.
+    /// Queues an update for bot `bot_id`'s `getUpdates` (the part of its token before the
+    /// colon) and answers the `update_id` it was given; each bot has its own queue.
     ///
     /// # Panics
     /// If `update` is not a JSON object: that is a bug in the test.
-    pub fn push_update(&self, update: Value) -> i64 {
+    pub fn push_update(&self, bot_id: i64, update: Value) -> i64 {
         match update {
-            Value::Object(update) => self.shared.push_update(update),
+            Value::Object(update) => self.shared.push_update(bot_id, update),
             other => panic!("an update must be a JSON object, got {other}"),
         }
     }

@@ -4,6 +4,7 @@
 //! rate-limited, stored and recorded in one step, so tests see a consistent world. The control
 //! operations here are shared by the Rust handle (`Sandbox`) and the HTTP control API.
 
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -42,9 +43,11 @@ pub struct World {
     pub in_flight: InFlight,
     pub chats: Chats,
     pub record: Record,
-    pub updates: Updates,
+    /// Each bot's own updates and settings, by bot id: two bots' updates
+    /// never mix, as on Telegram.
+    pub updates: HashMap<i64, Updates>,
     pub faults: Faults,
-    pub settings: BotSettings,
+    pub settings: HashMap<i64, BotSettings>,
     pub stars: Stars,
 }
 
@@ -75,11 +78,19 @@ impl World {
             in_flight: InFlight::default(),
             chats: Chats::default(),
             record: Record::default(),
-            updates: Updates::default(),
+            updates: HashMap::new(),
             faults: Faults::default(),
-            settings: BotSettings::default(),
+            settings: HashMap::new(),
             stars: Stars::default(),
         }
+    }
+
+    pub fn updates_of(&mut self, bot_id: i64) -> &mut Updates {
+        self.updates.entry(bot_id).or_default()
+    }
+
+    pub fn settings_of(&mut self, bot_id: i64) -> &mut BotSettings {
+        self.settings.entry(bot_id).or_default()
     }
 
     /// Takes one send through what Telegram does after reading the request, in its order: find
@@ -271,8 +282,8 @@ impl Shared {
         self.world().faults.break_file(file_id);
     }
 
-    pub fn push_update(&self, update: Map<String, Value>) -> i64 {
-        let update_id = self.world().updates.push(update);
+    pub fn push_update(&self, bot_id: i64, update: Map<String, Value>) -> i64 {
+        let update_id = self.world().updates_of(bot_id).push(update);
         self.update_arrived.notify_waiters();
         update_id
     }

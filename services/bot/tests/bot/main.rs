@@ -158,7 +158,8 @@ impl Harness {
             .as_object_mut()
             .expect("an object")
             .extend(fields.as_object().expect("fields are an object").clone());
-        self.sandbox.push_update(json!({ "message": message }));
+        self.sandbox
+            .push_update(courier_e2e::BOT_ID, json!({ "message": message }));
     }
 
     pub fn say(&self, from: i64, text: &str) {
@@ -176,13 +177,16 @@ impl Harness {
             "query-{}",
             self.next_message_id.fetch_add(1, Ordering::Relaxed)
         );
-        self.sandbox.push_update(json!({ "callback_query": {
-            "id": id,
-            "from": user(from),
-            "chat_instance": "instance",
-            "message": message,
-            "data": data,
-        }}));
+        self.sandbox.push_update(
+            courier_e2e::BOT_ID,
+            json!({ "callback_query": {
+                "id": id,
+                "from": user(from),
+                "chat_instance": "instance",
+                "message": message,
+                "data": data,
+            }}),
+        );
         id
     }
 

@@ -36,13 +36,16 @@ fn membership(harness: &Harness, old: &str, new: &str) {
         "kicked" => json!({ "user": bot, "status": "kicked", "until_date": 0 }),
         status => json!({ "user": bot, "status": status }),
     };
-    harness.sandbox.push_update(json!({ "my_chat_member": {
-        "chat": { "id": ANN, "type": "private", "first_name": "Ann" },
-        "from": user(ANN),
-        "date": 1_700_000_000,
-        "old_chat_member": member(old),
-        "new_chat_member": member(new),
-    }}));
+    harness.sandbox.push_update(
+        courier_e2e::BOT_ID,
+        json!({ "my_chat_member": {
+            "chat": { "id": ANN, "type": "private", "first_name": "Ann" },
+            "from": user(ANN),
+            "date": 1_700_000_000,
+            "old_chat_member": member(old),
+            "new_chat_member": member(new),
+        }}),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

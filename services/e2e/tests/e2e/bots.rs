@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use courier_core::proto::v1::{Audience, Language};
 use courier_core::topology::DEFAULT_BOT;
-use courier_e2e::{BOT_TOKEN, Setup, Stack, add_bot, sender_serving_added_bots};
+use courier_e2e::{BOT_ID, BOT_TOKEN, Setup, Stack, add_bot, sender_serving_added_bots};
 use courier_testing::campaigns::{
     campaign_row, start_text_campaign_of, wait_for_status, wait_for_users,
 };
@@ -24,10 +24,6 @@ const SECOND_TOKEN: &str = "222:AAF-second_secret_0123456789";
 const SECOND_TOKEN_ROTATED: &str = "222:AAF-rotated_secret_0123456789";
 const THIRD_BOT: i64 = 333;
 const THIRD_TOKEN: &str = "333:AAF-third_secret_0123456789";
-/// The default bot's Telegram id (its token's).
-fn default_bot_id() -> i64 {
-    BOT_TOKEN.split_once(':').unwrap().0.parse().unwrap()
-}
 
 /// Users are per bot. The default and the second bot each have 200 en
 /// users (for a big campaign) and 20 ru ones, 201-220 (for a small one);
@@ -150,7 +146,7 @@ async fn alone_small_campaigns_of_other_bots_are_not_kept_behind_a_big_one() {
     let received = receipts(&s.sandbox);
     assert_eq!(received.len(), 240);
     assert!(received.values().all(|&count| count == 1), "{received:?}");
-    assert!((1..=200).all(|chat| received.contains_key(&(default_bot_id(), chat))));
+    assert!((1..=200).all(|chat| received.contains_key(&(BOT_ID, chat))));
     assert!((201..=220).all(|chat| received.contains_key(&(SECOND_BOT, chat))));
     assert!((301..=320).all(|chat| received.contains_key(&(THIRD_BOT, chat))));
     assert_eq!(s.sandbox.stats().too_many_requests, 0);
@@ -339,7 +335,7 @@ async fn a_user_who_blocked_one_bot_stays_in_the_others_audience() {
         "{row:?}"
     );
     let received = receipts(&s.sandbox);
-    assert_eq!(received.get(&(default_bot_id(), BLOCKED)), Some(&1));
+    assert_eq!(received.get(&(BOT_ID, BLOCKED)), Some(&1));
     assert_eq!(received.get(&(SECOND_BOT, BLOCKED)), None);
 
     running.stop().await;

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use courier_testing::wait_until;
+use reqwest::Method;
 use serde_json::{Value, json};
 use telegram_sandbox::{ChatState, Failure};
 
@@ -439,7 +440,7 @@ async fn get_updates_long_polls_until_an_update_arrives() {
     })
     .await;
     let message = json!({"message_id": 1, "date": 0, "chat": {"id": 7, "type": "private", "first_name": "A"}, "text": "/start"});
-    let update_id = sandbox.push_update(json!({ "message": message }));
+    let update_id = sandbox.push_update(BOT_ID, json!({ "message": message }));
     let answer = poll.await.expect("poll finishes");
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -464,6 +465,25 @@ async fn get_updates_long_polls_until_an_update_arrives() {
         .call("getUpdates", json!({"offset": update_id + 1}))
         .await;
     assert_eq!(confirmed.result(), &json!([]));
+
+    // Another bot's update waits in that bot's queue, not in this one's.
+    let other_bot = Client::new(&sandbox);
+    let other = sandbox.push_update(999, json!({ "message": message }));
+    assert_eq!(
+        client.call("getUpdates", json!({})).await.result(),
+        &json!([])
+    );
+    let of_other = other_bot
+        .request(
+            Method::POST,
+            "/bot999:AAF-other_token/getUpdates",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        of_other.result(),
+        &json!([{"update_id": other, "message": message}])
+    );
 
     let webhook = client
         .call("setWebhook", json!({"url": "https://bot.example.com/hook"}))

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{Client, start};
+use crate::{BOT_ID, Client, start};
 
 #[tokio::test]
 async fn every_control_endpoint_works_over_http() {
@@ -78,7 +78,7 @@ async fn every_control_endpoint_works_over_http() {
 
     let pushed = control(
         Method::POST,
-        "/updates",
+        &format!("/bots/{BOT_ID}/updates"),
         Some(json!({"callback_query": {"id": "q"}})),
     )
     .await;
@@ -150,7 +150,7 @@ async fn bad_control_input_is_a_400_envelope() {
             "/_sandbox/config",
             json!({"rate_limit": "fast"}),
         ),
-        (Method::POST, "/_sandbox/updates", json!([1, 2])),
+        (Method::POST, "/_sandbox/bots/1/updates", json!([1, 2])),
         (Method::POST, "/_sandbox/fail_next", json!({"count": 1})),
     ];
     for (method, path, body) in cases {

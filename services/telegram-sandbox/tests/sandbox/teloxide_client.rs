@@ -187,7 +187,7 @@ async fn teloxide_parses_every_answer() {
 
     let from = json!({"id": 42, "is_bot": false, "first_name": "Ann", "language_code": "en"});
     let chat = json!({"id": 42, "type": "private", "first_name": "Ann"});
-    sandbox.push_update(json!({"message": {"message_id": 1, "date": 1_700_000_000, "chat": chat, "from": from, "text": "/start"}}));
+    sandbox.push_update(BOT_ID, json!({"message": {"message_id": 1, "date": 1_700_000_000, "chat": chat, "from": from, "text": "/start"}}));
     let updates = bot.get_updates().await.expect("getUpdates");
     match updates.as_slice() {
         [update] => match &update.kind {
