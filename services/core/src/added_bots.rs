@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::bot_tokens::{TokenKey, fingerprint};
 use crate::config::BotToken;
@@ -30,7 +31,9 @@ struct Serving {
 
 /// Runs `serve(bot id, token, stop)` on a task of its own for each bot of
 /// the bucket, until shutdown; `stop` is cancelled when the bot is removed,
-/// its token replaced, or at shutdown.
+/// its token replaced, or at shutdown. Returns once every bot's serving has
+/// ended, so a service that awaits it stops only after each bot finished
+/// what it had in hand.
 pub async fn follow<S, F>(
     js: &jetstream::Context,
     topology: &Topology,
@@ -42,17 +45,20 @@ pub async fn follow<S, F>(
     F: Future<Output = ()> + Send + 'static,
 {
     let mut serving: HashMap<i64, Serving> = HashMap::new();
+    let bots = TaskTracker::new();
     loop {
         match js.get_key_value(topology.bots_bucket()).await {
-            Ok(bucket) => follow_bucket(&bucket, key, &serve, &mut serving, &shutdown).await,
+            Ok(bucket) => follow_bucket(&bucket, key, &serve, &bots, &mut serving, &shutdown).await,
             // Made by the first `courierctl bots add`.
             Err(error) => tracing::debug!(%error, "no bots bucket yet"),
         }
         let pause = tokio::time::sleep(BUCKET_RECHECK);
         if shutdown.run_until_cancelled(pause).await.is_none() {
-            return;
+            break;
         }
     }
+    bots.close();
+    bots.wait().await;
 }
 
 /// Applies every entry of the bucket, then each change, until the watch
@@ -61,6 +67,7 @@ async fn follow_bucket<S, F>(
     bucket: &kv::Store,
     key: &TokenKey,
     serve: &S,
+    bots: &TaskTracker,
     serving: &mut HashMap<i64, Serving>,
     shutdown: &CancellationToken,
 ) where
@@ -122,7 +129,7 @@ async fn follow_bucket<S, F>(
                     stop: stop.clone(),
                 },
             );
-            tokio::spawn(serve(bot_id, token, stop));
+            bots.spawn(serve(bot_id, token, stop));
         }
     }
 }

@@ -105,8 +105,11 @@ pub const DEFAULT_MAX_IN_FLIGHT: u16 = 500;
 
 /// Connections to the Bot API opened before the first send.
 const WARM_CONNECTIONS: usize = 8;
-/// When a sender stops serving a bot, how long it waits for more of the
-/// items already pulled for it, to hand them back.
+/// When a sender stops serving a bot, how long it takes the items already
+/// pulled for it, to hand them back: a deadline, since its pull goes on
+/// bringing items (the bot's next ones, or those another sender is handing
+/// back) as long as it is read. One that arrives later waits out its ack
+/// wait.
 const HAND_BACK_WAIT: Duration = Duration::from_millis(50);
 
 pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -179,7 +182,8 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         nats.topology.clone(),
         shutdown.clone(),
     ));
-    if let Some(key) = config.token_key.token_key.clone() {
+    let stop_added = shutdown.child_token();
+    let added_bots = config.token_key.token_key.clone().map(|key| {
         let added = added_bots::AddedBots {
             worker: worker.clone(),
             kit,
@@ -188,8 +192,8 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
             js: nats.js.clone(),
             topology: nats.topology.clone(),
         };
-        tokio::spawn(added.follow(shutdown.clone()));
-    }
+        tokio::spawn(added.follow(stop_added.clone()))
+    });
     courier_core::health::started();
     tracing::info!(
         bot = token_bot_id,
@@ -197,7 +201,15 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         max_in_flight,
         "sender ready"
     );
-    match serve(&worker, &default_bot, consumer, &shutdown).await {
+    let served = serve(&worker, &default_bot, consumer, &shutdown).await;
+    // The added bots hand back what they hold before the sender exits.
+    stop_added.cancel();
+    if let Some(added_bots) = added_bots {
+        added_bots
+            .await
+            .map_err(|_| anyhow::anyhow!("following the added bots panicked"))?;
+    }
+    match served {
         Served::Stopped => Ok(()),
         Served::TokenRefused => anyhow::bail!(worker::WorkError::Unauthorized),
     }
@@ -260,9 +272,8 @@ pub async fn serve(
     // after its ack wait); what was started finishes, or goes back if it
     // still waits for its slot.
     let hand_back = async {
-        while let Ok(Some(Ok(message))) =
-            tokio::time::timeout(HAND_BACK_WAIT, messages.next()).await
-        {
+        let deadline = tokio::time::Instant::now() + HAND_BACK_WAIT;
+        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, messages.next()).await {
             let _ = message.ack_with(jetstream::AckKind::Nak(None)).await;
         }
     };
