@@ -30,9 +30,12 @@ pub async fn manage(
     } else {
         match AdminsRequest::parse(&args) {
             Err(usage) => usage.to_owned(),
-            Ok(AdminsRequest::List) => list(&roles, &store.admins().await?),
-            Ok(AdminsRequest::Grant(user)) if roles.owners().contains(&user) => {
-                format!("{user} is an owner already (from OWNER_IDS).")
+            Ok(AdminsRequest::List) => list(&roles, &store.admins().await?).await,
+            Ok(AdminsRequest::Grant(user)) if roles.owners().await.contains(&user) => {
+                format!(
+                    "{user} is an owner already (from {}).",
+                    roles.owners_set_by()
+                )
             }
             Ok(AdminsRequest::Grant(user)) if store.is_admin(user).await? => {
                 format!("{user} is an admin already.")
@@ -41,14 +44,15 @@ pub async fn manage(
                 let granted = Payload::AdminGranted(AdminGranted {
                     user_id: user,
                     granted_by: by,
-                    bot_id: store.bot_id(),
+                    ..Default::default()
                 });
                 let done =
                     format!("{user} is an admin now: they can /broadcast and control campaigns.");
                 change(&bot, &events, &store, granted, user, true, done).await
             }
-            Ok(AdminsRequest::Revoke(user)) if roles.owners().contains(&user) => format!(
-                "{user} is an owner; owners are set by OWNER_IDS in the bot's configuration."
+            Ok(AdminsRequest::Revoke(user)) if roles.owners().await.contains(&user) => format!(
+                "{user} is an owner; owners are set by {}.",
+                roles.owners_set_by()
             ),
             Ok(AdminsRequest::Revoke(user)) if !store.is_admin(user).await? => {
                 format!("{user} was not an admin.")
@@ -57,7 +61,7 @@ pub async fn manage(
                 let revoked = Payload::AdminRevoked(AdminRevoked {
                     user_id: user,
                     revoked_by: by,
-                    bot_id: store.bot_id(),
+                    ..Default::default()
                 });
                 let done = format!("{user} is no longer an admin.");
                 change(&bot, &events, &store, revoked, user, false, done).await
@@ -94,7 +98,7 @@ async fn change(
     }
 }
 
-fn list(roles: &Roles, admins: &[i64]) -> String {
+async fn list(roles: &Roles, admins: &[i64]) -> String {
     let ids = |ids: &[i64]| match ids {
         [] => "none".to_owned(),
         ids => ids
@@ -104,8 +108,9 @@ fn list(roles: &Roles, admins: &[i64]) -> String {
             .join(", "),
     };
     format!(
-        "Owners (OWNER_IDS): {}\nAdmins: {}\n\nGrant with /admins add <user id>, revoke with /admins remove <user id>.",
-        ids(roles.owners()),
+        "Owners ({}): {}\nAdmins: {}\n\nGrant with /admins add <user id>, revoke with /admins remove <user id>.",
+        roles.owners_set_by(),
+        ids(&roles.owners().await),
         ids(admins)
     )
 }

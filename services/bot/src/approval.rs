@@ -47,7 +47,7 @@ pub async fn ask_others(
             Vec::new()
         }
     };
-    let mut approvers: Vec<i64> = roles.owners().iter().copied().chain(admins).collect();
+    let mut approvers: Vec<i64> = roles.owners().await.into_iter().chain(admins).collect();
     approvers.sort_unstable();
     approvers.dedup();
     for approver in approvers.into_iter().filter(|&staff| staff != asker) {

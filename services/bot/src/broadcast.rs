@@ -773,7 +773,7 @@ pub async fn confirm(
     let (content, variants) = draft.to_send();
     let by = query.from.id.0 as i64;
     let campaign = NewCampaign {
-        bot_id: courier_core::topology::DEFAULT_BOT,
+        bot_id: store.bot_id(),
         id: draft.campaign_id,
         created_by: by,
         audience: draft.audience.clone(),

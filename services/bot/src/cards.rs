@@ -90,16 +90,25 @@ impl Cards {
             .get()
             .await?
             .execute(
-                "INSERT INTO bot_cards (chat_id, message_id, campaign_id, shown, sampled_done, finished)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&chat.0, &message.id.0, &campaign, &text, &done, &finished],
+                "INSERT INTO bot_cards (bot_id, chat_id, message_id, campaign_id, shown,
+                                        sampled_done, finished)
+                 VALUES ($7, $1, $2, $3, $4, $5, $6)",
+                &[
+                    &chat.0,
+                    &message.id.0,
+                    &campaign,
+                    &text,
+                    &done,
+                    &finished,
+                    &self.store.bot_id(),
+                ],
             )
             .await?;
         Ok(())
     }
 
-    /// Edits the live cards (of `only` this campaign, or all) whose text
-    /// changed and that were not edited in the last `min_gap`, and sends
+    /// Edits this bot's live cards (of `only` this campaign, or all) whose
+    /// text changed and that were not edited in the last `min_gap`, and sends
     /// the reports that are due.
     pub async fn refresh(&self, only: Option<Uuid>, min_gap: Duration) -> Result<(), CardError> {
         let mut client = self.pool().get().await?;
@@ -112,11 +121,12 @@ impl Cards {
                     "SELECT k.chat_id, k.message_id, k.shown, k.sampled_done, k.sampled_at,
                             k.reported, k.rate, now(), {SNAPSHOT_COLUMNS}
                      FROM bot_cards k JOIN campaigns c ON c.campaign_id = k.campaign_id
-                     WHERE NOT k.finished AND ($1::uuid IS NULL OR k.campaign_id = $1)
+                     WHERE k.bot_id = $3 AND NOT k.finished
+                       AND ($1::uuid IS NULL OR k.campaign_id = $1)
                        AND (k.edited_at IS NULL OR k.edited_at <= now() - make_interval(secs => $2))
                      FOR UPDATE OF k SKIP LOCKED"
                 ),
-                &[&only, &min_gap.as_secs_f64()],
+                &[&only, &min_gap.as_secs_f64(), &self.store.bot_id()],
             )
             .await?;
         for row in rows {
@@ -143,7 +153,7 @@ impl Cards {
                 "UPDATE bot_cards SET shown = $3, sampled_done = $4, sampled_at = $5, rate = $6,
                         reported = $7, finished = $8,
                         edited_at = CASE WHEN $9 THEN now() ELSE edited_at END
-                 WHERE chat_id = $1 AND message_id = $2",
+                 WHERE bot_id = $10 AND chat_id = $1 AND message_id = $2",
                 &[
                     &card.chat.0,
                     &card.message.0,
@@ -154,6 +164,7 @@ impl Cards {
                     &update.reported,
                     &update.finished,
                     &update.edited,
+                    &self.store.bot_id(),
                 ],
             )
             .await?;

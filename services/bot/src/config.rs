@@ -8,9 +8,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use courier_core::config::{DatabaseConfig, NatsConfig, TelegramConfig};
+use courier_core::config::{DatabaseConfig, NatsConfig, TelegramConfig, TokenKeyConfig};
 use courier_core::health::HealthConfig;
 use courier_core::telemetry::TelemetryConfig;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 /// courier-bot: the Telegram bot users and admins talk to. Registers users
 /// on /start, lets them choose their language and notices when they block
@@ -34,6 +36,10 @@ pub struct BotConfig {
     pub broadcast: BroadcastConfig,
     #[command(flatten)]
     pub webhook: WebhookConfig,
+    /// With the key, the bot also serves every bot added with `courierctl
+    /// bots add`.
+    #[command(flatten)]
+    pub token_key: TokenKeyConfig,
 }
 
 /// Who may broadcast and what the admins are shown.
@@ -148,10 +154,41 @@ pub struct WebhookConfig {
     pub secret: Option<String>,
 }
 
+/// Where Telegram posts one bot's updates, and the secret it sends along.
+#[derive(Clone)]
+pub struct Webhook {
+    pub url: url::Url,
+    pub secret: String,
+}
+
+impl Webhook {
+    /// An added bot's: a path of its own under the default bot's URL
+    /// (`…/bots/<bot id>`), so one listener tells the bots apart, and a
+    /// secret derived from BOT_WEBHOOK_SECRET (HMAC-SHA256 of the bot id,
+    /// in hex), so one bot's secret opens no other bot's path and nothing
+    /// more has to be kept.
+    pub fn of_added_bot(&self, bot_id: i64) -> Webhook {
+        let mut url = self.url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(["bots", &bot_id.to_string()]);
+        }
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.as_bytes())
+            .expect("HMAC takes a key of any length");
+        mac.update(bot_id.to_string().as_bytes());
+        let secret = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        Webhook { url, secret }
+    }
+}
+
 impl WebhookConfig {
-    /// The URL and secret when webhook mode is configured, or why the secret
-    /// is unusable (without echoing it).
-    pub fn enabled(&self) -> Result<Option<(url::Url, String)>, &'static str> {
+    /// The default bot's webhook when webhook mode is configured, or why
+    /// the secret is unusable (without echoing it).
+    pub fn enabled(&self) -> Result<Option<Webhook>, &'static str> {
         let (Some(url), Some(secret)) = (&self.url, &self.secret) else {
             return Ok(None);
         };
@@ -160,10 +197,22 @@ impl WebhookConfig {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if valid {
-            Ok(Some((url.clone(), secret.clone())))
+            Ok(Some(Webhook {
+                url: url.clone(),
+                secret: secret.clone(),
+            }))
         } else {
             Err("BOT_WEBHOOK_SECRET must be 1 to 256 of A-Z, a-z, 0-9, '_' and '-'")
         }
+    }
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &self.url.as_str())
+            .field("secret", &"***")
+            .finish()
     }
 }
 
@@ -183,6 +232,29 @@ mod tests {
     use clap::CommandFactory;
 
     const TOKEN: &str = "123456:AAE-secret_part_0123456789";
+
+    #[test]
+    fn an_added_bot_has_a_path_and_a_secret_of_its_own() {
+        let default = Webhook {
+            url: "https://bots.example.com/telegram/".parse().unwrap(),
+            secret: "hook_secret".into(),
+        };
+        let first = default.of_added_bot(222);
+        let second = default.of_added_bot(333);
+        assert_eq!(
+            first.url.as_str(),
+            "https://bots.example.com/telegram/bots/222"
+        );
+        assert_eq!(
+            second.url.as_str(),
+            "https://bots.example.com/telegram/bots/333"
+        );
+        assert_eq!(first.secret.len(), 64);
+        assert!(first.secret.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(first.secret, second.secret);
+        assert_ne!(first.secret, default.secret);
+        assert_eq!(default.of_added_bot(222).secret, first.secret);
+    }
 
     #[test]
     fn help_lists_every_variable() {
@@ -208,6 +280,7 @@ mod tests {
             "BOT_WEBHOOK_URL",
             "BOT_WEBHOOK_LISTEN",
             "BOT_WEBHOOK_SECRET",
+            "COURIER_TOKEN_KEY",
         ] {
             assert!(
                 help.contains(&format!("[env: {var}")),
@@ -275,7 +348,7 @@ mod tests {
         let refused = webhook(Some("not allowed!")).unwrap().webhook.enabled();
         let error = refused.unwrap_err();
         assert!(error.contains("BOT_WEBHOOK_SECRET") && !error.contains("allowed!"));
-        let (url, secret) = webhook(Some("s3cret_-x"))
+        let Webhook { url, secret } = webhook(Some("s3cret_-x"))
             .unwrap()
             .webhook
             .enabled()

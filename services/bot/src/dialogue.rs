@@ -252,14 +252,16 @@ pub enum DialogueError {
     Ended,
 }
 
-/// Dialogues in `bot_dialogues`.
+/// One bot's dialogues in `bot_dialogues`: an admin may compose in two
+/// bots at once.
 pub struct Dialogues {
     pool: Pool,
+    bot_id: i64,
 }
 
 impl Dialogues {
-    pub fn new(pool: Pool) -> Arc<Dialogues> {
-        Arc::new(Dialogues { pool })
+    pub fn new(pool: Pool, bot_id: i64) -> Arc<Dialogues> {
+        Arc::new(Dialogues { pool, bot_id })
     }
 
     /// Puts back a confirming step that [`Self::take_confirmed`] took, when
@@ -271,7 +273,7 @@ impl Dialogues {
         summary: i32,
     ) -> Result<(), DialogueError> {
         let state = serde_json::to_value(State::Confirming { draft, summary })?;
-        upsert(&*self.pool.get().await?, chat, &state).await
+        self.upsert(&*self.pool.get().await?, chat, &state).await
     }
 
     /// Ends the dialog in `chat` if it is confirming the summary `summary`,
@@ -286,10 +288,10 @@ impl Dialogues {
         let row = client
             .query_opt(
                 "DELETE FROM bot_dialogues
-                 WHERE chat_id = $1 AND state->>'step' = 'confirming'
+                 WHERE bot_id = $3 AND chat_id = $1 AND state->>'step' = 'confirming'
                    AND (state->>'summary')::integer = $2
                  RETURNING state",
-                &[&chat.0, &summary],
+                &[&chat.0, &summary, &self.bot_id],
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -311,7 +313,10 @@ impl Storage<State> for Dialogues {
         Box::pin(async move {
             let client = self.pool.get().await?;
             let removed = client
-                .execute("DELETE FROM bot_dialogues WHERE chat_id = $1", &[&chat.0])
+                .execute(
+                    "DELETE FROM bot_dialogues WHERE bot_id = $2 AND chat_id = $1",
+                    &[&chat.0, &self.bot_id],
+                )
                 .await?;
             match removed {
                 0 => Err(DialogueError::Ended),
@@ -339,12 +344,12 @@ impl Storage<State> for Dialogues {
                 let updated = client
                     .execute(
                         "UPDATE bot_dialogues SET state = $2, updated_at = now()
-                         WHERE chat_id = $1
+                         WHERE bot_id = $3 AND chat_id = $1
                            AND state->>'step' IN ('collecting_album', 'awaiting_buttons',
                                                   'confirming', 'awaiting_variant',
                                                   'awaiting_time_zone', 'awaiting_start',
                                                   'awaiting_title', 'awaiting_replacement')",
-                        &[&chat.0, &state],
+                        &[&chat.0, &state, &self.bot_id],
                     )
                     .await?;
                 return match updated {
@@ -352,7 +357,7 @@ impl Storage<State> for Dialogues {
                     _ => Ok(()),
                 };
             }
-            upsert(&client, chat, &state).await
+            self.upsert(&client, chat, &state).await
         })
     }
 
@@ -364,8 +369,8 @@ impl Storage<State> for Dialogues {
             let client = self.pool.get().await?;
             let row = client
                 .query_opt(
-                    "SELECT state FROM bot_dialogues WHERE chat_id = $1",
-                    &[&chat.0],
+                    "SELECT state FROM bot_dialogues WHERE bot_id = $2 AND chat_id = $1",
+                    &[&chat.0, &self.bot_id],
                 )
                 .await?;
             match row {
@@ -376,19 +381,22 @@ impl Storage<State> for Dialogues {
     }
 }
 
-async fn upsert(
-    client: &tokio_postgres::Client,
-    chat: ChatId,
-    state: &serde_json::Value,
-) -> Result<(), DialogueError> {
-    client
-        .execute(
-            "INSERT INTO bot_dialogues (chat_id, state) VALUES ($1, $2)
-             ON CONFLICT (chat_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
-            &[&chat.0, state],
-        )
-        .await?;
-    Ok(())
+impl Dialogues {
+    async fn upsert(
+        &self,
+        client: &tokio_postgres::Client,
+        chat: ChatId,
+        state: &serde_json::Value,
+    ) -> Result<(), DialogueError> {
+        client
+            .execute(
+                "INSERT INTO bot_dialogues (bot_id, chat_id, state) VALUES ($3, $1, $2)
+                 ON CONFLICT (bot_id, chat_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
+                &[&chat.0, state, &self.bot_id],
+            )
+            .await?;
+        Ok(())
+    }
 }
 
 /// An audience as its filter's text (`lang:ru tag:vip`). Dialogs stored
@@ -461,7 +469,7 @@ mod tests {
     #[tokio::test]
     async fn a_dialog_ended_by_start_is_not_brought_back_by_a_late_toggle() {
         let env = courier_testing::TestEnv::new().await;
-        let dialogues = Dialogues::new(env.pool().await);
+        let dialogues = Dialogues::new(env.pool().await, courier_core::topology::DEFAULT_BOT);
         let chat = ChatId(7);
         let draft = Draft::new(audience::from_legacy(Audience::Ru), Content::default());
         let confirming = State::Confirming {

@@ -8,7 +8,6 @@ use courier_core::audience::{self, Tagging};
 use courier_core::event::{EventPublisher, PublishError};
 use courier_core::proto::v1::event::Payload;
 use courier_core::proto::v1::{Event, Language, UserOptedIn, UserOptedOut};
-use courier_core::topology::DEFAULT_BOT;
 use teloxide::dispatching::dialogue;
 use teloxide::dispatching::{HandlerExt, UpdateFilterExt, UpdateHandler};
 use teloxide::dptree::{self, case};
@@ -258,7 +257,7 @@ async fn start(
 async fn stop(bot: Bot, message: Message, from: User, events: EventPublisher) -> HandlerResult {
     let opted_out = Payload::UserOptedOut(UserOptedOut {
         user_id: from.id.0 as i64,
-        bot_id: DEFAULT_BOT,
+        ..Default::default()
     });
     opt(bot, message, &from, events, opted_out, replies::stopped).await
 }
@@ -272,7 +271,7 @@ async fn subscribe(
 ) -> HandlerResult {
     let opted_in = Payload::UserOptedIn(UserOptedIn {
         user_id: from.id.0 as i64,
-        bot_id: DEFAULT_BOT,
+        ..Default::default()
     });
     opt(bot, message, &from, events, opted_in, replies::subscribed).await
 }
@@ -288,7 +287,7 @@ async fn unsubscribe_pressed(
     let language = Language::guess_from_telegram(query.from.language_code.as_deref());
     let opted_out = Payload::UserOptedOut(UserOptedOut {
         user_id: query.from.id.0 as i64,
-        bot_id: DEFAULT_BOT,
+        ..Default::default()
     });
     let answer = match publish(&events, opted_out).await {
         Ok(()) => replies::stopped(language),

@@ -45,12 +45,14 @@ mod timing;
 mod transport;
 mod users;
 
-pub use config::{BotConfig, BroadcastConfig, WebhookConfig};
+pub use config::{BotConfig, BroadcastConfig, Webhook, WebhookConfig};
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use courier_core::added_bots;
 use courier_core::commands::CampaignCommands;
+use courier_core::config::{BotToken, TelegramConfig};
 use courier_core::event::EventPublisher;
 use courier_core::send_limits::PublishedLimits;
 use courier_core::topology::DEFAULT_BOT;
@@ -69,10 +71,13 @@ use crate::handlers::HandlerError;
 use crate::preview::Preview;
 use crate::roles::Roles;
 use crate::storage::Store;
+use crate::transport::Webhooks;
 
-/// Receives updates (long polling, or a webhook when configured) and
+/// Receives updates (long polling, or webhooks when configured) and
 /// handles them until `shutdown` fires, then finishes the updates in hand
-/// and returns.
+/// and returns. Serves the default bot (`TELEGRAM_BOT_TOKEN`) and, with
+/// `COURIER_TOKEN_KEY`, every bot added with `courierctl bots add`, each
+/// with its own users, admins, dialogs and cards.
 pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let webhook = config.webhook.enabled().map_err(anyhow::Error::msg)?;
     let Some(nats) = startup::nats(&config.nats, "courier-bot", &shutdown).await? else {
@@ -81,100 +86,206 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
     let Some(pool) = startup::postgres(&config.database, &shutdown).await? else {
         return Ok(());
     };
-    let events = EventPublisher::new(nats.js.clone(), nats.topology.clone());
-    let limits = PublishedLimits::new(
-        nats.js
-            .get_key_value(nats.topology.rate_bucket())
-            .await
-            .context("opening the rate bucket")?,
-        config.telegram.bot_token.bot_id(),
-    );
-    let commands = CampaignCommands::new(nats.js, nats.topology)
+    let rates = nats
+        .js
+        .get_key_value(nats.topology.rate_bucket())
+        .await
+        .context("opening the rate bucket")?;
+    let commands = CampaignCommands::new(nats.js.clone(), nats.topology.clone())
         .await
         .context("opening the events stream")?;
-    let bot = Bot::new(config.telegram.bot_token.expose())
-        .set_api_url(config.telegram.api.api_url.clone());
+    // Stopped last, once every bot has stopped (or the default bot failed).
+    let stop_server = shutdown.child_token();
+    let (transport, server) = match webhook {
+        None => (Transport::Polling, None),
+        Some(webhook) => {
+            let (webhooks, server) =
+                Webhooks::bind(config.webhook.listen, stop_server.clone()).await?;
+            (Transport::Webhook(webhooks, webhook), Some(server))
+        }
+    };
+    let shared = Arc::new(Shared {
+        events: EventPublisher::new(nats.js.clone(), nats.topology.clone()),
+        rates,
+        commands,
+        pool,
+        broadcast: Arc::new(config.broadcast.clone()),
+        transport,
+        config,
+    });
+
+    let default_bot = &shared.config.telegram.bot_token;
+    let bot =
+        Bot::new(default_bot.expose()).set_api_url(shared.config.telegram.api.api_url.clone());
     let Some(me) = bot_api(&bot, &shutdown).await? else {
         return Ok(());
     };
     courier_core::metrics::bot();
     courier_core::health::started();
     tracing::info!(username = me.username(), "bot ready");
-    if config.broadcast.owner_ids.is_empty() {
+    if shared.config.broadcast.owner_ids.is_empty() {
         tracing::warn!("OWNER_IDS is empty: nobody can broadcast");
     }
-
-    // This process serves the default bot; others are served by senders only
-    // until the bot service serves every bot.
-    let store = Store::new(pool.clone(), DEFAULT_BOT);
-    if let Err(error) = menu::install(&bot, &config.broadcast.owner_ids, &store).await {
-        tracing::warn!(%error, "setting the admins' command menus failed");
-    }
-    let cards = Cards::new(store.clone(), bot.clone(), limits.clone());
-    // Its own token: it must also stop when dispatching fails.
-    let stop_progress = shutdown.child_token();
-    let progress = tokio::spawn(
-        cards
-            .clone()
-            .run(config.broadcast.progress_interval(), stop_progress.clone()),
-    );
-    let preview = Preview::new(bot.clone(), &config.telegram, limits, store.clone())
-        .context("building the preview's HTTP client")?;
-    let broadcast = Arc::new(config.broadcast);
-    let campaigning = timing::Campaigning {
-        preview: preview.clone(),
-        config: broadcast.clone(),
-        commands: commands.clone(),
-        cards: cards.clone(),
-        store: store.clone(),
-    };
-    let originals = incoming::Originals::default();
-    let dependencies = dptree::deps![
-        originals.clone(),
-        events,
-        commands,
-        Roles::new(&broadcast.owner_ids, store.clone()),
-        store,
-        cards,
-        Dialogues::new(pool),
-        Activity::default(),
-        preview,
-        broadcast,
-        campaigning
-    ];
-    let dispatcher = Dispatcher::builder(
-        bot.clone(),
-        metered::metered(incoming::with_originals(handlers::schema())),
-    )
-    .dependencies(dependencies)
-    // Not `Debug` of the update, as by default: that would log what users write.
-    .default_handler(|update| async move {
-        tracing::debug!(update_id = update.id.0, "nothing to do for this update");
-    })
-    .error_handler(Arc::new(|error: HandlerError| async move {
-        tracing::error!(%error, "handling an update failed");
-    }))
-    .build();
-    let dispatched = match webhook {
-        None => transport::poll(bot, dispatcher, originals, shutdown).await,
-        Some((url, secret)) => {
-            transport::webhook(
-                bot,
-                dispatcher,
-                originals,
-                url,
-                config.webhook.listen,
-                secret,
-                shutdown,
-            )
+    let stop_added = shutdown.child_token();
+    let added_bots = shared.config.token_key.token_key.clone().map(|key| {
+        let added = shared.clone();
+        let stop = stop_added.clone();
+        tokio::spawn(async move {
+            let serve = |bot_id, token, stop| added.clone().serve_added(bot_id, token, stop);
+            added_bots::follow(&nats.js, &nats.topology, &key, serve, stop).await;
+        })
+    });
+    let served = shared
+        .serve(
+            DEFAULT_BOT,
+            bot,
+            shared.config.telegram.clone(),
+            shutdown.clone(),
+        )
+        .await;
+    // Every bot stops with the default one, and finishes what it has in hand.
+    stop_added.cancel();
+    if let Some(added_bots) = added_bots {
+        added_bots
             .await
-        }
-    };
-    stop_progress.cancel();
-    let _ = progress.await;
-    dispatched?;
+            .context("following the added bots panicked")?;
+    }
+    stop_server.cancel();
+    if let Some(server) = server {
+        server
+            .await
+            .context("the webhook server panicked")?
+            .context("serving the webhooks")?;
+    }
+    served?;
     tracing::info!("bot stopped");
     Ok(())
+}
+
+/// What every bot served shares.
+struct Shared {
+    config: BotConfig,
+    broadcast: Arc<BroadcastConfig>,
+    events: EventPublisher,
+    rates: async_nats::jetstream::kv::Store,
+    commands: CampaignCommands,
+    pool: deadpool_postgres::Pool,
+    transport: Transport,
+}
+
+/// How updates arrive, for every bot alike.
+enum Transport {
+    Polling,
+    /// The default bot's webhook; an added bot's is derived from it.
+    Webhook(Webhooks, Webhook),
+}
+
+impl Shared {
+    /// Serves an added bot until `stop` (removed, its token replaced, or
+    /// shutdown). A token Telegram refuses stops this bot alone.
+    async fn serve_added(self: Arc<Self>, bot_id: i64, token: BotToken, stop: CancellationToken) {
+        let telegram = TelegramConfig {
+            bot_token: token,
+            api: self.config.telegram.api.clone(),
+        };
+        let bot = Bot::new(telegram.bot_token.expose()).set_api_url(telegram.api.api_url.clone());
+        let me = match bot_api(&bot, &stop).await {
+            Ok(Some(me)) => me,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::error!(
+                    bot = bot_id,
+                    error = format!("{error:#}"),
+                    "bot not served: give it a new token with `courierctl bots add`"
+                );
+                return;
+            }
+        };
+        tracing::info!(bot = bot_id, username = me.username(), "serving bot");
+        if let Err(error) = self.serve(bot_id, bot, telegram, stop).await {
+            tracing::error!(
+                bot = bot_id,
+                error = format!("{error:#}"),
+                "serving the bot failed"
+            );
+        }
+    }
+
+    /// Handles `bot`'s updates until `stop`, as bot `bot_id`: its users,
+    /// admins, dialogs, cards and rate limits.
+    async fn serve(
+        &self,
+        bot_id: i64,
+        bot: Bot,
+        telegram: TelegramConfig,
+        stop: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let limits = PublishedLimits::new(self.rates.clone(), telegram.bot_token.bot_id());
+        let store = Store::new(self.pool.clone(), bot_id);
+        let roles = Roles::new(&self.config.broadcast.owner_ids, store.clone());
+        if let Err(error) = menu::install(&bot, &roles.owners().await, &store).await {
+            tracing::warn!(bot = bot_id, %error, "setting the admins' command menus failed");
+        }
+        let cards = Cards::new(store.clone(), bot.clone(), limits.clone());
+        // Its own token: it must also stop when dispatching fails.
+        let stop_progress = stop.child_token();
+        let progress = tokio::spawn(
+            cards
+                .clone()
+                .run(self.broadcast.progress_interval(), stop_progress.clone()),
+        );
+        let preview = Preview::new(bot.clone(), &telegram, limits, store.clone())
+            .context("building the preview's HTTP client")?;
+        let campaigning = timing::Campaigning {
+            preview: preview.clone(),
+            config: self.broadcast.clone(),
+            commands: self.commands.clone(),
+            cards: cards.clone(),
+            store: store.clone(),
+        };
+        let originals = incoming::Originals::default();
+        let dependencies = dptree::deps![
+            originals.clone(),
+            self.events.for_bot(bot_id),
+            self.commands.clone(),
+            roles,
+            store,
+            cards,
+            Dialogues::new(self.pool.clone(), bot_id),
+            Activity::default(),
+            preview,
+            self.broadcast.clone(),
+            campaigning
+        ];
+        let dispatcher = Dispatcher::builder(
+            bot.clone(),
+            metered::metered(incoming::with_originals(handlers::schema())),
+        )
+        .dependencies(dependencies)
+        // Not `Debug` of the update, as by default: that would log what users write.
+        .default_handler(|update| async move {
+            tracing::debug!(update_id = update.id.0, "nothing to do for this update");
+        })
+        .error_handler(Arc::new(|error: HandlerError| async move {
+            tracing::error!(%error, "handling an update failed");
+        }))
+        .build();
+        let dispatched = match &self.transport {
+            Transport::Polling => transport::poll(bot, dispatcher, originals, stop).await,
+            Transport::Webhook(webhooks, webhook) => {
+                let webhook = match bot_id {
+                    DEFAULT_BOT => webhook.clone(),
+                    added => webhook.of_added_bot(added),
+                };
+                webhooks
+                    .serve(bot, dispatcher, originals, webhook, stop)
+                    .await
+            }
+        };
+        stop_progress.cancel();
+        let _ = progress.await;
+        dispatched
+    }
 }
 
 /// Waits for the Bot API as for any dependency, but fails at once when it

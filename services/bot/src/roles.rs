@@ -1,5 +1,6 @@
-//! Who may do what. Owners come from configuration (`OWNER_IDS`) and grant
-//! or revoke admins with `/admins`; admins and owners broadcast and control
+//! Who may do what. Owners (the default bot's from configuration,
+//! `OWNER_IDS`; an added bot's from `courierctl bots owners`) grant or
+//! revoke admins with `/admins`; admins and owners broadcast and control
 //! campaigns; everyone else is a user and is never told the admin commands
 //! exist.
 //!
@@ -8,6 +9,7 @@
 
 use std::sync::Arc;
 
+use courier_core::topology::DEFAULT_BOT;
 use teloxide::types::UserId;
 
 use crate::storage::Store;
@@ -74,34 +76,53 @@ impl AdminsRequest {
     }
 }
 
-/// Looks up roles: owners from configuration, admins from the store.
+/// Looks up one bot's roles: owners from configuration or the read model,
+/// admins from the read model.
 #[derive(Clone)]
 pub struct Roles {
-    owners: Arc<[i64]>,
+    /// `OWNER_IDS`: the default bot's owners.
+    configured: Arc<[i64]>,
     store: Store,
 }
 
 impl Roles {
-    pub fn new(owners: &[i64], store: Store) -> Roles {
+    pub fn new(configured: &[i64], store: Store) -> Roles {
         Roles {
-            owners: owners.into(),
+            configured: configured.into(),
             store,
         }
     }
 
-    pub fn owners(&self) -> &[i64] {
-        &self.owners
+    /// The bot's owners. When the store cannot say, an added bot has none:
+    /// failing closed never hands out owner rights.
+    pub async fn owners(&self) -> Vec<i64> {
+        if self.store.bot_id() == DEFAULT_BOT {
+            return self.configured.to_vec();
+        }
+        self.store.owners().await.unwrap_or_else(|error| {
+            tracing::error!(%error, "looking up the bot's owners failed");
+            Vec::new()
+        })
+    }
+
+    /// Where the bot's owners are set, for admins' replies.
+    pub fn owners_set_by(&self) -> &'static str {
+        match self.store.bot_id() {
+            DEFAULT_BOT => "OWNER_IDS",
+            _ => "courierctl bots owners",
+        }
     }
 
     /// A user's role. When the store cannot say, the user is treated as
     /// nobody special: failing closed never hands out admin rights.
     pub async fn of(&self, user: UserId) -> Role {
         let user = user.0 as i64;
-        if self.owners.contains(&user) {
+        let owners = self.owners().await;
+        if owners.contains(&user) {
             return Role::Owner;
         }
         match self.store.is_admin(user).await {
-            Ok(is_admin) => Role::of(user, &self.owners, is_admin),
+            Ok(is_admin) => Role::of(user, &owners, is_admin),
             Err(error) => {
                 tracing::error!(%error, user, "looking up the user's role failed");
                 Role::User

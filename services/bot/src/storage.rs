@@ -122,6 +122,20 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// An added bot's owners (`courierctl bots owners`); none for a bot
+    /// the read model does not know. A bot served is in the bots bucket
+    /// whatever the read model says of its adding.
+    pub async fn owners(&self) -> Result<Vec<i64>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT owner_ids FROM bots WHERE bot_id = $1",
+                &[&self.bot_id],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)).unwrap_or_default())
+    }
+
     pub async fn admins(&self) -> Result<Vec<i64>, StoreError> {
         let client = self.pool.get().await?;
         let rows = client

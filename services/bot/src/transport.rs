@@ -1,24 +1,29 @@
-//! How updates arrive: long polling by default, or a webhook (axum) when
-//! `BOT_WEBHOOK_URL` is set, with Telegram's secret-token header checked
-//! on every request (teloxide answers 401 without it). Either way each
+//! How updates arrive: long polling by default, or webhooks (axum) when
+//! `BOT_WEBHOOK_URL` is set, every bot's on one listener and a path of its
+//! own, with Telegram's secret-token header checked on every request
+//! (teloxide answers 401 without it). Either way each
 //! update goes through [`Originals`] first (a message is kept as Telegram
 //! sent it), and the dispatcher handles them until shutdown, then finishes
 //! those in hand.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse as _, Response};
 use futures::Stream;
 use serde::{Deserialize as _, Serialize};
 use serde_json::Value;
 use teloxide::dispatching::Dispatcher;
 use teloxide::error_handlers::LoggingErrorHandler;
+use teloxide::payloads::SetWebhookSetters as _;
 use teloxide::prelude::Requester as _;
 use teloxide::requests::{JsonRequest, Payload, Request as _};
 use teloxide::stop::{StopFlag, StopToken, mk_stop_token};
@@ -26,8 +31,11 @@ use teloxide::types::{AllowedUpdate, Update};
 use teloxide::update_listeners::webhooks::{self, Options};
 use teloxide::update_listeners::{StatefulListener, UpdateListener};
 use teloxide::{Bot, RequestError};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
+use crate::config::Webhook;
 use crate::handlers::HandlerError;
 use crate::incoming::Originals;
 
@@ -35,7 +43,7 @@ use crate::incoming::Originals;
 /// own timeout, and the longest a stop can wait for the call in flight.
 const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 
-type BotDispatcher = Dispatcher<Bot, HandlerError, teloxide::dispatching::DefaultKey>;
+pub type BotDispatcher = Dispatcher<Bot, HandlerError, teloxide::dispatching::DefaultKey>;
 
 /// After a failed `getUpdates`, the wait before the next one.
 const POLL_RETRY: Duration = Duration::from_secs(1);
@@ -219,40 +227,104 @@ async fn admit_webhook_update(
     Ok(Request::from_parts(parts, Body::from(body)))
 }
 
-pub async fn webhook(
-    bot: Bot,
-    dispatcher: BotDispatcher,
-    originals: Originals,
-    url: url::Url,
+/// One listener for every bot's webhook: each bot's requests go to the
+/// router teloxide made for it, found by the request's path.
+#[derive(Clone)]
+pub struct Webhooks {
     listen: SocketAddr,
-    secret: String,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    // Bound first, so a taken port is an error rather than teloxide's panic.
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on BOT_WEBHOOK_LISTEN {listen}"))?;
-    let options = Options::new(listen, url).secret_token(secret.clone());
-    // Calls setWebhook (with the secret); deletes the webhook when stopped.
-    let (updates, stopped, router) = webhooks::axum_to_router(bot, options)
-        .await
-        .context("setting the webhook at BOT_WEBHOOK_URL")?;
-    let router = router.layer(axum::middleware::map_request_with_state(
-        (originals, Arc::<str>::from(secret)),
-        admit_webhook_update,
-    ));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stopped)
+    routes: Arc<RwLock<HashMap<String, Router>>>,
+}
+
+impl Webhooks {
+    /// Listens on `listen` until `shutdown`; the task ends with the server.
+    pub async fn bind(
+        listen: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<(Webhooks, JoinHandle<std::io::Result<()>>)> {
+        // Bound first, so a taken port is an error rather than teloxide's panic.
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-    });
-    tracing::info!(%listen, "receiving updates by webhook");
-    let dispatched = dispatch(dispatcher, updates, shutdown).await;
-    server
-        .await
-        .context("the webhook server panicked")?
-        .context("serving the webhook")?;
-    dispatched
+            .with_context(|| format!("listening on BOT_WEBHOOK_LISTEN {listen}"))?;
+        let webhooks = Webhooks {
+            listen,
+            routes: Arc::default(),
+        };
+        let routes = webhooks.routes.clone();
+        let router = Router::new().fallback(move |request: Request| route(routes.clone(), request));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        });
+        tracing::info!(%listen, "receiving updates by webhook");
+        Ok((webhooks, server))
+    }
+
+    /// Routes `bot`'s path to it, sets its webhook, and dispatches what
+    /// arrives until `stop`; then deletes the webhook. The route comes
+    /// before setWebhook, so Telegram never posts to a path not served yet.
+    pub async fn serve(
+        &self,
+        bot: Bot,
+        dispatcher: BotDispatcher,
+        originals: Originals,
+        webhook: Webhook,
+        stop: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let path = webhook.url.path().to_owned();
+        let options =
+            Options::new(self.listen, webhook.url.clone()).secret_token(webhook.secret.clone());
+        // Its stop flag is not needed: the webhook is deleted below.
+        let (updates, _, router) = webhooks::axum_no_setup(options);
+        let router = router.layer(axum::middleware::map_request_with_state(
+            (originals, Arc::<str>::from(webhook.secret.clone())),
+            admit_webhook_update,
+        ));
+        self.routes_mut().insert(path.clone(), router);
+        // The update stream ends when the router (holding its sender) is
+        // gone: dropped as soon as the bot is to stop.
+        let unroute = tokio::spawn({
+            let (webhooks, path, stop) = (self.clone(), path.clone(), stop.clone());
+            async move {
+                stop.cancelled().await;
+                webhooks.routes_mut().remove(&path);
+            }
+        });
+        let set = bot
+            .set_webhook(webhook.url)
+            .secret_token(webhook.secret)
+            .drop_pending_updates(false)
+            .await
+            .context("setting the webhook at BOT_WEBHOOK_URL");
+        let dispatched = match set {
+            Ok(_) => dispatch(dispatcher, updates, stop).await,
+            Err(error) => Err(error),
+        };
+        unroute.abort();
+        self.routes_mut().remove(&path);
+        if let Err(error) = bot.delete_webhook().await {
+            tracing::warn!(%error, "deleting the webhook when stopping");
+        }
+        dispatched
+    }
+
+    fn routes_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Router>> {
+        self.routes.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Hands a request to the bot whose webhook path it names; Telegram is
+/// told 404 for any other path.
+async fn route(routes: Arc<RwLock<HashMap<String, Router>>>, request: Request) -> Response {
+    let router = routes
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(request.uri().path())
+        .cloned();
+    match router {
+        Some(router) => router.oneshot(request).await.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn dispatch<L>(

@@ -1,13 +1,12 @@
 //! Telegram updates about a user, turned into the user events courier
-//! records, as the default bot's users (the bot service serves the default
-//! bot). Pure functions: the handlers do the I/O.
+//! records. Which bot's user they are is put on by the bot's publisher
+//! (`EventPublisher::for_bot`). Pure functions: the handlers do the I/O.
 
 use courier_core::audience;
 use courier_core::proto::v1::event::Payload;
 use courier_core::proto::v1::{
     Language, Names, UserActive, UserBlocked, UserLanguageChanged, UserRegistered, UserUnblocked,
 };
-use courier_core::topology::DEFAULT_BOT;
 use teloxide::types::{ChatId, ChatMemberUpdated, User};
 
 /// Why a user is no longer reachable, as recorded on `UserBlocked`.
@@ -26,7 +25,7 @@ pub fn registration(user: &User, chat: ChatId, payload: &str) -> UserRegistered 
         language_chosen: false,
         source: audience::source(payload.trim()).unwrap_or_default(),
         names: Some(names(user)),
-        bot_id: DEFAULT_BOT,
+        ..Default::default()
     }
 }
 
@@ -44,7 +43,7 @@ pub fn activity(user: &User) -> UserActive {
     UserActive {
         user_id: id(user),
         names: Some(names(user)),
-        bot_id: DEFAULT_BOT,
+        ..Default::default()
     }
 }
 
@@ -61,7 +60,7 @@ pub fn language_change(user: &User, language: Language) -> UserLanguageChanged {
     UserLanguageChanged {
         user_id: id(user),
         language: language.into(),
-        bot_id: DEFAULT_BOT,
+        ..Default::default()
     }
 }
 
@@ -79,12 +78,12 @@ pub fn membership_change(update: &ChatMemberUpdated) -> Option<Payload> {
         Some(Payload::UserBlocked(UserBlocked {
             user_id,
             reason: BLOCKED_REASON.to_owned(),
-            bot_id: DEFAULT_BOT,
+            ..Default::default()
         }))
     } else if old.is_banned() && new.is_member() {
         Some(Payload::UserUnblocked(UserUnblocked {
             user_id,
-            bot_id: DEFAULT_BOT,
+            ..Default::default()
         }))
     } else {
         None
@@ -151,7 +150,7 @@ mod tests {
                     first_name: "Ann".into(),
                     ..Names::default()
                 }),
-                bot_id: DEFAULT_BOT,
+                ..Default::default()
             }
         );
         assert_eq!(
@@ -194,7 +193,7 @@ mod tests {
             UserLanguageChanged {
                 user_id: USER,
                 language: Language::Ru.into(),
-                bot_id: DEFAULT_BOT,
+                ..Default::default()
             }
         );
     }
@@ -206,7 +205,7 @@ mod tests {
             Some(Payload::UserBlocked(UserBlocked {
                 user_id: USER,
                 reason: "blocked the bot".into(),
-                bot_id: DEFAULT_BOT,
+                ..Default::default()
             }))
         );
     }
@@ -217,7 +216,7 @@ mod tests {
             membership_change(&private_update("kicked", "member")),
             Some(Payload::UserUnblocked(UserUnblocked {
                 user_id: USER,
-                bot_id: DEFAULT_BOT,
+                ..Default::default()
             }))
         );
     }

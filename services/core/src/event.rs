@@ -63,10 +63,44 @@ impl Payload {
             Payload::UserOptedIn(_) => "UserOptedIn",
             Payload::BotAdded(_) => "BotAdded",
             Payload::BotRemoved(_) => "BotRemoved",
+            Payload::BotOwnersSet(_) => "BotOwnersSet",
         }
     }
 
     /// The aggregate an event belongs to decides its subject.
+    /// The same fact about bot `bot_id`'s user or admin; any other fact
+    /// unchanged (a campaign names its bot when it is created, a bot event
+    /// is about the bot itself).
+    pub fn of_bot(mut self, bot_id: i64) -> Payload {
+        match &mut self {
+            Payload::UserRegistered(e) => e.bot_id = bot_id,
+            Payload::UserLanguageChanged(e) => e.bot_id = bot_id,
+            Payload::UserBlocked(e) => e.bot_id = bot_id,
+            Payload::UserUnblocked(e) => e.bot_id = bot_id,
+            Payload::AdminGranted(e) => e.bot_id = bot_id,
+            Payload::AdminRevoked(e) => e.bot_id = bot_id,
+            Payload::UserTagged(e) => e.bot_id = bot_id,
+            Payload::UserUntagged(e) => e.bot_id = bot_id,
+            Payload::UserActive(e) => e.bot_id = bot_id,
+            Payload::UserOptedOut(e) => e.bot_id = bot_id,
+            Payload::UserOptedIn(e) => e.bot_id = bot_id,
+            Payload::CampaignCreated(_)
+            | Payload::CampaignStarted(_)
+            | Payload::CampaignPaused(_)
+            | Payload::CampaignResumed(_)
+            | Payload::CampaignCancelled(_)
+            | Payload::CampaignCompleted(_)
+            | Payload::CampaignScheduled(_)
+            | Payload::CampaignApprovalRequested(_)
+            | Payload::CampaignEdited(_)
+            | Payload::CampaignRecalled(_)
+            | Payload::BotAdded(_)
+            | Payload::BotRemoved(_)
+            | Payload::BotOwnersSet(_) => {}
+        }
+        self
+    }
+
     pub fn subject(&self, topology: &Topology) -> String {
         match self {
             Payload::CampaignCreated(e) => topology.campaign_subject(&e.campaign_id),
@@ -92,6 +126,7 @@ impl Payload {
             Payload::UserOptedIn(e) => topology.user_subject(e.bot_id, e.user_id),
             Payload::BotAdded(e) => topology.bot_subject(e.bot_id),
             Payload::BotRemoved(e) => topology.bot_subject(e.bot_id),
+            Payload::BotOwnersSet(e) => topology.bot_subject(e.bot_id),
         }
     }
 }
@@ -110,11 +145,27 @@ pub enum PublishError {
 pub struct EventPublisher {
     js: jetstream::Context,
     topology: Topology,
+    /// Set for a publisher acting as one bot: see [`Self::for_bot`].
+    bot_id: Option<i64>,
 }
 
 impl EventPublisher {
     pub fn new(js: jetstream::Context, topology: Topology) -> Self {
-        EventPublisher { js, topology }
+        EventPublisher {
+            js,
+            topology,
+            bot_id: None,
+        }
+    }
+
+    /// A publisher acting as bot `bot_id`: every fact about a user or an
+    /// admin it publishes is that bot's ([`Payload::of_bot`]), so the bot
+    /// service's handlers, which serve one bot each, need not say which.
+    pub fn for_bot(&self, bot_id: i64) -> EventPublisher {
+        EventPublisher {
+            bot_id: Some(bot_id),
+            ..self.clone()
+        }
     }
 
     /// Publishes and waits for JetStream's ack; returns the stream sequence.
@@ -152,6 +203,17 @@ impl EventPublisher {
         event: &Event,
         expected_last_seq: Option<u64>,
     ) -> Result<u64, PublishError> {
+        let of_bot;
+        let event = match self.bot_id {
+            Some(bot_id) => {
+                of_bot = Event {
+                    payload: event.payload.clone().map(|p| p.of_bot(bot_id)),
+                    ..event.clone()
+                };
+                &of_bot
+            }
+            None => event,
+        };
         let payload = event
             .payload
             .as_ref()
@@ -270,5 +332,14 @@ mod tests {
             blocked_by_another_bot.subject(&topology),
             "courier.events.bot.7.user.5"
         );
+        assert_eq!(
+            Payload::UserBlocked(UserBlocked {
+                user_id: 5,
+                ..UserBlocked::default()
+            })
+            .of_bot(7),
+            blocked_by_another_bot
+        );
+        assert_eq!(started.clone().of_bot(7), started);
     }
 }

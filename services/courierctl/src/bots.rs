@@ -12,7 +12,7 @@ use async_nats::jetstream::kv;
 use courier_core::bot_tokens::{self, TokenKey};
 use courier_core::config::{BotToken, TelegramApiConfig, TelegramConfig, TokenKeyConfig};
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{BotAdded, BotRemoved, Event, event::Payload};
+use courier_core::proto::v1::{BotAdded, BotOwnersSet, BotRemoved, Event, event::Payload};
 use courier_core::startup::Nats;
 use courier_core::topology::DEFAULT_BOT;
 use courier_telegram::bot_api::{BotApi, Me};
@@ -116,6 +116,31 @@ impl Bots {
         Ok(())
     }
 
+    /// Sets who owns bot `bot_id` (an empty list: nobody). Owners of the
+    /// default bot come from the bot service's OWNER_IDS instead.
+    pub async fn set_owners(&self, bot_id: i64, owner_ids: &[i64]) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            bot_id != DEFAULT_BOT,
+            "the default bot's owners are the bot service's OWNER_IDS"
+        );
+        anyhow::ensure!(
+            self.sealed.get(bot_id.to_string()).await?.is_some(),
+            "bot {bot_id} is not in this deployment (see `courierctl bots list`)"
+        );
+        anyhow::ensure!(
+            owner_ids.iter().all(|&id| id > 0),
+            "an owner is a person's numeric Telegram id"
+        );
+        let owners = BotOwnersSet {
+            bot_id,
+            owner_ids: owner_ids.to_vec(),
+        };
+        self.publisher
+            .publish(&Event::new(Payload::BotOwnersSet(owners)))
+            .await?;
+        Ok(())
+    }
+
     /// The bot's token as sealed in the bucket, opened with `key`.
     async fn sealed_token(
         &self,
@@ -161,6 +186,7 @@ struct Listed {
     fingerprint: String,
     added_at: chrono::DateTime<chrono::Utc>,
     token_changed_at: chrono::DateTime<chrono::Utc>,
+    owners: Vec<i64>,
 }
 
 async fn listed(pool: &Pool) -> anyhow::Result<Vec<Listed>> {
@@ -168,7 +194,8 @@ async fn listed(pool: &Pool) -> anyhow::Result<Vec<Listed>> {
         .get()
         .await?
         .query(
-            "SELECT bot_id, username, first_name, token_fingerprint, added_at, token_changed_at
+            "SELECT bot_id, username, first_name, token_fingerprint, added_at, token_changed_at,
+                    owner_ids
              FROM bots WHERE removed_at IS NULL ORDER BY bot_id",
             &[],
         )
@@ -182,6 +209,7 @@ async fn listed(pool: &Pool) -> anyhow::Result<Vec<Listed>> {
             fingerprint: row.get(3),
             added_at: row.get(4),
             token_changed_at: row.get(5),
+            owners: row.get(6),
         })
         .collect())
 }
@@ -212,6 +240,13 @@ pub async fn list(pool: &Pool) -> anyhow::Result<String> {
         )?;
         if bot.token_changed_at != bot.added_at {
             write!(out, ", token replaced {}", time(bot.token_changed_at))?;
+        }
+        match bot.owners.as_slice() {
+            [] => out.push_str(", no owners (`courierctl bots owners`)"),
+            owners => {
+                let owners: Vec<String> = owners.iter().map(i64::to_string).collect();
+                write!(out, ", owners {}", owners.join(" "))?;
+            }
         }
         out.push('\n');
     }

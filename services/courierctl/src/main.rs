@@ -199,6 +199,10 @@ enum BotsCommand {
     },
     /// Remove a bot: its sealed token is deleted.
     Remove { bot: i64 },
+    /// Set who owns an added bot: they broadcast through it and grant its
+    /// admins in Telegram (the default bot's owners are OWNER_IDS). The
+    /// list replaces the one before; none leaves the bot without owners.
+    Owners { bot: i64, owners: Vec<i64> },
 }
 
 #[derive(Subcommand)]
@@ -397,6 +401,13 @@ async fn main() -> anyhow::Result<()> {
                 .remove(bot)
                 .await?;
             println!("{bot} removed: its token is deleted");
+        }
+        Command::Bots(BotsCommand::Owners { bot, owners }) => {
+            courierctl::bots::Bots::new(&nats)
+                .await?
+                .set_owners(bot, &owners)
+                .await?;
+            println!("{bot}'s owners set");
         }
         Command::Audience { filter } => {
             let report = operations::audience(&pool().await?, bot, &filter).await?;

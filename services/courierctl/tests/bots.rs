@@ -258,6 +258,20 @@ async fn an_added_bots_users_audiences_and_campaigns_are_its_own() {
         text(&listed).starts_with("222 ").then_some(())
     })
     .await;
+    // Its owners: set, listed; the default bot's are OWNER_IDS, and an
+    // unknown bot has none to set.
+    let owned = run(&["bots", "owners", "222", "9101", "9102"]).await;
+    assert!(owned.status.success(), "{}", text(&owned));
+    for (bot, refusal) in [("0", "OWNER_IDS"), ("999", "not in this deployment")] {
+        let refused = run(&["bots", "owners", bot, "5"]).await;
+        assert!(!refused.status.success());
+        assert!(text(&refused).contains(refusal), "{}", text(&refused));
+    }
+    wait_until("the owners projected", Duration::from_secs(30), || async {
+        let listed = run(&["bots", "list"]).await;
+        text(&listed).contains("owners 9101 9102").then_some(())
+    })
+    .await;
     let imported = run(&["--bot", "222", "users", "import", ru_vip.to_str().unwrap()]).await;
     assert!(imported.status.success(), "{}", text(&imported));
     // User 1 of the default bot too, in another language, untagged.

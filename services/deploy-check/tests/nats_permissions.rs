@@ -409,7 +409,8 @@ async fn only_the_loader_enqueues_sends_and_only_senders_pull_them() {
 }
 
 #[tokio::test]
-async fn only_courierctl_writes_the_sealed_bot_tokens_and_only_senders_read_them_too() {
+async fn only_courierctl_writes_the_sealed_bot_tokens_and_only_the_services_acting_as_bots_read_them()
+ {
     let server = NatsServer::start();
     let courierctl = Connection::open(&server, "courierctl").await;
     let bots = Topology::new("courier".parse().unwrap(), 1)
@@ -434,23 +435,37 @@ async fn only_courierctl_writes_the_sealed_bot_tokens_and_only_senders_read_them
                 .await;
         }
     }
-    // Senders follow the bucket (courier_sender::added_bots).
-    let sender = Connection::open(&server, "sender").await;
-    let seen = jetstream::new(sender.client.clone())
-        .get_key_value("COURIER_BOTS")
-        .await
-        .expect("the bucket, as sender")
-        .watch_all_from_revision(1)
-        .await
-        .expect("watching the bucket, as sender")
-        .next()
-        .await
-        .expect("an entry")
-        .expect("an entry, read");
-    assert_eq!(
-        (seen.key.as_str(), seen.value.as_ref()),
-        ("111", &b"sealed"[..])
-    );
+    // Senders and the bot service follow the bucket
+    // (courier_core::added_bots); the projector and the loader cannot.
+    for user in SERVICE_USERS {
+        let connection = Connection::open(&server, user).await;
+        let watched = async {
+            jetstream::new(connection.client.clone())
+                .get_key_value("COURIER_BOTS")
+                .await
+                .ok()?
+                .watch_all_from_revision(1)
+                .await
+                .ok()?
+                .next()
+                .await?
+                .ok()
+        };
+        let seen = tokio::time::timeout(Duration::from_secs(5), watched)
+            .await
+            .ok()
+            .flatten();
+        match user {
+            "sender" | "bot" => {
+                let seen = seen.unwrap_or_else(|| panic!("{user} follows the bucket"));
+                assert_eq!(
+                    (seen.key.as_str(), seen.value.as_ref()),
+                    ("111", &b"sealed"[..])
+                );
+            }
+            _ => assert!(seen.is_none(), "{user} read the bucket"),
+        }
+    }
 }
 
 #[tokio::test]

@@ -560,11 +560,11 @@ fn kubernetes_deployments_run_the_services_with_their_configuration() {
             matches!(service, "sender" | "bot"),
             "{service}"
         );
-        // Sealed bot tokens open only in courierctl and the senders
-        // (docs/decisions/0016).
+        // Sealed bot tokens open only in courierctl and the services that
+        // act as the bots: senders and the bot service (docs/decisions/0016).
         assert_eq!(
             secrets.contains("COURIER_TOKEN_KEY"),
-            service == "sender",
+            matches!(service, "sender" | "bot"),
             "{service}"
         );
         // Senders know campaigns from the event stream, not Postgres.

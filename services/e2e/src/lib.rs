@@ -64,9 +64,11 @@ impl Stack {
                 shutdown.clone(),
             )));
         }
+        // Serving bots added with `add_bot` too: none are, unless a test
+        // adds one.
         for _ in 0..senders.replicas {
             tasks.push(tokio::spawn(courier_sender::run(
-                sender_config(env, telegram_api_url, senders.rate_limit),
+                sender_serving_added_bots(env, telegram_api_url, senders.rate_limit),
                 shutdown.clone(),
             )));
         }

@@ -8,6 +8,7 @@ mod admins;
 mod album;
 mod amend;
 mod approval;
+mod bots;
 mod broadcast;
 mod control;
 mod metrics;
@@ -50,6 +51,9 @@ pub struct Harness {
     bot: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
     /// Ids of the messages people send (the bot's own are the sandbox's).
     next_message_id: AtomicI64,
+    /// The bot people write to and press buttons of: the default bot's
+    /// unless a test says otherwise ([`Harness::talk_to`]).
+    talking_to: AtomicI64,
 }
 
 impl Harness {
@@ -87,6 +91,7 @@ impl Harness {
             stack,
             bot: None,
             next_message_id: AtomicI64::new(1),
+            talking_to: AtomicI64::new(courier_e2e::BOT_ID),
         };
         harness.start_bot(harness.config());
         harness
@@ -112,6 +117,16 @@ impl Harness {
         config.nats = self.env.nats.clone();
         config.database = self.env.database.clone();
         config
+    }
+
+    /// From now on people write to bot `bot_id`.
+    pub fn talk_to(&self, bot_id: i64) {
+        self.talking_to.store(bot_id, Ordering::Relaxed);
+    }
+
+    fn update(&self, update: Value) {
+        let bot = self.talking_to.load(Ordering::Relaxed);
+        self.sandbox.push_update(bot, update);
     }
 
     pub fn start_bot(&mut self, config: BotConfig) {
@@ -158,8 +173,7 @@ impl Harness {
             .as_object_mut()
             .expect("an object")
             .extend(fields.as_object().expect("fields are an object").clone());
-        self.sandbox
-            .push_update(courier_e2e::BOT_ID, json!({ "message": message }));
+        self.update(json!({ "message": message }));
     }
 
     pub fn say(&self, from: i64, text: &str) {
@@ -177,16 +191,13 @@ impl Harness {
             "query-{}",
             self.next_message_id.fetch_add(1, Ordering::Relaxed)
         );
-        self.sandbox.push_update(
-            courier_e2e::BOT_ID,
-            json!({ "callback_query": {
-                "id": id,
-                "from": user(from),
-                "chat_instance": "instance",
-                "message": message,
-                "data": data,
-            }}),
-        );
+        self.update(json!({ "callback_query": {
+            "id": id,
+            "from": user(from),
+            "chat_instance": "instance",
+            "message": message,
+            "data": data,
+        }}));
         id
     }
 

@@ -1,7 +1,8 @@
-//! Bot events: the `bots` table `courierctl bots list` reads. A second add
-//! of the same bot is a rotation when its token's fingerprint differs.
+//! Bot events: the `bots` table `courierctl bots list` reads, and the bot
+//! service reads for an added bot's owners. A second add of the same bot is
+//! a rotation when its token's fingerprint differs.
 
-use courier_core::proto::v1::{BotAdded, BotRemoved};
+use courier_core::proto::v1::{BotAdded, BotOwnersSet, BotRemoved};
 
 use super::{ApplyError, Applying};
 
@@ -39,6 +40,25 @@ pub(super) async fn removed(event: &Applying<'_>, removed: BotRemoved) -> Result
         .execute(
             "UPDATE bots SET removed_at = $2 WHERE bot_id = $1 AND removed_at IS NULL",
             &[&removed.bot_id, &event.at],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Owners set before the bot was added (the events of two commands) wait
+/// for it: the row is made with placeholders the add fills in.
+pub(super) async fn owners_set(
+    event: &Applying<'_>,
+    owners: BotOwnersSet,
+) -> Result<(), ApplyError> {
+    event
+        .tx
+        .execute(
+            "INSERT INTO bots (bot_id, username, first_name, token_fingerprint, added_at,
+                               token_changed_at, removed_at, owner_ids)
+             VALUES ($1, '', '', '', $2, $2, $2, $3)
+             ON CONFLICT (bot_id) DO UPDATE SET owner_ids = EXCLUDED.owner_ids",
+            &[&owners.bot_id, &event.at, &owners.owner_ids],
         )
         .await?;
     Ok(())

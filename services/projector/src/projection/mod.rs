@@ -94,6 +94,7 @@ pub(crate) async fn apply(
         Payload::AdminRevoked(e) => admins::revoked(event, e).await.map(|()| None),
         Payload::BotAdded(e) => bots::added(event, e).await.map(|()| None),
         Payload::BotRemoved(e) => bots::removed(event, e).await.map(|()| None),
+        Payload::BotOwnersSet(e) => bots::owners_set(event, e).await.map(|()| None),
     }
 }
 

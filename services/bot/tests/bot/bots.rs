@@ -1,0 +1,121 @@
+//! One bot service, two bots: the default bot and one added with
+//! `courierctl bots add`, each with its own users, owners and campaigns.
+
+use courier_core::config::TokenKeyConfig;
+use courier_core::proto::v1::{BotOwnersSet, Event, Language, event::Payload};
+use courier_e2e::{TOKEN_KEY, add_bot};
+use courier_testing::wait_until;
+use serde_json::json;
+
+use crate::broadcast::{start, to_summary};
+use crate::{DEADLINE, Harness, OWNER, text};
+
+const SECOND_BOT: i64 = 222;
+const SECOND_TOKEN: &str = "222:AAF-second_secret_0123456789";
+/// Owns the second bot (`courierctl bots owners`), not the default one.
+const SECOND_OWNER: i64 = 9_101;
+/// Starts the second bot.
+const NEWCOMER: i64 = 301;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_added_bot_has_its_own_users_owners_and_campaigns() {
+    let mut harness = Harness::start(1000.0).await;
+    harness.users(&[(101, Language::En, true)]).await;
+    add_bot(&harness.env, SECOND_TOKEN).await;
+    let owners = Payload::BotOwnersSet(BotOwnersSet {
+        bot_id: SECOND_BOT,
+        owner_ids: vec![SECOND_OWNER],
+    });
+    harness
+        .publisher
+        .publish(&Event::new(owners))
+        .await
+        .unwrap();
+    harness.stop_bot().await;
+    let mut config = harness.config();
+    config.token_key = TokenKeyConfig {
+        token_key: Some(TOKEN_KEY.parse().unwrap()),
+    };
+    harness.start_bot(config);
+
+    // Someone starts the second bot: its user, not the default bot's.
+    harness.talk_to(SECOND_BOT);
+    harness.say(NEWCOMER, "/start");
+    let db = harness.db().await;
+    let bots_of_newcomer = wait_until("the newcomer registered", DEADLINE, || async {
+        let rows = db
+            .query("SELECT bot_id FROM users WHERE user_id = $1", &[&NEWCOMER])
+            .await
+            .ok()?;
+        let bots: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
+        (!bots.is_empty()).then_some(bots)
+    })
+    .await;
+    assert_eq!(bots_of_newcomer, [SECOND_BOT]);
+
+    // The second bot's owner broadcasts to the second bot's users only:
+    // step 1 counts them, and the message goes out under the second bot.
+    let summary = to_summary(
+        &harness,
+        SECOND_OWNER,
+        "all · 1",
+        json!({ "text": "From the second bot" }),
+        None,
+    )
+    .await;
+    assert!(
+        text(&summary).contains("1 recipients now"),
+        "{}",
+        text(&summary)
+    );
+    let id = start(&harness, SECOND_OWNER, &summary).await;
+    harness
+        .wait_for_all(
+            SECOND_OWNER,
+            summary["message_id"].as_i64().unwrap(),
+            &[&format!("id {id}"), " completed"],
+        )
+        .await;
+    let sent: Vec<(i64, i64)> = harness
+        .sandbox
+        .deliveries()
+        .into_iter()
+        // The owner's own preview aside.
+        .filter(|d| d.text.as_deref() == Some("From the second bot") && d.chat_id != SECOND_OWNER)
+        .map(|d| (d.bot_id, d.chat_id))
+        .collect();
+    assert_eq!(sent, [(SECOND_BOT, NEWCOMER)]);
+    // Owners are per bot: the second bot's owner manages its admins; the
+    // default bot's owner is just a user there, never told /admins exists.
+    let after = harness.last_id(SECOND_OWNER);
+    harness.say(SECOND_OWNER, "/admins");
+    harness
+        .wait_for(
+            SECOND_OWNER,
+            after,
+            &format!("Owners (courierctl bots owners): {SECOND_OWNER}"),
+        )
+        .await;
+    let after = harness.last_id(OWNER);
+    harness.say(OWNER, "/admins");
+    harness.say(OWNER, "/start");
+    harness.wait_for(OWNER, after, "Hi!").await;
+    let replies: Vec<String> = harness
+        .messages(OWNER)
+        .iter()
+        .filter(|m| m["message_id"].as_i64() > Some(after))
+        .map(|m| text(m).to_owned())
+        .collect();
+    assert_eq!(replies.len(), 1, "only the greeting: {replies:?}");
+
+    // Everyone here wrote to the second bot only: every answer came from it.
+    assert!(
+        harness
+            .sandbox
+            .deliveries()
+            .iter()
+            .filter(|d| [OWNER, SECOND_OWNER, NEWCOMER].contains(&d.chat_id))
+            .all(|d| d.bot_id == SECOND_BOT)
+    );
+    harness.stop().await;
+}
