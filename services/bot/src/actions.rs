@@ -154,6 +154,36 @@ impl Preset {
 }
 
 impl Action {
+    /// The campaign a press acts on, if any.
+    pub fn campaign(&self) -> Option<Uuid> {
+        match self {
+            Action::Control(id, _)
+            | Action::Show(id)
+            | Action::Csv(id)
+            | Action::Confirm(id, _)
+            | Action::CorrectButtons(id)
+            | Action::CorrectVersion(id, _) => Some(*id),
+            Action::Audience(_)
+            | Action::Segment
+            | Action::Refine(_)
+            | Action::UseSegment
+            | Action::UseAlbum
+            | Action::SkipButtons
+            | Action::Toggle(_)
+            | Action::Variant(_)
+            | Action::TestSend
+            | Action::When
+            | Action::StartAt(_)
+            | Action::Start
+            | Action::Abort
+            | Action::Back
+            | Action::Rename
+            | Action::ChangeMessage
+            | Action::ChangeButtons
+            | Action::Page(_) => None,
+        }
+    }
+
     /// The callback data: at most 64 bytes, as Telegram requires (a UUID
     /// and the longest prefix take 46).
     /// Tags (32) and sources the builder offers (see

@@ -146,6 +146,17 @@ pub fn schema() -> UpdateHandler<HandlerError> {
             })
             .endpoint(ignore_press),
         )
+        .branch(
+            // A press naming another bot's campaign (callback data a client
+            // made up): the admins of one bot never act on another's.
+            dptree::filter_async(|action: Action, store: Store| async move {
+                match action.campaign() {
+                    Some(campaign) => store.is_another_bots(campaign).await.unwrap_or(true),
+                    None => false,
+                }
+            })
+            .endpoint(ignore_press),
+        )
         .branch(case![Action::Control(campaign, change)].endpoint(control::pressed))
         .branch(case![Action::Show(campaign)].endpoint(control::show))
         .branch(case![Action::Page(offset)].endpoint(control::turn))

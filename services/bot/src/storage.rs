@@ -244,6 +244,19 @@ impl Store {
         rows.iter().map(|row| snapshot(row, 0)).collect()
     }
 
+    /// Whether the campaign is another bot's (one not projected yet is
+    /// not known to be).
+    pub async fn is_another_bots(&self, campaign: Uuid) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT 1 FROM campaigns WHERE campaign_id = $1 AND bot_id <> $2",
+                &[&campaign, &self.bot_id],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// The campaign, once the projector has applied its creation.
     pub async fn campaign(&self, id: Uuid) -> Result<Option<Snapshot>, StoreError> {
         let client = self.pool.get().await?;

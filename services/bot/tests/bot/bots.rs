@@ -3,7 +3,7 @@
 
 use courier_core::config::TokenKeyConfig;
 use courier_core::proto::v1::{BotOwnersSet, Event, Language, event::Payload};
-use courier_e2e::{TOKEN_KEY, add_bot};
+use courier_e2e::{BOT_ID, TOKEN_KEY, add_bot};
 use courier_testing::wait_until;
 use serde_json::json;
 
@@ -108,13 +108,36 @@ async fn an_added_bot_has_its_own_users_owners_and_campaigns() {
         .collect();
     assert_eq!(replies.len(), 1, "only the greeting: {replies:?}");
 
-    // Everyone here wrote to the second bot only: every answer came from it.
+    // The default bot's owner is staff there, but a press naming the second
+    // bot's campaign (callback data a client made up) does nothing.
+    harness.talk_to(BOT_ID);
+    let after = harness.last_id(OWNER);
+    let forged = json!({
+        "message_id": after + 100, "date": 1_700_000_000,
+        "chat": { "id": OWNER, "type": "private", "first_name": "Owner" },
+        "reply_markup": { "inline_keyboard": [[
+            { "text": "Show", "callback_data": format!("cc:show:{id}") },
+        ]]},
+    });
+    harness.press(OWNER, &forged, "Show");
+    harness.say(OWNER, "/start");
+    harness.wait_for(OWNER, after, "Hi!").await;
+    let shown: Vec<String> = harness
+        .messages(OWNER)
+        .iter()
+        .filter(|m| m["message_id"].as_i64() > Some(after))
+        .map(|m| text(m).to_owned())
+        .collect();
+    assert_eq!(shown.len(), 1, "only the greeting: {shown:?}");
+    harness.talk_to(SECOND_BOT);
+
+    // The second bot's people wrote to it only: every answer came from it.
     assert!(
         harness
             .sandbox
             .deliveries()
             .iter()
-            .filter(|d| [OWNER, SECOND_OWNER, NEWCOMER].contains(&d.chat_id))
+            .filter(|d| [SECOND_OWNER, NEWCOMER].contains(&d.chat_id))
             .all(|d| d.bot_id == SECOND_BOT)
     );
     harness.stop().await;
