@@ -52,7 +52,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use courier_core::added_bots;
 use courier_core::commands::CampaignCommands;
-use courier_core::config::{BotToken, TelegramConfig};
+use courier_core::config::{BotToken, TelegramApiConfig, TelegramConfig};
 use courier_core::event::EventPublisher;
 use courier_core::send_limits::PublishedLimits;
 use courier_core::topology::DEFAULT_BOT;
@@ -109,25 +109,24 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         rates,
         commands,
         pool,
-        broadcast: Arc::new(config.broadcast.clone()),
+        broadcast: Arc::new(config.broadcast),
+        telegram_api: config.telegram.api.clone(),
         transport,
-        config,
     });
 
-    let default_bot = &shared.config.telegram.bot_token;
-    let bot =
-        Bot::new(default_bot.expose()).set_api_url(shared.config.telegram.api.api_url.clone());
+    let bot = Bot::new(config.telegram.bot_token.expose())
+        .set_api_url(config.telegram.api.api_url.clone());
     let Some(me) = bot_api(&bot, &shutdown).await? else {
         return Ok(());
     };
     courier_core::metrics::bot();
     courier_core::health::started();
     tracing::info!(username = me.username(), "bot ready");
-    if shared.config.broadcast.owner_ids.is_empty() {
+    if shared.broadcast.owner_ids.is_empty() {
         tracing::warn!("OWNER_IDS is empty: nobody can broadcast");
     }
     let stop_added = shutdown.child_token();
-    let added_bots = shared.config.token_key.token_key.clone().map(|key| {
+    let added_bots = config.token_key.token_key.map(|key| {
         let added = shared.clone();
         let stop = stop_added.clone();
         tokio::spawn(async move {
@@ -136,12 +135,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         })
     });
     let served = shared
-        .serve(
-            DEFAULT_BOT,
-            bot,
-            shared.config.telegram.clone(),
-            shutdown.clone(),
-        )
+        .serve(DEFAULT_BOT, bot, config.telegram, shutdown.clone())
         .await;
     // Every bot stops with the default one, and finishes what it has in hand.
     stop_added.cancel();
@@ -164,7 +158,8 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
 
 /// What every bot served shares.
 struct Shared {
-    config: BotConfig,
+    /// Where the Bot API is, for every bot's token.
+    telegram_api: TelegramApiConfig,
     broadcast: Arc<BroadcastConfig>,
     events: EventPublisher,
     rates: async_nats::jetstream::kv::Store,
@@ -186,7 +181,7 @@ impl Shared {
     async fn serve_added(self: Arc<Self>, bot_id: i64, token: BotToken, stop: CancellationToken) {
         let telegram = TelegramConfig {
             bot_token: token,
-            api: self.config.telegram.api.clone(),
+            api: self.telegram_api.clone(),
         };
         let bot = Bot::new(telegram.bot_token.expose()).set_api_url(telegram.api.api_url.clone());
         let me = match bot_api(&bot, &stop).await {
@@ -222,7 +217,7 @@ impl Shared {
     ) -> anyhow::Result<()> {
         let limits = PublishedLimits::new(self.rates.clone(), telegram.bot_token.bot_id());
         let store = Store::new(self.pool.clone(), bot_id);
-        let roles = Roles::new(&self.config.broadcast.owner_ids, store.clone());
+        let roles = Roles::new(&self.broadcast.owner_ids, store.clone());
         if let Err(error) = menu::install(&bot, &roles.owners().await, &store).await {
             tracing::warn!(bot = bot_id, %error, "setting the admins' command menus failed");
         }

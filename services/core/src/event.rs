@@ -67,7 +67,6 @@ impl Payload {
         }
     }
 
-    /// The aggregate an event belongs to decides its subject.
     /// The same fact about bot `bot_id`'s user or admin; any other fact
     /// unchanged (a campaign names its bot when it is created, a bot event
     /// is about the bot itself).
@@ -101,6 +100,7 @@ impl Payload {
         self
     }
 
+    /// The aggregate an event belongs to decides its subject.
     pub fn subject(&self, topology: &Topology) -> String {
         match self {
             Payload::CampaignCreated(e) => topology.campaign_subject(&e.campaign_id),

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use courier_testing::read_model::{assert_replays_identically, dump};
-use courier_testing::{TestEnv, wait_until};
+use courier_testing::{Projector, TestEnv, wait_until};
 use telegram_sandbox::{Sandbox, SandboxConfig};
 
 /// Bot 111 and a second token of it (a rotation), and bot 222.
@@ -82,17 +82,24 @@ fn secret(token: &str) -> &str {
     token.split_once(':').unwrap().1
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bots_are_added_rotated_checked_and_removed_and_no_token_is_kept_in_clear() {
+/// A test's world: NATS and Postgres with a projector, and a sandbox that
+/// takes `tokens`.
+async fn world(tokens: &[&str]) -> (TestEnv, Sandbox, Projector, deadpool_postgres::Pool) {
     let env = TestEnv::new().await;
     let sandbox = Sandbox::start(SandboxConfig {
-        tokens: vec![FIRST.into(), ROTATED.into(), OTHER.into()],
+        tokens: tokens.iter().map(|&token| token.to_owned()).collect(),
         ..SandboxConfig::default()
     })
     .await
     .unwrap();
     let projector = env.start_projector();
     let pool = env.pool().await;
+    (env, sandbox, projector, pool)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bots_are_added_rotated_checked_and_removed_and_no_token_is_kept_in_clear() {
+    let (env, sandbox, projector, pool) = world(&[FIRST, ROTATED, OTHER]).await;
     let client = pool.get().await.unwrap();
     let printed = std::sync::Mutex::new(String::new());
     let run = &async |key: &str, args: &[&str], stdin: &str| {
@@ -226,15 +233,7 @@ async fn bots_are_added_rotated_checked_and_removed_and_no_token_is_kept_in_clea
 /// users are per bot, and a bot must be added before it has any.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_added_bots_users_audiences_and_campaigns_are_its_own() {
-    let env = TestEnv::new().await;
-    let sandbox = Sandbox::start(SandboxConfig {
-        tokens: vec![OTHER.into()],
-        ..SandboxConfig::default()
-    })
-    .await
-    .unwrap();
-    let projector = env.start_projector();
-    let pool = env.pool().await;
+    let (env, sandbox, projector, pool) = world(&[OTHER]).await;
     let client = pool.get().await.unwrap();
     let dir = std::env::temp_dir().join(format!("courierctl-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,8 +1,8 @@
 //! The bots added with `courierctl bots add`. With `COURIER_TOKEN_KEY` set,
 //! a sender follows the bots bucket ([`courier_core::added_bots`]) and
-//! serves every bot whose sealed token opens: each from its own consumer (`senders-<bot id>`), so a bot's
-//! million items wait in the stream rather than in front of another bot's
-//! hundred, with its own budgets, in-flight limit and Stars
+//! serves every bot whose sealed token opens: each from its own consumer
+//! (`senders-<bot id>`), so a bot's million items wait in the stream rather
+//! than in front of another bot's hundred, with its own budgets, in-flight limit and Stars
 //! ([`crate::bot`]). A bot added is served at once, a replaced token is
 //! used from the next item, a removed bot stops, and a bot whose token
 //! Telegram refuses stops alone: its items wait in its consumer until the

@@ -100,12 +100,7 @@ async fn an_added_bot_has_its_own_users_owners_and_campaigns() {
     harness.say(OWNER, "/admins");
     harness.say(OWNER, "/start");
     harness.wait_for(OWNER, after, "Hi!").await;
-    let replies: Vec<String> = harness
-        .messages(OWNER)
-        .iter()
-        .filter(|m| m["message_id"].as_i64() > Some(after))
-        .map(|m| text(m).to_owned())
-        .collect();
+    let replies = harness.texts_after(OWNER, after);
     assert_eq!(replies.len(), 1, "only the greeting: {replies:?}");
 
     // The default bot's owner is staff there, but a press naming the second
@@ -122,12 +117,7 @@ async fn an_added_bot_has_its_own_users_owners_and_campaigns() {
     harness.press(OWNER, &forged, "Show");
     harness.say(OWNER, "/start");
     harness.wait_for(OWNER, after, "Hi!").await;
-    let shown: Vec<String> = harness
-        .messages(OWNER)
-        .iter()
-        .filter(|m| m["message_id"].as_i64() > Some(after))
-        .map(|m| text(m).to_owned())
-        .collect();
+    let shown = harness.texts_after(OWNER, after);
     assert_eq!(shown.len(), 1, "only the greeting: {shown:?}");
     harness.talk_to(SECOND_BOT);
 

@@ -216,6 +216,15 @@ impl Harness {
             .unwrap_or(0)
     }
 
+    /// The texts of the bot's messages in `chat` newer than `after`.
+    pub fn texts_after(&self, chat: i64, after: i64) -> Vec<String> {
+        self.messages(chat)
+            .iter()
+            .filter(|m| m["message_id"].as_i64() > Some(after))
+            .map(|m| text(m).to_owned())
+            .collect()
+    }
+
     /// Waits for a message of the bot in `chat`, newer than `after`, whose
     /// text or caption contains `needle` (as it stands now: edits count).
     pub async fn wait_for(&self, chat: i64, after: i64, needle: &str) -> Value {
