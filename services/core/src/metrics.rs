@@ -29,6 +29,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// A gauge holding any number (a rate limit, a count).
 pub type Gauge = gauge::Gauge<f64, std::sync::atomic::AtomicU64>;
+/// A counter of seconds (a float).
+pub type SecondsCounter = Counter<f64, std::sync::atomic::AtomicU64>;
 
 /// The metrics of this process; each group registers itself once.
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
@@ -134,13 +136,17 @@ impl Declare<'_> {
     }
 
     /// Counters by labels `keys`, each of the `known` combinations at 0.
-    fn counters<const N: usize>(
+    fn counters<M, const N: usize>(
         &mut self,
         name: &str,
         help: &str,
         keys: [&'static str; N],
         known: &[[&'static str; N]],
-    ) -> Labelled<Counter, N> {
+    ) -> Labelled<M, N>
+    where
+        M: Clone + Default,
+        Family<LabelSet<N>, M>: Metric,
+    {
         let counters = Labelled {
             keys,
             family: Family::default(),
@@ -343,6 +349,8 @@ pub struct SenderMetrics {
     pub telegram_request_duration: Latency<2>,
     /// By `lane`.
     pub recipient_wait: Latency<1>,
+    /// By `lane`.
+    pub late_arrival_moves: Labelled<SecondsCounter, 1>,
 }
 
 pub fn sender() -> &'static SenderMetrics {
@@ -396,6 +404,12 @@ pub fn sender() -> &'static SenderMetrics {
                 ["lane"],
                 &each(&LANES),
                 RECIPIENT_SECONDS,
+            ),
+            late_arrival_moves: d.counters(
+                "courier_rate_schedule_moved_seconds",
+                "Sending time this sender gave up because answers showed sends reaching Telegram later than the pacing headroom absorbs, by lane",
+                ["lane"],
+                &each(&LANES),
             ),
         })
     })

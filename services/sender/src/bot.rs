@@ -50,11 +50,16 @@ impl BotKit {
         limits::publish(&self.rates, token_bot_id, config).await;
         Bot {
             id,
-            free_lane: Budget::new(self.rates.clone(), token_bot_id, "free", config.rate_limit),
+            free_lane: Budget::new(
+                self.rates.clone(),
+                token_bot_id,
+                Lane::Free,
+                config.rate_limit,
+            ),
             paid_lane: Budget::new(
                 self.rates.clone(),
                 token_bot_id,
-                "paid",
+                Lane::Paid,
                 config.paid_rate_limit,
             ),
             stars_out: StarsOut::new(

@@ -4,7 +4,9 @@
 //! a small chunk at a time and its workers wait for the slots one after
 //! another, so a replica never holds more than a chunk of the future; a
 //! 429 moves the shared schedule, which pauses the token on every replica
-//! (each may still have one chunk of slots out when it happens).
+//! (each may still have one chunk of slots out when it happens). An answer
+//! that shows its send arrived late moves the shared schedule on
+//! ([`rate::LateArrivals`]).
 //!
 //! Slots are wall-clock times, so replicas need synchronised clocks (NTP);
 //! a skew of d shifts that replica's sends by d.
@@ -14,11 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
-use courier_core::send_limits;
+use courier_core::send_limits::{self, Lane};
 use tokio::sync::Mutex;
 
 use crate::kv_number::{self, now_us};
-use crate::rate::{self, Reservation};
+use crate::rate::{self, LateArrivals, Reservation};
 
 #[derive(Debug, thiserror::Error)]
 #[error("rate budget in NATS KV")]
@@ -30,6 +32,7 @@ const TIMER_TICK_US: u64 = 1_000;
 pub struct Budget {
     kv: kv::Store,
     key: String,
+    lane: Lane,
     interval_us: u64,
     chunk: u32,
     /// Slots this replica reserved and has not used yet. Workers take the
@@ -38,6 +41,8 @@ pub struct Budget {
     /// Bumped by every 429, so a worker waiting for a slot learns that its
     /// slot was cancelled.
     pauses: AtomicU64,
+    /// This replica's sends' answers, judged for late arrivals.
+    late: std::sync::Mutex<LateArrivals>,
 }
 
 /// How a wait for a slot ended.
@@ -51,21 +56,23 @@ enum Woke {
 }
 
 impl Budget {
-    /// The budget of `lane` ("free" or "paid") of bot `bot_id` at `rate`/s.
-    pub fn new(kv: kv::Store, bot_id: &str, lane: &str, rate: f64) -> Budget {
+    /// The budget of `lane` of bot `bot_id` at `rate`/s.
+    pub fn new(kv: kv::Store, bot_id: &str, lane: Lane, rate: f64) -> Budget {
         Budget {
             kv,
-            key: format!("{bot_id}.{lane}"),
+            key: format!("{bot_id}.{}", lane.as_str()),
+            lane,
             interval_us: rate::interval_us(rate),
             chunk: rate::chunk(rate),
             slots: Mutex::new(VecDeque::new()),
             pauses: AtomicU64::new(0),
+            late: std::sync::Mutex::new(LateArrivals::default()),
         }
     }
 
-    /// Waits for this send's slot. Pacing, not retrying: the item is held
-    /// only until its turn.
-    pub async fn acquire(&self) -> Result<(), BudgetError> {
+    /// Waits for this send's slot, and says which it was. Pacing, not
+    /// retrying: the item is held only until its turn.
+    pub async fn acquire(&self) -> Result<u64, BudgetError> {
         let mut slots = self.slots.lock().await;
         loop {
             let pauses = self.pauses.load(Ordering::Acquire);
@@ -83,7 +90,7 @@ impl Budget {
                 .pop_front()
                 .expect("a reservation has at least one slot");
             match self.sleep_until(slot, pauses).await {
-                Woke::InTime => return Ok(()),
+                Woke::InTime => return Ok(slot),
                 // Telegram said 429 while we waited: these slots are void.
                 Woke::AfterPause => slots.clear(),
                 // A busy machine: take a fresh slot instead.
@@ -113,7 +120,7 @@ impl Budget {
     /// Waits for the turn of a send of `messages` messages at once (an
     /// album): the middle of a block of slots of its own
     /// ([`send_limits::slots_per_send`]). One message is [`Budget::acquire`].
-    pub async fn acquire_many(&self, messages: u32) -> Result<(), BudgetError> {
+    pub async fn acquire_many(&self, messages: u32) -> Result<u64, BudgetError> {
         if messages <= 1 {
             return self.acquire().await;
         }
@@ -124,9 +131,34 @@ impl Budget {
                 .await?
                 .middle();
             if self.sleep_until(slot, pauses).await == Woke::InTime {
-                return Ok(());
+                return Ok(slot);
             }
         }
+    }
+
+    /// The send of `slot` was answered just now: if it may have reached
+    /// Telegram too late for the headroom, the schedule moves on.
+    pub async fn answered(&self, slot: u64) -> Result<(), BudgetError> {
+        let now = now_us();
+        let by = self
+            .late
+            .lock()
+            .expect("no panic while judging an answer")
+            .answered(slot, now);
+        if let Some(by) = by {
+            tracing::debug!(
+                key = self.key,
+                by_us = by,
+                "a late arrival moved the schedule on"
+            );
+            courier_core::metrics::sender()
+                .late_arrival_moves
+                .get([self.lane.as_str()])
+                .inc_by(Duration::from_micros(by).as_secs_f64());
+            self.update(|next| rate::move_on(next, now_us(), by))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Telegram said 429: no replica sends on this lane for `retry_after`.

@@ -7,7 +7,14 @@
 //!
 //! [`crate::budget`] keeps `next` in NATS KV so every replica of a token
 //! draws from the same schedule.
+//!
+//! A send may reach Telegram later than its slot (a busy machine, the
+//! network); the headroom absorbs ~20 ms of that. [`LateArrivals`] judges
+//! from each answer how late its send may have arrived, and moves the
+//! schedule on by what the headroom does not absorb, so the send 30 slots
+//! later cannot land in the same second.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Pace at this fraction of the configured limit: a send a little late on
@@ -87,6 +94,77 @@ pub fn chunk(rate: f64) -> u32 {
 
 /// The fewest slots reserved at once: 133 ms of a 30/s bot's schedule.
 const MIN_CHUNK: u32 = 4;
+
+/// How long the quickest answer is remembered: the best case the next
+/// second's sends may have.
+const QUICKEST_ANSWER_WINDOW_US: u64 = 2_000_000;
+/// Of the drift allowance, what a late arrival may use before the schedule
+/// moves; the rest covers the estimate's error.
+const LATE_ARRIVAL_MARGIN_US: u64 = 5_000;
+
+/// How late sends reached Telegram, judged from their answers, and how far
+/// that moves the schedule on. A send's time from its slot to its answer,
+/// beyond the quickest of the last two seconds, bounds how much later it
+/// arrived than a send that follows it may: when that goes past what the
+/// headroom absorbs, the schedule moves on by the rest. One stall delays
+/// many sends at once; the moves made since a send's slot already count
+/// for it, so a stall moves the schedule about once. With no answer in the
+/// last two seconds to compare with (a campaign's first sends, which may
+/// open connections), the quickest answer ever is the baseline; before
+/// the first answer, a send's whole time to its answer counts as late.
+#[derive(Debug, Default)]
+pub struct LateArrivals {
+    /// (answered, slot to answer): a sliding minimum, quickest first.
+    quickest: VecDeque<(u64, u64)>,
+    /// (when, by how much) the schedule was moved on, oldest first.
+    moves: VecDeque<(u64, u64)>,
+    quickest_ever: Option<u64>,
+}
+
+impl LateArrivals {
+    /// The answer to the send of `slot` came at `answered` (both Unix µs):
+    /// how far the schedule must move on now, if at all.
+    pub fn answered(&mut self, slot: u64, answered: u64) -> Option<u64> {
+        let took = answered.saturating_sub(slot);
+        let since = answered.saturating_sub(QUICKEST_ANSWER_WINDOW_US);
+        while self.quickest.front().is_some_and(|&(at, _)| at < since) {
+            self.quickest.pop_front();
+        }
+        while self.moves.front().is_some_and(|&(at, _)| at < since) {
+            self.moves.pop_front();
+        }
+        let baseline = match self.quickest.front() {
+            Some(&(_, quickest)) => quickest,
+            None => self.quickest_ever.unwrap_or(0),
+        };
+        let quickest = baseline.min(took);
+        self.quickest_ever = Some(self.quickest_ever.map_or(took, |ever| ever.min(took)));
+        while self.quickest.back().is_some_and(|&(_, t)| t >= took) {
+            self.quickest.pop_back();
+        }
+        self.quickest.push_back((answered, took));
+        let moved_since_slot: u64 = self
+            .moves
+            .iter()
+            .filter(|&&(at, _)| at >= slot)
+            .map(|&(_, by)| by)
+            .sum();
+        let absorbed = drift_allowance_us().saturating_sub(LATE_ARRIVAL_MARGIN_US);
+        let by = took
+            .saturating_sub(quickest)
+            .saturating_sub(absorbed)
+            .saturating_sub(moved_since_slot);
+        (by > 0).then(|| {
+            self.moves.push_back((answered, by));
+            by
+        })
+    }
+}
+
+/// The schedule's next free slot after moving it on by `by` at `now`.
+pub fn move_on(next: u64, now: u64, by: u64) -> u64 {
+    next.max(now) + by
+}
 
 #[cfg(test)]
 mod tests {
@@ -197,5 +275,118 @@ mod tests {
     fn chunks_are_about_fifty_milliseconds_of_sends_and_never_tiny() {
         assert_eq!(chunk(30.0), 4);
         assert_eq!(chunk(1000.0), 50);
+    }
+
+    /// Sends at 30/s, slots reserved a chunk at a time as a replica does;
+    /// every send arrives 2 ms after its slot except those of slots in the
+    /// 30 ms from 2 s on, which arrive 25 ms late (a busy machine), and
+    /// each answer comes 1 ms after its arrival. Answers come in before
+    /// the slots after them are reserved. The arrivals, in order.
+    fn arrivals_through_a_stall(moving_on: bool) -> Vec<u64> {
+        let interval = interval_us(30.0);
+        let stall = 2 * SECOND..2 * SECOND + 30_000;
+        let mut late = LateArrivals::default();
+        let mut answers = VecDeque::new();
+        let (mut next, mut arrivals) = (0, Vec::new());
+        while next < 5 * SECOND {
+            let block = reserve(next, 0, chunk(30.0), interval);
+            next = block.end();
+            for slot in (0..block.count).map(|i| block.slot(i)) {
+                while let Some(&(answered, sent)) = answers.front().filter(|(at, _)| *at <= slot) {
+                    answers.pop_front();
+                    if let Some(by) = late.answered(sent, answered)
+                        && moving_on
+                    {
+                        next = move_on(next, answered, by);
+                    }
+                }
+                let delay = if stall.contains(&slot) { 27_000 } else { 2_000 };
+                arrivals.push(slot + delay);
+                answers.push_back((slot + delay + 1_000, slot));
+            }
+        }
+        arrivals.sort_unstable();
+        arrivals
+    }
+
+    #[test]
+    fn a_stall_past_the_headroom_moves_the_schedule_on_and_keeps_every_second_under_the_rate() {
+        assert!(most_in_any_second(&arrivals_through_a_stall(false)) > 30);
+        let arrivals = arrivals_through_a_stall(true);
+        assert!(most_in_any_second(&arrivals) <= 30);
+        let achieved = (arrivals.len() - 1) as f64
+            / ((arrivals.last().unwrap() - arrivals[0]) as f64 / SECOND as f64);
+        assert!(achieved >= 30.0 * 0.97, "{achieved}");
+    }
+
+    /// Judging answers of 50 ms, after the first.
+    fn judging_50_ms_answers() -> LateArrivals {
+        let mut late = LateArrivals::default();
+        late.answered(0, 50_000);
+        late
+    }
+
+    #[test]
+    fn after_a_quiet_spell_the_quickest_answer_ever_is_the_baseline() {
+        let mut late = LateArrivals::default();
+        let absorbed = drift_allowance_us() - LATE_ARRIVAL_MARGIN_US;
+        assert_eq!(late.answered(0, 50_000), Some(50_000 - absorbed));
+        assert_eq!(late.answered(34_000, 84_000), None);
+        let quiet = 10 * SECOND;
+        assert_eq!(late.answered(quiet, quiet + 60_000), None);
+        // A connection opened for the first send after the spell.
+        let later = 20 * SECOND;
+        assert_eq!(
+            late.answered(later, later + 90_000),
+            Some(90_000 - 50_000 - absorbed)
+        );
+    }
+
+    #[test]
+    fn answers_within_the_headroom_never_move_the_schedule() {
+        let mut late = judging_50_ms_answers();
+        let interval = interval_us(30.0);
+        for i in 1..300 {
+            let slot = i * interval;
+            // 50 ms answers, up to 14 ms slower now and then.
+            let jitter = (i * 7_919) % 14_000;
+            assert_eq!(late.answered(slot, slot + 50_000 + jitter), None, "{i}");
+        }
+    }
+
+    #[test]
+    fn the_sends_of_one_stall_move_the_schedule_once() {
+        let mut late = judging_50_ms_answers();
+        let interval = interval_us(30.0);
+        for i in 1..30 {
+            assert_eq!(late.answered(i * interval, i * interval + 50_000), None);
+        }
+        // Four sends held up together, answered together 40 ms late.
+        let stalled = (30..34).map(|i| i * interval);
+        let answered = 33 * interval + 50_000 + 40_000;
+        let moves: Vec<_> = stalled
+            .filter_map(|slot| late.answered(slot, answered))
+            .collect();
+        let absorbed = drift_allowance_us() - LATE_ARRIVAL_MARGIN_US;
+        assert_eq!(moves, [3 * interval + 40_000 - absorbed]);
+    }
+
+    #[test]
+    fn answers_slower_for_good_stop_moving_the_schedule_once_the_quick_ones_are_forgotten() {
+        let mut late = LateArrivals::default();
+        let interval = interval_us(30.0);
+        let took = |i: u64| if i < 60 { 20_000 } else { 80_000 };
+        let moved_at: Vec<_> = (0..300)
+            .filter(|&i| {
+                late.answered(i * interval, i * interval + took(i))
+                    .is_some()
+            })
+            .collect();
+        assert!(!moved_at.is_empty());
+        let forgotten = 60 * interval + QUICKEST_ANSWER_WINDOW_US;
+        assert!(
+            moved_at.iter().all(|&i| i * interval <= forgotten),
+            "{moved_at:?}"
+        );
     }
 }

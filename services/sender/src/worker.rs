@@ -88,6 +88,8 @@ pub struct Worker {
 /// one, and whether its chat's record is still to be published (a send
 /// that claimed its chat has it already).
 struct Paced<'g> {
+    /// The rate slot the send took (Unix µs).
+    slot: u64,
     ticket: Option<Ticket<'g>>,
     record_chat: bool,
 }
@@ -185,6 +187,7 @@ impl Worker {
             ControlFlow::Break(handled) => return Ok(handled),
         };
         let Paced {
+            slot,
             ticket,
             record_chat,
         } = match self.pace(bot, message, &ready, receipt, stop).await? {
@@ -198,7 +201,7 @@ impl Worker {
                 tracing::warn!(error = format!("{error:#}"), "recording a send to a chat");
             }
         };
-        let (sent, ()) = tokio::join!(self.call(bot, message, &ready), record);
+        let (sent, ()) = tokio::join!(self.call(bot, message, &ready, slot), record);
         let action = match &ready.item.amend {
             None => policy::after_send(sent, ready.attempt, ready.campaign.revision),
             Some(amend) => policy::after_amend(sent, ready.attempt, amend),
@@ -306,12 +309,12 @@ impl Worker {
         }
         let messages = ready.campaign.messages(&ready.item);
         let slot = self.wait_for_slot(message, bot.lane(ready.lane), messages);
-        if stop.run_until_cancelled(slot).await.transpose()?.is_none() {
+        let Some(slot) = stop.run_until_cancelled(slot).await.transpose()? else {
             return done(
                 self.nak(message, Duration::ZERO, "stopped serving the bot")
                     .await,
             );
-        }
+        };
         if ready.item.amend.is_none()
             && let ControlFlow::Break(handled) = self
                 .unless_sending(
@@ -343,6 +346,7 @@ impl Worker {
         }
         let paced = |ticket| {
             Ok(ControlFlow::Continue(Paced {
+                slot,
                 ticket,
                 record_chat: !overlapping,
             }))
@@ -363,13 +367,15 @@ impl Worker {
         }
     }
 
-    /// Call: the Bot API request, its answer classified (and a failure
-    /// counted and traced).
+    /// Call: the Bot API request in its rate slot `slot`, its answer
+    /// timed for the rate budget and classified (a failure counted and
+    /// traced).
     async fn call(
         &self,
         bot: &Bot,
         message: &jetstream::Message,
         ready: &Ready,
+        slot: u64,
     ) -> Result<Sent, Verdict> {
         let asked = std::time::Instant::now();
         let call = ready.campaign.call(&ready.item, ready.lane);
@@ -378,6 +384,9 @@ impl Worker {
             bot.stars_out.paid_sent();
         }
         if answered(&sent) {
+            if let Err(error) = bot.lane(ready.lane).answered(slot).await {
+                tracing::warn!(error = format!("{error:#}"), "moving the rate schedule on");
+            }
             let took = asked.elapsed();
             bot.answered_after(took);
             courier_core::metrics::sender()
@@ -584,7 +593,7 @@ impl Worker {
         message: &jetstream::Message,
         lane: &Budget,
         messages: u32,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<u64> {
         let acquire = lane.acquire_many(messages);
         tokio::pin!(acquire);
         let mut progress = tokio::time::interval(PROGRESS_EVERY);
