@@ -232,8 +232,10 @@ impl Action {
             ["bc", "aud", code] => Action::Audience(Audience::from_code(code)?),
             ["bc", "seg"] => Action::Segment,
             ["bc", "use"] => Action::UseSegment,
-            ["bc", "f", "lang", code] => Action::Refine(Refinement::Language(language(code)?)),
-            ["bc", "var", code] => Action::Variant(language(code)?),
+            ["bc", "f", "lang", code] => {
+                Action::Refine(Refinement::Language(Language::from_code(code)?))
+            }
+            ["bc", "var", code] => Action::Variant(Language::from_code(code)?),
             ["bc", "f", "tag", tag] => Action::Refine(Refinement::Tag(audience::tag(tag).ok()?)),
             ["bc", "f", "act", days] => Action::Refine(Refinement::Active(days.parse().ok()?)),
             ["bc", "f", "src", source] => {
@@ -257,7 +259,9 @@ impl Action {
             ["cc", "csv", id] => Action::Csv(id.parse().ok()?),
             ["ok", code, id] => Action::Confirm(id.parse().ok()?, Confirm::from_code(code)?),
             ["am", "btn", id] => Action::CorrectButtons(id.parse().ok()?),
-            ["am", "ver", code, id] => Action::CorrectVersion(id.parse().ok()?, language(code)?),
+            ["am", "ver", code, id] => {
+                Action::CorrectVersion(id.parse().ok()?, Language::from_code(code)?)
+            }
             ["cc", code, id] => Action::Control(id.parse().ok()?, Control::from_code(code)?),
             _ => return None,
         })
@@ -272,12 +276,6 @@ impl Action {
     pub fn fits(&self) -> bool {
         self.data().len() <= 64
     }
-}
-
-fn language(code: &str) -> Option<Language> {
-    [Language::Ru, Language::En]
-        .into_iter()
-        .find(|l| l.code() == Some(code))
 }
 
 impl Toggle {

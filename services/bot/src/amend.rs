@@ -61,7 +61,7 @@ pub async fn ask_for_correction(
         Action::CorrectButtons(campaign).button("🔗 The buttons instead"),
         Action::Abort.button("✖️ Cancel"),
     ]];
-    let languages = versions.iter().filter_map(|code| language(code));
+    let languages = versions.iter().filter_map(|code| Language::from_code(code));
     let version_buttons: Vec<_> = languages
         .map(|l| {
             let label = format!("🌐 The {} version instead", l.code().unwrap_or_default());
@@ -75,12 +75,6 @@ pub async fn ask_for_correction(
         .reply_markup(InlineKeyboardMarkup::new(rows))
         .await?;
     Ok(())
-}
-
-fn language(code: &str) -> Option<Language> {
-    [Language::Ru, Language::En]
-        .into_iter()
-        .find(|l| l.code() == Some(code))
 }
 
 /// 🌐 The ru version instead: asks for that version corrected.

@@ -242,11 +242,13 @@ async fn segment_card(
     let tags = store.popular_tags().await?;
     let sources = store.popular_sources().await?;
     let unknown_tags = store.unknown_tags(filter).await?;
+    let languages = store.languages().await;
     let choices = segment::Choices {
         size: store.audience(filter).await?,
         tags: &tags,
         sources: &sources,
         unknown_tags: &unknown_tags,
+        languages: &languages,
     };
     Ok(segment::card(filter, &choices))
 }
@@ -570,10 +572,8 @@ pub(crate) async fn show_preview(
         }
     }
     draft.variants = kept;
-    let summary = bot
-        .send_message(chat, preview.summarize(&draft, config.paid_enabled).await?)
-        .reply_markup(preview::keyboard(&draft, config.paid_enabled))
-        .await?;
+    let (text, keyboard) = preview.summarize(&draft, config.paid_enabled).await?;
+    let summary = bot.send_message(chat, text).reply_markup(keyboard).await?;
     dialogue
         .update(State::Confirming {
             draft,
@@ -621,8 +621,7 @@ pub async fn variant(
             .await?;
         return Ok(());
     }
-    let text = preview.summarize(&draft, config.paid_enabled).await?;
-    let keyboard = preview::keyboard(&draft, config.paid_enabled);
+    let (text, keyboard) = preview.summarize(&draft, config.paid_enabled).await?;
     dialogue
         .update(State::Confirming { draft, summary })
         .await?;
@@ -714,8 +713,7 @@ pub async fn toggle(
         return outdated_press(bot, query).await;
     }
     draft.toggle(toggle);
-    let text = preview.summarize(&draft, config.paid_enabled).await?;
-    let keyboard = preview::keyboard(&draft, config.paid_enabled);
+    let (text, keyboard) = preview.summarize(&draft, config.paid_enabled).await?;
     dialogue
         .update(State::Confirming { draft, summary })
         .await?;

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use courier_core::bot_languages::BotLanguages;
 use courier_core::config::{DatabaseConfig, NatsConfig, TelegramConfig, TokenKeyConfig};
 use courier_core::health::HealthConfig;
 use courier_core::telemetry::TelemetryConfig;
@@ -54,6 +55,18 @@ pub struct BroadcastConfig {
         value_delimiter = ','
     )]
     pub owner_ids: Vec<i64>,
+
+    /// The languages the default bot offers its users, comma-separated,
+    /// in its order (an added bot's: `courierctl bots languages`). With
+    /// one, users are not asked to choose and a broadcast asks for no
+    /// other version; a new user whose app speaks another gets the first.
+    #[arg(
+        long = "languages",
+        env = "BOT_LANGUAGES",
+        value_name = "BOT_LANGUAGES",
+        default_value = "ru,en"
+    )]
+    pub languages: BotLanguages,
 
     /// Offer the paid lane (`allow_paid_broadcast`, charged in Stars) in
     /// the /broadcast dialog.
@@ -278,6 +291,7 @@ mod tests {
             "APPROVAL_MIN_RECIPIENTS",
             "APPROVAL_FOR_PAID",
             "BOT_WEBHOOK_URL",
+            "BOT_LANGUAGES",
             "BOT_WEBHOOK_LISTEN",
             "BOT_WEBHOOK_SECRET",
             "COURIER_TOKEN_KEY",
@@ -364,6 +378,7 @@ mod tests {
     fn approval_is_needed_from_the_threshold_or_for_the_paid_lane() {
         let config = |min, paid| BroadcastConfig {
             owner_ids: Vec::new(),
+            languages: BotLanguages::default(),
             paid_enabled: true,
             progress_interval_secs: 5,
             approval_min_recipients: min,

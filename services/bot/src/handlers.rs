@@ -251,8 +251,10 @@ async fn start(
     from: User,
     payload: String,
     events: EventPublisher,
+    store: Store,
 ) -> HandlerResult {
-    let registration = users::registration(&from, message.chat.id, &payload);
+    let languages = store.languages().await;
+    let registration = users::registration(&from, message.chat.id, &payload, &languages);
     let language = registration.language();
     let reply = match publish(&events, Payload::UserRegistered(registration)).await {
         Ok(()) => replies::greeting(language),
@@ -265,12 +267,27 @@ async fn start(
 /// /stop: no more broadcasts, but the bot keeps answering (blocking it is
 /// what users did before, and it loses them for good).
 #[tracing::instrument(skip_all, fields(user_id = from.id.0 as i64))]
-async fn stop(bot: Bot, message: Message, from: User, events: EventPublisher) -> HandlerResult {
+async fn stop(
+    bot: Bot,
+    message: Message,
+    from: User,
+    events: EventPublisher,
+    store: Store,
+) -> HandlerResult {
     let opted_out = Payload::UserOptedOut(UserOptedOut {
         user_id: from.id.0 as i64,
         ..Default::default()
     });
-    opt(bot, message, &from, events, opted_out, replies::stopped).await
+    let confirmation = replies::stopped;
+    opt(
+        bot,
+        message,
+        &from,
+        (events, store),
+        opted_out,
+        confirmation,
+    )
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(user_id = from.id.0 as i64))]
@@ -279,12 +296,14 @@ async fn subscribe(
     message: Message,
     from: User,
     events: EventPublisher,
+    store: Store,
 ) -> HandlerResult {
     let opted_in = Payload::UserOptedIn(UserOptedIn {
         user_id: from.id.0 as i64,
         ..Default::default()
     });
-    opt(bot, message, &from, events, opted_in, replies::subscribed).await
+    let confirmation = replies::subscribed;
+    opt(bot, message, &from, (events, store), opted_in, confirmation).await
 }
 
 /// The Unsubscribe button under a campaign's message: the same as /stop,
@@ -294,8 +313,9 @@ async fn unsubscribe_pressed(
     bot: Bot,
     query: CallbackQuery,
     events: EventPublisher,
+    store: Store,
 ) -> HandlerResult {
-    let language = Language::guess_from_telegram(query.from.language_code.as_deref());
+    let language = (store.languages().await).for_new_user(query.from.language_code.as_deref());
     let opted_out = Payload::UserOptedOut(UserOptedOut {
         user_id: query.from.id.0 as i64,
         ..Default::default()
@@ -315,11 +335,11 @@ async fn opt(
     bot: Bot,
     message: Message,
     from: &User,
-    events: EventPublisher,
+    (events, store): (EventPublisher, Store),
     change: Payload,
     confirmation: fn(Language) -> &'static str,
 ) -> HandlerResult {
-    let language = Language::guess_from_telegram(from.language_code.as_deref());
+    let language = (store.languages().await).for_new_user(from.language_code.as_deref());
     let reply = match publish(&events, change).await {
         Ok(()) => confirmation(language),
         Err(_) => replies::failure(language),
@@ -328,9 +348,16 @@ async fn opt(
     Ok(())
 }
 
-async fn choose_language(bot: Bot, message: Message) -> HandlerResult {
+async fn choose_language(bot: Bot, message: Message, store: Store) -> HandlerResult {
+    let languages = store.languages().await;
+    if !languages.is_a_choice() {
+        let only = languages.for_new_user(None);
+        bot.send_message(message.chat.id, replies::only_language(only))
+            .await?;
+        return Ok(());
+    }
     bot.send_message(message.chat.id, replies::CHOOSE_LANGUAGE)
-        .reply_markup(language::keyboard())
+        .reply_markup(language::keyboard(&languages))
         .await?;
     Ok(())
 }
@@ -343,6 +370,11 @@ async fn language_chosen(
     events: EventPublisher,
     store: Store,
 ) -> HandlerResult {
+    // A button of a language the bot no longer offers (or made up).
+    if !store.languages().await.offers(language) {
+        bot.answer_callback_query(query.id).await?;
+        return Ok(());
+    }
     // Someone who never sent /start (the buttons of a forwarded /language,
     // or a client that skipped it) is registered with the choice.
     let change = match store.is_registered(query.from.id.0 as i64).await? {

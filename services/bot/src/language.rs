@@ -1,7 +1,9 @@
 //! Choosing a language with inline buttons: the keyboard `/language` shows
-//! and the callback data its buttons carry (`lang:ru`, `lang:en`), which
-//! comes back from Telegram untrusted and is parsed here.
+//! (the languages the bot offers) and the callback data its buttons carry
+//! (`lang:ru`, `lang:en`), which comes back from Telegram untrusted and is
+//! parsed here.
 
+use courier_core::bot_languages::BotLanguages;
 use courier_core::proto::v1::Language;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 
@@ -12,10 +14,13 @@ const CALLBACK_PREFIX: &str = "lang:";
 /// own language, so anyone can find theirs).
 const CHOICES: [(Language, &str); 2] = [(Language::Ru, "Русский"), (Language::En, "English")];
 
-/// One row with a button per language.
-pub fn keyboard() -> InlineKeyboardMarkup {
-    InlineKeyboardMarkup::new([CHOICES
-        .map(|(language, label)| InlineKeyboardButton::callback(label, callback_data(language)))])
+/// One row with a button per language the bot offers, in its order.
+pub fn keyboard(languages: &BotLanguages) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new([languages
+        .iter()
+        .filter_map(|language| CHOICES.iter().find(|(l, _)| *l == language))
+        .map(|&(language, label)| InlineKeyboardButton::callback(label, callback_data(language)))
+        .collect::<Vec<_>>()])
 }
 
 fn callback_data(language: Language) -> String {
@@ -25,11 +30,8 @@ fn callback_data(language: Language) -> String {
 
 /// The language a pressed button chose; `None` for any other data.
 pub fn from_callback_data(data: &str) -> Option<Language> {
-    let code = data.strip_prefix(CALLBACK_PREFIX)?;
-    CHOICES
-        .into_iter()
-        .map(|(language, _)| language)
-        .find(|language| language.code() == Some(code))
+    data.strip_prefix(CALLBACK_PREFIX)
+        .and_then(Language::from_code)
 }
 
 #[cfg(test)]
@@ -39,7 +41,7 @@ mod tests {
 
     #[test]
     fn every_button_parses_back_to_its_language() {
-        let keyboard = keyboard();
+        let keyboard = keyboard(&BotLanguages::default());
         let buttons: Vec<_> = keyboard.inline_keyboard.iter().flatten().collect();
         assert_eq!(buttons.len(), 2);
         let chosen: Vec<_> = buttons
@@ -58,6 +60,18 @@ mod tests {
                 ("English", Some(Language::En))
             ]
         );
+    }
+
+    #[test]
+    fn the_buttons_are_the_bots_languages_in_its_order() {
+        let labels = |codes: &str| -> Vec<String> {
+            keyboard(&codes.parse().unwrap()).inline_keyboard[0]
+                .iter()
+                .map(|button| button.text.clone())
+                .collect()
+        };
+        assert_eq!(labels("en,ru"), ["English", "Русский"]);
+        assert_eq!(labels("ru"), ["Русский"]);
     }
 
     #[test]

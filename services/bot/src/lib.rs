@@ -216,7 +216,8 @@ impl Shared {
         stop: CancellationToken,
     ) -> anyhow::Result<()> {
         let limits = PublishedLimits::new(self.rates.clone(), telegram.bot_token.bot_id());
-        let store = Store::new(self.pool.clone(), bot_id);
+        let store =
+            Store::new(self.pool.clone(), bot_id).offering(self.broadcast.languages.clone());
         let roles = Roles::new(&self.broadcast.owner_ids, store.clone());
         if let Err(error) = menu::install(&bot, &roles.owners().await, &store).await {
             tracing::warn!(bot = bot_id, %error, "setting the admins' command menus failed");

@@ -10,11 +10,12 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use courier_core::audience::{self, AudienceSize};
+use courier_core::bot_languages::BotLanguages;
 use courier_core::campaign;
 use courier_core::config::TelegramConfig;
 use courier_core::proto::campaign_name;
 use courier_core::proto::v1::{
-    AudienceFilter, CampaignOptions, Content, ContentKind, Language, Names, button,
+    AudienceFilter, CampaignOptions, Content, ContentKind, Names, button,
 };
 use courier_core::send_limits::{self, Lane, PublishedLimits};
 use courier_core::stars;
@@ -67,9 +68,14 @@ impl Preview {
         })
     }
 
-    /// The [`summary`] of `draft` as things stand: the users live now, at
-    /// the rate the senders published.
-    pub async fn summarize(&self, draft: &Draft, paid_enabled: bool) -> Result<String, StoreError> {
+    /// The [`summary`] of `draft` as things stand (the users live now, at
+    /// the rate the senders published) and its [`keyboard`] (the bot's
+    /// languages now).
+    pub async fn summarize(
+        &self,
+        draft: &Draft,
+        paid_enabled: bool,
+    ) -> Result<(String, InlineKeyboardMarkup), StoreError> {
         let size = self.store.audience(&draft.audience).await?;
         let mut versions = Vec::new();
         for variant in &draft.variants {
@@ -84,7 +90,9 @@ impl Preview {
             true => telegram_stars::balance(&self.bot).await,
             false => None,
         };
-        Ok(summary(draft, size, &versions, paid_enabled, rate, balance))
+        let text = summary(draft, size, &versions, paid_enabled, rate, balance);
+        let languages = self.store.languages().await;
+        Ok((text, keyboard(draft, paid_enabled, &languages)))
     }
 
     /// Sends `content` to `chat` as a campaign would send it to a
@@ -256,7 +264,11 @@ pub fn summary(
 
 /// The toggles, a version per language the audience speaks, then Start
 /// and Cancel.
-pub fn keyboard(draft: &Draft, paid_enabled: bool) -> InlineKeyboardMarkup {
+pub fn keyboard(
+    draft: &Draft,
+    paid_enabled: bool,
+    languages: &BotLanguages,
+) -> InlineKeyboardMarkup {
     let toggle = |on: bool, label: &str, toggle: Toggle| {
         let mark = if on { "✅" } else { "⬜" };
         Action::Toggle(toggle).button(format!("{mark} {label}"))
@@ -277,8 +289,10 @@ pub fn keyboard(draft: &Draft, paid_enabled: bool) -> InlineKeyboardMarkup {
     if paid_enabled {
         rows.push(vec![toggle(draft.paid, "Paid lane", Toggle::Paid)]);
     }
-    let versions: Vec<_> = [Language::Ru, Language::En]
-        .into_iter()
+    // A bot of one language asks for no other version.
+    let versions: Vec<_> = languages
+        .iter()
+        .filter(|_| languages.is_a_choice())
         .filter_map(|language| {
             let code = language.code()?;
             only_language(&draft.audience, code)?;
@@ -437,7 +451,7 @@ mod tests {
         assert!(text.contains("Content: album of 3 items\n"), "{text}");
         assert!(text.contains("about 5m 00s at 30/s"), "{text}");
         assert!(
-            !keyboard(&album, false)
+            !keyboard(&album, false, &BotLanguages::default())
                 .inline_keyboard
                 .iter()
                 .flatten()
@@ -497,7 +511,7 @@ mod tests {
             None,
         );
         assert!(text.contains("Versions: ru · 70; default · 30\n"), "{text}");
-        let labels: Vec<String> = keyboard(&everyone, false)
+        let labels: Vec<String> = keyboard(&everyone, false, &BotLanguages::default())
             .inline_keyboard
             .into_iter()
             .flatten()
@@ -508,6 +522,15 @@ mod tests {
             labels.contains(&"🌐 Add en version".to_owned()),
             "{labels:?}"
         );
+        // A bot of one language asks for no other version.
+        let russian_only = BotLanguages::parse(&["ru"]).unwrap();
+        let labels: Vec<String> = keyboard(&everyone, false, &russian_only)
+            .inline_keyboard
+            .into_iter()
+            .flatten()
+            .map(|b| b.text)
+            .collect();
+        assert!(!labels.iter().any(|l| l.contains("version")), "{labels:?}");
     }
 
     #[test]
@@ -527,7 +550,7 @@ mod tests {
     fn the_keyboard_marks_toggles_and_offers_start() {
         let mut silent = draft();
         silent.toggle(Toggle::Silent);
-        let buttons: Vec<(String, String)> = keyboard(&silent, true)
+        let buttons: Vec<(String, String)> = keyboard(&silent, true, &BotLanguages::default())
             .inline_keyboard
             .into_iter()
             .flatten()
@@ -556,7 +579,12 @@ mod tests {
         );
         // Without the paid lane: toggles, unsubscribe, versions, changes,
         // test, when, Start.
-        assert_eq!(keyboard(&silent, false).inline_keyboard.len(), 7);
+        assert_eq!(
+            keyboard(&silent, false, &BotLanguages::default())
+                .inline_keyboard
+                .len(),
+            7
+        );
     }
 
     #[test]
@@ -566,7 +594,7 @@ mod tests {
             at: "2026-12-05T07:00:00Z".parse().unwrap(),
             zone: "Europe/Moscow".into(),
         });
-        let labels: Vec<String> = keyboard(&later, false)
+        let labels: Vec<String> = keyboard(&later, false, &BotLanguages::default())
             .inline_keyboard
             .into_iter()
             .flatten()

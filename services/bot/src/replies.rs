@@ -19,6 +19,14 @@ pub fn greeting(language: Language) -> &'static str {
 /// read the one Telegram's app language suggests.
 pub const CHOOSE_LANGUAGE: &str = "Выберите язык · Choose your language";
 
+/// The answer to `/language` in a bot that offers one language.
+pub fn only_language(language: Language) -> &'static str {
+    match language {
+        Language::Ru => "Этот бот пишет только на русском.",
+        Language::En | Language::Unspecified => "This bot speaks English only.",
+    }
+}
+
 /// Replaces the language buttons once a choice is saved.
 pub fn language_set(language: Language) -> &'static str {
     match language {

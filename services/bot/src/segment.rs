@@ -4,7 +4,8 @@
 //! the handlers in [`crate::broadcast`] count and edit the message.
 
 use courier_core::audience::{self, AudienceSize};
-use courier_core::proto::v1::{AudienceFilter, Language};
+use courier_core::bot_languages::BotLanguages;
+use courier_core::proto::v1::AudienceFilter;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 
 use crate::actions::{Action, Refinement};
@@ -57,6 +58,8 @@ pub struct Choices<'a> {
     pub sources: &'a [Popular],
     /// Tags the filter names that no user has (typed, most likely a typo).
     pub unknown_tags: &'a [String],
+    /// The bot's languages: with one, no language to pick.
+    pub languages: &'a BotLanguages,
 }
 
 /// The builder's card: its text and buttons.
@@ -95,17 +98,20 @@ fn text(filter: &AudienceFilter, choices: &Choices) -> String {
 fn keyboard(filter: &AudienceFilter, choices: &Choices) -> InlineKeyboardMarkup {
     let mark = |on: bool| if on { "✅" } else { "⬜" };
     let mut rows: Vec<Vec<InlineKeyboardButton>> = Vec::new();
-    rows.push(
-        [Language::Ru, Language::En]
-            .into_iter()
-            .map(|language| {
-                let code = language.code().unwrap_or_default();
-                let on = filter.languages.iter().any(|l| l == code);
-                Action::Refine(Refinement::Language(language))
-                    .button(format!("{} {code}", mark(on)))
-            })
-            .collect(),
-    );
+    if choices.languages.is_a_choice() {
+        rows.push(
+            choices
+                .languages
+                .iter()
+                .map(|language| {
+                    let code = language.code().unwrap_or_default();
+                    let on = filter.languages.iter().any(|l| l == code);
+                    Action::Refine(Refinement::Language(language))
+                        .button(format!("{} {code}", mark(on)))
+                })
+                .collect(),
+        );
+    }
     // The popular ones, and any the filter uses that are not among them,
     // so every part can be taken back with a tap.
     let tags = offered(
@@ -189,6 +195,7 @@ fn pairs(buttons: Vec<InlineKeyboardButton>) -> Vec<Vec<InlineKeyboardButton>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use courier_core::proto::v1::Language;
     use teloxide::types::InlineKeyboardButtonKind;
 
     fn popular(value: &str, users: i64) -> Popular {
@@ -281,6 +288,7 @@ mod tests {
             tags: &tags,
             sources: &sources,
             unknown_tags: &[],
+            languages: &BotLanguages::default(),
         };
         let (text, keyboard) = card(&filter, &choices);
         assert!(
@@ -326,6 +334,7 @@ mod tests {
             tags: &[],
             sources: &[],
             unknown_tags: &["vpi".to_owned()],
+            languages: &BotLanguages::default(),
         };
         let (text, keyboard) = card(&audience::parse("tag:vpi").unwrap(), &choices);
         assert!(text.contains("Nobody matches this audience now"), "{text}");

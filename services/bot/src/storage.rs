@@ -9,7 +9,9 @@ use chrono_tz::Tz;
 use courier_core::amend::DELETABLE_FOR;
 use courier_core::amend_tally::Tally;
 use courier_core::audience::{AudienceSize, Recipients};
+use courier_core::bot_languages::BotLanguages;
 use courier_core::proto::v1::{AudienceFilter, Content};
+use courier_core::topology::DEFAULT_BOT;
 use deadpool_postgres::Pool;
 use prost::Message as _;
 use tokio_postgres::Row;
@@ -83,11 +85,56 @@ pub struct Store {
     pool: Pool,
     /// The bot whose users, admins and campaigns these are.
     bot_id: i64,
+    /// `BOT_LANGUAGES`: the default bot's languages.
+    configured_languages: BotLanguages,
 }
 
 impl Store {
+    /// Bot `bot_id`'s store; the default bot offers every language until
+    /// [`Store::offering`] says otherwise.
     pub fn new(pool: Pool, bot_id: i64) -> Store {
-        Store { pool, bot_id }
+        Store {
+            pool,
+            bot_id,
+            configured_languages: BotLanguages::default(),
+        }
+    }
+
+    /// The default bot offers `languages` (`BOT_LANGUAGES`).
+    pub fn offering(self, languages: BotLanguages) -> Store {
+        Store {
+            configured_languages: languages,
+            ..self
+        }
+    }
+
+    /// The languages the bot offers its users: `BOT_LANGUAGES` for the
+    /// default bot, `courierctl bots languages` for an added one (read at
+    /// each use, so a change needs no restart; when the store cannot say,
+    /// every language).
+    pub async fn languages(&self) -> BotLanguages {
+        if self.bot_id == DEFAULT_BOT {
+            return self.configured_languages.clone();
+        }
+        let stored = async {
+            let row = self
+                .pool
+                .get()
+                .await?
+                .query_opt(
+                    "SELECT languages FROM bots WHERE bot_id = $1",
+                    &[&self.bot_id],
+                )
+                .await?;
+            Ok::<Vec<String>, StoreError>(row.map(|row| row.get(0)).unwrap_or_default())
+        };
+        match stored.await {
+            Ok(codes) => BotLanguages::parse(&codes).unwrap_or_default(),
+            Err(error) => {
+                tracing::error!(%error, "looking up the bot's languages failed");
+                BotLanguages::default()
+            }
+        }
     }
 
     pub fn bot_id(&self) -> i64 {

@@ -24,7 +24,7 @@ use crate::cards::Cards;
 use crate::config::BroadcastConfig;
 use crate::dialogue::{Dialogue, Dialogues, Draft, Start, State, Timing};
 use crate::handlers::HandlerResult;
-use crate::preview::{self, Preview};
+use crate::preview::Preview;
 use crate::progress;
 use crate::storage::{Store, wait_for_projection};
 
@@ -258,8 +258,7 @@ async fn apply(
                 zone: zone.name().to_owned(),
             });
             let paid_enabled = campaigning.config.paid_enabled;
-            let text = campaigning.preview.summarize(&draft, paid_enabled).await?;
-            let keyboard = preview::keyboard(&draft, paid_enabled);
+            let (text, keyboard) = campaigning.preview.summarize(&draft, paid_enabled).await?;
             let when = draft
                 .start
                 .as_ref()

@@ -3,6 +3,7 @@
 //! (`EventPublisher::for_bot`). Pure functions: the handlers do the I/O.
 
 use courier_core::audience;
+use courier_core::bot_languages::BotLanguages;
 use courier_core::proto::v1::event::Payload;
 use courier_core::proto::v1::{
     Language, Names, UserActive, UserBlocked, UserLanguageChanged, UserRegistered, UserUnblocked,
@@ -13,11 +14,16 @@ use teloxide::types::{ChatId, ChatMemberUpdated, User};
 const BLOCKED_REASON: &str = "blocked the bot";
 
 /// `/start` (or `/start <source>` from a deep link): the user (re)joins, in
-/// the language their Telegram app uses until they choose one. Registering
-/// again revives a user who blocked the bot. A payload that is not a valid
-/// deep-link parameter is no source.
-pub fn registration(user: &User, chat: ChatId, payload: &str) -> UserRegistered {
-    let language = Language::guess_from_telegram(user.language_code.as_deref());
+/// the language their Telegram app uses, if the bot offers it (`languages`),
+/// until they choose one. Registering again revives a user who blocked the
+/// bot. A payload that is not a valid deep-link parameter is no source.
+pub fn registration(
+    user: &User,
+    chat: ChatId,
+    payload: &str,
+    languages: &BotLanguages,
+) -> UserRegistered {
+    let language = languages.for_new_user(user.language_code.as_deref());
     UserRegistered {
         user_id: id(user),
         chat_id: chat.0,
@@ -34,7 +40,7 @@ pub fn registration_choosing(user: &User, chat: ChatId, language: Language) -> U
     UserRegistered {
         language: language.into(),
         language_chosen: true,
-        ..registration(user, chat, "")
+        ..registration(user, chat, "", &BotLanguages::default())
     }
 }
 
@@ -138,8 +144,9 @@ mod tests {
     #[test]
     fn registration_guesses_the_language_from_the_app() {
         let chat = ChatId(USER + 1);
+        let every = BotLanguages::default();
         assert_eq!(
-            registration(&user(Some("ru-RU")), chat, ""),
+            registration(&user(Some("ru-RU")), chat, "", &every),
             UserRegistered {
                 user_id: USER,
                 chat_id: USER + 1,
@@ -154,21 +161,31 @@ mod tests {
             }
         );
         assert_eq!(
-            registration(&user(Some("de")), chat, "").language(),
+            registration(&user(Some("de")), chat, "", &every).language(),
             Language::En
         );
-        assert_eq!(registration(&user(None), chat, "").language(), Language::En);
+        assert_eq!(
+            registration(&user(None), chat, "", &every).language(),
+            Language::En
+        );
+        let russian_only = BotLanguages::parse(&["ru"]).unwrap();
+        assert_eq!(
+            registration(&user(Some("en")), chat, "", &russian_only).language(),
+            Language::Ru
+        );
     }
 
     #[test]
     fn a_deep_link_is_the_source_when_telegram_would_allow_it() {
         let chat = ChatId(USER);
+        let every = BotLanguages::default();
         assert_eq!(
-            registration(&user(None), chat, "ad_spring-2026").source,
+            registration(&user(None), chat, "ad_spring-2026", &every).source,
             "ad_spring-2026"
         );
-        assert_eq!(registration(&user(None), chat, "not a link").source, "");
-        assert_eq!(registration(&user(None), chat, &"x".repeat(65)).source, "");
+        for payload in ["not a link", &"x".repeat(65)] {
+            assert_eq!(registration(&user(None), chat, payload, &every).source, "");
+        }
     }
 
     #[test]

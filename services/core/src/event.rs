@@ -64,6 +64,7 @@ impl Payload {
             Payload::BotAdded(_) => "BotAdded",
             Payload::BotRemoved(_) => "BotRemoved",
             Payload::BotOwnersSet(_) => "BotOwnersSet",
+            Payload::BotLanguagesSet(_) => "BotLanguagesSet",
         }
     }
 
@@ -95,7 +96,8 @@ impl Payload {
             | Payload::CampaignRecalled(_)
             | Payload::BotAdded(_)
             | Payload::BotRemoved(_)
-            | Payload::BotOwnersSet(_) => {}
+            | Payload::BotOwnersSet(_)
+            | Payload::BotLanguagesSet(_) => {}
         }
         self
     }
@@ -127,6 +129,7 @@ impl Payload {
             Payload::BotAdded(e) => topology.bot_subject(e.bot_id),
             Payload::BotRemoved(e) => topology.bot_subject(e.bot_id),
             Payload::BotOwnersSet(e) => topology.bot_subject(e.bot_id),
+            Payload::BotLanguagesSet(e) => topology.bot_subject(e.bot_id),
         }
     }
 }

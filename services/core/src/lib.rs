@@ -12,6 +12,7 @@ pub mod amend;
 pub mod amend_tally;
 pub mod audience;
 pub mod backlog;
+pub mod bot_languages;
 pub mod bot_tokens;
 pub mod campaign;
 pub mod commands;

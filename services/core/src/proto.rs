@@ -17,6 +17,16 @@ impl Language {
         }
     }
 
+    /// Every language courier speaks (its replies, variants, audiences).
+    pub const SPOKEN: [Language; 2] = [Language::Ru, Language::En];
+
+    /// The language of a stored `code`, if courier speaks it.
+    pub fn from_code(code: &str) -> Option<Language> {
+        Language::SPOKEN
+            .into_iter()
+            .find(|language| language.code() == Some(code))
+    }
+
     /// Telegram's `language_code` is the app's language: a first guess only.
     pub fn guess_from_telegram(language_code: Option<&str>) -> Language {
         match language_code {

@@ -9,10 +9,13 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
+use courier_core::bot_languages::BotLanguages;
 use courier_core::bot_tokens::{self, TokenKey};
 use courier_core::config::{BotToken, TelegramApiConfig, TelegramConfig, TokenKeyConfig};
 use courier_core::event::EventPublisher;
-use courier_core::proto::v1::{BotAdded, BotOwnersSet, BotRemoved, Event, event::Payload};
+use courier_core::proto::v1::{
+    BotAdded, BotLanguagesSet, BotOwnersSet, BotRemoved, Event, event::Payload,
+};
 use courier_core::startup::Nats;
 use courier_core::topology::DEFAULT_BOT;
 use courier_telegram::bot_api::{BotApi, Me};
@@ -119,14 +122,7 @@ impl Bots {
     /// Sets who owns bot `bot_id` (an empty list: nobody). Owners of the
     /// default bot come from the bot service's OWNER_IDS instead.
     pub async fn set_owners(&self, bot_id: i64, owner_ids: &[i64]) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            bot_id != DEFAULT_BOT,
-            "the default bot's owners are the bot service's OWNER_IDS"
-        );
-        anyhow::ensure!(
-            self.sealed.get(bot_id.to_string()).await?.is_some(),
-            "bot {bot_id} is not in this deployment (see `courierctl bots list`)"
-        );
+        self.ensure_added(bot_id, "owners", "OWNER_IDS").await?;
         anyhow::ensure!(
             owner_ids.iter().all(|&id| id > 0),
             "an owner is a person's numeric Telegram id"
@@ -138,6 +134,37 @@ impl Bots {
         self.publisher
             .publish(&Event::new(Payload::BotOwnersSet(owners)))
             .await?;
+        Ok(())
+    }
+
+    /// Sets the languages bot `bot_id` offers its users, in its order
+    /// (codes such as `en`). The default bot's are the bot service's
+    /// BOT_LANGUAGES instead.
+    pub async fn set_languages(&self, bot_id: i64, codes: &[String]) -> anyhow::Result<()> {
+        self.ensure_added(bot_id, "languages", "BOT_LANGUAGES")
+            .await?;
+        let languages = BotLanguages::parse(codes).map_err(anyhow::Error::msg)?;
+        let set = BotLanguagesSet {
+            bot_id,
+            languages: languages.iter().map(i32::from).collect(),
+        };
+        self.publisher
+            .publish(&Event::new(Payload::BotLanguagesSet(set)))
+            .await?;
+        Ok(())
+    }
+
+    /// Refuses the default bot (its `what` is the bot service's `variable`)
+    /// and a bot not in this deployment.
+    async fn ensure_added(&self, bot_id: i64, what: &str, variable: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            bot_id != DEFAULT_BOT,
+            "the default bot's {what} are the bot service's {variable}"
+        );
+        anyhow::ensure!(
+            self.sealed.get(bot_id.to_string()).await?.is_some(),
+            "bot {bot_id} is not in this deployment (see `courierctl bots list`)"
+        );
         Ok(())
     }
 
@@ -187,6 +214,7 @@ struct Listed {
     added_at: chrono::DateTime<chrono::Utc>,
     token_changed_at: chrono::DateTime<chrono::Utc>,
     owners: Vec<i64>,
+    languages: Vec<String>,
 }
 
 async fn listed(pool: &Pool) -> anyhow::Result<Vec<Listed>> {
@@ -195,7 +223,7 @@ async fn listed(pool: &Pool) -> anyhow::Result<Vec<Listed>> {
         .await?
         .query(
             "SELECT bot_id, username, first_name, token_fingerprint, added_at, token_changed_at,
-                    owner_ids
+                    owner_ids, languages
              FROM bots WHERE removed_at IS NULL ORDER BY bot_id",
             &[],
         )
@@ -210,6 +238,7 @@ async fn listed(pool: &Pool) -> anyhow::Result<Vec<Listed>> {
             added_at: row.get(4),
             token_changed_at: row.get(5),
             owners: row.get(6),
+            languages: row.get(7),
         })
         .collect())
 }
@@ -247,6 +276,10 @@ pub async fn list(pool: &Pool) -> anyhow::Result<String> {
                 let owners: Vec<String> = owners.iter().map(i64::to_string).collect();
                 write!(out, ", owners {}", owners.join(" "))?;
             }
+        }
+        match bot.languages.as_slice() {
+            [] => out.push_str(", every language"),
+            languages => write!(out, ", languages {}", languages.join(" "))?,
         }
         out.push('\n');
     }

@@ -203,6 +203,15 @@ enum BotsCommand {
     /// admins in Telegram (the default bot's owners are OWNER_IDS). The
     /// list replaces the one before; none leaves the bot without owners.
     Owners { bot: i64, owners: Vec<i64> },
+    /// Set the languages an added bot offers its users, in its order
+    /// (`ru`, `en`): with one, users are not asked to choose and a
+    /// broadcast asks for no other version; a new user whose app speaks
+    /// another gets the first. The default bot's are BOT_LANGUAGES.
+    Languages {
+        bot: i64,
+        #[arg(required = true)]
+        languages: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -408,6 +417,13 @@ async fn main() -> anyhow::Result<()> {
                 .set_owners(bot, &owners)
                 .await?;
             println!("{bot}'s owners set");
+        }
+        Command::Bots(BotsCommand::Languages { bot, languages }) => {
+            courierctl::bots::Bots::new(&nats)
+                .await?
+                .set_languages(bot, &languages)
+                .await?;
+            println!("{bot}'s languages set");
         }
         Command::Audience { filter } => {
             let report = operations::audience(&pool().await?, bot, &filter).await?;

@@ -266,10 +266,35 @@ async fn an_added_bots_users_audiences_and_campaigns_are_its_own() {
         assert!(!refused.status.success());
         assert!(text(&refused).contains(refusal), "{}", text(&refused));
     }
-    wait_until("the owners projected", Duration::from_secs(30), || async {
-        let listed = run(&["bots", "list"]).await;
-        text(&listed).contains("owners 9101 9102").then_some(())
-    })
+    // Its languages, likewise; an unknown one is named.
+    let listed = run(&["bots", "list"]).await;
+    assert!(
+        text(&listed).contains(", every language"),
+        "{}",
+        text(&listed)
+    );
+    let spoken = run(&["bots", "languages", "222", "en"]).await;
+    assert!(spoken.status.success(), "{}", text(&spoken));
+    for (args, refusal) in [
+        (["bots", "languages", "0", "en"], "BOT_LANGUAGES"),
+        (
+            ["bots", "languages", "222", "de"],
+            r#"unknown language "de""#,
+        ),
+    ] {
+        let refused = run(&args).await;
+        assert!(!refused.status.success());
+        assert!(text(&refused).contains(refusal), "{}", text(&refused));
+    }
+    wait_until(
+        "the owners and languages projected",
+        Duration::from_secs(30),
+        || async {
+            let listed = run(&["bots", "list"]).await;
+            let listed = text(&listed);
+            (listed.contains("owners 9101 9102") && listed.contains("languages en")).then_some(())
+        },
+    )
     .await;
     let imported = run(&["--bot", "222", "users", "import", ru_vip.to_str().unwrap()]).await;
     assert!(imported.status.success(), "{}", text(&imported));

@@ -1,8 +1,9 @@
 //! One bot service, two bots: the default bot and one added with
-//! `courierctl bots add`, each with its own users, owners and campaigns.
+//! `courierctl bots add`, each with its own users, owners, languages and
+//! campaigns.
 
 use courier_core::config::TokenKeyConfig;
-use courier_core::proto::v1::{BotOwnersSet, Event, Language, event::Payload};
+use courier_core::proto::v1::{BotLanguagesSet, BotOwnersSet, Event, Language, event::Payload};
 use courier_e2e::{BOT_ID, TOKEN_KEY, add_bot};
 use courier_testing::wait_until;
 use serde_json::json;
@@ -18,7 +19,7 @@ const SECOND_OWNER: i64 = 9_101;
 const NEWCOMER: i64 = 301;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_added_bot_has_its_own_users_owners_and_campaigns() {
+async fn an_added_bot_has_its_own_users_owners_languages_and_campaigns() {
     let mut harness = Harness::start(1000.0).await;
     harness.users(&[(101, Language::En, true)]).await;
     add_bot(&harness.env, SECOND_TOKEN).await;
@@ -26,11 +27,14 @@ async fn an_added_bot_has_its_own_users_owners_and_campaigns() {
         bot_id: SECOND_BOT,
         owner_ids: vec![SECOND_OWNER],
     });
-    harness
-        .publisher
-        .publish(&Event::new(owners))
-        .await
-        .unwrap();
+    // A bot for Russian speakers only; the default bot offers both.
+    let languages = Payload::BotLanguagesSet(BotLanguagesSet {
+        bot_id: SECOND_BOT,
+        languages: vec![Language::Ru.into()],
+    });
+    for event in [owners, languages] {
+        harness.publisher.publish(&Event::new(event)).await.unwrap();
+    }
     harness.stop_bot().await;
     let mut config = harness.config();
     config.token_key = TokenKeyConfig {
@@ -38,20 +42,29 @@ async fn an_added_bot_has_its_own_users_owners_and_campaigns() {
     };
     harness.start_bot(config);
 
-    // Someone starts the second bot: its user, not the default bot's.
+    // Someone starts the second bot: its user, not the default bot's, in
+    // its one language whatever their app's; /language offers no choice.
     harness.talk_to(SECOND_BOT);
     harness.say(NEWCOMER, "/start");
     let db = harness.db().await;
     let bots_of_newcomer = wait_until("the newcomer registered", DEADLINE, || async {
         let rows = db
-            .query("SELECT bot_id FROM users WHERE user_id = $1", &[&NEWCOMER])
+            .query(
+                "SELECT bot_id, language FROM users WHERE user_id = $1",
+                &[&NEWCOMER],
+            )
             .await
             .ok()?;
-        let bots: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
+        let bots: Vec<(i64, String)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
         (!bots.is_empty()).then_some(bots)
     })
     .await;
-    assert_eq!(bots_of_newcomer, [SECOND_BOT]);
+    assert_eq!(bots_of_newcomer, [(SECOND_BOT, "ru".to_owned())]);
+    let after = harness.last_id(NEWCOMER);
+    harness.say(NEWCOMER, "/language");
+    harness
+        .wait_for(NEWCOMER, after, "Этот бот пишет только на русском.")
+        .await;
 
     // The second bot's owner broadcasts to the second bot's users only:
     // step 1 counts them, and the message goes out under the second bot.
@@ -67,6 +80,11 @@ async fn an_added_bot_has_its_own_users_owners_and_campaigns() {
         text(&summary).contains("1 recipients now"),
         "{}",
         text(&summary)
+    );
+    let buttons = summary["reply_markup"]["inline_keyboard"].to_string();
+    assert!(
+        !buttons.contains("version"),
+        "no other version asked: {buttons}"
     );
     let id = start(&harness, SECOND_OWNER, &summary).await;
     harness
@@ -99,7 +117,8 @@ async fn an_added_bot_has_its_own_users_owners_and_campaigns() {
     let after = harness.last_id(OWNER);
     harness.say(OWNER, "/admins");
     harness.say(OWNER, "/start");
-    harness.wait_for(OWNER, after, "Hi!").await;
+    // In the second bot's one language.
+    harness.wait_for(OWNER, after, "Привет!").await;
     let replies = harness.texts_after(OWNER, after);
     assert_eq!(replies.len(), 1, "only the greeting: {replies:?}");
 

@@ -1,8 +1,9 @@
 //! Bot events: the `bots` table `courierctl bots list` reads, and the bot
-//! service reads for an added bot's owners. A second add of the same bot is
+//! service reads for an added bot's owners and languages. A second add of the same bot is
 //! a rotation when its token's fingerprint differs.
 
-use courier_core::proto::v1::{BotAdded, BotOwnersSet, BotRemoved};
+use courier_core::bot_languages::BotLanguages;
+use courier_core::proto::v1::{BotAdded, BotLanguagesSet, BotOwnersSet, BotRemoved};
 
 use super::{ApplyError, Applying};
 
@@ -51,15 +52,36 @@ pub(super) async fn owners_set(
     event: &Applying<'_>,
     owners: BotOwnersSet,
 ) -> Result<(), ApplyError> {
+    set_before_or_after_added(event, owners.bot_id, "owner_ids", &owners.owner_ids).await
+}
+
+/// Stored as codes; a list with none courier speaks is every language.
+pub(super) async fn languages_set(
+    event: &Applying<'_>,
+    set: BotLanguagesSet,
+) -> Result<(), ApplyError> {
+    let languages = BotLanguages::from_event(set.languages());
+    let codes: Vec<&str> = languages.iter().filter_map(|l| l.code()).collect();
+    set_before_or_after_added(event, set.bot_id, "languages", &codes).await
+}
+
+/// Sets `column` of bot `bot_id`, making the row with placeholders the add
+/// fills in if the bot is not added yet.
+async fn set_before_or_after_added(
+    event: &Applying<'_>,
+    bot_id: i64,
+    column: &'static str,
+    value: &(dyn tokio_postgres::types::ToSql + Sync),
+) -> Result<(), ApplyError> {
+    let statement = format!(
+        "INSERT INTO bots (bot_id, username, first_name, token_fingerprint, added_at,
+                           token_changed_at, removed_at, {column})
+         VALUES ($1, '', '', '', $2, $2, $2, $3)
+         ON CONFLICT (bot_id) DO UPDATE SET {column} = EXCLUDED.{column}"
+    );
     event
         .tx
-        .execute(
-            "INSERT INTO bots (bot_id, username, first_name, token_fingerprint, added_at,
-                               token_changed_at, removed_at, owner_ids)
-             VALUES ($1, '', '', '', $2, $2, $2, $3)
-             ON CONFLICT (bot_id) DO UPDATE SET owner_ids = EXCLUDED.owner_ids",
-            &[&owners.bot_id, &event.at, &owners.owner_ids],
-        )
+        .execute(&statement, &[&bot_id, &event.at, value])
         .await?;
     Ok(())
 }

@@ -95,6 +95,7 @@ pub(crate) async fn apply(
         Payload::BotAdded(e) => bots::added(event, e).await.map(|()| None),
         Payload::BotRemoved(e) => bots::removed(event, e).await.map(|()| None),
         Payload::BotOwnersSet(e) => bots::owners_set(event, e).await.map(|()| None),
+        Payload::BotLanguagesSet(e) => bots::languages_set(event, e).await.map(|()| None),
     }
 }
 
