@@ -299,7 +299,7 @@ pub fn backlog() -> &'static BacklogMetrics {
         declare(|d| BacklogMetrics {
             pending: d.gauge(
                 "courier_consumer_pending",
-                "Work items waiting for senders (consumer senders on COURIER_WORK)",
+                "Work items waiting for senders (every bot's senders consumer on COURIER_WORK)",
             ),
             ack_pending: d.gauge(
                 "courier_consumer_ack_pending",
