@@ -58,9 +58,9 @@ pub async fn call(
         "setmycommands" => set_my_commands(shared, bot, params),
         "getmycommands" => Ok(my_commands(shared, bot, params)),
         "deletemycommands" => delete_my_commands(shared, bot, params),
-        "getchat" => get_chat(shared, params),
-        "pinchatmessage" => pin_chat_message(shared, params),
-        "unpinchatmessage" => unpin_chat_message(shared, params),
+        "getchat" => get_chat(shared, bot, params),
+        "pinchatmessage" => pin_chat_message(shared, bot, params),
+        "unpinchatmessage" => unpin_chat_message(shared, bot, params),
         _ => Err(ApiError::not_found()),
     }
 }
@@ -85,8 +85,9 @@ fn copy_message(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, Ap
     let message = send(shared, bot, params, "copyMessage", |params| {
         let from_chat_id = chat_id(params, "from_chat_id")?;
         let world = shared.world();
-        world.chats.state(from_chat_id).resolve()?;
-        let source = message_id(params).and_then(|id| world.chats.message(from_chat_id, id));
+        world.chats.state(bot.id, from_chat_id).resolve()?;
+        let source =
+            message_id(params).and_then(|id| world.chats.message(bot.id, from_chat_id, id));
         let source = source.ok_or_else(|| ApiError::bad_request("message to copy not found"))?;
         Content::copied(&source.content, params)
     })?;
@@ -104,7 +105,7 @@ fn edit(
     change: impl FnOnce(&mut Content) -> Result<(), ApiError>,
 ) -> Result<Value, ApiError> {
     let mut world = shared.world();
-    let (chat_id, message_id, sent) = own_message(&world, bot, params, "edit", "edited")?;
+    let (chat_id, message_id, sent) = own_message(&world, bot, params, "edit")?;
     let mut content = sent.content.clone();
     change(&mut content)?;
     if content == sent.content {
@@ -113,7 +114,7 @@ fn edit(
     world.amend(bot, "edit", chat_id, message_id)?;
     let sent = world
         .chats
-        .message_mut(chat_id, message_id)
+        .message_mut(bot.id, chat_id, message_id)
         .expect("found above, under the same lock");
     sent.content = content;
     sent.edit_date = Some(unix_now());
@@ -166,25 +167,21 @@ fn edit_message_reply_markup(
 }
 
 /// The bot's own message that `chat_id` and `message_id` name, as it stands, for a method that
-/// would `act` on it (Telegram's errors: "message to edit not found", "message can't be
-/// deleted").
+/// would `act` on it (Telegram's error: "message to edit not found"; another bot's message in
+/// the same user's chat is not found, since each bot has its own chat with the user).
 fn own_message(
     world: &World,
     bot: &Bot,
     params: &Params,
     act: &str,
-    acted: &str,
 ) -> Result<(i64, i32, Sent), ApiError> {
     let chat_id = chat_id(params, "chat_id")?;
-    world.chats.state(chat_id).resolve()?;
+    world.chats.state(bot.id, chat_id).resolve()?;
     let message_id = message_id(params);
-    let sent = message_id.and_then(|id| world.chats.message(chat_id, id));
+    let sent = message_id.and_then(|id| world.chats.message(bot.id, chat_id, id));
     let (Some(message_id), Some(sent)) = (message_id, sent) else {
         return Err(ApiError::bad_request(format!("message to {act} not found")));
     };
-    if sent.from["id"] != json!(bot.id) {
-        return Err(ApiError::bad_request(format!("message can't be {acted}")));
-    }
     Ok((chat_id, message_id, sent.clone()))
 }
 
@@ -193,14 +190,14 @@ fn own_message(
 /// everyone" past it); each deletion counts against the token's rate limit.
 fn delete_message(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
     let mut world = shared.world();
-    let (chat_id, message_id, sent) = own_message(&world, bot, params, "delete", "deleted")?;
+    let (chat_id, message_id, sent) = own_message(&world, bot, params, "delete")?;
     if unix_now() - sent.date > DELETABLE_FOR_SECS {
         return Err(ApiError::bad_request(
             "message can't be deleted for everyone",
         ));
     }
     world.amend(bot, "delete", chat_id, message_id)?;
-    world.chats.delete(chat_id, message_id);
+    world.chats.delete(bot.id, chat_id, message_id);
     Ok(json!(true))
 }
 
@@ -217,11 +214,10 @@ fn delete_messages(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value,
         }
     };
     let mut world = shared.world();
-    world.chats.state(chat_id).resolve()?;
+    world.chats.state(bot.id, chat_id).resolve()?;
     let own: Vec<(i32, Sent)> = ids
         .iter()
-        .filter_map(|&id| Some((id, world.chats.message(chat_id, id)?.clone())))
-        .filter(|(_, sent)| sent.from["id"] == json!(bot.id))
+        .filter_map(|&id| Some((id, world.chats.message(bot.id, chat_id, id)?.clone())))
         .collect();
     let Some(&(first, _)) = own.first() else {
         return Err(ApiError::bad_request("message to delete not found"));
@@ -236,7 +232,7 @@ fn delete_messages(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value,
     }
     world.amend(bot, "delete", chat_id, first)?;
     for (id, _) in own {
-        world.chats.delete(chat_id, id);
+        world.chats.delete(bot.id, chat_id, id);
     }
     Ok(json!(true))
 }
@@ -319,11 +315,11 @@ fn send_media_group(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value
 }
 
 /// `pinChatMessage`: a bot may pin in a private chat with the user.
-fn pin_chat_message(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+fn pin_chat_message(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
     let chat_id = chat_id(params, "chat_id")?;
     let mut world = shared.world();
-    world.chats.state(chat_id).resolve()?;
-    let pinned = message_id(params).is_some_and(|id| world.chats.pin(chat_id, id));
+    world.chats.state(bot.id, chat_id).resolve()?;
+    let pinned = message_id(params).is_some_and(|id| world.chats.pin(bot.id, chat_id, id));
     match pinned {
         true => Ok(json!(true)),
         false => Err(ApiError::bad_request("message to pin not found")),
@@ -331,11 +327,11 @@ fn pin_chat_message(shared: &Shared, params: &Params) -> Result<Value, ApiError>
 }
 
 /// `unpinChatMessage`: the message given, or the latest pinned one.
-fn unpin_chat_message(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+fn unpin_chat_message(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
     let chat_id = chat_id(params, "chat_id")?;
     let mut world = shared.world();
-    world.chats.state(chat_id).resolve()?;
-    match world.chats.unpin(chat_id, message_id(params)) {
+    world.chats.state(bot.id, chat_id).resolve()?;
+    match world.chats.unpin(bot.id, chat_id, message_id(params)) {
         true => Ok(json!(true)),
         false => Err(ApiError::bad_request("message to unpin not found")),
     }
@@ -506,9 +502,9 @@ fn star_transactions(shared: &Shared, bot: &Bot, params: &Params) -> Value {
 }
 
 /// A private chat's `ChatFullInfo`, with the fields teloxide requires.
-fn get_chat(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+fn get_chat(shared: &Shared, bot: &Bot, params: &Params) -> Result<Value, ApiError> {
     let chat_id = chat_id(params, "chat_id")?;
-    shared.world().chats.state(chat_id).resolve()?;
+    shared.world().chats.state(bot.id, chat_id).resolve()?;
     let mut chat = chats::chat(chat_id);
     chat["accent_color_id"] = json!(0);
     chat["max_reaction_count"] = json!(11);

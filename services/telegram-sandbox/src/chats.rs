@@ -1,8 +1,9 @@
-//! The users the bot talks to: whether each one can be reached, and what it was sent.
+//! The users the bots talk to: whether each one can be reached, and what it was sent.
 //!
 //! Every chat is a private chat with a user who started the bot, unless a test says otherwise
-//! (blocked, deleted account, never started, unknown). Sent messages are kept per chat with
-//! per-chat ids, as Telegram numbers them, so they can be edited, deleted, copied and read back.
+//! (blocked, deleted account, never started, unknown), for every bot or for one. Sent messages
+//! are kept per bot and chat with per-chat ids, as Telegram numbers them, so they can be edited,
+//! deleted, copied and read back by the bot that sent them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -63,12 +64,21 @@ pub struct Sent {
     pub protected: bool,
 }
 
+/// Each bot's private chat with each user. Telegram numbers messages per bot
+/// and chat, and a user blocks one bot, not all of them; a deleted account
+/// is gone for every bot.
 #[derive(Debug, Default)]
-pub struct Chats(HashMap<i64, Chat>);
+pub struct Chats {
+    /// By (bot id, chat id).
+    of_bots: HashMap<(i64, i64), Chat>,
+    /// A user's state with every bot, where no bot's own says otherwise.
+    users: HashMap<i64, ChatState>,
+}
 
 #[derive(Debug, Default)]
 struct Chat {
-    state: ChatState,
+    /// This bot's own, over the user's state with every bot.
+    state: Option<ChatState>,
     last_message_id: i32,
     messages: BTreeMap<i32, Sent>,
     /// Pinned messages, the latest last.
@@ -76,42 +86,61 @@ struct Chat {
 }
 
 impl Chats {
-    pub fn state(&self, chat_id: i64) -> ChatState {
-        self.0
-            .get(&chat_id)
-            .map(|chat| chat.state)
+    pub fn state(&self, bot_id: i64, chat_id: i64) -> ChatState {
+        self.of_bots
+            .get(&(bot_id, chat_id))
+            .and_then(|chat| chat.state)
+            .or_else(|| self.users.get(&chat_id).copied())
             .unwrap_or_default()
     }
 
+    /// The user's state with every bot.
     pub fn set_state(&mut self, chat_id: i64, state: ChatState) {
-        self.0.entry(chat_id).or_default().state = state;
+        self.users.insert(chat_id, state);
+        for ((_, chat), of_bot) in &mut self.of_bots {
+            if *chat == chat_id {
+                of_bot.state = None;
+            }
+        }
     }
 
-    /// Keeps a sent message and answers its id, the next in this chat.
-    pub fn store(&mut self, chat_id: i64, sent: Sent) -> i32 {
-        let chat = self.0.entry(chat_id).or_default();
+    /// The user's state with bot `bot_id` alone (blocked it, say).
+    pub fn set_state_of(&mut self, bot_id: i64, chat_id: i64, state: ChatState) {
+        self.of_bots.entry((bot_id, chat_id)).or_default().state = Some(state);
+    }
+
+    /// Keeps a message the bot sent and answers its id, the next in this
+    /// bot's chat.
+    pub fn store(&mut self, bot_id: i64, chat_id: i64, sent: Sent) -> i32 {
+        let chat = self.of_bots.entry((bot_id, chat_id)).or_default();
         chat.last_message_id += 1;
         chat.messages.insert(chat.last_message_id, sent);
         chat.last_message_id
     }
 
-    pub fn message(&self, chat_id: i64, message_id: i32) -> Option<&Sent> {
-        self.0.get(&chat_id)?.messages.get(&message_id)
+    pub fn message(&self, bot_id: i64, chat_id: i64, message_id: i32) -> Option<&Sent> {
+        self.of_bots
+            .get(&(bot_id, chat_id))?
+            .messages
+            .get(&message_id)
     }
 
-    pub fn message_mut(&mut self, chat_id: i64, message_id: i32) -> Option<&mut Sent> {
-        self.0.get_mut(&chat_id)?.messages.get_mut(&message_id)
+    pub fn message_mut(&mut self, bot_id: i64, chat_id: i64, message_id: i32) -> Option<&mut Sent> {
+        self.of_bots
+            .get_mut(&(bot_id, chat_id))?
+            .messages
+            .get_mut(&message_id)
     }
 
-    pub fn delete(&mut self, chat_id: i64, message_id: i32) -> Option<Sent> {
-        let chat = self.0.get_mut(&chat_id)?;
+    pub fn delete(&mut self, bot_id: i64, chat_id: i64, message_id: i32) -> Option<Sent> {
+        let chat = self.of_bots.get_mut(&(bot_id, chat_id))?;
         chat.pinned.retain(|&id| id != message_id);
         chat.messages.remove(&message_id)
     }
 
     /// Pins a message of the chat; `false` if there is no such message.
-    pub fn pin(&mut self, chat_id: i64, message_id: i32) -> bool {
-        let Some(chat) = self.0.get_mut(&chat_id) else {
+    pub fn pin(&mut self, bot_id: i64, chat_id: i64, message_id: i32) -> bool {
+        let Some(chat) = self.of_bots.get_mut(&(bot_id, chat_id)) else {
             return false;
         };
         if !chat.messages.contains_key(&message_id) {
@@ -124,8 +153,8 @@ impl Chats {
 
     /// Unpins `message_id`, or the latest pinned message; `false` if it was
     /// not pinned (or none is).
-    pub fn unpin(&mut self, chat_id: i64, message_id: Option<i32>) -> bool {
-        let Some(chat) = self.0.get_mut(&chat_id) else {
+    pub fn unpin(&mut self, bot_id: i64, chat_id: i64, message_id: Option<i32>) -> bool {
+        let Some(chat) = self.of_bots.get_mut(&(bot_id, chat_id)) else {
             return false;
         };
         let Some(message_id) = message_id.or_else(|| chat.pinned.last().copied()) else {
@@ -136,34 +165,58 @@ impl Chats {
         chat.pinned.len() < before
     }
 
-    /// The chat's pinned messages, oldest pin first.
+    /// The chat's pinned messages, oldest pin first, of every bot.
     pub fn pinned(&self, chat_id: i64) -> Vec<i32> {
-        self.0
-            .get(&chat_id)
-            .map(|chat| chat.pinned.clone())
-            .unwrap_or_default()
+        self.of_chat(chat_id)
+            .flat_map(|(_, chat)| chat.pinned.iter().copied())
+            .collect()
     }
 
     /// Makes every message look sent `by_secs` earlier (a test of what Telegram allows only
     /// within some time of sending).
     pub fn age(&mut self, by_secs: i64) {
-        for chat in self.0.values_mut() {
+        for chat in self.of_bots.values_mut() {
             for sent in chat.messages.values_mut() {
                 sent.date -= by_secs;
             }
         }
     }
 
-    /// The chat's messages, oldest first, as the Bot API renders them.
+    /// Bot `bot_id`'s messages in the chat, oldest first, as the Bot API
+    /// renders them.
+    pub fn rendered_of(&self, bot_id: i64, chat_id: i64) -> Vec<Value> {
+        self.of_bots
+            .get(&(bot_id, chat_id))
+            .map(|chat| render_all(chat_id, chat))
+            .unwrap_or_default()
+    }
+
+    /// Every bot's messages in the chat, bot by bot (by id), each oldest
+    /// first.
     pub fn rendered(&self, chat_id: i64) -> Vec<Value> {
-        let Some(chat) = self.0.get(&chat_id) else {
-            return Vec::new();
-        };
-        chat.messages
-            .iter()
-            .map(|(&id, sent)| render(chat_id, id, sent))
+        self.of_chat(chat_id)
+            .flat_map(|(_, chat)| render_all(chat_id, chat))
             .collect()
     }
+
+    /// The bots' chats with user `chat_id`, by bot id.
+    fn of_chat(&self, chat_id: i64) -> impl Iterator<Item = (i64, &Chat)> {
+        let mut chats: Vec<_> = self
+            .of_bots
+            .iter()
+            .filter(|((_, chat), _)| *chat == chat_id)
+            .map(|(&(bot, _), chat)| (bot, chat))
+            .collect();
+        chats.sort_by_key(|&(bot, _)| bot);
+        chats.into_iter()
+    }
+}
+
+fn render_all(chat_id: i64, chat: &Chat) -> Vec<Value> {
+    chat.messages
+        .iter()
+        .map(|(&id, sent)| render(chat_id, id, sent))
+        .collect()
 }
 
 /// Now, in the unix seconds message dates use.
@@ -216,19 +269,37 @@ mod tests {
     }
 
     #[test]
-    fn message_ids_count_per_chat() {
+    fn message_ids_count_per_bot_and_chat() {
         let mut chats = Chats::default();
-        assert_eq!(chats.store(10, sent("a")), 1);
-        assert_eq!(chats.store(10, sent("b")), 2);
-        assert_eq!(chats.store(20, sent("c")), 1);
-        assert!(chats.delete(10, 1).is_some());
-        assert_eq!(chats.store(10, sent("d")), 3);
-        let texts: Vec<_> = chats
-            .rendered(10)
-            .iter()
-            .map(|m| m["text"].clone())
-            .collect();
-        assert_eq!(texts, [json!("b"), json!("d")]);
+        assert_eq!(chats.store(1, 10, sent("a")), 1);
+        assert_eq!(chats.store(1, 10, sent("b")), 2);
+        assert_eq!(chats.store(1, 20, sent("c")), 1);
+        assert_eq!(chats.store(2, 10, sent("other bot")), 1);
+        assert!(chats.delete(1, 10, 1).is_some());
+        assert_eq!(chats.store(1, 10, sent("d")), 3);
+        let texts = |messages: Vec<Value>| -> Vec<Value> {
+            messages.iter().map(|m| m["text"].clone()).collect()
+        };
+        assert_eq!(texts(chats.rendered_of(1, 10)), [json!("b"), json!("d")]);
+        assert_eq!(texts(chats.rendered_of(2, 10)), [json!("other bot")]);
+        assert_eq!(
+            texts(chats.rendered(10)),
+            [json!("b"), json!("d"), json!("other bot")]
+        );
+        // One bot's message is not another's to edit or delete.
+        assert!(chats.message(2, 10, 3).is_none());
+        assert!(chats.delete(2, 10, 3).is_none());
+    }
+
+    #[test]
+    fn a_user_blocks_one_bot_and_a_deleted_account_is_gone_for_every_bot() {
+        let mut chats = Chats::default();
+        chats.set_state_of(1, 10, ChatState::Blocked);
+        assert_eq!(chats.state(1, 10), ChatState::Blocked);
+        assert_eq!(chats.state(2, 10), ChatState::Active);
+        chats.set_state(10, ChatState::Deactivated);
+        assert_eq!(chats.state(1, 10), ChatState::Deactivated);
+        assert_eq!(chats.state(2, 10), ChatState::Deactivated);
     }
 
     #[test]

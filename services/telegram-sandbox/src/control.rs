@@ -26,6 +26,8 @@ pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/chats/{chat_id}", post(set_chat_state))
         .route("/chats/{chat_id}/messages", get(messages_to))
+        .route("/bots/{bot_id}/chats/{chat_id}", post(set_bot_chat_state))
+        .route("/bots/{bot_id}/chats/{chat_id}/messages", get(messages_of))
         .route("/config", get(config).patch(patch_config))
         .route("/fail_next", post(fail_next))
         .route("/inject_429", post(inject_429))
@@ -39,23 +41,44 @@ pub fn routes() -> Router<Arc<Shared>> {
 }
 
 /// `{"state":"blocked"}`
+#[derive(Deserialize)]
+struct StateBody {
+    state: ChatState,
+}
+
+/// For every bot.
 async fn set_chat_state(
     State(shared): State<Arc<Shared>>,
     Path(chat_id): Path<String>,
     body: Bytes,
 ) -> Answer {
-    #[derive(Deserialize)]
-    struct Body {
-        state: ChatState,
-    }
-    let Body { state } = read(&body)?;
+    let StateBody { state } = read(&body)?;
     shared.set_chat_state(parse_chat_id(&chat_id)?, state);
+    Ok(envelope::ok(json!(true)))
+}
+
+async fn set_bot_chat_state(
+    State(shared): State<Arc<Shared>>,
+    Path((bot_id, chat_id)): Path<(i64, String)>,
+    body: Bytes,
+) -> Answer {
+    let StateBody { state } = read(&body)?;
+    shared.set_bot_chat_state(bot_id, parse_chat_id(&chat_id)?, state);
     Ok(envelope::ok(json!(true)))
 }
 
 async fn messages_to(State(shared): State<Arc<Shared>>, Path(chat_id): Path<String>) -> Answer {
     Ok(envelope::ok(json!(
         shared.messages_to(parse_chat_id(&chat_id)?)
+    )))
+}
+
+async fn messages_of(
+    State(shared): State<Arc<Shared>>,
+    Path((bot_id, chat_id)): Path<(i64, String)>,
+) -> Answer {
+    Ok(envelope::ok(json!(
+        shared.messages_of(bot_id, parse_chat_id(&chat_id)?)
     )))
 }
 

@@ -6,8 +6,9 @@
 //! test steer it, in-process through [`Sandbox`] or over HTTP under `/_sandbox`.
 //!
 //! The control API (JSON in, `{"ok":true,"result":...}` out), mirroring [`Sandbox`]'s methods:
-//! - `POST /_sandbox/chats/{chat_id}` `{"state":"blocked"}` (see [`ChatState`]);
-//!   `GET /_sandbox/chats/{chat_id}/messages`
+//! - `POST /_sandbox/chats/{chat_id}` `{"state":"blocked"}` (see [`ChatState`]), for every bot;
+//!   `POST /_sandbox/bots/{bot_id}/chats/{chat_id}` for one; `GET /_sandbox/chats/{chat_id}/messages`
+//!   (every bot's) and `GET /_sandbox/bots/{bot_id}/chats/{chat_id}/messages`
 //! - `GET /_sandbox/config`; `PATCH /_sandbox/config` with any fields of [`SandboxConfig`]
 //! - `POST /_sandbox/fail_next` `{"count":2,"failure":"bad_gateway"}` (see [`Failure`])
 //! - `POST /_sandbox/inject_429` `{"retry_after":5}`; `POST /_sandbox/broken_files` `{"file_id":"..."}`

@@ -77,8 +77,14 @@ impl Sandbox {
         self.shared.configure(change);
     }
 
+    /// The user's state with every bot (a deleted account, say).
     pub fn set_chat_state(&self, chat_id: i64, state: ChatState) {
         self.shared.set_chat_state(chat_id, state);
+    }
+
+    /// The user's state with bot `bot_id` alone (blocked it, say).
+    pub fn set_bot_chat_state(&self, bot_id: i64, chat_id: i64, state: ChatState) {
+        self.shared.set_bot_chat_state(bot_id, chat_id, state);
     }
 
     /// The next send gets 429 and puts its token in a penalty of `retry_after_secs` seconds.
@@ -141,10 +147,15 @@ impl Sandbox {
         self.shared.callback_answers()
     }
 
-    /// The messages in the chat with `chat_id` as they stand (edits applied, deletions gone),
-    /// rendered as the Bot API's `Message` objects.
+    /// The messages every bot sent to user `chat_id`, bot by bot, as they stand (edits applied,
+    /// deletions gone), rendered as the Bot API's `Message` objects. Each bot numbers its own.
     pub fn messages_to(&self, chat_id: i64) -> Vec<Value> {
         self.shared.messages_to(chat_id)
+    }
+
+    /// [`Sandbox::messages_to`] of bot `bot_id` alone.
+    pub fn messages_of(&self, bot_id: i64, chat_id: i64) -> Vec<Value> {
+        self.shared.messages_of(bot_id, chat_id)
     }
 
     /// What bot `token` spent on paid messages above the free rate, in nanostars (0.1 Star,

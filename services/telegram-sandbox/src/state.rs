@@ -118,7 +118,7 @@ impl World {
         contents: Vec<Content>,
         flags: SendFlags,
     ) -> Result<Vec<Value>, ApiError> {
-        let state = self.chats.state(chat_id);
+        let state = self.chats.state(bot.id, chat_id);
         state.resolve()?;
         for media in contents.iter().filter_map(|c| c.media.as_ref()) {
             self.faults.check_file(&media.file_id)?;
@@ -177,7 +177,7 @@ impl World {
             protected: flags.protect_content,
             content,
         };
-        let message_id = self.chats.store(chat_id, sent.clone());
+        let message_id = self.chats.store(bot.id, chat_id, sent.clone());
         if let Some(media) = &sent.content.media
             && let Some(upload) = &media.upload
         {
@@ -266,8 +266,14 @@ impl Shared {
         world.config.addr = addr;
     }
 
+    /// The user's state with every bot.
     pub fn set_chat_state(&self, chat_id: i64, state: ChatState) {
         self.world().chats.set_state(chat_id, state);
+    }
+
+    /// The user's state with bot `bot_id` alone (blocked it, say).
+    pub fn set_bot_chat_state(&self, bot_id: i64, chat_id: i64, state: ChatState) {
+        self.world().chats.set_state_of(bot_id, chat_id, state);
     }
 
     pub fn inject_429(&self, retry_after: u64) {
@@ -312,8 +318,14 @@ impl Shared {
         self.world().record.callback_answers().to_vec()
     }
 
+    /// Every bot's messages to user `chat_id`, bot by bot.
     pub fn messages_to(&self, chat_id: i64) -> Vec<Value> {
         self.world().chats.rendered(chat_id)
+    }
+
+    /// Bot `bot_id`'s messages to user `chat_id`.
+    pub fn messages_of(&self, bot_id: i64, chat_id: i64) -> Vec<Value> {
+        self.world().chats.rendered_of(bot_id, chat_id)
     }
 
     pub fn stats(&self) -> Stats {

@@ -203,7 +203,8 @@ impl Harness {
 
     /// The bot's messages in `chat`, as they stand (edits applied).
     pub fn messages(&self, chat: i64) -> Vec<Value> {
-        self.sandbox.messages_to(chat)
+        self.sandbox
+            .messages_of(self.talking_to.load(Ordering::Relaxed), chat)
     }
 
     /// The highest id among the bot's messages in `chat` (0 for none), to

@@ -105,6 +105,8 @@ async fn an_added_bots_webhook_has_a_path_and_a_secret_of_its_own() {
     assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED);
     let accepted = post(&added.secret).await.unwrap();
     assert_eq!(accepted.status(), reqwest::StatusCode::OK);
+    // The answer is in Bea's chat with the added bot.
+    harness.talk_to(222);
     harness.wait_for(BEA, 0, "Hi!").await;
     let answered_by: Vec<i64> = harness
         .sandbox

@@ -294,7 +294,8 @@ async fn a_user_who_blocked_one_bot_stays_in_the_others_audience() {
     const BLOCKED: i64 = 201;
     let s = setup().await;
     add_bot(&s.env, SECOND_TOKEN).await;
-    s.sandbox.set_chat_state(BLOCKED, ChatState::Blocked);
+    s.sandbox
+        .set_bot_chat_state(SECOND_BOT, BLOCKED, ChatState::Blocked);
     let running = Running::start(&s, courier_sender::DEFAULT_MAX_IN_FLIGHT).await;
     let client = &running.client;
 
@@ -319,7 +320,6 @@ async fn a_user_who_blocked_one_bot_stays_in_the_others_audience() {
 
     // Each bot's next campaign: the second bot's leaves the user out, the
     // default bot's (whose chat Telegram still delivers to) reaches them.
-    s.sandbox.set_chat_state(BLOCKED, ChatState::Active);
     let again = start(&s, SECOND_BOT, Audience::Ru, "again").await;
     let row = wait_for_status(client, again, "completed", DEADLINE).await;
     assert_eq!(
