@@ -385,7 +385,7 @@ pub fn sender() -> &'static SenderMetrics {
             ),
             in_flight_limit: d.gauge(
                 "courier_sends_in_flight_limit",
-                "Work items this sender may work on at once",
+                "Work items this sender may work on at once, the bots it serves together",
             ),
             paid_lane_closed: d.gauge(
                 "courier_paid_lane_closed",

@@ -75,12 +75,31 @@ impl BotKit {
                 token_bot_id,
                 config.chat_rate_limit,
             ),
-            in_flight: Mutex::new(InFlightLimit::new(
+            in_flight: Mutex::new(counted(InFlightLimit::new(
                 usize::from(config.max_in_flight),
                 Instant::now(),
-            )),
+            ))),
             api,
         }
+    }
+}
+
+/// The sender's in-flight limit gauge is the sum over the bots it serves:
+/// each bot adds its limit while it is served, and every change of it.
+fn count_in_flight_limit(change: f64) {
+    courier_core::metrics::sender()
+        .in_flight_limit
+        .inc_by(change);
+}
+
+fn counted(in_flight: InFlightLimit) -> InFlightLimit {
+    count_in_flight_limit(in_flight.limit() as f64);
+    in_flight
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        count_in_flight_limit(-(self.in_flight_limit() as f64));
     }
 }
 
@@ -95,10 +114,10 @@ impl Bot {
 
     /// Lets the in-flight limit follow Telegram's answer time.
     pub fn answered_after(&self, took: Duration) {
-        if let Some(limit) = self.lock_in_flight().answered(took, Instant::now()) {
-            courier_core::metrics::sender()
-                .in_flight_limit
-                .set(limit as f64);
+        let mut in_flight = self.lock_in_flight();
+        let before = in_flight.limit();
+        if let Some(limit) = in_flight.answered(took, Instant::now()) {
+            count_in_flight_limit(limit as f64 - before as f64);
         }
     }
 

@@ -174,9 +174,6 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         .rate_limit
         .get([Lane::Paid.as_str()])
         .set(config.paid_rate_limit);
-    metrics
-        .in_flight_limit
-        .set(default_bot.in_flight_limit() as f64);
     tokio::spawn(courier_core::backlog::watch_senders_backlog(
         nats.js.clone(),
         nats.topology.clone(),
