@@ -90,8 +90,8 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         .filter_command::<Command>()
         .branch(case![Command::Start(payload)].endpoint(start))
         .branch(case![Command::Language].endpoint(choose_language))
-        .branch(case![Command::Stop].endpoint(stop))
-        .branch(case![Command::Subscribe].endpoint(subscribe));
+        .branch(case![Command::Stop].map(|| Opt::Out).endpoint(opt))
+        .branch(case![Command::Subscribe].map(|| Opt::In).endpoint(opt));
     let staff_messages = private_messages
         .filter_async(|from: User, roles: Roles| async move { roles.of(from.id).await.is_staff() })
         .enter_dialogue::<Update, Dialogues, State>()
@@ -264,46 +264,49 @@ async fn start(
     Ok(())
 }
 
-/// /stop: no more broadcasts, but the bot keeps answering (blocking it is
-/// what users did before, and it loses them for good).
-#[tracing::instrument(skip_all, fields(user_id = from.id.0 as i64))]
-async fn stop(
-    bot: Bot,
-    message: Message,
-    from: User,
-    events: EventPublisher,
-    store: Store,
-) -> HandlerResult {
-    let opted_out = Payload::UserOptedOut(UserOptedOut {
-        user_id: from.id.0 as i64,
-        ..Default::default()
-    });
-    let confirmation = replies::stopped;
-    opt(
-        bot,
-        message,
-        &from,
-        (events, store),
-        opted_out,
-        confirmation,
-    )
-    .await
+/// What /stop and /subscribe do.
+#[derive(Debug, Clone, Copy)]
+enum Opt {
+    /// /stop: no more broadcasts, but the bot keeps answering (blocking it
+    /// is what users did before, and it loses them for good).
+    Out,
+    /// /subscribe: broadcasts again.
+    In,
 }
 
-#[tracing::instrument(skip_all, fields(user_id = from.id.0 as i64))]
-async fn subscribe(
+#[tracing::instrument(skip_all, fields(user_id = from.id.0 as i64, ?opt))]
+async fn opt(
     bot: Bot,
     message: Message,
     from: User,
     events: EventPublisher,
     store: Store,
+    opt: Opt,
 ) -> HandlerResult {
-    let opted_in = Payload::UserOptedIn(UserOptedIn {
-        user_id: from.id.0 as i64,
-        ..Default::default()
-    });
-    let confirmation = replies::subscribed;
-    opt(bot, message, &from, (events, store), opted_in, confirmation).await
+    let user_id = from.id.0 as i64;
+    let (change, confirmation): (_, fn(Language) -> &'static str) = match opt {
+        Opt::Out => (
+            Payload::UserOptedOut(UserOptedOut {
+                user_id,
+                ..Default::default()
+            }),
+            replies::stopped,
+        ),
+        Opt::In => (
+            Payload::UserOptedIn(UserOptedIn {
+                user_id,
+                ..Default::default()
+            }),
+            replies::subscribed,
+        ),
+    };
+    let language = (store.languages().await).for_new_user(from.language_code.as_deref());
+    let reply = match publish(&events, change).await {
+        Ok(()) => confirmation(language),
+        Err(_) => replies::failure(language),
+    };
+    bot.send_message(message.chat.id, reply).await?;
+    Ok(())
 }
 
 /// The Unsubscribe button under a campaign's message: the same as /stop,
@@ -328,23 +331,6 @@ async fn unsubscribe_pressed(
         .text(answer)
         .show_alert(true)
         .await?;
-    Ok(())
-}
-
-async fn opt(
-    bot: Bot,
-    message: Message,
-    from: &User,
-    (events, store): (EventPublisher, Store),
-    change: Payload,
-    confirmation: fn(Language) -> &'static str,
-) -> HandlerResult {
-    let language = (store.languages().await).for_new_user(from.language_code.as_deref());
-    let reply = match publish(&events, change).await {
-        Ok(()) => confirmation(language),
-        Err(_) => replies::failure(language),
-    };
-    bot.send_message(message.chat.id, reply).await?;
     Ok(())
 }
 
