@@ -351,6 +351,8 @@ pub struct SenderMetrics {
     pub recipient_wait: Latency<1>,
     /// By `lane`.
     pub late_arrival_moves: Labelled<SecondsCounter, 1>,
+    /// By `lane`.
+    pub slots_dropped: Labelled<Counter, 1>,
 }
 
 pub fn sender() -> &'static SenderMetrics {
@@ -408,6 +410,12 @@ pub fn sender() -> &'static SenderMetrics {
             late_arrival_moves: d.counters(
                 "courier_rate_schedule_moved_seconds",
                 "Sending time this sender gave up because answers showed sends reaching Telegram later than the pacing headroom absorbs, by lane",
+                ["lane"],
+                &each(&LANES),
+            ),
+            slots_dropped: d.counters(
+                "courier_rate_slots_dropped",
+                "Rate slots this sender left unused because its worker woke too late for them (a busy machine), by lane",
                 ["lane"],
                 &each(&LANES),
             ),

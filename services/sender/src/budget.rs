@@ -81,6 +81,7 @@ impl Budget {
             let late = now_us().saturating_sub(rate::lateness_tolerance_us(self.interval_us));
             while slots.front().is_some_and(|slot| *slot < late) {
                 slots.pop_front();
+                self.count_dropped_slot();
             }
             if slots.is_empty() {
                 let reservation = self.reserve(self.chunk).await?;
@@ -94,7 +95,7 @@ impl Budget {
                 // Telegram said 429 while we waited: these slots are void.
                 Woke::AfterPause => slots.clear(),
                 // A busy machine: take a fresh slot instead.
-                Woke::TooLate => {}
+                Woke::TooLate => self.count_dropped_slot(),
             }
         }
     }
@@ -130,8 +131,10 @@ impl Budget {
                 .reserve(send_limits::slots_per_send(messages))
                 .await?
                 .middle();
-            if self.sleep_until(slot, pauses).await == Woke::InTime {
-                return Ok(slot);
+            match self.sleep_until(slot, pauses).await {
+                Woke::InTime => return Ok(slot),
+                Woke::AfterPause => {}
+                Woke::TooLate => self.count_dropped_slot(),
             }
         }
     }
@@ -159,6 +162,13 @@ impl Budget {
                 .await?;
         }
         Ok(())
+    }
+
+    fn count_dropped_slot(&self) {
+        courier_core::metrics::sender()
+            .slots_dropped
+            .get([self.lane.as_str()])
+            .inc();
     }
 
     /// Telegram said 429: no replica sends on this lane for `retry_after`.

@@ -76,6 +76,9 @@ async fn health_and_metrics_endpoints_report_the_service() {
         // Counters show at 0 before their first increment.
         "courier_telegram_429_total 0",
         "courier_send_failures_total{class=\"retry_after\"} 0",
+        // What keeps a lane below its limit, by lane (nothing on the paid one here).
+        "courier_rate_slots_dropped_total{lane=\"paid\"} 0",
+        "courier_rate_schedule_moved_seconds_total{lane=\"paid\"} 0",
         "courier_loader_enqueued_total 5",
         "courier_telegram_request_duration_seconds_count{method=\"sendMessage\",lane=\"free\"} 5",
         "courier_recipient_wait_seconds_count{lane=\"free\"} 5",
