@@ -415,7 +415,7 @@ pub fn sender() -> &'static SenderMetrics {
             ),
             slots_dropped: d.counters(
                 "courier_rate_slots_dropped",
-                "Rate slots this sender left unused because its worker woke too late for them (a busy machine), by lane",
+                "Rate slots this sender reserved and left unused, by lane: a worker woke too late for them (a busy machine), or no item came for them",
                 ["lane"],
                 &each(&LANES),
             ),
