@@ -384,14 +384,14 @@ impl Worker {
             bot.stars_out.paid_sent();
         }
         if answered(&sent) {
-            if let Err(error) = bot.lane(ready.lane).answered(slot).await {
-                tracing::warn!(error = format!("{error:#}"), "moving the rate schedule on");
-            }
             let took = asked.elapsed();
             bot.answered_after(took);
             courier_core::metrics::sender()
                 .telegram_request_duration
                 .observe([call.method, ready.lane.as_str()], took);
+            if let Err(error) = bot.lane(ready.lane).answered(slot).await {
+                tracing::warn!(error = format!("{error:#}"), "moving the rate schedule on");
+            }
         }
         sent.map_err(|failure| {
             observe_failure(
