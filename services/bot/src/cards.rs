@@ -1,6 +1,7 @@
 //! Progress cards: messages in admins' chats that follow a campaign. A card
-//! is registered in `bot_cards` when it is sent; a background task then
-//! edits every live card whose text changed, at most once per interval
+//! is registered in `bot_cards` when it is sent; each interval one query
+//! finds the bots that have live cards ([`rounds`]), and each such bot's
+//! task edits its live cards whose text changed, at most once per interval
 //! (Telegram rate-limits edits too), and sends the final report once (with
 //! its picture, for a completed campaign).
 //!
@@ -8,6 +9,8 @@
 //! hands each card to one of them per round, so no card is edited twice or
 //! reported twice.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,6 +22,7 @@ use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, MessageId};
 use teloxide::{ApiError, Bot, RequestError};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -272,23 +276,65 @@ impl Cards {
         }
     }
 
-    /// Refreshes every `interval` until `shutdown`.
-    pub async fn run(self, interval: Duration, shutdown: CancellationToken) {
+    /// Refreshes this bot's cards at each of the [`rounds`] that finds it
+    /// has live ones, until `shutdown`; `interval` is the rounds' spacing.
+    pub async fn run(
+        self,
+        mut rounds: watch::Receiver<LiveCards>,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) {
         // Another replica's round may have edited a card a moment ago; a
         // little slack keeps this round's ticks from just missing it.
         let min_gap = interval.mul_f64(0.9);
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = ticks.tick() => {}
+                changed = rounds.changed() => if changed.is_err() { return },
             }
-            if let Err(error) = self.refresh(None, min_gap).await {
+            let has_cards = rounds.borrow_and_update().contains(&self.store.bot_id());
+            if has_cards && let Err(error) = self.refresh(None, min_gap).await {
                 tracing::error!(%error, "refreshing progress cards failed");
             }
         }
     }
+}
+
+/// The bots with live cards, as of the last round.
+pub type LiveCards = Arc<HashSet<i64>>;
+
+/// Every `interval`, one query says which bots have live cards, and each
+/// bot's [`Cards::run`] refreshes its own only if it has some: a
+/// deployment of many bots polls Postgres once a round, not once per bot.
+pub async fn rounds(
+    pool: Pool,
+    interval: Duration,
+    live: watch::Sender<LiveCards>,
+    shutdown: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while shutdown.run_until_cancelled(ticks.tick()).await.is_some() {
+        match bots_with_live_cards(&pool).await {
+            Ok(bots) => {
+                live.send_replace(Arc::new(bots));
+            }
+            Err(error) => tracing::error!(%error, "looking up live progress cards failed"),
+        }
+    }
+}
+
+/// The bots that have progress cards still to refresh.
+async fn bots_with_live_cards(pool: &Pool) -> Result<HashSet<i64>, StoreError> {
+    let rows = pool
+        .get()
+        .await?
+        .query(
+            "SELECT DISTINCT bot_id FROM bot_cards WHERE NOT finished",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
 /// A card's row, as locked for a refresh.

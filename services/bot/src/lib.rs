@@ -62,6 +62,7 @@ use teloxide::dptree;
 use teloxide::prelude::Requester;
 use teloxide::types::Me;
 use teloxide::{Bot, RequestError};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::activity::Activity;
@@ -104,6 +105,13 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
             (Transport::Webhook(webhooks, webhook), Some(server))
         }
     };
+    let (live_cards, card_rounds) = watch::channel(cards::LiveCards::default());
+    tokio::spawn(cards::rounds(
+        pool.clone(),
+        config.broadcast.progress_interval(),
+        live_cards,
+        shutdown.clone(),
+    ));
     let shared = Arc::new(Shared {
         events: EventPublisher::new(nats.js.clone(), nats.topology.clone()),
         rates,
@@ -112,6 +120,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         broadcast: Arc::new(config.broadcast),
         telegram_api: config.telegram.api.clone(),
         transport,
+        card_rounds,
     });
 
     let bot = Bot::new(config.telegram.bot_token.expose())
@@ -166,6 +175,8 @@ struct Shared {
     commands: CampaignCommands,
     pool: deadpool_postgres::Pool,
     transport: Transport,
+    /// Each round of the progress cards: the bots that have live ones.
+    card_rounds: watch::Receiver<cards::LiveCards>,
 }
 
 /// How updates arrive, for every bot alike.
@@ -225,11 +236,11 @@ impl Shared {
         let cards = Cards::new(store.clone(), bot.clone(), limits.clone());
         // Its own token: it must also stop when dispatching fails.
         let stop_progress = stop.child_token();
-        let progress = tokio::spawn(
-            cards
-                .clone()
-                .run(self.broadcast.progress_interval(), stop_progress.clone()),
-        );
+        let progress = tokio::spawn(cards.clone().run(
+            self.card_rounds.clone(),
+            self.broadcast.progress_interval(),
+            stop_progress.clone(),
+        ));
         let preview = Preview::new(bot.clone(), &telegram, limits, store.clone())
             .context("building the preview's HTTP client")?;
         let campaigning = timing::Campaigning {
