@@ -337,8 +337,7 @@ async fn unsubscribe_pressed(
 async fn choose_language(bot: Bot, message: Message, store: Store) -> HandlerResult {
     let languages = store.languages().await;
     if !languages.is_a_choice() {
-        let only = languages.for_new_user(None);
-        bot.send_message(message.chat.id, replies::only_language(only))
+        bot.send_message(message.chat.id, replies::only_language(languages.first()))
             .await?;
         return Ok(());
     }

@@ -11,45 +11,30 @@ use async_nats::jetstream::consumer;
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::topology::{SENDERS_CONSUMER, Topology};
+use crate::topology::Topology;
 
 const EVERY: Duration = Duration::from_secs(5);
 
 /// Work items of every bot: not yet delivered, delivered and not acked,
-/// delivered more than once.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Backlog {
-    pub pending: u64,
-    pub ack_pending: u64,
-    pub redelivered: u64,
+/// delivered more than once; the work stream's other consumers are not
+/// the senders' backlog.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Backlog {
+    pending: u64,
+    ack_pending: u64,
+    redelivered: u64,
 }
 
 impl Backlog {
-    /// Adds consumer `name`'s counts if senders pull from it (`senders`,
-    /// `senders-<bot id>`); the work stream's other consumers are not
-    /// the senders' backlog.
-    fn add(&mut self, name: &str, pending: u64, ack_pending: usize, redelivered: usize) {
-        let of_senders = name == SENDERS_CONSUMER
-            || name
-                .strip_prefix(SENDERS_CONSUMER)
-                .and_then(|rest| rest.strip_prefix('-'))
-                .is_some_and(|bot| bot.parse::<i64>().is_ok());
-        if of_senders {
-            self.pending += pending;
-            self.ack_pending += ack_pending as u64;
-            self.redelivered += redelivered as u64;
-        }
-    }
-
     fn of(infos: &[consumer::Info]) -> Backlog {
         let mut backlog = Backlog::default();
-        for info in infos {
-            backlog.add(
-                &info.name,
-                info.num_pending,
-                info.num_ack_pending,
-                info.num_redelivered,
-            );
+        for info in infos
+            .iter()
+            .filter(|info| Topology::bot_of_senders_consumer(&info.name).is_some())
+        {
+            backlog.pending += info.num_pending;
+            backlog.ack_pending += info.num_ack_pending as u64;
+            backlog.redelivered += info.num_redelivered as u64;
         }
         backlog
     }
@@ -73,27 +58,5 @@ pub async fn watch_senders_backlog(
             metrics.ack_pending.set(backlog.ack_pending as f64);
             metrics.redelivered.set(backlog.redelivered as f64);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_bots_senders_consumer_counts_and_no_other() {
-        let mut backlog = Backlog::default();
-        backlog.add("senders", 10, 2, 1);
-        backlog.add("senders-7000001", 5, 1, 0);
-        backlog.add("held", 100, 0, 0);
-        backlog.add("senders-x", 100, 0, 0);
-        assert_eq!(
-            backlog,
-            Backlog {
-                pending: 15,
-                ack_pending: 3,
-                redelivered: 1
-            }
-        );
     }
 }

@@ -63,11 +63,20 @@ impl BotLanguages {
         self.0.len() > 1
     }
 
+    /// The bot's first language (its only one, if it has one).
+    pub fn first(&self) -> Language {
+        self.0[0]
+    }
+
     /// A new user's language: their app's, if the bot offers it, else the
     /// bot's first.
     pub fn for_new_user(&self, app_language: Option<&str>) -> Language {
         let guess = Language::guess_from_telegram(app_language);
-        if self.offers(guess) { guess } else { self.0[0] }
+        if self.offers(guess) {
+            guess
+        } else {
+            self.first()
+        }
     }
 
     /// The codes, comma-separated, as `BOT_LANGUAGES` takes them.

@@ -236,6 +236,15 @@ impl Topology {
         }
     }
 
+    /// The bot whose work items consumer `name` gives senders, if it is a
+    /// senders consumer ([`Topology::senders_consumer_of`] read back).
+    pub fn bot_of_senders_consumer(name: &str) -> Option<i64> {
+        match name.strip_prefix(SENDERS_CONSUMER)? {
+            "" => Some(DEFAULT_BOT),
+            rest => rest.strip_prefix('-')?.parse().ok(),
+        }
+    }
+
     pub fn held_subject(&self, campaign_id: &str) -> String {
         format!("{}.work.held.{campaign_id}", self.prefix)
     }
@@ -607,6 +616,13 @@ mod tests {
         assert_eq!(t.work_subject(7, "c1"), "t-1.work.bot.7.c1");
         assert_eq!(t.senders_consumer_of(DEFAULT_BOT), "senders");
         assert_eq!(t.senders_consumer_of(7), "senders-7");
+        for bot in [DEFAULT_BOT, 7] {
+            let name = t.senders_consumer_of(bot);
+            assert_eq!(Topology::bot_of_senders_consumer(&name), Some(bot));
+        }
+        for other in ["held", "senders-x", "sendersx", "loader"] {
+            assert_eq!(Topology::bot_of_senders_consumer(other), None, "{other}");
+        }
         assert_eq!(t.held_subject("c1"), "t-1.work.held.c1");
         assert_eq!(t.rate_bucket(), "T_1_RATE");
         assert_eq!(t.outcome_subject("c1", 42), "t-1.outcomes.c1.42");

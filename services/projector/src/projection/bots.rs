@@ -1,6 +1,6 @@
 //! Bot events: the `bots` table `courierctl bots list` reads, and the bot
-//! service reads for an added bot's owners and languages. A second add of the same bot is
-//! a rotation when its token's fingerprint differs.
+//! service reads for an added bot's owners and languages. A second add of
+//! the same bot is a rotation when its token's fingerprint differs.
 
 use courier_core::bot_languages::BotLanguages;
 use courier_core::proto::v1::{BotAdded, BotLanguagesSet, BotOwnersSet, BotRemoved};

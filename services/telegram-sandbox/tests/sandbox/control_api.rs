@@ -25,6 +25,14 @@ async fn every_control_endpoint_works_over_http() {
     control(Method::POST, "/chats/7", Some(json!({"state": "active"})))
         .await
         .result();
+    // A user who blocked another bot is still this bot's.
+    let other_bot = control(
+        Method::POST,
+        "/bots/999/chats/7",
+        Some(json!({"state": "blocked"})),
+    )
+    .await;
+    assert_eq!(other_bot.result(), &json!(true));
     send(7).await.result();
 
     let patched = control(
@@ -100,6 +108,15 @@ async fn every_control_endpoint_works_over_http() {
 
     let messages = control(Method::GET, "/chats/7/messages", None).await;
     assert_eq!(messages.result()[0]["text"], json!("hi"));
+    let of_this_bot = control(
+        Method::GET,
+        &format!("/bots/{BOT_ID}/chats/7/messages"),
+        None,
+    )
+    .await;
+    assert_eq!(of_this_bot.result()[0]["text"], json!("hi"));
+    let of_another = control(Method::GET, "/bots/999/chats/7/messages", None).await;
+    assert_eq!(of_another.result(), &json!([]));
 
     let stats = control(Method::GET, "/stats?window_ms=60000", None).await;
     let stats = stats.result();
