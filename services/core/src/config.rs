@@ -345,10 +345,10 @@ mod tests {
 
     #[test]
     fn malformed_urls_name_the_variable_without_echoing_them() {
-        for (flag, variable) in [
-            ("--nats-url", "NATS_URL"),
-            ("--database-url", "DATABASE_URL"),
-        ] {
+        let mut urls = vec![("--nats-url", "NATS_URL")];
+        #[cfg(feature = "postgres")]
+        urls.push(("--database-url", "DATABASE_URL"));
+        for (flag, variable) in urls {
             let error = Cli::try_parse_from([
                 "svc",
                 "--telegram-bot-token",
@@ -378,6 +378,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "postgres")]
     #[test]
     fn an_empty_pool_names_the_variable() {
         let error = Cli::try_parse_from([

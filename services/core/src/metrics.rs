@@ -345,6 +345,7 @@ pub struct SenderMetrics {
     pub in_flight: Gauge,
     pub in_flight_limit: Gauge,
     pub paid_lane_closed: Gauge,
+    pub bots_with_work: Gauge,
     /// By `method` and `lane`.
     pub telegram_request_duration: Latency<2>,
     /// By `lane`.
@@ -392,6 +393,10 @@ pub fn sender() -> &'static SenderMetrics {
             paid_lane_closed: d.gauge(
                 "courier_paid_lane_closed",
                 "1 while this sender sends paid campaigns on the free lane because the bot's Stars ran out or run low",
+            ),
+            bots_with_work: d.gauge(
+                "courier_bots_with_work",
+                "Added bots with work now (a campaign sending, or items in the work stream): the only ones whose consumers this sender pulls",
             ),
             telegram_request_duration: d.latency(
                 "courier_telegram_request_duration",

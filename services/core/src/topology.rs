@@ -228,6 +228,21 @@ impl Topology {
         }
     }
 
+    /// The subjects of every added bot's work items (not the default
+    /// bot's).
+    pub fn added_bots_work(&self) -> String {
+        format!("{}.work.bot.>", self.prefix)
+    }
+
+    /// The added bot whose work item subject `subject` is
+    /// ([`Topology::work_subject`] read back).
+    pub fn bot_of_work_subject(&self, subject: &str) -> Option<i64> {
+        let rest = subject
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(".work.bot.")?;
+        rest.split_once('.')?.0.parse().ok()
+    }
+
     /// The consumer senders pull bot `bot_id`'s work items from.
     pub fn senders_consumer_of(&self, bot_id: i64) -> String {
         match bot_id {
@@ -614,6 +629,19 @@ mod tests {
         assert_eq!(t.user_subject(7, 42), "t-1.events.bot.7.user.42");
         assert_eq!(t.work_subject(DEFAULT_BOT, "c1"), "t-1.work.send.c1");
         assert_eq!(t.work_subject(7, "c1"), "t-1.work.bot.7.c1");
+        assert!(subject_matches(
+            &t.added_bots_work(),
+            &t.work_subject(7, "c1")
+        ));
+        assert_eq!(t.bot_of_work_subject(&t.work_subject(7, "c1")), Some(7));
+        for other in [
+            t.work_subject(DEFAULT_BOT, "c1"),
+            t.held_subject("c1"),
+            "t-1.work.bot.x.c1".to_owned(),
+            "t-2.work.bot.7.c1".to_owned(),
+        ] {
+            assert_eq!(t.bot_of_work_subject(&other), None, "{other}");
+        }
         assert_eq!(t.senders_consumer_of(DEFAULT_BOT), "senders");
         assert_eq!(t.senders_consumer_of(7), "senders-7");
         for bot in [DEFAULT_BOT, 7] {

@@ -6,7 +6,9 @@
 //! ([`crate::bot`]). A bot added is served at once, a replaced token is
 //! used from the next item, a removed bot stops, and a bot whose token
 //! Telegram refuses stops alone: its items wait in its consumer until the
-//! token is replaced. Why one consumer per bot: docs/decisions/0016.
+//! token is replaced. A bot's consumer is pulled only while the bot has
+//! work ([`crate::bots_with_work`]). Why one consumer per bot:
+//! docs/decisions/0016.
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use courier_telegram::bot_api::BotApi;
 
 use crate::bot::BotKit;
+use crate::bots_with_work::BotsWithWork;
 use crate::worker::Worker;
 use crate::{Served, serve};
 
@@ -29,6 +32,7 @@ pub struct AddedBots {
     /// The default bot's client: added bots share its connections.
     pub api: BotApi,
     pub key: TokenKey,
+    pub with_work: Arc<BotsWithWork>,
     pub js: jetstream::Context,
     pub topology: Topology,
 }
@@ -42,7 +46,7 @@ impl AddedBots {
     }
 
     /// Serves bot `bot_id` with `token` until `stop` or Telegram refuses
-    /// the token.
+    /// the token: pulls its consumer while it has work.
     async fn serve_bot(self: Arc<Self>, bot_id: i64, token: BotToken, stop: CancellationToken) {
         let telegram = TelegramConfig {
             bot_token: token,
@@ -64,9 +68,39 @@ impl AddedBots {
         let served = stop.child_token();
         let _stop_following = served.clone().drop_guard();
         tokio::spawn(bot.stars_out.clone().follow(served));
-        let consumer = loop {
-            match self.consumer(bot_id).await {
-                Ok(consumer) => break consumer,
+        tracing::info!(bot = bot_id, "serving bot");
+        while self.with_work.wait_for_work(bot_id, &stop).await {
+            let Some(consumer) = self.consumer(bot_id, &stop).await else {
+                return;
+            };
+            tracing::debug!(bot = bot_id, "pulling the bot's items");
+            let idle = stop.child_token();
+            let stop_when_idle = async {
+                idle.run_until_cancelled(self.with_work.idle(bot_id)).await;
+                idle.cancel();
+            };
+            let served = async {
+                let served = serve(&self.worker, &bot, consumer, &idle).await;
+                idle.cancel();
+                served
+            };
+            if tokio::join!(served, stop_when_idle).0 == Served::TokenRefused {
+                refused(bot_id);
+                return;
+            }
+            tracing::debug!(bot = bot_id, "the bot has no work: not pulling");
+        }
+    }
+
+    /// The bot's consumer, made again until it is there or `stop`.
+    async fn consumer(
+        &self,
+        bot_id: i64,
+        stop: &CancellationToken,
+    ) -> Option<jetstream::consumer::PullConsumer> {
+        loop {
+            match self.try_consumer(bot_id).await {
+                Ok(consumer) => return Some(consumer),
                 Err(error) => {
                     tracing::warn!(
                         bot = bot_id,
@@ -74,19 +108,13 @@ impl AddedBots {
                         "making the bot's consumer"
                     );
                     let pause = tokio::time::sleep(BUCKET_RECHECK);
-                    if stop.run_until_cancelled(pause).await.is_none() {
-                        return;
-                    }
+                    stop.run_until_cancelled(pause).await?;
                 }
             }
-        };
-        tracing::info!(bot = bot_id, "serving bot");
-        if serve(&self.worker, &bot, consumer, &stop).await == Served::TokenRefused {
-            refused(bot_id);
         }
     }
 
-    async fn consumer(&self, bot_id: i64) -> anyhow::Result<jetstream::consumer::PullConsumer> {
+    async fn try_consumer(&self, bot_id: i64) -> anyhow::Result<jetstream::consumer::PullConsumer> {
         self.topology.ensure_bot_consumer(&self.js, bot_id).await?;
         self.js
             .get_stream(self.topology.work_stream())

@@ -278,6 +278,14 @@ impl View {
             .retain(|_, known| may_still_send(known, asked, linger));
     }
 
+    /// The bots of the campaigns sending, those whose bot the view knows.
+    fn sending_bots(&self) -> impl Iterator<Item = i64> + '_ {
+        self.active
+            .values()
+            .filter(|known| known.status == CampaignStatus::Sending)
+            .filter_map(|known| known.bot)
+    }
+
     fn fresh(&self, now: SystemTime) -> bool {
         self.fresh_as_of
             .is_some_and(|at| now.duration_since(at).unwrap_or_default() <= FRESH_FOR)
@@ -598,6 +606,17 @@ impl Campaigns {
         Ok(status)
     }
 
+    /// The bots with a campaign sending now.
+    pub fn sending_bots(&self) -> Vec<i64> {
+        self.read().sending_bots().collect()
+    }
+
+    /// Resolves at the view's next change (enable it before reading the
+    /// view, to miss none).
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
     /// Who else may send to the chats of bot `bot`'s campaign `id` now.
     pub fn overlap(&self, id: Uuid, bot: i64) -> Overlap {
         self.read().overlap(id, bot, SystemTime::now())
@@ -626,6 +645,7 @@ impl Campaigns {
             Err(error) => return Err(error.into()),
         };
         self.write().learn_bot(id, created.bot_id);
+        self.changed.notify_waiters();
         let amended = amend::read_amended(&self.events, &self.topology, id).await?;
         let options = created.options.unwrap_or_default();
         let revision = Revision::of(&created, amended.edit.as_ref());
@@ -751,6 +771,19 @@ mod tests {
         assert_ne!(view.overlap(A, 7, t0), Overlap::Alone, "c may be bot 7's");
         view.learn_bot(c, 9);
         assert_eq!(view.overlap(A, 7, t0), Overlap::Alone);
+    }
+
+    #[test]
+    fn the_sending_bots_are_those_of_known_bot_with_a_campaign_sending() {
+        let t0 = SystemTime::now();
+        let mut view = fresh_at(t0);
+        view.apply(1, A, CampaignStatus::Sending, t0, Some(7));
+        view.apply(2, B, CampaignStatus::Paused, t0, Some(8));
+        view.apply(3, Uuid::from_u128(3), CampaignStatus::Sending, t0, None);
+        assert_eq!(view.sending_bots().collect::<Vec<_>>(), [7]);
+        view.apply(4, A, CampaignStatus::Completed, t0, None);
+        view.apply(5, B, CampaignStatus::Sending, t0, None);
+        assert_eq!(view.sending_bots().collect::<Vec<_>>(), [8]);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! A work item's way through the modules:
 //! - [`serve`] pulls a bot's items from its consumer (`senders` for the
 //!   default bot, whose token is `TELEGRAM_BOT_TOKEN`; one per bot added
-//!   with `courierctl bots add`, served by [`added_bots`]), as many at once
+//!   with `courierctl bots add`, served by [`added_bots`] while it has
+//!   work, [`bots_with_work`]), as many at once
 //!   as that bot's [`in_flight`] limit allows (it follows Telegram's
 //!   measured answer time), and hands each to the [`worker`] with the
 //!   bot's own state ([`bot`]: client, budgets, chat spacing, Stars).
@@ -25,6 +26,7 @@
 
 pub mod added_bots;
 pub mod bot;
+pub mod bots_with_work;
 pub mod budget;
 pub mod campaigns;
 pub mod chat_spacing;
@@ -181,11 +183,19 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
     ));
     let stop_added = shutdown.child_token();
     let added_bots = config.token_key.token_key.clone().map(|key| {
+        let with_work = bots_with_work::BotsWithWork::new();
+        tokio::spawn(with_work.clone().follow(
+            campaigns.clone(),
+            nats.js.clone(),
+            nats.topology.clone(),
+            stop_added.clone(),
+        ));
         let added = added_bots::AddedBots {
             worker: worker.clone(),
             kit,
             api: default_bot.api.clone(),
             key,
+            with_work,
             js: nats.js.clone(),
             topology: nats.topology.clone(),
         };

@@ -260,6 +260,62 @@ async fn a_bot_added_while_its_campaign_waits_or_removed_midway_loses_nobody() {
     running.stop().await;
 }
 
+/// An added bot's consumer is pulled only while the bot has work, a
+/// campaign sending or items in the work stream
+/// (courier_sender::bots_with_work): an idle bot costs no pull requests.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_added_bot_is_pulled_only_while_it_has_work() {
+    let s = setup().await;
+    add_bot(&s.env, SECOND_TOKEN).await;
+    let running = Running::start(&s, courier_sender::DEFAULT_MAX_IN_FLIGHT).await;
+    let client = &running.client;
+    let work = s
+        .env
+        .jetstream()
+        .await
+        .get_stream(s.env.topology().work_stream())
+        .await
+        .unwrap();
+    let consumer = s.env.topology().senders_consumer_of(SECOND_BOT);
+    // Pull requests held on the second bot's consumer (none without one).
+    let pulls = || async {
+        match work
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&consumer)
+            .await
+        {
+            Ok(mut consumer) => consumer.info().await.unwrap().num_waiting,
+            Err(_) => 0,
+        }
+    };
+
+    // The default bot's campaign goes out: the senders are serving, and
+    // have asked which bots have work. Nobody pulls the idle second bot.
+    let first = start(&s, DEFAULT_BOT, Audience::Ru, "default bot").await;
+    wait_for_status(client, first, "completed", DEADLINE).await;
+    assert_eq!(pulls().await, 0);
+
+    // Its campaign wakes it; done, it is left alone again.
+    let campaign = start(&s, SECOND_BOT, Audience::Ru, "second bot").await;
+    let row = wait_for_status(client, campaign, "completed", DEADLINE).await;
+    assert_eq!(row.delivered, 20, "{row:?}");
+    wait_until("nobody pulling the idle bot", DEADLINE, || async {
+        (pulls().await == 0).then_some(())
+    })
+    .await;
+
+    // A recall's items come while none of its campaigns sends: the work
+    // stream shows them, and the bot is pulled again.
+    s.commands.recall(campaign, 1).await.unwrap();
+    wait_until("every message recalled", DEADLINE, || async {
+        (201..=220)
+            .all(|chat| s.sandbox.messages_of(SECOND_BOT, chat).is_empty())
+            .then_some(())
+    })
+    .await;
+
+    running.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_pauses_only_the_bot_that_got_it() {
     let s = setup().await;
