@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 const FIRST_NAME: &str = "Sandbox Bot";
-const USERNAME: &str = "sandbox_bot";
 
 /// A well-formed token and the bot id it starts with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +37,13 @@ impl Bot {
 
     /// The bot as a `User`, the way messages carry it in `from`.
     pub fn user(&self) -> Value {
-        json!({"id": self.id, "is_bot": true, "first_name": FIRST_NAME, "username": USERNAME})
+        json!({"id": self.id, "is_bot": true, "first_name": FIRST_NAME, "username": self.username()})
+    }
+
+    /// Every bot has its own username, as on Telegram: `sandbox_<id>_bot`
+    /// (5 to 32 letters, digits and underscores, ending in "bot").
+    pub fn username(&self) -> String {
+        format!("sandbox_{}_bot", self.id)
     }
 
     /// The answer to `getMe`.
@@ -105,5 +110,13 @@ mod tests {
         ] {
             assert_eq!(Bot::from_token(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn each_bot_has_its_own_username() {
+        let first = Bot::from_token("123:a").unwrap();
+        let second = Bot::from_token("456:a").unwrap();
+        assert_eq!(first.me()["username"], "sandbox_123_bot");
+        assert_eq!(second.user()["username"], "sandbox_456_bot");
     }
 }

@@ -30,7 +30,10 @@ async fn teloxide_parses_every_answer() {
     let me = bot.get_me().await.expect("getMe");
     assert_eq!(
         (me.id, me.username()),
-        (UserId(BOT_ID as u64), "sandbox_bot")
+        (
+            UserId(BOT_ID as u64),
+            format!("sandbox_{BOT_ID}_bot").as_str()
+        )
     );
 
     let keyboard = InlineKeyboardMarkup::new([[
