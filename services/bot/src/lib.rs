@@ -135,7 +135,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         tracing::warn!("OWNER_IDS is empty: nobody can broadcast");
     }
     let stop_added = shutdown.child_token();
-    let added_bots = config.token_key.token_key.map(|key| {
+    let added_bots = config.token_key.key().map(|key| {
         let added = shared.clone();
         let stop = stop_added.clone();
         tokio::spawn(async move {

@@ -5,6 +5,11 @@
 //! but not that secret reads no token. The bot id is the sealed value's
 //! associated data, so a sealed token copied to another bot's key does not
 //! open. Why here and not in events: docs/decisions/0016-bots-and-their-tokens.md.
+//!
+//! The key itself is rotated without stopping a bot: the services run with
+//! the new key and the old one as `COURIER_TOKEN_KEY_PREVIOUS` (opened,
+//! never sealed with), `courierctl bots rekey` seals every token again
+//! under the new key, and the old one is then dropped.
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,9 +25,14 @@ use crate::config::BotToken;
 /// XChaCha20's nonce: random, so sealing needs no counter anywhere.
 const NONCE_LEN: usize = 24;
 
-/// The key tokens are sealed with. Its `Debug` shows nothing of it.
+/// The key tokens are sealed with, and the one before it while the tokens
+/// are sealed again ([`TokenKey::with_previous`]). Its `Debug` shows
+/// nothing of them.
 #[derive(Clone)]
-pub struct TokenKey(chacha20poly1305::Key);
+pub struct TokenKey {
+    current: chacha20poly1305::Key,
+    previous: Option<chacha20poly1305::Key>,
+}
 
 impl fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -43,14 +53,17 @@ impl FromStr for TokenKey {
                 bytes.len()
             )
         })?;
-        Ok(TokenKey(key.into()))
+        Ok(TokenKey {
+            current: key.into(),
+            previous: None,
+        })
     }
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OpenError {
     #[error(
-        "the sealed token of bot {0} does not open with COURIER_TOKEN_KEY (another key, or another bot's token)"
+        "the sealed token of bot {0} does not open with COURIER_TOKEN_KEY (or COURIER_TOKEN_KEY_PREVIOUS): another key, or another bot's token"
     )]
     WrongKey(i64),
     #[error("the sealed token of bot {0} is not a sealed token")]
@@ -58,10 +71,20 @@ pub enum OpenError {
 }
 
 impl TokenKey {
-    /// Seals `token` for its bot: a random nonce, then the ciphertext.
+    /// This key, also opening what `previous` sealed (never sealing with
+    /// it).
+    pub fn with_previous(self, previous: &TokenKey) -> TokenKey {
+        TokenKey {
+            previous: Some(previous.current),
+            ..self
+        }
+    }
+
+    /// Seals `token` for its bot with the current key: a random nonce,
+    /// then the ciphertext.
     pub fn seal(&self, token: &BotToken) -> Vec<u8> {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let sealed = XChaCha20Poly1305::new(&self.0)
+        let sealed = XChaCha20Poly1305::new(&self.current)
             .encrypt(
                 &nonce,
                 Payload {
@@ -73,22 +96,41 @@ impl TokenKey {
         [nonce.as_slice(), &sealed].concat()
     }
 
-    /// Opens the token sealed for bot `bot_id`.
+    /// Opens the token sealed for bot `bot_id`, with the current key or
+    /// the previous one.
     pub fn open(&self, bot_id: i64, sealed: &[u8]) -> Result<BotToken, OpenError> {
+        self.opened(bot_id, sealed).map(|(token, _)| token)
+    }
+
+    /// Whether the token sealed for bot `bot_id` opens with the current
+    /// key, and so needs no sealing again.
+    pub fn sealed_with_current(&self, bot_id: i64, sealed: &[u8]) -> bool {
+        matches!(self.opened(bot_id, sealed), Ok((_, Sealer::Current)))
+    }
+
+    fn opened(&self, bot_id: i64, sealed: &[u8]) -> Result<(BotToken, Sealer), OpenError> {
         if sealed.len() <= NONCE_LEN {
             return Err(OpenError::Malformed(bot_id));
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let id = bot_id.to_string();
-        let plain = XChaCha20Poly1305::new(&self.0)
-            .decrypt(
+        let decrypt = |key: &chacha20poly1305::Key| {
+            XChaCha20Poly1305::new(key).decrypt(
                 XNonce::from_slice(nonce),
                 Payload {
                     msg: ciphertext,
                     aad: id.as_bytes(),
                 },
             )
-            .map_err(|_| OpenError::WrongKey(bot_id))?;
+        };
+        let (plain, sealer) = match (decrypt(&self.current), &self.previous) {
+            (Ok(plain), _) => (plain, Sealer::Current),
+            (Err(_), Some(previous)) => (
+                decrypt(previous).map_err(|_| OpenError::WrongKey(bot_id))?,
+                Sealer::Previous,
+            ),
+            (Err(_), None) => return Err(OpenError::WrongKey(bot_id)),
+        };
         let token: BotToken = String::from_utf8(plain)
             .ok()
             .and_then(|s| s.parse().ok())
@@ -97,8 +139,14 @@ impl TokenKey {
         if token.bot_id() != id {
             return Err(OpenError::Malformed(bot_id));
         }
-        Ok(token)
+        Ok((token, sealer))
     }
+}
+
+/// Which key a sealed token opened with.
+enum Sealer {
+    Current,
+    Previous,
 }
 
 /// Tells one token of a bot from another (a rotation from a repeated add)
@@ -148,6 +196,27 @@ mod tests {
             key().open(123456, b"short"),
             Err(OpenError::Malformed(123456))
         );
+    }
+
+    #[test]
+    fn while_the_key_is_rotated_both_keys_open_and_only_the_new_one_seals() {
+        let token: BotToken = TOKEN.parse().unwrap();
+        let old_key = key();
+        let new_key: TokenKey = STANDARD.encode([7u8; 32]).parse().unwrap();
+        let sealed_before = old_key.seal(&token);
+        let rotating = new_key.clone().with_previous(&old_key);
+        assert_eq!(rotating.open(123456, &sealed_before), Ok(token.clone()));
+        assert!(!rotating.sealed_with_current(123456, &sealed_before));
+        let sealed_again = rotating.seal(&token);
+        assert!(rotating.sealed_with_current(123456, &sealed_again));
+        assert_eq!(new_key.open(123456, &sealed_again), Ok(token));
+        assert_eq!(
+            old_key.open(123456, &sealed_again),
+            Err(OpenError::WrongKey(123456)),
+            "sealed with the new key alone"
+        );
+        assert!(!rotating.sealed_with_current(654321, &sealed_again));
+        assert_eq!(format!("{rotating:?}"), "TokenKey(***)");
     }
 
     #[test]

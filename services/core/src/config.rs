@@ -150,12 +150,41 @@ pub struct TokenKeyConfig {
         value_parser = Quiet::<crate::bot_tokens::TokenKey>::parsed("COURIER_TOKEN_KEY")
     )]
     pub token_key: Option<crate::bot_tokens::TokenKey>,
+    /// The key before COURIER_TOKEN_KEY, while the key is rotated: tokens
+    /// sealed with it still open (none is sealed with it). Set it, run
+    /// `courierctl bots rekey`, then unset it.
+    #[arg(
+        long = "previous-token-key",
+        env = "COURIER_TOKEN_KEY_PREVIOUS",
+        value_name = "COURIER_TOKEN_KEY_PREVIOUS",
+        hide_env_values = true,
+        requires = "token_key",
+        value_parser = Quiet::<crate::bot_tokens::TokenKey>::parsed("COURIER_TOKEN_KEY_PREVIOUS")
+    )]
+    pub previous_token_key: Option<crate::bot_tokens::TokenKey>,
 }
 
 impl TokenKeyConfig {
+    /// Only `key`, no previous one.
+    pub fn of(key: Option<crate::bot_tokens::TokenKey>) -> TokenKeyConfig {
+        TokenKeyConfig {
+            token_key: key,
+            previous_token_key: None,
+        }
+    }
+
+    /// The key, opening what the previous one sealed too; `None` unset.
+    pub fn key(&self) -> Option<crate::bot_tokens::TokenKey> {
+        let key = self.token_key.clone()?;
+        Some(match &self.previous_token_key {
+            Some(previous) => key.with_previous(previous),
+            None => key,
+        })
+    }
+
     /// The key, for what cannot do without it.
-    pub fn required(&self) -> Result<&crate::bot_tokens::TokenKey, String> {
-        self.token_key.as_ref().ok_or_else(|| {
+    pub fn required(&self) -> Result<crate::bot_tokens::TokenKey, String> {
+        self.key().ok_or_else(|| {
             "COURIER_TOKEN_KEY is not set: bot tokens are sealed with it \
              (make one with: head -c 32 /dev/urandom | base64)"
                 .to_owned()

@@ -21,7 +21,7 @@ use courier_core::topology::DEFAULT_BOT;
 use courier_telegram::bot_api::{BotApi, Me};
 use courier_telegram::classify::ApiFailure;
 use deadpool_postgres::Pool;
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 
 /// What `bots add` and `bots check` need: the key tokens are sealed with,
 /// and where Telegram is.
@@ -82,7 +82,7 @@ impl Bots {
             me.id,
             token.bot_id()
         );
-        let added = match self.sealed_token(key, me.id).await? {
+        let added = match self.sealed_token(&key, me.id).await? {
             None => Added::New,
             Some(Ok(old)) if old == token => Added::Unchanged,
             // One that does not open (another key) is replaced as well.
@@ -168,6 +168,51 @@ impl Bots {
         Ok(())
     }
 
+    /// Seals every bot's token again under COURIER_TOKEN_KEY, opening those
+    /// sealed before with COURIER_TOKEN_KEY_PREVIOUS: the key's rotation.
+    /// Services see the same tokens (their fingerprints) and go on; a token
+    /// replaced meanwhile by `bots add` keeps its new seal.
+    pub async fn rekey(&self, keys: &TokenKeyConfig) -> anyhow::Result<Rekeyed> {
+        let key = keys.required().map_err(anyhow::Error::msg)?;
+        let mut rekeyed = Rekeyed::default();
+        let mut names = self.sealed.keys().await?;
+        while let Some(name) = names.try_next().await? {
+            let Ok(bot_id) = name.parse::<i64>() else {
+                continue;
+            };
+            // Removed meanwhile: nothing to seal.
+            let Some(entry) = self.sealed.entry(name.as_str()).await? else {
+                continue;
+            };
+            if entry.operation != kv::Operation::Put {
+                continue;
+            }
+            if key.sealed_with_current(bot_id, &entry.value) {
+                rekeyed.current.push(bot_id);
+                continue;
+            }
+            let token = match key.open(bot_id, &entry.value) {
+                Ok(token) => token,
+                Err(error) => {
+                    rekeyed.unopened.push((bot_id, error.to_string()));
+                    continue;
+                }
+            };
+            match self
+                .sealed
+                .update(&name, key.seal(&token).into(), entry.revision)
+                .await
+            {
+                Ok(_) => rekeyed.resealed.push(bot_id),
+                Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    rekeyed.current.push(bot_id);
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(rekeyed)
+    }
+
     /// The bot's token as sealed in the bucket, opened with `key`.
     async fn sealed_token(
         &self,
@@ -185,7 +230,7 @@ impl Bots {
     /// opens and Telegram still takes it (`CHECKS_AT_ONCE` bots at a time:
     /// with thousands of bots, one after another would take minutes).
     pub async fn check(&self, pool: &Pool, access: &Access) -> anyhow::Result<String> {
-        let key = access.key.required().map_err(anyhow::Error::msg)?;
+        let key = &access.key.required().map_err(anyhow::Error::msg)?;
         let lines: Vec<anyhow::Result<String>> = futures::stream::iter(listed(pool).await?)
             .map(|bot| async move {
                 let verdict = match self.sealed_token(key, bot.id).await? {
@@ -202,6 +247,32 @@ impl Bots {
             .collect()
             .await;
         lines.into_iter().collect()
+    }
+}
+
+/// What `bots rekey` did, by bot id.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rekeyed {
+    /// Sealed again under COURIER_TOKEN_KEY.
+    pub resealed: Vec<i64>,
+    /// Sealed under it already.
+    pub current: Vec<i64>,
+    /// Opening with neither key, and why: left as they are.
+    pub unopened: Vec<(i64, String)>,
+}
+
+impl std::fmt::Display for Rekeyed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} sealed again under COURIER_TOKEN_KEY, {} under it already",
+            self.resealed.len(),
+            self.current.len()
+        )?;
+        for (bot_id, error) in &self.unopened {
+            writeln!(f, "{bot_id}: {error}: left as it is")?;
+        }
+        Ok(())
     }
 }
 

@@ -197,6 +197,14 @@ enum BotsCommand {
         #[command(flatten)]
         access: courierctl::bots::Access,
     },
+    /// Seal every bot's token again under COURIER_TOKEN_KEY, opening those
+    /// sealed with the key before it, COURIER_TOKEN_KEY_PREVIOUS: rotating
+    /// the key. Run the services with both keys first; unset the previous
+    /// one after this.
+    Rekey {
+        #[command(flatten)]
+        keys: courier_core::config::TokenKeyConfig,
+    },
     /// Remove a bot: its sealed token is deleted.
     Remove { bot: i64 },
     /// Set who owns an added bot: they broadcast through it and grant its
@@ -403,6 +411,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Bots(BotsCommand::Check { access }) => {
             let bots = courierctl::bots::Bots::new(&nats).await?;
             print!("{}", bots.check(&pool().await?, &access).await?);
+        }
+        Command::Bots(BotsCommand::Rekey { keys }) => {
+            let bots = courierctl::bots::Bots::new(&nats).await?;
+            print!("{}", bots.rekey(&keys).await?);
         }
         Command::Bots(BotsCommand::Remove { bot }) => {
             courierctl::bots::Bots::new(&nats)

@@ -22,11 +22,24 @@ const REVOKED: &str = "333:AAH-revoked_secret_0123456789";
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const ANOTHER_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
 
-/// Runs courierctl with `stdin` on its standard input.
+/// Runs courierctl with `stdin` on its standard input, with `key` as
+/// COURIER_TOKEN_KEY.
 async fn courierctl(
     env: &TestEnv,
     sandbox: &Sandbox,
     key: &str,
+    args: &[&str],
+    stdin: &str,
+) -> Output {
+    rotating(env, sandbox, key, None, args, stdin).await
+}
+
+/// The same, with `previous` as COURIER_TOKEN_KEY_PREVIOUS.
+async fn rotating(
+    env: &TestEnv,
+    sandbox: &Sandbox,
+    key: &str,
+    previous: Option<&str>,
     args: &[&str],
     stdin: &str,
 ) -> Output {
@@ -36,6 +49,7 @@ async fn courierctl(
         .envs(env.service_env())
         .env("TELEGRAM_API_URL", sandbox.url())
         .env("COURIER_TOKEN_KEY", key)
+        .envs(previous.map(|previous| ("COURIER_TOKEN_KEY_PREVIOUS", previous)))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -226,6 +240,83 @@ async fn bots_are_added_rotated_checked_and_removed_and_no_token_is_kept_in_clea
 
     // The bots are events like any other: a replay rebuilds them.
     assert_replays_identically(&env, &client, Duration::from_secs(30)).await;
+    projector.stop().await;
+}
+
+/// The token key is rotated without re-adding a bot: `bots rekey`, given
+/// the new key and the old one as previous, seals every token again under
+/// the new key alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_key_is_rotated_by_sealing_every_token_again() {
+    let (env, sandbox, projector, _pool) = world(&[FIRST, OTHER]).await;
+    for token in [FIRST, OTHER] {
+        let added = courierctl(&env, &sandbox, KEY, &["bots", "add"], token).await;
+        assert!(added.status.success(), "{}", text(&added));
+    }
+    wait_until("both bots listed", Duration::from_secs(30), || async {
+        let out = text(&courierctl(&env, &sandbox, KEY, &["bots", "list"], "").await);
+        (out.contains("111  @") && out.contains("222  @")).then_some(())
+    })
+    .await;
+    let check = async |key: &str, previous: Option<&str>| {
+        text(&rotating(&env, &sandbox, key, previous, &["bots", "check"], "").await)
+    };
+    // While rotating, both keys open the tokens.
+    assert_eq!(
+        check(ANOTHER_KEY, Some(KEY))
+            .await
+            .matches("token works")
+            .count(),
+        2
+    );
+
+    let rekey = |previous| {
+        rotating(
+            &env,
+            &sandbox,
+            ANOTHER_KEY,
+            previous,
+            &["bots", "rekey"],
+            "",
+        )
+    };
+    let rekeyed = text(&rekey(Some(KEY)).await);
+    assert!(
+        rekeyed.contains("2 sealed again under COURIER_TOKEN_KEY, 0 under it already"),
+        "{rekeyed}"
+    );
+    // The new key alone opens them now, the old one no longer.
+    assert_eq!(
+        check(ANOTHER_KEY, None)
+            .await
+            .matches("token works")
+            .count(),
+        2
+    );
+    let old = check(KEY, None).await;
+    assert_eq!(old.matches("does not open").count(), 2, "{old}");
+    let again = text(&rekey(None).await);
+    assert!(
+        again.contains("0 sealed again under COURIER_TOKEN_KEY, 2 under it already"),
+        "{again}"
+    );
+    // A previous key alone is refused, naming what is missing.
+    let mut lone = Command::new(env!("CARGO_BIN_EXE_courierctl"));
+    let lone = lone
+        .env_clear()
+        .envs(env.service_env())
+        .env("COURIER_TOKEN_KEY_PREVIOUS", KEY)
+        .args(["bots", "rekey"])
+        .output()
+        .unwrap();
+    assert!(!lone.status.success());
+    assert!(
+        text(&lone).contains("not provided:\n  --token-key <COURIER_TOKEN_KEY>"),
+        "{}",
+        text(&lone)
+    );
+    assert!(!text(&lone).contains(KEY), "{}", text(&lone));
+
     projector.stop().await;
 }
 

@@ -104,7 +104,7 @@ pub fn sender_config(
                 api_url: telegram_api_url.parse().expect("the sandbox URL"),
             },
         },
-        token_key: TokenKeyConfig { token_key: None },
+        token_key: TokenKeyConfig::of(None),
         rate_limit,
         paid_rate_limit: 1000.0,
         chat_rate_limit: 1.0,
@@ -192,9 +192,7 @@ pub fn sender_serving_added_bots(
     rate_limit: f64,
 ) -> courier_sender::SenderConfig {
     courier_sender::SenderConfig {
-        token_key: TokenKeyConfig {
-            token_key: Some(TOKEN_KEY.parse().expect("the tests' key")),
-        },
+        token_key: TokenKeyConfig::of(Some(TOKEN_KEY.parse().expect("the tests' key"))),
         ..sender_config(env, telegram_api_url, rate_limit)
     }
 }

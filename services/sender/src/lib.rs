@@ -182,7 +182,7 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         shutdown.clone(),
     ));
     let stop_added = shutdown.child_token();
-    let added_bots = config.token_key.token_key.clone().map(|key| {
+    let added_bots = config.token_key.key().map(|key| {
         let with_work = bots_with_work::BotsWithWork::new();
         tokio::spawn(with_work.clone().follow(
             campaigns.clone(),

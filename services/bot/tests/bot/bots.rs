@@ -37,9 +37,7 @@ async fn an_added_bot_has_its_own_users_owners_languages_and_campaigns() {
     }
     harness.stop_bot().await;
     let mut config = harness.config();
-    config.token_key = TokenKeyConfig {
-        token_key: Some(TOKEN_KEY.parse().unwrap()),
-    };
+    config.token_key = TokenKeyConfig::of(Some(TOKEN_KEY.parse().unwrap()));
     harness.start_bot(config);
 
     // Someone starts the second bot: its user, not the default bot's, in

@@ -79,9 +79,7 @@ async fn an_added_bots_webhook_has_a_path_and_a_secret_of_its_own() {
     config.webhook.url = Some(default.url.clone());
     config.webhook.listen = listen;
     config.webhook.secret = Some(SECRET.into());
-    config.token_key = TokenKeyConfig {
-        token_key: Some(TOKEN_KEY.parse().unwrap()),
-    };
+    config.token_key = TokenKeyConfig::of(Some(TOKEN_KEY.parse().unwrap()));
     harness.start_bot(config);
 
     let added = default.of_added_bot(222);
