@@ -6,8 +6,9 @@
 //! ([`crate::bot`]). A bot added is served at once, a replaced token is
 //! used from the next item, a removed bot stops, and a bot whose token
 //! Telegram refuses stops alone: its items wait in its consumer until the
-//! token is replaced. A bot's consumer is pulled only while the bot has
-//! work ([`crate::bots_with_work`]). Why one consumer per bot:
+//! token is replaced. A bot's consumer is pulled, its token tried and its
+//! Stars followed only while the bot has work ([`crate::bots_with_work`]).
+//! Why one consumer per bot:
 //! docs/decisions/0016.
 
 use std::sync::Arc;
@@ -59,22 +60,21 @@ impl AddedBots {
                 return;
             }
         };
-        if let Some(401 | 404) = api.warm_up(1).await {
-            refused(bot_id);
-            return;
-        }
         let bot = self.kit.bot(bot_id, &bot_id.to_string(), api).await;
-        // Its Stars are followed while it is served, not after a refusal.
-        let served = stop.child_token();
-        let _stop_following = served.clone().drop_guard();
-        tokio::spawn(bot.stars_out.clone().follow(served));
         tracing::info!(bot = bot_id, "serving bot");
+        // An idle bot costs no request: its token is tried, a connection
+        // opened and its Stars followed only while it has work.
         while self.with_work.wait_for_work(bot_id, &stop).await {
+            if let Some(401 | 404) = bot.api.warm_up(1).await {
+                refused(bot_id);
+                return;
+            }
             let Some(consumer) = self.consumer(bot_id, &stop).await else {
                 return;
             };
             tracing::debug!(bot = bot_id, "pulling the bot's items");
             let idle = stop.child_token();
+            tokio::spawn(bot.stars_out.clone().follow(idle.clone()));
             let stop_when_idle = async {
                 idle.run_until_cancelled(self.with_work.idle(bot_id)).await;
                 idle.cancel();
