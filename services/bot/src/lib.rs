@@ -57,6 +57,7 @@ use courier_core::event::EventPublisher;
 use courier_core::send_limits::PublishedLimits;
 use courier_core::topology::DEFAULT_BOT;
 use courier_core::{retry, startup};
+use courier_telegram::bot_api::BotApi;
 use teloxide::dispatching::Dispatcher;
 use teloxide::dptree;
 use teloxide::prelude::Requester;
@@ -112,7 +113,14 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         live_cards,
         shutdown.clone(),
     ));
+    let http = teloxide::net::default_reqwest_settings()
+        .build()
+        .context("building the Bot API's HTTP client")?;
+    let previews =
+        Preview::client(&config.telegram).context("building the preview's HTTP client")?;
     let shared = Arc::new(Shared {
+        http: http.clone(),
+        previews,
         events: EventPublisher::new(nats.js.clone(), nats.topology.clone()),
         rates,
         commands,
@@ -123,7 +131,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         card_rounds,
     });
 
-    let bot = Bot::new(config.telegram.bot_token.expose())
+    let bot = Bot::with_client(config.telegram.bot_token.expose(), http)
         .set_api_url(config.telegram.api.api_url.clone());
     let Some(me) = bot_api(&bot, &shutdown).await? else {
         return Ok(());
@@ -167,6 +175,12 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
 
 /// What every bot served shares.
 struct Shared {
+    /// One HTTP client, its connections to the Bot API shared by every
+    /// bot's requests (a client per bot would be a pool and a TLS
+    /// handshake per bot).
+    http: reqwest::Client,
+    /// The previews' client, shared the same way ([`BotApi::for_bot`]).
+    previews: BotApi,
     /// Where the Bot API is, for every bot's token.
     telegram_api: TelegramApiConfig,
     broadcast: Arc<BroadcastConfig>,
@@ -194,7 +208,8 @@ impl Shared {
             bot_token: token,
             api: self.telegram_api.clone(),
         };
-        let bot = Bot::new(telegram.bot_token.expose()).set_api_url(telegram.api.api_url.clone());
+        let bot = Bot::with_client(telegram.bot_token.expose(), self.http.clone())
+            .set_api_url(telegram.api.api_url.clone());
         let me = match bot_api(&bot, &stop).await {
             Ok(Some(me)) => me,
             Ok(None) => return,
@@ -241,8 +256,12 @@ impl Shared {
             self.broadcast.progress_interval(),
             stop_progress.clone(),
         ));
-        let preview = Preview::new(bot.clone(), &telegram, limits, store.clone())
-            .context("building the preview's HTTP client")?;
+        let preview = Preview::new(
+            bot.clone(),
+            self.previews.for_bot(&telegram)?,
+            limits,
+            store.clone(),
+        );
         let campaigning = timing::Campaigning {
             preview: preview.clone(),
             config: self.broadcast.clone(),

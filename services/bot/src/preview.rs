@@ -33,6 +33,8 @@ use crate::telegram_stars;
 
 /// A preview is one message: an answer takes well under this.
 const PREVIEW_TIMEOUT: Duration = Duration::from_secs(20);
+/// Idle connections the previews of every bot keep open.
+const PREVIEW_CONNECTIONS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreviewError {
@@ -54,18 +56,20 @@ pub struct Preview {
 }
 
 impl Preview {
-    pub fn new(
-        bot: Bot,
-        telegram: &TelegramConfig,
-        limits: PublishedLimits,
-        store: Store,
-    ) -> anyhow::Result<Preview> {
-        Ok(Preview {
+    /// The Bot API client for previews, made once: each bot's preview
+    /// takes it [`BotApi::for_bot`], sharing its connections.
+    pub fn client(telegram: &TelegramConfig) -> anyhow::Result<BotApi> {
+        BotApi::new(telegram, PREVIEW_TIMEOUT, PREVIEW_CONNECTIONS)
+    }
+
+    /// `api` is `bot`'s client for previews ([`Preview::client`]).
+    pub fn new(bot: Bot, api: BotApi, limits: PublishedLimits, store: Store) -> Preview {
+        Preview {
             bot,
-            api: BotApi::new(telegram, PREVIEW_TIMEOUT, 1)?,
+            api,
             limits,
             store,
-        })
+        }
     }
 
     /// The [`summary`] of `draft` as things stand (the users live now, at
