@@ -121,6 +121,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
     let shared = Arc::new(Shared {
         http: http.clone(),
         previews,
+        starting: tokio::sync::Semaphore::new(BOTS_STARTING_AT_ONCE),
         events: EventPublisher::new(nats.js.clone(), nats.topology.clone()),
         rates,
         commands,
@@ -173,6 +174,9 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
     Ok(())
 }
 
+/// How many bots start talking to Telegram at once ([`Shared::starting`]).
+const BOTS_STARTING_AT_ONCE: usize = 16;
+
 /// What every bot served shares.
 struct Shared {
     /// One HTTP client, its connections to the Bot API shared by every
@@ -181,6 +185,10 @@ struct Shared {
     http: reqwest::Client,
     /// The previews' client, shared the same way ([`BotApi::for_bot`]).
     previews: BotApi,
+    /// Bots asking Telegram who they are and setting their menus at once,
+    /// at most [`BOTS_STARTING_AT_ONCE`]: thousands of bots starting
+    /// together are not thousands of requests (and connections) at once.
+    starting: tokio::sync::Semaphore,
     /// Where the Bot API is, for every bot's token.
     telegram_api: TelegramApiConfig,
     broadcast: Arc<BroadcastConfig>,
@@ -210,6 +218,7 @@ impl Shared {
         };
         let bot = Bot::with_client(telegram.bot_token.expose(), self.http.clone())
             .set_api_url(telegram.api.api_url.clone());
+        let starting = self.starting.acquire().await;
         let me = match bot_api(&bot, &stop).await {
             Ok(Some(me)) => me,
             Ok(None) => return,
@@ -223,6 +232,7 @@ impl Shared {
             }
         };
         tracing::info!(bot = bot_id, username = me.username(), "serving bot");
+        drop(starting);
         if let Err(error) = self.serve(bot_id, bot, telegram, stop).await {
             tracing::error!(
                 bot = bot_id,
@@ -245,9 +255,11 @@ impl Shared {
         let store =
             Store::new(self.pool.clone(), bot_id).offering(self.broadcast.languages.clone());
         let roles = Roles::new(&self.broadcast.owner_ids, store.clone());
+        let starting = self.starting.acquire().await;
         if let Err(error) = menu::install(&bot, &roles.owners().await, &store).await {
             tracing::warn!(bot = bot_id, %error, "setting the admins' command menus failed");
         }
+        drop(starting);
         let cards = Cards::new(store.clone(), bot.clone(), limits.clone());
         // Its own token: it must also stop when dispatching fails.
         let stop_progress = stop.child_token();
