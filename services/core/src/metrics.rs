@@ -392,7 +392,7 @@ pub fn sender() -> &'static SenderMetrics {
             ),
             paid_lane_closed: d.gauge(
                 "courier_paid_lane_closed",
-                "1 while this sender sends paid campaigns on the free lane because the bot's Stars ran out or run low",
+                "Bots whose paid campaigns this sender sends on the free lane because their Stars ran out or run low",
             ),
             bots_with_work: d.gauge(
                 "courier_bots_with_work",

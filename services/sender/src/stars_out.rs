@@ -10,7 +10,7 @@
 //! the same refusal and goes free at once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
@@ -37,6 +37,8 @@ pub struct StarsOut {
     paid_rate: f64,
     /// Paid sends since the balance was last asked for.
     paid_sends: Arc<AtomicU64>,
+    /// Whether this bot counts in `courier_paid_lane_closed` now.
+    counted_closed: Arc<AtomicBool>,
 }
 
 impl StarsOut {
@@ -48,6 +50,7 @@ impl StarsOut {
             api,
             paid_rate,
             paid_sends: Arc::new(AtomicU64::new(0)),
+            counted_closed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -84,9 +87,7 @@ impl StarsOut {
             if let Some(since) = send_limits::stars_out(&self.rates, &self.bot_id).await {
                 self.since_ms.fetch_max(since, Ordering::Relaxed);
             }
-            courier_core::metrics::sender()
-                .paid_lane_closed
-                .set(f64::from(u8::from(!self.paid_lane_open())));
+            self.count_closed(!self.paid_lane_open());
             if balance_asked.elapsed() >= BALANCE_EVERY
                 && self.paid_lane_open()
                 && self.paid_sends.swap(0, Ordering::Relaxed) > 0
@@ -94,6 +95,20 @@ impl StarsOut {
                 balance_asked = tokio::time::Instant::now();
                 self.watch_balance().await;
             }
+        }
+        // Not followed any more: no longer counted.
+        self.count_closed(false);
+    }
+
+    /// Counts this bot in `courier_paid_lane_closed` while its paid lane
+    /// is `closed`: the gauge is the number of bots whose paid campaigns
+    /// this sender sends on the free lane.
+    fn count_closed(&self, closed: bool) {
+        if self.counted_closed.swap(closed, Ordering::Relaxed) != closed {
+            let change = if closed { 1.0 } else { -1.0 };
+            courier_core::metrics::sender()
+                .paid_lane_closed
+                .inc_by(change);
         }
     }
 

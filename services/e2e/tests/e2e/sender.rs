@@ -427,10 +427,11 @@ async fn alone_a_paid_campaign_whose_balance_runs_low_moves_to_the_free_lane() {
         spent < 900 * 1_000_000_000,
         "the balance was exhausted: {spent}"
     );
-    // SREs see the lane closed (the senders run in this process).
+    // SREs see the lane closed: the gauge counts the bot once per sender
+    // (both run in this process, so it counts it twice).
     let closed = &courier_core::metrics::sender().paid_lane_closed;
     wait_until("the paid lane shown closed", DEADLINE, || async {
-        (closed.get() == 1.0).then_some(())
+        (closed.get() == 2.0).then_some(())
     })
     .await;
     stack.stop().await.unwrap();
