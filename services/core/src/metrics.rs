@@ -314,8 +314,9 @@ pub fn backlog() -> &'static BacklogMetrics {
 }
 
 /// Outcomes of a work item (`courier_sends_total{outcome}`).
-pub const SEND_OUTCOMES: [&str; 8] = [
+pub const SEND_OUTCOMES: [&str; 9] = [
     "delivered",
+    "amended",
     "not_alive",
     "failed",
     "unchanged",

@@ -8,8 +8,7 @@
 //! Telegram refuses stops alone: its items wait in its consumer until the
 //! token is replaced. A bot's consumer is pulled, its token tried and its
 //! Stars followed only while the bot has work ([`crate::bots_with_work`]).
-//! Why one consumer per bot:
-//! docs/decisions/0016.
+//! Why one consumer per bot: docs/decisions/0016.
 
 use std::sync::Arc;
 

@@ -19,6 +19,8 @@ pub const RETRY_CAP: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handled {
     Delivered,
+    /// An edit or deletion of a message delivered earlier, done.
+    Amended,
     NotAlive,
     Failed,
     /// An edit that changed nothing (the message already read so).
@@ -38,6 +40,7 @@ impl Handled {
     pub fn as_str(self) -> &'static str {
         match self {
             Handled::Delivered => "delivered",
+            Handled::Amended => "amended",
             Handled::NotAlive => "not_alive",
             Handled::Failed => "failed",
             Handled::Unchanged => "unchanged",
@@ -142,7 +145,7 @@ pub fn after_amend(done: Result<Sent, Verdict>, attempt: u64, amend: &Amend) -> 
                 revision: amend.revision,
                 album_message_ids: amend.album_message_ids.clone(),
             }),
-            handled: Handled::Delivered,
+            handled: Handled::Amended,
         },
         Err(Verdict::BrokenContent(reason)) if reason.contains(NOT_MODIFIED) => Action::Record {
             outcome: delivery_outcome::Result::Unchanged(Unchanged { reason }),
@@ -320,7 +323,7 @@ mod tests {
                     revision: 2,
                     album_message_ids: vec![],
                 }),
-                handled: Handled::Delivered,
+                handled: Handled::Amended,
             }
         );
         let not_modified = "Bad Request: message is not modified: specified new message content";
