@@ -102,10 +102,13 @@ impl TokenKey {
         self.opened(bot_id, sealed).map(|(token, _)| token)
     }
 
-    /// Whether the token sealed for bot `bot_id` opens with the current
-    /// key, and so needs no sealing again.
-    pub fn sealed_with_current(&self, bot_id: i64, sealed: &[u8]) -> bool {
-        matches!(self.opened(bot_id, sealed), Ok((_, Sealer::Current)))
+    /// The token sealed for bot `bot_id` sealed again with the current key
+    /// if the previous one sealed it; `None` if the current one did.
+    pub fn reseal(&self, bot_id: i64, sealed: &[u8]) -> Result<Option<Vec<u8>>, OpenError> {
+        Ok(match self.opened(bot_id, sealed)? {
+            (_, Sealer::Current) => None,
+            (token, Sealer::Previous) => Some(self.seal(&token)),
+        })
     }
 
     fn opened(&self, bot_id: i64, sealed: &[u8]) -> Result<(BotToken, Sealer), OpenError> {
@@ -206,16 +209,18 @@ mod tests {
         let sealed_before = old_key.seal(&token);
         let rotating = new_key.clone().with_previous(&old_key);
         assert_eq!(rotating.open(123456, &sealed_before), Ok(token.clone()));
-        assert!(!rotating.sealed_with_current(123456, &sealed_before));
-        let sealed_again = rotating.seal(&token);
-        assert!(rotating.sealed_with_current(123456, &sealed_again));
+        let sealed_again = rotating.reseal(123456, &sealed_before).unwrap().unwrap();
+        assert_eq!(rotating.reseal(123456, &sealed_again), Ok(None));
         assert_eq!(new_key.open(123456, &sealed_again), Ok(token));
         assert_eq!(
             old_key.open(123456, &sealed_again),
             Err(OpenError::WrongKey(123456)),
             "sealed with the new key alone"
         );
-        assert!(!rotating.sealed_with_current(654321, &sealed_again));
+        assert_eq!(
+            rotating.reseal(654321, &sealed_again),
+            Err(OpenError::WrongKey(654321))
+        );
         assert_eq!(format!("{rotating:?}"), "TokenKey(***)");
     }
 

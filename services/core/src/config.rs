@@ -375,7 +375,7 @@ mod tests {
             Keys::try_parse_from(["svc", "--token-key", new, "--previous-token-key", old]).unwrap();
         let key = both.keys.key().unwrap();
         assert_eq!(key.open(123456, &sealed), Ok(token));
-        assert!(!key.sealed_with_current(123456, &sealed));
+        assert!(key.reseal(123456, &sealed).unwrap().is_some());
         let alone = Keys::try_parse_from(["svc", "--previous-token-key", old]).unwrap_err();
         assert!(alone.to_string().contains("--token-key"), "{alone}");
         assert!(Keys::try_parse_from(["svc"]).unwrap().keys.key().is_none());

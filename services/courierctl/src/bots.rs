@@ -187,12 +187,12 @@ impl Bots {
             if entry.operation != kv::Operation::Put {
                 continue;
             }
-            if key.sealed_with_current(bot_id, &entry.value) {
-                rekeyed.current.push(bot_id);
-                continue;
-            }
-            let token = match key.open(bot_id, &entry.value) {
-                Ok(token) => token,
+            let resealed = match key.reseal(bot_id, &entry.value) {
+                Ok(Some(resealed)) => resealed,
+                Ok(None) => {
+                    rekeyed.current.push(bot_id);
+                    continue;
+                }
                 Err(error) => {
                     rekeyed.unopened.push((bot_id, error.to_string()));
                     continue;
@@ -200,7 +200,7 @@ impl Bots {
             };
             match self
                 .sealed
-                .update(&name, key.seal(&token).into(), entry.revision)
+                .update(&name, resealed.into(), entry.revision)
                 .await
             {
                 Ok(_) => rekeyed.resealed.push(bot_id),

@@ -774,7 +774,7 @@ mod tests {
     }
 
     #[test]
-    fn the_sending_bots_are_those_of_known_bot_with_a_campaign_sending() {
+    fn the_sending_bots_are_the_known_bots_of_the_campaigns_sending() {
         let t0 = SystemTime::now();
         let mut view = fresh_at(t0);
         view.apply(1, A, CampaignStatus::Sending, t0, Some(7));
