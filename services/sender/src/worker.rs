@@ -58,12 +58,11 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(SENDER_ACK_WAIT.as_millis
 const RECORD_FOR: Duration = Duration::from_millis(SENDER_ACK_WAIT.as_millis() as u64 * 2 / 3);
 /// The longest pause between two tries of storing an outcome.
 const RECORD_BACKOFF_CAP: Duration = Duration::from_secs(2);
-/// Outcomes are stored on a shared tick of this length: a paced sender's
-/// sends are answered one at a time, and each outcome and each ack was a
-/// write to NATS of its own; stored at the next tick, those answered
-/// within one tick go out in one write, and their acks in another. An
-/// item waits at most this long more (measured: senders' CPU per message
-/// down a fifth, README *Cost per message*).
+/// Outcomes and chat records are stored on a shared tick of this length: a
+/// paced sender's sends go and are answered one at a time, and each
+/// outcome, ack and chat record was a write to NATS of its own; stored at
+/// the next tick, those of one tick go out in one write. An item waits at
+/// most this long more (measured: README *Cost per message*).
 const RECORD_TICK: Duration = Duration::from_millis(5);
 
 /// How long until the next [`RECORD_TICK`] after `now_us` (Unix µs): ticks
@@ -211,9 +210,15 @@ impl Worker {
             ControlFlow::Break(handled) => return Ok(handled),
         };
         // The chat's record goes out beside the call, not before it: a
-        // NATS hiccup must not make the send leave late for its slot.
+        // NATS hiccup must not make the send leave late for its slot. It
+        // too waits for the record tick, to share a write with the records
+        // of other sends (well inside the PROPAGATION allowed for them).
         let record = async {
-            if record_chat && let Err(error) = bot.chat_spacing.record(ready.item.chat_id).await {
+            if !record_chat {
+                return;
+            }
+            tokio::time::sleep(until_record_tick(now_us())).await;
+            if let Err(error) = bot.chat_spacing.record(ready.item.chat_id).await {
                 tracing::warn!(error = format!("{error:#}"), "recording a send to a chat");
             }
         };
