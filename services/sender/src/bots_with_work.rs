@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use courier_core::topology::Topology;
+use courier_core::topology::{DEFAULT_BOT, Topology};
 use futures::TryStreamExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -97,7 +97,9 @@ impl BotsWithWork {
                     changed.as_mut().enable();
                 }
             }
-            last.saw(campaigns.sending_bots(), Instant::now());
+            // The default bot is always pulled: it is not an added bot.
+            let sending = campaigns.sending_bots().into_iter();
+            last.saw(sending.filter(|&bot| bot != DEFAULT_BOT), Instant::now());
             let bots = last.with_work(Instant::now());
             courier_core::metrics::sender()
                 .bots_with_work

@@ -61,8 +61,8 @@ const RECORD_BACKOFF_CAP: Duration = Duration::from_secs(2);
 /// Outcomes and chat records are stored on a shared tick of this length: a
 /// paced sender's sends go and are answered one at a time, and each
 /// outcome, ack and chat record was a write to NATS of its own; stored at
-/// the next tick, those of one tick go out in one write. An item waits at
-/// most this long more (docs/decisions/0018).
+/// the next tick, those of one tick reach the connection together and share
+/// its writes. An item waits at most this long more (docs/decisions/0018).
 const RECORD_TICK: Duration = Duration::from_millis(5);
 
 /// How long until the next [`RECORD_TICK`] after `now_us` (Unix µs): ticks
