@@ -66,7 +66,8 @@ impl BotsWithWork {
     }
 
     /// Keeps the set current from the campaign view and the work stream
-    /// until `shutdown`.
+    /// until `shutdown`. The stream is asked on its own, so a slow answer
+    /// never delays waking a bot whose campaign the view saw start.
     pub async fn follow(
         self: Arc<Self>,
         campaigns: Arc<Campaigns>,
@@ -74,42 +75,59 @@ impl BotsWithWork {
         topology: Topology,
         shutdown: CancellationToken,
     ) {
-        let mut last = LastWork::default();
-        let mut check = tokio::time::interval(CHECK_EVERY);
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let changed = campaigns.changed();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = check.tick() => match with_items(&js, &topology).await {
-                    Ok(bots) => last.saw(bots, Instant::now()),
-                    // Unknown: every bot pulled now stays pulled.
+        // The bots the stream last said hold items; after a failed ask,
+        // still the last answer (unknown: every bot pulled stays pulled).
+        let (found, mut with_items_now) = watch::channel(Vec::new());
+        let ask_the_stream = async {
+            let mut check = tokio::time::interval(CHECK_EVERY);
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                check.tick().await;
+                match with_items(&js, &topology).await {
+                    Ok(bots) => {
+                        found.send_replace(bots);
+                    }
                     Err(error) => {
                         tracing::warn!(error = format!("{error:#}"), "asking which bots have work");
-                        let pulled = self.bots.borrow().clone();
-                        last.saw(pulled, Instant::now());
                     }
-                },
-                () = &mut changed => {
-                    changed.set(campaigns.changed());
-                    changed.as_mut().enable();
                 }
             }
-            // The default bot is always pulled: it is not an added bot.
-            let sending = campaigns.sending_bots().into_iter();
-            last.saw(sending.filter(|&bot| bot != DEFAULT_BOT), Instant::now());
-            let bots = last.with_work(Instant::now());
-            courier_core::metrics::sender()
-                .bots_with_work
-                .set(bots.len() as f64);
-            self.bots.send_if_modified(|current| {
-                let modified = *current != bots;
-                *current = bots;
-                modified
-            });
-        }
+        };
+        let decide = async {
+            let mut last = LastWork::default();
+            // Wakes the loop at least as often as a bot can fall idle.
+            let mut expire = tokio::time::interval(CHECK_EVERY);
+            let changed = campaigns.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            loop {
+                tokio::select! {
+                    _ = expire.tick() => {}
+                    _ = with_items_now.changed() => {}
+                    () = &mut changed => {
+                        changed.set(campaigns.changed());
+                        changed.as_mut().enable();
+                    }
+                }
+                let now = Instant::now();
+                last.saw(with_items_now.borrow().iter().copied(), now);
+                // The default bot is always pulled: it is not an added bot.
+                let sending = campaigns.sending_bots().into_iter();
+                last.saw(sending.filter(|&bot| bot != DEFAULT_BOT), now);
+                let bots = last.with_work(now);
+                courier_core::metrics::sender()
+                    .bots_with_work
+                    .set(bots.len() as f64);
+                self.bots.send_if_modified(|current| {
+                    let modified = *current != bots;
+                    *current = bots;
+                    modified
+                });
+            }
+        };
+        shutdown
+            .run_until_cancelled(async { tokio::join!(ask_the_stream, decide) })
+            .await;
     }
 
     /// Waits until bot `bot` has work: `false` if `stop` came first.
