@@ -21,6 +21,7 @@ use tokio::sync::Mutex;
 
 use crate::kv_number::{self, now_us};
 use crate::rate::{self, LateArrivals, Reservation};
+use crate::tick;
 
 #[derive(Debug, thiserror::Error)]
 #[error("rate budget in NATS KV")]
@@ -100,12 +101,13 @@ impl Budget {
         }
     }
 
-    /// Sleeps until `slot`; says whether it may still be used (the lane's
-    /// pause count was `pauses` when the slot was taken).
+    /// Sleeps until `slot`'s departure, the sender's tick at or before it
+    /// ([`tick::departure`]); says whether it may still be used (the
+    /// lane's pause count was `pauses` when the slot was taken).
     async fn sleep_until(&self, slot: u64, pauses: u64) -> Woke {
         // tokio's timer ticks once a millisecond: a shorter wait would
-        // sleep a whole tick, so a slot that close is taken now.
-        let wait = slot.saturating_sub(now_us());
+        // sleep a whole tick, so a departure that close is taken now.
+        let wait = tick::departure(slot).saturating_sub(now_us());
         if wait >= TIMER_TICK_US {
             tokio::time::sleep(Duration::from_micros(wait)).await;
         }

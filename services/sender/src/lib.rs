@@ -37,6 +37,7 @@ pub mod policy;
 pub mod rate;
 pub mod restart_guard;
 pub mod stars_out;
+pub mod tick;
 pub mod worker;
 
 use std::sync::Arc;

@@ -9,7 +9,8 @@
 //! draws from the same schedule.
 //!
 //! A send may reach Telegram later than its slot (a busy machine, the
-//! network); the headroom absorbs ~20 ms of that. [`LateArrivals`] judges
+//! network), or up to a tick earlier ([`crate::tick`]); the headroom
+//! absorbs ~20 ms of that. [`LateArrivals`] judges
 //! from each answer how late its send may have arrived, and moves the
 //! schedule on by what the headroom does not absorb, so the send 30 slots
 //! later cannot land in the same second.

@@ -43,6 +43,7 @@ use crate::policy::{self, Action, Handled, retry_delay};
 use crate::restart_guard::{
     BeforeCall, Claim, ClaimedElsewhere, Receipt, RestartGuard, Ticket, claimed_elsewhere,
 };
+use crate::tick;
 
 /// An item of a campaign not started yet comes back after this long.
 const NOT_STARTED_RECHECK: Duration = Duration::from_secs(1);
@@ -58,21 +59,6 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(SENDER_ACK_WAIT.as_millis
 const RECORD_FOR: Duration = Duration::from_millis(SENDER_ACK_WAIT.as_millis() as u64 * 2 / 3);
 /// The longest pause between two tries of storing an outcome.
 const RECORD_BACKOFF_CAP: Duration = Duration::from_secs(2);
-/// Outcomes and chat records are stored on a shared tick of this length: a
-/// paced sender's sends go and are answered one at a time, and each
-/// outcome, ack and chat record was a write to NATS of its own; stored at
-/// the next tick, those of one tick reach the connection together and share
-/// its writes. An item waits at most this long more (docs/decisions/0018).
-const RECORD_TICK: Duration = Duration::from_millis(5);
-
-/// How long until the next [`RECORD_TICK`] after `now_us` (Unix µs): ticks
-/// fall on the clock's multiples of it, so every item of the process, of
-/// whichever bot, waits for the same ones.
-fn until_record_tick(now_us: u64) -> Duration {
-    let tick = RECORD_TICK.as_micros() as u64;
-    Duration::from_micros(now_us.div_ceil(tick) * tick - now_us)
-}
-
 /// Why an item was not worked to the end.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkError {
@@ -211,13 +197,13 @@ impl Worker {
         };
         // The chat's record goes out beside the call, not before it: a
         // NATS hiccup must not make the send leave late for its slot. It
-        // too waits for the record tick, to share a write with the records
+        // too waits for the next tick, to share a write with the records
         // of other sends (well inside the PROPAGATION allowed for them).
         let record = async {
             if !record_chat {
                 return;
             }
-            tokio::time::sleep(until_record_tick(now_us())).await;
+            tokio::time::sleep(tick::until_next(now_us())).await;
             if let Err(error) = bot.chat_spacing.record(ready.item.chat_id).await {
                 tracing::warn!(error = format!("{error:#}"), "recording a send to a chat");
             }
@@ -672,7 +658,7 @@ impl Worker {
             .headers(headers)
             .message_id(item_key(item))
             .payload(outcome.encode_to_vec().into());
-        tokio::time::sleep(until_record_tick(now_us())).await;
+        tokio::time::sleep(tick::until_next(now_us())).await;
         let deadline = tokio::time::Instant::now() + RECORD_FOR;
         let mut tries = 0;
         loop {
@@ -806,20 +792,6 @@ fn observe_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn outcomes_wait_for_the_clocks_next_record_tick() {
-        let tick = RECORD_TICK.as_micros() as u64;
-        assert_eq!(until_record_tick(7 * tick), Duration::ZERO);
-        assert_eq!(
-            until_record_tick(7 * tick + 1),
-            RECORD_TICK - Duration::from_micros(1)
-        );
-        // Items answered within one tick are stored at the same instant.
-        let at = |now: u64| now + until_record_tick(now).as_micros() as u64;
-        assert_eq!(at(7 * tick + 10), at(8 * tick - 10));
-        assert_eq!(at(8 * tick), 8 * tick);
-    }
 
     #[test]
     fn only_a_first_delivery_of_a_first_copy_skips_the_outcome_lookup() {
