@@ -392,7 +392,10 @@ impl Worker {
         }
         if answered(&sent) {
             let took = asked.elapsed();
-            bot.answered_after(took);
+            // The item keeps its place past the answer, until the next
+            // tick stores its record: the in-flight limit counts that too,
+            // or it would hold a fast Bot API to 64 items per tick.
+            bot.answered_after(took + tick::TICK);
             courier_core::metrics::sender()
                 .telegram_request_duration
                 .observe([call.method, ready.lane.as_str()], took);
