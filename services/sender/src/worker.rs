@@ -394,7 +394,7 @@ impl Worker {
             let took = asked.elapsed();
             // The item keeps its place past the answer, until the next
             // tick stores its record: the in-flight limit counts that too,
-            // or it would hold a fast Bot API to 64 items per tick.
+            // or a fast Bot API would keep it at its floor of 64 items.
             bot.answered_after(took + tick::TICK);
             courier_core::metrics::sender()
                 .telegram_request_duration
