@@ -16,6 +16,12 @@
 //! The same run gives what each service costs per recipient *during a live
 //! campaign* (CPU time from `CampaignStarted` to `completed`, divided by
 //! the recipients), with how busy the whole machine was beside it.
+//!
+//! Each run is made twice: paced at the paid lane's budget, and with every
+//! limit off (the sandbox's and the senders', as in measurement 2), so
+//! the campaign goes as fast as the pipeline can. The second is the
+//! condition of issue 12's side-by-side with the seed's design; the first
+//! is what a paid campaign costs when each send is its own wake-up.
 
 use std::time::{Duration, Instant};
 
@@ -37,9 +43,56 @@ use crate::report::{Section, Table, duration, median, runs, thousands, verdict};
 pub struct Options {
     pub recipients: u64,
     pub runs: usize,
+    /// The conditions measured, each a table of its own.
+    pub limits: Vec<Limits>,
+}
+
+/// What holds the campaign back. With limits off the campaign is a free
+/// one: paid broadcasts at an unlimited rate would need more Stars than
+/// the sandbox's bot has (the senders would move them to the free lane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Limits {
+    /// Telegram's paid limit: the senders pace at [`BUDGET`], the sandbox
+    /// enforces it; timed against the ideal recipients / budget.
+    Paid,
+    /// No limit anywhere: the sandbox enforces none and the senders' rate
+    /// limit is far above what they reach.
+    Off,
+}
+
+impl Limits {
+    fn sandbox(self) -> SandboxConfig {
+        let limits = match self {
+            Limits::Paid => SandboxConfig {
+                paid_rate_limit: BUDGET as u32,
+                ..SandboxConfig::default()
+            },
+            Limits::Off => SandboxConfig {
+                rate_limit: 0,
+                paid_rate_limit: 0,
+                chat_rate_limit: 0,
+                ..SandboxConfig::default()
+            },
+        };
+        SandboxConfig {
+            latency_ms: LATENCY_MS,
+            ..limits
+        }
+    }
+
+    /// `SENDER_RATE_LIMIT` and `SENDER_PAID_RATE_LIMIT`.
+    fn sender_rates(self) -> (f64, f64) {
+        match self {
+            Limits::Paid => (30.0, BUDGET),
+            Limits::Off => (OFF_RATE_LIMIT, OFF_RATE_LIMIT),
+        }
+    }
 }
 
 const BUDGET: f64 = 1000.0;
+/// The senders' rate limit when limits are off: far above what two
+/// senders reach, like measurement 2's default.
+const OFF_RATE_LIMIT: f64 = 100_000.0;
 const LATENCY_MS: u64 = 50;
 const SENDERS: usize = 2;
 /// Wall time may exceed the ideal by this fraction.
@@ -68,24 +121,54 @@ struct E2eRun {
 }
 
 pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Section> {
-    let mut results = Vec::new();
-    for run in 1..=options.runs {
-        eprintln!("end-to-end run {run}/{}", options.runs);
-        results.push(one_run(launcher, options, run).await?);
+    let mut section = Section::new(
+        format!(
+            "4. End to end: {} recipients",
+            thousands(options.recipients as f64)
+        ),
+        format!(
+            "`courier-projector`, `courier-loader` and {SENDERS} `courier-sender` processes \
+             (`SENDER_MAX_IN_FLIGHT` at its default), the sandbox with {LATENCY_MS} ms latency, \
+             {n} live users in the read model. A campaign to all of them is published; timed \
+             from `CampaignStarted` to the campaign's status `completed` in Postgres. *Paid*: \
+             a paid campaign, `SENDER_PAID_RATE_LIMIT`={BUDGET} and the sandbox at Telegram's \
+             limits; ideal: recipients / budget. *Limits off*: a free campaign, no limit in the \
+             sandbox, the senders' rate limits at {OFF_RATE_LIMIT}. Median of {runs} runs.",
+            n = thousands(options.recipients as f64),
+            runs = options.runs,
+        ),
+    );
+    for &limits in &options.limits {
+        let mut results = Vec::new();
+        for run in 1..=options.runs {
+            eprintln!("end-to-end ({limits:?}) run {run}/{}", options.runs);
+            results.push(one_run(launcher, options, run, limits).await?);
+        }
+        let table = match limits {
+            Limits::Paid => paid_table(options, &results, &mut section.notes),
+            Limits::Off => off_table(options, &results),
+        };
+        section.tables.push(table);
     }
+    Ok(section)
+}
+
+fn secs(results: &[E2eRun], f: fn(&E2eRun) -> Duration) -> Vec<f64> {
+    results.iter().map(|r| f(r).as_secs_f64()).collect()
+}
+
+fn seconds(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+fn paid_table(options: &Options, results: &[E2eRun], notes: &mut Vec<String>) -> Table {
     let ideal = options.recipients as f64 / BUDGET;
-    let secs = |f: fn(&E2eRun) -> Duration| {
-        results
-            .iter()
-            .map(|r| f(r).as_secs_f64())
-            .collect::<Vec<_>>()
-    };
-    let wall = secs(|r| r.wall);
+    let wall = secs(results, |r| r.wall);
     let ratios: Vec<f64> = wall.iter().map(|w| w / ideal).collect();
     let ratio = median(&ratios);
-    let seconds = |v: f64| format!("{v:.2}");
 
-    let mut table = Table::new(&["", "median", "runs", "target", "verdict"]);
+    let mut table = Table::new(&["", "median", "runs", "target", "verdict"])
+        .with_caption(format!("Paid, {BUDGET}/s"));
     table.row([
         "wall time, CampaignStarted → completed".to_owned(),
         duration(Duration::from_secs_f64(median(&wall))),
@@ -101,9 +184,15 @@ pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Secti
         verdict(ratio <= 1.0 + TARGET_OVERHEAD).to_owned(),
     ]);
     for (label, values) in [
-        ("of which: start → first send", secs(|r| r.first_send)),
-        ("of which: first → last send", secs(|r| r.sending)),
-        ("of which: last send → completed", secs(|r| r.completing)),
+        (
+            "of which: start → first send",
+            secs(results, |r| r.first_send),
+        ),
+        ("of which: first → last send", secs(results, |r| r.sending)),
+        (
+            "of which: last send → completed",
+            secs(results, |r| r.completing),
+        ),
     ] {
         table.row([
             label.to_owned(),
@@ -113,6 +202,71 @@ pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Secti
             String::new(),
         ]);
     }
+    cpu_rows(&mut table, results);
+    let too_many: u64 = results.iter().map(|r| r.too_many_requests).sum();
+    table.row([
+        "429s from the sandbox (all runs)".to_owned(),
+        too_many.to_string(),
+        String::new(),
+        "0".to_owned(),
+        verdict(too_many == 0).to_owned(),
+    ]);
+
+    let sending = median(&secs(results, |r| r.sending));
+    if sending > ideal * 1.1 {
+        notes.push(format!(
+            "Sending took {:.2} × the ideal: the senders averaged {}/s of the {BUDGET}/s \
+             budget (measurement 3 measures that alone).",
+            sending / ideal,
+            thousands(options.recipients as f64 / sending),
+        ));
+    }
+    let completing = median(&secs(results, |r| r.completing));
+    if completing > ideal * 0.05 {
+        notes.push(format!(
+            "{completing:.1} s passed between the last send and `completed`: the projector \
+             applies outcomes more slowly than the senders produce them (measurement 5), and \
+             a campaign completes only when its last outcome is applied."
+        ));
+    }
+    let ceiling = BUDGET / (1e6 / courier_sender::rate::interval_us(BUDGET) as f64);
+    notes.push(format!(
+        "Senders pace at {:.1}% of `SENDER_PAID_RATE_LIMIT` (see measurement 3), so sending \
+         alone takes {:.3} × the ideal; the 5% target leaves {:.1} percentage points for \
+         everything else.",
+        100.0 / ceiling,
+        ceiling,
+        (1.0 + TARGET_OVERHEAD - ceiling) * 100.0,
+    ));
+    table
+}
+
+fn off_table(options: &Options, results: &[E2eRun]) -> Table {
+    let wall = secs(results, |r| r.wall);
+    let rates: Vec<f64> = wall.iter().map(|w| options.recipients as f64 / w).collect();
+    let mut table =
+        Table::new(&["", "median", "runs", "target", "verdict"]).with_caption("Limits off");
+    table.row([
+        "wall time, CampaignStarted → completed".to_owned(),
+        duration(Duration::from_secs_f64(median(&wall))),
+        runs(&wall, seconds),
+        String::new(),
+        String::new(),
+    ]);
+    table.row([
+        "recipients completed per second".to_owned(),
+        thousands(median(&rates)),
+        runs(&rates, thousands),
+        String::new(),
+        String::new(),
+    ]);
+    cpu_rows(&mut table, results);
+    table
+}
+
+/// Each service's CPU per message, against the targets, and how busy the
+/// machine was meanwhile.
+fn cpu_rows(table: &mut Table, results: &[E2eRun]) {
     let micros = |f: fn(&E2eRun) -> f64| results.iter().map(f).collect::<Vec<_>>();
     let per_message = |v: f64| format!("{v:.1}");
     let all = micros(|r| r.projector_us + r.loader_us + r.senders_us);
@@ -155,94 +309,44 @@ pub async fn run(launcher: &Launcher, options: &Options) -> anyhow::Result<Secti
         String::new(),
         String::new(),
     ]);
-    let too_many: u64 = results.iter().map(|r| r.too_many_requests).sum();
-    table.row([
-        "429s from the sandbox (all runs)".to_owned(),
-        too_many.to_string(),
-        String::new(),
-        "0".to_owned(),
-        verdict(too_many == 0).to_owned(),
-    ]);
-    let mut section = Section::new(
-        format!(
-            "4. End to end: {} recipients, paid, {BUDGET}/s",
-            thousands(options.recipients as f64)
-        ),
-        format!(
-            "`courier-projector`, `courier-loader` and {SENDERS} `courier-sender` processes \
-             (`SENDER_PAID_RATE_LIMIT`={BUDGET}, `SENDER_MAX_IN_FLIGHT` at its default), the sandbox at \
-             Telegram's limits with {LATENCY_MS} ms latency, {n} live users in the read model. \
-             A paid campaign to all of them is published; timed from `CampaignStarted` to the \
-             campaign's status `completed` in Postgres. Ideal: recipients / budget. Median of \
-             {runs} runs.",
-            n = thousands(options.recipients as f64),
-            runs = options.runs,
-        ),
-    );
-    section.tables.push(table);
-    let sending = median(&secs(|r| r.sending));
-    if sending > ideal * 1.1 {
-        section.notes.push(format!(
-            "Sending took {:.2} × the ideal: the senders averaged {}/s of the {BUDGET}/s \
-             budget (measurement 3 measures that alone).",
-            sending / ideal,
-            thousands(options.recipients as f64 / sending),
-        ));
-    }
-    let completing = median(&secs(|r| r.completing));
-    if completing > ideal * 0.05 {
-        section.notes.push(format!(
-            "{completing:.1} s passed between the last send and `completed`: the projector \
-             applies outcomes more slowly than the senders produce them (measurement 5), and \
-             a campaign completes only when its last outcome is applied."
-        ));
-    }
-    let ceiling = BUDGET / (1e6 / courier_sender::rate::interval_us(BUDGET) as f64);
-    section.notes.push(format!(
-        "Senders pace at {:.1}% of `SENDER_PAID_RATE_LIMIT` (see measurement 3), so sending \
-         alone takes {:.3} × the ideal; the 5% target leaves {:.1} percentage points for \
-         everything else.",
-        100.0 / ceiling,
-        ceiling,
-        (1.0 + TARGET_OVERHEAD - ceiling) * 100.0,
-    ));
-    Ok(section)
 }
 
-async fn one_run(launcher: &Launcher, options: &Options, run: usize) -> anyhow::Result<E2eRun> {
+async fn one_run(
+    launcher: &Launcher,
+    options: &Options,
+    run: usize,
+    limits: Limits,
+) -> anyhow::Result<E2eRun> {
     let fixtures::RunEnv {
         env,
         client,
         js,
         topology,
     } = fixtures::RunEnv::new().await?;
-    let sandbox = Sandbox::start(SandboxConfig {
-        latency_ms: LATENCY_MS,
-        paid_rate_limit: BUDGET as u32,
-        ..SandboxConfig::default()
-    })
-    .await?;
+    let sandbox = Sandbox::start(limits.sandbox()).await?;
     fixtures::insert_users(&client, options.recipients).await?;
 
+    let label = format!("e2e-{}-{run}", format!("{limits:?}").to_lowercase());
     let mut services: Vec<Service> = vec![
         launcher.spawn(
             "courier-projector",
-            &format!("e2e-{run}-projector"),
+            &format!("{label}-projector"),
             &env,
             &[],
         )?,
-        launcher.spawn("courier-loader", &format!("e2e-{run}-loader"), &env, &[])?,
+        launcher.spawn("courier-loader", &format!("{label}-loader"), &env, &[])?,
     ];
+    let (rate, paid_rate) = limits.sender_rates();
     let vars = fixtures::sender_vars(
         &sandbox.url(),
-        30.0,
-        BUDGET,
+        rate,
+        paid_rate,
         courier_sender::DEFAULT_MAX_IN_FLIGHT,
     );
     for i in 1..=SENDERS {
         services.push(launcher.spawn(
             "courier-sender",
-            &format!("e2e-{run}-sender{i}"),
+            &format!("{label}-sender{i}"),
             &env,
             &vars,
         )?);
@@ -272,7 +376,7 @@ async fn one_run(launcher: &Launcher, options: &Options, run: usize) -> anyhow::
         created_by: 1,
         audience: 0,
         content: Some(fixtures::text_content()),
-        options: Some(fixtures::options(true)),
+        options: Some(fixtures::options(limits == Limits::Paid)),
         filter: Some(AudienceFilter::default()),
         variants: Vec::new(),
         title: String::new(),

@@ -10,7 +10,8 @@
 //! 1. [`fanout`]: the loader's enqueue rate against raw JetStream publishes;
 //! 2. [`sender`]: CPU and memory of one sender with every limit off;
 //! 3. [`rate`]: rate budgets met and never exceeded, with 1 to 4 senders;
-//! 4. [`e2e`]: a whole paid campaign against the budget's ideal time;
+//! 4. [`e2e`]: a whole paid campaign against the budget's ideal time, and
+//!    with every limit off;
 //! 5. [`projector`]: outcomes applied to Postgres per second;
 //! 6. [`pause`]: how soon a pause stops every sender;
 //! 7. [`audience`]: counting, fixing and replaying a million users.
@@ -137,6 +138,11 @@ struct Cli {
     #[arg(long, default_value_t = 10_000)]
     e2e_recipients: u64,
 
+    /// End to end: what holds the campaign back, comma-separated: `paid`
+    /// (the paid lane's 1000/s) and `off` (no limit anywhere).
+    #[arg(long, value_delimiter = ',', default_value = "paid,off")]
+    e2e_limits: Vec<e2e::Limits>,
+
     /// End to end: runs (each lasts as long as its campaign; median reported).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     e2e_runs: u16,
@@ -257,6 +263,7 @@ impl Measurement {
                     &e2e::Options {
                         recipients: cli.e2e_recipients,
                         runs: usize::from(cli.e2e_runs),
+                        limits: cli.e2e_limits.clone(),
                     },
                 )
                 .await
