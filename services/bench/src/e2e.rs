@@ -167,15 +167,7 @@ fn paid_table(options: &Options, results: &[E2eRun], notes: &mut Vec<String>) ->
     let ratios: Vec<f64> = wall.iter().map(|w| w / ideal).collect();
     let ratio = median(&ratios);
 
-    let mut table = Table::new(&["", "median", "runs", "target", "verdict"])
-        .with_caption(format!("Paid, {BUDGET}/s"));
-    table.row([
-        "wall time, CampaignStarted → completed".to_owned(),
-        duration(Duration::from_secs_f64(median(&wall))),
-        runs(&wall, seconds),
-        String::new(),
-        String::new(),
-    ]);
+    let mut table = wall_table(format!("Paid, {BUDGET}/s"), &wall);
     table.row([
         format!("wall / ideal ({ideal:.0} s)"),
         format!("{ratio:.3}"),
@@ -244,15 +236,7 @@ fn paid_table(options: &Options, results: &[E2eRun], notes: &mut Vec<String>) ->
 fn off_table(options: &Options, results: &[E2eRun]) -> Table {
     let wall = secs(results, |r| r.wall);
     let rates: Vec<f64> = wall.iter().map(|w| options.recipients as f64 / w).collect();
-    let mut table =
-        Table::new(&["", "median", "runs", "target", "verdict"]).with_caption("Limits off");
-    table.row([
-        "wall time, CampaignStarted → completed".to_owned(),
-        duration(Duration::from_secs_f64(median(&wall))),
-        runs(&wall, seconds),
-        String::new(),
-        String::new(),
-    ]);
+    let mut table = wall_table("Limits off".to_owned(), &wall);
     table.row([
         "recipients completed per second".to_owned(),
         thousands(median(&rates)),
@@ -261,6 +245,19 @@ fn off_table(options: &Options, results: &[E2eRun]) -> Table {
         String::new(),
     ]);
     cpu_rows(&mut table, results);
+    table
+}
+
+/// A table captioned `caption` whose first row is the runs' wall times.
+fn wall_table(caption: String, wall: &[f64]) -> Table {
+    let mut table = Table::new(&["", "median", "runs", "target", "verdict"]).with_caption(caption);
+    table.row([
+        "wall time, CampaignStarted → completed".to_owned(),
+        duration(Duration::from_secs_f64(median(wall))),
+        runs(wall, seconds),
+        String::new(),
+        String::new(),
+    ]);
     table
 }
 
