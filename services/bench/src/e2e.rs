@@ -17,11 +17,12 @@
 //! campaign* (CPU time from `CampaignStarted` to `completed`, divided by
 //! the recipients), with how busy the whole machine was beside it.
 //!
-//! Each run is made twice: paced at the paid lane's budget, and with every
-//! limit off (the sandbox's and the senders', as in measurement 2), so
-//! the campaign goes as fast as the pipeline can. The second is the
-//! condition of issue 12's side-by-side with the seed's design; the first
-//! is what a paid campaign costs when each send is its own wake-up.
+//! By default each run is made twice (`--e2e-limits paid,off`): paced at
+//! the paid lane's budget, and with every limit off (the sandbox's and the
+//! senders', as in measurement 2), so the campaign goes as fast as the
+//! pipeline can. The second is the condition of issue 12's side-by-side
+//! with the seed's design; the first is what a paid campaign costs when
+//! each send is its own wake-up.
 
 use std::time::{Duration, Instant};
 
