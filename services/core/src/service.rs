@@ -1,7 +1,7 @@
 //! What every service binary does in `main`: parse its configuration with
 //! the shared telemetry and operations settings, install telemetry, name
 //! the process in its metrics, serve /metrics, /healthz and /readyz, and
-//! run until SIGINT or SIGTERM.
+//! run until SIGINT or SIGTERM. It also sets the allocator they all use.
 
 use std::future::Future;
 
@@ -13,9 +13,9 @@ use crate::telemetry::{self, TelemetryConfig};
 
 /// The allocator of every binary that links this crate. A sender makes
 /// many small, short-lived allocations per send (requests, answers, NATS
-/// messages), and glibc's malloc spent about 12% of a paced sender's CPU in
-/// its slow paths (merging and unlinking free chunks); mimalloc's per-page
-/// free lists avoid them (docs/decisions/0020).
+/// messages): glibc's malloc and free took about 12% of a paced sender's
+/// CPU, much of it merging and unlinking free chunks, which mimalloc's
+/// per-page free lists avoid (docs/decisions/0020).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
