@@ -4,6 +4,7 @@
 //! any order.
 
 use async_nats::jetstream;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::NatsConfig;
@@ -16,6 +17,9 @@ pub struct Nats {
     pub client: async_nats::Client,
     pub js: jetstream::Context,
     pub topology: Topology,
+    /// Marked changed at each connect of `client`: what must act on a NATS
+    /// restart waits on it instead of polling the connection.
+    pub connected: watch::Receiver<()>,
 }
 
 /// Connects to NATS and makes sure the streams and consumers exist.
@@ -25,6 +29,7 @@ pub async fn nats(
     service: &str,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Nats>> {
+    let (connects, connected) = watch::channel(());
     let Some(client) = retry::until_ready("NATS at NATS_URL", shutdown, || async {
         let options = match (&config.nats_creds, config.url_credentials()) {
             (Some(path), _) => async_nats::ConnectOptions::with_credentials_file(path).await?,
@@ -34,8 +39,15 @@ pub async fn nats(
             }
             (None, None) => async_nats::ConnectOptions::new(),
         };
+        let connects = connects.clone();
         options
             .name(service)
+            .event_callback(move |event| {
+                if let async_nats::Event::Connected = event {
+                    connects.send_replace(());
+                }
+                async {}
+            })
             .connect(config.servers())
             .await
             .map_err(anyhow::Error::from)
@@ -66,6 +78,7 @@ pub async fn nats(
             client: health::watched_nats(client),
             js,
             topology,
+            connected,
         })),
     }
 }

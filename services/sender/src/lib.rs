@@ -152,7 +152,12 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
         js: nats.js.clone(),
         topology: nats.topology.clone(),
     });
-    tokio::spawn(worker.restart_guard.clone().watch(shutdown.clone()));
+    tokio::spawn(
+        worker
+            .restart_guard
+            .clone()
+            .watch(nats.connected.clone(), shutdown.clone()),
+    );
     tokio::spawn(default_bot.stars_out.clone().follow(shutdown.clone()));
     let connections = max_in_flight.min(WARM_CONNECTIONS);
     tracing::info!(bot = token_bot_id, connections, "connecting to the Bot API");

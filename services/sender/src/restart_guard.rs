@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation};
 use courier_core::topology::{SEND_TIMEOUT, SENDER_ACK_WAIT};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -48,8 +49,10 @@ pub const CLAIM_RECHECK: Duration = Duration::from_secs(5);
 /// (a call ends within the send timeout; an outcome is recorded within
 /// the ack wait). The message may have gone out; it is not sent again.
 pub const CLAIM_HORIZON: Duration = SEND_TIMEOUT.saturating_add(SENDER_ACK_WAIT);
-/// How often the connection's epoch is looked at when no item comes.
-const WATCH_INTERVAL: Duration = Duration::from_millis(10);
+/// How often the connection's epoch is looked at when neither an item nor
+/// async-nats' word of a connect comes (that word is the prompt way; this
+/// is in case it got lost): well inside [`SETTLE`].
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a sender tries to take back a claim whose answer it lost:
 /// well before the other copy would give up and record it uncertain.
 const TAKE_BACK_FOR: Duration = Duration::from_secs(20);
@@ -348,12 +351,29 @@ impl RestartGuard {
         }
     }
 
-    /// Looks at the connection's epoch while no items come, so calls under
-    /// way are claimed as soon as NATS is back.
-    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(WATCH_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
+    /// Looks at the connection's epoch at each connect (`connected`, from
+    /// [`courier_core::startup::Nats`]), so calls under way are claimed as
+    /// soon as NATS is back, even while no items come.
+    pub async fn watch(
+        self: Arc<Self>,
+        mut connected: watch::Receiver<()>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let next_look = async {
+                tokio::select! {
+                    changed = connected.changed() => {
+                        // The client is gone (shutting down): no more word.
+                        if changed.is_err() {
+                            tokio::time::sleep(WATCH_INTERVAL).await;
+                        }
+                    }
+                    () = tokio::time::sleep(WATCH_INTERVAL) => {}
+                }
+            };
+            if shutdown.run_until_cancelled(next_look).await.is_none() {
+                return;
+            }
             drop(self.observe());
         }
     }
