@@ -518,13 +518,22 @@ impl Campaigns {
     /// Every [`PROBE_EVERY`], asks the stream for its last campaign event;
     /// the view is fresh as of the asking once it has applied that event.
     /// With no campaign sending (nor stopped within the chat spacing) no
-    /// send asks whether it is alone, so an idle sender does not probe;
-    /// the first probe after a start comes within [`PROBE_EVERY`] of it,
-    /// and until then a send claims its chat.
+    /// send asks whether it is alone: an idle sender waits for the view to
+    /// change instead, and probes at once when a campaign starts.
     async fn probe(&self, shutdown: &CancellationToken) {
         let mut every = tokio::time::interval(PROBE_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while shutdown.run_until_cancelled(every.tick()).await.is_some() {
+        loop {
+            // Enabled before the view is read, so no change is missed.
+            let changed = self.changed();
+            let next = if self.read().active.is_empty() {
+                shutdown.run_until_cancelled(changed).await
+            } else {
+                shutdown.run_until_cancelled(every.tick()).await.map(drop)
+            };
+            if next.is_none() {
+                return;
+            }
             if self.read().active.is_empty() {
                 continue;
             }

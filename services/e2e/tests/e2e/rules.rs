@@ -341,3 +341,60 @@ async fn alone_two_campaigns_to_the_same_chats_keep_each_chat_to_one_message_a_s
     }
     stack.stop().await.unwrap();
 }
+
+/// The case the senders' campaign view is for: while a campaign sends
+/// alone, its sends only record their chats. A second one that starts
+/// mid-way, to the chats the first reaches last, sends to them first: every
+/// replica must know of it by then and claim the first campaign's chats,
+/// or a chat gets both messages within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alone_a_campaign_started_while_another_sends_waits_until_every_replica_claims_its_chats() {
+    // The first campaign goes to everyone, en users first; the second to
+    // the ru users only.
+    let ru = (1001..=1060).map(|id| (id, Language::Ru, true));
+    let users: Vec<_> = en_users(60).into_iter().chain(ru).collect();
+    let config = SandboxConfig {
+        rate_limit: 0,
+        ..SandboxConfig::default()
+    };
+    let s = Setup::on(TestEnv::new().await, &users, config).await;
+    // Slow enough that the second campaign starts while the first sends.
+    let stack = Stack::start(
+        &s.env,
+        &s.sandbox.url(),
+        SenderSettings {
+            rate_limit: 60.0,
+            replicas: 3,
+        },
+    );
+    let client = s.pool.get().await.unwrap();
+    wait_for_users(&client, 120, DEADLINE).await;
+    let first = start_text_campaign(&s.commands, Audience::All, "first").await;
+    wait_until("the first campaign under way", DEADLINE, || async {
+        (s.sandbox.deliveries().len() >= 20).then_some(())
+    })
+    .await;
+    let second = start_text_campaign(&s.commands, Audience::Ru, "second").await;
+    for (campaign, recipients) in [(first, 120), (second, 60)] {
+        let row = wait_for_status(&client, campaign, "completed", DEADLINE).await;
+        assert_eq!(row.delivered, recipients, "{row:?}");
+    }
+    assert_eq!(s.sandbox.stats().too_many_requests, 0, "no 429");
+    let mut sent_at = std::collections::HashMap::<i64, Vec<_>>::new();
+    for delivery in s.sandbox.deliveries() {
+        sent_at
+            .entry(delivery.chat_id)
+            .or_default()
+            .push(delivery.accepted_at);
+    }
+    for (chat, mut times) in sent_at.into_iter().filter(|(chat, _)| *chat > 1000) {
+        times.sort();
+        assert_eq!(times.len(), 2, "chat {chat} got both campaigns once");
+        assert!(
+            times[1] - times[0] >= Duration::from_secs(1),
+            "chat {chat} got its two messages {:?} apart",
+            times[1] - times[0]
+        );
+    }
+    stack.stop().await.unwrap();
+}
