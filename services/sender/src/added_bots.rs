@@ -64,7 +64,7 @@ impl AddedBots {
         // An idle bot costs no request: its token is tried, a connection
         // opened and its Stars followed only while it has work.
         while self.with_work.wait_for_work(bot_id, &stop).await {
-            if let Some(401 | 404) = bot.api.warm_up(1).await {
+            if let Some(401 | 404) = bot.warm_up(1).await {
                 refused(bot_id);
                 return;
             }

@@ -112,6 +112,18 @@ impl Bot {
         }
     }
 
+    /// Opens `connections` connections to the Bot API and tries the token
+    /// ([`BotApi::warm_up`]); both lanes learn the round trip it measured.
+    /// Returns the HTTP status Telegram answered with, if it answered.
+    pub async fn warm_up(&self, connections: usize) -> Option<u16> {
+        let warm = self.api.warm_up(connections).await;
+        if let Some(round_trip) = warm.round_trip {
+            self.free_lane.knows_round_trip(round_trip);
+            self.paid_lane.knows_round_trip(round_trip);
+        }
+        warm.status
+    }
+
     /// Lets the in-flight limit follow Telegram's answer time.
     pub fn answered_after(&self, took: Duration) {
         let mut in_flight = self.lock_in_flight();

@@ -167,6 +167,19 @@ impl Budget {
         Ok(())
     }
 
+    /// Telegram answers a request on an open connection in `round_trip`:
+    /// before this replica's first send is answered, its sends are judged
+    /// against that rather than counted late by their whole answer time. A
+    /// send leaves up to a tick before its slot, so its answer may come
+    /// that much sooner after the slot.
+    pub fn knows_round_trip(&self, round_trip: Duration) {
+        let from_slot = round_trip.saturating_sub(tick::TICK);
+        self.late
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .knows_round_trip(from_slot.as_micros() as u64);
+    }
+
     fn count_dropped_slot(&self) {
         courier_core::metrics::sender()
             .slots_dropped

@@ -161,7 +161,7 @@ pub async fn run(config: SenderConfig, shutdown: CancellationToken) -> anyhow::R
     tokio::spawn(default_bot.stars_out.clone().follow(shutdown.clone()));
     let connections = max_in_flight.min(WARM_CONNECTIONS);
     tracing::info!(bot = token_bot_id, connections, "connecting to the Bot API");
-    match default_bot.api.warm_up(connections).await {
+    match default_bot.warm_up(connections).await {
         Some(401 | 404) => anyhow::bail!(worker::WorkError::Unauthorized),
         Some(_) => {}
         None => tracing::warn!("Telegram did not answer getMe; sends will retry"),

@@ -111,8 +111,10 @@ const LATE_ARRIVAL_MARGIN_US: u64 = 5_000;
 /// many sends at once; the moves made since a send's slot already count
 /// for it, so a stall moves the schedule about once. With no answer in the
 /// last two seconds to compare with (a campaign's first sends, which may
-/// open connections), the quickest answer ever is the baseline; before
-/// the first answer, a send's whole time to its answer counts as late.
+/// open connections), the quickest answer ever is the baseline. Before the
+/// first answer, the baseline is a request's round trip measured on an
+/// open connection at start ([`LateArrivals::knows_round_trip`]); with
+/// none, a send's whole time to its answer counts as late.
 #[derive(Debug, Default)]
 pub struct LateArrivals {
     /// (answered, slot to answer): a sliding minimum, quickest first.
@@ -123,6 +125,15 @@ pub struct LateArrivals {
 }
 
 impl LateArrivals {
+    /// A request on an open connection is answered within `round_trip_us`
+    /// at best: a send answered that fast arrived on time.
+    pub fn knows_round_trip(&mut self, round_trip_us: u64) {
+        self.quickest_ever = Some(
+            self.quickest_ever
+                .map_or(round_trip_us, |ever| ever.min(round_trip_us)),
+        );
+    }
+
     /// The answer to the send of `slot` came at `answered` (both Unix µs):
     /// how far the schedule must move on now, if at all.
     pub fn answered(&mut self, slot: u64, answered: u64) -> Option<u64> {
@@ -340,6 +351,25 @@ mod tests {
         assert_eq!(
             late.answered(later, later + 90_000),
             Some(90_000 - 50_000 - absorbed)
+        );
+    }
+
+    #[test]
+    fn a_known_round_trip_judges_the_first_answers_by_it() {
+        let absorbed = drift_allowance_us() - LATE_ARRIVAL_MARGIN_US;
+        let mut late = LateArrivals::default();
+        late.knows_round_trip(45_000);
+        assert_eq!(late.answered(0, 50_000), None);
+        // A send that had to open a connection first.
+        let mut late = LateArrivals::default();
+        late.knows_round_trip(45_000);
+        assert_eq!(late.answered(0, 90_000), Some(90_000 - 45_000 - absorbed));
+        // Answers quicker than the round trip become the baseline.
+        late.knows_round_trip(60_000);
+        let quiet = 10 * SECOND;
+        assert_eq!(
+            late.answered(quiet, quiet + 62_000),
+            Some(62_000 - 45_000 - absorbed)
         );
     }
 

@@ -122,15 +122,6 @@ fn attempts(message: &jetstream::Message, delivered: i64) -> u64 {
     before + delivered.max(1) as u64
 }
 
-/// Whether Telegram answered: only an answer's time says how long requests
-/// take (a timeout or a refused connection says nothing about it).
-fn answered(sent: &std::result::Result<Sent, ApiFailure>) -> bool {
-    matches!(
-        sent,
-        Ok(_) | Err(ApiFailure::Api { .. } | ApiFailure::BadAnswer { .. })
-    )
-}
-
 /// Whether the recipient may already have an outcome: this copy was
 /// delivered before, set aside and back (a pause), or enqueued a second
 /// time by a loader recovering from a crash. A first delivery of a first
@@ -390,7 +381,7 @@ impl Worker {
         if ready.lane == Lane::Paid {
             bot.stars_out.paid_sent();
         }
-        if answered(&sent) {
+        if sent.as_ref().map_or_else(ApiFailure::is_answer, |_| true) {
             let took = asked.elapsed();
             // The item keeps its place past the answer, until the next
             // tick stores its record: the in-flight limit counts that too,

@@ -7,7 +7,7 @@
 //! are the Bot API's JSON, built from the stored content in [`payload`].
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use courier_core::config::TelegramConfig;
 use serde::Deserialize;
@@ -84,6 +84,16 @@ pub struct Sent {
     pub album: Vec<i64>,
 }
 
+/// What warming up found.
+#[derive(Debug, Clone, Copy)]
+pub struct WarmUp {
+    /// The HTTP status Telegram answered with, if it answered.
+    pub status: Option<u16>,
+    /// How long a getMe took on an open connection, if answered: Telegram's
+    /// answer time with no connection to open.
+    pub round_trip: Option<Duration>,
+}
+
 #[derive(Deserialize)]
 struct Parameters {
     retry_after: Option<u64>,
@@ -133,15 +143,19 @@ impl BotApi {
     /// Calls getMe on `connections` connections at once, before the first
     /// send: a send that must connect first (TCP, then TLS) reaches Telegram
     /// late and bunches with the sends after it, which can put one too many
-    /// into a second. It also tries the token. Returns the HTTP status
-    /// Telegram answered with, if it answered.
-    pub async fn warm_up(&self, connections: usize) -> Option<u16> {
+    /// into a second. It also tries the token, and times one more getMe on
+    /// a connection now open.
+    pub async fn warm_up(&self, connections: usize) -> WarmUp {
         let calls = (0..connections).map(|_| self.http.post(self.get_me.clone()).send());
-        futures::future::join_all(calls)
+        let status = futures::future::join_all(calls)
             .await
             .into_iter()
             .find_map(Result::ok)
-            .map(|answer| answer.status().as_u16())
+            .map(|answer| answer.status().as_u16());
+        let asked = Instant::now();
+        let answered = self.get_me().await.map_or_else(|f| f.is_answer(), |_| true);
+        let round_trip = answered.then(|| asked.elapsed());
+        WarmUp { status, round_trip }
     }
 
     /// Makes one call; returns the message Telegram sent or edited (an

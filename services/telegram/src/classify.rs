@@ -24,6 +24,15 @@ pub enum ApiFailure {
     BadAnswer { status: u16 },
 }
 
+impl ApiFailure {
+    /// Whether an answer came back: only then does the call's time say how
+    /// long Telegram takes to answer (a timeout or a refused connection
+    /// says nothing about it).
+    pub fn is_answer(&self) -> bool {
+        matches!(self, ApiFailure::Api { .. } | ApiFailure::BadAnswer { .. })
+    }
+}
+
 /// What to do about a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
