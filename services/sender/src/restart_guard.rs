@@ -281,7 +281,7 @@ impl RestartGuard {
 
     async fn claim_key(self: &Arc<Self>, ticket: u64, key: &str) -> Result<Claim, ClaimError> {
         let now_us = crate::kv_number::now_us();
-        let token = format!("{}.{ticket}", self.sender);
+        let token = self.token(ticket);
         match self.claims.create(key, token.clone().into()).await {
             Ok(_) => Ok(Claim::Won),
             Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {
@@ -297,12 +297,22 @@ impl RestartGuard {
             }
             Err(error) => {
                 // It may have landed: take it back once NATS answers.
-                let guard = Arc::clone(self);
-                let key = key.to_owned();
-                tokio::spawn(async move { guard.take_back(&key, &token).await });
+                self.spawn_take_back(key.to_owned(), token);
                 Err(ClaimError::Create(error))
             }
         }
+    }
+
+    /// What a claim made for `ticket` holds: which sender and send made it.
+    fn token(&self, ticket: u64) -> String {
+        format!("{}.{ticket}", self.sender)
+    }
+
+    /// Takes the claim on `key` made with `token` back in the background
+    /// ([`RestartGuard::take_back`]).
+    fn spawn_take_back(self: &Arc<Self>, key: String, token: String) {
+        let guard = Arc::clone(self);
+        tokio::spawn(async move { guard.take_back(&key, &token).await });
     }
 
     /// Deletes the claim on `key` if it is still the one made with
@@ -338,16 +348,18 @@ impl RestartGuard {
     }
 
     /// Gives the recipient back (the send will be tried again), if it was
-    /// claimed. Best effort: a claim left behind makes a later suspect
-    /// copy wait, then record the recipient as uncertain.
-    pub async fn release(&self, ticket: &Ticket<'_>) {
+    /// claimed. A claim left behind makes a later suspect copy wait, then
+    /// record the recipient as uncertain although nothing went out: so it
+    /// is taken back like one whose answer was lost, trying again while
+    /// NATS is away (a single delete fails while NATS restarts).
+    pub fn release(self: &Arc<Self>, ticket: &Ticket<'_>) {
         let claimed = self
             .lock()
             .in_call
             .get(&ticket.id)
             .is_some_and(|call| call.claimed);
-        if claimed && let Err(error) = self.claims.delete(&ticket.key).await {
-            tracing::warn!(error = %error, "releasing a claim");
+        if claimed {
+            self.spawn_take_back(ticket.key.clone(), self.token(ticket.id));
         }
     }
 

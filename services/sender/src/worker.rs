@@ -208,7 +208,7 @@ impl Worker {
         if action.sends_again()
             && let Some(ticket) = &ticket
         {
-            self.restart_guard.release(ticket).await;
+            self.restart_guard.release(ticket);
         }
         self.record(bot, message, &ready, action).await
     }

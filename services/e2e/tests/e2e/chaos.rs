@@ -417,10 +417,21 @@ async fn nats_killed_right_after_handouts(users: i64, kills: usize) {
         "{kills} kills: {} recipients got the campaign twice",
         twice.len()
     );
+    let undelivered: Vec<(i64, String, Option<String>, Option<i32>)> = client
+        .query(
+            "SELECT user_id, status, reason, attempts FROM deliveries
+             WHERE campaign_id = $1 AND status <> 'delivered' ORDER BY user_id",
+            &[&campaign],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
     assert_eq!(
         received.len(),
         users as usize,
-        "every recipient got it: {row:?}"
+        "every recipient got it: {row:?}; not delivered (user, status, reason, attempts): {undelivered:?}"
     );
     assert!(twice.is_empty(), "{} got it twice: {twice:?}", twice.len());
     assert_eq!(
