@@ -364,7 +364,7 @@ mod tests {
         let mut late = LateArrivals::default();
         late.knows_round_trip(45_000);
         assert_eq!(late.answered(0, 90_000), Some(90_000 - 45_000 - absorbed));
-        // Answers quicker than the round trip become the baseline.
+        // A slower round trip measured later does not raise the baseline.
         late.knows_round_trip(60_000);
         let quiet = 10 * SECOND;
         assert_eq!(

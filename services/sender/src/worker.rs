@@ -29,7 +29,7 @@ use courier_core::send_limits::Lane;
 use courier_core::topology::{ATTEMPTS_HEADER, MAYBE_DUPLICATE_HEADER, SENDER_ACK_WAIT, Topology};
 use courier_core::{retry, telemetry, trace_context};
 use courier_telegram::bot_api::Sent;
-use courier_telegram::classify::{ApiFailure, Verdict, classify};
+use courier_telegram::classify::{self, Verdict};
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -381,7 +381,7 @@ impl Worker {
         if ready.lane == Lane::Paid {
             bot.stars_out.paid_sent();
         }
-        if sent.as_ref().map_or_else(ApiFailure::is_answer, |_| true) {
+        if classify::answered(&sent) {
             let took = asked.elapsed();
             // The item keeps its place past the answer, until the next
             // tick stores its record: the in-flight limit counts that too,
@@ -396,7 +396,7 @@ impl Worker {
         }
         sent.map_err(|failure| {
             observe_failure(
-                classify(&failure),
+                classify::classify(&failure),
                 message,
                 ready.campaign_id,
                 ready.attempt,

@@ -152,9 +152,15 @@ impl BotApi {
             .into_iter()
             .find_map(Result::ok)
             .map(|answer| answer.status().as_u16());
-        let asked = Instant::now();
-        let answered = self.get_me().await.map_or_else(|f| f.is_answer(), |_| true);
-        let round_trip = answered.then(|| asked.elapsed());
+        // Unanswered or refused, there is nothing to time (and a second
+        // wait for an unreachable API would only delay the start).
+        let round_trip = match status {
+            None | Some(401 | 404) => None,
+            Some(_) => {
+                let asked = Instant::now();
+                crate::classify::answered(&self.get_me().await).then(|| asked.elapsed())
+            }
+        };
         WarmUp { status, round_trip }
     }
 

@@ -24,13 +24,14 @@ pub enum ApiFailure {
     BadAnswer { status: u16 },
 }
 
-impl ApiFailure {
-    /// Whether an answer came back: only then does the call's time say how
-    /// long Telegram takes to answer (a timeout or a refused connection
-    /// says nothing about it).
-    pub fn is_answer(&self) -> bool {
-        matches!(self, ApiFailure::Api { .. } | ApiFailure::BadAnswer { .. })
-    }
+/// Whether a call's result is an answer: only then does the call's time
+/// say how long Telegram takes to answer (a timeout or a refused
+/// connection says nothing about it).
+pub fn answered<T>(result: &Result<T, ApiFailure>) -> bool {
+    matches!(
+        result,
+        Ok(_) | Err(ApiFailure::Api { .. } | ApiFailure::BadAnswer { .. })
+    )
 }
 
 /// What to do about a failure.
