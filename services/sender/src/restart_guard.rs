@@ -12,8 +12,12 @@
 //! wins. The claim is the last thing before the call (the outcome lookup
 //! comes before it), so a claim means "maybe sent". A claim whose answer
 //! was lost with the connection was not used: once NATS is back, the
-//! sender that made it takes it back if it is still its own. An item is *suspect*, and claims, when the connection to NATS
-//! was re-established since it was received, or it was received within
+//! sender that made it takes it back, and fences the key if no claim holds
+//! it yet (async-nats sends what it buffered while NATS was away once it is
+//! back, so that create may still land). A send given back to be tried
+//! again gives back its claim the same way. An item is *suspect*, and
+//! claims, when the connection to NATS was re-established since it was
+//! received, or it was received within
 //! [`SUSPECT_WINDOW`] of a reconnect (that covers the re-handed copies and
 //! the redeliveries of everything pending at the crash). A call already
 //! under way when NATS came back is claimed at once on its behalf, so its
@@ -30,7 +34,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation};
 use courier_core::topology::{SEND_TIMEOUT, SENDER_ACK_WAIT};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -126,6 +130,8 @@ pub enum ClaimError {
     Create(#[source] kv::CreateError),
     #[error("reading a recipient's claim in NATS KV")]
     Read(#[source] kv::EntryError),
+    #[error("taking back a recipient's claim in NATS KV")]
+    TakeBack(#[source] kv::DeleteError),
 }
 
 /// How a claim attempt ended.
@@ -137,12 +143,53 @@ pub enum Claim {
     Lost { age: Duration },
 }
 
+/// How a claim was taken back ([`take_back_once`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TakenBack {
+    /// It held the recipient: deleted.
+    Deleted,
+    /// None held it: fenced off, should it still be on its way.
+    Fenced,
+    /// Another copy holds the recipient: no claim of ours can land.
+    HeldByAnotherCopy,
+}
+
+/// Takes back the claim on `key` made with `token`: deletes it if it holds
+/// the recipient. If no claim does, its create may still be on its way
+/// (async-nats sends what it buffered once NATS is back): a delete marker
+/// written over the revision found (0 for none) fences it off, since a
+/// create expects the key as it was then.
+pub async fn take_back_once(
+    claims: &kv::Store,
+    key: &str,
+    token: &str,
+) -> Result<TakenBack, ClaimError> {
+    let entry = claims.entry(key).await.map_err(ClaimError::Read)?;
+    let held = entry
+        .as_ref()
+        .filter(|entry| entry.operation == Operation::Put);
+    if held.is_some_and(|entry| entry.value != token.as_bytes()) {
+        return Ok(TakenBack::HeldByAnotherCopy);
+    }
+    let revision = entry.as_ref().map_or(0, |entry| entry.revision);
+    claims
+        .delete_expect_revision(key, Some(revision))
+        .await
+        .map_err(ClaimError::TakeBack)?;
+    Ok(match held {
+        Some(_) => TakenBack::Deleted,
+        None => TakenBack::Fenced,
+    })
+}
+
 /// A send between its last check and its recorded outcome.
 struct InCall {
     key: String,
     epoch: u64,
     /// Its recipient is claimed (or being claimed) on its behalf.
     claimed: bool,
+    /// Ends when a claim made for it at a reconnect has landed or failed.
+    claimed_at_reconnect: Option<oneshot::Receiver<()>>,
 }
 
 #[derive(Default)]
@@ -167,6 +214,13 @@ pub struct Ticket<'a> {
     guard: &'a RestartGuard,
     id: u64,
     key: String,
+}
+
+impl Ticket<'_> {
+    /// The recipient's claim name, `<campaign>.<user>`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
 }
 
 impl Drop for Ticket<'_> {
@@ -205,25 +259,35 @@ impl RestartGuard {
         if connects != state.epoch {
             let epoch = std::mem::replace(&mut state.epoch, connects);
             state.reconnected_at = Some(Instant::now());
-            let keys: Vec<(u64, String)> = state
+            let mut claims: Vec<(u64, String, oneshot::Sender<()>)> = state
                 .in_call
                 .iter_mut()
                 .filter(|(_, call)| call.epoch <= epoch && !call.claimed)
                 .map(|(ticket, call)| {
+                    let (landed, claimed_at_reconnect) = oneshot::channel();
                     call.claimed = true;
-                    (*ticket, call.key.clone())
+                    call.claimed_at_reconnect = Some(claimed_at_reconnect);
+                    (*ticket, call.key.clone(), landed)
                 })
                 .collect();
+            claims.sort_unstable_by_key(|(ticket, ..)| *ticket);
             tracing::warn!(
-                calls = keys.len(),
+                calls = claims.len(),
                 "NATS reconnected: claiming the recipients of calls under way"
             );
             let guard = Arc::clone(self);
             tokio::spawn(async move {
-                for (ticket, key) in keys {
-                    if let Err(error) = guard.claim_key(ticket, &key).await {
-                        tracing::warn!(error = %error, "claiming a call under way");
+                for (ticket, key, landed) in claims {
+                    // No take-back on an error: the call is under way and
+                    // may deliver; if it is to be sent again, its release
+                    // takes the claim back.
+                    match guard.claim_key(ticket, &key).await {
+                        Ok(claim) => tracing::info!(key, ?claim, "claimed a call under way"),
+                        Err(error) => {
+                            tracing::warn!(key, error = %error, "claiming a call under way");
+                        }
                     }
+                    let _ = landed.send(());
                 }
             });
         }
@@ -261,6 +325,7 @@ impl RestartGuard {
                 key: key.clone(),
                 epoch,
                 claimed: before == BeforeCall::Claim,
+                claimed_at_reconnect: None,
             },
         );
         drop(state);
@@ -274,15 +339,20 @@ impl RestartGuard {
         )
     }
 
-    /// Claims the ticket's recipient.
+    /// Claims the ticket's recipient before its call. A claim whose answer
+    /// was lost may have landed: it is taken back, as the call is not made.
     pub async fn claim(self: &Arc<Self>, ticket: &Ticket<'_>) -> Result<Claim, ClaimError> {
-        self.claim_key(ticket.id, &ticket.key).await
+        let claimed = self.claim_key(ticket.id, &ticket.key).await;
+        if let Err(error) = &claimed {
+            tracing::info!(key = ticket.key, error = %error, "a claim's answer was lost: taking it back");
+            self.spawn_take_back(ticket.key.clone(), self.token(ticket.id), None);
+        }
+        claimed
     }
 
-    async fn claim_key(self: &Arc<Self>, ticket: u64, key: &str) -> Result<Claim, ClaimError> {
+    async fn claim_key(&self, ticket: u64, key: &str) -> Result<Claim, ClaimError> {
         let now_us = crate::kv_number::now_us();
-        let token = self.token(ticket);
-        match self.claims.create(key, token.clone().into()).await {
+        match self.claims.create(key, self.token(ticket).into()).await {
             Ok(_) => Ok(Claim::Won),
             Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {
                 let entry = self.claims.entry(key).await.map_err(ClaimError::Read)?;
@@ -295,11 +365,7 @@ impl RestartGuard {
                     .unwrap_or_default();
                 Ok(Claim::Lost { age })
             }
-            Err(error) => {
-                // It may have landed: take it back once NATS answers.
-                self.spawn_take_back(key.to_owned(), token);
-                Err(ClaimError::Create(error))
-            }
+            Err(error) => Err(ClaimError::Create(error)),
         }
     }
 
@@ -309,33 +375,35 @@ impl RestartGuard {
     }
 
     /// Takes the claim on `key` made with `token` back in the background
-    /// ([`RestartGuard::take_back`]).
-    fn spawn_take_back(self: &Arc<Self>, key: String, token: String) {
+    /// ([`RestartGuard::take_back`]), once a claim made for it at a
+    /// reconnect (`claimed_at_reconnect`) has landed or failed.
+    fn spawn_take_back(
+        self: &Arc<Self>,
+        key: String,
+        token: String,
+        claimed_at_reconnect: Option<oneshot::Receiver<()>>,
+    ) {
         let guard = Arc::clone(self);
-        tokio::spawn(async move { guard.take_back(&key, &token).await });
+        tokio::spawn(async move {
+            if let Some(landed) = claimed_at_reconnect {
+                let _ = landed.await;
+            }
+            guard.take_back(&key, &token).await;
+        });
     }
 
-    /// Deletes the claim on `key` if it is still the one made with
-    /// `token`, trying for [`TAKE_BACK_FOR`].
+    /// Takes back the claim on `key` made with `token` ([`take_back_once`]),
+    /// trying for [`TAKE_BACK_FOR`].
     async fn take_back(&self, key: &str, token: &str) {
         let until = Instant::now() + TAKE_BACK_FOR;
         let mut attempt = 0;
         while Instant::now() < until {
-            let taken_back = match self.claims.entry(key).await {
-                Ok(Some(entry))
-                    if entry.operation == Operation::Put && entry.value == token.as_bytes() =>
-                {
-                    self.claims
-                        .delete_expect_revision(key, Some(entry.revision))
-                        .await
-                        .is_ok()
+            match take_back_once(&self.claims, key, token).await {
+                Ok(taken_back) => {
+                    tracing::info!(key, attempt, ?taken_back, "took back a claim");
+                    return;
                 }
-                // Not ours, or it never landed.
-                Ok(_) => true,
-                Err(_) => false,
-            };
-            if taken_back {
-                return;
+                Err(error) => tracing::debug!(key, %error, "taking back a claim"),
             }
             tokio::time::sleep(courier_core::retry::backoff(
                 attempt,
@@ -344,7 +412,7 @@ impl RestartGuard {
             .await;
             attempt += 1;
         }
-        tracing::warn!("could not take back a claim whose answer was lost");
+        tracing::warn!(key, "could not take back a claim");
     }
 
     /// Gives the recipient back (the send will be tried again), if it was
@@ -353,13 +421,10 @@ impl RestartGuard {
     /// is taken back like one whose answer was lost, trying again while
     /// NATS is away (a single delete fails while NATS restarts).
     pub fn release(self: &Arc<Self>, ticket: &Ticket<'_>) {
-        let claimed = self
-            .lock()
-            .in_call
-            .get(&ticket.id)
-            .is_some_and(|call| call.claimed);
-        if claimed {
-            self.spawn_take_back(ticket.key.clone(), self.token(ticket.id));
+        // No longer under way: a reconnect from now on claims nothing for it.
+        let call = self.lock().in_call.remove(&ticket.id);
+        if let Some(call) = call.filter(|call| call.claimed) {
+            self.spawn_take_back(call.key, self.token(ticket.id), call.claimed_at_reconnect);
         }
     }
 

@@ -491,6 +491,11 @@ impl Worker {
                             .await?
                     }
                     ClaimedElsewhere::Uncertain => {
+                        tracing::warn!(
+                            key = ticket.key(),
+                            ?age,
+                            "recorded uncertain: another copy claimed the recipient long ago and recorded no outcome"
+                        );
                         let reason = "uncertain: claimed by another copy around a NATS \
                                       restart, which recorded no outcome";
                         let failed = policy::failed(reason.to_owned());

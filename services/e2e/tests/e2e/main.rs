@@ -20,6 +20,7 @@ mod campaign;
 mod chaos;
 mod operations;
 mod parked;
+mod restart_guard;
 mod rules;
 mod schedule;
 mod secrets;
