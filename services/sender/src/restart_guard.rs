@@ -352,12 +352,23 @@ impl RestartGuard {
 
     async fn claim_key(&self, ticket: u64, key: &str) -> Result<Claim, ClaimError> {
         let now_us = crate::kv_number::now_us();
-        match self.claims.create(key, self.token(ticket).into()).await {
+        let token = self.token(ticket);
+        match self.claims.create(key, token.clone().into()).await {
             Ok(_) => Ok(Claim::Won),
             Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {
                 let entry = self.claims.entry(key).await.map_err(ClaimError::Read)?;
-                let age = entry
-                    .filter(|entry| entry.operation == Operation::Put)
+                let held = entry.filter(|entry| entry.operation == Operation::Put);
+                // async-nats' create reads the key when its put fails, and
+                // a put whose ack was lost with NATS may have landed: that
+                // claim, "already there", is this one.
+                if held
+                    .as_ref()
+                    .is_some_and(|entry| entry.value == token.as_bytes())
+                {
+                    tracing::info!(key, "a claim whose answer was lost had landed: it is ours");
+                    return Ok(Claim::Won);
+                }
+                let age = held
                     .map(|entry| {
                         let created = entry.created.unix_timestamp_nanos() / 1_000;
                         Duration::from_micros(now_us.saturating_sub(created.max(0) as u64))

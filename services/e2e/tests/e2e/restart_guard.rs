@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, Operation};
-use courier_sender::restart_guard::{BeforeCall, RestartGuard, TakenBack, take_back_once};
+use courier_sender::restart_guard::{BeforeCall, Claim, RestartGuard, TakenBack, take_back_once};
 use courier_testing::nats_server::NatsServer;
 use courier_testing::{TestEnv, wait_until};
 
@@ -113,4 +113,41 @@ async fn a_send_given_back_keeps_no_claim_across_a_nats_restart() {
     })
     .await;
     drop(under_way);
+}
+
+/// A create whose ack was lost with NATS may have landed; async-nats then
+/// reads the key and says "already exists". That claim is the send's own:
+/// claiming again wins, while another sender's copy loses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_whose_claim_landed_unanswered_still_holds_it() {
+    let mut nats = NatsServer::start();
+    let env = TestEnv::with_nats(&nats.url()).await;
+    let client = env.nats_client().await;
+    let claims = claims(&env, &client).await;
+    let guard = RestartGuard::new(claims.clone(), &client);
+    let other_client = env.nats_client().await;
+    let other = RestartGuard::new(claims.clone(), &other_client);
+    nats.restart();
+    // Sends claim once the reconnect has settled.
+    let send = wait_until("a send that must claim", DEADLINE, || async {
+        match guard.enter("c.1".to_owned(), guard.receipt()) {
+            (Some(ticket), BeforeCall::Claim) => Some(ticket),
+            _ => None,
+        }
+    })
+    .await;
+    assert_eq!(guard.claim(&send).await.unwrap(), Claim::Won);
+    // The answer lost: the same send claims again.
+    assert_eq!(guard.claim(&send).await.unwrap(), Claim::Won);
+    let twin = wait_until("the twin must claim", DEADLINE, || async {
+        match other.enter("c.1".to_owned(), other.receipt()) {
+            (Some(ticket), BeforeCall::Claim) => Some(ticket),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(matches!(
+        other.claim(&twin).await.unwrap(),
+        Claim::Lost { .. }
+    ));
 }
