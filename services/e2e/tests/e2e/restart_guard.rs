@@ -2,10 +2,13 @@
 //! keeps no claim across a restart, and a claim whose answer was lost
 //! cannot land once it was taken back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, Operation};
-use courier_sender::restart_guard::{BeforeCall, Claim, RestartGuard, TakenBack, take_back_once};
+use courier_sender::restart_guard::{
+    BeforeCall, Claim, RestartGuard, TakenBack, Ticket, take_back_once,
+};
 use courier_testing::nats_server::NatsServer;
 use courier_testing::{TestEnv, wait_until};
 
@@ -18,6 +21,26 @@ async fn claims(env: &TestEnv, client: &async_nats::Client) -> kv::Store {
         .get_key_value(env.topology().claims_bucket())
         .await
         .unwrap()
+}
+
+/// A NATS connection of its own, a restart guard on it, and its claims.
+async fn guarded(env: &TestEnv) -> (async_nats::Client, Arc<RestartGuard>, kv::Store) {
+    let client = env.nats_client().await;
+    let claims = claims(env, &client).await;
+    let guard = RestartGuard::new(claims.clone(), &client);
+    (client, guard, claims)
+}
+
+/// A send of `key` registered with `guard` once it must claim (a
+/// reconnect seen and settled).
+async fn send_that_must_claim<'g>(guard: &'g Arc<RestartGuard>, key: &str) -> Ticket<'g> {
+    wait_until("a send that must claim", DEADLINE, || async {
+        match guard.enter(key.to_owned(), guard.receipt()) {
+            (Some(ticket), BeforeCall::Claim) => Some(ticket),
+            _ => None,
+        }
+    })
+    .await
 }
 
 /// Whether a claim holds `key`.
@@ -68,9 +91,7 @@ async fn a_claim_taken_back_before_it_landed_cannot_land_after() {
 async fn a_send_given_back_keeps_no_claim_across_a_nats_restart() {
     let mut nats = NatsServer::start();
     let env = TestEnv::with_nats(&nats.url()).await;
-    let client = env.nats_client().await;
-    let claims = claims(&env, &client).await;
-    let guard = RestartGuard::new(claims.clone(), &client);
+    let (client, guard, claims) = guarded(&env).await;
     let receipt = guard.receipt();
     let enter = |key: &str| {
         let (ticket, before) = guard.enter(key.to_owned(), receipt);
@@ -122,30 +143,14 @@ async fn a_send_given_back_keeps_no_claim_across_a_nats_restart() {
 async fn a_send_whose_claim_landed_unanswered_still_holds_it() {
     let mut nats = NatsServer::start();
     let env = TestEnv::with_nats(&nats.url()).await;
-    let client = env.nats_client().await;
-    let claims = claims(&env, &client).await;
-    let guard = RestartGuard::new(claims.clone(), &client);
-    let other_client = env.nats_client().await;
-    let other = RestartGuard::new(claims.clone(), &other_client);
+    let (_, guard, _) = guarded(&env).await;
+    let (_, other, _) = guarded(&env).await;
     nats.restart();
-    // Sends claim once the reconnect has settled.
-    let send = wait_until("a send that must claim", DEADLINE, || async {
-        match guard.enter("c.1".to_owned(), guard.receipt()) {
-            (Some(ticket), BeforeCall::Claim) => Some(ticket),
-            _ => None,
-        }
-    })
-    .await;
+    let send = send_that_must_claim(&guard, "c.1").await;
     assert_eq!(guard.claim(&send).await.unwrap(), Claim::Won);
     // The answer lost: the same send claims again.
     assert_eq!(guard.claim(&send).await.unwrap(), Claim::Won);
-    let twin = wait_until("the twin must claim", DEADLINE, || async {
-        match other.enter("c.1".to_owned(), other.receipt()) {
-            (Some(ticket), BeforeCall::Claim) => Some(ticket),
-            _ => None,
-        }
-    })
-    .await;
+    let twin = send_that_must_claim(&other, "c.1").await;
     assert!(matches!(
         other.claim(&twin).await.unwrap(),
         Claim::Lost { .. }
