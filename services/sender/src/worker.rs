@@ -491,13 +491,14 @@ impl Worker {
                             .await?
                     }
                     ClaimedElsewhere::Uncertain => {
+                        let reason = "uncertain: claimed by another copy around a NATS \
+                                      restart, which recorded no outcome";
                         tracing::warn!(
                             key = ticket.key(),
                             ?age,
-                            "recorded uncertain: another copy claimed the recipient long ago and recorded no outcome"
+                            reason,
+                            "recorded the recipient failed"
                         );
-                        let reason = "uncertain: claimed by another copy around a NATS \
-                                      restart, which recorded no outcome";
                         let failed = policy::failed(reason.to_owned());
                         self.finish(message, &ready.item, ready.attempt, failed, Handled::Failed)
                             .await?
