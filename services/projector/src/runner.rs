@@ -38,7 +38,7 @@ const BATCH: usize = 500;
 /// live campaign outcomes trickle in; applied one or two at a time, each
 /// transaction's fixed cost made the projector spend ~380 µs of CPU per
 /// outcome at 1000/s. 100 ms rather than 25 cut another fifth of that
-/// (README, *Cost per message*) for a completion seen at most ~0.1 s
+/// (docs/performance-history.md, *Cost per message*) for a completion seen at most ~0.1 s
 /// later. Events (rare, and a start holds up the loader) do not wait.
 const OUTCOMES_LINGER: Duration = Duration::from_millis(100);
 

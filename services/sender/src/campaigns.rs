@@ -53,7 +53,8 @@ pub const FRESH_FOR: Duration = Duration::from_millis(300);
 /// How often the view checks that it has every campaign event, while a
 /// campaign may be sending. Each probe is a round trip and a wake-up of a
 /// sender that paces a few sends per millisecond: 10 a second cost it
-/// less than the 40 it made before (README, "Cost per message").
+/// less than the 40 it made before (docs/performance-history.md, "Cost per
+/// message").
 pub const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// How long after its start event a campaign that overlaps others waits
 /// before its first send: [`FRESH_FOR`], and time for the last unclaimed
