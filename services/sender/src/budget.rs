@@ -1,8 +1,9 @@
 //! One rate budget per bot token, shared by every sender replica: the
 //! schedule of [`crate::rate`] lives in a NATS KV key (`<bot id>.<lane>`)
 //! and replicas reserve slots from it with compare-and-set. A replica takes
-//! a small chunk at a time and its workers wait for the slots one after
-//! another, so a replica never holds more than a chunk of the future; a
+//! a small chunk at a time (a slot for each worker waiting, at most ~50 ms
+//! of the schedule) and its workers wait for the slots one after another,
+//! so a replica never holds more than a chunk of the future; a
 //! 429 moves the shared schedule, which pauses the token on every replica
 //! (each may still have one chunk of slots out when it happens). An answer
 //! that shows its send arrived late moves the shared schedule on
@@ -12,7 +13,7 @@
 //! a skew of d shifts that replica's sends by d.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
@@ -35,7 +36,9 @@ pub struct Budget {
     key: String,
     lane: Lane,
     interval_us: u64,
-    chunk: u32,
+    rate: f64,
+    /// Workers in [`Budget::acquire`] now: how many slots to reserve.
+    waiting: AtomicUsize,
     /// Slots this replica reserved and has not used yet. Workers take the
     /// lock in turn (tokio's mutex is fair) and hold it until their slot.
     slots: Mutex<VecDeque<u64>>,
@@ -44,6 +47,23 @@ pub struct Budget {
     pauses: AtomicU64,
     /// This replica's sends' answers, judged for late arrivals.
     late: std::sync::Mutex<LateArrivals>,
+}
+
+/// Counts a worker in [`Budget::acquire`] while it lives, however the
+/// wait ends (a slot, an error, or dropped at shutdown).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// How a wait for a slot ended.
@@ -64,7 +84,8 @@ impl Budget {
             key: format!("{bot_id}.{}", lane.as_str()),
             lane,
             interval_us: rate::interval_us(rate),
-            chunk: rate::chunk(rate),
+            rate,
+            waiting: AtomicUsize::new(0),
             slots: Mutex::new(VecDeque::new()),
             pauses: AtomicU64::new(0),
             late: std::sync::Mutex::new(LateArrivals::default()),
@@ -74,6 +95,7 @@ impl Budget {
     /// Waits for this send's slot, and says which it was. Pacing, not
     /// retrying: the item is held only until its turn.
     pub async fn acquire(&self) -> Result<u64, BudgetError> {
+        let _waiting = Waiting::enter(&self.waiting);
         let mut slots = self.slots.lock().await;
         loop {
             let pauses = self.pauses.load(Ordering::Acquire);
@@ -85,7 +107,8 @@ impl Budget {
                 self.count_dropped_slot();
             }
             if slots.is_empty() {
-                let reservation = self.reserve(self.chunk).await?;
+                let count = rate::chunk(self.rate, self.waiting.load(Ordering::Relaxed));
+                let reservation = self.reserve(count).await?;
                 slots.extend((0..reservation.count).map(|i| reservation.slot(i)));
             }
             let slot = slots

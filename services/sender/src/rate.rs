@@ -84,13 +84,19 @@ pub fn pause(next: u64, now: u64, retry_after: Duration) -> u64 {
     next.max(now + retry_after.as_micros() as u64)
 }
 
-/// Slots reserved at once by one replica: about 50 ms worth, so a busy
-/// replica touches the shared schedule ~20 times a second whatever the
-/// rate, and slots never sit unused for long; at least `MIN_CHUNK`, so a
-/// bot at 30/s costs a schedule write per few sends, not per send (one
-/// deployment serving fifty such bots would write 1,500 times a second).
-pub fn chunk(rate: f64) -> u32 {
-    ((rate * 0.05).floor() as u32).max(MIN_CHUNK)
+/// Slots reserved at once by one replica: one for each of its sends
+/// `waiting` for a slot, at most about 50 ms worth, so a busy replica
+/// touches the shared schedule ~20 times a second whatever the rate; at
+/// least `MIN_CHUNK`, so a bot at 30/s costs a schedule write per few
+/// sends, not per send (one deployment serving fifty such bots would write
+/// 1,500 times a second). Sized by what waits, a replica sending slower
+/// than the schedule allows does not hold 50 ms of it, mostly unused,
+/// while the other replicas' sends wait behind that block.
+pub fn chunk(rate: f64, waiting: usize) -> u32 {
+    let most = ((rate * 0.05).floor() as u32).max(MIN_CHUNK);
+    u32::try_from(waiting)
+        .unwrap_or(u32::MAX)
+        .clamp(MIN_CHUNK, most)
 }
 
 /// The fewest slots reserved at once: 133 ms of a 30/s bot's schedule.
@@ -205,7 +211,7 @@ mod tests {
         let mut slots = Vec::new();
         // Three replicas take chunks in turn, all asking "now" = 0.
         for _ in 0..100 {
-            let reservation = reserve(next, 0, chunk(30.0), interval);
+            let reservation = reserve(next, 0, chunk(30.0, usize::MAX), interval);
             next = reservation.end();
             slots.extend((0..reservation.count).map(|i| reservation.slot(i)));
         }
@@ -285,8 +291,20 @@ mod tests {
 
     #[test]
     fn chunks_are_about_fifty_milliseconds_of_sends_and_never_tiny() {
-        assert_eq!(chunk(30.0), 4);
-        assert_eq!(chunk(1000.0), 50);
+        assert_eq!(chunk(30.0, 100), 4);
+        assert_eq!(chunk(1000.0, 100), 50);
+        assert_eq!(chunk(1000.0, 1), 4);
+    }
+
+    #[test]
+    fn a_replica_reserves_no_more_than_its_waiting_sends_need() {
+        // Limits off (100,000/s): 50 ms is 5,000 slots; a replica with 120
+        // sends waiting takes 120 (1.2 ms of the schedule), not a block the
+        // other replicas' sends would wait 50 ms behind.
+        assert_eq!(chunk(100_000.0, 120), 120);
+        assert_eq!(chunk(100_000.0, usize::MAX), 5_000);
+        // Paced at 1000/s a replica keeps more waiting than a chunk.
+        assert_eq!(chunk(1000.0, 300), 50);
     }
 
     /// Sends at 30/s, slots reserved a chunk at a time as a replica does;
@@ -301,7 +319,7 @@ mod tests {
         let mut answers = VecDeque::new();
         let (mut next, mut arrivals) = (0, Vec::new());
         while next < 5 * SECOND {
-            let block = reserve(next, 0, chunk(30.0), interval);
+            let block = reserve(next, 0, chunk(30.0, usize::MAX), interval);
             next = block.end();
             for slot in (0..block.count).map(|i| block.slot(i)) {
                 while let Some(&(answered, sent)) = answers.front().filter(|(at, _)| *at <= slot) {
