@@ -16,6 +16,7 @@
 mod amend;
 mod audience;
 mod bots;
+mod budget;
 mod campaign;
 mod chaos;
 mod operations;
