@@ -154,6 +154,17 @@ pub enum TakenBack {
     HeldByAnotherCopy,
 }
 
+/// The claim holding a key, if any: a delete marker (a claim taken back, or
+/// a fence) holds nothing.
+fn holding(entry: Option<&kv::Entry>) -> Option<&kv::Entry> {
+    entry.filter(|entry| entry.operation == Operation::Put)
+}
+
+/// Whether `claim` was made with `token` (by this send).
+fn made_with(claim: &kv::Entry, token: &str) -> bool {
+    claim.value == token.as_bytes()
+}
+
 /// Takes back the claim on `key` made with `token`: deletes it if it holds
 /// the recipient. If no claim does, its create may still be on its way
 /// (async-nats sends what it buffered once NATS is back): a delete marker
@@ -165,10 +176,8 @@ pub async fn take_back_once(
     token: &str,
 ) -> Result<TakenBack, ClaimError> {
     let entry = claims.entry(key).await.map_err(ClaimError::Read)?;
-    let held = entry
-        .as_ref()
-        .filter(|entry| entry.operation == Operation::Put);
-    if held.is_some_and(|entry| entry.value != token.as_bytes()) {
+    let held = holding(entry.as_ref());
+    if held.is_some_and(|claim| !made_with(claim, token)) {
         return Ok(TakenBack::HeldByAnotherCopy);
     }
     let revision = entry.as_ref().map_or(0, |entry| entry.revision);
@@ -357,14 +366,11 @@ impl RestartGuard {
             Ok(_) => Ok(Claim::Won),
             Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {
                 let entry = self.claims.entry(key).await.map_err(ClaimError::Read)?;
-                let held = entry.filter(|entry| entry.operation == Operation::Put);
+                let held = holding(entry.as_ref());
                 // async-nats' create reads the key when its put fails, and
                 // a put whose ack was lost with NATS may have landed: that
                 // claim, "already there", is this one.
-                if held
-                    .as_ref()
-                    .is_some_and(|entry| entry.value == token.as_bytes())
-                {
+                if held.is_some_and(|claim| made_with(claim, &token)) {
                     tracing::info!(key, "a claim whose answer was lost had landed: it is ours");
                     return Ok(Claim::Won);
                 }
