@@ -113,7 +113,10 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         live_cards,
         shutdown.clone(),
     ));
+    // Method URLs carry the token: a redirect must not take it to another
+    // host (the sender's client refuses them too).
     let http = teloxide::net::default_reqwest_settings()
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .context("building the Bot API's HTTP client")?;
     let previews =

@@ -110,6 +110,9 @@ impl BotApi {
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(max_idle)
             .tcp_nodelay(true)
+            // Method URLs carry the token: a redirect must not take it to
+            // another host. The Bot API answers its methods, never 3xx.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Self::with_http(http, config)
     }
@@ -259,5 +262,55 @@ fn transport_failure(error: reqwest::Error) -> ApiFailure {
         ApiFailure::NotSent(error.to_string())
     } else {
         ApiFailure::NoAnswer(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use courier_core::config::{TelegramApiConfig, TelegramConfig};
+    use futures::FutureExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_so_the_token_stays_with_the_bot_api() {
+        let elsewhere = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let location = format!("http://{}/", elsewhere.local_addr().unwrap());
+        let api_url = format!("http://{}", api.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut connection, _) = api.accept().await.unwrap();
+            // One read holds the whole small request; what it says does
+            // not matter.
+            let mut request = [0u8; 4096];
+            let _ = connection.read(&mut request).await.unwrap();
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+            );
+            connection.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let config = TelegramConfig {
+            bot_token: "123456:abcdefghijklmnop".parse().unwrap(),
+            api: TelegramApiConfig {
+                api_url: api_url.parse().unwrap(),
+            },
+        };
+        let api = BotApi::new(&config, Duration::from_secs(2), 1).unwrap();
+
+        let answer = api.get_me().await;
+
+        assert!(
+            matches!(answer, Err(ApiFailure::BadAnswer { status: 307 })),
+            "{answer:?}"
+        );
+        // Following it would have connected before the answer came back.
+        assert!(
+            elsewhere.accept().now_or_never().is_none(),
+            "the client followed the redirect"
+        );
     }
 }
