@@ -36,6 +36,8 @@ pub struct Budget {
     key: String,
     lane: Lane,
     interval_us: u64,
+    /// The tick (µs) this lane's sends leave on ([`tick::departure_tick_us`]).
+    departure_tick_us: u64,
     rate: f64,
     /// Workers in [`Budget::acquire`] now: how many slots to reserve.
     waiting: AtomicUsize,
@@ -84,6 +86,7 @@ impl Budget {
             key: format!("{bot_id}.{}", lane.as_str()),
             lane,
             interval_us: rate::interval_us(rate),
+            departure_tick_us: tick::departure_tick_us(rate::interval_us(rate)),
             rate,
             waiting: AtomicUsize::new(0),
             slots: Mutex::new(VecDeque::new()),
@@ -124,13 +127,13 @@ impl Budget {
         }
     }
 
-    /// Sleeps until `slot`'s departure, the sender's tick at or before it
+    /// Sleeps until `slot`'s departure, the lane's tick at or before it
     /// ([`tick::departure`]); says whether it may still be used (the
     /// lane's pause count was `pauses` when the slot was taken).
     async fn sleep_until(&self, slot: u64, pauses: u64) -> Woke {
         // tokio's timer ticks once a millisecond: a shorter wait would
         // sleep a whole tick, so a departure that close is taken now.
-        let wait = tick::departure(slot).saturating_sub(now_us());
+        let wait = tick::departure(slot, self.departure_tick_us).saturating_sub(now_us());
         if wait >= TIMER_TICK_US {
             tokio::time::sleep(Duration::from_micros(wait)).await;
         }
@@ -193,10 +196,10 @@ impl Budget {
     /// Telegram answers a request on an open connection in `round_trip`:
     /// before this replica's first send is answered, its sends are judged
     /// against that rather than counted late by their whole answer time. A
-    /// send leaves up to a tick before its slot, so its answer may come
-    /// that much sooner after the slot.
+    /// send leaves up to a departure tick before its slot, so its answer
+    /// may come that much sooner after the slot.
     pub fn knows_round_trip(&self, round_trip: Duration) {
-        let from_slot = round_trip.saturating_sub(tick::TICK);
+        let from_slot = round_trip.saturating_sub(Duration::from_micros(self.departure_tick_us));
         self.late
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -386,7 +386,7 @@ impl Worker {
             // The item keeps its place past the answer, until the next
             // tick stores its record: the in-flight limit counts that too,
             // or a fast Bot API would keep it at its floor of 64 items.
-            bot.answered_after(took + tick::TICK);
+            bot.answered_after(took + tick::RECORD_TICK);
             courier_core::metrics::sender()
                 .telegram_request_duration
                 .observe([call.method, ready.lane.as_str()], took);
