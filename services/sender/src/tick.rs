@@ -26,7 +26,7 @@ const BASE_TICK_US: u64 = 5_000;
 pub const RECORD_TICK: Duration = Duration::from_millis(10);
 
 const RECORD_TICK_US: u64 = RECORD_TICK.as_micros() as u64;
-const _: () = assert!(RECORD_TICK_US % BASE_TICK_US == 0);
+const _: () = assert!(RECORD_TICK_US.is_multiple_of(BASE_TICK_US));
 
 /// The departure tick (µs) of a lane whose slots are `interval_us` apart.
 /// A send leaves up to a tick before its slot and may still leave its
@@ -72,7 +72,7 @@ mod tests {
                 tick + rate::lateness_tolerance_us(interval) <= rate::drift_allowance_us() * 2 / 3,
                 "{limit}/s"
             );
-            assert_eq!(RECORD_TICK_US % tick, 0, "{limit}/s");
+            assert!(RECORD_TICK_US.is_multiple_of(tick), "{limit}/s");
         }
     }
 
