@@ -159,6 +159,14 @@ impl Topology {
         format!("{}_{kind}", self.prefix.as_str().replace('-', "_")).to_uppercase()
     }
 
+    /// Whether JetStream stream `name` is one of this prefix's: its
+    /// streams, or a KV bucket's (`KV_<bucket>`).
+    pub fn owns_stream(&self, name: &str) -> bool {
+        name.strip_prefix("KV_")
+            .unwrap_or(name)
+            .starts_with(&self.stream_name(""))
+    }
+
     pub fn events_stream(&self) -> String {
         self.stream_name("events")
     }
@@ -657,6 +665,22 @@ mod tests {
         assert_eq!(t.schedules_stream(), "T_1_SCHEDULES");
         assert_eq!(t.schedule_subject("c1"), "t-1.schedules.timer.c1");
         assert_eq!(t.due_subject("c1"), "t-1.schedules.due.c1");
+    }
+
+    #[test]
+    fn a_prefix_owns_its_streams_and_buckets_only() {
+        let topology = Topology::new("t1a2b".parse().unwrap(), 1);
+        let other = Topology::new("t1a2bc".parse().unwrap(), 1);
+        for name in [
+            topology.events_stream(),
+            topology.schedules_stream(),
+            format!("KV_{}", topology.chat_bucket()),
+            format!("KV_{}", topology.claims_bucket()),
+            format!("KV_{}", topology.bots_bucket()),
+        ] {
+            assert!(topology.owns_stream(&name), "{name}");
+            assert!(!other.owns_stream(&name), "{name}");
+        }
     }
 
     #[test]

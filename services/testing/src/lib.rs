@@ -267,15 +267,20 @@ impl Drop for TestEnv {
                 if let Ok(client) =
                     async_nats::connect(nats_url.split(',').collect::<Vec<_>>()).await
                 {
+                    use futures::StreamExt as _;
                     let js = async_nats::jetstream::new(client);
-                    for stream in [
-                        topology.events_stream(),
-                        topology.work_stream(),
-                        topology.outcomes_stream(),
-                    ] {
+                    // Every stream and bucket of the prefix, whichever the
+                    // test made: a shared server otherwise gathers
+                    // thousands over repeated runs.
+                    let owned: Vec<String> = js
+                        .stream_names()
+                        .filter_map(|name| async { name.ok() })
+                        .filter(|name| std::future::ready(topology.owns_stream(name)))
+                        .collect()
+                        .await;
+                    for stream in owned {
                         let _ = js.delete_stream(stream).await;
                     }
-                    let _ = js.delete_key_value(topology.rate_bucket()).await;
                 }
                 if let Ok((admin, connection)) =
                     tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
