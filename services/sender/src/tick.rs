@@ -3,9 +3,10 @@
 //! wake-up of the process and a write of its own. Work is gathered on the
 //! clock's multiples instead: a send leaves at its lane's departure tick
 //! ([`departure_tick_us`]) at or before its slot, and outcomes and chat
-//! records are stored at the [`RECORD_TICK`] after their answer, so one wake-up serves a tick's sends
-//! and records and shares their writes (docs/decisions/0018, 0019, 0023).
-//! Every item of the process, of whichever bot, uses the same ticks.
+//! records are stored at the [`RECORD_TICK`] after their answer, so one
+//! wake-up serves a tick's sends and records and shares their writes
+//! (docs/decisions/0018, 0019, 0023). Every item of the process, of
+//! whichever bot, uses the same ticks.
 //!
 //! Leaving up to a departure tick early is part of the drift the rate
 //! headroom absorbs ([`crate::rate`]): a send's time from its slot to its
