@@ -57,7 +57,7 @@ use courier_core::event::EventPublisher;
 use courier_core::send_limits::PublishedLimits;
 use courier_core::topology::DEFAULT_BOT;
 use courier_core::{retry, startup};
-use courier_telegram::bot_api::BotApi;
+use courier_telegram::bot_api::{BotApi, following_no_redirect};
 use teloxide::dispatching::Dispatcher;
 use teloxide::dptree;
 use teloxide::prelude::Requester;
@@ -113,10 +113,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> anyhow::Resu
         live_cards,
         shutdown.clone(),
     ));
-    // Method URLs carry the token: a redirect must not take it to another
-    // host (the sender's client refuses them too).
-    let http = teloxide::net::default_reqwest_settings()
-        .redirect(reqwest::redirect::Policy::none())
+    let http = following_no_redirect(teloxide::net::default_reqwest_settings())
         .build()
         .context("building the Bot API's HTTP client")?;
     let previews =

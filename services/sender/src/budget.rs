@@ -36,8 +36,6 @@ pub struct Budget {
     key: String,
     lane: Lane,
     interval_us: u64,
-    /// The tick (µs) this lane's sends leave on ([`tick::departure_tick_us`]).
-    departure_tick_us: u64,
     rate: f64,
     /// Workers in [`Budget::acquire`] now: how many slots to reserve.
     waiting: AtomicUsize,
@@ -86,7 +84,6 @@ impl Budget {
             key: format!("{bot_id}.{}", lane.as_str()),
             lane,
             interval_us: rate::interval_us(rate),
-            departure_tick_us: tick::departure_tick_us(rate::interval_us(rate)),
             rate,
             waiting: AtomicUsize::new(0),
             slots: Mutex::new(VecDeque::new()),
@@ -133,7 +130,8 @@ impl Budget {
     async fn sleep_until(&self, slot: u64, pauses: u64) -> Woke {
         // tokio's timer ticks once a millisecond: a shorter wait would
         // sleep a whole tick, so a departure that close is taken now.
-        let wait = tick::departure(slot, self.departure_tick_us).saturating_sub(now_us());
+        let wait = tick::departure(slot, tick::departure_tick_us(self.interval_us))
+            .saturating_sub(now_us());
         if wait >= TIMER_TICK_US {
             tokio::time::sleep(Duration::from_micros(wait)).await;
         }
@@ -199,7 +197,9 @@ impl Budget {
     /// send leaves up to a departure tick before its slot, so its answer
     /// may come that much sooner after the slot.
     pub fn knows_round_trip(&self, round_trip: Duration) {
-        let from_slot = round_trip.saturating_sub(Duration::from_micros(self.departure_tick_us));
+        let from_slot = round_trip.saturating_sub(Duration::from_micros(tick::departure_tick_us(
+            self.interval_us,
+        )));
         self.late
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

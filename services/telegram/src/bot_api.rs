@@ -99,6 +99,13 @@ struct Parameters {
     retry_after: Option<u64>,
 }
 
+/// `builder` refusing redirects. Method URLs carry the token: a redirect
+/// must not take it to another host (the Bot API answers its methods, never
+/// with a 3xx). Every client of the Bot API is built through this.
+pub fn following_no_redirect(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    builder.redirect(reqwest::redirect::Policy::none())
+}
+
 impl BotApi {
     pub fn new(
         config: &TelegramConfig,
@@ -109,11 +116,8 @@ impl BotApi {
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(max_idle)
-            .tcp_nodelay(true)
-            // Method URLs carry the token: a redirect must not take it to
-            // another host. The Bot API answers its methods, never 3xx.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .tcp_nodelay(true);
+        let http = following_no_redirect(http).build()?;
         Self::with_http(http, config)
     }
 
